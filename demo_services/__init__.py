@@ -1,0 +1,1 @@
+"""Demo sagas from the seed scenarios, instrumented with the decorator, with fault injection."""

@@ -1,0 +1,165 @@
+"""The wire contract: Kafka header names, and the one codec for them.
+
+CloudEvents 1.0 Kafka binary binding (``ce_*`` headers) plus W3C Trace Context
+(``traceparent``/``tracestate``), with saga attributes. Other languages rely on these names;
+they never change. Everything here is dependency-free so the collector can decode with it too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+CE_SPECVERSION = "ce_specversion"
+CE_ID = "ce_id"
+CE_SOURCE = "ce_source"
+CE_TYPE = "ce_type"
+CE_TIME = "ce_time"
+CE_SAGAID = "ce_sagaid"
+CE_SAGATYPE = "ce_sagatype"
+CE_KIND = "ce_kind"
+CE_CAUSATIONID = "ce_causationid"
+CE_STEP = "ce_step"
+CE_SAGASTATUS = "ce_sagastatus"
+CE_COMPENSATES = "ce_compensates"
+
+SPECVERSION = "1.0"
+
+#: Header names of the contract, in the order the producer writes them.
+CONTRACT_HEADERS: tuple[str, ...] = (
+    TRACEPARENT,
+    TRACESTATE,
+    CE_SPECVERSION,
+    CE_ID,
+    CE_SOURCE,
+    CE_TYPE,
+    CE_TIME,
+    CE_SAGAID,
+    CE_SAGATYPE,
+    CE_KIND,
+    CE_CAUSATIONID,
+    CE_STEP,
+    CE_SAGASTATUS,
+    CE_COMPENSATES,
+)
+
+KIND_COMMAND = "command"
+KIND_EVENT = "event"
+KINDS = frozenset({KIND_COMMAND, KIND_EVENT})
+
+STATUS_COMPLETED = "completed"
+STATUS_FAILED = "failed"
+STATUS_COMPENSATING = "compensating"
+STATUS_COMPENSATED = "compensated"
+#: Values of ``ce_sagastatus``; ``running`` and ``stalled`` are derived, never sent.
+SAGA_STATUSES = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_COMPENSATING, STATUS_COMPENSATED})
+
+_TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+
+class MalformedHeader(ValueError):
+    """A contract header is present but its value does not follow the contract."""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceParent:
+    trace_id: str
+    span_id: str
+    flags: int = 1
+
+    def format(self) -> str:
+        return f"00-{self.trace_id}-{self.span_id}-{self.flags:02x}"
+
+
+def parse_traceparent(value: str) -> TraceParent:
+    """Parse a W3C ``traceparent`` value.
+
+    Raises:
+        MalformedHeader: if it is not ``version-traceid-spanid-flags`` with non-zero ids.
+    """
+    m = _TRACEPARENT_RE.match(value.strip())
+    if m is None or m.group(1) == "ff":
+        raise MalformedHeader(f"malformed traceparent {value[:80]!r}")
+    version, trace_id, span_id, flags, rest = m.groups()
+    if version == "00" and rest:
+        raise MalformedHeader(f"malformed traceparent {value[:80]!r}")
+    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        raise MalformedHeader(f"traceparent with an all-zero id {value[:80]!r}")
+    return TraceParent(trace_id, span_id, int(flags, 16))
+
+
+def decode_headers(
+    headers: Iterable[tuple[str, bytes | None]] | None,
+) -> tuple[dict[str, str], list[str]]:
+    """Kafka's ``[(key, bytes)]`` to ``{key: str}``; never raises.
+
+    Undecodable values are kept with replacement characters and reported in the returned
+    error list. A repeated key keeps its last value (as Kafka clients' header lookup does).
+    """
+    out: dict[str, str] = {}
+    errors: list[str] = []
+    for key, value in headers or ():
+        if value is None:
+            out[key] = ""
+            continue
+        try:
+            out[key] = value.decode("utf-8")
+        except UnicodeDecodeError:
+            out[key] = value.decode("utf-8", errors="replace")
+            errors.append(f"header {key!r} is not valid UTF-8")
+    return out, errors
+
+
+def new_message_id() -> str:
+    """A UUIDv7 (time-ordered, RFC 9562) as a string."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & 0x3FFF_FFFF_FFFF_FFFF
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def format_time(moment: datetime | float | None = None) -> str:
+    """RFC 3339 in UTC with milliseconds, e.g. ``2026-11-22T10:15:30.123Z``.
+
+    ``moment`` is a datetime (naive means UTC), seconds since the epoch, or None for now.
+    """
+    if moment is None:
+        moment = time.time()
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.timestamp()
+    ms = round(moment * 1000)
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def parse_time(value: str) -> datetime:
+    """Parse an RFC 3339 / ISO 8601 timestamp into an aware UTC datetime.
+
+    Raises:
+        MalformedHeader: if it is not a timestamp.
+    """
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise MalformedHeader(f"malformed time {value[:80]!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

@@ -1,0 +1,3 @@
+from sagascope.cli import main
+
+raise SystemExit(main())

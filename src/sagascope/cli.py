@@ -1,0 +1,115 @@
+"""The ``sagascope`` console script: one subcommand per job, each in ``sagascope.commands``.
+
+A subcommand module defines ``HELP``, ``add_arguments(parser)`` and
+``run(args, settings) -> int``; it is imported only when its subcommand runs, so the base
+install (instrumentation only) still answers ``--help`` and names missing extras clearly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sagascope import __version__
+from sagascope.exceptions import ConfigError, SagascopeError
+from sagascope.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+#: subcommand -> (module under sagascope.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "run everything locally: broker, store, demo traffic, collector, alerter, dashboard"),
+    "collect": ("collect", "consume Kafka topics into the store"),
+    "verify": ("verify", "prove the stored audit trail complete and unedited"),
+    "alert": ("alert", "evaluate stalled-saga rules and send alerts"),
+    "alerts": ("alerts", "list open and recent alerts"),
+    "dashboard": ("dashboard", "serve the Streamlit dashboard"),
+    "flow": ("flow", "print the flow of one saga (by saga id, trace id or message id)"),
+    "stuck": ("stuck", "list stalled sagas"),
+    "replay": ("replay", "replay a CSV or XES event log into Kafka with the contract headers"),
+    "bench": ("bench", "run the benchmarks in bench/"),
+}
+
+
+def _common_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="path of sagascope.toml (env SAGASCOPE_CONFIG)")
+    parser.add_argument(
+        "--bootstrap-servers", dest="broker.bootstrap_servers", metavar="HOST:PORT",
+        help="Kafka bootstrap servers (env SAGASCOPE_BROKER_BOOTSTRAP_SERVERS)",
+    )
+    parser.add_argument(
+        "--clickhouse-url", dest="store.url", metavar="URL",
+        help="ClickHouse server URL; default is embedded chDB (env SAGASCOPE_STORE_URL)",
+    )
+    parser.add_argument(
+        "--store-path", dest="store.path", metavar="DIR",
+        help="chDB data directory (env SAGASCOPE_STORE_PATH)",
+    )
+    parser.add_argument(
+        "--database", dest="store.database", help="database name (env SAGASCOPE_STORE_DATABASE)"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sagascope", description="Tracing and audit observatory for sagas over Kafka."
+    )
+    parser.add_argument("--version", action="version", version=f"sagascope {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        _common_flags(sp)
+        sp.set_defaults(_command=name)
+    return parser
+
+
+def _load_command(name: str) -> Any:
+    module_name = f"sagascope.commands.{COMMANDS[name][0]}"
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SagascopeError(
+            f"'sagascope {name}' needs packages that are not installed ({exc.name}); "
+            'install them with: pip install "sagascope[all]"'
+        ) from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Subcommand flags are added only for the chosen command, so that `sagascope --help`
+    # works on the base install.
+    name = next((a for a in argv if not a.startswith("-")), None)
+    if name is not None and name not in COMMANDS:
+        parser.error(f"unknown command {name!r}; choose from: {', '.join(COMMANDS)}")
+    try:
+        if name is not None:
+            module = _load_command(name)
+            subparsers = next(
+                a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+            )
+            module.add_arguments(subparsers.choices[name])
+        args = parser.parse_args(argv)
+        if name is None:
+            parser.print_help()
+            return 2
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
+        overrides = {k: v for k, v in vars(args).items() if "." in k}
+        settings = load_settings(args.config, overrides)
+        return int(module.run(args, settings) or 0)
+    except ConfigError as exc:
+        print(f"sagascope: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except SagascopeError as exc:
+        print(f"sagascope: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

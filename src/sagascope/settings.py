@@ -1,0 +1,282 @@
+"""The one settings object: flags over ``SAGASCOPE_*`` environment variables over ``sagascope.toml``.
+
+Every scalar setting ``<section>.<name>`` can be set in the TOML file under ``[<section>]``,
+by the environment variable ``SAGASCOPE_<SECTION>_<NAME>`` (upper case), or by a CLI flag.
+Lists of rules (correlation, redaction, status and alert rules) live only in the file.
+Applications call :func:`load_settings`; libraries take arguments and never read the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sagascope.exceptions import ConfigError
+
+#: Path of the TOML file; default ``./sagascope.toml`` when it exists.
+ENV_CONFIG_FILE = "SAGASCOPE_CONFIG"
+DEFAULT_CONFIG_FILE = "sagascope.toml"
+ENV_PREFIX = "SAGASCOPE_"
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    #: Kafka bootstrap servers; empty means "start the embedded Tansu broker" (demo only).
+    bootstrap_servers: str = ""
+    #: Client id prefix used by every sagascope Kafka client.
+    client_id: str = "sagascope"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    #: ClickHouse server URL (``http://user:pass@host:8123/db``); empty means embedded chDB.
+    url: str = ""
+    #: chDB data directory for the embedded store.
+    path: str = ".sagascope/store"
+    #: Database holding the sagascope tables.
+    database: str = "sagascope"
+    #: ClickHouse cluster name; when set, DDL runs ``ON CLUSTER`` with Replicated + Distributed tables.
+    cluster: str = ""
+
+
+@dataclass(frozen=True)
+class CorrelationRule:
+    """How to tie messages on matching topics to their saga when they lack contract headers.
+
+    Each field is either a JSON pointer (``/order/id``) into the JSON payload or a regex
+    (``re:order-(\\d+)``) over the raw payload, whose first group is the value.
+    """
+
+    topic: str
+    saga_id: str = ""
+    saga_type: str = ""
+    type: str = ""
+    event_time: str = ""
+    source: str = ""
+    #: Constant saga type when the payload does not carry one.
+    saga_type_value: str = ""
+    #: Use the Kafka key as saga id when ``saga_id`` finds nothing.
+    key_fallback: bool = True
+
+
+@dataclass(frozen=True)
+class RedactionRule:
+    """Replace a payload value before it is stored: by JSON field path or by value pattern."""
+
+    #: JSON pointer with ``*`` for any key or index, e.g. ``/payment/card/number`` or ``/*/cvv``.
+    path: str = ""
+    #: Regex over string values (and over non-JSON payload text), e.g. a card number pattern.
+    pattern: str = ""
+    replacement: str = "[REDACTED]"
+    #: Topic regex the rule applies to; empty means every topic.
+    topic: str = ""
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    group_id: str = "sagascope-collector"
+    #: Topics to consume (regex, matched against the full name).
+    include: str = ".*"
+    #: Topics never consumed (regex); sagascope's own alert topic and Kafka internals.
+    exclude: str = r"^(__.*|_sagascope\.alerts)$"
+    batch_rows: int = 5000
+    flush_interval_s: float = 1.0
+    #: Payloads above this size are stored truncated (size and SHA-256 of the whole kept).
+    payload_cap_bytes: int = 65536
+    #: Port of the Prometheus metrics endpoint; 0 disables it.
+    metrics_port: int = 0
+    #: Topic the instrumentation's span exporter writes to.
+    telemetry_topic: str = "_sagascope.spans"
+    #: kafka-python's max_poll_interval_ms, which is also the rebalance timeout on join.
+    max_poll_interval_ms: int = 10000
+    correlation: tuple[CorrelationRule, ...] = ()
+    redaction: tuple[RedactionRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class StatusRule:
+    """Derive a saga outcome from a message type, for services that do not send ``ce_sagastatus``."""
+
+    type: str
+    status: str
+    saga_type: str = ""
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """Stall threshold for a saga type and the step it is stuck after (``*`` matches any)."""
+
+    saga_type: str = "*"
+    step: str = "*"
+    timeout_s: float = 0.0
+    #: Learn the threshold: this percentile of the step's historical transition time ...
+    learn_percentile: float = 0.0
+    #: ... times this factor ...
+    learn_factor: float = 2.0
+    #: ... never below this floor ...
+    learn_floor_s: float = 1.0
+    #: ... and only with at least this many samples (else ``timeout_s`` or the default).
+    learn_min_samples: int = 20
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    interval_s: float = 5.0
+    #: Threshold for sagas no rule matches.
+    default_timeout_s: float = 300.0
+    #: Sinks: any of ``log``, ``webhook``, ``kafka`` (comma separated).
+    sinks: str = "log"
+    webhook_url: str = ""
+    webhook_timeout_s: float = 5.0
+    webhook_retries: int = 5
+    kafka_topic: str = "_sagascope.alerts"
+    rules: tuple[AlertRule, ...] = ()
+    status_rules: tuple[StatusRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    host: str = "127.0.0.1"
+    port: int = 8501
+    #: Base URL the alerts link to (``<public_url>/flow_explorer?saga=<id>``).
+    public_url: str = "http://127.0.0.1:8501"
+    refresh_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    #: Sagas started per second across the four flows.
+    rate: float = 2.0
+    seed: int = 7
+    #: Fraction of sagas that hit an injected failure.
+    failure_rate: float = 0.15
+    #: Fraction of messages dropped (stalled sagas).
+    drop_rate: float = 0.03
+    duplicate_rate: float = 0.02
+    latency_ms: float = 50.0
+    #: A service whose clock runs behind, and by how much.
+    skewed_service: str = "inventory"
+    clock_skew_s: float = -30.0
+    #: The payment flow's "seven days" waiting for a card update, scaled down.
+    card_update_wait_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    collector: CollectorSettings = field(default_factory=CollectorSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings: file, then environment, then ``overrides`` (``"section.name": value``).
+
+    Raises:
+        ConfigError: naming the setting, for unknown keys or values of the wrong type.
+    """
+    env = os.environ if environ is None else environ
+    path = config_file or env.get(ENV_CONFIG_FILE) or None
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_toml(Path(path))
+    elif Path(DEFAULT_CONFIG_FILE).is_file():
+        data = _read_toml(Path(DEFAULT_CONFIG_FILE))
+
+    sections: dict[str, Any] = {}
+    for section in dataclasses.fields(Settings):
+        section_type = _resolve_type(Settings, section.name)
+        raw = dict(data.pop(section.name, {}) or {})
+        for f in dataclasses.fields(section_type):
+            env_name = f"{ENV_PREFIX}{section.name}_{f.name}".upper()
+            if env_name in env and not _is_rules(section_type, f.name):
+                raw[f.name] = env[env_name]
+        for key, value in (overrides or {}).items():
+            sec, _, name = key.partition(".")
+            if sec == section.name and value is not None:
+                raw[name] = value
+        sections[section.name] = _build(section_type, raw, section.name)
+    if data:
+        raise ConfigError(f"unknown settings section(s): {', '.join(sorted(data))}")
+    return Settings(**sections)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _resolve_type(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def _is_rules(cls: type, name: str) -> bool:
+    return typing.get_origin(_resolve_type(cls, name)) is tuple
+
+
+def _build(cls: Any, raw: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in [{where}]: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        values[name] = _coerce(hints[name], value, f"{where}.{name}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"[{where}]: {exc}") from exc
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"setting {where} must be a list of tables ([[{where}]])")
+        items = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise ConfigError(f"setting {where}[{i}] must be a table")
+            items.append(_build(item_type, item, f"{where}[{i}]"))
+        return tuple(items)
+    if origin in (typing.Union, types.UnionType):
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    try:
+        if tp is bool:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off", ""):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if tp in (int, float, str):
+            if tp is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return tp(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"setting {where} must be {tp.__name__}, got {value!r}"
+        ) from exc
+    return value
