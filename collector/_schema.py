@@ -125,7 +125,28 @@ ALERTS = Table(
     sharding_key="cityHash64(alert_id)",
 )
 
-TABLES: tuple[Table, ...] = (MESSAGES, SPANS, ALERTS)
+PROGRESS = Table(
+    name="progress",
+    columns=(
+        ("group_id", "String"),
+        ("collector_id", "String"),
+        ("topic", "String"),
+        ("partition", "UInt32"),
+        # Next offset to read (everything below it is stored) and the partition's end offset.
+        ("stored_offset", "UInt64"),
+        ("end_offset", "UInt64"),
+        # Every record of this partition that reached the broker before this time is stored:
+        # the wall time when the collector was caught up, else the Kafka time of the last
+        # stored record. The alerter measures silence against min(read_until).
+        ("read_until", "DateTime64(3, 'UTC')"),
+        ("updated_at", "DateTime64(3, 'UTC')"),
+    ),
+    engine="ReplacingMergeTree(updated_at)",
+    order_by="(group_id, topic, partition)",
+    sharding_key="cityHash64(topic)",
+)
+
+TABLES: tuple[Table, ...] = (MESSAGES, SPANS, ALERTS, PROGRESS)
 
 
 def _replicated(engine: str) -> str:
