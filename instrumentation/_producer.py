@@ -1,0 +1,267 @@
+"""The instrumented producer: wraps a kafka-python ``KafkaProducer``, writes the header contract."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TracerProvider
+from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation._carrier import kafka_setter
+from sagascope.instrumentation._ids import message_id_at, new_span_id, new_trace_id, rfc3339_at
+from sagascope.instrumentation._producer_spans import ProducerSpanRecorder
+from sagascope.instrumentation._saga import check_status, compensates_var, current_saga_var
+from sagascope.instrumentation.exceptions import ContractError
+
+log = logging.getLogger(__name__)
+
+_SPECVERSION_HEADER = (c.CE_SPECVERSION, c.SPECVERSION.encode())
+_KIND_HEADERS = {kind: (c.CE_KIND, kind.encode()) for kind in c.KINDS}
+_CONTRACT_KEYS = frozenset(c.CONTRACT_HEADERS)
+_FLAGS = (b"00", b"01")
+_MAX_CACHED_TYPES = 10_000
+_get_current_span = trace.get_current_span
+_time_ns = time.time_ns
+
+
+class InstrumentedProducer:
+    """Wraps a ``KafkaProducer`` so every ``send`` carries the saga header contract.
+
+    Each send writes ``traceparent`` and the ``ce_*`` headers (id, source, type, time, kind,
+    saga id/type, causation and, when set, step, status and compensates) and records a
+    PRODUCER span for sampled traces. What is constant per service, per saga and per message
+    type is encoded once.
+
+    Args:
+        producer: the application's ``kafka.KafkaProducer`` (kafka-python 2.x or 3.x).
+        service: this service's name, sent as ``ce_source``.
+        tracer_provider: where PRODUCER spans go; the global provider when None.
+        propagator: write trace context with this propagator instead of the built-in
+            W3C ``traceparent`` writer (slower; for B3 or composite propagation).
+    """
+
+    def __init__(
+        self,
+        producer: Any,
+        service: str,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        propagator: TextMapPropagator | None = None,
+    ) -> None:
+        if not callable(getattr(producer, "send", None)):
+            raise TypeError(f"producer must be a kafka.KafkaProducer, got {type(producer).__name__}")
+        if not isinstance(service, str) or not service:
+            raise ContractError("service must be a non-empty string (it is sent as ce_source)")
+        self._producer = producer
+        self.service = service
+        self._source_header = (c.CE_SOURCE, service.encode())
+        self._type_headers: dict[str, tuple[str, bytes]] = {}
+        config = getattr(producer, "config", None) or {}
+        # A producer with its own serializer gets values and keys untouched.
+        self._serialize_values = config.get("value_serializer") is None
+        self._serialize_keys = config.get("key_serializer") is None
+        self._propagator = propagator
+        self._spans = ProducerSpanRecorder(service, tracer_provider)
+
+    @property
+    def producer(self) -> Any:
+        """The wrapped ``KafkaProducer``."""
+        return self._producer
+
+    @property
+    def dropped_spans(self) -> int:
+        """PRODUCER spans dropped because too many were pending."""
+        return self._spans.dropped
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything we do not wrap (partitions_for, metrics, ...) is the producer's own.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._producer, name)
+
+    def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        *,
+        type: str,
+        kind: str = c.KIND_EVENT,
+        step: str | None = None,
+        saga_status: str | None = None,
+        compensates: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        event_time: datetime | float | None = None,
+    ) -> Any:
+        """Send a message with the contract headers; returns kafka-python's future.
+
+        Args:
+            topic: destination topic.
+            value: bytes as is; dict or list as JSON (UTF-8); str as UTF-8.
+            key: bytes, or str as UTF-8.
+            type: message type (``ce_type``), e.g. ``PaymentReceived``.
+            kind: ``event`` or ``command`` (``ce_kind``).
+            step: saga step name (``ce_step``).
+            saga_status: outcome marker (``ce_sagastatus``); overrides :func:`saga_outcome`.
+            compensates: the step this message undoes (``ce_compensates``); overrides
+                :func:`compensating`.
+            headers: extra headers; contract headers in it are replaced by ours.
+            partition, timestamp_ms: passed to ``KafkaProducer.send``.
+            event_time: ``ce_time`` (datetime or epoch seconds); now when None.
+
+        Raises:
+            ContractError: an unknown ``kind`` or ``saga_status``, an empty ``type``, or a
+                ``step``/``compensates`` that is not a string.
+            TypeError: a value or key that cannot be serialized.
+        """
+        kind_header = _KIND_HEADERS.get(kind)
+        if kind_header is None:
+            raise ContractError(f"kind must be 'event' or 'command', got {kind!r}")
+        type_header = self._type_headers.get(type) or self._type_header(type)
+        if saga_status is not None:
+            check_status(saga_status)
+        if step is not None and not isinstance(step, str):
+            raise ContractError(f"step must be a string, got {step!r}")
+        if compensates is not None and not isinstance(compensates, str):
+            raise ContractError(f"compensates must be a string, got {compensates!r}")
+        if self._serialize_values:
+            value = _value_bytes(value)
+        if self._serialize_keys and key is not None and not isinstance(key, bytes):
+            key = _key_bytes(key)
+        start_ns = _time_ns()
+        try:
+            built = self._headers(
+                start_ns, type_header, kind_header, step, saga_status, compensates, headers,
+                event_time,
+            )
+        except Exception:
+            log.exception("could not build saga headers; sending without them")
+            built = None
+        future = self._producer.send(
+            topic, value=value, key=key, headers=built[0] if built else (headers or None),
+            partition=partition, timestamp_ms=timestamp_ms,
+        )
+        if built is not None and built[1] is not None and self._spans.wanted():
+            trace_id, span_id, parent_id, message_id, saga = built[1]
+            self._spans.add((
+                topic, trace_id, span_id, parent_id, start_ns, _time_ns(), message_id, type, kind,
+                saga.saga_id if saga else "", saga.saga_type if saga else "", partition,
+            ))
+        return future
+
+    def _headers(
+        self,
+        start_ns: int,
+        type_header: tuple[str, bytes],
+        kind_header: tuple[str, bytes],
+        step: str | None,
+        saga_status: str | None,
+        compensates: str | None,
+        extra: list[tuple[str, bytes]] | None,
+        event_time: datetime | float | None,
+    ) -> tuple[list[tuple[str, bytes]], Any]:
+        saga = current_saga_var.get()
+        parent = _get_current_span().get_span_context()
+        if parent.is_valid:
+            trace_id, parent_id, sampled = parent.trace_id, parent.span_id, parent.trace_flags & 1
+        elif saga is not None:
+            trace_id, parent_id, sampled = int(saga.trace_id, 16), 0, 1
+        else:
+            trace_id, parent_id, sampled = new_trace_id(), 0, 1
+        span_id = new_span_id()
+        ms = start_ns // 1_000_000
+        message_id = message_id_at(ms)
+        event_time_bytes = (
+            rfc3339_at(ms) if event_time is None else c.format_time(event_time).encode()
+        )
+        if self._propagator is None:
+            trace_headers: list[tuple[str, bytes]] = [
+                (c.TRACEPARENT, b"00-%032x-%016x-%s" % (trace_id, span_id, _FLAGS[sampled]))
+            ]
+            if parent.trace_state:
+                trace_headers.append((c.TRACESTATE, parent.trace_state.to_header().encode()))
+        else:
+            trace_headers = self._inject(trace_id, span_id, sampled, parent)
+        out = [
+            *trace_headers,
+            _SPECVERSION_HEADER,
+            (c.CE_ID, message_id.encode()),
+            self._source_header,
+            type_header,
+            (c.CE_TIME, event_time_bytes),
+            kind_header,
+        ]
+        if saga is not None:
+            out.extend(saga.encoded_headers)
+            if saga_status is None:
+                saga_status = saga.status
+        if step:
+            out.append((c.CE_STEP, step.encode()))
+        if saga_status:
+            out.append((c.CE_SAGASTATUS, saga_status.encode()))
+        if compensates is None:
+            compensates = compensates_var.get()
+        if compensates:
+            out.append((c.CE_COMPENSATES, compensates.encode()))
+        if extra:
+            written = {k for k, _ in out}
+            out = [h for h in extra if h[0] not in written and h[0] not in _CONTRACT_KEYS] + out
+        span_info = (trace_id, span_id, parent_id, message_id, saga) if sampled else None
+        return out, span_info
+
+    def _inject(
+        self, trace_id: int, span_id: int, sampled: int, parent: SpanContext
+    ) -> list[tuple[str, bytes]]:
+        assert self._propagator is not None
+        carrier: list[tuple[str, bytes]] = []
+        span = NonRecordingSpan(
+            SpanContext(trace_id, span_id, False, TraceFlags(sampled), parent.trace_state)
+        )
+        self._propagator.inject(carrier, context=trace.set_span_in_context(span), setter=kafka_setter)
+        return carrier
+
+    def _type_header(self, type_: str) -> tuple[str, bytes]:
+        if not isinstance(type_, str) or not type_:
+            raise ContractError("type must be a non-empty string (it is sent as ce_type)")
+        if len(self._type_headers) >= _MAX_CACHED_TYPES:
+            self._type_headers.clear()
+        header = (c.CE_TYPE, type_.encode())
+        self._type_headers[type_] = header
+        return header
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Flush the producer, then hand pending PRODUCER spans to the span processors."""
+        self._producer.flush(timeout)
+        self._spans.drain()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Record pending spans and close the wrapped producer."""
+        self._spans.close()
+        self._producer.close(timeout)
+
+
+def _value_bytes(value: Any) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"value must be bytes, str, dict or list, got {type(value).__name__}")
+
+
+def _key_bytes(key: Any) -> bytes:
+    if isinstance(key, str):
+        return key.encode()
+    if isinstance(key, bytearray | memoryview):
+        return bytes(key)
+    raise TypeError(f"key must be bytes or str, got {type(key).__name__}")

@@ -1,0 +1,182 @@
+"""PRODUCER spans, recorded off the send path.
+
+Creating an SDK span costs about 20 µs, more than the whole budget of a send. ``send()`` only
+appends a tuple (ids and times it already has); a background thread turns pending tuples into
+finished spans and hands them to the tracer provider's span processors every half second,
+and ``flush()``/``close()`` drain what is left. With the SDK's ``TracerProvider``, the span id in
+the message's ``traceparent`` is the id the recorded span gets, so the consumer's span link
+points at a real span. (Another provider gets spans through its tracer, with its own ids.)
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    TracerProvider,
+)
+from sagascope.instrumentation._saga import (
+    ATTR_MESSAGE_ID,
+    ATTR_SAGA_ID,
+    ATTR_SAGA_TYPE,
+    ATTR_SERVICE,
+    TRACER_NAME,
+)
+
+log = logging.getLogger(__name__)
+
+#: (topic, trace_id, span_id, parent_span_id, start_ns, end_ns, message_id, type, kind,
+#:  saga_id, saga_type, partition or None)
+PendingSpan = tuple[str, int, int, int, int, int, str, str, str, str, str, "int | None"]
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NON_RECORDING_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+_SCOPE = InstrumentationScope(TRACER_NAME)
+DRAIN_INTERVAL_S = 0.5
+#: Past this many pending spans, new ones are dropped (and counted) until the next drain.
+MAX_PENDING = 100_000
+
+
+def _drain_at_exit(ref: weakref.ref[ProducerSpanRecorder]) -> None:
+    recorder = ref()
+    if recorder is not None:
+        recorder.drain()
+
+
+class ProducerSpanRecorder:
+    """Collects PRODUCER spans of sampled traces and emits them in the background."""
+
+    def __init__(self, service: str, tracer_provider: TracerProvider | None) -> None:
+        self.service = service
+        self._tracer_provider = tracer_provider
+        self._pending: list[PendingSpan] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.dropped = 0
+        self._thread: threading.Thread | None = None
+
+    def wanted(self) -> bool:
+        """Whether a tracer provider that records spans is there (a no-op one records nothing)."""
+        provider = self._tracer_provider or trace.get_tracer_provider()
+        return not isinstance(provider, _NON_RECORDING_PROVIDERS)
+
+    def add(self, item: PendingSpan) -> None:
+        pending = self._pending
+        if len(pending) >= MAX_PENDING:
+            self.dropped += 1
+            return
+        pending.append(item)  # list.append is atomic under the GIL
+        if self._thread is None:
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name=f"sagascope-producer-spans-{self.service}", daemon=True
+                )
+                self._thread.start()
+                # Registered at the first span, when the application's TracerProvider most
+                # likely exists: atexit runs in reverse order, so the pending spans reach the
+                # processors before the provider's own exit hook shuts them down.
+                atexit.register(_drain_at_exit, weakref.ref(self))
+
+    def _run(self) -> None:
+        while not self._stop.wait(DRAIN_INTERVAL_S):
+            self.drain()
+
+    def drain(self) -> int:
+        """Emit every pending span now; returns how many were emitted. Never raises."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return 0
+        try:
+            return self._emit(batch)
+        except Exception:
+            log.exception("could not record %d producer spans", len(batch))
+            return 0
+
+    def close(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        self.drain()
+
+    def _emit(self, batch: list[PendingSpan]) -> int:
+        provider: Any = self._tracer_provider or trace.get_tracer_provider()
+        processor = getattr(provider, "_active_span_processor", None)
+        if processor is None or not hasattr(provider, "resource"):
+            return self._emit_through_tracer(provider, batch)
+        # The SDK's own path (Tracer.start_span) would redo per span what is constant here.
+        resource = provider.resource
+        for item in batch:
+            processor.on_end(self._readable(item, resource))
+        return len(batch)
+
+    def _readable(self, item: PendingSpan, resource: Any) -> ReadableSpan:
+        topic, trace_id, span_id, parent_id, start_ns, end_ns = item[:6]
+        return ReadableSpan(
+            name=f"{topic} send",
+            context=SpanContext(trace_id, span_id, False, _SAMPLED),
+            parent=SpanContext(trace_id, parent_id, False, _SAMPLED) if parent_id else None,
+            resource=resource,
+            attributes=self._attributes(item),
+            kind=SpanKind.PRODUCER,
+            instrumentation_scope=_SCOPE,
+            start_time=start_ns,
+            end_time=end_ns,
+        )
+
+    def _attributes(self, item: PendingSpan) -> dict[str, Any]:
+        (topic, _t, _s, _p, _st, _en, message_id, type_, kind, saga_id, saga_type,
+         partition) = item
+        attributes: dict[str, Any] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.destination.name": topic,
+            ATTR_MESSAGE_ID: message_id,
+            ATTR_SERVICE: self.service,
+            "cloudevents.event_type": type_,
+            "sagascope.kind": kind,
+        }
+        if partition is not None:
+            attributes["messaging.destination.partition.id"] = str(partition)
+        if saga_id:
+            attributes[ATTR_SAGA_ID] = saga_id
+        if saga_type:
+            attributes[ATTR_SAGA_TYPE] = saga_type
+        return attributes
+
+    def _emit_through_tracer(self, provider: Any, batch: list[PendingSpan]) -> int:
+        tracer = trace.get_tracer(TRACER_NAME, tracer_provider=provider)
+        emitted = 0
+        for item in batch:
+            topic, trace_id, span_id, parent_id, start_ns, end_ns = item[:6]
+            parent = NonRecordingSpan(SpanContext(trace_id, parent_id or span_id, False, _SAMPLED))
+            span = tracer.start_span(
+                f"{topic} send",
+                context=trace.set_span_in_context(parent),
+                kind=SpanKind.PRODUCER,
+                attributes=self._attributes(item),
+                start_time=start_ns,
+            )
+            if not span.is_recording():
+                # A no-op provider records nothing; nothing else in the batch will differ.
+                return emitted
+            span.end(end_time=end_ns)
+            emitted += 1
+        return emitted

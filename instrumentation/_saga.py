@@ -1,0 +1,192 @@
+"""The current saga: a context variable, set by ``start_saga`` and by the handler decorator."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TracerProvider,
+)
+from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation._ids import message_id_at, new_span_id, new_trace_id, now_ns
+from sagascope.instrumentation.exceptions import ContractError
+
+log = logging.getLogger(__name__)
+
+TRACER_NAME = "sagascope.instrumentation"
+
+#: Span attribute names for saga attributes (also read by the span exporter).
+ATTR_SERVICE = "sagascope.service"
+ATTR_SAGA_ID = "sagascope.saga.id"
+ATTR_SAGA_TYPE = "sagascope.saga.type"
+ATTR_MESSAGE_ID = "messaging.message.id"
+
+
+@dataclass(slots=True, eq=False)
+class SagaContext:
+    """The saga that messages sent in this context belong to.
+
+    Attributes:
+        saga_id: business key of the saga (``ce_sagaid``); empty when a handled message had none.
+        saga_type: flow name (``ce_sagatype``).
+        trace_id: 32 hex digits of the saga's trace.
+        causation_id: ``ce_id`` of the message being handled, carried as ``ce_causationid``.
+        status: outcome marker set by :func:`saga_outcome`, sent as ``ce_sagastatus``.
+    """
+
+    saga_id: str
+    saga_type: str
+    trace_id: str
+    causation_id: str | None = None
+    status: str | None = None
+    # Saga headers encoded once, appended to every message sent in this context.
+    encoded_headers: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        encoded = []
+        if self.saga_id:
+            encoded.append((c.CE_SAGAID, self.saga_id.encode()))
+        if self.saga_type:
+            encoded.append((c.CE_SAGATYPE, self.saga_type.encode()))
+        if self.causation_id:
+            encoded.append((c.CE_CAUSATIONID, self.causation_id.encode()))
+        self.encoded_headers = tuple(encoded)
+
+
+current_saga_var: contextvars.ContextVar[SagaContext | None] = contextvars.ContextVar(
+    "sagascope_current_saga", default=None
+)
+compensates_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "sagascope_compensates", default=None
+)
+
+
+def current_saga() -> SagaContext | None:
+    """The saga of the current context (inside ``start_saga`` or a ``saga_handler``), or None."""
+    return current_saga_var.get()
+
+
+def check_status(status: str) -> str:
+    if status not in c.SAGA_STATUSES:
+        raise ContractError(
+            f"unknown saga status {status!r}; choose from {', '.join(sorted(c.SAGA_STATUSES))}"
+        )
+    return status
+
+
+def saga_outcome(status: str) -> None:
+    """Mark the current saga's outcome; the following sends in this context carry it.
+
+    Raises:
+        ContractError: if ``status`` is not completed, failed, compensating or compensated.
+    """
+    check_status(status)
+    saga = current_saga_var.get()
+    if saga is None:
+        log.warning("saga_outcome(%r) called outside a saga; ignored", status)
+        return
+    saga.status = status
+
+
+@contextmanager
+def compensating(step: str) -> Iterator[None]:
+    """Messages sent inside carry ``ce_compensates=step``: they undo ``step``."""
+    if not isinstance(step, str) or not step:
+        raise ContractError("compensating() needs the name of the step it undoes")
+    token = compensates_var.set(step)
+    try:
+        yield
+    finally:
+        compensates_var.reset(token)
+
+
+@contextmanager
+def start_saga(
+    saga_type: str,
+    saga_id: str | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+) -> Iterator[SagaContext]:
+    """Start a saga: a new trace, a saga id (a UUIDv7 unless given) and type.
+
+    Messages sent inside the block carry them. A span current at the start (e.g. an HTTP
+    request) is linked from the saga's root span.
+    """
+    if not isinstance(saga_type, str) or not saga_type:
+        raise ContractError("start_saga() needs a non-empty saga type")
+    if saga_id is None:
+        saga_id = message_id_at(now_ns() // 1_000_000)
+    elif not isinstance(saga_id, str) or not saga_id:
+        raise ContractError("saga_id must be a non-empty string")
+    outer = current_saga_var.get()
+    span = _start_root_span(saga_type, saga_id, tracer_provider)
+    saga = SagaContext(
+        saga_id=saga_id,
+        saga_type=saga_type,
+        trace_id=format(span.get_span_context().trace_id, "032x"),
+        causation_id=outer.causation_id if outer is not None else None,
+    )
+    otel_token = otel_context.attach(trace.set_span_in_context(span))
+    saga_token = current_saga_var.set(saga)
+    try:
+        yield saga
+    except Exception as exc:
+        record_error(span, exc)
+        raise
+    finally:
+        current_saga_var.reset(saga_token)
+        otel_context.detach(otel_token)
+        end_span(span)
+
+
+def _start_root_span(
+    saga_type: str, saga_id: str, tracer_provider: TracerProvider | None
+) -> trace.Span:
+    try:
+        outer = trace.get_current_span().get_span_context()
+        links = [Link(outer)] if outer.is_valid else []
+        tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
+        span = tracer.start_span(
+            f"saga {saga_type}",
+            context=otel_context.Context(),  # a new trace, whatever is current
+            kind=SpanKind.INTERNAL,
+            attributes={ATTR_SAGA_ID: saga_id, ATTR_SAGA_TYPE: saga_type},
+            links=links,
+        )
+        if span.get_span_context().is_valid:
+            return span
+    except Exception:
+        log.exception("could not start the saga span; continuing with ids only")
+    # No SDK installed: still give the saga its own trace so the headers carry one.
+    return NonRecordingSpan(
+        SpanContext(new_trace_id(), new_span_id(), False, TraceFlags(TraceFlags.SAMPLED))
+    )
+
+
+def record_error(span: trace.Span, exc: BaseException) -> None:
+    try:
+        if span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    except Exception:
+        log.exception("could not record an exception on the span")
+
+
+def end_span(span: trace.Span) -> None:
+    try:
+        span.end()
+    except Exception:
+        log.exception("could not end the span")

@@ -1,0 +1,39 @@
+"""Hot-path ids and times follow the contract's formats."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation._ids import message_id_at, new_span_id, rfc3339_at
+
+UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def test_message_ids_are_uuid7_carrying_their_millisecond() -> None:
+    ms = 1_763_800_000_123
+    mid = message_id_at(ms)
+    assert UUID7.match(mid)
+    assert int(mid.replace("-", "")[:12], 16) == ms
+
+
+def test_message_ids_are_unique_and_sort_by_time() -> None:
+    ids = [message_id_at(1_000 + i // 100) for i in range(5000)]
+    assert len(set(ids)) == len(ids)
+    assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)
+
+
+def test_rfc3339_matches_the_contract_format_across_seconds() -> None:
+    now_ms = time.time_ns() // 1_000_000
+    for ms in (now_ms, now_ms + 1, now_ms + 999, now_ms + 1000, 0, 1_763_800_000_999):
+        text = rfc3339_at(ms).decode()
+        assert text == c.format_time(ms / 1000)
+        assert c.parse_time(text) == datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def test_span_ids_are_non_zero_64_bit() -> None:
+    ids = {new_span_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(0 < i < 2**64 for i in ids)

@@ -1,0 +1,304 @@
+"""The instrumented producer writes the header contract on every send, against the real broker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import pytest
+from kafka import KafkaProducer
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from sagascope.instrumentation import (
+    ContractError,
+    InstrumentedProducer,
+    _producer,
+    compensating,
+    current_saga,
+    saga_outcome,
+    start_saga,
+)
+from sagascope.instrumentation import _contract as c
+
+from sagascope.testing import contract_violations
+from sagascope.testing import header_value as header
+
+
+def test_send_in_a_saga_writes_every_contract_header(kafka_producer, make_topic, read_records):
+    topic = make_topic("orders")
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    with start_saga("order-fulfillment", "order-123") as saga:
+        producer.send(topic, {"order": "123"}, key="123", type="RetrievePayment", kind="command",
+                      step="payment")
+    producer.flush()
+    (record,) = read_records(topic, 1)
+    assert contract_violations(record.headers) == []
+    assert header(record, c.CE_SAGAID) == "order-123"
+    assert header(record, c.CE_SAGATYPE) == "order-fulfillment"
+    assert header(record, c.CE_SOURCE) == "orders"
+    assert header(record, c.CE_TYPE) == "RetrievePayment"
+    assert header(record, c.CE_KIND) == "command"
+    assert header(record, c.CE_STEP) == "payment"
+    assert c.parse_traceparent(header(record, c.TRACEPARENT)).trace_id == saga.trace_id
+    assert json.loads(record.value) == {"order": "123"}
+    assert record.key == b"123"
+
+
+def test_message_ids_differ_per_send(kafka_producer, make_topic, read_records):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    with start_saga("s"):
+        for _ in range(3):
+            producer.send(topic, b"x", type="T")
+    producer.flush()
+    ids = {header(r, c.CE_ID) for r in read_records(topic, 3)}
+    assert len(ids) == 3
+
+
+def test_values_are_serialized_by_type(kafka_producer, make_topic, read_records):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    with start_saga("s"):
+        producer.send(topic, [1, "é"], type="T")
+        producer.send(topic, "text é", type="T")
+        producer.send(topic, b"\x00raw", type="T")
+    producer.flush()
+    values = [r.value for r in read_records(topic, 3)]
+    assert values == ['[1,"é"]'.encode(), "text é".encode(), b"\x00raw"]
+
+
+def test_a_producer_with_its_own_serializer_gets_values_untouched(
+    bootstrap_servers, make_topic, read_records
+):
+    topic = make_topic()
+    kp = KafkaProducer(bootstrap_servers=bootstrap_servers,
+                       value_serializer=lambda v: ("<" + v + ">").encode())
+    producer = InstrumentedProducer(kp, "orders")
+    with start_saga("s"):
+        producer.send(topic, "v", type="T")
+    producer.close()
+    assert read_records(topic, 1)[0].value == b"<v>"
+
+
+def test_event_time_sets_ce_time(kafka_producer, make_topic, read_records):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    moment = datetime(2024, 3, 1, 12, 30, 5, 250000, tzinfo=UTC)
+    with start_saga("s"):
+        producer.send(topic, b"x", type="T", event_time=moment)
+    producer.flush()
+    assert header(read_records(topic, 1)[0], c.CE_TIME) == "2024-03-01T12:30:05.250Z"
+
+
+def test_saga_outcome_marks_the_following_sends(kafka_producer, make_topic, read_records):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    with start_saga("s"):
+        producer.send(topic, b"1", type="Step")
+        saga_outcome("completed")
+        producer.send(topic, b"2", type="OrderCompleted")
+        producer.send(topic, b"3", type="Late", saga_status="failed")
+    producer.flush()
+    statuses = [header(r, c.CE_SAGASTATUS) for r in read_records(topic, 3)]
+    assert statuses == [None, "completed", "failed"]
+
+
+def test_compensating_marks_sends_inside_only(kafka_producer, make_topic, read_records):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    with start_saga("s"):
+        with compensating("RetrievePayment"):
+            producer.send(topic, b"1", type="RefundPayment", kind="command")
+        producer.send(topic, b"2", type="Other")
+    producer.flush()
+    records = read_records(topic, 2)
+    assert header(records[0], c.CE_COMPENSATES) == "RetrievePayment"
+    assert header(records[1], c.CE_COMPENSATES) is None
+
+
+def test_send_outside_a_saga_still_has_trace_and_message_headers(
+    kafka_producer, make_topic, read_records
+):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    assert current_saga() is None
+    producer.send(topic, b"x", type="T")
+    producer.flush()
+    record = read_records(topic, 1)[0]
+    assert contract_violations(record.headers, saga=False) == []
+    assert header(record, c.CE_SAGAID) is None
+
+
+def test_extra_headers_are_kept_but_cannot_override_the_contract(
+    kafka_producer, make_topic, read_records
+):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    with start_saga("s", "real-id"):
+        producer.send(topic, b"x", type="T",
+                      headers=[("tenant", b"acme"), (c.CE_SAGAID, b"forged")])
+    producer.flush()
+    record = read_records(topic, 1)[0]
+    assert header(record, "tenant") == "acme"
+    assert [v for k, v in record.headers if k == c.CE_SAGAID] == [b"real-id"]
+    assert contract_violations(record.headers) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"type": "T", "kind": "query"}, ContractError),
+        ({"type": ""}, ContractError),
+        ({"type": "T", "saga_status": "done"}, ContractError),
+        ({"type": "T", "step": 3}, ContractError),
+        ({"type": "T", "compensates": b"Pay"}, ContractError),
+        ({"type": "T", "value": object()}, TypeError),
+        ({"type": "T", "key": 12}, TypeError),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kafka_producer, kwargs, error):
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    with pytest.raises(error):
+        producer.send("unused", **kwargs)
+
+
+def test_saga_api_rejects_bad_input():
+    with pytest.raises(ContractError, match="saga status"):
+        saga_outcome("done")
+    with pytest.raises(ContractError), start_saga(""):
+        pass
+    with pytest.raises(ContractError), compensating(""):
+        pass
+    with pytest.raises(ContractError, match="service"):
+        InstrumentedProducer(object.__new__(KafkaProducer), "")
+
+
+def test_producer_span_has_the_span_id_of_the_traceparent(
+    kafka_producer, make_topic, read_records, spans
+):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=spans.tracer_provider)
+    with start_saga("order", "o-7", tracer_provider=spans.tracer_provider):
+        producer.send(topic, b"x", type="RetrievePayment", kind="command")
+    producer.flush()
+    tp = c.parse_traceparent(header(read_records(topic, 1)[0], c.TRACEPARENT))
+    (span,) = spans.finished(kind="PRODUCER")
+    (root,) = spans.finished(kind="INTERNAL")
+    assert f"{span.context.span_id:016x}" == tp.span_id
+    assert f"{span.context.trace_id:032x}" == tp.trace_id
+    assert span.parent.span_id == root.context.span_id
+    assert span.name == f"{topic} send"
+    assert span.attributes["sagascope.saga.id"] == "o-7"
+    assert span.attributes["messaging.destination.name"] == topic
+    assert span.start_time <= span.end_time
+
+
+def test_unsampled_traces_get_flag_00_and_no_producer_span(
+    kafka_producer, make_topic, read_records, spans
+):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(spans.exporter))
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=provider)
+    with start_saga("order", tracer_provider=provider):
+        producer.send(topic, b"x", type="T")
+    producer.flush()
+    assert header(read_records(topic, 1)[0], c.TRACEPARENT).endswith("-00")
+    assert spans.finished() == []
+
+
+def test_a_failure_building_headers_is_logged_and_the_message_still_sent(
+    kafka_producer, make_topic, read_records, monkeypatch, caplog
+):
+    def broken(ms: int) -> str:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_producer, "message_id_at", broken)
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    with caplog.at_level(logging.ERROR), start_saga("s"):
+        producer.send(topic, b"payload", type="T", headers=[("tenant", b"acme")])
+    producer.flush()
+    record = read_records(topic, 1)[0]
+    assert record.value == b"payload"
+    assert header(record, "tenant") == "acme"
+    assert "could not build saga headers" in caplog.text
+
+
+def test_unwrapped_attributes_come_from_the_producer(kafka_producer, make_topic):
+    topic = make_topic(partitions=3)
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    assert producer.partitions_for(topic) == {0, 1, 2}
+
+
+def test_producer_spans_are_recorded_in_the_background_without_flush(
+    kafka_producer, make_topic, spans
+):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=spans.tracer_provider)
+    with start_saga("order", tracer_provider=spans.tracer_provider):
+        producer.send(topic, b"x", type="T")
+    deadline = time.monotonic() + 10
+    while not spans.finished(kind="PRODUCER") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(spans.finished(kind="PRODUCER")) == 1
+
+
+EXIT_SCRIPT = r"""
+import sys
+from kafka import KafkaProducer
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, ConsoleSpanExporter
+from sagascope.instrumentation import InstrumentedProducer, start_saga
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(
+    formatter=lambda span: f"SPAN {span.kind.name} {span.name}\n")))
+trace.set_tracer_provider(provider)
+producer = InstrumentedProducer(KafkaProducer(bootstrap_servers=sys.argv[1]), "orders")
+with start_saga("order"):
+    producer.send(sys.argv[2], b"x", type="T")
+# no flush, no close: the exit hook records the pending PRODUCER span
+"""
+
+
+def test_pending_producer_spans_are_recorded_at_exit(bootstrap_servers, make_topic):
+    topic = make_topic()
+    proc = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, bootstrap_servers, topic],
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert f"SPAN PRODUCER {topic} send" in proc.stdout
+
+
+class _B3Like:
+    """A non-W3C propagator: writes its own header (as B3 would)."""
+
+    fields = frozenset({"x-trace"})
+
+    def inject(self, carrier, context=None, setter=None):
+        from opentelemetry import trace as otel_trace
+
+        ctx = otel_trace.get_current_span(context).get_span_context()
+        setter.set(carrier, "x-trace", f"{ctx.trace_id:032x}:{ctx.span_id:016x}")
+
+    def extract(self, carrier, context=None, getter=None):
+        raise NotImplementedError
+
+
+def test_an_injected_propagator_writes_the_trace_context(kafka_producer, make_topic, read_records):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders", propagator=_B3Like())
+    with start_saga("order") as saga:
+        producer.send(topic, b"x", type="T")
+    producer.flush()
+    record = read_records(topic, 1)[0]
+    assert header(record, "x-trace").startswith(saga.trace_id + ":")
+    assert header(record, c.TRACEPARENT) is None
+    assert header(record, c.CE_SAGATYPE) == "order"
