@@ -94,6 +94,13 @@ SPANS = Table(
         ("links", "Array(Tuple(trace_id String, span_id String))"),
         ("events", "String"),
         ("ingest_time", "DateTime64(3, 'UTC')"),
+        # Where the span record came from (the collector resumes past the highest offset).
+        ("topic", "LowCardinality(String)"),
+        ("partition", "UInt32"),
+        ("offset", "UInt64"),
+        # A telemetry record that is not a span is kept: its error and (redacted) payload.
+        ("parse_error", "String"),
+        ("payload", "String CODEC(ZSTD(3))"),
     ),
     engine="MergeTree",
     order_by="(trace_id, start_time, span_id)",
@@ -146,7 +153,128 @@ PROGRESS = Table(
     sharding_key="cityHash64(topic)",
 )
 
-TABLES: tuple[Table, ...] = (MESSAGES, SPANS, ALERTS, PROGRESS)
+# Saga state, derived by ClickHouse from `messages` through SAGA_STATE_VIEW (never written by
+# Python). Every column is a simple aggregate, so `SELECT ... FROM saga_state FINAL` gives one
+# merged row per saga cheaply (see collector/_status.py).
+SAGA_STATE = Table(
+    name="saga_state",
+    columns=(
+        ("saga_id", "String"),
+        ("saga_type", "SimpleAggregateFunction(max, LowCardinality(String))"),
+        ("first_event_time", "SimpleAggregateFunction(min, DateTime64(3, 'UTC'))"),
+        ("last_event_time", "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))"),
+        ("first_kafka_time", "SimpleAggregateFunction(min, DateTime64(3, 'UTC'))"),
+        ("last_kafka_time", "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))"),
+        ("message_count", "SimpleAggregateFunction(sum, UInt64)"),
+        # The message heard last (by Kafka time, then event time): its step, type, kind, source.
+        (
+            "last_message",
+            "SimpleAggregateFunction(max, Tuple(DateTime64(3, 'UTC'), DateTime64(3, 'UTC'), "
+            "String, String, String, String))",
+        ),
+        # The latest ce_sagastatus marker: (Kafka time, rank, status); rank breaks ties.
+        (
+            "status_mark",
+            "SimpleAggregateFunction(max, Tuple(DateTime64(3, 'UTC'), UInt8, String))",
+        ),
+        # Every message as (event ms, Kafka ms, offset, id hash, type hash, step hash or 0):
+        # the saga's path, so process maps and variants read one row per saga instead of every
+        # message (names are hashed: `activity_hash` below).
+        (
+            "path",
+            "SimpleAggregateFunction(groupArrayArray, "
+            "Array(Tuple(Int64, Int64, UInt64, UInt32, UInt32, UInt32)))",
+        ),
+    ),
+    engine="AggregatingMergeTree",
+    order_by="(saga_id)",
+    sharding_key="cityHash64(saga_id)",
+)
+
+TABLES: tuple[Table, ...] = (MESSAGES, SPANS, ALERTS, PROGRESS, SAGA_STATE)
+
+#: Name of the materialized view feeding SAGA_STATE from MESSAGES.
+SAGA_STATE_VIEW = "saga_state_mv"
+
+def activity_hash(expr: str) -> str:
+    """SQL of the UInt32 a message type or step name is stored as in ``saga_state.path``."""
+    return f"toUInt32(cityHash64(toString({expr})) % 4294967291)"
+
+
+#: Rank of each ce_sagastatus value when two carry the same Kafka millisecond.
+STATUS_RANK = "['compensating', 'failed', 'completed', 'compensated']"
+
+_SAGA_STATE_SELECT = (
+    "SELECT saga_id, max(saga_type) AS saga_type, "
+    "min(event_time) AS first_event_time, max(event_time) AS last_event_time, "
+    "min(kafka_time) AS first_kafka_time, max(kafka_time) AS last_kafka_time, "
+    "toUInt64(count()) AS message_count, "
+    "max(tuple(kafka_time, event_time, toString(step), toString(type), toString(kind), "
+    "toString(source))) AS last_message, "
+    "max(if(saga_status IN ('completed', 'failed', 'compensating', 'compensated'), "
+    f"tuple(kafka_time, toUInt8(indexOf({STATUS_RANK}, toString(saga_status))), "
+    "toString(saga_status)), tuple(toDateTime64(0, 3, 'UTC'), toUInt8(0), ''))) AS status_mark, "
+    "groupArray(tuple(toUnixTimestamp64Milli(event_time), toUnixTimestamp64Milli(kafka_time), "
+    "offset, toUInt32(if(message_id != '', cityHash64(message_id), "
+    "cityHash64(topic, partition, offset)) % 4294967291), "
+    f"{activity_hash('type')}, if(step = '', toUInt32(0), {activity_hash('step')}))) "
+    "AS path "
+    "FROM {source} WHERE saga_id != '' GROUP BY saga_id"
+)
+
+
+def view_statements(database: str, cluster: str = "") -> list[str]:
+    """DDL of the materialized views deriving state from ``messages``, idempotently."""
+    db = check_identifier(database)
+    on_cluster = f" ON CLUSTER {check_identifier(cluster)}" if cluster else ""
+    suffix = "_local" if cluster else ""
+    select = _SAGA_STATE_SELECT.format(source=f"{db}.{MESSAGES.name}{suffix}")
+    return [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{SAGA_STATE_VIEW}{on_cluster} "
+        f"TO {db}.{SAGA_STATE.name}{suffix} AS {select}"
+    ]
+
+
+def _ensure_views(store: Store, cluster: str) -> None:
+    """Create the saga-state view; rebuild view and state when an older layout is found."""
+    db = store.database
+    suffix = "_local" if cluster else ""
+    on_cluster = f" ON CLUSTER {check_identifier(cluster)}" if cluster else ""
+    view = store.query(
+        "SELECT as_select FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        {"db": db, "name": SAGA_STATE_VIEW},
+    ).rows
+    types = dict(
+        store.query(
+            "SELECT name, type FROM system.columns WHERE database = {db:String} "
+            "AND table = {table:String}",
+            {"db": db, "table": SAGA_STATE.name + suffix},
+        ).rows
+    )
+    current_view = bool(view) and all(f" AS {name}" in view[0][0] for name, _ in SAGA_STATE.columns[1:])
+    current_table = all(
+        types.get(name, "").replace(" ", "") == ctype.replace(" ", "")
+        for name, ctype in SAGA_STATE.columns
+    ) and len(types) == len(SAGA_STATE.columns)
+    rebuild = not (current_view and current_table)
+    if rebuild:
+        # Derived data only: drop it and derive it again from `messages`.
+        store.command(f"DROP VIEW IF EXISTS {db}.{SAGA_STATE_VIEW}{on_cluster}")
+        if not current_table:
+            store.command(f"DROP TABLE IF EXISTS {db}.{SAGA_STATE.name}{suffix}{on_cluster}")
+            for statement in schema_statements(db, cluster):
+                if f".{SAGA_STATE.name}" in statement.split("(")[0]:
+                    store.command(statement)
+        else:
+            store.command(f"TRUNCATE TABLE IF EXISTS {db}.{SAGA_STATE.name}{suffix}{on_cluster}")
+    for statement in view_statements(db, cluster):
+        store.command(statement)
+    if rebuild:
+        # A view sees only new inserts: derive the state of rows stored before it existed.
+        # (A row inserted during this backfill may be counted twice in message_count.)
+        select = _SAGA_STATE_SELECT.format(source=f"{db}.{MESSAGES.name}{suffix}")
+        if store.query(f"SELECT count() FROM {db}.{MESSAGES.name}{suffix}").scalar():
+            store.command(f"INSERT INTO {db}.{SAGA_STATE.name}{suffix} {select}")
 
 
 def _replicated(engine: str) -> str:
@@ -199,3 +327,4 @@ def ensure_schema(store: Store, cluster: str = "") -> None:
                         f"ALTER TABLE {db}.{target}{on_cluster} "
                         f"ADD COLUMN IF NOT EXISTS `{name}` {ctype}"
                     )
+    _ensure_views(store, cluster)

@@ -7,14 +7,15 @@ so there is one schema, one SQL and one type mapping.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, Protocol
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
 from sagascope.collector.exceptions import StoreError, StoreUnavailable
@@ -83,10 +84,30 @@ class Store(Protocol):
 
 def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
     """Rows as JSONEachRow bytes, the one insert encoding of both backends."""
-    return "".join(
-        json.dumps(row, default=_json_default, ensure_ascii=False, separators=(",", ":")) + "\n"
-        for row in rows
-    ).encode("utf-8")
+    if _orjson is None:
+        return b"".join(_encode_row_stdlib(row) for row in rows)
+    dumps, option = _orjson.dumps, _ORJSON_OPTIONS
+    out = []
+    for row in rows:
+        try:
+            out.append(dumps(row, default=_json_default, option=option))
+        except TypeError:  # orjson refuses lone surrogates and huge ints; keep the row anyway
+            out.append(_encode_row_stdlib(row))
+    return b"".join(out)
+
+
+def _encode_row_stdlib(row: Mapping[str, Any]) -> bytes:
+    text = json.dumps(row, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return (text + "\n").encode("utf-8", errors="replace")
+
+
+try:  # 20x faster than json on rows like ours; the stdlib is the fallback
+    import orjson as _orjson
+
+    _ORJSON_OPTIONS = _orjson.OPT_APPEND_NEWLINE | _orjson.OPT_PASSTHROUGH_DATETIME
+except ImportError:  # pragma: no cover - orjson comes with the collector extra
+    _orjson = None  # type: ignore[assignment]
+    _ORJSON_OPTIONS = 0
 
 
 def _json_default(value: Any) -> Any:
@@ -138,9 +159,9 @@ class ChdbStore:
 
     backend = "chdb"
 
-    _sessions: dict[str, Any] = {}
+    _sessions: ClassVar[dict[str, Any]] = {}
     _lock = threading.RLock()
-    _current_db: dict[str, str] = {}
+    _current_db: ClassVar[dict[str, str]] = {}
 
     def __init__(self, path: str, database: str = "sagascope", *, read_only: bool = False) -> None:
         from chdb import session as chdb_session
@@ -161,6 +182,8 @@ class ChdbStore:
                     sess = chdb_session.Session(path)
                 except Exception as exc:  # chDB raises bare RuntimeErrors
                     raise StoreError(f"cannot open chDB directory {path}: {exc}") from exc
+                if not ChdbStore._sessions:
+                    atexit.register(_close_chdb_sessions)
                 ChdbStore._sessions[path] = sess
             self._session = sess
             self._run(f"CREATE DATABASE IF NOT EXISTS {self.database}", None, "CSV", use_db=False)
@@ -173,7 +196,7 @@ class ChdbStore:
                 if use_db and ChdbStore._current_db.get(self.path) != self.database:
                     self._session.query(f"USE {self.database}")
                     ChdbStore._current_db[self.path] = self.database
-                return self._session.query(sql, fmt, params=dict(params) if params else None)
+                return self._session.query(sql, fmt, params=chdb_parameters(params))
             except Exception as exc:
                 raise StoreError(f"query failed: {exc}") from exc
 
@@ -228,6 +251,23 @@ class ChdbStore:
         """Sessions stay open for the life of the process (chDB cannot reopen another path)."""
 
 
+def _close_chdb_sessions() -> None:
+    """Close chDB sessions before the interpreter tears down: chDB's own global shutdown at
+    process exit was seen to crash (SIGSEGV) when a session was still open."""
+    if not ChdbStore._lock.acquire(timeout=10):
+        return  # a query is stuck; leave the session to chDB's own shutdown
+    try:
+        for sess in ChdbStore._sessions.values():
+            try:
+                sess.close()
+            except Exception:  # exiting anyway
+                log.debug("closing a chDB session at exit failed", exc_info=True)
+        ChdbStore._sessions.clear()
+        ChdbStore._current_db.clear()
+    finally:
+        ChdbStore._lock.release()
+
+
 class ClickHouseStore:
     """A ClickHouse server through clickhouse-connect (HTTP)."""
 
@@ -243,7 +283,9 @@ class ClickHouseStore:
     ) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https", "clickhouse"):
-            raise StoreError(f"store URL must be http(s)://user:pass@host:port/db, got scheme {parsed.scheme!r}")
+            raise StoreError(
+                f"store URL must be http(s)://user:pass@host:port/db, got scheme {parsed.scheme!r}"
+            )
         path_db = parsed.path.strip("/") or None
         self.database = check_identifier(database or path_db or "sagascope")
         self.read_only = read_only
@@ -342,6 +384,51 @@ def server_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None
         check_identifier(key)
         out[key] = value
     return out
+
+
+def chdb_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Parameters for chDB, which takes scalars as they are but containers as ClickHouse text."""
+    if not params:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        check_identifier(key)
+        if isinstance(value, (list, tuple, set, frozenset, dict)):
+            out[key] = _literal(value)
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, datetime):
+            out[key] = _datetime_text(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _datetime_text(value: datetime) -> str:
+    """UTC text both DateTime64 and (for whole seconds) DateTime parameters accept."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="microseconds" if value.microsecond else "seconds")
+
+
+def _literal(value: Any) -> str:
+    """A value as a ClickHouse literal (the text form of arrays, maps and their elements)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, datetime):
+        return f"'{_datetime_text(value)}'"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_literal(k)}:{_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, tuple):
+        return "(" + ",".join(_literal(v) for v in value) + ")"
+    if isinstance(value, (list, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        return "[" + ",".join(_literal(v) for v in items) + "]"
+    return f"'{_quote(str(value))}'"
 
 
 def _map_error(exc: Exception) -> StoreError:

@@ -96,6 +96,11 @@ class CollectorSettings:
     telemetry_topic: str = "_sagascope.spans"
     #: kafka-python's max_poll_interval_ms, which is also the rebalance timeout on join.
     max_poll_interval_ms: int = 10000
+    #: Group session timeout (heartbeats every third of it). Joins on Tansu wait about
+    #: max(this, max_poll_interval_ms); 6000 is the lowest a stock Kafka broker accepts.
+    session_timeout_ms: int = 6000
+    #: How often the topic list is re-read to pick up new topics matching ``include``.
+    topic_refresh_s: float = 5.0
     correlation: tuple[CorrelationRule, ...] = ()
     redaction: tuple[RedactionRule, ...] = ()
 
@@ -136,7 +141,13 @@ class AlertSettings:
     webhook_url: str = ""
     webhook_timeout_s: float = 5.0
     webhook_retries: int = 5
+    #: First retry delay of the webhook and Kafka sinks; doubles per attempt up to the max.
+    retry_backoff_s: float = 0.5
+    retry_backoff_max_s: float = 30.0
     kafka_topic: str = "_sagascope.alerts"
+    #: How often learned thresholds are recomputed, and over how much history.
+    learn_refresh_s: float = 60.0
+    learn_window_s: float = 7 * 86400.0
     rules: tuple[AlertRule, ...] = ()
     status_rules: tuple[StatusRule, ...] = ()
 
@@ -148,6 +159,18 @@ class DashboardSettings:
     #: Base URL the alerts link to (``<public_url>/flow_explorer?saga=<id>``).
     public_url: str = "http://127.0.0.1:8501"
     refresh_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ServiceFaults:
+    """Fault settings of one demo service; unset fields fall back to ``[demo]``."""
+
+    service: str
+    drop_rate: float | None = None
+    duplicate_rate: float | None = None
+    error_rate: float | None = None
+    latency_ms: float | None = None
+    clock_skew_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +189,20 @@ class DemoSettings:
     clock_skew_s: float = -30.0
     #: The payment flow's "seven days" waiting for a card update, scaled down.
     card_update_wait_s: float = 5.0
+    #: Fraction of handler runs that fail transiently (retried; airline/hotel report them).
+    error_rate: float = 0.05
+    #: Start at most this many sagas, then keep running (0: no limit).
+    max_sagas: int = 0
+    #: Prefix of every demo topic and consumer group (isolates runs on a shared broker).
+    topic_prefix: str = ""
+    #: Tag in saga ids; empty picks a random one. Same seed + run_id = same decisions.
+    run_id: str = ""
+    #: Partitions of each demo topic.
+    partitions: int = 2
+    #: kafka-python max_poll_interval_ms of the demo services (also their group-join time).
+    max_poll_interval_ms: int = 3000
+    #: Per-service overrides of the fault settings ([[demo.service_faults]]).
+    service_faults: tuple[ServiceFaults, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,34 @@
+"""Fixtures of the collector tests."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from sagascope.settings import CollectorSettings
+
+_group_counter = itertools.count()
+
+
+@pytest.fixture
+def collector_settings(request: pytest.FixtureRequest) -> Callable[..., CollectorSettings]:
+    """CollectorSettings for one test: own group, short joins and flushes."""
+
+    def make(include: str, **overrides: Any) -> CollectorSettings:
+        safe = "".join(c if c.isalnum() else "-" for c in request.node.name)[:30]
+        base = CollectorSettings(
+            group_id=f"g-{safe}-{next(_group_counter)}",
+            include=include,
+            flush_interval_s=0.3,
+            max_poll_interval_ms=3000,
+            session_timeout_ms=3000,
+            topic_refresh_s=1.0,
+            batch_rows=2000,
+        )
+        return replace(base, **overrides)
+
+    return make
