@@ -1,0 +1,456 @@
+"""Analytics over many sagas: cycle times, transitions, failures, compensations, process maps.
+
+Each function is one question answered by ClickHouse; Python only shapes rows into results.
+Per-saga sequences are ordered by event time, then arrival (Kafka time, offset), with
+redelivered copies (same message id) counted once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sagascope.collector._results import (
+    FINISHED_STATUSES,
+    CompensationPair,
+    CycleTimeStats,
+    FailureCount,
+    ProcessEdge,
+    ProcessMap,
+    ProcessNode,
+    SagaFilter,
+    ThroughputPoint,
+    Transition,
+    Variant,
+)
+from sagascope.collector._schema import activity_hash
+from sagascope.collector._status import QueryError, StateQuery, _aware
+
+# Pseudo-activities marking where sagas start and end, in the one pass over the pairs.
+_START, _END = "\x02start", "\x03end"
+
+_ACTIVITY = {
+    "type": "x.5",
+    "step": "if(x.6 != 0, x.6, x.5)",
+}
+# Start and end markers among the activity hashes (never a hash: those are < 4294967291).
+_START_ID, _END_ID = 4294967295, 4294967294
+
+#: Durations (not counts) of process maps and transitions come from a sample of about this
+#: many sagas (every saga below it), picked by a hash of the saga id.
+DURATION_SAMPLE_SAGAS = 100_000
+
+
+def _activity(by: str) -> str:
+    try:
+        return _ACTIVITY[by]
+    except KeyError:
+        raise QueryError(f"by must be one of {', '.join(_ACTIVITY)}, got {by!r}") from None
+
+
+def _sequences_sql(scope: str, by: str) -> str:
+    """One row per saga: ``acts`` (activities) and ``ts`` (event times in ms), in order.
+
+    Read from ``saga_state.path``. Ordered by event time, then Kafka time and offset; copies
+    of a message (same message id) counted once. ``scope`` is a condition on saga_state.
+    """
+    return f"""
+SELECT saga_id, saga_type,
+       arraySort(x -> (x.1, x.2, x.3), path) AS raw,
+       arrayFilter((x, k) -> k = 1, raw, arrayEnumerateUniq(arrayMap(y -> y.4, raw))) AS seq,
+       arrayMap(x -> {_activity(by)}, seq) AS acts,
+       arrayMap(x -> x.1, seq) AS ts,
+       (ts[-1] - ts[1]) / 1000.0 AS cycle_s
+FROM saga_state FINAL
+WHERE {scope}"""
+
+
+def _variant_counts_sql(scope: str, by: str) -> str:
+    """(saga_type, acts, n): how many sagas of each type followed each path."""
+    return f"""
+SELECT saga_type, acts, count() AS n
+FROM ({_sequences_sql(scope, by)})
+GROUP BY saga_type, acts"""
+
+
+# Every path's pairs (a -> b, ms between), from a start marker to an end marker.
+_PAIRS = (
+    "ARRAY JOIN arrayPushFront(acts, toUInt32({start:UInt32})) AS a, "
+    "arrayPushBack(acts, toUInt32({end:UInt32})) AS b, "
+    "arrayPushBack(arrayDifference(ts), 0) AS ms"
+)
+
+
+def _sample_modulus(q: StateQuery) -> int:
+    sagas = int(q.run("SELECT count() FROM saga_state").scalar() or 0)
+    return max(1, sagas // DURATION_SAMPLE_SAGAS)
+
+
+def activity_names(q: StateQuery) -> dict[int, str]:
+    """Activity hash -> message type or step name, for every name stored."""
+    rows = q.run(
+        f"""
+SELECT toString(name) AS activity, {activity_hash("activity")} FROM (
+    SELECT DISTINCT type AS name FROM messages
+    UNION DISTINCT
+    SELECT DISTINCT step AS name FROM messages WHERE step != ''
+)"""
+    ).rows
+    names = {int(h): name for name, h in rows}
+    names[_START_ID], names[_END_ID] = _START, _END
+    return names
+
+
+def _ids(params: dict[str, Any]) -> dict[str, Any]:
+    return dict(params, start=_START_ID, end=_END_ID)
+
+
+def _pair_counts(
+    q: StateQuery, scope: str, params: dict[str, Any], by: str, names: dict[int, str]
+) -> list[Any]:
+    """Exact (saga_type, a, b, count) over all sagas, from the variants."""
+    rows = q.run(
+        f"""
+SELECT saga_type, a, b, sum(n) AS n
+FROM ({_variant_counts_sql(scope, by)})
+ARRAY JOIN arrayPushFront(acts, toUInt32({{start:UInt32}})) AS a,
+           arrayPushBack(acts, toUInt32({{end:UInt32}})) AS b
+GROUP BY saga_type, a, b""",
+        _ids(params),
+    ).rows
+    return [(t, names.get(int(a), f"#{a}"), names.get(int(b), f"#{b}"), n) for t, a, b, n in rows]
+
+
+def _pair_durations(
+    q: StateQuery,
+    scope: str,
+    params: dict[str, Any],
+    by: str,
+    names: dict[int, str],
+    levels: str,
+    per_type: bool,
+) -> dict[tuple[str, ...], tuple[list[float], float]]:
+    """(saga_type?, a, b) -> (quantiles at ``levels``, max) of seconds, over the sample."""
+    sample = dict(_ids(params), sample=_sample_modulus(q))
+    keys = "saga_type, a, b" if per_type else "a, b"
+    rows = q.run(
+        f"""
+SELECT {keys}, quantiles({levels})(ms / 1000.0) AS q, max(ms) / 1000.0 AS max_s
+FROM ({_sequences_sql(scope + " AND cityHash64(saga_id) % {sample:UInt64} = 0", by)})
+{_PAIRS}
+WHERE a != {{start:UInt32}} AND b != {{end:UInt32}}
+GROUP BY {keys}""",
+        sample,
+    ).rows
+    out: dict[tuple[str, ...], tuple[list[float], float]] = {}
+    for r in rows:
+        *key, quantiles, max_s = r
+        named = tuple(
+            k if i == 0 and per_type else names.get(int(k), f"#{k}") for i, k in enumerate(key)
+        )
+        out[named] = ([float(v) for v in quantiles], float(max_s))
+    return out
+
+
+def _quantile_cols(expr: str) -> str:
+    return f"quantilesExactInclusive(0.5, 0.9, 0.95, 0.99)({expr}) AS q"
+
+
+def _bucket(column: str) -> str:
+    return (
+        f"toDateTime64(toStartOfInterval({column}, toIntervalSecond({{bucket:UInt32}})), 3, 'UTC')"
+    )
+
+
+def _bucket_param(bucket_s: float) -> int:
+    bucket = int(bucket_s)
+    if bucket < 1:
+        raise QueryError(f"bucket_s must be at least 1 second, got {bucket_s}")
+    return bucket
+
+
+def _cycle_stats(row: dict[str, Any], saga_type: str) -> CycleTimeStats:
+    q = row["q"] or [0.0, 0.0, 0.0, 0.0]
+    return CycleTimeStats(
+        saga_type=saga_type,
+        count=int(row["n"]),
+        p50_s=float(q[0]),
+        p90_s=float(q[1]),
+        p95_s=float(q[2]),
+        p99_s=float(q[3]),
+        mean_s=float(row["mean_s"] or 0.0),
+        max_s=float(row["max_s"] or 0.0),
+        bucket=_aware(row["bucket"]) if row.get("bucket") is not None else None,
+    )
+
+
+def _finished(filters: SagaFilter | None) -> str:
+    if filters is not None and filters.status:
+        return ""
+    return " AND status IN ({})".format(", ".join(f"'{s}'" for s in FINISHED_STATUSES))
+
+
+def cycle_times(q: StateQuery, filters: SagaFilter | None) -> list[CycleTimeStats]:
+    """Per saga type, and overall as ``saga_type='*'`` (first), of finished sagas."""
+    sql, params = q.sagas_sql(filters)
+    rows = q.run(
+        f"""
+SELECT saga_type, grouping(saga_type) AS total, count() AS n, {_quantile_cols("duration_s")},
+       avg(duration_s) AS mean_s, max(duration_s) AS max_s
+FROM ({sql}) WHERE 1 {_finished(filters)}
+GROUP BY saga_type WITH ROLLUP
+ORDER BY total DESC, saga_type""",
+        params,
+    ).dicts()
+    return [
+        _cycle_stats(r, "*" if r["total"] else r["saga_type"]) for r in rows if r["n"]
+    ]
+
+
+def cycle_times_over_time(
+    q: StateQuery, filters: SagaFilter | None, bucket_s: float
+) -> list[CycleTimeStats]:
+    """Per (bucket of the time sagas finished, saga type)."""
+    sql, params = q.sagas_sql(filters)
+    params["bucket"] = _bucket_param(bucket_s)
+    rows = q.run(
+        f"""
+SELECT {_bucket('last_event')} AS bucket, saga_type,
+       count() AS n, {_quantile_cols("duration_s")}, avg(duration_s) AS mean_s,
+       max(duration_s) AS max_s
+FROM ({sql}) WHERE 1 {_finished(filters)}
+GROUP BY bucket, saga_type ORDER BY bucket, saga_type""",
+        params,
+    ).dicts()
+    return [_cycle_stats(r, r["saga_type"]) for r in rows]
+
+
+def throughput(q: StateQuery, filters: SagaFilter | None, bucket_s: float) -> list[ThroughputPoint]:
+    """Messages, sagas started and sagas finished per bucket (event time)."""
+    bucket = _bucket_param(bucket_s)
+    scope, params = q.message_scope(filters)
+    params["bucket"] = bucket
+    messages = q.run(
+        f"""
+SELECT {_bucket('event_time')} AS bucket,
+       count() AS n
+FROM messages WHERE {scope} GROUP BY bucket""",
+        params,
+    ).rows
+    sql, sparams = q.sagas_sql(filters)
+    sparams["bucket"] = bucket
+    sagas = q.run(
+        f"""
+SELECT bucket, sum(is_start) AS n_started, sum(is_end) AS n_finished FROM (
+    SELECT {_bucket('started')} AS bucket,
+           1 AS is_start, 0 AS is_end FROM ({sql})
+    UNION ALL
+    SELECT {_bucket('last_event')} AS bucket,
+           0, 1 FROM ({sql}) WHERE 1 {_finished(None)}
+) GROUP BY bucket""",
+        sparams,
+    ).rows
+    points: dict[datetime, list[int]] = {}
+    for when, n in messages:
+        points.setdefault(_aware(when), [0, 0, 0])[0] = int(n)
+    for when, started, finished in sagas:
+        entry = points.setdefault(_aware(when), [0, 0, 0])
+        entry[1], entry[2] = int(started), int(finished)
+    return [ThroughputPoint(k, *v) for k, v in sorted(points.items())]
+
+
+def transitions(q: StateQuery, filters: SagaFilter | None, by: str = "step") -> list[Transition]:
+    """Time from each step to the next message of the saga, per (saga type, from, to).
+
+    Counts are exact; percentiles and max come from a sample of about
+    ``DURATION_SAMPLE_SAGAS`` sagas (all of them below that), through ClickHouse's
+    ``quantiles`` (exact up to 8192 values per pair).
+    """
+    scope, params = q.message_scope(filters)
+    names = activity_names(q)
+    counts = _pair_counts(q, scope, params, by, names)
+    durations = _pair_durations(
+        q, scope, params, by, names, "0.5, 0.9, 0.95, 0.99", per_type=True
+    )
+    out = []
+    for saga_type, a, b, n in counts:
+        if a == _START or b == _END:
+            continue
+        quantiles, max_s = durations.get((saga_type, a, b), ([0.0] * 4, 0.0))
+        out.append(
+            Transition(
+                saga_type=saga_type, from_step=a, to_step=b, count=int(n),
+                p50_s=quantiles[0], p90_s=quantiles[1], p95_s=quantiles[2], p99_s=quantiles[3],
+                max_s=max_s,
+            )
+        )
+    out.sort(key=lambda t: (t.saga_type, -t.count, t.from_step, t.to_step))
+    return out
+
+
+def process_map(q: StateQuery, filters: SagaFilter | None, by: str = "type") -> ProcessMap:
+    """Directly-follows graph with exact counts and median/p95 durations, plus activity counts.
+
+    Durations come from a sample of about ``DURATION_SAMPLE_SAGAS`` sagas (see transitions).
+    """
+    scope, params = q.message_scope(filters)
+    merged: dict[tuple[str, str], int] = {}
+    names = activity_names(q)
+    for _saga_type, a, b, n in _pair_counts(q, scope, params, by, names):
+        merged[(a, b)] = merged.get((a, b), 0) + int(n)
+    sampled = {
+        (key[0], key[1]): quantiles
+        for key, (quantiles, _max) in _pair_durations(
+            q, scope, params, by, names, "0.5, 0.95", per_type=False
+        ).items()
+    }
+    rows = [(a, b, n, sampled.get((a, b), [0.0, 0.0])) for (a, b), n in merged.items()]
+    rows.sort(key=lambda r: (-r[2], r[0], r[1]))
+    counts: dict[str, list[int]] = {}
+    edges = []
+    for source, target, n, quantiles in rows:
+        if source == _START:
+            counts.setdefault(target, [0, 0, 0])[1] += int(n)
+        if target == _END:
+            counts.setdefault(source, [0, 0, 0])[2] += int(n)
+        else:
+            counts.setdefault(target, [0, 0, 0])[0] += int(n)
+        if source != _START and target != _END:
+            edges.append(
+                ProcessEdge(source, target, int(n), float(quantiles[0]), float(quantiles[1]))
+            )
+    nodes = sorted(
+        (ProcessNode(a, c[0], c[1], c[2]) for a, c in counts.items()),
+        key=lambda node: (-node.count, node.activity),
+    )
+    return ProcessMap(nodes=nodes, edges=edges, sagas=sum(node.starts for node in nodes))
+
+
+def variants(
+    q: StateQuery, filters: SagaFilter | None, limit: int = 20, by: str = "type"
+) -> list[Variant]:
+    """The most frequent activity sequences, with their share of sagas and median cycle time."""
+    if limit < 1:
+        raise QueryError(f"limit must be positive, got {limit}")
+    scope, params = q.message_scope(filters)
+    params["limit"] = int(limit)
+    rows = q.run(
+        f"""
+SELECT acts AS activities, count() AS n,
+       n / sum(n) OVER () AS share, median(cycle_s) AS median_cycle_s
+FROM ({_sequences_sql(scope, by)})
+GROUP BY activities ORDER BY n DESC, activities LIMIT {{limit:UInt32}}""",
+        params,
+    ).rows
+    names = activity_names(q)
+    return [
+        Variant(tuple(names.get(int(a), f"#{a}") for a in r[0]), int(r[1]), float(r[2]),
+                float(r[3]))
+        for r in rows
+    ]
+
+
+def _error_expr() -> str:
+    return (
+        "multiIf(headers['error'] != '', headers['error'], "
+        "JSONExtractString(payload, 'error') != '', JSONExtractString(payload, 'error'), "
+        "JSONExtractString(payload, 'reason') != '', JSONExtractString(payload, 'reason'), "
+        "parse_error != '', parse_error, toString(type))"
+    )
+
+
+def failures(q: StateQuery, filters: SagaFilter | None) -> list[FailureCount]:
+    """Messages marking a failure (``failed``/``compensating``, explicit or by status rule)."""
+    scope, params = q.message_scope(filters)
+    params["failure_types"] = q.failure_types()
+    rows = q.run(
+        f"""
+SELECT saga_type AS st, toString(step) AS f_step, toString(source) AS service,
+       {_error_expr()} AS error,
+       uniqExact(if(message_id != '', message_id, toString(offset))) AS n,
+       uniqExact(saga_id) AS sagas, max(event_time) AS last_seen, any(saga_id) AS example
+FROM messages
+WHERE {scope} AND (saga_status IN ('failed', 'compensating')
+                   OR (saga_status = '' AND has({{failure_types:Array(String)}}, type)))
+GROUP BY st, f_step, service, error
+ORDER BY n DESC, st, f_step, service, error""",
+        params,
+    ).rows
+    return [
+        FailureCount(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), _aware(r[6]), r[7])
+        for r in rows
+    ]
+
+
+def compensations(q: StateQuery, filters: SagaFilter | None) -> list[CompensationPair]:
+    """Each step a compensating saga had done, beside its undo (flags missing/failed/dup).
+
+    A step needs an undo when some saga of its type has ever compensated it (learned from
+    traffic), the saga did it without failing there, and the saga started compensating.
+    """
+    scope, params = q.message_scope(filters)
+    comp = q.run(
+        f"SELECT DISTINCT saga_type, compensates FROM messages "
+        f"WHERE {scope} AND compensates != ''",
+        params,
+    ).rows
+    if not comp:
+        return []
+    sql, sparams = q.sagas_sql(filters)
+    params.update(sparams)
+    params["comp_keys"] = [f"{t}\t{s}" for t, s in comp]
+    params["comp_steps"] = sorted({s for _, s in comp})
+    rows = q.run(
+        f"""
+SELECT saga_id, any(saga_type) AS st, key_step,
+       maxIf(event_time, NOT is_undo) AS done_at,
+       countIf(NOT is_undo) AS done_n,
+       countIf(NOT is_undo AND is_fail) AS done_failures,
+       arraySort(groupUniqArrayIf(toString(type), is_undo)) AS undo_types,
+       minIf(event_time, is_undo) AS undo_at,
+       uniqExactIf(message_id, is_undo) AS undo_messages,
+       countIf(is_undo AND is_fail) AS undo_failures
+FROM (
+    SELECT saga_id, saga_type, event_time, type, message_id,
+           if(compensates != '', toString(compensates), toString(step)) AS key_step,
+           compensates != '' AS is_undo,
+           saga_status IN ('failed', 'compensating')
+               OR positionCaseInsensitive(toString(type), 'fail') > 0 AS is_fail
+    FROM messages
+    WHERE {scope} AND (compensates != '' OR has({{comp_steps:Array(String)}}, toString(step)))
+      AND saga_id IN (
+          SELECT saga_id FROM messages WHERE {scope} AND compensates != ''
+          UNION DISTINCT
+          SELECT saga_id FROM ({sql}) WHERE marker IN ('compensating', 'compensated'))
+)
+GROUP BY saga_id, key_step
+HAVING has({{comp_keys:Array(String)}}, concat(st, '\t', key_step))
+   AND done_n > 0 AND done_failures = 0
+ORDER BY done_at, saga_id, key_step""",
+        params,
+    ).dicts()
+    out = []
+    for r in rows:
+        undo_types = tuple(r["undo_types"])
+        undo_messages = int(r["undo_messages"])
+        if int(r["undo_failures"]):
+            state = "failed"
+        elif undo_messages > max(len(undo_types), 1):
+            state = "duplicated"
+        elif undo_messages == 0:
+            state = "missing"
+        else:
+            state = "ok"
+        out.append(
+            CompensationPair(
+                saga_id=r["saga_id"],
+                saga_type=r["st"],
+                step=r["key_step"],
+                done_at=_aware(r["done_at"]),
+                undo_types=undo_types,
+                undo_at=_aware(r["undo_at"]) if undo_messages else None,
+                undo_count=undo_messages,
+                state=state,
+            )
+        )
+    return out

@@ -1,0 +1,244 @@
+"""The query layer's filter and result types (re-exported by ``sagascope.collector.queries``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+#: Every status a saga can have; the first four come from ``ce_sagastatus`` or status rules.
+STATUSES: tuple[str, ...] = (
+    "running",
+    "stalled",
+    "completed",
+    "failed",
+    "compensating",
+    "compensated",
+)
+#: Statuses after which nothing more is expected.
+FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "compensated")
+
+
+@dataclass(frozen=True)
+class SagaFilter:
+    """Which sagas a question is about; ``None`` means no restriction.
+
+    Times select sagas active in ``[time_from, time_to)`` (by event time); ``attribute`` is
+    ``"key=value"`` (or a ``(key, value)`` pair) matched against a message header or a
+    top-level (or dotted ``a.b``) field of the JSON payload.
+    """
+
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+    saga_type: str | None = None
+    status: str | None = None
+    service: str | None = None
+    step: str | None = None
+    attribute: str | tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class FlowMessage:
+    """One message of a flow (a ``messages`` row, duplicates folded into it)."""
+
+    message_id: str
+    causation_id: str
+    saga_id: str
+    saga_type: str
+    trace_id: str
+    span_id: str
+    kind: str
+    type: str
+    source: str
+    step: str
+    saga_status: str
+    compensates: str
+    event_time: datetime
+    kafka_time: datetime
+    topic: str
+    partition: int
+    offset: int
+    headers: dict[str, str]
+    payload: str
+    payload_size: int
+    payload_truncated: bool
+    correlation: str
+    parse_error: str
+    #: Extra copies received with the same ``message_id`` (0 for none).
+    duplicates: int = 0
+    #: ``(topic, partition, offset)`` of every copy, the shown one first.
+    copies: tuple[tuple[str, int, int], ...] = ()
+    #: The message it was caused by is not part of the flow.
+    cause_missing: bool = False
+    #: Seconds by which this message's event time precedes its cause's (a skewed clock).
+    skew_s: float = 0.0
+    #: Causal depth (0 for a message whose cause is not in the flow).
+    depth: int = 0
+
+    @property
+    def duplicated(self) -> bool:
+        return self.duplicates > 0
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A saga's messages in causal order, with its derived status."""
+
+    key: str
+    #: How ``key`` was matched: ``saga_id``, ``message_id`` or ``trace_id``.
+    matched_by: str
+    saga_id: str
+    saga_type: str
+    status: str
+    messages: list[FlowMessage]
+    trace_ids: tuple[str, ...]
+    started: datetime | None
+    last_event: datetime | None
+    #: Other sagas sharing the trace or message asked for.
+    related_sagas: tuple[str, ...] = ()
+
+    @property
+    def duration_s(self) -> float:
+        if self.started is None or self.last_event is None:
+            return 0.0
+        return (self.last_event - self.started).total_seconds()
+
+    @property
+    def duplicates(self) -> int:
+        return sum(m.duplicates for m in self.messages)
+
+
+@dataclass(frozen=True)
+class SagaSummary:
+    saga_id: str
+    saga_type: str
+    status: str
+    started: datetime
+    last_event: datetime
+    last_kafka_time: datetime
+    duration_s: float
+    messages: int
+    last_step: str
+    last_type: str
+    last_source: str
+    #: Seconds between the last message's Kafka time and the watermark.
+    silent_s: float
+
+
+@dataclass(frozen=True)
+class StalledSaga:
+    saga_id: str
+    saga_type: str
+    #: Step (or, when messages carry none, type) of the last message heard.
+    step: str
+    last_type: str
+    #: What is expected next, e.g. ``PaymentReceived (reply to RetrievePayment)``.
+    waiting_for: str
+    #: Kafka time of the last message heard.
+    since: datetime
+    threshold_s: float
+    silent_s: float
+    status: str = "stalled"
+
+
+@dataclass(frozen=True)
+class CycleTimeStats:
+    """Cycle time (first to last event time) of finished sagas, in seconds."""
+
+    saga_type: str
+    count: int
+    p50_s: float
+    p90_s: float
+    p95_s: float
+    p99_s: float
+    mean_s: float
+    max_s: float
+    #: Bucket start for ``cycle_times_over_time`` (by the time sagas finished), else None.
+    bucket: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ThroughputPoint:
+    bucket: datetime
+    messages: int
+    sagas_started: int
+    sagas_finished: int
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Time from a message of ``from_step`` to the next message of the saga (event time)."""
+
+    saga_type: str
+    from_step: str
+    to_step: str
+    count: int
+    p50_s: float
+    p90_s: float
+    p95_s: float
+    p99_s: float
+    max_s: float
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    saga_type: str
+    step: str
+    service: str
+    error: str
+    count: int
+    sagas: int
+    last_seen: datetime
+    example_saga_id: str
+
+
+@dataclass(frozen=True)
+class CompensationPair:
+    """A step a compensating saga had done, beside its undo.
+
+    ``state``: ``ok`` (undone once), ``missing`` (no undo seen), ``failed`` (the undo
+    reported failure) or ``duplicated`` (undone more than once).
+    """
+
+    saga_id: str
+    saga_type: str
+    step: str
+    done_at: datetime
+    undo_types: tuple[str, ...]
+    undo_at: datetime | None
+    undo_count: int
+    state: str
+
+
+@dataclass(frozen=True)
+class ProcessNode:
+    activity: str
+    count: int
+    #: Sagas starting / ending with this activity.
+    starts: int = 0
+    ends: int = 0
+
+
+@dataclass(frozen=True)
+class ProcessEdge:
+    source: str
+    target: str
+    count: int
+    median_s: float
+    p95_s: float
+
+
+@dataclass(frozen=True)
+class ProcessMap:
+    """Directly-follows graph discovered from traffic (activities by ``by``: type or step)."""
+
+    nodes: list[ProcessNode] = field(default_factory=list)
+    edges: list[ProcessEdge] = field(default_factory=list)
+    sagas: int = 0
+
+
+@dataclass(frozen=True)
+class Variant:
+    activities: tuple[str, ...]
+    count: int
+    share: float
+    median_cycle_s: float

@@ -1,0 +1,290 @@
+"""Saga state in SQL: status, stall thresholds and filters over the ``saga_state`` view.
+
+Everything is derived by ClickHouse from ``saga_state`` (fed from ``messages`` by a
+materialized view); Python only builds the SQL text (fixed, no user input) and its parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sagascope.collector._results import STATUSES, SagaFilter
+from sagascope.collector._schema import STATUS_RANK
+from sagascope.collector._store import _ARROW_SETTINGS, _READ_ONLY_SETTINGS
+from sagascope.collector.exceptions import CollectorError
+from sagascope.instrumentation._contract import SAGA_STATUSES
+
+from sagascope.settings import StatusRule
+
+
+class QueryError(CollectorError):
+    """A query was asked with invalid arguments (an unknown status, a bad filter)."""
+
+
+def format_time(moment: datetime) -> str:
+    """A DateTime64(3, 'UTC') parameter value, the same text for both backends."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def bind(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as both backends take them (times as UTC text, sequences as lists)."""
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, datetime):
+            value = format_time(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
+
+
+def check_status_rules(rules: Sequence[StatusRule]) -> tuple[StatusRule, ...]:
+    for i, rule in enumerate(rules):
+        if rule.status not in SAGA_STATUSES:
+            raise QueryError(
+                f"alerts.status_rules[{i}].status must be one of "
+                f"{', '.join(sorted(SAGA_STATUSES))}, got {rule.status!r}"
+            )
+        if not rule.type:
+            raise QueryError(f"alerts.status_rules[{i}].type must not be empty")
+    return tuple(rules)
+
+
+def check_stall_rules(
+    rules: Sequence[tuple[str, str, float]],
+) -> tuple[tuple[str, str, float], ...]:
+    out = []
+    for i, rule in enumerate(rules):
+        try:
+            saga_type, step, threshold = rule
+            threshold = float(threshold)
+        except (TypeError, ValueError) as exc:
+            raise QueryError(
+                f"stall_rules[{i}] must be (saga_type or '*', step or '*', threshold_s)"
+            ) from exc
+        if threshold <= 0:
+            raise QueryError(f"stall_rules[{i}] threshold_s must be positive, got {threshold}")
+        out.append((str(saga_type or "*"), str(step or "*"), threshold))
+    return tuple(out)
+
+
+def _rule_marks_sql(prefilter: str) -> str:
+    """Per saga, the latest outcome a status rule gives a message without ``ce_sagastatus``."""
+    extra = f" AND {prefilter}" if prefilter else ""
+    return f"""
+    SELECT saga_id, max(tuple(kafka_time, toUInt8(indexOf({STATUS_RANK}, rule_status)),
+                              rule_status)) AS rule_mark
+    FROM (
+        SELECT saga_id, kafka_time,
+            {{rule_statuses:Array(String)}}[arrayFirstIndex(
+                (rt, rs) -> rt = type AND (rs = '' OR rs = saga_type),
+                {{rule_types:Array(String)}}, {{rule_saga_types:Array(String)}})] AS rule_status
+        FROM messages
+        WHERE saga_id != '' AND saga_status = '' AND has({{rule_types:Array(String)}}, type)
+            {extra}
+    )
+    WHERE rule_status != ''
+    GROUP BY saga_id"""
+
+
+def state_sql(
+    *,
+    prefilter: str = "",
+    with_rules: bool = False,
+) -> str:
+    """A subquery with one row per saga and its derived columns (status included).
+
+    Needs the parameters ``ref`` (DateTime64: the watermark), ``default_timeout``,
+    ``stall_types``, ``stall_steps``, ``stall_thresholds`` (and the rule arrays with rules).
+    """
+    where = f"WHERE {prefilter}" if prefilter else ""
+    if with_rules:
+        join = f"LEFT JOIN ({_rule_marks_sql(prefilter)}) AS rules USING (saga_id)"
+        marker = "greatest(status_mark, rule_mark).3"
+    else:
+        join, marker = "", "status_mark.3"
+    return f"""
+SELECT
+    saga_id, saga_type, first_event_time AS started, last_event_time AS last_event,
+    last_kafka_time, message_count,
+    last_message.3 AS last_step_raw, last_message.4 AS last_type,
+    last_message.5 AS last_kind, last_message.6 AS last_source,
+    if(last_step_raw != '', last_step_raw, last_type) AS last_step,
+    {marker} AS marker,
+    arrayFirstIndex(
+        (a, b) -> (a = '*' OR a = saga_type) AND (b = '*' OR b = last_step),
+        {{stall_types:Array(String)}}, {{stall_steps:Array(String)}}) AS stall_rule,
+    if(stall_rule = 0, {{default_timeout:Float64}},
+       {{stall_thresholds:Array(Float64)}}[stall_rule]) AS threshold_s,
+    greatest(dateDiff('millisecond', last_kafka_time, {{ref:DateTime64(3, 'UTC')}}), 0) / 1000.0
+        AS silent_s,
+    multiIf(
+        marker IN ('completed', 'failed', 'compensated'), marker,
+        silent_s > threshold_s, 'stalled',
+        marker = 'compensating', 'compensating',
+        'running') AS status,
+    dateDiff('millisecond', started, last_event) / 1000.0 AS duration_s
+FROM (
+    SELECT saga_id, saga_type, first_event_time, last_event_time, last_kafka_time,
+        message_count, last_message, status_mark
+    FROM saga_state FINAL
+    {where}
+) AS state
+{join}"""
+
+
+def rule_params(
+    status_rules: Sequence[StatusRule],
+    stall_rules: Sequence[tuple[str, str, float]],
+    default_timeout_s: float,
+    ref: datetime,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "ref": ref,
+        "default_timeout": float(default_timeout_s),
+        "stall_types": [r[0] for r in stall_rules],
+        "stall_steps": [r[1] for r in stall_rules],
+        "stall_thresholds": [float(r[2]) for r in stall_rules],
+    }
+    if status_rules:
+        params["rule_types"] = [r.type for r in status_rules]
+        params["rule_statuses"] = [r.status for r in status_rules]
+        params["rule_saga_types"] = [r.saga_type for r in status_rules]
+    return params
+
+
+def parse_attribute(attribute: str | tuple[str, str]) -> tuple[str, str]:
+    if isinstance(attribute, tuple):
+        key, value = attribute
+    else:
+        key, sep, value = attribute.partition("=")
+        if not sep:
+            raise QueryError(f"attribute filter must be key=value, got {attribute!r}")
+    key = key.strip()
+    if not key:
+        raise QueryError("attribute filter needs a key")
+    return key, value.strip()
+
+
+def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
+    """(prefilter on saga_id inside state, condition on the state's columns, parameters)."""
+    f = filters or SagaFilter()
+    pre: list[str] = []
+    post: list[str] = []
+    params: dict[str, Any] = {}
+    if f.service:
+        pre.append("saga_id IN (SELECT saga_id FROM messages WHERE source = {f_service:String})")
+        params["f_service"] = f.service
+    if f.step:
+        pre.append("saga_id IN (SELECT saga_id FROM messages WHERE step = {f_step:String})")
+        params["f_step"] = f.step
+    if f.attribute:
+        key, value = parse_attribute(f.attribute)
+        path = key.split(".")
+        json_args = ", ".join(f"{{f_attr_k{i}:String}}" for i in range(len(path)))
+        pre.append(
+            "saga_id IN (SELECT saga_id FROM messages WHERE "
+            "headers[{f_attr_key:String}] = {f_attr_value:String} OR "
+            f"JSONExtractString(payload, {json_args}) = {{f_attr_value:String}} OR "
+            f"toString(JSONExtractRaw(payload, {json_args})) = {{f_attr_value:String}})"
+        )
+        params["f_attr_key"] = key
+        params["f_attr_value"] = value
+        for i, part in enumerate(path):
+            params[f"f_attr_k{i}"] = part
+    if f.saga_type:
+        post.append("saga_type = {f_saga_type:String}")
+        params["f_saga_type"] = f.saga_type
+    if f.time_from is not None:
+        post.append("last_event >= {f_time_from:DateTime64(3, 'UTC')}")
+        params["f_time_from"] = f.time_from
+    if f.time_to is not None:
+        post.append("started < {f_time_to:DateTime64(3, 'UTC')}")
+        params["f_time_to"] = f.time_to
+    if f.status:
+        if f.status not in STATUSES:
+            raise QueryError(f"status must be one of {', '.join(STATUSES)}, got {f.status!r}")
+        post.append("status = {f_status:String}")
+        params["f_status"] = f.status
+    return " AND ".join(pre), " AND ".join(post), params
+
+
+class StateQuery:
+    """The store plus the status and stall configuration every question needs."""
+
+    def __init__(
+        self,
+        store: Any,
+        status_rules: Sequence[StatusRule],
+        stall_rules: Sequence[tuple[str, str, float]],
+        default_timeout_s: float,
+    ) -> None:
+        if default_timeout_s <= 0:
+            raise QueryError(f"default_timeout_s must be positive, got {default_timeout_s}")
+        self.store = store
+        self.status_rules = check_status_rules(status_rules)
+        self.stall_rules = check_stall_rules(stall_rules)
+        self.default_timeout_s = float(default_timeout_s)
+
+    def run(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.store.query(sql, bind(params or {}))
+
+    def run_point(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        """A query reading a few granules: one thread is faster than spreading them out."""
+        base = _READ_ONLY_SETTINGS if self.store.read_only else _ARROW_SETTINGS
+        settings = {**base, "max_threads": 1}
+        joined = ", ".join(f"{k}={v}" for k, v in settings.items())
+        return self.store.query(f"{sql}\nSETTINGS {joined}", bind(params or {}))
+
+    def watermark(self) -> datetime:
+        """min(read_until) over the latest progress row per partition; now() without any."""
+        value = self.run_point(
+            "SELECT if(count() = 0, now64(3, 'UTC'), min(read_until)) "
+            "FROM (SELECT read_until FROM progress FINAL)"
+        ).scalar()
+        return _aware(value)
+
+    def sagas_sql(
+        self, filters: SagaFilter | None, ref: datetime | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """``SELECT * FROM <saga state> WHERE <filters>`` and its parameters."""
+        pre, post, params = filter_sql(filters)
+        params.update(
+            rule_params(
+                self.status_rules,
+                self.stall_rules,
+                self.default_timeout_s,
+                ref if ref is not None else self.watermark(),
+            )
+        )
+        sql = f"SELECT * FROM ({state_sql(prefilter=pre, with_rules=bool(self.status_rules))})"
+        if post:
+            sql += f" WHERE {post}"
+        return sql, params
+
+    def message_scope(self, filters: SagaFilter | None) -> tuple[str, dict[str, Any]]:
+        """A condition on ``messages`` rows selecting the sagas ``filters`` match."""
+        f = filters or SagaFilter()
+        if not any(
+            (f.time_from, f.time_to, f.status, f.service, f.step, f.attribute)
+        ):
+            if f.saga_type:
+                return "saga_id != '' AND saga_type = {f_saga_type:String}", {
+                    "f_saga_type": f.saga_type
+                }
+            return "saga_id != ''", {}
+        sql, params = self.sagas_sql(f)
+        return f"saga_id IN (SELECT saga_id FROM ({sql}))", params
+
+    def failure_types(self) -> list[str]:
+        return [r.type for r in self.status_rules if r.status in ("failed", "compensating")]
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    raise QueryError(f"expected a time from the store, got {value!r}")

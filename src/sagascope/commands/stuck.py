@@ -1,0 +1,58 @@
+"""``sagascope stuck``: list stalled sagas (not finished, silent past their threshold)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from sagascope.settings import Settings
+
+HELP = "list stalled sagas"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--saga-type", help="only sagas of this type")
+    parser.add_argument("--limit", type=int, default=100, help="print at most this many")
+    parser.add_argument("--json", action="store_true", help="print JSON lines")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from sagascope.collector.queries import SagaFilter
+    from sagascope.commands.flow import format_table, open_queries
+
+    queries = open_queries(settings)
+    stalled = queries.stalled(SagaFilter(saga_type=args.saga_type or None))
+    shown = stalled[: max(args.limit, 0)]
+    if args.json:
+        for s in shown:
+            print(json.dumps({
+                "saga_id": s.saga_id, "saga_type": s.saga_type, "step": s.step,
+                "last_type": s.last_type, "waiting_for": s.waiting_for,
+                "since": s.since.isoformat(), "silent_s": s.silent_s,
+                "threshold_s": s.threshold_s,
+            }))
+        return 0
+    if not stalled:
+        print(f"no stalled sagas (data as of {queries.watermark():%Y-%m-%d %H:%M:%S} UTC)")
+        return 0
+    print(format_table(
+        ["saga id", "saga type", "stuck after", "waiting for", "silent", "threshold", "since"],
+        [
+            [s.saga_id, s.saga_type, s.step, s.waiting_for, _duration(s.silent_s),
+             _duration(s.threshold_s), f"{s.since:%Y-%m-%d %H:%M:%S}"]
+            for s in shown
+        ],
+    ))
+    more = len(stalled) - len(shown)
+    print(f"{len(stalled)} stalled saga(s)" + (f", {more} not shown" if more > 0 else ""))
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"

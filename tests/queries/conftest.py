@@ -1,0 +1,25 @@
+"""Fixtures of the query-layer tests: a store seeded with one saga of every status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sagascope.collector.queries import SagaQueries
+from seeding import seed_scenarios
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def queries(store) -> SagaQueries:
+    return SagaQueries(store, default_timeout_s=300.0)
+
+
+@pytest.fixture
+def scenarios(store, now) -> dict[str, str]:
+    """``{status: saga_id}``, one order saga per status, silences measured from ``now``."""
+    return seed_scenarios(store, now)
