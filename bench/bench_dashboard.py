@@ -1,0 +1,167 @@
+"""Dashboard page render times on a 1,000,000-message store (target: every page under 2 s).
+
+    python bench/bench_dashboard.py [--messages 1000000] [--runs 3]
+
+Generates the messages in SQL (``INSERT ... SELECT FROM numbers(N)``, through the saga-state
+materialized view like a collector's inserts) into a fresh chDB directory, then renders each
+page with ``streamlit.testing.v1.AppTest`` (the whole app script: sidebar, filters and the
+page's queries and figures). The baseline is the same app on a 1,000-message store, measured
+in the same run, so the ratio shows how render time grows with the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+PAGES = {
+    "overview": "",
+    "flow_explorer": "views/flow_explorer.py",
+    "stuck_sagas": "views/stuck_sagas.py",
+    "failures": "views/failures.py",
+    "process_map": "views/process_map.py",
+    "alerts": "views/alerts.py",
+}
+MESSAGES_PER_SAGA = 8
+TARGET_S = 2.0
+#: The default range (the last hour of data) and the worst case (everything).
+TIME_RANGES = ("Last hour", "All time")
+
+# One saga = 8 messages; position p (1-based) gives type, source, kind and step. Every 10th
+# saga fails at payment and compensates; every 97th stops after asking for shipping (stalled).
+_SQL = """
+INSERT INTO messages (topic, partition, offset, kafka_time, event_time, ingest_time, kafka_key,
+    trace_id, span_id, saga_id, saga_type, message_id, causation_id, kind, type, source, step,
+    saga_status, compensates, headers, payload, payload_size, payload_sha256, correlation)
+SELECT
+    concat(source, '.', kind, 's') AS topic, toUInt32(s % 4) AS partition, number AS offset,
+    t AS kafka_time, t AS event_time, t AS ingest_time, saga_id AS kafka_key,
+    lower(hex(MD5(toString(s)))) AS trace_id, lower(hex(cityHash64(number))) AS span_id,
+    saga_id, saga_type, concat('m-', toString(number)) AS message_id,
+    if(p = 1, '', concat('m-', toString(number - 1))) AS causation_id,
+    kind, type, source, step, saga_status, compensates,
+    map('ce_id', message_id, 'ce_type', type, 'ce_source', source, 'ce_sagaid', saga_id,
+        'ce_sagatype', saga_type, 'ce_kind', kind) AS headers,
+    concat('{"saga":"', saga_id, '","amount":', toString(s % 500), ',"error":"',
+           if(type = 'PaymentFailed', 'card declined', ''), '"}') AS payload,
+    toUInt32(length(payload)) AS payload_size, lower(hex(SHA256(payload))) AS payload_sha256,
+    'headers' AS correlation
+FROM (
+    SELECT number, intDiv(number, 8) AS s, number % 8 + 1 AS p,
+        concat('order-', toString(s)) AS saga_id,
+        ['order-fulfillment', 'booking', 'payment-retry', 'returns'][s % 4 + 1] AS saga_type,
+        s % 10 = 7 AS fails, s % 97 = 5 AS stalls,
+        multiIf(fails, ['OrderPlaced', 'ReserveStock', 'StockReserved', 'RetrievePayment',
+                        'PaymentFailed', 'ReleaseStock', 'StockReleased', 'OrderCancelled'][p],
+                stalls AND p = 8, 'ShipOrder',
+                ['OrderPlaced', 'ReserveStock', 'StockReserved', 'RetrievePayment',
+                 'PaymentReceived', 'ShipOrder', 'OrderShipped', 'OrderCompleted'][p]) AS type,
+        multiIf(fails, ['orders', 'orchestrator', 'inventory', 'orchestrator', 'payment',
+                        'orchestrator', 'inventory', 'orchestrator'][p],
+                ['orders', 'orchestrator', 'inventory', 'orchestrator', 'payment',
+                 'orchestrator', 'shipping', 'orchestrator'][p]) AS source,
+        if(type IN ('ReserveStock', 'RetrievePayment', 'ShipOrder', 'ReleaseStock'),
+           'command', 'event') AS kind,
+        multiIf(fails, ['place', 'reserve-stock', 'reserve-stock', 'payment', 'payment',
+                        'release-stock', 'release-stock', 'cancel'][p],
+                ['place', 'reserve-stock', 'reserve-stock', 'payment', 'payment', 'shipping',
+                 'shipping', 'complete'][p]) AS step,
+        multiIf(type = 'PaymentFailed', 'compensating', type = 'OrderCancelled', 'compensated',
+                type = 'OrderCompleted', 'completed', '') AS saga_status,
+        if(step = 'release-stock', 'reserve-stock', '') AS compensates,
+        now64(3) - toIntervalSecond({span_s:UInt32}) + toIntervalMillisecond(
+            intDiv(s * {span_s:UInt32} * 1000, {sagas:UInt64})
+            + (p - 1) * (500 + (s * 7919) % 20000)) AS t
+    FROM numbers({messages:UInt64})
+)
+"""
+
+
+def build_store(path: str, database: str, messages: int, span_s: int) -> Any:
+    from sagascope.collector import ChdbStore, ensure_schema
+
+    store = ChdbStore(path, database)
+    ensure_schema(store)
+    sagas = max(messages // MESSAGES_PER_SAGA, 1)
+    store.command(_SQL, {"messages": messages, "sagas": sagas, "span_s": span_s})
+    return store
+
+
+def render_times(
+    store: Any, runs: int, saga_id: str, time_range: str
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Per page: ``runs`` renders with every cache empty, then ``runs`` warm reruns."""
+    import streamlit as st
+    from sagascope.dashboard import APP_PATH, runtime
+    from streamlit.testing.v1 import AppTest
+
+    from sagascope.settings import Settings
+
+    runtime.configure(Settings(), store)
+    times: dict[str, tuple[list[float], list[float]]] = {}
+    for name, path in PAGES.items():
+        at = AppTest.from_file(str(APP_PATH), default_timeout=120)
+        at.session_state["time_range"] = time_range
+        if path:
+            at.run()  # switch_page needs the pages registered by a first run
+            at.switch_page(path)
+        if name == "flow_explorer":
+            at.query_params["saga"] = saga_id
+        cold, warm = [], []
+        for i in range(2 * runs):
+            if i < runs:
+                st.cache_data.clear()
+                st.cache_resource.clear()
+            started = time.perf_counter()
+            at.run()
+            (cold if i < runs else warm).append(time.perf_counter() - started)
+            if at.exception:
+                raise SystemExit(f"{name} failed: {at.exception[0].value}")
+        times[name] = (cold, warm)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--baseline-messages", type=int, default=1_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--span-days", type=float, default=7.0)
+    args = parser.parse_args(argv)
+
+    path = tempfile.mkdtemp(prefix="bench-dashboard-")
+    span_s = int(args.span_days * 86400)
+    started = time.perf_counter()
+    big = build_store(path, "bench_big", args.messages, span_s)
+    print(f"generated {args.messages:,} messages in {time.perf_counter() - started:.1f} s")
+    small = build_store(path, "bench_small", args.baseline_messages, span_s)
+
+    from sagascope.dashboard._chrome import RESULT_TTL_S
+
+    worst = 0.0
+    for time_range in TIME_RANGES:
+        base = render_times(small, args.runs, "order-1", time_range)
+        full = render_times(big, args.runs, "order-1", time_range)
+        print(f"\ntime range {time_range!r}, {args.messages:,} messages (baseline "
+              f"{args.baseline_messages:,}); seconds, median of {args.runs}: 'cold' with every "
+              f"cache empty (a first view), 'warm' a rerun within {RESULT_TTL_S:g} s (a click)")
+        print(f"{'page':<16}{'cold':>7}{'max':>7}{'warm':>7}{'base cold':>11}{'ratio':>7}")
+        for name in PAGES:
+            cold, warm = full[name]
+            base_cold = statistics.median(base[name][0])
+            median_cold = statistics.median(cold)
+            worst = max(worst, median_cold)
+            print(f"{name:<16}{median_cold:>7.2f}{max(cold):>7.2f}"
+                  f"{statistics.median(warm):>7.2f}{base_cold:>11.2f}"
+                  f"{median_cold / base_cold:>6.1f}x")
+    verdict = "OK" if worst < TARGET_S else "OVER"
+    print(f"\nslowest page (median cold render): {worst:.2f} s (target < {TARGET_S:.0f} s): {verdict}")
+    return 0 if worst < TARGET_S else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

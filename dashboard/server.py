@@ -1,0 +1,175 @@
+"""Streamlit's server started in this process, so the demo can share its chDB store with it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from sagascope.collector import ChdbStore, Store, open_store
+from sagascope.dashboard import runtime
+from sagascope.dashboard.exceptions import DashboardError
+
+from sagascope.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The Streamlit main script: ``st.navigation`` over the pages.
+APP_PATH = Path(__file__).with_name("app.py")
+
+_started = threading.Lock()
+
+
+class DashboardServer:
+    """A running dashboard: ``url`` to open, ``stop()`` to shut it down."""
+
+    def __init__(self, server: Any, loop: asyncio.AbstractEventLoop, thread: threading.Thread,
+                 url: str) -> None:
+        self._server = server
+        self._loop = loop
+        self._thread = thread
+        #: Where the dashboard answers, e.g. ``http://127.0.0.1:8501``.
+        self.url = url
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the server and wait for its thread; safe to call twice."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._server.stop)
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.warning("dashboard server did not stop within %.1f s", timeout_s)
+
+    def wait(self) -> None:
+        """Block until the server stops (Ctrl+C stops it)."""
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    def __enter__(self) -> DashboardServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _streamlit_options(settings: Settings, port: int) -> dict[str, Any]:
+    host = settings.dashboard.host
+    return {
+        "server.address": host,
+        "server.port": port,
+        "server.headless": True,
+        "server.fileWatcherType": "none",
+        "server.runOnSave": False,
+        "browser.gatherUsageStats": False,
+        "browser.serverAddress": host,
+        "global.developmentMode": False,
+        "client.toolbarMode": "viewer",
+        "client.showErrorDetails": "none",
+        "theme.base": "light",
+        "theme.primaryColor": "#3b5bdb",
+    }
+
+
+def _read_only(store: Store | None, settings: Settings) -> Store | None:
+    """A read-only handle on the same data: the dashboard never writes."""
+    if store is None or store.read_only:
+        return store
+    if store.backend == "chdb":
+        # Shares the process's chDB session; only the handle is read-only.
+        return ChdbStore(getattr(store, "path", settings.store.path), store.database,
+                         read_only=True)
+    cfg = settings.store
+    if cfg.url:
+        return open_store(cfg.url, cfg.path, store.database, read_only=True)
+    return store
+
+
+def serve(
+    settings: Settings,
+    store: Store | None = None,
+    *,
+    port: int | None = None,
+    block: bool = True,
+    timeout_s: float = 30.0,
+) -> DashboardServer:
+    """Start Streamlit's server in this process on ``settings.dashboard.host``.
+
+    Args:
+        settings: the settings; the dashboard section gives host and port.
+        store: a store already open in this process (embedded mode shares it; the pages get
+            a read-only handle on it); when None, the pages open the settings' store
+            read-only.
+        port: overrides ``settings.dashboard.port``; ``0`` picks a free port.
+        block: wait until the server stops (Ctrl+C) before returning.
+        timeout_s: how long to wait for the server to listen.
+
+    Returns:
+        The running server (already stopped when ``block`` is true).
+
+    Raises:
+        DashboardError: the server could not start, or one already runs in this process.
+    """
+    from streamlit import config as st_config
+    from streamlit.web import bootstrap
+    from streamlit.web.server import Server
+
+    if not _started.acquire(blocking=False):
+        raise DashboardError("a dashboard server already runs in this process (Streamlit allows one)")
+    chosen_port = settings.dashboard.port if port is None else port
+    runtime.configure(settings, _read_only(store, settings))
+    bootstrap.load_config_options(
+        {k.replace(".", "_"): v for k, v in _streamlit_options(settings, chosen_port).items()}
+    )
+    bootstrap.prepare_streamlit_environment(str(APP_PATH))
+
+    ready = threading.Event()
+    failure: list[BaseException] = []
+    loop = asyncio.new_event_loop()
+    server = Server(str(APP_PATH), False)
+
+    async def main() -> None:
+        try:
+            await server.start()
+        except BaseException as exc:  # SystemExit when the port is taken
+            failure.append(exc)
+            ready.set()
+            return
+        ready.set()
+        await server.stopped
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(main())
+        except Exception:
+            log.exception("dashboard server crashed")
+        finally:
+            loop.close()
+            ready.set()
+
+    thread = threading.Thread(target=run, name="sagascope-dashboard", daemon=True)
+    thread.start()
+    if not ready.wait(timeout_s):
+        raise DashboardError(f"dashboard server did not start within {timeout_s:.0f} s")
+    if failure or not thread.is_alive():
+        cause = failure[0] if failure else None
+        raise DashboardError(
+            f"dashboard server could not listen on {settings.dashboard.host}:{chosen_port}"
+            + (f": {cause!r}" if cause else "")
+        ) from cause
+    bound = int(st_config.get_option("server.port"))
+    url = f"http://{settings.dashboard.host}:{bound}"
+    log.info("dashboard listening url=%s", url)
+    handle = DashboardServer(server, loop, thread, url)
+    if block:
+        handle.wait()
+    return handle

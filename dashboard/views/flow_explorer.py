@@ -1,0 +1,185 @@
+"""Flow explorer: one saga by saga id, trace id or message id; deep link ``?saga=<id>``."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from sagascope.collector.exceptions import NotFound
+from sagascope.collector.queries import Flow
+from sagascope.dashboard import _chrome, figures
+
+#: Longest search text accepted; anything longer is not an id.
+MAX_KEY_LENGTH = 512
+
+
+def audit_table(flow: Flow) -> pd.DataFrame:
+    """The flow's messages in causal order, one row each, as the audit trail shows them."""
+    rows = []
+    for seq, m in enumerate(flow.messages, start=1):
+        rows.append({
+            "#": seq,
+            "event time": m.event_time,
+            "service": m.source,
+            "kind": m.kind,
+            "type": m.type,
+            "step": m.step,
+            "status": m.saga_status,
+            "compensates": m.compensates,
+            "topic": f"{m.topic}[{m.partition}]@{m.offset}",
+            "copies": 1 + m.duplicates,
+            "message id": m.message_id,
+            "caused by": m.causation_id,
+            "trace id": m.trace_id,
+            "headers": json.dumps(m.headers, sort_keys=True, ensure_ascii=False),
+            "payload": m.payload,
+        })
+    return pd.DataFrame(rows)
+
+
+def swimlane_frame(flow: Flow) -> pd.DataFrame:
+    return pd.DataFrame([
+        {
+            "seq": seq, "event_time": m.event_time, "source": m.source, "type": m.type,
+            "kind": m.kind, "message_id": m.message_id, "causation_id": m.causation_id,
+            "step": m.step, "saga_status": m.saga_status, "compensates": m.compensates,
+            "duplicate": m.duplicated,
+        }
+        for seq, m in enumerate(flow.messages, start=1)
+    ])
+
+
+def _search_box() -> str:
+    linked = str(st.query_params.get("saga", ""))[:MAX_KEY_LENGTH]
+    if "flow_key" not in st.session_state or st.session_state.get("_flow_linked") != linked:
+        st.session_state["flow_key"] = linked
+        st.session_state["_flow_linked"] = linked
+    with st.form("flow_search", border=False):
+        left, right = st.columns([5, 1], vertical_alignment="bottom")
+        left.text_input(
+            "Order / saga id, trace id or message id", key="flow_key",
+            max_chars=MAX_KEY_LENGTH, placeholder="e.g. order-1042",
+        )
+        submitted = right.form_submit_button("Search", type="primary", width="stretch")
+    key = str(st.session_state.get("flow_key", "")).strip()
+    if submitted and key != linked:
+        # The URL then names the saga, so it can be shared and reloaded.
+        st.query_params["saga"] = key
+        st.session_state["_flow_linked"] = key
+    return key
+
+
+def _header(flow: Flow) -> None:
+    st.markdown(
+        f"#### {html.escape(flow.saga_id or '(no saga)')} &nbsp; "
+        f"{_chrome.status_badge(flow.status)} &nbsp; "
+        f"<span style='color:#5c6370'>{html.escape(flow.saga_type)}</span>",
+        unsafe_allow_html=True,
+    )
+    cols = st.columns(4)
+    cols[0].metric("Cycle time", figures.format_duration(flow.duration_s) or "–")
+    cols[1].metric("Messages", len(flow.messages))
+    cols[2].metric("Traces", len(flow.trace_ids))
+    cols[3].metric("Duplicate deliveries", flow.duplicates)
+    started = flow.started.strftime("%Y-%m-%d %H:%M:%S") if flow.started else "–"
+    last = flow.last_event.strftime("%Y-%m-%d %H:%M:%S") if flow.last_event else "–"
+    notes = [f"Started {started} UTC · last event {last} UTC"]
+    if flow.matched_by != "saga_id":
+        notes.append(f"found by {flow.matched_by.replace('_', ' ')} `{_escape_md(flow.key)}`")
+    st.caption(" · ".join(notes))
+    if flow.related_sagas:
+        links = ", ".join(f"[{_escape_md(s)}]({_chrome.flow_url(s)})" for s in flow.related_sagas)
+        st.caption(f"Other sagas on this trace or message: {links}")
+
+
+def _escape_md(text: str) -> str:
+    out = []
+    for ch in str(text):
+        out.append("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$" else ch)
+    return "".join(out)
+
+
+def _compensations(flow: Flow) -> list[dict[str, Any]]:
+    """Each compensation message of the flow beside the step it undoes."""
+    done = {m.step: m for m in flow.messages if m.step and not m.compensates}
+    pairs = []
+    for m in flow.messages:
+        if not m.compensates:
+            continue
+        original = done.get(m.compensates)
+        pairs.append({
+            "undoes step": m.compensates,
+            "step done at": original.event_time if original else None,
+            "undo": m.type,
+            "undo by": m.source,
+            "undo at": m.event_time,
+            "undo status": m.saga_status or ("reported" if m.kind == "event" else "asked"),
+        })
+    return pairs
+
+
+def render() -> None:
+    st.title("Flow explorer")
+    key = _search_box()
+    if not key:
+        st.info("Search an order or saga id, a trace id or a message id to see its flow. "
+                "Alerts link here with `?saga=<id>`.", icon=":material/search:")
+        return
+    if _chrome.empty_store_notice():
+        return
+    try:
+        flow = _chrome.queries().flow(key)
+    except NotFound:
+        st.warning(f"No saga, trace or message matches `{_escape_md(key)}`. The search "
+                   "covers all stored data, whatever the time range.",
+                   icon=":material/search_off:")
+        return
+    _header(flow)
+    st.plotly_chart(figures.swimlane(swimlane_frame(flow)), key="swimlane")
+
+    pairs = _compensations(flow)
+    if pairs:
+        st.subheader("Compensations")
+        st.dataframe(pd.DataFrame(pairs), hide_index=True, width="stretch", column_config={
+            "step done at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+            "undo at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+        })
+
+    st.subheader("Audit trail")
+    st.caption("Messages in causal order (a consequence never before its cause), then by "
+               "event time. Payloads are stored redacted.")
+    table = audit_table(flow)
+    st.dataframe(
+        table, hide_index=True, width="stretch", key="audit_trail",
+        # Every message visible without scrolling, up to 25 rows.
+        height=35 * (min(len(table), 25) + 1) + 3,
+        column_config={
+            "event time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+            "headers": st.column_config.TextColumn(width="medium"),
+            "payload": st.column_config.TextColumn(width="medium"),
+        },
+    )
+    labels = [f"#{i} {m.type} ({m.source})" for i, m in enumerate(flow.messages, start=1)]
+    chosen = st.selectbox("Message details", range(len(labels)), format_func=labels.__getitem__,
+                          key="flow_message")
+    message = flow.messages[int(chosen or 0)]
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Headers**")
+        st.json(message.headers, expanded=True)
+    with right:
+        st.markdown("**Payload** (redacted" + (", truncated" if message.payload_truncated else "")
+                    + f", {message.payload_size:,} bytes)")
+        try:
+            st.json(json.loads(message.payload), expanded=True)
+        except ValueError:
+            st.code(message.payload or "(empty)", language=None)
+        if message.parse_error:
+            st.warning(f"Stored with a parse error: {message.parse_error}")
+
+
+if __name__ == "__main__":
+    render()

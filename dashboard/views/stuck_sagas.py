@@ -1,0 +1,65 @@
+"""Stuck sagas: stalled after which step, waiting for what, since when, against which threshold."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from sagascope.dashboard import _chrome, figures
+
+#: Rows shown in the table; the counts above it cover all.
+MAX_ROWS = 500
+
+
+def stuck_table(stalled: pd.DataFrame) -> pd.DataFrame:
+    """The stalled sagas, longest silent first, with a link to each flow."""
+    table = stalled.sort_values("silent_s", ascending=False).head(MAX_ROWS)
+    return pd.DataFrame({
+        "saga": [_chrome.flow_url(s) for s in table["saga_id"]],
+        "saga type": table["saga_type"],
+        "stuck after": table["step"],
+        "last message": table["last_type"],
+        "waiting for": table["waiting_for"],
+        "since": table["since"],
+        "silent": table["silent_s"].map(figures.format_duration),
+        "threshold": table["threshold_s"].map(figures.format_duration),
+    })
+
+
+def render() -> None:
+    st.title("Stuck sagas")
+    if _chrome.empty_store_notice():
+        return
+    stalled = _chrome.frame(_chrome.ask("stalled", _chrome.current_filter()))
+    if stalled.empty:
+        st.success("No saga is stuck: every unfinished saga was heard from within its "
+                   "threshold.", icon=":material/check_circle:")
+        return
+    cols = st.columns(3)
+    cols[0].metric("Stuck sagas", f"{len(stalled):,}")
+    cols[1].metric("Longest silence", figures.format_duration(float(stalled["silent_s"].max())))
+    cols[2].metric("Steps affected", stalled["step"].nunique())
+    left, right = st.columns(2)
+    with left:
+        by_step = stalled.groupby("step", as_index=False).size().rename(columns={"size": "count"})
+        st.plotly_chart(figures.count_bars(by_step, "step", title="Stuck after step",
+                                           color=figures.STATUS_COLORS["stalled"]),
+                        key="stuck_by_step")
+    with right:
+        by_wait = (stalled.groupby("waiting_for", as_index=False).size()
+                   .rename(columns={"size": "count"}))
+        st.plotly_chart(figures.count_bars(by_wait, "waiting_for", title="Waiting for",
+                                           color="#f08c00"), key="stuck_waiting_for")
+    if len(stalled) > MAX_ROWS:
+        st.caption(f"Showing the {MAX_ROWS} longest silent of {len(stalled):,}.")
+    st.dataframe(
+        stuck_table(stalled), hide_index=True, width="stretch", key="stuck_table",
+        column_config={
+            "saga": st.column_config.LinkColumn(
+                "saga", display_text=r"saga=(.*)$", help="open the flow"),
+            "since": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+        },
+    )
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,37 @@
+"""``sagascope dashboard``: serve the Streamlit dashboard over the store (read-only)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from sagascope.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HELP = "serve the Streamlit dashboard"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", dest="dashboard.host", metavar="HOST",
+        help="address to listen on (env SAGASCOPE_DASHBOARD_HOST, default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port", dest="dashboard.port", type=int, metavar="PORT",
+        help="port to listen on; 0 picks a free one (env SAGASCOPE_DASHBOARD_PORT, default 8501)",
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from sagascope.collector import open_store
+    from sagascope.dashboard.server import serve
+
+    cfg = settings.store
+    # Open the store now, so a wrong URL or a chDB directory held by another process fails
+    # at start-up with its message rather than on the first page view.
+    store = open_store(cfg.url, cfg.path, cfg.database, read_only=True)
+    handle = serve(settings, store, block=False)
+    print(f"sagascope dashboard: {handle.url}", flush=True)
+    handle.wait()
+    return 0

@@ -1,0 +1,163 @@
+"""Dashboard fixtures: one seeded store for the page tests, AppTest on the real app script."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from sagascope.collector import ChdbStore, ensure_schema
+from sagascope.dashboard import APP_PATH, runtime
+from seeding import SagaScript, order_saga, seed
+from streamlit.testing.v1 import AppTest
+
+from sagascope.settings import Settings
+
+PAGES = {
+    "overview": "views/overview.py",
+    "flow": "views/flow_explorer.py",
+    "stuck": "views/stuck_sagas.py",
+    "failures": "views/failures.py",
+    "process_map": "views/process_map.py",
+    "alerts": "views/alerts.py",
+}
+TRIP_FLOW = "trip-booking"
+_db_counter = itertools.count()
+
+
+@dataclass
+class Seeded:
+    store: ChdbStore
+    now: datetime
+    #: ``{status: saga_id}`` of the order sagas, plus ``skewed`` and ``trip``.
+    ids: dict[str, str]
+    #: Message types of the skewed saga, in the causal order the flow must show.
+    skewed_types: list[str]
+    #: A message id of the compensated saga.
+    message_id: str
+
+
+def _fresh_store(chdb_path: str, name: str) -> ChdbStore:
+    store = ChdbStore(chdb_path, f"dash_{os.getpid()}_{name}_{next(_db_counter)}")
+    ensure_schema(store)
+    return store
+
+
+@pytest.fixture(scope="session")
+def seeded(chdb_path: str) -> Iterator[Seeded]:
+    """Order sagas of every status, one whose inventory clock runs 30 s behind, one trip."""
+    store = _fresh_store(chdb_path, "seeded")
+    now = datetime.now(UTC)
+    # Our own starts (not seed_scenarios'), so the time-range numbers are exact.
+    starts = {"completed": timedelta(minutes=30), "failed": timedelta(minutes=30),
+              "compensating": timedelta(seconds=40), "compensated": timedelta(minutes=30),
+              "running": timedelta(seconds=10), "stalled": timedelta(hours=1)}
+    ids = {status: f"order-{status}" for status in starts}
+    seed(store, [order_saga(saga_id, "running" if status == "stalled" else status,
+                            start=now - starts[status]) for status, saga_id in ids.items()])
+    skewed = order_saga("order-skewed", "completed", start=now - timedelta(minutes=20),
+                        inventory_skew_s=-30)
+    trip = SagaScript("trip-1", TRIP_FLOW, start=now - timedelta(minutes=15))
+    trip.command("BookFlight", "trips", step="flight")
+    trip.event("FlightBooked", "airline", step="flight", after_s=3)
+    trip.event("TripConfirmed", "trips", step="confirm", after_s=1, status="completed")
+    seed(store, skewed, trip)
+    compensated_rows = [r for r in _rows(store, ids["compensated"])]
+    yield Seeded(
+        store=store,
+        now=now,
+        ids={**ids, "skewed": "order-skewed", "trip": "trip-1"},
+        skewed_types=[str(r["type"]) for r in skewed.rows],
+        message_id=str(compensated_rows[3]["message_id"]),
+    )
+    store.command(f"DROP DATABASE IF EXISTS {store.database}")
+
+
+def _rows(store: ChdbStore, saga_id: str) -> list[dict[str, Any]]:
+    return store.query(
+        "SELECT message_id, type FROM messages WHERE saga_id = {s:String} ORDER BY event_time",
+        {"s": saga_id},
+    ).dicts()
+
+
+@pytest.fixture
+def empty_store(chdb_path: str) -> Iterator[ChdbStore]:
+    store = _fresh_store(chdb_path, "empty")
+    yield store
+    store.command(f"DROP DATABASE IF EXISTS {store.database}")
+
+
+@pytest.fixture
+def open_page() -> Iterator[Callable[..., AppTest]]:
+    """Run the real app on a page against a store: ``open_page("flow", store, saga="x")``."""
+
+    def run(page: str, store: Any, settings: Settings | None = None, **query: str) -> AppTest:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        runtime.configure(settings or Settings(), store)
+        at = AppTest.from_file(str(APP_PATH), default_timeout=60)
+        at.run()
+        if page != "overview":
+            at.switch_page(PAGES[page])
+        for key, value in query.items():
+            at.query_params[key] = value
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    yield run
+    runtime.reset()
+
+
+# ---- the real server in a subprocess (its own chDB directory) ---------------------------
+
+
+@dataclass
+class ServedDashboard:
+    url: str
+    process: subprocess.Popen[str]
+    ids: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDashboard]:
+    """The dashboard served by ``serve()`` in a subprocess over a seeded chDB directory."""
+    import json
+
+    work = tmp_path_factory.mktemp("served")
+    script = Path(__file__).with_name("dashboard_seeded_server.py")
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(work / "store")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=work,
+    )
+    assert process.stdout is not None and process.stdin is not None
+    url, ids = "", {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (url and ids):
+        line = process.stdout.readline()
+        if not line:
+            break
+        if line.startswith("URL "):
+            url = line.split()[1]
+        elif line.startswith("SAGAS "):
+            ids = json.loads(line[len("SAGAS "):])
+    if not url:
+        process.kill()
+        pytest.fail("the dashboard server subprocess did not print its URL")
+    yield ServedDashboard(url=url, process=process, ids=ids)
+    process.stdin.close()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -1,0 +1,46 @@
+"""Serve the real dashboard over a freshly seeded chDB store (run as a subprocess by tests/bench).
+
+    python dashboard_seeded_server.py STORE_DIR
+prints ``URL <url>`` then ``SAGAS <json {status: saga_id}>`` and serves until stdin closes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sagascope.collector import ChdbStore, ensure_schema
+from sagascope.dashboard import serve
+from seeding import order_saga, seed, seed_scenarios
+
+from sagascope.settings import load_settings
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING)
+    store = ChdbStore(sys.argv[1], "dashboard")
+    ensure_schema(store)
+    now = datetime.now(UTC)
+    ids = seed_scenarios(store, now)
+    outcomes = ["completed"] * 12 + ["failed"] * 2 + ["compensated"] * 2 + ["compensating"]
+    seed(store, [
+        order_saga(f"order-{1000 + i}", outcome, start=now - timedelta(minutes=50 - 2 * i),
+                   step_s=1.0 + i % 5)
+        for i, outcome in enumerate(outcomes)
+    ])
+    settings = load_settings(overrides={"dashboard.host": "127.0.0.1"}, environ={})
+    handle = serve(settings, store, port=0, block=False)
+    print(f"URL {handle.url}", flush=True)
+    print(f"SAGAS {json.dumps(ids)}", flush=True)
+    sys.stdin.read()
+    handle.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

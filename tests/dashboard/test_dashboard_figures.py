@@ -1,0 +1,132 @@
+"""The charts are pure functions: hand-made data in, the expected Plotly figure out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from sagascope.dashboard import figures
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.25, "0.25 s"), (42, "42 s"), (65, "1 min 05 s"), (7380, "2 h 03 min"),
+     (273600, "3 d 4 h"), (None, ""), (float("nan"), "")],
+)
+def test_format_duration(seconds: float | None, text: str) -> None:
+    assert figures.format_duration(seconds) == text
+
+
+def test_status_bars_in_canonical_order_without_zeros() -> None:
+    fig = figures.status_bars({"failed": 2, "completed": 7, "running": 0, "weird": 1})
+    bar = fig.data[0]
+    assert list(bar.y) == ["completed", "failed", "weird"]
+    assert list(bar.x) == [7, 2, 1]
+    assert list(bar.marker.color)[:2] == [figures.STATUS_COLORS["completed"],
+                                         figures.STATUS_COLORS["failed"]]
+
+
+def test_status_bars_without_sagas_says_so() -> None:
+    fig = figures.status_bars({"running": 0})
+    assert not fig.data
+    assert fig.layout.annotations[0].text == "No sagas in this range"
+
+
+def test_throughput_lines_one_trace_per_measure() -> None:
+    frame = pd.DataFrame({"bucket": [T0, T0 + timedelta(minutes=1)],
+                          "sagas_started": [3, 4], "sagas_finished": [1, 5]})
+    fig = figures.throughput_lines(frame)
+    assert [t.name for t in fig.data] == ["started", "finished"]
+    assert list(fig.data[1].y) == [1, 5]
+
+
+def test_cycle_time_lines_one_trace_per_type_and_percentile() -> None:
+    frame = pd.DataFrame({
+        "bucket": [T0, T0, T0 + timedelta(hours=1)],
+        "saga_type": ["order", "trip", "order"],
+        "p50_s": [1.0, 2.0, 3.0], "p95_s": [4.0, 5.0, 6.0], "p99_s": [7.0, 8.0, 9.0],
+    })
+    fig = figures.cycle_time_lines(frame)
+    assert [t.name for t in fig.data] == [
+        "order p50", "order p95", "order p99", "trip p50", "trip p95", "trip p99"]
+    assert list(fig.data[0].y) == [1.0, 3.0]
+    assert fig.data[0].customdata[1] == "3.00 s"
+
+
+def _flow() -> pd.DataFrame:
+    rows = [
+        ("m1", "", "orders", "OrderPlaced", "event", "", ""),
+        ("m2", "m1", "orchestrator", "RetrievePayment", "command", "", ""),
+        ("m3", "m2", "payment", "PaymentReceived", "event", "", ""),
+        ("m4", "m3", "orchestrator", "RefundPayment", "command", "payment", ""),
+        ("m5", "m4", "payment", "PaymentRefunded", "event", "payment", "compensated"),
+    ]
+    return pd.DataFrame([
+        {"seq": i + 1, "event_time": T0 + timedelta(seconds=i), "message_id": mid,
+         "causation_id": cause, "source": source, "type": type_, "kind": kind,
+         "compensates": comp, "saga_status": status, "step": "", "duplicate": False}
+        for i, (mid, cause, source, type_, kind, comp, status) in enumerate(rows)
+    ])
+
+
+def test_swimlane_one_lane_per_service_in_order_of_appearance() -> None:
+    fig = figures.swimlane(_flow())
+    assert list(fig.layout.yaxis.ticktext) == ["orders", "orchestrator", "payment"]
+
+
+def test_swimlane_draws_an_arrow_from_each_cause_to_its_consequence() -> None:
+    fig = figures.swimlane(_flow())
+    arrows = [(a.ay, a.y) for a in fig.layout.annotations if a.showarrow]
+    # lanes: orders 0, orchestrator 1, payment 2; m1->m2->m3->m4->m5
+    assert arrows == [(0, 1), (1, 2), (2, 1), (1, 2)]
+
+
+def test_swimlane_marks_compensations() -> None:
+    fig = figures.swimlane(_flow())
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["compensation"].text) == ["RefundPayment", "PaymentRefunded"]
+    assert by_name["compensation"].marker.symbol == "x"
+    assert list(by_name["command"].text) == ["RetrievePayment"]
+
+
+def test_layered_positions_follow_the_flow_top_to_bottom() -> None:
+    pos = figures.layered_positions([("A", "B"), ("B", "C"), ("B", "D"), ("D", "D")])
+    assert pos["A"][1] == 0 and pos["B"][1] == 1
+    assert pos["C"][1] == pos["D"][1] == 2
+    assert pos["C"][0] != pos["D"][0]
+
+
+def test_process_map_labels_edges_with_count_and_median() -> None:
+    edges = pd.DataFrame({"source": ["A", "B"], "target": ["B", "C"], "count": [10, 4],
+                          "median_s": [2.0, 65.0], "p95_s": [3.0, 70.0]})
+    fig = figures.process_map(edges)
+    labels = list(fig.data[0].text)
+    assert labels == ["10 · 2.00 s", "4 · 1 min 05 s"]
+    assert [a.arrowwidth for a in fig.layout.annotations] == [4.0, 1 + 3 * 0.4]
+    assert set(fig.data[1].hovertext) == {"A", "B", "C"}
+
+
+def test_variant_bars_most_frequent_first() -> None:
+    variants = pd.DataFrame({"activities": [("A", "C"), ("A", "B", "C")], "count": [2, 9]})
+    fig = figures.variant_bars(variants)
+    assert list(fig.data[0].x) == [9, 2]
+    assert fig.data[0].hovertext[0] == "A → B → C"
+
+
+def test_count_bars_sums_by_label_largest_first() -> None:
+    frame = pd.DataFrame({"step": ["pay", "ship", "pay"], "count": [1, 3, 4]})
+    fig = figures.count_bars(frame, "step")
+    assert list(fig.data[0].y) == ["pay", "ship"]
+    assert list(fig.data[0].x) == [5, 3]
+
+
+@pytest.mark.parametrize("chart", [figures.throughput_lines, figures.cycle_time_lines,
+                                   figures.swimlane, figures.process_map,
+                                   figures.variant_bars])
+def test_empty_data_gives_a_captioned_blank_chart(chart: object) -> None:
+    fig = chart(pd.DataFrame())  # type: ignore[operator]
+    assert not fig.data
+    assert fig.layout.annotations[0].text
