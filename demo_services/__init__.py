@@ -1,1 +1,32 @@
-"""Demo sagas from the seed scenarios, instrumented with the decorator, with fault injection."""
+"""Demo sagas for sagascope: small services over Kafka, instrumented, with fault injection.
+
+Four flows (``order``, ``order-fulfillment``, ``shipment``, ``trip-booking``) and a legacy
+warehouse that sends no headers. :class:`DemoRunner` runs every service in a thread of one
+process; :class:`GroundTruth` holds what each started saga must look like in the store.
+"""
+
+from sagascope.demo_services._faults import FaultyProducer, ServiceFaultConfig, resolve_faults
+from sagascope.demo_services.ground_truth import (
+    ExpectedMessage,
+    GroundTruth,
+    SagaPlan,
+    SagaTruth,
+    expected_truth,
+)
+from sagascope.demo_services.runner import SERVICES, DemoRunner
+from sagascope.demo_services.traffic import TrafficGenerator, plan_sagas
+
+__all__ = [
+    "SERVICES",
+    "DemoRunner",
+    "ExpectedMessage",
+    "FaultyProducer",
+    "GroundTruth",
+    "SagaPlan",
+    "SagaTruth",
+    "ServiceFaultConfig",
+    "TrafficGenerator",
+    "expected_truth",
+    "plan_sagas",
+    "resolve_faults",
+]

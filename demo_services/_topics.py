@@ -1,0 +1,45 @@
+"""Topic names of the demo services; every name gets the run's prefix (``demo.topic_prefix``)."""
+
+from __future__ import annotations
+
+ORDERS_COMMANDS = "orders.commands"
+ORDERS_EVENTS = "orders.events"
+CHECKOUT_EVENTS = "checkout.events"
+PAYMENTS_COMMANDS = "payments.commands"
+PAYMENTS_EVENTS = "payments.events"
+CUSTOMERS_EVENTS = "customers.events"
+INVENTORY_COMMANDS = "inventory.commands"
+INVENTORY_EVENTS = "inventory.events"
+WAREHOUSE_COMMANDS = "warehouse.commands"
+#: Written by the legacy warehouse system: JSON only, no headers at all.
+LEGACY_WMS_EVENTS = "legacy.wms.events"
+SHIPPING_COMMANDS = "shipping.commands"
+SHIPPING_EVENTS = "shipping.events"
+NOTIFICATIONS_COMMANDS = "notifications.commands"
+NOTIFICATIONS_EVENTS = "notifications.events"
+TRAVEL_COMMANDS = "travel.commands"
+TRAVEL_EVENTS = "travel.events"
+AIRLINE_COMMANDS = "airline.commands"
+AIRLINE_EVENTS = "airline.events"
+HOTEL_COMMANDS = "hotel.commands"
+HOTEL_EVENTS = "hotel.events"
+
+ALL_TOPICS: tuple[str, ...] = (
+    ORDERS_COMMANDS, ORDERS_EVENTS, CHECKOUT_EVENTS, PAYMENTS_COMMANDS, PAYMENTS_EVENTS,
+    CUSTOMERS_EVENTS, INVENTORY_COMMANDS, INVENTORY_EVENTS, WAREHOUSE_COMMANDS,
+    LEGACY_WMS_EVENTS, SHIPPING_COMMANDS, SHIPPING_EVENTS, NOTIFICATIONS_COMMANDS,
+    NOTIFICATIONS_EVENTS, TRAVEL_COMMANDS, TRAVEL_EVENTS, AIRLINE_COMMANDS, AIRLINE_EVENTS,
+    HOTEL_COMMANDS, HOTEL_EVENTS,
+)
+
+#: Saga types of the four flows (``ce_sagatype``).
+ORDER = "order"
+ORDER_FULFILLMENT = "order-fulfillment"
+SHIPMENT = "shipment"
+TRIP_BOOKING = "trip-booking"
+SAGA_TYPES: tuple[str, ...] = (ORDER, ORDER_FULFILLMENT, SHIPMENT, TRIP_BOOKING)
+
+
+def topic(prefix: str, name: str) -> str:
+    """The full name of a demo topic in a run with this prefix."""
+    return f"{prefix}{name}"

@@ -1,0 +1,255 @@
+"""What the demo started and how each saga must end: the reference the store is checked against.
+
+The expected messages of a saga follow from its plan (flow and scenario, chosen by the traffic
+generator) and from the deterministic fault decisions of the services it passes through: a
+message a service drops ends the saga there (it stalls), a booking attempt that fails is
+retried. The services never read this module; it is the independent specification.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sagascope.demo_services import _topics as t
+from sagascope.demo_services._faults import ServiceFaultConfig
+
+#: Booking attempts before the travel agency gives up retrying a transient failure.
+MAX_BOOKING_ATTEMPTS = 4
+#: Services that send without any trace headers; their messages are never dropped.
+LEGACY_SERVICES = frozenset({"legacy-wms"})
+
+SCENARIOS: dict[str, tuple[str, ...]] = {
+    t.ORDER: ("ok", "insufficient_funds", "out_of_stock"),
+    t.ORDER_FULFILLMENT: ("ok", "card_updated", "card_expired", "goods_unavailable"),
+    t.SHIPMENT: ("ok", "backordered", "cancelled"),
+    t.TRIP_BOOKING: ("ok", "hotel_unavailable"),
+}
+
+
+@dataclass(frozen=True)
+class ExpectedMessage:
+    type: str
+    source: str
+    kind: str = "event"
+    step: str = ""
+    saga_status: str = ""
+    compensates: str = ""
+    #: Sent by the same handler run as the message before it: their order is not defined.
+    with_previous: bool = False
+
+
+@dataclass(frozen=True)
+class SagaPlan:
+    """One saga the generator starts: its flow, scenario and business data."""
+
+    seq: int
+    saga_id: str
+    saga_type: str
+    scenario: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SagaTruth:
+    plan: SagaPlan
+    #: Every message that reaches Kafka, in causal order (duplicates once).
+    messages: tuple[ExpectedMessage, ...]
+    #: completed | failed | compensated | stalled
+    status: str
+    #: For a stalled saga: the message that was lost.
+    lost: ExpectedMessage | None = None
+
+    @property
+    def saga_id(self) -> str:
+        return self.plan.saga_id
+
+    @property
+    def types(self) -> list[str]:
+        return [m.type for m in self.messages]
+
+    def concurrent_groups(self) -> list[range]:
+        """Index ranges of messages sent together, whose relative order is not defined."""
+        groups: list[range] = []
+        for i, message in enumerate(self.messages):
+            if message.with_previous and groups:
+                groups[-1] = range(groups[-1].start, i + 1)
+            else:
+                groups.append(range(i, i + 1))
+        return groups
+
+
+Faults = Callable[[str], ServiceFaultConfig]
+E = ExpectedMessage
+
+
+def _order(plan: SagaPlan, faults: Faults) -> list[E]:
+    o = "order-orchestrator"
+    seq = [E("PlaceOrder", "storefront", "command", "PlaceOrder"),
+           E("ConfirmPayment", o, "command", "ConfirmPayment")]
+    if plan.scenario == "insufficient_funds":
+        return [*seq, E("PaymentDeclined", "payment", step="ConfirmPayment"),
+                E("OrderCancelled", o, step="CancelOrder", saga_status="failed")]
+    seq += [E("PaymentConfirmed", "payment", step="ConfirmPayment"),
+            E("CheckStock", o, "command", "CheckStock")]
+    if plan.scenario == "out_of_stock":
+        return [*seq, E("StockUnavailable", "inventory", step="CheckStock"),
+                E("RefundPayment", o, "command", "RefundPayment", "compensating",
+                  "ConfirmPayment"),
+                E("PaymentRefunded", "payment", step="RefundPayment"),
+                E("OrderCancelled", o, step="CancelOrder", saga_status="compensated")]
+    return [*seq, E("StockAvailable", "inventory", step="CheckStock"),
+            E("DeductStock", o, "command", "DeductStock"),
+            E("StockDeducted", "inventory", step="DeductStock"),
+            E("OrderConfirmed", o, step="ConfirmOrder", saga_status="completed")]
+
+
+def _fulfillment(plan: SagaPlan, faults: Faults) -> list[E]:
+    o = "order-service"
+    seq = [E("OrderPlaced", "checkout", step="PlaceOrder"),
+           E("RetrievePayment", o, "command", "RetrievePayment")]
+    if plan.scenario in ("card_updated", "card_expired"):
+        seq.append(E("CardUpdateRequested", "payment", step="RetrievePayment"))
+        if plan.scenario == "card_expired":
+            return [*seq, E("PaymentFailed", "payment", step="RetrievePayment",
+                            saga_status="failed")]
+        seq.append(E("CardUpdated", "customer", step="UpdateCard"))
+    seq += [E("PaymentRetrieved", "payment", step="RetrievePayment"),
+            E("FetchGoods", o, "command", "FetchGoods")]
+    if plan.scenario == "goods_unavailable":
+        return [*seq, E("GoodsOutOfStock", "legacy-wms", kind=""),
+                E("RefundPayment", o, "command", "RefundPayment", "compensating",
+                  "RetrievePayment"),
+                E("PaymentRefunded", "payment", step="RefundPayment"),
+                E("OrderCancelled", o, step="CancelOrder", saga_status="compensated")]
+    return [*seq, E("GoodsPicked", "legacy-wms", kind=""),
+            E("ShipGoods", o, "command", "ShipGoods"),
+            E("GoodsShipped", "shipping", step="ShipGoods"),
+            E("CustomerNotified", "notification", step="NotifyCustomer",
+              saga_status="completed")]
+
+
+def _shipment(plan: SagaPlan, faults: Faults) -> list[E]:
+    s = "shipping"
+    seq = [E("ShipOrder", "shop", "command", "ShipOrder"),
+           E("ChargePayment", s, "command", "ChargePayment"),
+           E("PaymentCharged", "payment", step="ChargePayment"),
+           E("ReserveInventory", s, "command", "ReserveInventory")]
+    notify = [E("NotifyCustomer", s, "command", "NotifyCustomer", with_previous=True)]
+    if plan.scenario == "ok":
+        return [*seq, E("InventoryReserved", "inventory", step="ReserveInventory"),
+                E("OrderShipped", s, step="Ship"), *notify,
+                E("CustomerNotified", "notification", step="NotifyCustomer",
+                  saga_status="completed")]
+    seq.append(E("InventoryShort", "inventory", step="ReserveInventory"))
+    if plan.scenario == "backordered":
+        return [*seq, E("OrderBackOrdered", s, step="BackOrder"), *notify,
+                E("CustomerNotified", "notification", step="NotifyCustomer",
+                  saga_status="completed")]
+    return [*seq, E("RefundPayment", s, "command", "RefundPayment", "compensating",
+                    "ChargePayment"),
+            E("PaymentRefunded", "payment", step="RefundPayment"),
+            E("OrderCancelled", s, step="CancelOrder"), *notify,
+            E("CustomerNotified", "notification", step="NotifyCustomer",
+              saga_status="compensated")]
+
+
+def _booking(step: str, failed: str, service: str, plan: SagaPlan, faults: Faults) -> list[E]:
+    out: list[E] = []
+    for attempt in range(1, MAX_BOOKING_ATTEMPTS + 1):
+        out.append(E(step, "travel-agency", "command", step))
+        last = attempt == MAX_BOOKING_ATTEMPTS
+        if not last and faults(service).fails(plan.saga_id, step, attempt):
+            out.append(E(failed, service, step=step))
+            continue
+        return out
+    return out
+
+
+def _trip(plan: SagaPlan, faults: Faults) -> list[E]:
+    a = "travel-agency"
+    seq = [E("BookTrip", "travel-portal", "command", "BookTrip"),
+           E("ChargePayment", a, "command", "ChargePayment"),
+           E("PaymentCharged", "payment", step="ChargePayment")]
+    seq += _booking("BookFlight", "FlightBookingFailed", "airline", plan, faults)
+    seq.append(E("FlightBooked", "airline", step="BookFlight"))
+    seq += _booking("BookHotel", "HotelBookingFailed", "hotel", plan, faults)
+    if plan.scenario == "hotel_unavailable":
+        return [*seq, E("HotelUnavailable", "hotel", step="BookHotel"),
+                E("CancelFlight", a, "command", "CancelFlight", "compensating", "BookFlight"),
+                E("FlightCancelled", "airline", step="CancelFlight"),
+                E("ReimbursePayment", a, "command", "ReimbursePayment", "",
+                  "ChargePayment"),
+                E("PaymentReimbursed", "payment", step="ReimbursePayment"),
+                E("TripCancelled", a, step="CancelTrip", saga_status="compensated")]
+    return [*seq, E("HotelBooked", "hotel", step="BookHotel"),
+            E("NotifyCustomer", a, "command", "NotifyCustomer"),
+            E("CustomerNotified", "notification", step="NotifyCustomer",
+              saga_status="completed")]
+
+
+_FLOWS: dict[str, Callable[[SagaPlan, Faults], list[E]]] = {
+    t.ORDER: _order,
+    t.ORDER_FULFILLMENT: _fulfillment,
+    t.SHIPMENT: _shipment,
+    t.TRIP_BOOKING: _trip,
+}
+
+
+def expected_truth(plan: SagaPlan, faults: Faults) -> SagaTruth:
+    """The messages and final status of ``plan`` under the services' fault decisions."""
+    full = _FLOWS[plan.saga_type](plan, faults)
+    sent: Counter[tuple[str, str]] = Counter()
+    for i, message in enumerate(full):
+        sent[(message.source, message.type)] += 1
+        if message.source in LEGACY_SERVICES:
+            continue
+        if faults(message.source).drops(plan.saga_id, message.type,
+                                        sent[(message.source, message.type)]):
+            return SagaTruth(plan, tuple(full[:i]), "stalled", lost=message)
+    status = next((m.saga_status for m in reversed(full) if m.saga_status), "")
+    return SagaTruth(plan, tuple(full), status)
+
+
+class GroundTruth:
+    """The sagas a demo run started, thread-safe; dumps to JSON lines for later checks.
+
+    Keeps the latest ``capacity`` sagas (a demo may run for days); ``started`` counts all.
+    """
+
+    def __init__(self, faults: Faults, capacity: int = 100_000) -> None:
+        self._faults = faults
+        self._lock = threading.Lock()
+        self._sagas: dict[str, SagaTruth] = {}
+        self.capacity = capacity
+        self.started = 0
+        self.outcomes: Counter[str] = Counter()
+
+    def record(self, plan: SagaPlan) -> SagaTruth:
+        truth = expected_truth(plan, self._faults)
+        with self._lock:
+            self._sagas[plan.saga_id] = truth
+            self.started += 1
+            self.outcomes[truth.status] += 1
+            if len(self._sagas) > self.capacity:
+                del self._sagas[next(iter(self._sagas))]
+        return truth
+
+    def sagas(self) -> list[SagaTruth]:
+        with self._lock:
+            return list(self._sagas.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sagas)
+
+    def dump(self, path: str | Path) -> None:
+        """Write one JSON object per saga (plan, expected messages, status, lost message)."""
+        with Path(path).open("w", encoding="utf-8") as fh:
+            for truth in self.sagas():
+                fh.write(json.dumps(asdict(truth), default=dict) + "\n")
