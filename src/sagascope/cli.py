@@ -73,6 +73,8 @@ def _load_command(name: str) -> Any:
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
+        if (exc.name or "").startswith("sagascope"):
+            raise
         raise SagascopeError(
             f"'sagascope {name}' needs packages that are not installed ({exc.name}); "
             'install them with: pip install "sagascope[all]"'

@@ -1,0 +1,1 @@
+"""One module per ``sagascope`` subcommand: ``add_arguments(parser)`` and ``run(args, settings)``."""
