@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 from sagascope.collector.alerter import list_alerts
@@ -11,7 +14,7 @@ from sagascope.dashboard import _chrome, figures, runtime
 RESOLVED_LIMIT = 200
 
 
-def alerts_table(alerts: list[object]) -> pd.DataFrame:
+def alerts_table(alerts: Sequence[object]) -> pd.DataFrame:
     frame = _chrome.frame(alerts)
     return pd.DataFrame({
         "saga": [_chrome.flow_url(s) for s in frame["saga_id"]],
@@ -26,7 +29,7 @@ def alerts_table(alerts: list[object]) -> pd.DataFrame:
     })
 
 
-_COLUMNS = {
+_COLUMNS: dict[str, Any] = {
     "saga": st.column_config.LinkColumn(display_text=r"saga=(.*)$"),
     "silent since": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
     "opened": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
