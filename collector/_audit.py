@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,11 +72,16 @@ def _stored_time(value: Any) -> str:
     return str(value)
 
 
+_audited = operator.itemgetter(*AUDIT_FIELDS)
+_TIME_INDEXES = tuple(i for i, name in enumerate(AUDIT_FIELDS) if name in _TIME_FIELDS)
+
+
 def row_digest(row: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the audited columns of a row, as written or as read back."""
-    values = [
-        _stored_time(row[name]) if name in _TIME_FIELDS else row[name] for name in AUDIT_FIELDS
-    ]
+    values = list(_audited(row))
+    for i in _TIME_INDEXES:
+        if type(values[i]) is not str:  # read back as datetime: the text it was written as
+            values[i] = _stored_time(values[i])
     return hashlib.sha256(_canonical(values)).hexdigest()
 
 

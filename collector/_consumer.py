@@ -17,6 +17,8 @@ import threading
 import time
 import uuid
 from collections.abc import Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import ConsumerRebalanceListener
@@ -24,6 +26,7 @@ from sagascope.collector._correlate import Correlator
 from sagascope.collector._decode import DecodeContext
 from sagascope.collector._ingest import (
     Batch,
+    Mark,
     PartitionState,
     add_records,
     progress_rows,
@@ -44,6 +47,8 @@ log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 5.0
 _POLL_CAP_S = 0.2
+#: Poll timeout cap while a batch is being written, so that its commit follows soon.
+_POLL_CAP_WRITING_S = 0.02
 #: Consecutive rejections of one batch (errors other than StoreUnavailable) before it is
 #: stored row by row, so that one row the store refuses cannot block a partition forever.
 _SALVAGE_AFTER = 3
@@ -69,6 +74,16 @@ def _check_settings(settings: CollectorSettings) -> None:
         raise ConfigError("setting collector.payload_cap_bytes must be at least 1")
     if not settings.group_id:
         raise ConfigError("setting collector.group_id must not be empty")
+
+
+@dataclass
+class _InFlight:
+    """A batch the writer thread is inserting, and where each of its partitions ends."""
+
+    batch: Batch
+    marks: dict[tuple[str, int], Mark]
+    future: Future[None]
+    started: float
 
 
 class Collector:
@@ -114,6 +129,11 @@ class Collector:
         self._states: dict[Any, PartitionState] = {}
         self._unpositioned: set[Any] = set()
         self._batch = Batch()
+        #: The batch being inserted while the next one is decoded (healthy store only).
+        self._inflight: _InFlight | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        #: Offsets stored by a write settled in a rebalance callback, to commit from the loop.
+        self._pending_commit: dict[Any, int] = {}
         self._consumer: Any = None
         self._outage = False
         self._retry_at = 0.0
@@ -150,6 +170,7 @@ class Collector:
         """Consume until ``stop_event`` is set; never raises for broker or store trouble."""
         if self.settings.metrics_port:
             self.metrics_port = self.metrics.serve(self.settings.metrics_port)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"collector-writer-{self.collector_id}")
         try:
             if not self._wait_for_schema(stop_event):
                 return
@@ -171,6 +192,8 @@ class Collector:
                 finally:
                     self._shutdown()
         finally:
+            self._writer.shutdown(wait=True)
+            self._writer = None
             self.metrics.close()
 
     def _wait_for_schema(self, stop_event: threading.Event) -> bool:
@@ -225,13 +248,17 @@ class Collector:
 
     def _shutdown(self) -> None:
         try:
+            self._finish_inflight(wait=True)
             if self._batch.rows and not self._outage:
                 self._flush()
+                self._finish_inflight(wait=True)
         except Exception:  # closing must not raise; unstored rows are read again next time
             log.exception("final flush failed")
         consumer, self._consumer = self._consumer, None
         with self._lock:
             self._batch = Batch()
+            self._inflight = None
+            self._pending_commit.clear()
             self._states.clear()
             self._unpositioned.clear()
             self._outage = False
@@ -256,9 +283,12 @@ class Collector:
                 continue
             if self._unpositioned and now >= self._retry_at:
                 self._position_pending()
+            if self._inflight is not None and self._inflight.future.done():
+                self._finish_inflight(wait=False)
             room = settings.batch_rows - self._batch.rows
             deadline = self._next_deadline()
-            timeout_s = min(max(deadline - now, 0.0), _POLL_CAP_S)
+            cap_s = _POLL_CAP_S if self._inflight is None else _POLL_CAP_WRITING_S
+            timeout_s = min(max(deadline - now, 0.0), cap_s)
             poll_started_ms = time.time_ns() // 1_000_000
             try:
                 records = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max(room, 1))
@@ -324,12 +354,34 @@ class Collector:
         )
 
     def _flush(self) -> None:
-        """Store the pending batch, then progress, then commit; on failure pause and back off."""
+        """Store the pending batch, then progress, then commit; on failure pause and back off.
+
+        While the store is healthy the insert runs in the writer thread and the loop decodes
+        the next batch meanwhile (an insert is mostly native work in chDB or the server);
+        progress and commit follow in :meth:`_finish_inflight`. One batch at most is in
+        flight, and offsets are committed only once it is stored. When it fails, the batch
+        decoded meanwhile is dropped and read again, and the failed one is retried as before
+        (synchronously, with backoff, salvage after repeated rejections).
+        """
         from kafka.structs import OffsetAndMetadata
 
+        if self._inflight is not None:
+            self._finish_inflight(wait=True)
+            if self._outage:
+                return  # it failed and is the pending batch again, retried after the backoff
         started = time.monotonic()
         with self._lock:
             batch = self._batch
+            if batch.rows and self._writer is not None and not self._outage and not self._rejections:
+                marks = {}
+                for key in batch.ranges:
+                    found = self._find(key)
+                    if found is not None:
+                        marks[key] = found[1].mark()
+                self._batch = Batch()
+                future = self._writer.submit(write_batch, self.store, batch)
+                self._inflight = _InFlight(batch, marks, future, started)
+                return
             try:
                 if batch.rows and self._rejections >= _SALVAGE_AFTER:
                     states = {(st.topic, st.partition): st for st in self._states.values()}
@@ -367,13 +419,91 @@ class Collector:
             except Exception as exc:  # the store is the truth: a failed commit loses nothing
                 self.metrics.errors.labels("commit").inc()
                 log.warning("offset commit failed (store already holds the rows): %s", exc)
-        elapsed = time.monotonic() - started
         if batch.rows:
-            self.metrics.batch_seconds.observe(elapsed)
-            self.metrics.batch_rows.observe(batch.rows)
-            self.metrics.count(self.metrics.stored, batch.consumed)
-            self.metrics.count(self.metrics.parse_errors, batch.parse_errors)
-            log.debug("stored batch rows=%d in %.3fs", batch.rows, elapsed)
+            self._count_stored(batch, started)
+
+    def _count_stored(self, batch: Batch, started: float) -> None:
+        elapsed = time.monotonic() - started
+        self.metrics.batch_seconds.observe(elapsed)
+        self.metrics.batch_rows.observe(batch.rows)
+        self.metrics.count(self.metrics.stored, batch.consumed)
+        self.metrics.count(self.metrics.parse_errors, batch.parse_errors)
+        log.debug("stored batch rows=%d in %.3fs", batch.rows, elapsed)
+
+    def _finish_inflight(self, *, wait: bool) -> None:
+        """Settle the batch being written (from the loop): then progress, then commit."""
+        from kafka.structs import OffsetAndMetadata
+
+        inflight = self._inflight
+        if inflight is None or (not wait and not inflight.future.done()):
+            return
+        with self._lock:
+            settled = self._settle_inflight()
+            if settled is None:
+                return
+            for tp, st in self._states.items():
+                if (st.topic, st.partition) in settled.batch.ranges and st.stored_next is not None:
+                    self._pending_commit[tp] = st.stored_next
+            offsets = {
+                tp: OffsetAndMetadata(offset, "", -1)
+                for tp, offset in self._pending_commit.items()
+                if tp in self._states
+            }
+            self._pending_commit.clear()
+        self._write_progress()
+        if offsets:
+            # Not waited for: the store, not Kafka, says where partitions resume, so a commit
+            # is an optimisation, and a round trip per batch was measured to stall the loop.
+            try:
+                self._consumer.commit_async(offsets, callback=self._committed)
+            except Exception as exc:  # the store is the truth: a failed commit loses nothing
+                self._committed(offsets, exc)
+        self._count_stored(settled.batch, settled.started)
+
+    def _committed(self, offsets: Any, result: Any) -> None:
+        if isinstance(result, Exception):
+            self.metrics.errors.labels("commit").inc()
+            log.warning("offset commit failed (store already holds the rows): %s", result)
+
+    def _settle_inflight(self) -> _InFlight | None:
+        """Wait for the batch being written; promote its partitions, or make it pending again.
+
+        Returns it when stored, None when there was none or it failed. Caller holds the lock.
+        """
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return None
+        try:
+            inflight.future.result()
+        except Exception as exc:
+            self._restore_failed(inflight)
+            if not isinstance(exc, StoreError):
+                raise
+            if not isinstance(exc, StoreUnavailable):
+                self._rejections += 1
+            self._store_failed(exc)
+            return None
+        for key, mark in inflight.marks.items():
+            found = self._find(key)
+            if found is not None:
+                found[1].promote_to(mark)
+        return inflight
+
+    def _restore_failed(self, inflight: _InFlight) -> None:
+        """The written batch failed: it is pending again, and what was decoded after it (its
+        chain continues the failed batch's) is dropped, to be read again after it is stored."""
+        later = self._batch
+        for key, (first, _last) in later.ranges.items():
+            found = self._find(key)
+            if found is None:
+                continue
+            tp, st = found
+            st.rollback_to(inflight.marks.get(key))
+            try:
+                self._consumer.seek(tp, first)
+            except Exception:  # no longer assigned: whoever owns it reads from the store
+                log.debug("cannot seek %s back to %d", tp, first, exc_info=True)
+        self._batch = inflight.batch
 
     def _reposition(self) -> None:
         """Drop the pending batch and re-read every partition's position from the store."""
@@ -447,9 +577,13 @@ class Collector:
             self._consumer.pause(*assigned)
 
     def _state_for(self, key: tuple[str, int]) -> PartitionState | None:
+        found = self._find(key)
+        return None if found is None else found[1]
+
+    def _find(self, key: tuple[str, int]) -> tuple[Any, PartitionState] | None:
         for tp, st in self._states.items():
             if (tp.topic, tp.partition) == key:
-                return st
+                return tp, st
         return None
 
     # -- assignment ----------------------------------------------------------------------
@@ -498,6 +632,7 @@ class Collector:
     def _revoked(self, partitions: Collection[Any]) -> None:
         with self._lock:
             keys = [(tp.topic, tp.partition) for tp in partitions]
+            self._settle_in_callback()
             if self._batch.rows and not self._outage:
                 try:
                     write_batch(self.store, self._batch)
@@ -513,9 +648,9 @@ class Collector:
             if self._batch.rows:
                 self._batch.drop(keys)
                 for tp in partitions:
-                    st = self._states.get(tp)
-                    if st is not None:
-                        st.rollback()
+                    revoked = self._states.get(tp)
+                    if revoked is not None:
+                        revoked.rollback()
                 if not self._batch.rows:
                     self._batch = Batch()
             for tp in partitions:
@@ -526,6 +661,22 @@ class Collector:
                         gauge.remove(tp.topic, str(tp.partition))
             self.metrics.assigned_partitions.set(len(self._states))
             log.info("revoked %d partition(s) from %s", len(partitions), self.collector_id)
+
+
+    def _settle_in_callback(self) -> None:
+        """Settle the batch being written before partitions move (commit is left to the loop:
+        a rebalance callback must not make blocking consumer calls). Caller holds the lock."""
+        try:
+            settled = self._settle_inflight()
+        except Exception:
+            log.exception("batch write failed before a rebalance")
+            return
+        if settled is None:
+            return
+        for tp, st in self._states.items():
+            if (st.topic, st.partition) in settled.batch.ranges and st.stored_next is not None:
+                self._pending_commit[tp] = st.stored_next
+        self._count_stored(settled.batch, settled.started)
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -542,6 +693,7 @@ class _Listener(ConsumerRebalanceListener):
         # Someone else may own these already: drop, never store.
         collector = self._collector
         with collector._lock:
+            collector._settle_in_callback()
             collector._batch.drop([(tp.topic, tp.partition) for tp in lost])
             for tp in lost:
                 collector._states.pop(tp, None)

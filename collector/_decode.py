@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sagascope.collector._audit import ms_text
@@ -41,6 +43,11 @@ except ImportError:  # pragma: no cover - orjson comes with the collector extra
     _json_loads = json.loads  # type: ignore[assignment]
 _EMPTY: dict[str, str] = {}
 _NOT_PARSED = object()
+#: The common, valid shape of a version-00 traceparent; anything else goes to the full parser.
+_TRACEPARENT_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+_from_iso = datetime.fromisoformat
 
 
 @dataclass(frozen=True)
@@ -81,25 +88,59 @@ def _decode_payload(value: bytes, cap: int, errors: list[str]) -> tuple[str, boo
     return head.decode("utf-8", errors="replace"), True, False
 
 
-def decode_message(record: Any, ctx: DecodeContext, ingest_ms: int) -> dict[str, Any]:
-    """A ``messages`` row (without ``chain_hash``) for one kafka-python ``ConsumerRecord``."""
-    errors: list[str] = []
-    headers, header_errors = decode_headers(record.headers) if record.headers else (_EMPTY, [])
-    if header_errors:
+def _decode_headers(raw: Any, errors: list[str]) -> dict[str, str]:
+    if not raw:
+        return _EMPTY
+    try:  # all values valid UTF-8, as nearly always; a repeated key keeps its last value
+        return {key: value.decode("utf-8") for key, value in raw}
+    except (AttributeError, UnicodeDecodeError):  # None or undecodable: the full codec
+        headers, header_errors = decode_headers(raw)
         errors.extend(header_errors)
+        return headers
+
+
+def _event_ms(text: str) -> int:
+    """Epoch milliseconds of a ``ce_time`` value (raises as ``parse_time`` does)."""
+    try:
+        moment = _from_iso(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is not UTC:  # naive, another offset, or not ISO
+        moment = parse_time(text)
+    return _epoch_ms(moment)
+
+
+def decode_message(
+    record: Any, ctx: DecodeContext, ingest_ms: int, ingest_text: str | None = None
+) -> dict[str, Any]:
+    """A ``messages`` row (without ``chain_hash``) for one kafka-python ``ConsumerRecord``.
+
+    ``ingest_text`` is ``ms_text(ingest_ms)``, when the caller has it already.
+    """
+    errors: list[str] = []
+    headers = _decode_headers(record.headers, errors)
     get = headers.get
 
     trace_id = span_id = ""
     traceparent = get(TRACEPARENT)
     if traceparent is not None:
-        try:
-            parsed = parse_traceparent(traceparent)
-            trace_id, span_id = parsed.trace_id, parsed.span_id
-        except MalformedHeader as exc:
-            errors.append(str(exc))
+        fast = _TRACEPARENT_00.fullmatch(traceparent)
+        if fast is not None and fast[1] != _ZERO_TRACE and fast[2] != _ZERO_SPAN:
+            trace_id, span_id = fast[1], fast[2]
+        else:
+            try:
+                parsed = parse_traceparent(traceparent)
+                trace_id, span_id = parsed.trace_id, parsed.span_id
+            except MalformedHeader as exc:
+                errors.append(str(exc))
 
     value: bytes = record.value or b""
-    text, truncated, valid_utf8 = _decode_payload(value, ctx.payload_cap_bytes, errors)
+    try:  # the common case, inline: within the cap and valid UTF-8
+        if len(value) > ctx.payload_cap_bytes:
+            raise ValueError
+        text, truncated, valid_utf8 = value.decode("utf-8"), False, True
+    except ValueError:  # UnicodeDecodeError included
+        text, truncated, valid_utf8 = _decode_payload(value, ctx.payload_cap_bytes, errors)
     document: Any = _NOT_PARSED
     if value and valid_utf8 and not truncated:
         try:
@@ -117,7 +158,7 @@ def decode_message(record: Any, ctx: DecodeContext, ingest_ms: int) -> dict[str,
     event_text = get(CE_TIME, "")
     if event_text:
         try:
-            event_ms = _epoch_ms(parse_time(event_text))
+            event_ms = _event_ms(event_text)
         except (MalformedHeader, OverflowError, ValueError):
             errors.append(f"malformed ce_time {event_text[:80]!r}")
             event_text = ""
@@ -157,7 +198,7 @@ def decode_message(record: Any, ctx: DecodeContext, ingest_ms: int) -> dict[str,
         "offset": record.offset,
         "kafka_time": ms_text(kafka_ms),
         "event_time": ms_text(event_ms),
-        "ingest_time": ms_text(ingest_ms),
+        "ingest_time": ingest_text if ingest_text is not None else ms_text(ingest_ms),
         "kafka_key": key,
         "trace_id": trace_id,
         "span_id": span_id,

@@ -54,6 +54,25 @@ class PartitionState:
         self.buffered_chain = self.stored_chain
         self.buffered_kafka_ms = self.stored_kafka_ms
 
+    def mark(self) -> Mark:
+        """Where buffering stands now (taken when a batch is handed to the writer)."""
+        return (self.buffered_next, self.buffered_chain, self.buffered_kafka_ms)
+
+    def promote_to(self, mark: Mark) -> None:
+        """Rows up to ``mark`` were stored (later rows may be buffered already)."""
+        self.stored_next, self.stored_chain, self.stored_kafka_ms = mark
+
+    def rollback_to(self, mark: Mark | None) -> None:
+        """Forget what was buffered after ``mark`` (after what is stored when None)."""
+        if mark is None:
+            self.rollback()
+        else:
+            self.buffered_next, self.buffered_chain, self.buffered_kafka_ms = mark
+
+
+#: (next offset, chain hash, Kafka time) of one partition at some point of buffering.
+Mark = tuple[int | None, str, int]
+
 
 @dataclass
 class Batch:
@@ -96,42 +115,61 @@ def add_records(
 ) -> None:
     """Decode records of one partition into the batch, extending its hash chain."""
     ingest_ms = time.time_ns() // 1_000_000
+    ingest_text = ms_text(ingest_ms)
     topic = state.topic
-    key = (topic, state.partition)
+    append = batch.spans.append if spans else batch.messages.append
+    next_offset = state.buffered_next
+    head = state.buffered_chain
+    kafka_ms = state.buffered_kafka_ms
+    first: int | None = None
     errors = 0
     n = 0
-    for record in records:
-        offset = record.offset
-        if state.buffered_next is not None and offset < state.buffered_next:
-            continue  # already stored or buffered: a replayed fetch
-        try:
-            row = decode_span(record, ctx, ingest_ms) if spans else decode_message(record, ctx, ingest_ms)
-        except Exception as exc:  # the decoder is total; this is the last line of defence
-            log.exception("decode failed topic=%s partition=%d offset=%d", topic, state.partition, offset)
-            row = fallback_row(record, ingest_ms, f"collector could not decode: {exc!r}", spans=spans)
-        if spans:
-            batch.spans.append(row)
-        else:
-            state.buffered_chain = chain(state.buffered_chain, row_digest(row))
-            row["chain_hash"] = state.buffered_chain
-            batch.messages.append(row)
-        if row["parse_error"]:
-            errors += 1
-        n += 1
-        span = batch.ranges.get(key)
-        if span is None:
-            batch.ranges[key] = [offset, offset]
-        else:
-            span[1] = offset
-        state.buffered_next = offset + 1
-        if record.timestamp is not None and record.timestamp >= 0:
-            state.buffered_kafka_ms = record.timestamp
-    if n:
-        if not batch.started:
-            batch.started = time.monotonic()
-        batch.consumed[topic] = batch.consumed.get(topic, 0) + n
-        if errors:
-            batch.parse_errors[topic] = batch.parse_errors.get(topic, 0) + errors
+    try:
+        for record in records:
+            offset = record.offset
+            if next_offset is not None and offset < next_offset:
+                continue  # already stored or buffered: a replayed fetch
+            try:
+                row = (
+                    decode_span(record, ctx, ingest_ms)
+                    if spans
+                    else decode_message(record, ctx, ingest_ms, ingest_text)
+                )
+            except Exception as exc:  # the decoder is total; this is the last line of defence
+                log.exception(
+                    "decode failed topic=%s partition=%d offset=%d", topic, state.partition, offset
+                )
+                row = fallback_row(record, ingest_ms, f"collector could not decode: {exc!r}", spans=spans)
+            if not spans:
+                head = chain(head, row_digest(row))
+                row["chain_hash"] = head
+            append(row)
+            if row["parse_error"]:
+                errors += 1
+            n += 1
+            if first is None:
+                first = offset
+            next_offset = offset + 1
+            timestamp = record.timestamp
+            if timestamp is not None and timestamp >= 0:
+                kafka_ms = timestamp
+    finally:  # what was appended is accounted for, even if something above raised
+        if first is not None and next_offset is not None:
+            state.buffered_next = next_offset
+            state.buffered_chain = head
+            state.buffered_kafka_ms = kafka_ms
+            key = (topic, state.partition)
+            span = batch.ranges.get(key)
+            if span is None:
+                batch.ranges[key] = [first, next_offset - 1]
+            else:
+                span[1] = next_offset - 1
+        if n:
+            if not batch.started:
+                batch.started = time.monotonic()
+            batch.consumed[topic] = batch.consumed.get(topic, 0) + n
+            if errors:
+                batch.parse_errors[topic] = batch.parse_errors.get(topic, 0) + errors
 
 
 def fallback_row(record: Any, ingest_ms: int, error: str, *, spans: bool) -> dict[str, Any]:

@@ -136,11 +136,16 @@ def test_two_collectors_in_one_group_split_the_partitions_exactly(
     first = Collector(store, bootstrap_servers, settings, collector_id="first")
     second = Collector(store, bootstrap_servers, settings, collector_id="second")
     stop_producing = threading.Event()
+    split = threading.Event()
 
     def produce() -> None:
         with producer(bootstrap_servers) as p:
             n = 0
             while not stop_producing.is_set() and n < 4000:
+                if n == 2000:
+                    # The second half only once the partitions are split, so that both
+                    # collectors have rows to store however long the group takes to rebalance.
+                    split.wait(90)
                 send_all(p, records(topic, n, n + 200), log)
                 n += 200
                 time.sleep(0.2)
@@ -159,10 +164,12 @@ def test_two_collectors_in_one_group_split_the_partitions_exactly(
             60,
             "the partitions split 2/2",
         )
+        split.set()
         producing.join(120)
         wait_until(lambda: len(offsets(store, topic)) >= len(log.acked), 90, "every record stored")
     finally:
         stop_producing.set()
+        split.set()
         producing.join(30)
         first.stop()
         second.stop()
