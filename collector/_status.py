@@ -12,7 +12,6 @@ from typing import Any
 
 from sagascope.collector._results import STATUSES, SagaFilter
 from sagascope.collector._schema import STATUS_RANK
-from sagascope.collector._store import _ARROW_SETTINGS, _READ_ONLY_SETTINGS
 from sagascope.collector.exceptions import CollectorError
 from sagascope.instrumentation._contract import SAGA_STATUSES
 
@@ -235,10 +234,7 @@ class StateQuery:
 
     def run_point(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         """A query reading a few granules: one thread is faster than spreading them out."""
-        base = _READ_ONLY_SETTINGS if self.store.read_only else _ARROW_SETTINGS
-        settings = {**base, "max_threads": 1}
-        joined = ", ".join(f"{k}={v}" for k, v in settings.items())
-        return self.store.query(f"{sql}\nSETTINGS {joined}", bind(params or {}))
+        return self.store.query(sql, bind(params or {}), settings={"max_threads": 1})
 
     def watermark(self) -> datetime:
         """min(read_until) over the latest progress row per partition; now() without any."""

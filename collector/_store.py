@@ -61,7 +61,15 @@ class Store(Protocol):
     backend: str
     read_only: bool
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult: ...
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        """Run a SELECT; ``settings`` are query-level ClickHouse settings (never in ``sql``)."""
+        ...
 
     def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         """The result as a pandas DataFrame (for the dashboard)."""
@@ -202,9 +210,15 @@ class ChdbStore:
             except Exception as exc:
                 raise StoreError(f"query failed: {exc}") from exc
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
-        settings = _READ_ONLY_SETTINGS if self.read_only else _ARROW_SETTINGS
-        result = self._run(_with_settings(sql, settings), params, "ArrowStream")
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        merged = _query_settings(self.read_only, settings)
+        result = self._run(_with_settings(sql, merged), params, "ArrowStream")
         return _arrow_to_result(result.bytes())
 
     def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -317,13 +331,20 @@ class ClickHouseStore:
             ) from exc
         self._client = admin
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        merged = _query_settings(self.read_only, settings)
         try:
             with self._lock:
                 data = self._client.raw_query(
                     sql,
                     parameters=server_parameters(params),
-                    settings=_READ_ONLY_SETTINGS if self.read_only else _ARROW_SETTINGS,
+                    settings=merged,
                     fmt="ArrowStream",
                 )
         except Exception as exc:
@@ -444,10 +465,23 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
+def _query_settings(read_only: bool, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The Arrow output settings (and readonly) every query needs, plus the caller's own."""
+    base = _READ_ONLY_SETTINGS if read_only else _ARROW_SETTINGS
+    if extra and "readonly" in extra:
+        raise StoreError("the readonly setting belongs to the store, not to a query")
+    return {**base, **(extra or {})}
+
+
 def _with_settings(sql: str, settings: Mapping[str, Any]) -> str:
     if re.search(r"\bSETTINGS\b", sql, re.IGNORECASE):
-        return sql
-    joined = ", ".join(f"{k}={v}" for k, v in settings.items())
+        # A clause of the caller's would silently drop ours (readonly among them).
+        raise StoreError("pass query settings through query(settings=...), not in the SQL")
+    for key in settings:
+        check_identifier(key)
+    joined = ", ".join(
+        f"{k}='{_quote(v)}'" if isinstance(v, str) else f"{k}={v}" for k, v in settings.items()
+    )
     return f"{sql.rstrip().rstrip(';')}\nSETTINGS {joined}"
 
 
