@@ -39,6 +39,7 @@ from sagascope.collector._thresholds import (
 )
 from sagascope.collector.exceptions import StoreError
 from sagascope.collector.queries import SagaFilter, SagaQueries, StalledSaga
+from sagascope.instrumentation._contract import SAGA_STATUSES
 
 from sagascope.settings import AlertSettings, Settings
 
@@ -217,13 +218,14 @@ class Alerter:
 
         quiet = [a for sid, a in open_alerts.items() if sid not in stalled]
         if quiet:
-            activity = self._last_activity([a.saga_id for a in quiet])
+            current = self.queries.summaries([a.saga_id for a in quiet])
             for alert in quiet:
-                last = activity.get(alert.saga_id)
-                if last is None:
+                state = current.get(alert.saga_id)
+                if state is None:
                     resolved.append(self._resolved(alert, RESOLVED_GONE, now))
-                elif _ms(last[0]) > _ms(alert.since):
-                    resolved.append(self._resolved(alert, last[1] or RESOLVED_MOVED_ON, now))
+                elif _ms(_aware(state.last_kafka_time)) > _ms(alert.since):
+                    outcome = state.status if state.status in SAGA_STATUSES else RESOLVED_MOVED_ON
+                    resolved.append(self._resolved(alert, outcome, now))
                 # else: same last message, but no longer past its threshold (a learned
                 # threshold grew, or the watermark fell back): still stuck, stays open.
 
@@ -285,16 +287,6 @@ class Alerter:
     def open_alerts(self) -> list[Alert]:
         """Alerts open now (latest state of each alert)."""
         return list_alerts(self.store, state=STATE_OPEN, limit=None)
-
-    def _last_activity(self, saga_ids: list[str]) -> dict[str, tuple[datetime, str]]:
-        """Kafka time and status of each saga's last stored message."""
-        result = self.store.query(
-            "SELECT saga_id, max(kafka_time) AS last_time, "
-            "argMax(saga_status, kafka_time) AS last_status "
-            "FROM messages WHERE saga_id IN {ids:Array(String)} GROUP BY saga_id",
-            {"ids": saga_ids},
-        )
-        return {sid: (_aware(t), status or "") for sid, t, status in result.rows}
 
     # -- loop ---------------------------------------------------------------------------
 

@@ -194,6 +194,17 @@ class SagaQueries:
         ).dicts()
         return [_summary(r) for r in rows]
 
+    def summaries(self, saga_ids: Sequence[str]) -> dict[str, SagaSummary]:
+        """The current state of each of these sagas, by saga id (unknown ids are left out)."""
+        if not saga_ids:
+            return {}
+        _, params = self._q.sagas_sql(None)
+        params["saga_ids"] = list(saga_ids)
+        sql = state_sql(
+            prefilter="saga_id IN {saga_ids:Array(String)}", with_rules=bool(self._q.status_rules)
+        )
+        return {r["saga_id"]: _summary(r) for r in self._q.run(sql, params).dicts()}
+
     def status_counts(self, filters: SagaFilter | None = None) -> dict[str, int]:
         """Number of sagas per status (every status present, zeros included)."""
         sql, params = self._q.sagas_sql(filters)

@@ -164,3 +164,12 @@ def test_data_as_of_is_the_watermark_or_the_last_ingest(store, now):
     ])
     assert queries.data_as_of() == queries.watermark()
     assert abs((queries.watermark() - (now - timedelta(minutes=1))).total_seconds()) < 0.002
+
+
+def test_summaries_give_the_state_of_just_the_sagas_asked_for(queries, scenarios):
+    asked = [scenarios["completed"], scenarios["stalled"], "no-such-saga"]
+    current = queries.summaries(asked)
+    assert set(current) == {scenarios["completed"], scenarios["stalled"]}
+    assert current[scenarios["completed"]].status == "completed"
+    assert current[scenarios["stalled"]].status == "stalled"
+    assert queries.summaries([]) == {}
