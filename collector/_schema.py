@@ -15,6 +15,18 @@ from sagascope.collector._store import Store, check_identifier
 #: How many recent insert tokens a table remembers for replayed-batch deduplication.
 DEDUP_WINDOW = 10000
 
+# Column codecs of ``messages``, explicit so a server (LZ4 by default) stores what chDB (ZSTD
+# by default) does. Hex ids and hashes are random: entropy coding (ZSTD) halves them, LZ4
+# cannot. Times and offsets grow along a saga: Delta before ZSTD. Measured at 10M messages
+# in bench/bench_queries.py.
+_ZSTD = "CODEC(ZSTD(1))"
+_DELTA = "CODEC(Delta, ZSTD(1))"
+# ZSTD(6) saves another ~6 B/msg on headers but costs insert CPU, the collector's bottleneck.
+_ZSTD_DEEP = "CODEC(ZSTD(3))"
+
+#: Rows per granule of ``messages`` and ``saga_state`` (the default is 8192).
+GRANULE_ROWS = 1024
+
 
 @dataclass(frozen=True)
 class Table:
@@ -25,6 +37,8 @@ class Table:
     extra: str = ""
     settings: str = f"non_replicated_deduplication_window = {DEDUP_WINDOW}"
     sharding_key: str = "rand()"
+    #: Storage settings for every engine (replicated or not), e.g. the index granularity.
+    layout: str = ""
 
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
@@ -34,36 +48,38 @@ MESSAGES = Table(
     name="messages",
     columns=(
         ("topic", "LowCardinality(String)"),
-        ("partition", "UInt32"),
-        ("offset", "UInt64"),
-        ("kafka_time", "DateTime64(3, 'UTC')"),
+        ("partition", f"UInt32 {_ZSTD}"),
+        ("offset", f"UInt64 {_DELTA}"),
+        ("kafka_time", f"DateTime64(3, 'UTC') {_DELTA}"),
         # ce_time, a correlation rule's time, or else the Kafka timestamp.
-        ("event_time", "DateTime64(3, 'UTC')"),
-        ("ingest_time", "DateTime64(3, 'UTC')"),
-        ("kafka_key", "String"),
-        ("trace_id", "String"),
-        ("span_id", "String"),
-        ("saga_id", "String"),
+        ("event_time", f"DateTime64(3, 'UTC') {_DELTA}"),
+        ("ingest_time", f"DateTime64(3, 'UTC') {_DELTA}"),
+        ("kafka_key", f"String {_ZSTD}"),
+        ("trace_id", f"String {_ZSTD}"),
+        ("span_id", f"String {_ZSTD}"),
+        ("saga_id", f"String {_ZSTD}"),
         ("saga_type", "LowCardinality(String)"),
-        ("message_id", "String"),
-        ("causation_id", "String"),
+        ("message_id", f"String {_ZSTD}"),
+        ("causation_id", f"String {_ZSTD}"),
         ("kind", "LowCardinality(String)"),
         ("type", "LowCardinality(String)"),
         ("source", "LowCardinality(String)"),
         ("step", "LowCardinality(String)"),
         ("saga_status", "LowCardinality(String)"),
         ("compensates", "LowCardinality(String)"),
-        ("headers", "Map(String, String)"),
+        # Keys are few; values repeat within a saga (ce_causationid = the previous ce_id), so
+        # a deeper ZSTD search pays: 65 B/msg at ZSTD(1), 49 at ZSTD(6) (10M-message bench).
+        ("headers", f"Map(LowCardinality(String), String) {_ZSTD_DEEP}"),
         # Redacted and capped; the size and SHA-256 are of the payload as received.
-        ("payload", "String CODEC(ZSTD(3))"),
-        ("payload_size", "UInt32"),
-        ("payload_sha256", "FixedString(64)"),
+        ("payload", f"String {_ZSTD_DEEP}"),
+        ("payload_size", f"UInt32 {_ZSTD}"),
+        ("payload_sha256", f"FixedString(64) {_ZSTD}"),
         ("payload_truncated", "Bool"),
         # headers | traceparent | rule:<topic regex> | key | none
         ("correlation", "LowCardinality(String)"),
-        ("parse_error", "String"),
+        ("parse_error", f"String {_ZSTD}"),
         # Per partition: sha256(previous chain_hash || this row's digest); see _audit.py.
-        ("chain_hash", "FixedString(64)"),
+        ("chain_hash", f"FixedString(64) {_ZSTD}"),
     ),
     engine="MergeTree",
     order_by="(saga_id, event_time, topic, partition, offset)",
@@ -72,6 +88,9 @@ MESSAGES = Table(
         "INDEX idx_message_id message_id TYPE bloom_filter(0.01) GRANULARITY 4"
     ),
     sharding_key="cityHash64(saga_id)",
+    # A flow reads the granule(s) holding one saga's ~10 rows, every column: at the default
+    # 8192 rows per granule that is ~28 ms in chDB, at GRANULE_ROWS ~12 ms (bench_queries.py).
+    layout=f"index_granularity = {GRANULE_ROWS}",
 )
 
 SPANS = Table(
@@ -189,6 +208,8 @@ SAGA_STATE = Table(
     engine="AggregatingMergeTree",
     order_by="(saga_id)",
     sharding_key="cityHash64(saga_id)",
+    # One saga's state (a flow's status) merges a whole granule under FINAL: keep it small.
+    layout=f"index_granularity = {GRANULE_ROWS}",
 )
 
 TABLES: tuple[Table, ...] = (MESSAGES, SPANS, ALERTS, PROGRESS, SAGA_STATE)
@@ -294,7 +315,8 @@ def schema_statements(database: str, cluster: str = "") -> list[str]:
         body = cols + (f", {table.extra}" if table.extra else "")
         local = f"{table.name}_local" if cluster else table.name
         engine = _replicated(table.engine) if cluster else table.engine
-        settings = "" if cluster else f" SETTINGS {table.settings}"
+        settings = ", ".join(x for x in (table.layout, "" if cluster else table.settings) if x)
+        settings = f" SETTINGS {settings}" if settings else ""
         statements.append(
             f"CREATE TABLE IF NOT EXISTS {db}.{local}{on_cluster} ({body}) "
             f"ENGINE = {engine} ORDER BY {table.order_by}{settings}"
