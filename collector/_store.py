@@ -164,7 +164,32 @@ _ARROW_SETTINGS = {
 _READ_ONLY_SETTINGS = {**_ARROW_SETTINGS, "readonly": 2}
 
 
-class ChdbStore:
+class _StoreBase:
+    """What both backends share: the DataFrame view of a query and the read-only guard."""
+
+    read_only: bool
+
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        raise NotImplementedError
+
+    def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        import pandas as pd
+
+        res = self.query(sql, params)
+        return pd.DataFrame(res.rows, columns=list(res.column_names))
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError("read-only store")
+
+
+class ChdbStore(_StoreBase):
     """Embedded ClickHouse (chDB). A process holds one data directory; stores share its session."""
 
     backend = "chdb"
@@ -221,15 +246,8 @@ class ChdbStore:
         result = self._run(_with_settings(sql, merged), params, "ArrowStream")
         return _arrow_to_result(result.bytes())
 
-    def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
-        import pandas as pd
-
-        res = self.query(sql, params)
-        return pd.DataFrame(res.rows, columns=list(res.column_names))
-
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        if self.read_only:
-            raise StoreError("read-only store")
+        self._check_writable()
         self._run(sql, params, "CSV")
 
     def insert(
@@ -239,8 +257,7 @@ class ChdbStore:
         *,
         dedup_token: str | None = None,
     ) -> int:
-        if self.read_only:
-            raise StoreError("read-only store")
+        self._check_writable()
         if not rows:
             return 0
         columns = list(rows[0])
@@ -284,7 +301,7 @@ def _close_chdb_sessions() -> None:
         ChdbStore._lock.release()
 
 
-class ClickHouseStore:
+class ClickHouseStore(_StoreBase):
     """A ClickHouse server through clickhouse-connect (HTTP)."""
 
     backend = "server"
@@ -351,15 +368,8 @@ class ClickHouseStore:
             raise _map_error(exc) from exc
         return _arrow_to_result(data)
 
-    def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
-        import pandas as pd
-
-        res = self.query(sql, params)
-        return pd.DataFrame(res.rows, columns=list(res.column_names))
-
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        if self.read_only:
-            raise StoreError("read-only store")
+        self._check_writable()
         try:
             with self._lock:
                 self._client.command(sql, parameters=server_parameters(params))
@@ -373,8 +383,7 @@ class ClickHouseStore:
         *,
         dedup_token: str | None = None,
     ) -> int:
-        if self.read_only:
-            raise StoreError("read-only store")
+        self._check_writable()
         if not rows:
             return 0
         columns = [check_identifier(c) for c in rows[0]]

@@ -30,6 +30,7 @@ from sagascope.collector._sinks import (
     build_sinks,
     send_to_all,
 )
+from sagascope.collector._status import _aware
 from sagascope.collector._store import Store
 from sagascope.collector._thresholds import (
     StepDurations,
@@ -83,10 +84,6 @@ def _alert_id(saga_id: str, since: datetime) -> str:
 
 def _ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
