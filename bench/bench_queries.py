@@ -2,30 +2,55 @@
 
 Generates ``--messages`` realistic saga messages (about 9.4 per saga: orders that complete,
 fail, compensate or hang; a 30 s skewed inventory clock; full contract headers; JSON payloads)
-straight into chDB with SQL (``numbers()``), then measures:
+straight into chDB with SQL (``numbers()``), stored as the collector stores them:
+
+- the services send every contract header (empty ones left out, ``ce_time`` in the
+  instrumentation's millisecond format); ``headers`` keeps only those no column reproduces
+  (for these messages none: an empty map) and ``headers_elided`` has a bit for each of the
+  others (:func:`elide_sql`, ``_headers.elide``'s rules). Each run first checks a sample of
+  rows against ``elide`` and ``rebuild`` themselves (:func:`check_rows`);
+- ``chain_hash`` is set on one row in ``LINK_ROWS`` (200) and empty on the others: the
+  collector sets it on the last row of each link, a partition's rows of one poll, which under
+  bulk load is typically 100-500 rows.
+
+Then it measures:
 
 - flow lookup by saga id (``SagaQueries.flow``, and its messages query alone), p50/p99, against
   the same messages query as a full scan (``identity(saga_id)`` defeats the primary key);
 - overview queries: status counts, cycle-time percentiles, process map;
-- bytes stored per message against the raw JSON of the same Kafka records.
+- bytes stored per message against the raw JSON of the same Kafka records. The baselines
+  ("sent", "Kafka records as JSON") use the headers as received (rebuilt in SQL by
+  ``_headers.rebuild_sql``), never the stored remainder.
 
     python bench/bench_queries.py --messages 10000000
 
 Runs in its own chDB directory (a temporary one unless ``--path``), so never alongside the
 tests in one process.
 
-Measured 2026-11-22 on the shared 2-core build machine (other test runs going on, so
-latencies move by +-50% between runs), 10,000,020 messages / 1,063,830 sagas, after merges;
-the schema as committed before (8192-row granules, default codecs) -> now (1024-row granules
-for messages and saga_state, Delta/ZSTD codecs, ZSTD(6) headers and payload):
+Measured 2026-11-22 on the shared 2-core build machine (other work going on, so latencies
+move by +-50% between runs), 10,000,020 messages / 1,063,830 sagas, after merges, two runs:
 
-    one session, same data, same load     before   now
-    SELECT * of one saga (PK), p50         27.8    12.1 ms
-    flow()'s messages query, p50           17.3     9.7 ms
-    flow() (rows + saga state), p50        41       see the bench (noisy: 31-47 ms)
-    stored messages, B/msg                193.6   177.3 (headers 61.1 -> 49.3)
-    Kafka records as JSON / stored          3.6x    3.9x
-    INSERT ... SELECT of 10M rows          80 s    91 s (ZSTD(6) costs CPU)
+    headers and chain hash stored      every row (before)   elided / per link (now)
+    stored messages, B/msg                  177.3            98.0 (headers 49.3 -> 0.01,
+                                                             + headers_elided 0.10; chain_hash
+                                                             ~32 -> 0.16)
+    Kafka records as JSON / stored            3.9x            7.0x (689.9 B/msg; was 693 with
+                                                             ce_time in microseconds, not the
+                                                             contract's milliseconds)
+    payload + headers sent / stored           3.1x            5.6x (551.1 B/msg)
+    rows as JSON / stored                      -             13.9x (1366.7 B/msg)
+    + saga_state: Kafka records as JSON       -               6.2x (110.7 B/msg)
+    INSERT ... SELECT of 10M rows            91 s            62 s
+    flow(saga id) p50 / p99              32-47 / 61-72    29.3-29.4 / 44.5-45.5 ms
+    messages by saga id (PK), p50          10-12            13.4-14.1 ms (load: SELECT 1 1.4-1.6)
+    same query, full scan, p50                -             173-204 ms: PK 12-15x, flow() 6-7x
+
+flow() now reads its messages and the saga's status in one query (the state as a scalar
+subquery): interleaved A/B on the same data, old vs new p50 37.3 vs 33.3 ms and 35.7 vs
+32.9 ms (300 lookups each). Where its time goes (p50, same data): the messages query 11-14 ms
+(24 columns at ~0.3-0.4 ms each), the saga state query 11-13 ms on its own, of which ~5 ms is
+query analysis (EXPLAIN QUERY TREE alone: 5 ms; reading the 8 state columns: 5 ms), the
+watermark 2 ms, Python (Arrow to dicts, causal order, header rebuild) < 1 ms.
 
 What bounds the ratios (measured with one chDB session, same load):
 
@@ -39,10 +64,8 @@ What bounds the ratios (measured with one chDB session, same load):
   returns the same rows and columns: 60-85 ms at 8192-row granules, slower at 1024 (more
   granules to filter). So even a key-column-only lookup is ~30x faster than the 8192-row scan:
   50x is out of reach in chDB for a lookup returning every column.
-- Bytes: random content alone is 104 B/msg (payload_sha256 and chain_hash: 32 B each as hex
-  with entropy coding; message_id and causation_id 16 B each; span_id 8 B), each column coded
-  on its own, so 7x of the 693 B Kafka record (99 B/msg) cannot be reached while those columns
-  are stored; the headers duplicate ce_id, traceparent and causation already in columns.
+- Bytes: random content is now 76 B of the 98 B/msg (payload_sha256 32 B as hex with entropy
+  coding, message_id 18.8, causation_id 16.8, span_id 8.4), each column coded on its own.
 """
 
 from __future__ import annotations
@@ -55,10 +78,22 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sagascope.collector import ChdbStore, ensure_schema
+from sagascope.collector._headers import (
+    BIT,
+    ELIDABLE,
+    REBUILD_COLUMNS,
+    elide,
+    rebuild,
+    rebuild_sql,
+    time_text,
+    value_sql,
+)
 from sagascope.collector.queries import SagaQueries
+from sagascope.instrumentation._contract import CE_SPECVERSION, CE_TIME, SPECVERSION, TRACEPARENT
 
 # (type, kind, source, step, status, compensates) per outcome.
 _PREFIX = [
@@ -100,6 +135,7 @@ _FLOWS = {
 # Outcome by saga number % 100.
 _MIX = [("completed", 80), ("failed", 10), ("compensated", 6), ("compensating", 2), ("running", 2)]
 _SAGA_TYPES = ["order-fulfillment", "order-express", "order-marketplace"]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _sql_literal(value: Any) -> str:
@@ -110,6 +146,33 @@ def _sql_literal(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_sql_literal(v) for v in value) + "]"
     return repr(value)
+
+
+#: One row in this many carries its partition's chain hash: the last row of a link (a
+#: partition's rows of one poll), typically 100-500 rows under bulk load.
+LINK_ROWS = 200
+
+
+def elide_sql(received: str) -> tuple[str, str]:
+    """(``headers``, ``headers_elided``) SQL from the SQL of the received headers map, by
+    ``_headers.elide``'s rules: a header is elided only when received and equal to what its
+    column(s) reproduce (``traceparent`` only with a trace id). ``headers_elided`` must be the
+    alias of the second expression; checked against ``elide`` itself by :func:`check_rows`.
+    """
+    terms = []
+    for header, _ in ELIDABLE:
+        test = f"mapContains({received}, '{header}') AND {received}['{header}'] = {value_sql(header)}"
+        if header == TRACEPARENT:
+            test += " AND trace_id != ''"
+        terms.append(f"if({test}, {1 << BIT[header]}, 0)")
+    bits = f"toUInt16({' + '.join(terms)})"
+    names = ", ".join(f"'{header}'" for header, _ in ELIDABLE)
+    # indexOf is 1-based and 0 for other headers: bit 0 of headers_elided * 2 is never set.
+    rest = (
+        f"mapFilter((key, v) -> NOT bitTest(toUInt32(headers_elided) * 2, indexOf([{names}], key)), "
+        f"{received})"
+    )
+    return rest, bits
 
 
 def mean_messages_per_saga() -> float:
@@ -127,12 +190,13 @@ def generate_sql(sagas: int, end_epoch_s: float) -> str:
     cases = ", ".join(f"o < {b}, {_sql_literal(f)}" for b, f in zip(bounds[:-1], flows[:-1], strict=True))
     flow_expr = f"multiIf({cases}, {_sql_literal(flows[-1])})"
     start = end_epoch_s - sagas * 0.5 - 3600
+    stored_headers, elided_bits = elide_sql("received_headers")
     return f"""
 INSERT INTO messages (topic, partition, offset, kafka_time, event_time, ingest_time, kafka_key,
     trace_id, span_id, saga_id, saga_type, message_id, causation_id, kind, type, source, step,
     saga_status, compensates, headers, payload, payload_size, payload_sha256, payload_truncated,
-    correlation, parse_error, chain_hash)
-SELECT * EXCEPT (true_time) FROM (
+    correlation, parse_error, chain_hash, headers_elided)
+SELECT * EXCEPT (true_time, received_headers) FROM (
 SELECT
     saga_start + toIntervalMillisecond((i - 1) * pace_s * 1000 + cityHash64(k, i) % 900)
         AS true_time,
@@ -155,10 +219,11 @@ SELECT
     mapFilter((key, v) -> v != '', map(
         'traceparent', concat('00-', trace_id, '-', span_id, '-01'),
         'ce_specversion', '1.0', 'ce_id', message_id, 'ce_source', source, 'ce_type', type,
-        'ce_time', formatDateTime(event_time, '%Y-%m-%dT%H:%i:%S.%fZ'),
+        'ce_time', {value_sql(CE_TIME)},
         'ce_sagaid', saga_id, 'ce_sagatype', saga_type, 'ce_kind', kind,
         'ce_causationid', causation_id, 'ce_step', step, 'ce_sagastatus', saga_status,
-        'ce_compensates', compensates)) AS headers,
+        'ce_compensates', compensates)) AS received_headers,
+    {stored_headers} AS headers,
     concat('{{"order_id":"', saga_id, '","customer":"C-', toString(cityHash64(k) % 200000),
         '","amount":', toString(round((cityHash64(k, 'amt') % 50000) / 100, 2)),
         ',"currency":"EUR","items":[{{"sku":"SKU-', toString(cityHash64(k, 'sku') % 5000),
@@ -169,7 +234,9 @@ SELECT
     false AS payload_truncated,
     'headers' AS correlation,
     '' AS parse_error,
-    lower(hex(SHA256(concat(toString(k), ':', toString(i))))) AS chain_hash
+    if(offset % {LINK_ROWS} = {LINK_ROWS - 1}, lower(hex(SHA256(concat(toString(k), ':', toString(i))))), '')
+        AS chain_hash,
+    {elided_bits} AS headers_elided
 FROM (
     SELECT number AS k, number % 100 AS o, {flow_expr} AS flow,
         toDateTime64({start}, 3, 'UTC') + toIntervalMillisecond(number * 500) AS saga_start,
@@ -178,6 +245,39 @@ FROM (
 )
 ARRAY JOIN flow AS m, arrayEnumerate(flow) AS i
 )"""
+
+
+def _sent_headers(row: dict[str, Any], event_ms: int) -> dict[str, str]:
+    """What the generator's services send with a row: every contract header, empty ones left
+    out (as the instrumentation does), from the row's columns alone (not its bits)."""
+    sent = {
+        TRACEPARENT: f"00-{row['trace_id']}-{row['span_id']}-01",
+        CE_SPECVERSION: SPECVERSION,
+        CE_TIME: time_text(event_ms),
+    }
+    for header, column in ELIDABLE:
+        if header not in sent:
+            sent[header] = str(row[column])
+    return {header: value for header, value in sent.items() if value}
+
+
+def check_rows(store: ChdbStore, every: int = 5003) -> int:
+    """Rows sampled from ``messages`` (``offset % every = 0``) are stored as the collector
+    stores what the generator sends: ``elide`` of the sent headers gives the stored ``headers``
+    and ``headers_elided``, and both ``rebuild`` and the baselines' SQL (``rebuild_sql``) give
+    the sent headers back. Returns the number of rows checked."""
+    rows = store.query(
+        f"SELECT headers, headers_elided, {', '.join(REBUILD_COLUMNS)}, "
+        f"{rebuild_sql()} AS received FROM messages WHERE offset % {{every:UInt64}} = 0",
+        {"every": every},
+    ).dicts()
+    for row in rows:
+        delta = row["event_time"] - _EPOCH
+        event_ms = delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+        sent = _sent_headers(row, event_ms)
+        assert elide(dict(sent), row, event_ms) == (dict(row["headers"]), row["headers_elided"]), row
+        assert rebuild(row) == sent == dict(row["received"]), row
+    return len(rows)
 
 
 def _timed(fn: Callable[[], Any], runs: int) -> list[float]:
@@ -262,12 +362,14 @@ def _measure(store: ChdbStore, args: argparse.Namespace, sagas: int, n: int, lab
     # Baselines: the Kafka records as JSON lines (topic, partition, offset, timestamp, key,
     # headers, value), and the stored rows as JSON lines (every column, as inserted).
     # Also what the service itself sends: the value (JSON payload) and the headers as JSON.
+    # The headers are those received (rebuilt: stored rest + elided), not the stored rest.
+    received = rebuild_sql()
     sent, record_json, row_json = store.query(
-        "SELECT sum(length(toJSONString(headers)) + length(payload)), "
+        f"SELECT sum(length(toJSONString({received})) + length(payload)), "
         "sum(length(toJSONString(map("
         "'topic', topic, 'partition', toString(partition), 'offset', toString(offset), "
         "'timestamp', toString(toUnixTimestamp64Milli(kafka_time)), 'key', kafka_key)))"
-        " + length(toJSONString(headers)) + length(payload) + 24), "
+        f" + length(toJSONString({received})) + length(payload) + 24), "
         "sum(length(formatRowNoNewline('JSONEachRow', COLUMNS('.*')))) FROM messages"
     ).rows[0]
     stored = by_table["messages"][0]
@@ -314,6 +416,14 @@ def main(argv: list[str] | None = None) -> int:
         n = store.query("SELECT count() FROM messages").scalar()
         n_sagas = store.query("SELECT uniqExact(saga_id) FROM saga_state").scalar()
         print(f"generated {n:,} messages of {n_sagas:,} sagas in {gen_s:.1f} s")
+        kept, hashed = store.query(
+            "SELECT countIf(length(headers) > 0), countIf(chain_hash != '') FROM messages"
+        ).rows[0]
+        checked = check_rows(store, max(1, n // 2000))
+        print(
+            f"checked {checked:,} sampled rows against elide/rebuild; rows keeping headers: "
+            f"{kept:,}; rows with a chain hash: {hashed:,} (1 in {LINK_ROWS})"
+        )
 
         _measure(store, args, sagas, n, "as inserted")
         t0 = time.perf_counter()

@@ -16,6 +16,7 @@ from typing import Any
 
 from sagascope.collector._audit import ms_text
 from sagascope.collector._correlate import Correlator, parse_event_time
+from sagascope.collector._headers import elide
 from sagascope.collector._redact import Redactor
 from sagascope.instrumentation._contract import (
     CE_CAUSATIONID,
@@ -48,6 +49,8 @@ _TRACEPARENT_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _from_iso = datetime.fromisoformat
+#: Event times are stored from the epoch to 2286-11-20 (13-digit milliseconds).
+_MAX_EVENT_MS = 10**13
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,10 @@ def decode_message(
         except (MalformedHeader, OverflowError, ValueError):
             errors.append(f"malformed ce_time {event_text[:80]!r}")
             event_text = ""
+        else:
+            if not 0 <= event_ms < _MAX_EVENT_MS:
+                errors.append(f"ce_time {event_text[:80]!r} is outside the storable range")
+                event_ms, event_text = kafka_ms, ""
     correlation = "headers" if saga_id else ""
 
     rule = ctx.correlator.rule_for(record.topic)
@@ -192,7 +199,7 @@ def decode_message(
         else:
             payload = ctx.redactor.redact_text(record.topic, text)
 
-    return {
+    row = {
         "topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
@@ -219,7 +226,11 @@ def decode_message(
         "payload_truncated": truncated,
         "correlation": correlation,
         "parse_error": "; ".join(errors),
+        "headers_elided": 0,
     }
+    if headers:
+        row["headers"], row["headers_elided"] = elide(headers, row, event_ms)
+    return row
 
 
 def _epoch_ms(moment: Any) -> int:

@@ -11,12 +11,13 @@ import heapq
 from collections.abc import Sequence
 from typing import Any
 
+from sagascope.collector._headers import rebuild
 from sagascope.collector._results import FlowMessage
 
 FLOW_COLUMNS = (
     "message_id, causation_id, saga_id, saga_type, trace_id, span_id, kind, type, source, "
     "step, saga_status, compensates, event_time, kafka_time, topic, partition, offset, "
-    "headers, payload, payload_size, payload_truncated, correlation, parse_error"
+    "headers, headers_elided, payload, payload_size, payload_truncated, correlation, parse_error"
 )
 
 #: Upper bound of rows a flow shows; a saga with more is cut (and says so in the log).
@@ -119,7 +120,8 @@ def causal_order(rows: Sequence[dict[str, Any]]) -> list[FlowMessage]:
                 topic=r["topic"],
                 partition=int(r["partition"]),
                 offset=int(r["offset"]),
-                headers=dict(r["headers"] or {}),
+                # The headers as received: the stored rest plus those the columns reproduce.
+                headers=rebuild(r),
                 payload=r["payload"],
                 payload_size=int(r["payload_size"]),
                 payload_truncated=bool(r["payload_truncated"]),

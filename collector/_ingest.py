@@ -15,9 +15,10 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagascope.collector._audit import GENESIS, chain, ms_text, row_digest
+from sagascope.collector._audit import GENESIS, link_hash, ms_text, row_digest, seal, sealed
 from sagascope.collector._decode import DecodeContext, decode_message, decode_span
-from sagascope.collector._store import Store
+from sagascope.collector._schema import MESSAGES
+from sagascope.collector._store import Store, encode_rows
 from sagascope.collector.exceptions import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class PartitionState:
     buffered_chain: str = ""
     stored_kafka_ms: int = 0
     buffered_kafka_ms: int = 0
+    #: Next offset after the records handed to the decoding process and not yet buffered
+    #: (None when nothing is in flight there).
+    submitted_next: int | None = None
 
     def __post_init__(self) -> None:
         self.buffered_next = self.stored_next
@@ -50,6 +54,7 @@ class PartitionState:
 
     def rollback(self) -> None:
         """The pending batch was dropped."""
+        self.submitted_next = None
         self.buffered_next = self.stored_next
         self.buffered_chain = self.stored_chain
         self.buffered_kafka_ms = self.stored_kafka_ms
@@ -67,11 +72,22 @@ class PartitionState:
         if mark is None:
             self.rollback()
         else:
+            self.submitted_next = None
             self.buffered_next, self.buffered_chain, self.buffered_kafka_ms = mark
 
 
 #: (next offset, chain hash, Kafka time) of one partition at some point of buffering.
 Mark = tuple[int | None, str, int]
+
+
+@dataclass(frozen=True)
+class EncodedChunk:
+    """``messages`` rows of one partition already encoded for the insert (JSONEachRow)."""
+
+    topic: str
+    partition: int
+    data: bytes
+    rows: int
 
 
 @dataclass
@@ -80,6 +96,8 @@ class Batch:
 
     messages: list[dict[str, Any]] = field(default_factory=list)
     spans: list[dict[str, Any]] = field(default_factory=list)
+    #: ``messages`` rows decoded by the decoding process, in the order they were buffered.
+    encoded: list[EncodedChunk] = field(default_factory=list)
     #: (topic, partition) -> [first offset, last offset]
     ranges: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)
@@ -88,7 +106,17 @@ class Batch:
 
     @property
     def rows(self) -> int:
-        return len(self.messages) + len(self.spans)
+        return len(self.messages) + len(self.spans) + sum(c.rows for c in self.encoded)
+
+    def materialize(self) -> None:
+        """Turn encoded chunks back into row dicts (for the rare row-by-row salvage)."""
+        if not self.encoded:
+            return
+        import orjson
+
+        for chunk in self.encoded:
+            self.messages.extend(orjson.loads(line) for line in chunk.data.splitlines() if line)
+        self.encoded = []
 
     def dedup_token(self, table: str) -> str:
         spans = ",".join(f"{t}/{p}/{a}-{b}" for (t, p), (a, b) in sorted(self.ranges.items()))
@@ -101,6 +129,7 @@ class Batch:
         gone = set(partitions)
         self.messages = [r for r in self.messages if (r["topic"], r["partition"]) not in gone]
         self.spans = [r for r in self.spans if (r["topic"], r["partition"]) not in gone]
+        self.encoded = [c for c in self.encoded if (c.topic, c.partition) not in gone]
         for key in gone:
             self.ranges.pop(key, None)
 
@@ -113,7 +142,7 @@ def add_records(
     *,
     spans: bool,
 ) -> None:
-    """Decode records of one partition into the batch, extending its hash chain."""
+    """Decode records of one partition into the batch: one link of its hash chain."""
     ingest_ms = time.time_ns() // 1_000_000
     ingest_text = ms_text(ingest_ms)
     topic = state.topic
@@ -124,6 +153,8 @@ def add_records(
     first: int | None = None
     errors = 0
     n = 0
+    digests: list[str] = []
+    last: dict[str, Any] | None = None
     try:
         for record in records:
             offset = record.offset
@@ -141,9 +172,10 @@ def add_records(
                 )
                 row = fallback_row(record, ingest_ms, f"collector could not decode: {exc!r}", spans=spans)
             if not spans:
-                head = chain(head, row_digest(row))
-                row["chain_hash"] = head
+                digests.append(row_digest(row))
+                row["chain_hash"] = ""
             append(row)
+            last = row
             if row["parse_error"]:
                 errors += 1
             n += 1
@@ -154,22 +186,45 @@ def add_records(
             if timestamp is not None and timestamp >= 0:
                 kafka_ms = timestamp
     finally:  # what was appended is accounted for, even if something above raised
+        if digests and last is not None:  # seal the link on its last row
+            head = link_hash(head, digests)
+            last["chain_hash"] = head
         if first is not None and next_offset is not None:
-            state.buffered_next = next_offset
-            state.buffered_chain = head
-            state.buffered_kafka_ms = kafka_ms
-            key = (topic, state.partition)
-            span = batch.ranges.get(key)
-            if span is None:
-                batch.ranges[key] = [first, next_offset - 1]
-            else:
-                span[1] = next_offset - 1
-        if n:
-            if not batch.started:
-                batch.started = time.monotonic()
-            batch.consumed[topic] = batch.consumed.get(topic, 0) + n
-            if errors:
-                batch.parse_errors[topic] = batch.parse_errors.get(topic, 0) + errors
+            account(
+                batch, state, first=first, next_offset=next_offset, head=head,
+                kafka_ms=kafka_ms, rows=n, errors=errors,
+            )
+
+
+def account(
+    batch: Batch,
+    state: PartitionState,
+    *,
+    first: int,
+    next_offset: int,
+    head: str,
+    kafka_ms: int,
+    rows: int,
+    errors: int,
+) -> None:
+    """Record in ``batch`` and ``state`` that a partition's rows first..next_offset-1 (one
+    link of its chain, ending in ``head``) were added to the batch."""
+    state.buffered_next = next_offset
+    state.buffered_chain = head
+    state.buffered_kafka_ms = kafka_ms
+    topic = state.topic
+    key = (topic, state.partition)
+    span = batch.ranges.get(key)
+    if span is None:
+        batch.ranges[key] = [first, next_offset - 1]
+    else:
+        span[1] = next_offset - 1
+    if rows:
+        if not batch.started:
+            batch.started = time.monotonic()
+        batch.consumed[topic] = batch.consumed.get(topic, 0) + rows
+        if errors:
+            batch.parse_errors[topic] = batch.parse_errors.get(topic, 0) + errors
 
 
 def fallback_row(record: Any, ingest_ms: int, error: str, *, spans: bool) -> dict[str, Any]:
@@ -194,7 +249,14 @@ def fallback_row(record: Any, ingest_ms: int, error: str, *, spans: bool) -> dic
 
 def write_batch(store: Store, batch: Batch) -> None:
     """Insert the batch: messages, then spans, each one atomic insert with its dedup token."""
-    if batch.messages:
+    if batch.encoded:
+        data = b"".join(chunk.data for chunk in batch.encoded)
+        if batch.messages:
+            data = encode_rows(batch.messages) + data
+        store.insert_encoded(
+            "messages", MESSAGES.column_names(), data, dedup_token=batch.dedup_token("messages")
+        )
+    elif batch.messages:
         _insert_uniform(store, "messages", batch.messages, batch.dedup_token("messages"))
     if batch.spans:
         _insert_uniform(store, "spans", batch.spans, batch.dedup_token("spans"))
@@ -217,11 +279,12 @@ def stored_positions(
         return {}
     found: dict[tuple[str, int], tuple[int, str]] = {}
     for t, p, max_offset, last_chain in store.query(
-        "SELECT topic, partition, max(offset), argMax(chain_hash, offset) FROM messages "
+        "SELECT topic, partition, max(offset), argMaxIf(chain_hash, offset, notEmpty(chain_hash)) "
+        "FROM messages "
         "WHERE topic IN {topics:Array(String)} GROUP BY topic, partition",
         {"topics": topics},
     ).rows:
-        found[(t, int(p))] = (int(max_offset) + 1, last_chain)
+        found[(t, int(p))] = (int(max_offset) + 1, last_chain if sealed(last_chain) else GENESIS)
     for t, p, max_offset in store.query(
         "SELECT topic, partition, max(offset) FROM spans "
         "WHERE topic IN {topics:Array(String)} GROUP BY topic, partition",
@@ -277,6 +340,7 @@ def salvage_batch(
     part of the batch may then be stored, so the caller re-reads positions from the store.
     """
     replaced = 0
+    batch.materialize()
     for table, rows in (("messages", batch.messages), ("spans", batch.spans)):
         chained = table == "messages"
         by_partition: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -300,7 +364,7 @@ def salvage_batch(
                     )
                     stand_in = _stand_in(row, error, spans=not chained)
                     if chained:
-                        _chain_rows([stand_in], head)
+                        seal([stand_in], head)
                         head = stand_in["chain_hash"]
                     store.insert(table, [stand_in], dedup_token=_row_token(table, [stand_in]))
                     replaced += 1
@@ -309,18 +373,12 @@ def salvage_batch(
     return replaced
 
 
-def _chain_rows(rows: list[dict[str, Any]], head: str) -> None:
-    for row in rows:
-        head = chain(head, row_digest(row))
-        row["chain_hash"] = head
-
-
 def _try_insert(
     store: Store, table: str, rows: list[dict[str, Any]], head: str | None
 ) -> str | None:
     """Insert rows (re-chained onto ``head`` when given); the store's error if it rejects them."""
     if head is not None:
-        _chain_rows(rows, head)
+        seal(rows, head)
     try:
         store.insert(table, rows, dedup_token=_row_token(table, rows))
     except StoreUnavailable:

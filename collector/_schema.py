@@ -67,8 +67,8 @@ MESSAGES = Table(
         ("step", "LowCardinality(String)"),
         ("saga_status", "LowCardinality(String)"),
         ("compensates", "LowCardinality(String)"),
-        # Keys are few; values repeat within a saga (ce_causationid = the previous ce_id), so
-        # a deeper ZSTD search pays: 65 B/msg at ZSTD(1), 49 at ZSTD(6) (10M-message bench).
+        # The headers no column reproduces; the others are bits of headers_elided and are
+        # rebuilt on read (_headers.py). Storing all of them cost 49-61 B/msg (10M bench).
         ("headers", f"Map(LowCardinality(String), String) {_ZSTD_DEEP}"),
         # Redacted and capped; the size and SHA-256 are of the payload as received.
         ("payload", f"String {_ZSTD_DEEP}"),
@@ -78,8 +78,11 @@ MESSAGES = Table(
         # headers | traceparent | rule:<topic regex> | key | none
         ("correlation", "LowCardinality(String)"),
         ("parse_error", f"String {_ZSTD}"),
-        # Per partition: sha256(previous chain_hash || this row's digest); see _audit.py.
+        # Set on the last row of each link (a partition's rows of one poll), empty on the
+        # others: sha256(previous link's chain_hash || the link's row digests); see _audit.py.
         ("chain_hash", f"FixedString(64) {_ZSTD}"),
+        # Bit i set: header _headers.ELIDABLE[i] was received and its column reproduces it.
+        ("headers_elided", f"UInt16 {_ZSTD}"),
     ),
     engine="MergeTree",
     order_by="(saga_id, event_time, topic, partition, offset)",

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sagascope.collector._headers import header_sql
 from sagascope.collector._results import STATUSES, SagaFilter
 from sagascope.collector._schema import STATUS_RANK
 from sagascope.collector.exceptions import CollectorError
@@ -185,13 +186,16 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
         key, value = parse_attribute(f.attribute)
         path = key.split(".")
         json_args = ", ".join(f"{{f_attr_k{i}:String}}" for i in range(len(path)))
+        # A contract header a column reproduces is not in `headers` (see _headers.py):
+        # header_sql picks the expression that reads it, by key, among fixed SQL texts; the
+        # key itself only ever travels as the parameter {header_key:String}.
         pre.append(
             "saga_id IN (SELECT saga_id FROM messages WHERE "
-            "headers[{f_attr_key:String}] = {f_attr_value:String} OR "
+            f"{header_sql(key)} = {{f_attr_value:String}} OR "
             f"JSONExtractString(payload, {json_args}) = {{f_attr_value:String}} OR "
             f"toString(JSONExtractRaw(payload, {json_args})) = {{f_attr_value:String}})"
         )
-        params["f_attr_key"] = key
+        params["header_key"] = key
         params["f_attr_value"] = value
         for i, part in enumerate(path):
             params[f"f_attr_k{i}"] = part

@@ -87,6 +87,13 @@ class Store(Protocol):
         """Insert rows (dicts keyed by column); returns the number of rows sent."""
         ...
 
+    def insert_encoded(
+        self, table: str, columns: Sequence[str], data: bytes, *, dedup_token: str | None = None
+    ) -> None:
+        """Insert rows already encoded as JSONEachRow (``encode_rows``) into these columns;
+        a row may leave columns out (they get their defaults)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -257,17 +264,21 @@ class ChdbStore(_StoreBase):
         *,
         dedup_token: str | None = None,
     ) -> int:
-        self._check_writable()
         if not rows:
             return 0
-        columns = list(rows[0])
+        self.insert_encoded(table, list(rows[0]), encode_rows(rows), dedup_token=dedup_token)
+        return len(rows)
+
+    def insert_encoded(
+        self, table: str, columns: Sequence[str], data: bytes, *, dedup_token: str | None = None
+    ) -> None:
+        self._check_writable()
         for column in columns:
             check_identifier(column)
         settings = "SETTINGS date_time_input_format='best_effort'"
         if dedup_token is not None:
             settings += f", insert_deduplication_token='{_quote(dedup_token)}'"
         sql = f"INSERT INTO {check_identifier(table)} ({', '.join(columns)}) {settings}"
-        data = encode_rows(rows)
         with ChdbStore._lock:
             try:
                 if ChdbStore._current_db.get(self.path) != self.database:
@@ -278,7 +289,6 @@ class ChdbStore(_StoreBase):
                 inserter.finish()
             except Exception as exc:
                 raise StoreError(f"insert into {table} failed: {exc}") from exc
-        return len(rows)
 
     def close(self) -> None:
         """Sessions stay open for the life of the process (chDB cannot reopen another path)."""
@@ -383,10 +393,16 @@ class ClickHouseStore(_StoreBase):
         *,
         dedup_token: str | None = None,
     ) -> int:
-        self._check_writable()
         if not rows:
             return 0
-        columns = [check_identifier(c) for c in rows[0]]
+        self.insert_encoded(table, list(rows[0]), encode_rows(rows), dedup_token=dedup_token)
+        return len(rows)
+
+    def insert_encoded(
+        self, table: str, columns: Sequence[str], data: bytes, *, dedup_token: str | None = None
+    ) -> None:
+        self._check_writable()
+        columns = [check_identifier(c) for c in columns]
         settings: dict[str, Any] = {"date_time_input_format": "best_effort"}
         if dedup_token is not None:
             settings["insert_deduplication_token"] = dedup_token
@@ -395,13 +411,12 @@ class ClickHouseStore(_StoreBase):
                 self._client.raw_insert(
                     check_identifier(table),
                     column_names=columns,
-                    insert_block=encode_rows(rows),
+                    insert_block=data,
                     settings=settings,
                     fmt="JSONEachRow",
                 )
         except Exception as exc:
             raise _map_error(exc) from exc
-        return len(rows)
 
     def close(self) -> None:
         self._client.close()

@@ -27,9 +27,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sagascope.collector._headers import elide, time_text
+
 ORDER_FLOW = "order-fulfillment"
 
 _offsets: dict[tuple[str, int], itertools.count[int]] = {}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def _next_offset(topic: str, partition: int) -> int:
@@ -64,11 +68,21 @@ def message_row(
     headers: Mapping[str, str] | None = None,
     correlation: str = "headers",
 ) -> dict[str, Any]:
-    """One ``messages`` row as the collector stores it (contract headers included)."""
+    """One ``messages`` row as the collector stores it.
+
+    The message carries the full contract headers (``ce_time`` as the instrumentation writes
+    it, in milliseconds) plus ``headers``; the row keeps, as the collector does, only those no
+    column reproduces (``_headers.elide``), the others as bits of ``headers_elided``.
+    ``event_time`` is cut to the millisecond, the precision ``ce_time`` and the column have.
+    """
     message_id = message_id if message_id is not None else str(uuid.uuid4())
     trace_id = trace_id if trace_id is not None else _hex(16)
     span_id = span_id if span_id is not None else _hex(8)
     topic = topic or f"{source}.{kind}s"
+    if event_time.tzinfo is None:
+        event_time = event_time.replace(tzinfo=UTC)
+    event_ms = (event_time - _EPOCH) // _MS
+    event_time = _EPOCH + event_ms * _MS
     kafka_time = kafka_time or event_time
     body = payload if isinstance(payload, str) else json.dumps(payload or {"saga": saga_id})
     data = body.encode()
@@ -78,7 +92,7 @@ def message_row(
         "ce_id": message_id,
         "ce_source": source,
         "ce_type": type,
-        "ce_time": event_time.astimezone(UTC).isoformat(),
+        "ce_time": time_text(event_ms),
         "ce_sagaid": saga_id,
         "ce_sagatype": saga_type,
         "ce_kind": kind,
@@ -92,7 +106,7 @@ def message_row(
         if value:
             ce[name] = value
     ce.update(headers or {})
-    return {
+    row: dict[str, Any] = {
         "topic": topic,
         "partition": partition,
         "offset": _next_offset(topic, partition) if offset is None else offset,
@@ -113,6 +127,7 @@ def message_row(
         "saga_status": saga_status,
         "compensates": compensates,
         "headers": ce,
+        "headers_elided": 0,
         "payload": body,
         "payload_size": len(data),
         "payload_sha256": hashlib.sha256(data).hexdigest(),
@@ -120,6 +135,8 @@ def message_row(
         "correlation": correlation,
         "parse_error": "",
     }
+    row["headers"], row["headers_elided"] = elide(ce, row, event_ms)
+    return row
 
 
 @dataclass

@@ -23,8 +23,9 @@ from sagascope.cli import main
 CTX = DecodeContext(Correlator(), Redactor(), 65536)
 
 
-def store_offsets(store, offsets, topic="audit", partition=0, state=None) -> PartitionState:
-    """Store records at these offsets as the collector does (decode, chain, insert)."""
+def store_offsets(store, offsets, topic="audit", partition=0, state=None, link=0) -> PartitionState:
+    """Store records at these offsets as the collector does (decode, chain, insert), in one
+    batch; ``link`` records per poll (one link of the chain each), all in one poll if 0."""
     state = state or PartitionState(topic, partition, None, "")
     batch = Batch()
     records = [
@@ -37,7 +38,9 @@ def store_offsets(store, offsets, topic="audit", partition=0, state=None) -> Par
         )
         for o in offsets
     ]
-    add_records(batch, state, records, CTX, spans=False)
+    step = link or len(records) or 1
+    for i in range(0, len(records), step):
+        add_records(batch, state, records[i : i + step], CTX, spans=False)
     write_batch(store, batch)
     state.promote()
     return state
@@ -74,23 +77,47 @@ def test_a_deleted_row_is_reported_as_deleted(store, capsys):
 
 
 def test_an_edited_row_is_reported_as_edited(store, capsys):
-    store_offsets(store, range(10))
+    store_offsets(store, range(10), link=5)
     mutate(store, "ALTER TABLE messages UPDATE payload = '{\"n\": 999}' WHERE offset = 7")
     (p,) = verify(store).partitions
-    assert p.edited == [7] and not p.deleted and not p.lost
+    # One hash per link: the edit is placed within its link (offsets 5-9), not to the row.
+    assert p.edited == [(5, 9)] and not p.deleted and not p.lost
     code, out = run_verify_cli(store, capsys, "--json")
     assert code == 1
-    assert json.loads(out)["partitions"][0]["edited"] == [7]
+    assert json.loads(out)["partitions"][0]["edited"] == [[5, 9]]
 
 
-def test_an_edit_that_recomputes_the_row_hash_still_breaks_the_next_link(store):
+def test_only_the_last_row_of_each_link_carries_a_chain_hash(store):
+    store_offsets(store, range(10), link=4)
+    rows = store.query("SELECT offset, notEmpty(chain_hash) FROM messages ORDER BY offset").rows
+    assert [o for o, has in rows if has] == [3, 7, 9]
+
+
+def test_an_edit_that_forges_a_chain_hash_still_breaks_the_next_link(store):
     store_offsets(store, range(10))
     mutate(
         store,
         "ALTER TABLE messages UPDATE type = 'forged', chain_hash = repeat('0', 64) WHERE offset = 3",
     )
     (p,) = verify(store).partitions
-    assert p.edited == [3, 4]
+    assert p.edited == [(0, 3), (4, 9)]
+
+
+def test_an_edited_elided_header_bit_is_detected(store):
+    store_offsets(store, range(6))
+    assert store.query("SELECT min(headers_elided) FROM messages").scalar() > 0
+    mutate(store, "ALTER TABLE messages UPDATE headers_elided = 0 WHERE offset = 2")
+    (p,) = verify(store).partitions
+    assert p.edited == [(0, 5)]
+
+
+def test_rows_chained_one_by_one_before_links_still_verify(store):
+    """Rows stored by the per-row chain (every row sealed) are links of one row."""
+    state = PartitionState("audit", 0, None, "")
+    for o in range(5):
+        store_offsets(store, [o], state=state)
+    assert store.query("SELECT countIf(notEmpty(chain_hash)) FROM messages").scalar() == 5
+    assert verify(store).ok
 
 
 def test_a_missing_offset_is_reported_as_a_loss(store, capsys):

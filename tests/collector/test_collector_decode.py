@@ -9,6 +9,7 @@ import pytest
 from collector_helpers import make_record
 from sagascope.collector._correlate import Correlator, RuleError, parse_event_time
 from sagascope.collector._decode import DecodeContext, decode_message, decode_span
+from sagascope.collector._headers import rebuild
 from sagascope.collector._redact import Redactor
 
 from sagascope.exceptions import ConfigError
@@ -65,7 +66,9 @@ def test_contract_headers_fill_the_saga_columns():
     assert row["kafka_time"] == "1763800000.123"
     assert row["correlation"] == "headers"
     assert row["parse_error"] == ""
-    assert row["headers"]["ce_sagaid"] == "order-123"
+    # Every header a column reproduces is stored once, in its column, and rebuilt on read.
+    assert row["headers"] == {}
+    assert rebuild({**row, "event_time": 1763806530123}) == {k: v.decode() for k, v in headers}
 
 
 def test_traceparent_alone_gives_the_trace_id():
@@ -93,6 +96,8 @@ def test_no_headers_is_stored_without_error():
         (b"{}", [("traceparent", b"00-" + b"0" * 32 + b"-b7ad6b7169203331-01")], "all-zero"),
         (b"{}", [("ce_sagaid", b"\xff")], "not valid UTF-8"),
         (b"{}", [("ce_time", b"yesterday")], "malformed ce_time"),
+        (b"{}", [("ce_time", b"1969-07-20T20:17:40.000Z")], "outside the storable range"),
+        (b"{}", [("ce_time", b"2300-01-01T00:00:00.000Z")], "outside the storable range"),
     ],
 )
 def test_bad_records_become_rows_with_a_parse_error(value, headers, error):
@@ -277,3 +282,11 @@ def test_a_telemetry_record_that_is_not_a_span_is_kept_with_its_error():
     row = decode_span(make_record(b"\x00garbage", topic="_sagascope.spans"), ctx(), INGEST_MS)
     assert "not valid JSON" in row["parse_error"]
     assert row["payload"] == "\x00garbage"
+
+
+@pytest.mark.parametrize("when", [b"1969-07-20T20:17:40.000Z", b"2300-01-01T00:00:00.000Z"])
+def test_an_event_time_outside_the_storable_range_keeps_its_header(when):
+    """The Kafka time is stored instead, and the header stays as received (not elided)."""
+    row = decode_message(make_record(b"{}", headers=[("ce_time", when)]), ctx(), INGEST_MS)
+    assert row["event_time"] == row["kafka_time"]
+    assert row["headers"] == {"ce_time": when.decode()}

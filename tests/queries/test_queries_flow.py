@@ -8,6 +8,8 @@ import pytest
 from sagascope.collector.queries import NotFound, QueryError, SagaQueries
 from seeding import SagaScript, message_row, order_saga, seed
 
+from sagascope.settings import StatusRule
+
 ORDER_TYPES = [
     "OrderPlaced", "ReserveStock", "StockReserved", "RetrievePayment", "PaymentReceived",
     "ShipOrder", "OrderShipped", "OrderCompleted",
@@ -136,3 +138,27 @@ def test_causation_cycle_does_not_hang(store, now):
     flow = SagaQueries(store).flow("o-cycle")
     assert flow.messages[0].message_id == a
     assert len(flow.messages) == 2
+
+
+def test_flow_status_is_the_saga_state_by_any_key(store, now):
+    """The status rides along the flow's messages query: the same as sagas() gives it, with
+    status rules, stalls against the watermark, and lookups by message or trace id."""
+    legacy = SagaScript("legacy-1", "shipment", start=now - timedelta(hours=2))
+    legacy.event("ShipmentRequested", "legacy-erp")
+    legacy.event("ShipmentDelivered", "legacy-carrier")
+    seed(store, legacy, order_saga("o-stuck", "stalled", start=now - timedelta(hours=1)),
+         order_saga("o-run", "running", start=now - timedelta(seconds=20)))
+    rules = [StatusRule(type="ShipmentDelivered", status="completed", saga_type="shipment")]
+    for q in (SagaQueries(store), SagaQueries(store, status_rules=rules)):
+        expected = {s.saga_id: (s.status, s.saga_type) for s in q.sagas()}
+        for saga_id in ("legacy-1", "o-stuck", "o-run"):
+            flow = q.flow(saga_id)
+            assert (flow.status, flow.saga_type) == expected[saga_id]
+            by_message = q.flow(flow.messages[-1].message_id)
+            by_trace = q.flow(flow.trace_ids[0])
+            assert (by_message.matched_by, by_trace.matched_by) == ("message_id", "trace_id")
+            assert (by_message.status, by_trace.status) == (flow.status, flow.status)
+            assert by_message.messages == flow.messages
+    assert SagaQueries(store, status_rules=rules).flow("legacy-1").status == "completed"
+    assert SagaQueries(store).flow("legacy-1").status == "stalled"
+    assert SagaQueries(store).flow("o-run").status == "running"
