@@ -24,6 +24,7 @@ from typing import Any
 from kafka import ConsumerRebalanceListener
 from sagascope.collector._correlate import Correlator
 from sagascope.collector._decode import DecodeContext
+from sagascope.collector._decoder import DecodePool
 from sagascope.collector._ingest import (
     Batch,
     Mark,
@@ -74,6 +75,8 @@ def _check_settings(settings: CollectorSettings) -> None:
         raise ConfigError("setting collector.payload_cap_bytes must be at least 1")
     if not settings.group_id:
         raise ConfigError("setting collector.group_id must not be empty")
+    if settings.decode_workers < 0:
+        raise ConfigError("setting collector.decode_workers must be 0 (decode in-process) or more")
 
 
 @dataclass
@@ -132,6 +135,8 @@ class Collector:
         #: The batch being inserted while the next one is decoded (healthy store only).
         self._inflight: _InFlight | None = None
         self._writer: ThreadPoolExecutor | None = None
+        #: The decoding processes (``settings.decode_workers``), started with the loop.
+        self._decoder: DecodePool | None = None
         #: Offsets stored by a write settled in a rebalance callback, to commit from the loop.
         self._pending_commit: dict[Any, int] = {}
         self._consumer: Any = None
@@ -143,7 +148,10 @@ class Collector:
         self._fetch_wait_ms = 500
         self._rejections = 0
         self._subscribed: frozenset[str] = frozenset()
-        self._topics_checked = 0.0
+        #: Lists the broker's topics every topic_refresh_s on its own connection (a metadata
+        #: request on the loop's connection waits behind fetches: ~0.5 s stalls).
+        self._watcher: _TopicWatcher | None = None
+        self._topics_seen: frozenset[str] | None = None
         #: True once the first assignment was positioned (tests and the demo wait on it).
         self.ready = threading.Event()
 
@@ -171,6 +179,12 @@ class Collector:
         if self.settings.metrics_port:
             self.metrics_port = self.metrics.serve(self.settings.metrics_port)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"collector-writer-{self.collector_id}")
+        if self.settings.decode_workers > 0:
+            rules = (self.settings.correlation, self.settings.redaction, self.settings.payload_cap_bytes)
+            self._decoder = DecodePool(
+                rules, self.settings.decode_workers, name=f"sagascope-decoder-{self.collector_id}"
+            )
+            self._decoder.start()  # now, not on the first record: it takes ~0.5 s
         try:
             if not self._wait_for_schema(stop_event):
                 return
@@ -194,6 +208,9 @@ class Collector:
         finally:
             self._writer.shutdown(wait=True)
             self._writer = None
+            if self._decoder is not None:
+                self._decoder.close()
+                self._decoder = None
             self.metrics.close()
 
     def _wait_for_schema(self, stop_event: threading.Event) -> bool:
@@ -237,7 +254,7 @@ class Collector:
                     self.collector_id, self.settings.group_id, self.pattern.pattern,
                 )
                 self._subscribed = frozenset()
-                self._topics_checked = 0.0
+                self._start_watcher(config)
                 return consumer
             except KafkaError as exc:
                 self.metrics.errors.labels("broker").inc()
@@ -246,8 +263,20 @@ class Collector:
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
         return None
 
+    def _start_watcher(self, config: Mapping[str, Any]) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+        self._topics_seen = None
+        self._watcher = _TopicWatcher(config, self.settings.topic_refresh_s, self.metrics)
+        self._watcher.start()
+
     def _shutdown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
         try:
+            with self._lock:
+                self._drain_decoded()
             self._finish_inflight(wait=True)
             if self._batch.rows and not self._outage:
                 self._flush()
@@ -276,10 +305,10 @@ class Collector:
         consumer = self._consumer
         while not stop_event.is_set():
             now = time.monotonic()
-            if now - self._topics_checked >= self.settings.topic_refresh_s:
-                self._refresh_subscription()
+            if self._watcher is not None and self._watcher.topics is not self._topics_seen:
+                self._subscribe(self._watcher.topics)
             if not self._subscribed:
-                stop_event.wait(min(self.settings.topic_refresh_s, 1.0))
+                stop_event.wait(0.05)
                 continue
             if self._unpositioned and now >= self._retry_at:
                 self._position_pending()
@@ -287,7 +316,8 @@ class Collector:
                 self._finish_inflight(wait=False)
             room = settings.batch_rows - self._batch.rows
             deadline = self._next_deadline()
-            cap_s = _POLL_CAP_S if self._inflight is None else _POLL_CAP_WRITING_S
+            decoding = self._decoder is not None and self._decoder.pending_records > 0
+            cap_s = _POLL_CAP_S if self._inflight is None and not decoding else _POLL_CAP_WRITING_S
             timeout_s = min(max(deadline - now, 0.0), cap_s)
             poll_started_ms = time.time_ns() // 1_000_000
             try:
@@ -297,10 +327,16 @@ class Collector:
                 log.warning("poll failed: %s", exc)
                 stop_event.wait(0.5)
                 continue
-            if records:
-                with self._lock:
-                    for tp, recs in records.items():
-                        self._add(tp, recs)
+            with self._lock:
+                for tp, recs in records.items():
+                    self._add(tp, recs)
+                decoder = self._decoder
+                if decoder is not None and decoder.pending_records:
+                    # Apply what the decoding process has answered; wait for it only when
+                    # it falls more than two batches behind.
+                    decoder.drain(
+                        self._batch, wait=decoder.pending_records > 2 * settings.batch_rows
+                    )
             # A highwater mark may come from a fetch answered up to fetch_max_wait_ms before
             # this poll started: "caught up" holds only for records older than that.
             self._caught_up_ms = poll_started_ms - self._fetch_wait_ms
@@ -310,20 +346,14 @@ class Collector:
             elif self._outage or room <= 0:
                 self._pause_all()
 
-    def _refresh_subscription(self) -> None:
-        """Subscribe to the topics matching include/exclude, new ones included.
+    def _subscribe(self, topics: frozenset[str] | None) -> None:
+        """Subscribe to the topics matching include/exclude among ``topics``, if they changed.
 
         The topic list is matched here rather than by kafka-python's pattern subscription,
         whose single-member rejoin on a new topic was seen never to complete (Tansu).
         """
-        from kafka.errors import KafkaError
-
-        self._topics_checked = time.monotonic()
-        try:
-            topics = self._consumer.topics()
-        except KafkaError as exc:
-            self.metrics.errors.labels("broker").inc()
-            log.warning("cannot list topics: %s", exc)
+        self._topics_seen = topics
+        if topics is None:
             return
         wanted = frozenset(t for t in topics if self.pattern.match(t))
         if wanted and wanted != self._subscribed:
@@ -349,9 +379,17 @@ class Collector:
         if state is None or tp in self._unpositioned:
             return  # fetched before positioning; read again after the seek
         self.metrics.consumed.labels(tp.topic).inc(len(records))
-        add_records(
-            self._batch, state, records, self._ctx, spans=tp.topic == self.settings.telemetry_topic
-        )
+        spans = tp.topic == self.settings.telemetry_topic
+        if self._decoder is not None and not spans:
+            self._decoder.submit(state, records, self._batch)
+        else:
+            add_records(self._batch, state, records, self._ctx, spans=spans)
+
+    def _drain_decoded(self) -> None:
+        """Add everything the decoding process still owes to the pending batch (before the
+        batch or the partition states change other than by adding). Caller holds the lock."""
+        if self._decoder is not None:
+            self._decoder.drain(self._batch, wait=True)
 
     def _flush(self) -> None:
         """Store the pending batch, then progress, then commit; on failure pause and back off.
@@ -492,6 +530,7 @@ class Collector:
     def _restore_failed(self, inflight: _InFlight) -> None:
         """The written batch failed: it is pending again, and what was decoded after it (its
         chain continues the failed batch's) is dropped, to be read again after it is stored."""
+        self._drain_decoded()
         later = self._batch
         for key, (first, _last) in later.ranges.items():
             found = self._find(key)
@@ -507,6 +546,7 @@ class Collector:
 
     def _reposition(self) -> None:
         """Drop the pending batch and re-read every partition's position from the store."""
+        self._drain_decoded()
         self._batch = Batch()
         self._rejections = 0
         assigned = list(self._states)
@@ -632,6 +672,7 @@ class Collector:
     def _revoked(self, partitions: Collection[Any]) -> None:
         with self._lock:
             keys = [(tp.topic, tp.partition) for tp in partitions]
+            self._drain_decoded()
             self._settle_in_callback()
             if self._batch.rows and not self._outage:
                 try:
@@ -693,6 +734,7 @@ class _Listener(ConsumerRebalanceListener):
         # Someone else may own these already: drop, never store.
         collector = self._collector
         with collector._lock:
+            collector._drain_decoded()
             collector._settle_in_callback()
             collector._batch.drop([(tp.topic, tp.partition) for tp in lost])
             for tp in lost:
@@ -701,3 +743,59 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Collection[Any]) -> None:
         self._collector._assigned(assigned)
+
+
+#: KafkaConsumer settings that concern the group, left out of the topic watcher's client.
+_GROUP_SETTINGS = frozenset({
+    "group_id", "enable_auto_commit", "auto_offset_reset", "max_poll_interval_ms",
+    "max_poll_records", "session_timeout_ms", "heartbeat_interval_ms",
+})
+
+
+class _TopicWatcher:
+    """Lists the broker's topics every ``interval_s`` in its own thread, with its own client.
+
+    ``topics`` is the latest listing (a new object each time it changes; None until the
+    first); the collector thread compares it by identity and subscribes when it changed.
+    """
+
+    def __init__(self, config: Mapping[str, Any], interval_s: float, metrics: CollectorMetrics) -> None:
+        self._config = {k: v for k, v in config.items() if k not in _GROUP_SETTINGS}
+        self._config["client_id"] = f"{config.get('client_id', 'sagascope-collector')}-topics"
+        self._interval_s = interval_s
+        self._metrics = metrics
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.topics: frozenset[str] | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sagascope-topics", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def _run(self) -> None:
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+
+        client = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    if client is None:
+                        client = KafkaConsumer(**self._config)
+                    topics = frozenset(client.topics())
+                    if topics != self.topics:
+                        self.topics = topics
+                except KafkaError as exc:
+                    self._metrics.errors.labels("broker").inc()
+                    log.warning("cannot list topics: %s", exc)
+                self._stop.wait(self._interval_s if self.topics is not None else 0.5)
+        finally:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()

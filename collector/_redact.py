@@ -29,7 +29,10 @@ def _redact_path(node: Any, tokens: Sequence[str], replacement: str) -> bool:
     """Replace the value(s) at ``tokens`` in place; True if anything was replaced."""
     if not tokens:
         return False
-    head, rest = tokens[0], tokens[1:]
+    head = tokens[0]
+    if type(node) is dict and head != "*" and head not in node:
+        return False  # the common case: the field is not there
+    rest = tokens[1:]
     if isinstance(node, dict):
         keys = list(node) if head == "*" else ([head] if head in node else [])
     elif isinstance(node, list):

@@ -86,7 +86,7 @@ class CollectorSettings:
     include: str = ".*"
     #: Topics never consumed (regex); sagascope's own alert topic and Kafka internals.
     exclude: str = r"^(__.*|_sagascope\.alerts)$"
-    batch_rows: int = 5000
+    batch_rows: int = 20000
     flush_interval_s: float = 1.0
     #: Payloads above this size are stored truncated (size and SHA-256 of the whole kept).
     payload_cap_bytes: int = 65536
@@ -101,6 +101,9 @@ class CollectorSettings:
     session_timeout_ms: int = 6000
     #: How often the topic list is re-read to pick up new topics matching ``include``.
     topic_refresh_s: float = 5.0
+    #: Processes decoding records beside kafka-python's record parsing (each partition always
+    #: in the same one); 0 decodes in the collector thread. See bench/bench_collector.py.
+    decode_workers: int = 2
     correlation: tuple[CorrelationRule, ...] = ()
     redaction: tuple[RedactionRule, ...] = ()
 

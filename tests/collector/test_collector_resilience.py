@@ -100,6 +100,12 @@ class RefusingStore:
             raise StoreError("Code: 27. DB::Exception: Cannot parse input (test)")
         return self._inner.insert(table, rows, dedup_token=dedup_token)
 
+    def insert_encoded(self, table, columns, data, *, dedup_token=None):
+        if table == "messages" and self._marker.encode() in data:
+            self.refused += 1
+            raise StoreError("Code: 27. DB::Exception: Cannot parse input (test)")
+        return self._inner.insert_encoded(table, columns, data, dedup_token=dedup_token)
+
 
 def test_a_row_the_store_refuses_does_not_block_its_partition(
     store, bootstrap_servers, make_topic, collector_settings

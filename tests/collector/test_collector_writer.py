@@ -27,6 +27,14 @@ class FailFirstInsert:
         return getattr(self._inner, name)
 
     def insert(self, table, rows, *, dedup_token=None):
+        self._maybe_fail(table)
+        return self._inner.insert(table, rows, dedup_token=dedup_token)
+
+    def insert_encoded(self, table, columns, data, *, dedup_token=None):
+        self._maybe_fail(table)
+        return self._inner.insert_encoded(table, columns, data, dedup_token=dedup_token)
+
+    def _maybe_fail(self, table):
         if table == "messages" and not self.failed.is_set():
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
@@ -36,7 +44,6 @@ class FailFirstInsert:
                 time.sleep(0.01)
             self.failed.set()
             raise self._error
-        return self._inner.insert(table, rows, dedup_token=dedup_token)
 
 
 def offsets(store, topic: str) -> list[int]:

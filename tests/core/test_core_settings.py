@@ -19,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     settings = load_settings(environ={})
-    assert settings.collector.batch_rows == 5000
+    assert settings.collector.batch_rows == 20000
     assert settings.store.url == ""
 
 

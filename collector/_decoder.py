@@ -1,0 +1,394 @@
+"""Decoding in a child process, so that it runs beside kafka-python's record parsing.
+
+kafka-python parses records in pure Python, on the collector thread, and holds the GIL while
+it does; decoding (headers, payload, rules, row digest, JSON for the insert) in the same
+process would share that one core. :class:`DecodeWorker` ships each partition's records of
+one poll to a child process as ``marshal`` bytes and gets back the rows already encoded for
+the insert (JSONEachRow) with their digests; the collector thread only seals the link (one
+hash) and appends the bytes to the batch.
+
+Results come back in submission order. If the child dies, the chunks it had not answered are
+decoded in the collector thread (nothing is lost or reordered) and a new child is started for
+later chunks; after repeated deaths decoding stays in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import marshal
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sagascope.collector._audit import ms_text, row_digest
+from sagascope.collector._correlate import Correlator
+from sagascope.collector._decode import DecodeContext, decode_message
+from sagascope.collector._ingest import Batch, EncodedChunk, PartitionState, account, fallback_row
+from sagascope.collector._redact import Redactor
+from sagascope.collector._store import encode_rows
+
+from sagascope.settings import CorrelationRule, RedactionRule
+
+log = logging.getLogger(__name__)
+
+#: What a decoding process needs, as settings (picklable; compiled in the child): the
+#: correlation rules, the redaction rules and the payload cap.
+DecodeRules = tuple[tuple[CorrelationRule, ...], tuple[RedactionRule, ...], int]
+
+#: Longest wait for a child's answer (a healthy one answers a 20,000-record chunk in about
+#: a second) before it is taken for hung, killed, and its chunks decoded in-process.
+_ANSWER_TIMEOUT_S = 30.0
+#: Child deaths after which decoding stays in the collector thread.
+_MAX_RESTARTS = 3
+#: What the child interpreter runs: stdin and stdout are the request and answer pipes.
+_CHILD = (
+    # Ctrl-C in a terminal reaches the whole process group: the collector decides when the
+    # child stops (by closing its stdin), so that what it was sent is still answered.
+    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "out = sys.stdout.buffer; sys.stdout = sys.stderr; "
+    "from sagascope.collector._decoder import serve; serve(sys.stdin.buffer, out)"
+)
+#: The chain hash is the last key of every encoded row: the seal goes in its empty value.
+_OPEN_SEAL = b'"chain_hash":""}\n'
+
+
+class _Record(NamedTuple):
+    """The fields of a kafka-python ConsumerRecord that decoding reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+
+
+@dataclass
+class _Chunk:
+    """Records of one partition submitted for decoding, not yet applied to the batch."""
+
+    state: PartitionState
+    records: list[Any]
+    ingest_ms: int
+
+
+def decode_chunk(
+    ctx: DecodeContext, topic: str, partition: int, ingest_ms: int, fields: Sequence[Any]
+) -> tuple[bytes, bytes, int]:
+    """(JSONEachRow bytes of the rows, their hex digests concatenated, how many carry a
+    parse error). The concatenation is what ``_audit.link_hash`` hashes after the previous
+    link's hash, so sealing the link costs the collector thread one SHA-256 call."""
+    ingest_text = ms_text(ingest_ms)
+    rows = []
+    digests = []
+    errors = 0
+    for offset, timestamp, key, value, headers in fields:
+        record = _Record(topic, partition, offset, timestamp, key, value, headers)
+        try:
+            row = decode_message(record, ctx, ingest_ms, ingest_text)
+        except Exception as exc:  # the decoder is total; this is the last line of defence
+            log.exception("decode failed topic=%s partition=%d offset=%d", topic, partition, offset)
+            row = fallback_row(record, ingest_ms, f"collector could not decode: {exc!r}", spans=False)
+        digests.append(row_digest(row))
+        row["chain_hash"] = ""
+        if row["parse_error"]:
+            errors += 1
+        rows.append(row)
+    return encode_rows(rows), "".join(digests).encode("ascii"), errors
+
+
+_FRAME = struct.Struct("<I")
+
+
+def _read_frame(stream: Any) -> bytes | None:
+    header = stream.read(_FRAME.size)
+    if len(header) < _FRAME.size:
+        return None
+    (size,) = _FRAME.unpack(header)
+    data = stream.read(size)
+    return data if len(data) == size else None
+
+
+def _write_frame(stream: Any, data: bytes) -> None:
+    stream.write(_FRAME.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def context(rules: DecodeRules) -> DecodeContext:
+    correlation, redaction, cap = rules
+    return DecodeContext(Correlator(correlation), Redactor(redaction), cap)
+
+
+def serve(requests: Any, results: Any) -> None:
+    """The child: the first frame is the pickled DecodeRules, then each frame a chunk to
+    decode; until the collector closes its end (or dies)."""
+    first = _read_frame(requests)
+    if first is None:
+        return
+    ctx = context(pickle.loads(first))
+    while True:
+        request = _read_frame(requests)
+        if request is None:
+            return
+        topic, partition, ingest_ms, fields = marshal.loads(request)
+        _write_frame(results, marshal.dumps(decode_chunk(ctx, topic, partition, ingest_ms, fields)))
+
+
+class DecodeWorker:
+    """The collector thread's side of the decoding child process.
+
+    ``submit`` queues a partition's records; ``drain`` applies the answers, in order, to the
+    batch (``wait=True``: every submitted chunk). Use from one thread at a time (the
+    collector holds its lock around both).
+    """
+
+    def __init__(self, rules: DecodeRules, name: str = "sagascope-decoder") -> None:
+        self._rules = rules
+        self._ctx = context(rules)
+        self._name = name
+        self._pending: deque[_Chunk] = deque()
+        self._answers: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._process: Any = None
+        #: Frames for the child, written by a sender thread (a request is larger than the
+        #: pipe, and writing it from the collector thread would wait for the child).
+        self._outbox: queue.SimpleQueue[bytes | None] | None = None
+        self._restarts = 0
+        self.pending_records = 0
+
+    # -- the child -----------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Start the child process (if not running); False when decoding stays in-process."""
+        return self._start()
+
+    def _start(self) -> bool:
+        if self._process is not None:
+            return True
+        if self._restarts > _MAX_RESTARTS:
+            return False
+        # A plain child interpreter, not multiprocessing: spawn would re-import the
+        # embedding application's __main__ module in the child.
+        process = None
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                # Buffered: read(n) and write() then move whole frames, never part of one.
+                bufsize=-1,
+                # The same import path as this process, so the child decodes with this code.
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+            )
+            _write_frame(process.stdin, pickle.dumps(self._rules))
+        except Exception:
+            log.exception("cannot start the decoding process; decoding in-process")
+            if process is not None:
+                process.kill()
+                process.wait()
+            self._restarts = _MAX_RESTARTS + 1
+            return False
+        answers: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._answers = answers
+        threading.Thread(
+            target=self._receive, args=(process.stdout, answers), name=f"{self._name}-results",
+            daemon=True,
+        ).start()
+        outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        threading.Thread(
+            target=self._send, args=(process.stdin, outbox), name=f"{self._name}-requests",
+            daemon=True,
+        ).start()
+        self._process, self._outbox = process, outbox
+        return True
+
+    @staticmethod
+    def _send(requests: Any, outbox: queue.SimpleQueue[bytes | None]) -> None:
+        try:
+            while True:
+                frame = outbox.get()
+                if frame is None:
+                    return
+                _write_frame(requests, frame)
+        except (OSError, ValueError):
+            return  # the child is gone: the receiver sees the end of its answers
+        finally:
+            with contextlib.suppress(OSError):
+                requests.close()
+
+    @staticmethod
+    def _receive(results: Any, answers: queue.SimpleQueue[bytes | None]) -> None:
+        # Reading answers as they come keeps the child from blocking on a full pipe while
+        # the collector thread is blocked sending it the next request.
+        try:
+            while True:
+                answer = _read_frame(results)
+                answers.put(answer)
+                if answer is None:
+                    return
+        except (OSError, ValueError):
+            answers.put(None)
+        finally:
+            results.close()
+
+    def _lost_child(self) -> None:
+        """The child died: decode what it had not answered here, in order."""
+        process, self._process = self._process, None
+        self._restarts += 1
+        if self._outbox is not None:
+            self._outbox.put(None)
+            self._outbox = None
+        if process is not None:
+            with contextlib.suppress(OSError):
+                process.kill()
+            process.wait()
+        log.error(
+            "decoding process exited (code %s); decoding %d pending record(s) in-process",
+            None if process is None else process.returncode, self.pending_records,
+        )
+
+    def close(self) -> None:
+        if self._outbox is not None:
+            self._outbox.put(None)  # the sender closes the child's stdin: it exits
+            self._outbox = None
+        process, self._process = self._process, None
+        if process is not None:
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    # -- submit and apply ----------------------------------------------------------------
+
+    def submit(self, state: PartitionState, records: list[Any], batch: Batch) -> None:
+        """Queue a partition's records (already-stored or already-queued offsets skipped)."""
+        floor = state.submitted_next if state.submitted_next is not None else state.buffered_next
+        if floor is not None and records and records[0].offset < floor:
+            records = [r for r in records if r.offset >= floor]
+        if not records:
+            return
+        state.submitted_next = records[-1].offset + 1
+        chunk = _Chunk(state, records, time.time_ns() // 1_000_000)
+        if self._start() and self._outbox is not None:
+            try:
+                frame = marshal.dumps((state.topic, state.partition, chunk.ingest_ms, _fields(records)))
+            except ValueError:  # not marshallable (not from kafka-python): decode it here
+                log.warning("records of %s[%d] not marshallable", state.topic, state.partition)
+            else:
+                self._outbox.put(frame)
+                self._pending.append(chunk)
+                self.pending_records += len(records)
+                return
+        # No child: decode now, after whatever is still pending.
+        self.drain(batch, wait=True)
+        self._apply(batch, chunk, decode_chunk(self._ctx, state.topic, state.partition,
+                                               chunk.ingest_ms, _fields(records)))
+
+    def drain(self, batch: Batch, *, wait: bool) -> None:
+        """Apply answered chunks to ``batch``, in order; all of them when ``wait``."""
+        while self._pending:
+            if self._process is None:
+                answer = None
+            else:
+                try:
+                    answer = self._answers.get(block=wait, timeout=_ANSWER_TIMEOUT_S if wait else None)
+                except queue.Empty:
+                    if not wait:
+                        return
+                    log.error("decoding process silent for %.0f s; replacing it", _ANSWER_TIMEOUT_S)
+                    answer = None
+            if answer is None and self._process is not None:
+                self._lost_child()
+            chunk = self._pending.popleft()
+            self.pending_records -= len(chunk.records)
+            if answer is None:
+                answer_tuple = decode_chunk(
+                    self._ctx, chunk.state.topic, chunk.state.partition, chunk.ingest_ms,
+                    _fields(chunk.records),
+                )
+            else:
+                answer_tuple = marshal.loads(answer)
+            self._apply(batch, chunk, answer_tuple)
+
+    @staticmethod
+    def _apply(batch: Batch, chunk: _Chunk, answer: tuple[bytes, bytes, int]) -> None:
+        """Seal the chunk's link onto its partition's chain and add it to the batch."""
+        data, digests, errors = answer
+        state = chunk.state
+        records = chunk.records
+        # = _audit.link_hash(previous, digests), the digests already concatenated
+        head = hashlib.sha256(state.buffered_chain.encode("ascii") + digests).hexdigest()
+        if data.endswith(_OPEN_SEAL):
+            data = data[: -len(_OPEN_SEAL)] + b'"chain_hash":"' + head.encode("ascii") + b'"}\n'
+        else:  # pragma: no cover - encode_rows fell back to the stdlib for the last row
+            data = _reseal_last(data, head)
+        batch.encoded.append(EncodedChunk(state.topic, state.partition, data, len(records)))
+        kafka_ms = state.buffered_kafka_ms
+        for record in reversed(records):
+            if record.timestamp is not None and record.timestamp >= 0:
+                kafka_ms = record.timestamp
+                break
+        account(
+            batch, state, first=records[0].offset, next_offset=records[-1].offset + 1,
+            head=head, kafka_ms=kafka_ms, rows=len(records), errors=errors,
+        )
+
+
+def _fields(records: list[Any]) -> list[tuple[Any, ...]]:
+    return [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in records]
+
+
+def _reseal_last(data: bytes, head: str) -> bytes:
+    import orjson
+
+    body, _, last = data.rstrip(b"\n").rpartition(b"\n")
+    row = orjson.loads(last)
+    row["chain_hash"] = head
+    return (body + b"\n" if body else b"") + encode_rows([row])
+
+
+
+
+class DecodePool:
+    """Several decoding processes; each partition always goes to the same one (its rows stay
+    in order), so the work spreads over the cores kafka-python and the store leave idle."""
+
+    def __init__(self, rules: DecodeRules, workers: int, name: str = "sagascope-decoder") -> None:
+        self._workers = [DecodeWorker(rules, name=f"{name}-{i}") for i in range(max(1, workers))]
+        #: (topic, partition) -> its worker, dealt round-robin as partitions first appear.
+        self._owner: dict[tuple[str, int], DecodeWorker] = {}
+
+    @property
+    def pending_records(self) -> int:
+        return sum(w.pending_records for w in self._workers)
+
+    def start(self) -> bool:
+        return all([w.start() for w in self._workers])
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.close()
+
+    def submit(self, state: PartitionState, records: list[Any], batch: Batch) -> None:
+        key = (state.topic, state.partition)
+        worker = self._owner.get(key)
+        if worker is None:
+            worker = self._owner[key] = self._workers[len(self._owner) % len(self._workers)]
+        worker.submit(state, records, batch)
+
+    def drain(self, batch: Batch, *, wait: bool) -> None:
+        for worker in self._workers:
+            worker.drain(batch, wait=wait)
