@@ -117,9 +117,9 @@ def collector_settings(topic: str, **overrides: Any) -> CollectorSettings:
     return CollectorSettings(**base)  # type: ignore[arg-type]
 
 
-def collector_consume(store: Any, bootstrap: str, topic: str, n: int) -> float:
+def collector_consume(store: Any, bootstrap: str, topic: str, n: int, **overrides: Any) -> float:
     """Seconds from the collector's first consumed record to the n-th stored one."""
-    collector = Collector(store, bootstrap, collector_settings(topic))
+    collector = Collector(store, bootstrap, collector_settings(topic, **overrides))
     collector.start()
     try:
         first = 0.0
@@ -188,7 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-s", type=float, default=10.0)
     parser.add_argument("--latency-rate", type=float, default=300.0)
+    parser.add_argument("--decode-workers", type=int, help="collector.decode_workers")
+    parser.add_argument("--batch-rows", type=int, help="collector.batch_rows")
     args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.decode_workers is not None:
+        overrides["decode_workers"] = args.decode_workers
+    if args.batch_rows is not None:
+        overrides["batch_rows"] = args.batch_rows
 
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as data:
         bootstrap = broker.bootstrap_servers
@@ -205,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "bare":
                     rates[name] = args.records / bare_consume(bootstrap, topic, args.partitions, args.records)
                 else:
-                    rates[name] = args.records / collector_consume(store, bootstrap, topic, args.records)
+                    rates[name] = args.records / collector_consume(
+                        store, bootstrap, topic, args.records, **overrides
+                    )
             bare_rates.append(rates["bare"])
             collector_rates.append(rates["collector"])
             ratios.append(rates["collector"] / rates["bare"])
