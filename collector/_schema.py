@@ -188,6 +188,13 @@ SAGA_STATE = Table(
         ("first_kafka_time", "SimpleAggregateFunction(min, DateTime64(3, 'UTC'))"),
         ("last_kafka_time", "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))"),
         ("message_count", "SimpleAggregateFunction(sum, UInt64)"),
+        # The message heard first (by Kafka time, then event time): (Kafka time, event time).
+        # A saga runs from its first message's event time to its last one's (last_message):
+        # min/max of event time would let a service whose clock is behind stretch it.
+        (
+            "first_message",
+            "SimpleAggregateFunction(min, Tuple(DateTime64(3, 'UTC'), DateTime64(3, 'UTC')))",
+        ),
         # The message heard last (by Kafka time, then event time): its step, type, kind, source.
         (
             "last_message",
@@ -233,6 +240,7 @@ _SAGA_STATE_SELECT = (
     "min(event_time) AS first_event_time, max(event_time) AS last_event_time, "
     "min(kafka_time) AS first_kafka_time, max(kafka_time) AS last_kafka_time, "
     "toUInt64(count()) AS message_count, "
+    "min(tuple(kafka_time, event_time)) AS first_message, "
     "max(tuple(kafka_time, event_time, toString(step), toString(type), toString(kind), "
     "toString(source))) AS last_message, "
     "max(if(saga_status IN ('completed', 'failed', 'compensating', 'compensated'), "

@@ -109,7 +109,7 @@ def state_sql(
         join, marker = "", "status_mark.3"
     return f"""
 SELECT
-    saga_id, saga_type, first_event_time AS started, last_event_time AS last_event,
+    saga_id, saga_type, first_message.2 AS started, last_message.2 AS last_event,
     last_kafka_time, message_count,
     last_message.3 AS last_step_raw, last_message.4 AS last_type,
     last_message.5 AS last_kind, last_message.6 AS last_source,
@@ -129,7 +129,7 @@ SELECT
         'running') AS status,
     dateDiff('millisecond', started, last_event) / 1000.0 AS duration_s
 FROM (
-    SELECT saga_id, saga_type, first_event_time, last_event_time, last_kafka_time,
+    SELECT saga_id, saga_type, first_message, last_kafka_time,
         message_count, last_message, status_mark
     FROM saga_state FINAL
     {where}

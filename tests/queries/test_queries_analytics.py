@@ -36,6 +36,22 @@ def test_cycle_time_percentiles_of_finished_sagas(history):
     assert (completed.count, completed.p50_s) == (4, pytest.approx(17.5))
 
 
+def test_a_service_clock_behind_does_not_stretch_cycle_times(store, now):
+    """Inventory's clock runs 30 s behind: its message (the third) has the smallest event
+    time, but the saga still runs from its first message's event time to its last one's."""
+    start = now - timedelta(hours=1)
+    seed(store, [
+        order_saga("o-true", "completed", start=start),
+        order_saga("o-skew", "completed", start=start, inventory_skew_s=-30),
+    ])
+    queries = SagaQueries(store)
+    by_id = {s.saga_id: s for s in queries.sagas()}
+    assert by_id["o-skew"].duration_s == pytest.approx(by_id["o-true"].duration_s) == 7.0
+    assert by_id["o-skew"].started == by_id["o-true"].started
+    overall = {s.saga_type: s for s in queries.cycle_times()}["*"]
+    assert overall.max_s == pytest.approx(7.0)
+
+
 def test_cycle_times_over_time_buckets_by_finishing_time(history, now):
     points = history.cycle_times_over_time(bucket_s=3600)
     assert sum(p.count for p in points) == 6
