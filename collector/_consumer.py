@@ -561,7 +561,11 @@ class Collector:
         highwaters: dict[tuple[str, int], int | None] = {}
         for tp, st in list(self._states.items()):
             try:
-                if st.stored_next is None and tp not in self._unpositioned:
+                if (
+                    st.stored_next is None
+                    and st.submitted_next is None  # nothing read from it is still decoding
+                    and tp not in self._unpositioned
+                ):
                     position = consumer.position(tp, timeout_ms=100)
                     if position is not None and st.buffered_next is None:
                         st.stored_next = st.buffered_next = position
