@@ -216,18 +216,7 @@ def header_sql(key: str) -> str:
     i = BIT.get(key)
     if i is None:
         return "headers[{header_key:String}]"
-    column = ELIDABLE[i][1]
-    if key == TRACEPARENT:
-        value = "concat('00-', trace_id, '-', span_id, '-01')"
-    elif key == CE_SPECVERSION:
-        value = f"'{SPECVERSION}'"
-    elif key == CE_TIME:
-        value = (
-            "formatDateTime(event_time, '%Y-%m-%dT%H:%i:%S.') || "
-            "leftPad(toString(toUnixTimestamp64Milli(event_time) % 1000), 3, '0') || 'Z'"
-        )
-    else:
-        value = column
+    value = value_sql(key)
     return f"if(bitTest(headers_elided, {i}), {value}, headers[{{header_key:String}}])"
 
 
