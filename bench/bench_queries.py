@@ -52,6 +52,11 @@ subquery): interleaved A/B on the same data, old vs new p50 37.3 vs 33.3 ms and 
 query analysis (EXPLAIN QUERY TREE alone: 5 ms; reading the 8 state columns: 5 ms), the
 watermark 2 ms, Python (Arrow to dicts, causal order, header rebuild) < 1 ms.
 
+A later run on a quiet machine (same data, as inserted / after merges): flow() p50/p99
+27.4/42.1 and 26.5/33.9 ms; PK messages query p50 12.8/11.9 ms; key-column scan 160/162 ms
+(13x/14x); full table scan without PREWHERE (every column read) 2713/2707 ms (212x/228x,
+flow() 99x/102x); status counts 0.08 s, cycle times 0.13 s, process map 0.57/0.71 s.
+
 What bounds the ratios (measured with one chDB session, same load):
 
 - chDB's fixed cost is ~1 ms a query (SELECT 1) and ~2 ms for a point lookup of the key column
