@@ -172,7 +172,8 @@ _READ_ONLY_SETTINGS = {**_ARROW_SETTINGS, "readonly": 2}
 
 
 class _StoreBase:
-    """What both backends share: the DataFrame view of a query and the read-only guard."""
+    """What both backends share: the DataFrame view of a query, row inserts as encoded ones,
+    and the read-only guard."""
 
     read_only: bool
 
@@ -190,6 +191,23 @@ class _StoreBase:
 
         res = self.query(sql, params)
         return pd.DataFrame(res.rows, columns=list(res.column_names))
+
+    def insert(
+        self,
+        table: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        dedup_token: str | None = None,
+    ) -> int:
+        if not rows:
+            return 0
+        self.insert_encoded(table, list(rows[0]), encode_rows(rows), dedup_token=dedup_token)
+        return len(rows)
+
+    def insert_encoded(
+        self, table: str, columns: Sequence[str], data: bytes, *, dedup_token: str | None = None
+    ) -> None:
+        raise NotImplementedError
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -256,18 +274,6 @@ class ChdbStore(_StoreBase):
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._check_writable()
         self._run(sql, params, "CSV")
-
-    def insert(
-        self,
-        table: str,
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        dedup_token: str | None = None,
-    ) -> int:
-        if not rows:
-            return 0
-        self.insert_encoded(table, list(rows[0]), encode_rows(rows), dedup_token=dedup_token)
-        return len(rows)
 
     def insert_encoded(
         self, table: str, columns: Sequence[str], data: bytes, *, dedup_token: str | None = None
@@ -385,18 +391,6 @@ class ClickHouseStore(_StoreBase):
                 self._client.command(sql, parameters=server_parameters(params))
         except Exception as exc:
             raise _map_error(exc) from exc
-
-    def insert(
-        self,
-        table: str,
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        dedup_token: str | None = None,
-    ) -> int:
-        if not rows:
-            return 0
-        self.insert_encoded(table, list(rows[0]), encode_rows(rows), dedup_token=dedup_token)
-        return len(rows)
 
     def insert_encoded(
         self, table: str, columns: Sequence[str], data: bytes, *, dedup_token: str | None = None
