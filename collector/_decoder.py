@@ -306,7 +306,11 @@ class DecodeWorker:
                 try:
                     answer = self._answers.get(block=wait, timeout=_ANSWER_TIMEOUT_S if wait else None)
                 except queue.Empty:
-                    if not wait:
+                    # Not waiting: give up on the child only when its oldest chunk is overdue
+                    # (at low traffic the loop never waits, and a hung child would hold its
+                    # partitions back for good).
+                    overdue_ms = time.time_ns() // 1_000_000 - self._pending[0].ingest_ms
+                    if not wait and overdue_ms < _ANSWER_TIMEOUT_S * 1000:
                         return
                     log.error("decoding process silent for %.0f s; replacing it", _ANSWER_TIMEOUT_S)
                     answer = None

@@ -344,6 +344,30 @@ def test_a_hung_child_is_replaced_and_its_chunks_decoded_in_process(store, monke
         pool.close()
 
 
+def test_a_hung_child_is_replaced_even_when_the_loop_never_waits(store, monkeypatch):
+    """At low traffic the collector only drains without waiting: an overdue chunk still
+    counts as a hung child."""
+    monkeypatch.setattr(_decoder, "_ANSWER_TIMEOUT_S", 1.0)
+    pool = DecodePool(RULES, 1)
+    try:
+        pool.start()
+        (worker,) = pool._workers
+        pid = worker._process.pid
+        os.kill(pid, signal.SIGSTOP)
+        key = ("dec.hung.nowait", 0)
+        states = {key: PartitionState(*key, None, "")}
+        batch = Batch()
+        pool.submit(states[key], records_for(*key, range(5)), batch)
+        pool.drain(batch, wait=False)
+        assert batch.rows == 0  # not overdue yet
+        time.sleep(1.2)
+        pool.drain(batch, wait=False)
+        assert not alive(pid)
+        check_partition_chunks(batch, states, {key: list(range(5))})
+    finally:
+        pool.close()
+
+
 def test_repeated_deaths_leave_decoding_in_process(store):
     worker = DecodeWorker(RULES)
     state = PartitionState("orders", 0, None, "")
