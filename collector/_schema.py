@@ -183,10 +183,6 @@ SAGA_STATE = Table(
     columns=(
         ("saga_id", "String"),
         ("saga_type", "SimpleAggregateFunction(max, LowCardinality(String))"),
-        ("first_event_time", "SimpleAggregateFunction(min, DateTime64(3, 'UTC'))"),
-        ("last_event_time", "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))"),
-        ("first_kafka_time", "SimpleAggregateFunction(min, DateTime64(3, 'UTC'))"),
-        ("last_kafka_time", "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))"),
         ("message_count", "SimpleAggregateFunction(sum, UInt64)"),
         # The message heard first (by Kafka time, then event time): (Kafka time, event time).
         # A saga runs from its first message's event time to its last one's (last_message):
@@ -195,7 +191,8 @@ SAGA_STATE = Table(
             "first_message",
             "SimpleAggregateFunction(min, Tuple(DateTime64(3, 'UTC'), DateTime64(3, 'UTC')))",
         ),
-        # The message heard last (by Kafka time, then event time): its step, type, kind, source.
+        # The message heard last (by Kafka time, then event time): (Kafka time, event time,
+        # step, type, kind, source). Its Kafka time is the saga's last_kafka_time.
         (
             "last_message",
             "SimpleAggregateFunction(max, Tuple(DateTime64(3, 'UTC'), DateTime64(3, 'UTC'), "
@@ -237,8 +234,6 @@ STATUS_RANK = "['compensating', 'failed', 'completed', 'compensated']"
 
 _SAGA_STATE_SELECT = (
     "SELECT saga_id, max(saga_type) AS saga_type, "
-    "min(event_time) AS first_event_time, max(event_time) AS last_event_time, "
-    "min(kafka_time) AS first_kafka_time, max(kafka_time) AS last_kafka_time, "
     "toUInt64(count()) AS message_count, "
     "min(tuple(kafka_time, event_time)) AS first_message, "
     "max(tuple(kafka_time, event_time, toString(step), toString(type), toString(kind), "

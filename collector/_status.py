@@ -110,7 +110,7 @@ def state_sql(
     return f"""
 SELECT
     saga_id, saga_type, first_message.2 AS started, last_message.2 AS last_event,
-    last_kafka_time, message_count,
+    last_message.1 AS last_kafka_time, message_count,
     last_message.3 AS last_step_raw, last_message.4 AS last_type,
     last_message.5 AS last_kind, last_message.6 AS last_source,
     if(last_step_raw != '', last_step_raw, last_type) AS last_step,
@@ -129,8 +129,7 @@ SELECT
         'running') AS status,
     dateDiff('millisecond', started, last_event) / 1000.0 AS duration_s
 FROM (
-    SELECT saga_id, saga_type, first_message, last_kafka_time,
-        message_count, last_message, status_mark
+    SELECT saga_id, saga_type, first_message, message_count, last_message, status_mark
     FROM saga_state FINAL
     {where}
 ) AS state
