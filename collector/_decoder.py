@@ -33,8 +33,8 @@ from typing import Any, NamedTuple
 
 from sagascope.collector._audit import ms_text, row_digest
 from sagascope.collector._correlate import Correlator
-from sagascope.collector._decode import DecodeContext, decode_message
-from sagascope.collector._ingest import Batch, EncodedChunk, PartitionState, account, fallback_row
+from sagascope.collector._decode import DecodeContext
+from sagascope.collector._ingest import Batch, EncodedChunk, PartitionState, account, decode_row
 from sagascope.collector._redact import Redactor
 from sagascope.collector._store import encode_rows
 
@@ -96,11 +96,7 @@ def decode_chunk(
     errors = 0
     for offset, timestamp, key, value, headers in fields:
         record = _Record(topic, partition, offset, timestamp, key, value, headers)
-        try:
-            row = decode_message(record, ctx, ingest_ms, ingest_text)
-        except Exception as exc:  # the decoder is total; this is the last line of defence
-            log.exception("decode failed topic=%s partition=%d offset=%d", topic, partition, offset)
-            row = fallback_row(record, ingest_ms, f"collector could not decode: {exc!r}", spans=False)
+        row = decode_row(record, ctx, ingest_ms, ingest_text, spans=False)
         digests.append(row_digest(row))
         row["chain_hash"] = ""
         if row["parse_error"]:
@@ -172,9 +168,6 @@ class DecodeWorker:
 
     def start(self) -> bool:
         """Start the child process (if not running); False when decoding stays in-process."""
-        return self._start()
-
-    def _start(self) -> bool:
         if self._process is not None:
             return True
         if self._restarts > _MAX_RESTARTS:
@@ -282,7 +275,7 @@ class DecodeWorker:
             return
         state.submitted_next = records[-1].offset + 1
         chunk = _Chunk(state, records, time.time_ns() // 1_000_000)
-        if self._start() and self._outbox is not None:
+        if self.start() and self._outbox is not None:
             try:
                 frame = marshal.dumps((state.topic, state.partition, chunk.ingest_ms, _fields(records)))
             except ValueError:  # not marshallable (not from kafka-python): decode it here
@@ -335,10 +328,10 @@ class DecodeWorker:
         records = chunk.records
         # = _audit.link_hash(previous, digests), the digests already concatenated
         head = hashlib.sha256(state.buffered_chain.encode("ascii") + digests).hexdigest()
-        if data.endswith(_OPEN_SEAL):
-            data = data[: -len(_OPEN_SEAL)] + b'"chain_hash":"' + head.encode("ascii") + b'"}\n'
-        else:  # pragma: no cover - encode_rows fell back to the stdlib for the last row
-            data = _reseal_last(data, head)
+        # encode_rows ends every row so, with orjson or the stdlib (compact separators both).
+        if not data.endswith(_OPEN_SEAL):
+            raise RuntimeError("encoded rows do not end with an empty chain_hash")
+        data = data[: -len(_OPEN_SEAL)] + b'"chain_hash":"' + head.encode("ascii") + b'"}\n'
         batch.encoded.append(EncodedChunk(state.topic, state.partition, data, len(records)))
         kafka_ms = state.buffered_kafka_ms
         for record in reversed(records):
@@ -353,17 +346,6 @@ class DecodeWorker:
 
 def _fields(records: list[Any]) -> list[tuple[Any, ...]]:
     return [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in records]
-
-
-def _reseal_last(data: bytes, head: str) -> bytes:
-    import orjson
-
-    body, _, last = data.rstrip(b"\n").rpartition(b"\n")
-    row = orjson.loads(last)
-    row["chain_hash"] = head
-    return (body + b"\n" if body else b"") + encode_rows([row])
-
-
 
 
 class DecodePool:

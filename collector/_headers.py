@@ -70,7 +70,8 @@ _second_texts: dict[int, str] = {}
 
 
 def time_text(ms: int) -> str:
-    """``ce_time`` as the instrumentation writes it: ``2026-11-22T10:15:30.123Z``."""
+    """``ce_time`` as the instrumentation writes it (``_contract.format_time``), from epoch
+    ms, with the seconds' text cached (this runs for every record decoded)."""
     seconds, millis = divmod(ms, 1000)
     prefix = _second_texts.get(seconds)
     if prefix is None:

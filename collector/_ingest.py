@@ -145,7 +145,6 @@ def add_records(
     """Decode records of one partition into the batch: one link of its hash chain."""
     ingest_ms = time.time_ns() // 1_000_000
     ingest_text = ms_text(ingest_ms)
-    topic = state.topic
     append = batch.spans.append if spans else batch.messages.append
     next_offset = state.buffered_next
     head = state.buffered_chain
@@ -160,17 +159,7 @@ def add_records(
             offset = record.offset
             if next_offset is not None and offset < next_offset:
                 continue  # already stored or buffered: a replayed fetch
-            try:
-                row = (
-                    decode_span(record, ctx, ingest_ms)
-                    if spans
-                    else decode_message(record, ctx, ingest_ms, ingest_text)
-                )
-            except Exception as exc:  # the decoder is total; this is the last line of defence
-                log.exception(
-                    "decode failed topic=%s partition=%d offset=%d", topic, state.partition, offset
-                )
-                row = fallback_row(record, ingest_ms, f"collector could not decode: {exc!r}", spans=spans)
+            row = decode_row(record, ctx, ingest_ms, ingest_text, spans=spans)
             if not spans:
                 digests.append(row_digest(row))
                 row["chain_hash"] = ""
@@ -225,6 +214,23 @@ def account(
         batch.consumed[topic] = batch.consumed.get(topic, 0) + rows
         if errors:
             batch.parse_errors[topic] = batch.parse_errors.get(topic, 0) + errors
+
+
+def decode_row(
+    record: Any, ctx: DecodeContext, ingest_ms: int, ingest_text: str, *, spans: bool
+) -> dict[str, Any]:
+    """The ``spans`` or ``messages`` row of a record; if decoding fails after all (it is
+    total; this is the last line of defence), a minimal row carrying the failure."""
+    try:
+        if spans:
+            return decode_span(record, ctx, ingest_ms)
+        return decode_message(record, ctx, ingest_ms, ingest_text)
+    except Exception as exc:
+        log.exception(
+            "decode failed topic=%s partition=%d offset=%d",
+            record.topic, record.partition, record.offset,
+        )
+        return fallback_row(record, ingest_ms, f"collector could not decode: {exc!r}", spans=spans)
 
 
 def fallback_row(record: Any, ingest_ms: int, error: str, *, spans: bool) -> dict[str, Any]:

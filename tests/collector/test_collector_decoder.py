@@ -543,3 +543,31 @@ def test_collectors_with_and_without_decoding_processes_store_every_record(
     assert not set(decoder_children()) - before
     assert not decoder_children()
 
+
+
+class _PositionedConsumer:
+    """Just the consumer calls progress makes: the position is past what was fetched."""
+
+    def position(self, tp, timeout_ms=None):
+        return 100
+
+    def highwater(self, tp):
+        return 100
+
+
+@pytest.mark.parametrize("decoding", [True, False], ids=["records-decoding", "nothing-read"])
+def test_progress_takes_no_position_while_a_partitions_first_records_decode(
+    store, collector_settings, decoding
+):
+    """A fresh partition (nothing stored) whose first records are still in a decoding child
+    must not take the consumer's position (past those records) as its stored offset."""
+    from kafka.structs import TopicPartition
+
+    collector = Collector(store, "127.0.0.1:1", collector_settings(include="dec.progress"))
+    collector._consumer = _PositionedConsumer()
+    state = PartitionState("dec.progress", 0, None, "")
+    if decoding:
+        state.submitted_next = 40  # offsets 0-39 handed to a child, not yet buffered
+    collector._states[TopicPartition("dec.progress", 0)] = state
+    collector._write_progress()
+    assert state.stored_next == (None if decoding else 100)

@@ -16,6 +16,7 @@ from sagascope.collector._headers import (
     rebuild_sql,
     time_text,
 )
+from sagascope.instrumentation._contract import format_time
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 SPAN = "b7ad6b7169203331"
@@ -67,6 +68,8 @@ def test_time_text_is_the_contract_format():
     assert time_text(EVENT_MS) == "2026-11-22T10:15:30.123Z"
     assert time_text(EVENT_MS - 118) == "2026-11-22T10:15:30.005Z"
     assert time_text(0) == "1970-01-01T00:00:00.000Z"
+    for ms in (EVENT_MS, EVENT_MS - 118, 0, 1_700_000_000_999):
+        assert time_text(ms) == format_time(ms / 1000)
 
 
 def test_every_contract_header_is_elided_and_rebuilt_exactly():
