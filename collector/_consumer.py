@@ -36,6 +36,7 @@ from sagascope.collector._ingest import (
     write_batch,
 )
 from sagascope.collector._metrics import CollectorMetrics
+from sagascope.collector._records import hand_over_batches, record_count
 from sagascope.collector._redact import Redactor
 from sagascope.collector._schema import ensure_schema
 from sagascope.collector._store import Store
@@ -254,6 +255,10 @@ class Collector:
                     self.collector_id, self.settings.group_id, self.pattern.pattern,
                 )
                 self._subscribed = frozenset()
+                if self._decoder is not None:
+                    # The decoding processes parse the records: kafka-python hands over the
+                    # record batches of every topic but the spans topic.
+                    hand_over_batches(consumer, self._decodes_elsewhere)
                 self._start_watcher(config)
                 return consumer
             except KafkaError as exc:
@@ -314,7 +319,10 @@ class Collector:
                 self._position_pending()
             if self._inflight is not None and self._inflight.future.done():
                 self._finish_inflight(wait=False)
-            room = settings.batch_rows - self._batch.rows
+            writing = self._inflight is not None
+            # While a batch is being inserted the next may grow to twice the size, so that
+            # reading and decoding go on meanwhile instead of waiting for the insert.
+            room = settings.batch_rows * (2 if writing else 1) - self._batch.rows
             deadline = self._next_deadline()
             decoding = self._decoder is not None and self._decoder.pending_records > 0
             cap_s = _POLL_CAP_S if self._inflight is None and not decoding else _POLL_CAP_WRITING_S
@@ -332,17 +340,22 @@ class Collector:
                     self._add(tp, recs)
                 decoder = self._decoder
                 if decoder is not None and decoder.pending_records:
-                    # Apply what the decoding process has answered; wait for it only when
-                    # it falls more than two batches behind.
+                    # Apply what the decoding processes have answered; when they fall more
+                    # than two batches behind, wait until they are one batch behind (they
+                    # keep that much work queued, never running dry while the loop waits).
                     decoder.drain(
-                        self._batch, wait=decoder.pending_records > 2 * settings.batch_rows
+                        self._batch,
+                        wait=decoder.pending_records > 2 * settings.batch_rows,
+                        keep=settings.batch_rows,
                     )
             # A highwater mark may come from a fetch answered up to fetch_max_wait_ms before
             # this poll started: "caught up" holds only for records older than that.
             self._caught_up_ms = poll_started_ms - self._fetch_wait_ms
             now = time.monotonic()
             if now >= self._retry_at and self._flush_due(now):
-                self._flush()
+                inserting = self._inflight is not None and not self._inflight.future.done()
+                if not inserting or self._batch.rows >= 2 * settings.batch_rows:
+                    self._flush()
             elif self._outage or room <= 0:
                 self._pause_all()
 
@@ -374,12 +387,16 @@ class Collector:
             return now - self._batch.started >= self.settings.flush_interval_s or self._outage
         return now - self._last_progress >= self.settings.flush_interval_s
 
+    def _decodes_elsewhere(self, topic: str) -> bool:
+        """Whether the decoding processes decode this topic's records (not the spans')."""
+        return topic != self.settings.telemetry_topic
+
     def _add(self, tp: Any, records: list[Any]) -> None:
         state = self._states.get(tp)
         if state is None or tp in self._unpositioned:
             return  # fetched before positioning; read again after the seek
-        self.metrics.consumed.labels(tp.topic).inc(len(records))
-        spans = tp.topic == self.settings.telemetry_topic
+        self.metrics.consumed.labels(tp.topic).inc(record_count(records))
+        spans = not self._decodes_elsewhere(tp.topic)
         if self._decoder is not None and not spans:
             self._decoder.submit(state, records, self._batch)
         else:

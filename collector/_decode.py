@@ -94,6 +94,8 @@ def _decode_payload(value: bytes, cap: int, errors: list[str]) -> tuple[str, boo
 def _decode_headers(raw: Any, errors: list[str]) -> dict[str, str]:
     if not raw:
         return _EMPTY
+    if type(raw) is dict:  # decoded already, while the record batch was parsed (_records)
+        return raw
     try:  # all values valid UTF-8, as nearly always; a repeated key keeps its last value
         return {key: value.decode("utf-8") for key, value in raw}
     except (AttributeError, UnicodeDecodeError):  # None or undecodable: the full codec

@@ -27,14 +27,21 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sagascope.collector._audit import ms_text, row_digest
 from sagascope.collector._correlate import Correlator
 from sagascope.collector._decode import DecodeContext
-from sagascope.collector._ingest import Batch, EncodedChunk, PartitionState, account, decode_row
+from sagascope.collector._ingest import (
+    Batch,
+    EncodedChunk,
+    PartitionState,
+    account,
+    decode_row,
+    fallback_row,
+)
+from sagascope.collector._records import DamagedBatch, RawBatch, parse_batches, record_count
 from sagascope.collector._redact import Redactor
 from sagascope.collector._store import encode_rows
 
@@ -75,34 +82,66 @@ class _Record(NamedTuple):
     headers: Any
 
 
+#: What a decoding process is asked: (topic, partition, ingest ms, floor, raw, payload).
+#: ``payload`` is record batches as fetched (``raw``, see ``_records``) or kafka-python records'
+#: (offset, timestamp, key, value, headers); offsets below ``floor`` are skipped.
+Request = tuple[str, int, int, int, bool, Any]
+#: Its answer: (JSONEachRow bytes of the rows, their hex digests concatenated, rows with a
+#: parse error, rows, first offset, next offset, latest Kafka time or None). The digests are
+#: what ``_audit.link_hash`` hashes after the previous link's hash, so sealing the link costs
+#: the collector thread one SHA-256 call.
+Answer = tuple[bytes, bytes, int, int, int, int, "int | None"]
+
+
 @dataclass
 class _Chunk:
     """Records of one partition submitted for decoding, not yet applied to the batch."""
 
     state: PartitionState
-    records: list[Any]
-    ingest_ms: int
+    request: Request
+    records: int
 
 
-def decode_chunk(
-    ctx: DecodeContext, topic: str, partition: int, ingest_ms: int, fields: Sequence[Any]
-) -> tuple[bytes, bytes, int]:
-    """(JSONEachRow bytes of the rows, their hex digests concatenated, how many carry a
-    parse error). The concatenation is what ``_audit.link_hash`` hashes after the previous
-    link's hash, so sealing the link costs the collector thread one SHA-256 call."""
+def decode_chunk(ctx: DecodeContext, request: Request) -> Answer:
+    """Decode one request (in the child, or in-process when there is none)."""
+    topic, partition, ingest_ms, floor, raw, payload = request
     ingest_text = ms_text(ingest_ms)
+    records: Any = parse_batches(payload, floor) if raw else payload
     rows = []
     digests = []
     errors = 0
-    for offset, timestamp, key, value, headers in fields:
-        record = _Record(topic, partition, offset, timestamp, key, value, headers)
-        row = decode_row(record, ctx, ingest_ms, ingest_text, spans=False)
-        digests.append(row_digest(row))
-        row["chain_hash"] = ""
-        if row["parse_error"]:
-            errors += 1
-        rows.append(row)
-    return encode_rows(rows), "".join(digests).encode("ascii"), errors
+    first = next_offset = -1
+    kafka_ms = None
+    for fields in records:
+        if type(fields) is DamagedBatch:
+            damaged = [
+                fallback_row(_Record(topic, partition, offset, None, None, None, None),
+                             ingest_ms, str(fields), spans=False)
+                for offset in range(fields.base_offset, fields.last_offset + 1)
+            ]
+            last_offset = fields.last_offset
+        else:
+            offset, timestamp, key, value, headers = fields
+            if offset < floor:
+                continue
+            record = _Record(topic, partition, offset, timestamp, key, value, headers)
+            damaged = [decode_row(record, ctx, ingest_ms, ingest_text, spans=False)]
+            last_offset = offset
+            if timestamp is not None and timestamp >= 0:
+                kafka_ms = timestamp
+        for row in damaged:
+            digests.append(row_digest(row))
+            row["chain_hash"] = ""
+            if row["parse_error"]:
+                errors += 1
+            rows.append(row)
+        if first < 0:
+            first = damaged[0]["offset"]
+        next_offset = last_offset + 1
+    return (
+        encode_rows(rows), "".join(digests).encode("ascii"), errors, len(rows), first,
+        next_offset, kafka_ms,
+    )
 
 
 _FRAME = struct.Struct("<I")
@@ -139,8 +178,7 @@ def serve(requests: Any, results: Any) -> None:
         request = _read_frame(requests)
         if request is None:
             return
-        topic, partition, ingest_ms, fields = marshal.loads(request)
-        _write_frame(results, marshal.dumps(decode_chunk(ctx, topic, partition, ingest_ms, fields)))
+        _write_frame(results, marshal.dumps(decode_chunk(ctx, marshal.loads(request))))
 
 
 class DecodeWorker:
@@ -266,81 +304,83 @@ class DecodeWorker:
 
     # -- submit and apply ----------------------------------------------------------------
 
-    def submit(self, state: PartitionState, records: list[Any], batch: Batch) -> None:
-        """Queue a partition's records (already-stored or already-queued offsets skipped)."""
+    def submit(self, state: PartitionState, items: list[Any], batch: Batch) -> None:
+        """Queue a partition's records or raw batches (already-stored or already-queued
+        offsets skipped)."""
         floor = state.submitted_next if state.submitted_next is not None else state.buffered_next
-        if floor is not None and records and records[0].offset < floor:
-            records = [r for r in records if r.offset >= floor]
-        if not records:
+        if floor is not None and items and items[-1].offset < floor:
+            return  # a replayed fetch: nothing new (a raw batch's offset is its last)
+        if not items:
             return
-        state.submitted_next = records[-1].offset + 1
-        chunk = _Chunk(state, records, time.time_ns() // 1_000_000)
+        state.submitted_next = items[-1].offset + 1
+        ingest_ms = time.time_ns() // 1_000_000
+        lowest = -1 if floor is None else floor
+        if type(items[0]) is RawBatch:
+            payload: Any = items[0].data if len(items) == 1 else b"".join(i.data for i in items)
+            request: Request = (state.topic, state.partition, ingest_ms, lowest, True, payload)
+        else:
+            request = (state.topic, state.partition, ingest_ms, lowest, False, _fields(items))
+        chunk = _Chunk(state, request, record_count(items))
         if self.start() and self._outbox is not None:
             try:
-                frame = marshal.dumps((state.topic, state.partition, chunk.ingest_ms, _fields(records)))
+                frame = marshal.dumps(request)
             except ValueError:  # not marshallable (not from kafka-python): decode it here
                 log.warning("records of %s[%d] not marshallable", state.topic, state.partition)
             else:
                 self._outbox.put(frame)
                 self._pending.append(chunk)
-                self.pending_records += len(records)
+                self.pending_records += chunk.records
                 return
         # No child: decode now, after whatever is still pending.
         self.drain(batch, wait=True)
-        self._apply(batch, chunk, decode_chunk(self._ctx, state.topic, state.partition,
-                                               chunk.ingest_ms, _fields(records)))
+        self._apply(batch, chunk, decode_chunk(self._ctx, request))
 
-    def drain(self, batch: Batch, *, wait: bool) -> None:
-        """Apply answered chunks to ``batch``, in order; all of them when ``wait``."""
+    def drain(self, batch: Batch, *, wait: bool, keep: int = 0) -> None:
+        """Apply answered chunks to ``batch``, in order; with ``wait``, waiting for answers
+        until at most ``keep`` records are left pending (all when 0)."""
         while self._pending:
             if self._process is None:
                 answer = None
             else:
+                block = wait and self.pending_records > keep
                 try:
-                    answer = self._answers.get(block=wait, timeout=_ANSWER_TIMEOUT_S if wait else None)
+                    answer = self._answers.get(block=block, timeout=_ANSWER_TIMEOUT_S if block else None)
                 except queue.Empty:
                     # Not waiting: give up on the child only when its oldest chunk is overdue
                     # (at low traffic the loop never waits, and a hung child would hold its
                     # partitions back for good).
-                    overdue_ms = time.time_ns() // 1_000_000 - self._pending[0].ingest_ms
-                    if not wait and overdue_ms < _ANSWER_TIMEOUT_S * 1000:
+                    overdue_ms = time.time_ns() // 1_000_000 - self._pending[0].request[2]
+                    if not block and overdue_ms < _ANSWER_TIMEOUT_S * 1000:
                         return
                     log.error("decoding process silent for %.0f s; replacing it", _ANSWER_TIMEOUT_S)
                     answer = None
             if answer is None and self._process is not None:
                 self._lost_child()
             chunk = self._pending.popleft()
-            self.pending_records -= len(chunk.records)
+            self.pending_records -= chunk.records
             if answer is None:
-                answer_tuple = decode_chunk(
-                    self._ctx, chunk.state.topic, chunk.state.partition, chunk.ingest_ms,
-                    _fields(chunk.records),
-                )
+                self._apply(batch, chunk, decode_chunk(self._ctx, chunk.request))
             else:
-                answer_tuple = marshal.loads(answer)
-            self._apply(batch, chunk, answer_tuple)
+                self._apply(batch, chunk, marshal.loads(answer))
 
     @staticmethod
-    def _apply(batch: Batch, chunk: _Chunk, answer: tuple[bytes, bytes, int]) -> None:
+    def _apply(batch: Batch, chunk: _Chunk, answer: Answer) -> None:
         """Seal the chunk's link onto its partition's chain and add it to the batch."""
-        data, digests, errors = answer
+        data, digests, errors, rows, first, next_offset, kafka_ms = answer
+        if not rows:
+            return  # every record was below the floor
         state = chunk.state
-        records = chunk.records
         # = _audit.link_hash(previous, digests), the digests already concatenated
         head = hashlib.sha256(state.buffered_chain.encode("ascii") + digests).hexdigest()
         # encode_rows ends every row so, with orjson or the stdlib (compact separators both).
         if not data.endswith(_OPEN_SEAL):
             raise RuntimeError("encoded rows do not end with an empty chain_hash")
         data = data[: -len(_OPEN_SEAL)] + b'"chain_hash":"' + head.encode("ascii") + b'"}\n'
-        batch.encoded.append(EncodedChunk(state.topic, state.partition, data, len(records)))
-        kafka_ms = state.buffered_kafka_ms
-        for record in reversed(records):
-            if record.timestamp is not None and record.timestamp >= 0:
-                kafka_ms = record.timestamp
-                break
+        batch.encoded.append(EncodedChunk(state.topic, state.partition, data, rows))
         account(
-            batch, state, first=records[0].offset, next_offset=records[-1].offset + 1,
-            head=head, kafka_ms=kafka_ms, rows=len(records), errors=errors,
+            batch, state, first=first, next_offset=next_offset, head=head,
+            kafka_ms=state.buffered_kafka_ms if kafka_ms is None else kafka_ms,
+            rows=rows, errors=errors,
         )
 
 
@@ -375,6 +415,9 @@ class DecodePool:
             worker = self._owner[key] = self._workers[len(self._owner) % len(self._workers)]
         worker.submit(state, records, batch)
 
-    def drain(self, batch: Batch, *, wait: bool) -> None:
+    def drain(self, batch: Batch, *, wait: bool, keep: int = 0) -> None:
+        """Apply the answers so far; with ``wait``, wait until at most ``keep`` records are
+        pending in all (all answered when 0)."""
+        share = keep // len(self._workers)
         for worker in self._workers:
-            worker.drain(batch, wait=wait)
+            worker.drain(batch, wait=wait, keep=share)
