@@ -265,6 +265,26 @@ def test_many_interleaved_chunks_stay_in_order_and_chain(store):
         pool.close()
 
 
+def test_a_waiting_drain_leaves_the_asked_number_of_records_queued(store):
+    """The loop waits for the children only until one batch is left queued for them, so they
+    never run dry while it waits; a full drain applies everything, in order."""
+    worker = DecodeWorker(RULES)
+    try:
+        batch = Batch()
+        state = PartitionState("orders", 0, None, "")
+        for n in range(20):
+            worker.submit(state, records_for("orders", 0, range(50 * n, 50 * n + 50)), batch)
+        assert worker.pending_records == 1000
+        worker.drain(batch, wait=True, keep=300)
+        assert 250 < worker.pending_records <= 300  # stopped as soon as it was at most 300
+        assert batch.rows == 1000 - worker.pending_records
+        worker.drain(batch, wait=True)
+        assert worker.pending_records == 0
+        check_partition_chunks(batch, {("orders", 0): state}, {("orders", 0): list(range(1000))})
+    finally:
+        worker.close()
+
+
 # -- 3. a child killed mid-stream ------------------------------------------------------
 
 

@@ -91,3 +91,67 @@ def test_a_failed_insert_while_the_next_batch_is_decoded_loses_and_duplicates_no
     assert {(topic, 0, o) for o in stored} == log.acked
     assert collector.metrics.value("stored") == 300
     assert verify(store, topic).ok  # the chain runs on across the failed batch
+
+
+class HeldInsert:
+    """The real chDB store; its first ``messages`` insert waits until released."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def insert(self, table, rows, *, dedup_token=None):
+        self._hold(table)
+        return self._inner.insert(table, rows, dedup_token=dedup_token)
+
+    def insert_encoded(self, table, columns, data, *, dedup_token=None):
+        self._hold(table)
+        return self._inner.insert_encoded(table, columns, data, dedup_token=dedup_token)
+
+    def _hold(self, table):
+        if table == "messages" and not self.held.is_set():
+            self.held.set()
+            self.release.wait(30)
+
+
+def test_reading_goes_on_while_a_batch_is_inserted_up_to_a_second_batch(
+    store, bootstrap_servers, make_topic, collector_settings
+):
+    topic = make_topic("writer", partitions=1)
+    log = ProducedLog()
+    with producer(bootstrap_servers) as p:
+        for i in range(0, 400, 20):  # small record batches, so that polls return few
+            send_all(
+                p, [(topic, None, b'{"n": %d}' % n, [], "") for n in range(i, i + 20)], log
+            )
+    held = HeldInsert(store)
+    # Decoding in-process: what is consumed is then in the batch (none waits in a child).
+    settings = collector_settings(include=topic, batch_rows=100, decode_workers=0)
+    collector = Collector(held, bootstrap_servers, settings)
+    collector.start()
+    try:
+        assert held.held.wait(30), "no insert started"
+        # The first batch (100 rows) is held in its insert: the loop reads on into the next
+        # batch past its 100 rows (it used to wait for the insert once that batch was full).
+        deadline = time.monotonic() + 20
+        while collector.metrics.value("consumed") < 260 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert collector.metrics.value("consumed") >= 260
+        time.sleep(0.5)  # ... and no further than a second batch: then it waits
+        assert collector.metrics.value("consumed") <= 300
+        assert collector.metrics.value("stored") == 0
+        held.release.set()
+        deadline = time.monotonic() + 60
+        while len(offsets(store, topic)) < 400 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        held.release.set()
+        collector.stop()
+    stored = offsets(store, topic)
+    assert sorted(stored) == list(range(400))
+    assert {(topic, 0, o) for o in stored} == log.acked
+    assert verify(store, topic).ok
