@@ -329,6 +329,8 @@ class Collector:
             timeout_s = min(max(deadline - now, 0.0), cap_s)
             poll_started_ms = time.time_ns() // 1_000_000
             try:
+                # With record batches handed over whole (``_records``), max_records counts
+                # batches: a poll may overshoot ``room`` by up to what one fetch returned.
                 records = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max(room, 1))
             except KafkaError as exc:
                 self.metrics.errors.labels("broker").inc()

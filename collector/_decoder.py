@@ -113,30 +113,32 @@ def decode_chunk(ctx: DecodeContext, request: Request) -> Answer:
     first = next_offset = -1
     kafka_ms = None
     for fields in records:
-        if type(fields) is DamagedBatch:
-            damaged = [
+        if type(fields) is DamagedBatch:  # its offsets, each a row carrying the damage
+            new_rows = [
                 fallback_row(_Record(topic, partition, offset, None, None, None, None),
                              ingest_ms, str(fields), spans=False)
                 for offset in range(fields.base_offset, fields.last_offset + 1)
             ]
+            if not new_rows:
+                continue  # a header so damaged that it declares no offsets
             last_offset = fields.last_offset
         else:
             offset, timestamp, key, value, headers = fields
             if offset < floor:
                 continue
             record = _Record(topic, partition, offset, timestamp, key, value, headers)
-            damaged = [decode_row(record, ctx, ingest_ms, ingest_text, spans=False)]
+            new_rows = [decode_row(record, ctx, ingest_ms, ingest_text, spans=False)]
             last_offset = offset
             if timestamp is not None and timestamp >= 0:
                 kafka_ms = timestamp
-        for row in damaged:
+        for row in new_rows:
             digests.append(row_digest(row))
             row["chain_hash"] = ""
             if row["parse_error"]:
                 errors += 1
             rows.append(row)
         if first < 0:
-            first = damaged[0]["offset"]
+            first = new_rows[0]["offset"]
         next_offset = last_offset + 1
     return (
         encode_rows(rows), "".join(digests).encode("ascii"), errors, len(rows), first,

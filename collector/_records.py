@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 #: offset delta, first and max timestamp, producer id and epoch, base sequence, record count.
 _BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
 _HEADER_SIZE = _BATCH_HEADER.size  # 61
+_OFFSET_LENGTH = struct.Struct(">qi")
 #: Bytes before ``length`` is counted (base offset and length).
 _LOG_OVERHEAD = 12
 _CRC_FROM = 21  # the CRC covers the batch from its attributes on
@@ -121,24 +122,25 @@ def _split(part: Any, records: Any) -> Iterator[RawBatch]:
     (next fetch offset, counts) that kafka-python's own generator keeps."""
     buffer = records._buffer
     pos, size = 0, len(buffer)
-    unpack = _BATCH_HEADER.unpack_from
-    while pos + _HEADER_SIZE <= size:
-        base_offset, length, epoch, magic, _, attributes, last_delta = unpack(buffer, pos)[:7]
+    while pos + _LOG_OVERHEAD + 5 <= size:  # up to the magic byte
+        base_offset, length = _OFFSET_LENGTH.unpack_from(buffer, pos)
         end = pos + _LOG_OVERHEAD + length
         if end > size:
             break  # a partial batch at the end of the response: fetched again next time
-        if magic < 2:  # the old formats: one message set, parsed by kafka-python
+        if buffer[pos + 16] < 2 or end - pos < _HEADER_SIZE:
+            # The old formats (one message, or a compressed set) or a batch too short to be
+            # one: handed over as it is, parsed (or found damaged) by kafka-python's classes.
             batch = RawBatch(bytes(buffer[pos:end]), base_offset, base_offset, 1)
             part.next_fetch_offset = base_offset + 1
         else:
-            last = base_offset + last_delta
+            header = _BATCH_HEADER.unpack_from(buffer, pos)
+            last = base_offset + header[6]
             part.next_fetch_offset = last + 1
-            part.leader_epoch = epoch
-            if attributes & _CONTROL:
+            part.leader_epoch = header[2]
+            if header[5] & _CONTROL:
                 pos = end
                 continue
-            count = _BATCH_HEADER.unpack_from(buffer, pos)[12]
-            batch = RawBatch(bytes(buffer[pos:end]), base_offset, last, count)
+            batch = RawBatch(bytes(buffer[pos:end]), base_offset, last, header[12])
         part.records_read += batch.count
         part.bytes_read += end - pos
         pos = end
@@ -156,7 +158,7 @@ def parse_batches(
     :class:`DamagedBatch` in place of a batch that fails its CRC or does not parse."""
     pos, size = 0, len(data)
     while pos + _LOG_OVERHEAD <= size:
-        base_offset, length = struct.unpack_from(">qi", data, pos)
+        base_offset, length = _OFFSET_LENGTH.unpack_from(data, pos)
         end = pos + _LOG_OVERHEAD + length
         raw = data[pos:end]
         pos = end

@@ -339,3 +339,13 @@ def test_older_kafka_python_or_read_committed_keeps_the_usual_records(monkeypatc
     assert not hand_over_batches(Consumer({"isolation_level": "read_committed"}), lambda t: True)
     monkeypatch.setattr(kafka, "__version__", "2.2.15")
     assert not hand_over_batches(Consumer({}), lambda t: True)
+
+
+def test_old_format_messages_are_handed_over_one_by_one_and_parse_as_kafka_python_parses_them():
+    specs: list[Spec] = [(ts, key, (value or b"")[:100], []) for ts, key, value, _ in records(30)]
+    data = build(specs, magic=0, base_offset=7, batch_bytes=256 * 1024)  # one message set
+    part = Fetcher.PartitionRecords(7, TP, MemoryRecords(data))
+    items = list(_split(part, MemoryRecords(data)))
+    assert [i.offset for i in items] == list(range(7, 37))
+    assert part.next_fetch_offset == 37
+    assert list(parse_batches(b"".join(i.data for i in items), 10)) == kafka_python_fields(data, 7)[3:]
