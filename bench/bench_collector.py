@@ -21,16 +21,31 @@ The collector runs with the production settings (``decode_workers`` 2, ``batch_r
 ``topic_refresh_s`` 5). Its time includes the last batch's flush wait (up to
 ``flush_interval_s``), so runs of too few records understate its rate.
 
-Measured 2026-11-22 (2 shared cores, ``--records 200000 --rounds 3``): bare 43.7-47.6k rec/s,
-collector 22.6-24.9k, ratios 0.54/0.51/0.52x (median 0.52x, before this change 0.31-0.43x);
-publish-to-queryable p50 687 ms, p99 1299 ms. CPU per record in the collector run (from
-/proc, 200k records): collector thread ~22 us (kafka-python's parsing, as in the bare loop),
-decoding children ~24 us together, chDB inserts and merges ~11 us, the pipe threads ~4 us.
-With inserts replaced by no-ops the rate was ~28k rec/s (~0.6x): parsing and decoding alone
-fill the two cores. Kept (measured together, not one by one in this harness): decoding in
-2 child processes, the topic list read by its own client off the loop (a metadata request on
-the loop's connection waited ~0.5 s behind fetches at every refresh), 20,000-row batches
-(fewer parts to insert and merge: 16.9-20.8k vs 23-26.5k rec/s in a collector-only run).
+Measured 2026-11-22, session 3 (2 shared cores, ``--records 200000 --rounds 3``):
+
+- 256 KB producer batches (the default here): bare 41.9-42.5k rec/s, collector 33.1-35.7k,
+  ratios 0.78-0.85x (median 0.84x); publish-to-queryable p50 785 ms, p99 1331 ms;
+- ``--producer-batch-bytes 16384`` (kafka-python's default): bare 42.8-43.7k, collector
+  37.3-38.9k, 0.87-0.89x (median 0.87x);
+- ``--records 100000 --producer-batch-bytes 1000`` (about one record per batch): bare
+  18.5-21.6k, collector 18.4-19.1k, 0.88-1.02x (median 0.99x): per-batch costs dominate both.
+
+Before this session: 0.52x (0.31x in session 1). What changed, measured one step at a time
+in a collector-only run with CPU per thread and process read from /proc:
+
+- record batches handed over whole and parsed in the decoding processes (``_records``):
+  the collector thread no longer spends ~22 us a record in kafka-python's parsing; the
+  children parse in ~13 us (0.65x, the pipeline now stalling: children 43% busy);
+- the loop waited for the children to answer *everything* once they were two batches behind,
+  leaving them idle, and waited for each insert before reading on: now it waits until one
+  batch is left queued, and reads on into a second batch while one is inserted (0.74x, both
+  cores ~91% busy);
+- headers decoded to text while the batch is parsed (one pass): children ~29 us a record
+  together instead of ~36 (0.75-0.84x).
+
+Where the CPU goes now, per record: decoding children ~29 us (parse ~8, decode ~15, digest
+and JSON ~4), chDB inserts and merges ~12 us, the collector's own threads ~9 us (kafka-python's
+fetch I/O, the loop, the pipes); the bare loop spends ~22 us.
 """
 
 
@@ -78,8 +93,8 @@ def value(i: int) -> bytes:
     return (raw[:-1] + ', "pad": "' + "p" * max(0, 296 - len(raw) - 10) + '"}').encode()
 
 
-def produce(bootstrap: str, topic: str, n: int) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
+def produce(bootstrap: str, topic: str, n: int, batch_bytes: int = 256 * 1024) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=batch_bytes)
     for i in range(n):
         producer.send(topic, value(i), key=f"order-{i % 5000}".encode(), headers=headers(i))
     producer.flush()
@@ -128,7 +143,10 @@ def collector_consume(store: Any, bootstrap: str, topic: str, n: int, **override
                 first = time.perf_counter()
             if collector.metrics.value("stored") >= n:
                 return time.perf_counter() - first
-            time.sleep(0.005)
+            # Reading the metrics walks the whole registry: not too often once running, as it
+            # runs in the collector's process (20 ms is under 0.5% of a run); often before the
+            # first record, whose time starts the clock.
+            time.sleep(0.02 if first else 0.002)
     finally:
         collector.stop()
 
@@ -190,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-rate", type=float, default=300.0)
     parser.add_argument("--decode-workers", type=int, help="collector.decode_workers")
     parser.add_argument("--batch-rows", type=int, help="collector.batch_rows")
+    parser.add_argument(
+        "--producer-batch-bytes", type=int, default=256 * 1024,
+        help="batch_size of the producer writing the records (kafka-python's default is 16384)",
+    )
     args = parser.parse_args(argv)
     overrides: dict[str, Any] = {}
     if args.decode_workers is not None:
@@ -205,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             topic = f"bench.ingest.{r}"
             create_topics(bootstrap, {topic: args.partitions})
-            produce(bootstrap, topic, args.records)
+            produce(bootstrap, topic, args.records, args.producer_batch_bytes)
             order = ["bare", "collector"] if r % 2 == 0 else ["collector", "bare"]
             rates: dict[str, float] = {}
             for name in order:
