@@ -88,6 +88,7 @@ def hand_over_batches(consumer: Any, raw_topic: Callable[[str], bool]) -> bool:
     try:
         import kafka
         from kafka.consumer.fetcher import Fetcher
+        from kafka.record.memory_records import MemoryRecords
     except ImportError:  # pragma: no cover - the collector extra brings kafka-python
         return False
     fetcher = getattr(consumer, "_fetcher", None)
@@ -98,6 +99,7 @@ def hand_over_batches(consumer: Any, raw_topic: Callable[[str], bool]) -> bool:
         or fetcher is None
         or base is None
         or not hasattr(base, "_unpack_records")
+        or "_buffer" not in getattr(MemoryRecords, "__slots__", ())  # what _split reads
         or str(getattr(consumer, "config", {}).get("isolation_level", "read_uncommitted"))
         != "read_uncommitted"
     ):

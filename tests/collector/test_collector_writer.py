@@ -11,30 +11,40 @@ from collector_helpers import ProducedLog, producer, send_all
 from sagascope.collector import Collector, StoreError, StoreUnavailable, verify
 
 
-class FailFirstInsert:
-    """The real chDB store; its first ``messages`` insert waits until the collector has read
-    past that batch (so a later batch is being decoded meanwhile), then fails."""
+class Intercepted:
+    """The real chDB store, with ``_before(table)`` run ahead of every insert."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def insert(self, table, rows, *, dedup_token=None):
+        self._before(table)
+        return self._inner.insert(table, rows, dedup_token=dedup_token)
+
+    def insert_encoded(self, table, columns, data, *, dedup_token=None):
+        self._before(table)
+        return self._inner.insert_encoded(table, columns, data, dedup_token=dedup_token)
+
+    def _before(self, table):
+        raise NotImplementedError
+
+
+class FailFirstInsert(Intercepted):
+    """Its first ``messages`` insert waits until the collector has read past that batch (so
+    a later batch is being decoded meanwhile), then fails."""
 
     def __init__(self, inner, error: StoreError, read_past: int) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._error = error
         self._read_past = read_past
         self.collector: Collector | None = None
         self.failed = threading.Event()
         self.overlapped = False
 
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def insert(self, table, rows, *, dedup_token=None):
-        self._maybe_fail(table)
-        return self._inner.insert(table, rows, dedup_token=dedup_token)
-
-    def insert_encoded(self, table, columns, data, *, dedup_token=None):
-        self._maybe_fail(table)
-        return self._inner.insert_encoded(table, columns, data, dedup_token=dedup_token)
-
-    def _maybe_fail(self, table):
+    def _before(self, table):
         if table == "messages" and not self.failed.is_set():
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
@@ -93,26 +103,15 @@ def test_a_failed_insert_while_the_next_batch_is_decoded_loses_and_duplicates_no
     assert verify(store, topic).ok  # the chain runs on across the failed batch
 
 
-class HeldInsert:
-    """The real chDB store; its first ``messages`` insert waits until released."""
+class HeldInsert(Intercepted):
+    """Its first ``messages`` insert waits until released."""
 
     def __init__(self, inner) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.held = threading.Event()
         self.release = threading.Event()
 
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def insert(self, table, rows, *, dedup_token=None):
-        self._hold(table)
-        return self._inner.insert(table, rows, dedup_token=dedup_token)
-
-    def insert_encoded(self, table, columns, data, *, dedup_token=None):
-        self._hold(table)
-        return self._inner.insert_encoded(table, columns, data, dedup_token=dedup_token)
-
-    def _hold(self, table):
+    def _before(self, table):
         if table == "messages" and not self.held.is_set():
             self.held.set()
             self.release.wait(30)
