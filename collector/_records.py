@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 _BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
 _HEADER_SIZE = _BATCH_HEADER.size  # 61
 _OFFSET_LENGTH = struct.Struct(">qi")
+#: The smallest length a batch can declare (a v0 message: kafka-python's RECORD_OVERHEAD_V0).
+_MIN_LENGTH = 14
 #: Bytes before ``length`` is counted (base offset and length).
 _LOG_OVERHEAD = 12
 _CRC_FROM = 21  # the CRC covers the batch from its attributes on
@@ -126,6 +128,13 @@ def _split(part: Any, records: Any) -> Iterator[RawBatch]:
     pos, size = 0, len(buffer)
     while pos + _LOG_OVERHEAD + 5 <= size:  # up to the magic byte
         base_offset, length = _OFFSET_LENGTH.unpack_from(buffer, pos)
+        if length < _MIN_LENGTH:  # as kafka-python's MemoryRecords raises (it cannot go on)
+            from kafka.errors import CorruptRecordError
+
+            raise CorruptRecordError(
+                f"record batch at offset {base_offset} of {part.topic_partition} declares "
+                f"{length} bytes, less than the smallest record"
+            )
         end = pos + _LOG_OVERHEAD + length
         if end > size:
             break  # a partial batch at the end of the response: fetched again next time
@@ -162,6 +171,8 @@ def parse_batches(
     while pos + _LOG_OVERHEAD <= size:
         base_offset, length = _OFFSET_LENGTH.unpack_from(data, pos)
         end = pos + _LOG_OVERHEAD + length
+        if length < _MIN_LENGTH or end > size:  # _split hands over whole batches only
+            raise ValueError(f"record batch at offset {base_offset} is not whole ({length} bytes)")
         raw = data[pos:end]
         pos = end
         if len(raw) < _HEADER_SIZE or raw[16] < 2 or raw[22] & _COMPRESSION:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import Fetcher
+from kafka.errors import CorruptRecordError
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 from kafka.record.util import calc_crc32c
 from sagascope.collector._audit import row_digest
@@ -349,3 +350,18 @@ def test_old_format_messages_are_handed_over_one_by_one_and_parse_as_kafka_pytho
     assert [i.offset for i in items] == list(range(7, 37))
     assert part.next_fetch_offset == 37
     assert list(parse_batches(b"".join(i.data for i in items), 10)) == kafka_python_fields(data, 7)[3:]
+
+
+@pytest.mark.parametrize("length", [-12, -1, 0, 13])
+def test_a_batch_declaring_an_impossible_length_raises_as_kafka_python_does(length):
+    first, second = batches_of(build(records(10), base_offset=0, batch_bytes=700))[:2]
+    broken = bytearray(second)
+    struct.pack_into(">i", broken, 8, length)
+    data = first + bytes(broken)
+    part = Fetcher.PartitionRecords(0, TP, MemoryRecords(data))
+    split = _split(part, MemoryRecords(data))
+    assert next(split).base_offset == 0  # the whole batch before it is handed over
+    with pytest.raises(CorruptRecordError, match="declares"):
+        next(split)
+    with pytest.raises(ValueError, match="not whole"):
+        list(parse_batches(data, -1))
