@@ -21,6 +21,12 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import kafka
+from kafka.consumer.fetcher import Fetcher
+from kafka.errors import CorruptRecordError
+from kafka.record.memory_records import MemoryRecords
+from kafka.record.util import calc_crc32c
+
 log = logging.getLogger(__name__)
 
 #: Record batch v2 header: base offset, length, leader epoch, magic, CRC, attributes, last
@@ -87,12 +93,6 @@ def hand_over_batches(consumer: Any, raw_topic: Callable[[str], bool]) -> bool:
     is true (other topics as usual). False, changing nothing, when this kafka-python is not
     one whose fetcher this was written against (3.x) or the consumer reads only committed
     transactions (aborted batches must then be filtered, which kafka-python does)."""
-    try:
-        import kafka
-        from kafka.consumer.fetcher import Fetcher
-        from kafka.record.memory_records import MemoryRecords
-    except ImportError:  # pragma: no cover - the collector extra brings kafka-python
-        return False
     fetcher = getattr(consumer, "_fetcher", None)
     base = getattr(Fetcher, "PartitionRecords", None)
     version = tuple(int(p) for p in kafka.__version__.split(".")[:1] if p.isdigit())
@@ -129,8 +129,6 @@ def _split(part: Any, records: Any) -> Iterator[RawBatch]:
     while pos + _LOG_OVERHEAD + 5 <= size:  # up to the magic byte
         base_offset, length = _OFFSET_LENGTH.unpack_from(buffer, pos)
         if length < _MIN_LENGTH:  # as kafka-python's MemoryRecords raises (it cannot go on)
-            from kafka.errors import CorruptRecordError
-
             raise CorruptRecordError(
                 f"record batch at offset {base_offset} of {part.topic_partition} declares "
                 f"{length} bytes, less than the smallest record"
@@ -182,7 +180,7 @@ def parse_batches(
         last_offset = base_offset + header[6]
         if last_offset < floor:
             continue
-        if check_crcs and _crc32c(memoryview(raw)[_CRC_FROM:]) != header[4]:
+        if check_crcs and calc_crc32c(memoryview(raw)[_CRC_FROM:]) != header[4]:
             yield _damaged("failed its CRC check", base_offset, last_offset, floor)
             continue
         try:
@@ -198,8 +196,6 @@ def parse_batches(
 def _parse_by_kafka_python(
     raw: bytes, base_offset: int, floor: int, check_crcs: bool
 ) -> Iterator[Fields | DamagedBatch]:
-    from kafka.record.memory_records import MemoryRecords
-
     last_offset = base_offset
     try:
         batch = MemoryRecords(raw).next_batch()
@@ -244,12 +240,6 @@ def _damaged(problem: str, base_offset: int, last_offset: int, floor: int) -> Da
             base_offset, last_offset, first, last,
         )
     return DamagedBatch(f"record batch at offsets {base_offset}-{last_offset} {problem}", first, last)
-
-
-def _crc32c(data: Any) -> int:
-    from kafka.record.util import calc_crc32c
-
-    return int(calc_crc32c(data))
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

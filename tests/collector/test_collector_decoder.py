@@ -289,7 +289,9 @@ def test_a_waiting_drain_leaves_the_asked_number_of_records_queued(store):
 
 
 def worker_of(pool: DecodePool, key: tuple[str, int]) -> DecodeWorker:
-    return pool._workers[hash(key) % len(pool._workers)]
+    """The worker ``key``'s chunks go to: its owner, or the next dealt round-robin."""
+    owner = pool._owner.get(key)
+    return owner if owner is not None else pool._workers[len(pool._owner) % len(pool._workers)]
 
 
 @pytest.mark.parametrize("stopped_first", [False, True], ids=["answering", "stopped"])
