@@ -81,6 +81,9 @@ def test_search_an_order_id(served: Any, browser_page: Any, shots: Path) -> None
     _settled(browser_page, "Audit trail")
     _assert_no_error(browser_page, "flow search")
     assert re.search(r"saga=order-failed", browser_page.url)
+    # The flow's parts render one after another: wait for its failed step (a clean-clone run
+    # once counted it right after "Audit trail" appeared, before it was drawn).
+    browser_page.get_by_text("PaymentFailed").first.wait_for(timeout=30000)
     assert browser_page.get_by_text("PaymentFailed").count() > 0
     browser_page.screenshot(path=str(shots / "flow_search.png"), full_page=True)
 
