@@ -63,8 +63,9 @@ import uuid
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from sagascope.collector import ChdbStore, Collector, ensure_schema
-from sagascope.instrumentation._contract import format_time, new_message_id
+from sagascope.collector import Collector
+from sagascope.instrumentation.contract import format_time, new_message_id
+from sagascope.store import ChdbStore, ensure_schema
 
 from sagascope.embedded import EmbeddedBroker, create_topics
 from sagascope.settings import CollectorSettings, RedactionRule

@@ -82,7 +82,7 @@ FROM (
 
 
 def build_store(path: str, database: str, messages: int, span_s: int) -> Any:
-    from sagascope.collector import ChdbStore, ensure_schema
+    from sagascope.store import ChdbStore, ensure_schema
 
     store = ChdbStore(path, database)
     ensure_schema(store)

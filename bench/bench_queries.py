@@ -86,8 +86,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sagascope.collector import ChdbStore, ensure_schema
-from sagascope.collector._headers import (
+from sagascope.instrumentation.contract import CE_SPECVERSION, CE_TIME, SPECVERSION, TRACEPARENT
+from sagascope.queries import SagaQueries
+from sagascope.store import ChdbStore, ensure_schema
+from sagascope.store.headers import (
     BIT,
     ELIDABLE,
     REBUILD_COLUMNS,
@@ -97,8 +99,6 @@ from sagascope.collector._headers import (
     time_text,
     value_sql,
 )
-from sagascope.collector.queries import SagaQueries
-from sagascope.instrumentation._contract import CE_SPECVERSION, CE_TIME, SPECVERSION, TRACEPARENT
 
 # (type, kind, source, step, status, compensates) per outcome.
 _PREFIX = [

@@ -1,16 +1,26 @@
-"""The collector side: Kafka to ClickHouse, the store and its schema, flow queries, the alerter."""
+"""The collector: Kafka to the store, nothing else (consume, decode, batch, insert, then commit).
 
-from sagascope.collector._audit import AuditReport, PartitionAudit, verify
+Store, audit and error names that used to live here are re-exported for one release; import
+them from ``sagascope.store`` (and ``NotFound`` from ``sagascope.queries``).
+"""
+
+from typing import Any
+
 from sagascope.collector._consumer import Collector
-from sagascope.collector._correlate import RuleError
 from sagascope.collector._metrics import CollectorMetrics
-from sagascope.collector._schema import ensure_schema
-from sagascope.collector._store import ChdbStore, ClickHouseStore, QueryResult, Store, open_store
-from sagascope.collector.exceptions import (
-    CollectorError,
-    NotFound,
+from sagascope.collector.exceptions import CollectorError, RuleError
+from sagascope.store import (
+    AuditReport,
+    ChdbStore,
+    ClickHouseStore,
+    PartitionAudit,
+    QueryResult,
+    Store,
     StoreError,
     StoreUnavailable,
+    ensure_schema,
+    open_store,
+    verify,
 )
 
 __all__ = [
@@ -20,7 +30,6 @@ __all__ = [
     "Collector",
     "CollectorError",
     "CollectorMetrics",
-    "NotFound",
     "PartitionAudit",
     "QueryResult",
     "RuleError",
@@ -31,3 +40,13 @@ __all__ = [
     "open_store",
     "verify",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Deprecated alias: NotFound moved to the query layer, which the collector must not import
+    # eagerly (it would load the read side into every collector process, and vice versa).
+    if name == "NotFound":
+        from sagascope.queries import NotFound
+
+        return NotFound
+    raise AttributeError(f"module 'sagascope.collector' has no attribute {name!r}")

@@ -38,9 +38,9 @@ from sagascope.collector._ingest import (
 from sagascope.collector._metrics import CollectorMetrics
 from sagascope.collector._records import hand_over_batches, record_count
 from sagascope.collector._redact import Redactor
-from sagascope.collector._schema import ensure_schema
-from sagascope.collector._store import Store
-from sagascope.collector.exceptions import StoreError, StoreUnavailable
+from sagascope.store import StoreError, StoreUnavailable
+from sagascope.store.base import Store
+from sagascope.store.schema import ensure_schema
 
 from sagascope.exceptions import ConfigError
 from sagascope.settings import CollectorSettings

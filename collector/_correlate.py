@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sagascope.collector.exceptions import CollectorError
-from sagascope.instrumentation._contract import MalformedHeader, parse_time
+from sagascope.collector.exceptions import RuleError
+from sagascope.instrumentation.contract import MalformedHeader, parse_time
 
-from sagascope.exceptions import ConfigError
 from sagascope.settings import CorrelationRule
 
 #: The fields a rule can extract, in the order they are looked up.
@@ -26,10 +25,6 @@ RULE_FIELDS: tuple[str, ...] = ("saga_id", "saga_type", "type", "event_time", "s
 Extractor = Callable[[Any, str], str]
 
 _MISSING = object()
-
-
-class RuleError(CollectorError, ConfigError):
-    """A correlation or redaction rule in the settings is invalid (names the setting)."""
 
 
 def parse_pointer(pointer: str) -> tuple[str, ...]:

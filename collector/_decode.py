@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sagascope.collector._audit import ms_text
 from sagascope.collector._correlate import Correlator, parse_event_time
-from sagascope.collector._headers import elide
 from sagascope.collector._redact import Redactor
-from sagascope.instrumentation._contract import (
+from sagascope.instrumentation.contract import (
     CE_CAUSATIONID,
     CE_COMPENSATES,
     CE_ID,
@@ -36,6 +34,8 @@ from sagascope.instrumentation._contract import (
     parse_time,
     parse_traceparent,
 )
+from sagascope.store.audit import ms_text
+from sagascope.store.headers import elide
 
 _sha256 = hashlib.sha256
 try:  # strict RFC 8259 and several times faster than json.loads

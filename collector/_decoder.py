@@ -30,7 +30,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sagascope.collector._audit import ms_text, row_digest
 from sagascope.collector._correlate import Correlator
 from sagascope.collector._decode import DecodeContext
 from sagascope.collector._ingest import (
@@ -43,7 +42,8 @@ from sagascope.collector._ingest import (
 )
 from sagascope.collector._records import DamagedBatch, RawBatch, parse_batches, record_count
 from sagascope.collector._redact import Redactor
-from sagascope.collector._store import encode_rows
+from sagascope.store.audit import ms_text, row_digest
+from sagascope.store.base import encode_rows
 
 from sagascope.settings import CorrelationRule, RedactionRule
 

@@ -15,11 +15,11 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagascope.collector._audit import GENESIS, link_hash, ms_text, row_digest, seal, sealed
 from sagascope.collector._decode import DecodeContext, decode_message, decode_span
-from sagascope.collector._schema import MESSAGES
-from sagascope.collector._store import Store, encode_rows
-from sagascope.collector.exceptions import StoreError, StoreUnavailable
+from sagascope.store import StoreError, StoreUnavailable
+from sagascope.store.audit import GENESIS, link_hash, ms_text, row_digest, seal, sealed
+from sagascope.store.base import Store, encode_rows
+from sagascope.store.schema import MESSAGES
 
 log = logging.getLogger(__name__)
 

@@ -1,19 +1,11 @@
-"""Errors of the collector, store and query layer; driver errors are mapped at the boundary."""
+"""Errors of the collector (the Kafka to store path)."""
 
-from sagascope.exceptions import SagascopeError
+from sagascope.exceptions import ConfigError, SagascopeError
 
 
 class CollectorError(SagascopeError):
     """Base of the collector's errors."""
 
 
-class StoreError(CollectorError):
-    """A store operation failed (bad SQL, bad identifier, a driver error)."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot be reached right now; the caller retries with backoff."""
-
-
-class NotFound(CollectorError):
-    """No saga, trace or message matches the key asked for."""
+class RuleError(CollectorError, ConfigError):
+    """A correlation or redaction rule in the settings is invalid; the message names it."""

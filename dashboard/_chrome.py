@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
-from sagascope.collector.exceptions import StoreError, StoreUnavailable
-from sagascope.collector.queries import SagaFilter, SagaQueries
 from sagascope.dashboard import runtime
+from sagascope.queries import SagaFilter, SagaQueries
+from sagascope.store import StoreError, StoreUnavailable
 
 from sagascope.exceptions import SagascopeError
 

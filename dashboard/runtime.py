@@ -12,7 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from sagascope.collector import Store, open_store
+from sagascope.store import Store, open_store
 
 from sagascope.settings import Settings, load_settings
 

@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sagascope.collector import ChdbStore, Store, open_store
 from sagascope.dashboard import runtime
 from sagascope.dashboard.exceptions import DashboardError
+from sagascope.store import ChdbStore, Store, open_store
 
 from sagascope.settings import Settings
 

@@ -11,7 +11,7 @@
         producer.send("orders", {...}, type="PaymentReceived")   # same saga, caused by record
 """
 
-from sagascope.instrumentation import _contract as contract
+from sagascope.instrumentation import contract as contract
 from sagascope.instrumentation._export import (
     DEFAULT_TELEMETRY_TOPIC,
     SPAN_RECORD_TYPE,

@@ -19,7 +19,7 @@ from opentelemetry.trace import (
     TraceFlags,
     TracerProvider,
 )
-from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation import contract as c
 from sagascope.instrumentation._carrier import kafka_getter
 from sagascope.instrumentation._ids import new_span_id, new_trace_id
 from sagascope.instrumentation._saga import (

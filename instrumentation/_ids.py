@@ -1,6 +1,6 @@
 """Fast identifiers and timestamps for the send hot path.
 
-Same formats as :mod:`sagascope.instrumentation._contract` (``new_message_id``,
+Same formats as :mod:`sagascope.instrumentation.contract` (``new_message_id``,
 ``format_time``), but built for one call per message: no syscall per id, and the RFC 3339
 seconds prefix is formatted once per second.
 """

@@ -11,7 +11,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TracerProvider
-from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation import contract as c
 from sagascope.instrumentation._carrier import kafka_setter
 from sagascope.instrumentation._ids import message_id_at, new_span_id, new_trace_id, rfc3339_at
 from sagascope.instrumentation._producer_spans import ProducerSpanRecorder

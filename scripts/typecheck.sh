@@ -8,7 +8,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir "$stage/sagascope"
 for entry in src/sagascope/*; do ln -s "$root/$entry" "$stage/sagascope/"; done
-for part in instrumentation collector dashboard demo_services; do
+for part in instrumentation store collector queries alerter dashboard demo_services; do
   ln -s "$root/$part" "$stage/sagascope/$part"
 done
 cd "$stage"

@@ -59,7 +59,7 @@ _db_counter = itertools.count()
 @pytest.fixture
 def store(chdb_path: str):
     """A chDB store on a fresh database, with the schema created."""
-    from sagascope.collector import ChdbStore, ensure_schema
+    from sagascope.store import ChdbStore, ensure_schema
 
     s = ChdbStore(chdb_path, f"test_{os.getpid()}_{next(_db_counter)}")
     ensure_schema(s)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sagascope.collector._headers import elide, time_text
+from sagascope.store.headers import elide, time_text
 
 ORDER_FLOW = "order-fulfillment"
 

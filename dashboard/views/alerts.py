@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sagascope.collector.alerter import list_alerts
 from sagascope.dashboard import _chrome, figures, runtime
+from sagascope.queries import list_alerts
 
 #: Resolved alerts shown (newest first).
 RESOLVED_LIMIT = 200

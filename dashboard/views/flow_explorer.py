@@ -8,9 +8,8 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sagascope.collector.exceptions import NotFound
-from sagascope.collector.queries import Flow
 from sagascope.dashboard import _chrome, figures
+from sagascope.queries import Flow, NotFound
 
 #: Longest search text accepted; anything longer is not an id.
 MAX_KEY_LENGTH = 512

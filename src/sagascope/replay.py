@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from sagascope.exceptions import SagascopeError
-from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation import contract as c
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation import contract as c
 
 __all__ = [
     "SpanCapture",

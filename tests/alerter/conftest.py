@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from sagascope.collector.alerter import Alert
+from sagascope.queries import Alert
 
 from sagascope.embedded import free_port
 

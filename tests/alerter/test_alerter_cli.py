@@ -70,7 +70,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 sys.path.insert(0, sys.argv[2])
 from seeding import order_saga, seed
-from sagascope.collector import ensure_schema, open_store
+from sagascope.store import ensure_schema, open_store
 store = open_store(path=sys.argv[1], database="alerting")
 ensure_schema(store)
 now = datetime.now(UTC)

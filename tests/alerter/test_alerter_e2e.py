@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from sagascope.alerter import Alerter, KafkaSink, WebhookSink
 from sagascope.collector import Collector
-from sagascope.collector.alerter import Alerter, KafkaSink, WebhookSink, list_alerts
-from sagascope.collector.queries import SagaQueries
 from sagascope.instrumentation import contract
+from sagascope.queries import SagaQueries, list_alerts
 
 from sagascope.settings import AlertSettings, CollectorSettings
 

@@ -8,9 +8,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sagascope.collector._thresholds import percentile_of
-from sagascope.collector.alerter import Alerter, WebhookSink, list_alerts
-from sagascope.collector.queries import SagaQueries
+from sagascope.alerter import Alerter, WebhookSink
+from sagascope.alerter.thresholds import percentile_of
+from sagascope.queries import SagaQueries, list_alerts
 from seeding import SagaScript, order_saga, seed
 
 from sagascope.settings import AlertRule, AlertSettings

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from sagascope.collector.alerter import KafkaSink, LogSink, WebhookSink, build_sinks
+from sagascope.alerter import KafkaSink, LogSink, WebhookSink, build_sinks
 
 from sagascope.exceptions import ConfigError
 from sagascope.settings import AlertSettings
@@ -65,7 +65,7 @@ def test_webhook_does_not_retry_client_errors(receiver, make_alert):
 
 def test_webhook_gives_up_after_its_retries(down_receiver, make_alert, caplog):
     sink = WebhookSink(down_receiver.url, timeout_s=1, retries=2, backoff_s=0.02)
-    with caplog.at_level(logging.ERROR, logger="sagascope.collector._sinks"):
+    with caplog.at_level(logging.ERROR, logger="sagascope.alerter.sinks"):
         sink.send(make_alert("order-lost"))
         assert sink.flush(10)
     sink.close()
@@ -102,7 +102,7 @@ def test_hanging_webhook_does_not_block_send(make_alert, wait_until):
 
 def test_full_queue_counts_dropped_alerts(down_receiver, make_alert, caplog):
     sink = WebhookSink(down_receiver.url, retries=50, backoff_s=1.0, max_queue=2)
-    with caplog.at_level(logging.ERROR, logger="sagascope.collector._sinks"):
+    with caplog.at_level(logging.ERROR, logger="sagascope.alerter.sinks"):
         for i in range(5):
             sink.send(make_alert(f"order-{i}"))
     sink.close(timeout_s=0.1)
@@ -138,7 +138,7 @@ def test_kafka_sink_produces_alert_to_topic(bootstrap_servers, make_topic, make_
 
 def test_log_sink_logs_opened_and_resolved(make_alert, caplog):
     sink = LogSink()
-    with caplog.at_level(logging.INFO, logger="sagascope.collector._sinks"):
+    with caplog.at_level(logging.INFO, logger="sagascope.alerter.sinks"):
         sink.send(make_alert("order-3"))
         sink.send(make_alert("order-3", state="resolved", resolution="completed"))
     opened, resolved = caplog.records

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sagascope.collector._thresholds import (
+from sagascope.alerter.thresholds import (
     StepDurations,
     Thresholds,
     mixture_percentile,

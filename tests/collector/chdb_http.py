@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from sagascope.collector import ChdbStore
+from sagascope.store import ChdbStore
 
 # Settings the driver sends that chDB's session does not need per request.
 _TRANSPORT = {

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from collector_helpers import make_record
-from sagascope.collector import verify
 from sagascope.collector._correlate import Correlator
 from sagascope.collector._decode import DecodeContext
 from sagascope.collector._ingest import (
@@ -17,6 +16,7 @@ from sagascope.collector._ingest import (
     write_batch,
 )
 from sagascope.collector._redact import Redactor
+from sagascope.store import verify
 
 from sagascope.cli import main
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 from sagascope.collector import Collector
-from sagascope.collector._audit import _canonical, _canonical_stdlib, ms_text
 from sagascope.collector._consumer import topic_pattern
-from sagascope.collector._store import encode_rows
+from sagascope.store.audit import _canonical, _canonical_stdlib, ms_text
+from sagascope.store.base import encode_rows
 
 from sagascope.exceptions import ConfigError
 from sagascope.settings import CollectorSettings, load_settings

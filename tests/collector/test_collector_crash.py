@@ -72,7 +72,7 @@ def read_store(store_dir: str, database: str) -> list[tuple[str, str, int, int, 
     """Rows of messages and spans, read in a subprocess (chDB: one directory per process)."""
     script = (
         "import json, sys\n"
-        "from sagascope.collector import ChdbStore\n"
+        "from sagascope.store import ChdbStore\n"
         "s = ChdbStore(sys.argv[1], sys.argv[2], read_only=True)\n"
         "q = 'SELECT topic, partition, offset, parse_error FROM '\n"
         "rows = [('messages', *r) for r in s.query(q + 'messages').rows]\n"

@@ -9,8 +9,8 @@ import pytest
 from collector_helpers import make_record
 from sagascope.collector._correlate import Correlator, RuleError, parse_event_time
 from sagascope.collector._decode import DecodeContext, decode_message, decode_span
-from sagascope.collector._headers import rebuild
 from sagascope.collector._redact import Redactor
+from sagascope.store.headers import rebuild
 
 from sagascope.exceptions import ConfigError
 from sagascope.settings import CorrelationRule, RedactionRule

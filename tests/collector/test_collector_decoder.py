@@ -14,13 +14,14 @@ from contextlib import contextmanager
 import orjson
 import pytest
 from collector_helpers import ProducedLog, make_record, producer, send_all, wait_until
-from sagascope.collector import ChdbStore, Collector, _decoder, ensure_schema, verify
-from sagascope.collector._audit import link_hash, row_digest
+from sagascope.collector import Collector, _decoder
 from sagascope.collector._correlate import Correlator
 from sagascope.collector._decode import DecodeContext
 from sagascope.collector._decoder import DecodePool, DecodeWorker
 from sagascope.collector._ingest import Batch, PartitionState, add_records, write_batch
 from sagascope.collector._redact import Redactor
+from sagascope.store import ChdbStore, ensure_schema, verify
+from sagascope.store.audit import link_hash, row_digest
 
 from sagascope.settings import CorrelationRule, RedactionRule
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sagascope.collector._headers import (
+from sagascope.instrumentation.contract import format_time
+from sagascope.store.headers import (
     BIT,
     ELIDABLE,
     REBUILD_COLUMNS,
@@ -16,7 +17,6 @@ from sagascope.collector._headers import (
     rebuild_sql,
     time_text,
 )
-from sagascope.instrumentation._contract import format_time
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 SPAN = "b7ad6b7169203331"

@@ -6,7 +6,8 @@ import json
 import urllib.request
 
 from collector_helpers import ProducedLog, producer, send_all, wait_until
-from sagascope.collector import Collector, verify
+from sagascope.collector import Collector
+from sagascope.store import verify
 
 from sagascope.embedded import create_topics, free_port
 

@@ -14,7 +14,6 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 from kafka.record.util import calc_crc32c
-from sagascope.collector._audit import row_digest
 from sagascope.collector._correlate import Correlator
 from sagascope.collector._decode import DecodeContext
 from sagascope.collector._decoder import DecodeWorker, decode_chunk
@@ -28,6 +27,7 @@ from sagascope.collector._records import (
     record_count,
 )
 from sagascope.collector._redact import Redactor
+from sagascope.store.audit import row_digest
 
 from sagascope.settings import RedactionRule
 

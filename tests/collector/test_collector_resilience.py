@@ -9,7 +9,8 @@ import time
 import pytest
 from chdb_http import ChdbHttpServer
 from collector_helpers import ProducedLog, producer, send_all, wait_until
-from sagascope.collector import ChdbStore, ClickHouseStore, Collector, StoreError, verify
+from sagascope.collector import Collector
+from sagascope.store import ChdbStore, ClickHouseStore, StoreError, verify
 
 
 def offsets(store, topic: str) -> list[tuple[str, int, int]]:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 from chdb_http import ChdbHttpServer
-from sagascope.collector import ClickHouseStore, StoreError, ensure_schema
 from sagascope.collector._ingest import stored_positions
+from sagascope.store import ClickHouseStore, StoreError, ensure_schema
 
 _db_counter = itertools.count()
 
@@ -190,7 +190,7 @@ def test_a_read_only_server_store_refuses_writes_and_asks_readonly(loopback):
 
 
 def test_an_unreachable_server_is_store_unavailable(loopback):
-    from sagascope.collector import StoreUnavailable
+    from sagascope.store import StoreUnavailable
 
     from sagascope.embedded import free_port
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sagascope.collector import ChdbStore, StoreError
+from sagascope.store import ChdbStore, StoreError
 
 
 def test_query_settings_apply(store: ChdbStore) -> None:

@@ -8,7 +8,8 @@ import time
 
 import pytest
 from collector_helpers import ProducedLog, producer, send_all
-from sagascope.collector import Collector, StoreError, StoreUnavailable, verify
+from sagascope.collector import Collector
+from sagascope.store import StoreError, StoreUnavailable, verify
 
 
 class Intercepted:

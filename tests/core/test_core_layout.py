@@ -13,8 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTS = {"src/sagascope": "sagascope", "instrumentation": "sagascope.instrumentation",
-         "collector": "sagascope.collector", "dashboard": "sagascope.dashboard",
-         "demo_services": "sagascope.demo_services"}
+         "store": "sagascope.store", "collector": "sagascope.collector",
+         "queries": "sagascope.queries", "alerter": "sagascope.alerter",
+         "dashboard": "sagascope.dashboard", "demo_services": "sagascope.demo_services"}
 
 
 def test_every_package_folder_is_listed_for_setuptools() -> None:

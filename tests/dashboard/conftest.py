@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import streamlit as st
-from sagascope.collector import ChdbStore, ensure_schema
 from sagascope.dashboard import APP_PATH, runtime
+from sagascope.store import ChdbStore, ensure_schema
 from seeding import SagaScript, order_saga, seed
 from streamlit.testing.v1 import AppTest
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sagascope.collector import ChdbStore, ensure_schema
 from sagascope.dashboard import serve
+from sagascope.store import ChdbStore, ensure_schema
 from seeding import order_saga, seed, seed_scenarios
 
 from sagascope.settings import load_settings

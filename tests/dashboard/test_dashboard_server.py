@@ -75,8 +75,8 @@ def test_dashboard_command_serves_until_interrupted(tmp_path: Path, served: Any)
 
 
 def test_dashboard_reads_a_shared_store_through_a_read_only_handle(store: Any) -> None:
-    from sagascope.collector import StoreError
     from sagascope.dashboard.server import _read_only
+    from sagascope.store import StoreError
 
     from sagascope.settings import Settings
 

@@ -51,7 +51,7 @@ def _read_store(path: Path) -> dict[str, object]:
     # A chDB directory opens in one process at a time (this one holds the tests' own).
     script = (
         "import json, sys\n"
-        "from sagascope.collector import open_store\n"
+        "from sagascope.store import open_store\n"
         "s = open_store('', sys.argv[1], 'sagascope', read_only=True)\n"
         "q = lambda sql: s.query(sql).rows\n"
         "print(json.dumps({'types': sorted(r[0] for r in q(\"SELECT DISTINCT saga_type FROM "

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from demo_expect import expected_signatures, in_truth_order, make_faulty_demo_settings
+from sagascope.alerter import Alerter
 from sagascope.collector import Collector
-from sagascope.collector.alerter import Alerter
-from sagascope.collector.queries import SagaFilter, SagaQueries
 from sagascope.demo_services import DemoRunner
+from sagascope.queries import SagaFilter, SagaQueries
 
 from sagascope.settings import AlertSettings, load_settings
 
@@ -39,7 +39,7 @@ def _wait(condition, timeout_s: float, interval_s: float = 0.5):
 
 @pytest.fixture(scope="module")
 def demo_in_store(bootstrap_servers, chdb_path):
-    from sagascope.collector import ChdbStore, ensure_schema
+    from sagascope.store import ChdbStore, ensure_schema
 
     shipped = load_settings(REPO_CONFIG)
     demo = make_faulty_demo_settings()

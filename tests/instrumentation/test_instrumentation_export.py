@@ -16,7 +16,7 @@ from sagascope.instrumentation import (
     span_to_dict,
     start_saga,
 )
-from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation import contract as c
 
 from sagascope.embedded import free_port
 from sagascope.testing import consumer_record

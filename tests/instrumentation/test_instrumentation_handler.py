@@ -13,7 +13,7 @@ from sagascope.instrumentation import (
     saga_handler,
     start_saga,
 )
-from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation import contract as c
 
 from sagascope.testing import consumer_record
 from sagascope.testing import header_value as header

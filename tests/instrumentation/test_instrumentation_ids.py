@@ -6,7 +6,7 @@ import re
 import time
 from datetime import UTC, datetime
 
-from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation import contract as c
 from sagascope.instrumentation._ids import message_id_at, new_span_id, rfc3339_at
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -15,7 +15,7 @@ from sagascope.instrumentation import (
     saga_outcome,
     start_saga,
 )
-from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation import contract as c
 
 from sagascope.testing import contract_violations
 from sagascope.testing import header_value as header

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sagascope.collector.queries import SagaQueries
+from sagascope.queries import SagaQueries
 from seeding import seed_scenarios
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sagascope.collector.queries import QueryError, SagaFilter, SagaQueries
+from sagascope.queries import QueryError, SagaFilter, SagaQueries
 from seeding import SagaScript, order_saga, seed
 
 

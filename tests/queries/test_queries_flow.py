@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sagascope.collector.queries import NotFound, QueryError, SagaQueries
+from sagascope.queries import NotFound, QueryError, SagaQueries
 from seeding import SagaScript, message_row, order_saga, seed
 
 from sagascope.settings import StatusRule

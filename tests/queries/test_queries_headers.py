@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sagascope.collector._headers import time_text
-from sagascope.collector.queries import SagaFilter, SagaQueries
+from sagascope.queries import SagaFilter, SagaQueries
+from sagascope.store.headers import time_text
 from seeding import SagaScript, order_saga, seed
 
 

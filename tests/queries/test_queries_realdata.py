@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from sagascope.collector import Collector
-from sagascope.collector.queries import SagaQueries
+from sagascope.queries import SagaQueries
 
 from sagascope.embedded import create_topics
 from sagascope.replay import read_log, replay

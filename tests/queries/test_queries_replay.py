@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sagascope.instrumentation import _contract as c
+from sagascope.instrumentation import contract as c
 
 from sagascope.replay import ReplayError, build_messages, read_log, replay
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sagascope.collector import ensure_schema
-from sagascope.collector.queries import SagaQueries
+from sagascope.queries import SagaQueries
+from sagascope.store import ensure_schema
 from seeding import order_saga, seed
 
 

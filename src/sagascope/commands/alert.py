@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sagascope.collector import ensure_schema, open_store
-    from sagascope.collector.alerter import Alerter
+    from sagascope.alerter import Alerter
+    from sagascope.store import ensure_schema, open_store
 
     store = open_store(settings.store.url, settings.store.path, settings.store.database)
     ensure_schema(store, settings.store.cluster)

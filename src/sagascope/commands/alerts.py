@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sagascope.collector import StoreError, open_store
-    from sagascope.collector.alerter import list_alerts
+    from sagascope.queries import list_alerts
+    from sagascope.store import StoreError, open_store
 
     if args.limit < 1:
         raise SagascopeError(f"--limit must be >= 1, got {args.limit}")

@@ -44,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sagascope.collector import Collector, open_store
+    from sagascope.collector import Collector
     from sagascope.exceptions import ConfigError
+    from sagascope.store import open_store
 
     if not settings.broker.bootstrap_servers:
         raise ConfigError("collect needs --bootstrap-servers (env SAGASCOPE_BROKER_BOOTSTRAP_SERVERS)")

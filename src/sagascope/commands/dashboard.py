@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sagascope.collector import open_store
     from sagascope.dashboard.server import serve
+    from sagascope.store import open_store
 
     cfg = settings.store
     # Open the store now, so a wrong URL or a chDB directory held by another process fails

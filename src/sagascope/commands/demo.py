@@ -100,10 +100,11 @@ class _StopSignals:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sagascope.collector import Collector, ensure_schema, open_store
-    from sagascope.collector.alerter import Alerter
+    from sagascope.alerter import Alerter
+    from sagascope.collector import Collector
     from sagascope.demo_services import DemoRunner
     from sagascope.embedded import EmbeddedBroker
+    from sagascope.store import ensure_schema, open_store
 
     settings = _demo_settings(args, settings)
     if not args.verbose:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sagascope.settings import Settings
 
 if TYPE_CHECKING:
-    from sagascope.collector.queries import Flow, SagaQueries
+    from sagascope.queries import Flow, SagaQueries
 
 HELP = "print the flow of one saga (by saga id, trace id or message id)"
 
@@ -36,8 +36,8 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def open_queries(settings: Settings) -> SagaQueries:
     """The query layer over the configured store (read-only)."""
-    from sagascope.collector import open_store
-    from sagascope.collector.queries import SagaQueries
+    from sagascope.queries import SagaQueries
+    from sagascope.store import open_store
 
     store = open_store(
         settings.store.url, settings.store.path, settings.store.database, read_only=True
@@ -58,7 +58,7 @@ def open_queries(settings: Settings) -> SagaQueries:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sagascope.collector.queries import NotFound
+    from sagascope.queries import NotFound
 
     queries = open_queries(settings)
     try:

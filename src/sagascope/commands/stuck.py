@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sagascope.collector.queries import SagaFilter
     from sagascope.commands.flow import format_table, open_queries
+    from sagascope.queries import SagaFilter
 
     queries = open_queries(settings)
     stalled = queries.stalled(SagaFilter(saga_type=args.saga_type or None))

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when every partition verifies, 1 when any loss, deletion, edit or duplicate shows."""
-    from sagascope.collector import open_store, verify
+    from sagascope.store import open_store, verify
 
     store = open_store(
         settings.store.url, settings.store.path, settings.store.database, read_only=True

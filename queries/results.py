@@ -1,4 +1,4 @@
-"""The query layer's filter and result types (re-exported by ``sagascope.collector.queries``)."""
+"""The query layer's filter and result types (re-exported by ``sagascope.queries.saga_queries``)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sagascope.collector._store import Store
+from sagascope.store.base import Store
 
 #: Columns covered by the row digest, in digest order. Fixed: new columns do not join it,
 #: so rows stored before a migration still verify.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagascope.collector._store import Store, check_identifier
+from sagascope.store.base import Store, check_identifier
 
 #: How many recent insert tokens a table remembers for replayed-batch deduplication.
 DEDUP_WINDOW = 10000

@@ -11,8 +11,8 @@ import heapq
 from collections.abc import Sequence
 from typing import Any
 
-from sagascope.collector._headers import rebuild
-from sagascope.collector._results import FlowMessage
+from sagascope.queries.results import FlowMessage
+from sagascope.store.headers import rebuild
 
 FLOW_COLUMNS = (
     "message_id, causation_id, saga_id, saga_type, trace_id, span_id, kind, type, source, "

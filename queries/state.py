@@ -10,17 +10,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sagascope.collector._headers import header_sql
-from sagascope.collector._results import STATUSES, SagaFilter
-from sagascope.collector._schema import STATUS_RANK
-from sagascope.collector.exceptions import CollectorError
-from sagascope.instrumentation._contract import SAGA_STATUSES
+from sagascope.instrumentation.contract import SAGA_STATUSES
+from sagascope.queries.exceptions import QueryError
+from sagascope.queries.results import STATUSES, SagaFilter
+from sagascope.store.headers import header_sql
+from sagascope.store.schema import STATUS_RANK
 
 from sagascope.settings import StatusRule
-
-
-class QueryError(CollectorError):
-    """A query was asked with invalid arguments (an unknown status, a bad filter)."""
 
 
 def format_time(moment: datetime) -> str:

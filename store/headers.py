@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sagascope.instrumentation._contract import (
+from sagascope.instrumentation.contract import (
     CE_CAUSATIONID,
     CE_COMPENSATES,
     CE_ID,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sagascope.collector._results import (
+from sagascope.queries.exceptions import QueryError
+from sagascope.queries.results import (
     FINISHED_STATUSES,
     CompensationPair,
     CycleTimeStats,
@@ -23,8 +24,8 @@ from sagascope.collector._results import (
     Transition,
     Variant,
 )
-from sagascope.collector._schema import activity_hash
-from sagascope.collector._status import QueryError, StateQuery, _aware
+from sagascope.queries.state import StateQuery, _aware
+from sagascope.store.schema import activity_hash
 
 # Pseudo-activities marking where sagas start and end, in the one pass over the pairs.
 _START, _END = "\x02start", "\x03end"

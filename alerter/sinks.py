@@ -17,9 +17,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from sagascope.alerter.exceptions import PermanentDeliveryError
+from sagascope.queries.alerts import STATE_OPEN, Alert
 
 from sagascope.exceptions import ConfigError
 from sagascope.settings import AlertSettings
@@ -29,48 +31,6 @@ log = logging.getLogger(__name__)
 #: Kafka header ``ce_type`` of alert records, so consumers can tell alert versions apart.
 ALERT_EVENT_TYPE = "sagascope.alert.v1"
 
-STATE_OPEN = "open"
-STATE_RESOLVED = "resolved"
-
-
-@dataclass(frozen=True)
-class Alert:
-    """One alert: a saga silent after ``step`` for longer than ``threshold_s``."""
-
-    alert_id: str
-    #: ``open`` or ``resolved``
-    state: str
-    saga_id: str
-    saga_type: str
-    #: The step the saga is stuck after, and the type of its last message.
-    step: str
-    waiting_for: str
-    #: Kafka time of the saga's last message: silent since then.
-    since: datetime
-    threshold_s: float
-    opened_at: datetime
-    link: str
-    updated_at: datetime
-    last_type: str = ""
-    #: ``rule``, ``learned`` or ``default``: where the threshold came from.
-    threshold_source: str = ""
-    silent_s: float = 0.0
-    resolved_at: datetime | None = None
-    #: Why it resolved: ``moved on`` or the saga's final status.
-    resolution: str = ""
-
-    @property
-    def event(self) -> str:
-        return "opened" if self.state == STATE_OPEN else "resolved"
-
-    def to_json(self) -> dict[str, Any]:
-        """The alert as the webhook and Kafka sinks send it (times in RFC 3339)."""
-        out = asdict(self)
-        out["event"] = self.event
-        for key, value in out.items():
-            if isinstance(value, datetime):
-                out[key] = value.isoformat().replace("+00:00", "Z")
-        return out
 
 
 class AlertSink(Protocol):
@@ -132,10 +92,6 @@ class LogSink:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Nothing to release."""
-
-
-class PermanentDeliveryError(Exception):
-    """The destination refused the alert for good (no retry helps)."""
 
 
 @dataclass(order=True)

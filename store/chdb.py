@@ -1,0 +1,126 @@
+"""Embedded ClickHouse (chDB): one data directory per process, shared by every store in it."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from sagascope.store.base import (
+    QueryResult,
+    Store,
+    _arrow_to_result,
+    _query_settings,
+    _quote,
+    _with_settings,
+    check_identifier,
+)
+from sagascope.store.exceptions import StoreError
+from sagascope.store.params import chdb_parameters
+
+log = logging.getLogger(__name__)
+
+
+class ChdbStore(Store):
+    """Embedded ClickHouse (chDB). A process holds one data directory; stores share its session."""
+
+    backend = "chdb"
+
+    _sessions: ClassVar[dict[str, Any]] = {}
+    _lock = threading.RLock()
+    _current_db: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, path: str, database: str = "sagascope", *, read_only: bool = False) -> None:
+        from chdb import session as chdb_session
+
+        self.path = path
+        self.database = check_identifier(database)
+        self.read_only = read_only
+        with ChdbStore._lock:
+            sess = ChdbStore._sessions.get(path)
+            if sess is None:
+                if ChdbStore._sessions:
+                    other = next(iter(ChdbStore._sessions))
+                    raise StoreError(
+                        f"this process already holds the chDB directory {other}; "
+                        f"a process can open one directory only (asked for {path})"
+                    )
+                try:
+                    sess = chdb_session.Session(path)
+                except Exception as exc:  # chDB raises bare RuntimeErrors
+                    raise StoreError(f"cannot open chDB directory {path}: {exc}") from exc
+                if not ChdbStore._sessions:
+                    atexit.register(_close_chdb_sessions)
+                ChdbStore._sessions[path] = sess
+            self._session = sess
+            self._run(f"CREATE DATABASE IF NOT EXISTS {self.database}", None, "CSV", use_db=False)
+
+    def _run(
+        self, sql: str, params: Mapping[str, Any] | None, fmt: str, *, use_db: bool = True
+    ) -> Any:
+        with ChdbStore._lock:
+            try:
+                if use_db and ChdbStore._current_db.get(self.path) != self.database:
+                    self._session.query(f"USE {self.database}")
+                    ChdbStore._current_db[self.path] = self.database
+                return self._session.query(sql, fmt, params=chdb_parameters(params))
+            except Exception as exc:
+                raise StoreError(f"query failed: {exc}") from exc
+
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        merged = _query_settings(self.read_only, settings)
+        result = self._run(_with_settings(sql, merged), params, "ArrowStream")
+        return _arrow_to_result(result.bytes())
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._check_writable()
+        self._run(sql, params, "CSV")
+
+    def insert_encoded(
+        self, table: str, columns: Sequence[str], data: bytes, *, dedup_token: str | None = None
+    ) -> None:
+        self._check_writable()
+        for column in columns:
+            check_identifier(column)
+        settings = "SETTINGS date_time_input_format='best_effort'"
+        if dedup_token is not None:
+            settings += f", insert_deduplication_token='{_quote(dedup_token)}'"
+        sql = f"INSERT INTO {check_identifier(table)} ({', '.join(columns)}) {settings}"
+        with ChdbStore._lock:
+            try:
+                if ChdbStore._current_db.get(self.path) != self.database:
+                    self._session.query(f"USE {self.database}")
+                    ChdbStore._current_db[self.path] = self.database
+                inserter = self._session.send_insert(sql, "JSONEachRow")
+                inserter.append(data)
+                inserter.finish()
+            except Exception as exc:
+                raise StoreError(f"insert into {table} failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Sessions stay open for the life of the process (chDB cannot reopen another path)."""
+
+
+def _close_chdb_sessions() -> None:
+    """Close chDB sessions before the interpreter tears down: chDB's own global shutdown at
+    process exit was seen to crash (SIGSEGV) when a session was still open."""
+    if not ChdbStore._lock.acquire(timeout=10):
+        return  # a query is stuck; leave the session to chDB's own shutdown
+    try:
+        for sess in ChdbStore._sessions.values():
+            try:
+                sess.close()
+            except Exception:  # exiting anyway
+                log.debug("closing a chDB session at exit failed", exc_info=True)
+        ChdbStore._sessions.clear()
+        ChdbStore._current_db.clear()
+    finally:
+        ChdbStore._lock.release()

@@ -1,0 +1,65 @@
+"""Binding query parameters: the one place where Python values become ``{name:Type}`` values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sagascope.store.base import _quote, check_identifier
+
+
+def server_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Parameters as clickhouse-connect sends them for ``{name:Type}`` server-side binding."""
+    if not params:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        check_identifier(key)
+        out[key] = value
+    return out
+
+
+def chdb_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Parameters for chDB, which takes scalars as they are but containers as ClickHouse text."""
+    if not params:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        check_identifier(key)
+        if isinstance(value, (list, tuple, set, frozenset, dict)):
+            out[key] = _literal(value)
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, datetime):
+            out[key] = _datetime_text(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _datetime_text(value: datetime) -> str:
+    """UTC text both DateTime64 and (for whole seconds) DateTime parameters accept."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="microseconds" if value.microsecond else "seconds")
+
+
+def _literal(value: Any) -> str:
+    """A value as a ClickHouse literal (the text form of arrays, maps and their elements)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, datetime):
+        return f"'{_datetime_text(value)}'"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_literal(k)}:{_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, tuple):
+        return "(" + ",".join(_literal(v) for v in value) + ")"
+    if isinstance(value, (list, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        return "[" + ",".join(_literal(v) for v in items) + "]"
+    return f"'{_quote(str(value))}'"
