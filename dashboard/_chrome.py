@@ -8,12 +8,11 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
 from sagascope.dashboard import runtime
-from sagascope.queries import SagaFilter, SagaQueries
+from sagascope.queries import SagaFilter, SagaQueries, flow_link
 from sagascope.store import StoreError, StoreUnavailable
 
 from sagascope.exceptions import SagascopeError
@@ -176,7 +175,7 @@ def run_page(page: Any) -> None:
 
 def flow_url(saga_id: str) -> str:
     """Relative link to a saga's flow (the deep link alerts point to)."""
-    return f"/flow_explorer?saga={quote(saga_id, safe='')}"
+    return flow_link("", saga_id)
 
 
 def empty_store_notice() -> bool:

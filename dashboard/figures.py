@@ -6,12 +6,12 @@ names), never a store or a query object, so each chart is testable with hand-mad
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+from sagascope.queries.formatting import format_duration
 
 #: One colour per saga status, used by every chart and badge.
 STATUS_COLORS: dict[str, str] = {
@@ -51,24 +51,6 @@ def empty_figure(message: str, *, height: int = 240) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return _base(fig, height=height)
-
-
-def format_duration(seconds: float | None) -> str:
-    """``0.25 s``, ``1 min 05 s``, ``2 h 03 min``, ``3 d 4 h``; empty for None/NaN."""
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return ""
-    s = float(seconds)
-    sign = "-" if s < 0 else ""
-    s = abs(s)
-    if s < 10:
-        return f"{sign}{s:.2f} s"
-    if s < 60:
-        return f"{sign}{s:.0f} s"
-    if s < 3600:
-        return f"{sign}{int(s // 60)} min {int(s % 60):02d} s"
-    if s < 86400:
-        return f"{sign}{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
-    return f"{sign}{int(s // 86400)} d {int(s % 86400 // 3600)} h"
 
 
 def status_bars(counts: Mapping[str, int]) -> go.Figure:

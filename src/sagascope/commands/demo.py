@@ -22,7 +22,6 @@ from importlib import resources
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import quote
 
 from sagascope.settings import DEFAULT_CONFIG_FILE, ENV_CONFIG_FILE, Settings, load_settings
 
@@ -176,6 +175,8 @@ def _announce_first_saga(store: Any, runner: Any, url: str, started: float) -> b
     sagas = runner.ground_truth.sagas()
     if not sagas:
         return False
+    from sagascope.queries import flow_link
+
     saga_id = sagas[0].saga_id
     try:
         stored = store.query(
@@ -186,7 +187,7 @@ def _announce_first_saga(store: Any, runner: Any, url: str, started: float) -> b
         return False
     if not stored:
         return False
-    where = f"{url}/flow_explorer?saga={quote(saga_id)}" if url else saga_id
+    where = flow_link(url, saga_id) if url else saga_id
     print(f"sagascope demo: first saga stored after {time.monotonic() - started:.1f} s: {where}",
           flush=True)
     return True

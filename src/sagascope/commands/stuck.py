@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.commands.flow import format_table, open_queries
     from sagascope.queries import SagaFilter
+    from sagascope.queries.formatting import format_duration
 
     queries = open_queries(settings)
     stalled = queries.stalled(SagaFilter(saga_type=args.saga_type or None))
@@ -38,21 +39,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(format_table(
         ["saga id", "saga type", "stuck after", "waiting for", "silent", "threshold", "since"],
         [
-            [s.saga_id, s.saga_type, s.step, s.waiting_for, _duration(s.silent_s),
-             _duration(s.threshold_s), f"{s.since:%Y-%m-%d %H:%M:%S}"]
+            [s.saga_id, s.saga_type, s.step, s.waiting_for, format_duration(s.silent_s),
+             format_duration(s.threshold_s), f"{s.since:%Y-%m-%d %H:%M:%S}"]
             for s in shown
         ],
     ))
     more = len(stalled) - len(shown)
     print(f"{len(stalled)} stalled saga(s)" + (f", {more} not shown" if more > 0 else ""))
     return 0
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
