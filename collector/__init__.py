@@ -6,9 +6,9 @@ them from ``sagascope.store`` (and ``NotFound`` from ``sagascope.queries``).
 
 from typing import Any
 
-from sagascope.collector._consumer import Collector
-from sagascope.collector._metrics import CollectorMetrics
+from sagascope.collector.consumer import Collector
 from sagascope.collector.exceptions import CollectorError, RuleError
+from sagascope.collector.metrics import CollectorMetrics
 from sagascope.store import (
     AuditReport,
     ChdbStore,

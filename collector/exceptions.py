@@ -9,3 +9,7 @@ class CollectorError(SagascopeError):
 
 class RuleError(CollectorError, ConfigError):
     """A correlation or redaction rule in the settings is invalid; the message names it."""
+
+
+class BrokerError(CollectorError):
+    """The Kafka client failed (unreachable broker, failed poll); retried by the loop."""

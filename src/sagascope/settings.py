@@ -101,11 +101,15 @@ class CollectorSettings:
     session_timeout_ms: int = 6000
     #: How often the topic list is re-read to pick up new topics matching ``include``.
     topic_refresh_s: float = 5.0
-    #: Processes decoding records beside kafka-python's record parsing (each partition always
-    #: in the same one); 0 decodes in the collector thread. See bench/bench_collector.py.
+    #: Child processes that parse the fetched record batches and decode their records (each
+    #: partition always in the same one), beside the collector thread's polling and the
+    #: store's inserts; 0 decodes in the collector thread. See bench/bench_collector.py.
     decode_workers: int = 2
     correlation: tuple[CorrelationRule, ...] = ()
     redaction: tuple[RedactionRule, ...] = ()
+    #: Kafka client the collector consumes with: ``kafka-python`` or ``confluent-kafka``
+    #: (librdkafka; needs the ``confluent`` extra).
+    client: str = "kafka-python"
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,12 @@ import json
 
 import pytest
 from collector_helpers import make_record
-from sagascope.collector._correlate import Correlator
-from sagascope.collector._decode import DecodeContext
-from sagascope.collector._ingest import (
-    Batch,
-    PartitionState,
-    add_records,
-    progress_rows,
-    write_batch,
-)
-from sagascope.collector._redact import Redactor
+from sagascope.collector.assignment import PartitionState
+from sagascope.collector.batch import Batch, add_records
+from sagascope.collector.decode.correlate import Correlator
+from sagascope.collector.decode.redact import Redactor
+from sagascope.collector.decode.rows import DecodeContext
+from sagascope.collector.writer import progress_rows, write_batch
 from sagascope.store import verify
 
 from sagascope.cli import main

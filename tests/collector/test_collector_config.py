@@ -6,7 +6,7 @@ import json
 
 import pytest
 from sagascope.collector import Collector
-from sagascope.collector._consumer import topic_pattern
+from sagascope.collector.consumer import topic_pattern
 from sagascope.store.audit import _canonical, _canonical_stdlib, ms_text
 from sagascope.store.base import encode_rows
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 from collector_helpers import make_record
-from sagascope.collector._correlate import Correlator, RuleError, parse_event_time
-from sagascope.collector._decode import DecodeContext, decode_message, decode_span
-from sagascope.collector._redact import Redactor
+from sagascope.collector.decode.correlate import Correlator, RuleError, parse_event_time
+from sagascope.collector.decode.redact import Redactor
+from sagascope.collector.decode.rows import DecodeContext, decode_message, decode_span
 from sagascope.store.headers import rebuild
 
 from sagascope.exceptions import ConfigError

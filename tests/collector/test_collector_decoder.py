@@ -14,12 +14,15 @@ from contextlib import contextmanager
 import orjson
 import pytest
 from collector_helpers import ProducedLog, make_record, producer, send_all, wait_until
-from sagascope.collector import Collector, _decoder
-from sagascope.collector._correlate import Correlator
-from sagascope.collector._decode import DecodeContext
-from sagascope.collector._decoder import DecodePool, DecodeWorker
-from sagascope.collector._ingest import Batch, PartitionState, add_records, write_batch
-from sagascope.collector._redact import Redactor
+from sagascope.collector import Collector
+from sagascope.collector.assignment import Partition, PartitionState
+from sagascope.collector.batch import Batch, add_records
+from sagascope.collector.decode import pool as _decoder
+from sagascope.collector.decode.correlate import Correlator
+from sagascope.collector.decode.pool import DecodePool, DecodeWorker
+from sagascope.collector.decode.redact import Redactor
+from sagascope.collector.decode.rows import DecodeContext
+from sagascope.collector.writer import write_batch
 from sagascope.store import ChdbStore, ensure_schema, verify
 from sagascope.store.audit import link_hash, row_digest
 
@@ -43,7 +46,7 @@ REDACTION = (
     RedactionRule(pattern=r"\b\d{4}-\d{4}-\d{4}-\d{4}\b", replacement="[CARD]"),
 )
 RULES = (CORRELATION, REDACTION, CAP)
-DECODER_CMD = "sagascope.collector._decoder"
+DECODER_CMD = "sagascope.collector.decode.pool"
 
 
 def ctx() -> DecodeContext:
@@ -571,10 +574,10 @@ def test_collectors_with_and_without_decoding_processes_store_every_record(
 class _PositionedConsumer:
     """Just the consumer calls progress makes: the position is past what was fetched."""
 
-    def position(self, tp, timeout_ms=None):
+    def position(self, partition):
         return 100
 
-    def highwater(self, tp):
+    def highwater(self, partition):
         return 100
 
 
@@ -584,13 +587,11 @@ def test_progress_takes_no_position_while_a_partitions_first_records_decode(
 ):
     """A fresh partition (nothing stored) whose first records are still in a decoding child
     must not take the consumer's position (past those records) as its stored offset."""
-    from kafka.structs import TopicPartition
-
     collector = Collector(store, "127.0.0.1:1", collector_settings(include="dec.progress"))
     collector._consumer = _PositionedConsumer()
     state = PartitionState("dec.progress", 0, None, "")
     if decoding:
         state.submitted_next = 40  # offsets 0-39 handed to a child, not yet buffered
-    collector._states[TopicPartition("dec.progress", 0)] = state
+    collector._table.states[Partition("dec.progress", 0)] = state
     collector._write_progress()
     assert state.stored_next == (None if decoding else 100)

@@ -14,11 +14,13 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 from kafka.record.util import calc_crc32c
-from sagascope.collector._correlate import Correlator
-from sagascope.collector._decode import DecodeContext
-from sagascope.collector._decoder import DecodeWorker, decode_chunk
-from sagascope.collector._ingest import Batch, PartitionState, add_records
-from sagascope.collector._records import (
+from sagascope.collector.assignment import PartitionState
+from sagascope.collector.batch import Batch, add_records
+from sagascope.collector.decode.correlate import Correlator
+from sagascope.collector.decode.pool import DecodeWorker, decode_chunk
+from sagascope.collector.decode.redact import Redactor
+from sagascope.collector.decode.rows import DecodeContext
+from sagascope.collector.record_batches import (
     DamagedBatch,
     RawBatch,
     _split,
@@ -26,7 +28,6 @@ from sagascope.collector._records import (
     parse_batches,
     record_count,
 )
-from sagascope.collector._redact import Redactor
 from sagascope.store.audit import row_digest
 
 from sagascope.settings import RedactionRule

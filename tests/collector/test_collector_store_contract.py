@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from chdb_http import ChdbHttpServer
-from sagascope.collector._ingest import stored_positions
+from sagascope.collector.writer import stored_positions
 from sagascope.store import ClickHouseStore, StoreError, ensure_schema
 
 _db_counter = itertools.count()

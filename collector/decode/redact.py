@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sagascope.collector._correlate import RuleError, parse_pointer
+from sagascope.collector.decode.correlate import RuleError, parse_pointer
 
 from sagascope.settings import RedactionRule
 

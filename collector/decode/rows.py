@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sagascope.collector._correlate import Correlator, parse_event_time
-from sagascope.collector._redact import Redactor
+from sagascope.collector.decode.correlate import Correlator, parse_event_time
+from sagascope.collector.decode.redact import Redactor
 from sagascope.instrumentation.contract import (
     CE_CAUSATIONID,
     CE_COMPENSATES,
@@ -37,6 +38,7 @@ from sagascope.instrumentation.contract import (
 from sagascope.store.audit import ms_text
 from sagascope.store.headers import elide
 
+log = logging.getLogger(__name__)
 _sha256 = hashlib.sha256
 try:  # strict RFC 8259 and several times faster than json.loads
     from orjson import loads as _json_loads
@@ -94,7 +96,7 @@ def _decode_payload(value: bytes, cap: int, errors: list[str]) -> tuple[str, boo
 def _decode_headers(raw: Any, errors: list[str]) -> dict[str, str]:
     if not raw:
         return _EMPTY
-    if type(raw) is dict:  # decoded already, while the record batch was parsed (_records)
+    if type(raw) is dict:  # decoded already, while the record batch was parsed (record_batches)
         return raw
     try:  # all values valid UTF-8, as nearly always; a repeated key keeps its last value
         return {key: value.decode("utf-8") for key, value in raw}
@@ -125,82 +127,21 @@ def decode_message(
     errors: list[str] = []
     headers = _decode_headers(record.headers, errors)
     get = headers.get
-
-    trace_id = span_id = ""
-    traceparent = get(TRACEPARENT)
-    if traceparent is not None:
-        fast = _TRACEPARENT_00.fullmatch(traceparent)
-        if fast is not None and fast[1] != _ZERO_TRACE and fast[2] != _ZERO_SPAN:
-            trace_id, span_id = fast[1], fast[2]
-        else:
-            try:
-                parsed = parse_traceparent(traceparent)
-                trace_id, span_id = parsed.trace_id, parsed.span_id
-            except MalformedHeader as exc:
-                errors.append(str(exc))
-
+    trace_id, span_id = _trace_ids(get(TRACEPARENT), errors)
     value: bytes = record.value or b""
-    try:  # the common case, inline: within the cap and valid UTF-8
-        if len(value) > ctx.payload_cap_bytes:
-            raise ValueError
-        text, truncated, valid_utf8 = value.decode("utf-8"), False, True
-    except ValueError:  # UnicodeDecodeError included
-        text, truncated, valid_utf8 = _decode_payload(value, ctx.payload_cap_bytes, errors)
-    document: Any = _NOT_PARSED
-    if value and valid_utf8 and not truncated:
-        try:
-            document = _json_loads(text)
-        except ValueError as exc:
-            errors.append(f"payload is not valid JSON: {exc}")
-
+    text, truncated, document = _payload(value, ctx.payload_cap_bytes, errors)
     key = record.key.decode("utf-8", errors="replace") if record.key is not None else ""
     kafka_ms = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else ingest_ms
-    saga_id = get(CE_SAGAID, "")
-    saga_type = get(CE_SAGATYPE, "")
-    msg_type = get(CE_TYPE, "")
-    source = get(CE_SOURCE, "")
-    event_ms = kafka_ms
-    event_text = get(CE_TIME, "")
-    if event_text:
-        try:
-            event_ms = _event_ms(event_text)
-        except (MalformedHeader, OverflowError, ValueError):
-            errors.append(f"malformed ce_time {event_text[:80]!r}")
-            event_text = ""
-        else:
-            if not 0 <= event_ms < _MAX_EVENT_MS:
-                errors.append(f"ce_time {event_text[:80]!r} is outside the storable range")
-                event_ms, event_text = kafka_ms, ""
-    correlation = "headers" if saga_id else ""
-
+    event_ms, event_text = _event_time(get(CE_TIME, ""), kafka_ms, errors)
+    found = _Correlated(get(CE_SAGAID, ""), get(CE_SAGATYPE, ""), get(CE_TYPE, ""), get(CE_SOURCE, ""))
+    found.correlation = "headers" if found.saga_id else ""
     rule = ctx.correlator.rule_for(record.topic)
-    if rule is not None and not (saga_id and saga_type and msg_type and event_text and source):
-        found = rule.extract(None if document is _NOT_PARSED else document, text)
-        if not saga_id and found.get("saga_id"):
-            saga_id, correlation = clean_text(found["saga_id"]), rule.label
-        saga_type = saga_type or clean_text(found.get("saga_type", ""))
-        msg_type = msg_type or clean_text(found.get("type", ""))
-        source = source or clean_text(found.get("source", ""))
-        if not event_text and found.get("event_time"):
-            moment = parse_event_time(found["event_time"])
-            if moment is None:
-                errors.append(f"{rule.label}: unparseable event time {found['event_time'][:80]!r}")
-            else:
-                event_ms = _epoch_ms(moment)
-        if not saga_id and rule.rule.key_fallback and key:
-            saga_id, correlation = key, "key"
-    if not correlation:
-        correlation = "traceparent" if trace_id else "none"
-
-    payload = text
-    if ctx.redactor.applies_to(record.topic):
-        if document is not _NOT_PARSED:
-            document, changed = ctx.redactor.redact_document(record.topic, document)
-            if changed:
-                payload = clean_text(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
-        else:
-            payload = ctx.redactor.redact_text(record.topic, text)
-
+    if rule is not None and not (
+        found.saga_id and found.saga_type and found.type and event_text and found.source
+    ):
+        event_ms = _apply_rule(rule, found, document, text, key, event_ms, event_text, errors)
+    if not found.correlation:
+        found.correlation = "traceparent" if trace_id else "none"
     row = {
         "topic": record.topic,
         "partition": record.partition,
@@ -211,28 +152,120 @@ def decode_message(
         "kafka_key": key,
         "trace_id": trace_id,
         "span_id": span_id,
-        "saga_id": saga_id,
-        "saga_type": saga_type,
+        "saga_id": found.saga_id,
+        "saga_type": found.saga_type,
         "message_id": get(CE_ID, ""),
         "causation_id": get(CE_CAUSATIONID, ""),
         "kind": get(CE_KIND, ""),
-        "type": msg_type,
-        "source": source,
+        "type": found.type,
+        "source": found.source,
         "step": get(CE_STEP, ""),
         "saga_status": get(CE_SAGASTATUS, ""),
         "compensates": get(CE_COMPENSATES, ""),
         "headers": headers,
-        "payload": payload,
+        "payload": _redacted(ctx.redactor, record.topic, document, text),
         "payload_size": len(value),
         "payload_sha256": _sha256(value).hexdigest(),
         "payload_truncated": truncated,
-        "correlation": correlation,
+        "correlation": found.correlation,
         "parse_error": "; ".join(errors),
         "headers_elided": 0,
     }
     if headers:
         row["headers"], row["headers_elided"] = elide(headers, row, event_ms)
     return row
+
+
+def _trace_ids(traceparent: str | None, errors: list[str]) -> tuple[str, str]:
+    """(trace id, span id) of a ``traceparent`` header ("" when absent or malformed)."""
+    if traceparent is None:
+        return "", ""
+    fast = _TRACEPARENT_00.fullmatch(traceparent)
+    if fast is not None and fast[1] != _ZERO_TRACE and fast[2] != _ZERO_SPAN:
+        return fast[1], fast[2]
+    try:
+        parsed = parse_traceparent(traceparent)
+    except MalformedHeader as exc:
+        errors.append(str(exc))
+        return "", ""
+    return parsed.trace_id, parsed.span_id
+
+
+def _payload(value: bytes, cap: int, errors: list[str]) -> tuple[str, bool, Any]:
+    """(payload text, capped; whether truncated; its JSON document or _NOT_PARSED)."""
+    try:  # the common case, inline: within the cap and valid UTF-8
+        if len(value) > cap:
+            raise ValueError
+        text, truncated, valid_utf8 = value.decode("utf-8"), False, True
+    except ValueError:  # UnicodeDecodeError included
+        text, truncated, valid_utf8 = _decode_payload(value, cap, errors)
+    document: Any = _NOT_PARSED
+    if value and valid_utf8 and not truncated:
+        try:
+            document = _json_loads(text)
+        except ValueError as exc:
+            errors.append(f"payload is not valid JSON: {exc}")
+    return text, truncated, document
+
+
+def _event_time(text: str, kafka_ms: int, errors: list[str]) -> tuple[int, str]:
+    """(event ms, the ``ce_time`` text it came from or "") with the Kafka time as fallback."""
+    if not text:
+        return kafka_ms, ""
+    try:
+        event_ms = _event_ms(text)
+    except (MalformedHeader, OverflowError, ValueError):
+        errors.append(f"malformed ce_time {text[:80]!r}")
+        return kafka_ms, ""
+    if not 0 <= event_ms < _MAX_EVENT_MS:
+        errors.append(f"ce_time {text[:80]!r} is outside the storable range")
+        return kafka_ms, ""
+    return event_ms, text
+
+
+@dataclass
+class _Correlated:
+    """The saga attributes of a message, from headers first, then a correlation rule."""
+
+    saga_id: str
+    saga_type: str
+    type: str
+    source: str
+    correlation: str = ""
+
+
+def _apply_rule(
+    rule: Any, found: _Correlated, document: Any, text: str, key: str, event_ms: int,
+    event_text: str, errors: list[str],
+) -> int:
+    """Fill what the headers left empty from the topic's correlation rule; the event ms."""
+    extracted = rule.extract(None if document is _NOT_PARSED else document, text)
+    if not found.saga_id and extracted.get("saga_id"):
+        found.saga_id, found.correlation = clean_text(extracted["saga_id"]), rule.label
+    found.saga_type = found.saga_type or clean_text(extracted.get("saga_type", ""))
+    found.type = found.type or clean_text(extracted.get("type", ""))
+    found.source = found.source or clean_text(extracted.get("source", ""))
+    if not event_text and extracted.get("event_time"):
+        moment = parse_event_time(extracted["event_time"])
+        if moment is None:
+            errors.append(f"{rule.label}: unparseable event time {extracted['event_time'][:80]!r}")
+        else:
+            event_ms = _epoch_ms(moment)
+    if not found.saga_id and rule.rule.key_fallback and key:
+        found.saga_id, found.correlation = key, "key"
+    return event_ms
+
+
+def _redacted(redactor: Redactor, topic: str, document: Any, text: str) -> str:
+    """The payload text to store, with the topic's redaction rules applied."""
+    if not redactor.applies_to(topic):
+        return text
+    if document is _NOT_PARSED:
+        return redactor.redact_text(topic, text)
+    document, changed = redactor.redact_document(topic, document)
+    if not changed:
+        return text
+    return clean_text(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
 
 
 def _epoch_ms(moment: Any) -> int:
@@ -309,4 +342,41 @@ def decode_span(record: Any, ctx: DecodeContext, ingest_ms: int) -> dict[str, An
         "offset": record.offset,
         "parse_error": "; ".join(errors),
         "payload": ctx.redactor.redact_text(record.topic, text) if errors else "",
+    }
+
+
+def decode_row(
+    record: Any, ctx: DecodeContext, ingest_ms: int, ingest_text: str, *, spans: bool
+) -> dict[str, Any]:
+    """The ``spans`` or ``messages`` row of a record; if decoding fails after all (it is
+    total; this is the last line of defence), a minimal row carrying the failure."""
+    try:
+        if spans:
+            return decode_span(record, ctx, ingest_ms)
+        return decode_message(record, ctx, ingest_ms, ingest_text)
+    except Exception as exc:
+        log.exception(
+            "decode failed topic=%s partition=%d offset=%d",
+            record.topic, record.partition, record.offset,
+        )
+        return fallback_row(record, ingest_ms, f"collector could not decode: {exc!r}", spans=spans)
+
+
+def fallback_row(record: Any, ingest_ms: int, error: str, *, spans: bool) -> dict[str, Any]:
+    """A minimal row for a record the decoder failed on, so that nothing is dropped."""
+    now = ms_text(ingest_ms)
+    if spans:
+        return {
+            "topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "ingest_time": now, "parse_error": error,
+        }
+    value = record.value or b""
+    return {
+        "topic": record.topic, "partition": record.partition, "offset": record.offset,
+        "kafka_time": now, "event_time": now, "ingest_time": now, "kafka_key": "",
+        "trace_id": "", "span_id": "", "saga_id": "", "saga_type": "", "message_id": "",
+        "causation_id": "", "kind": "", "type": "", "source": "", "step": "",
+        "saga_status": "", "compensates": "", "headers": {}, "payload": "",
+        "payload_size": len(value), "payload_sha256": _sha256(value).hexdigest(),
+        "payload_truncated": True, "correlation": "none", "parse_error": error,
     }

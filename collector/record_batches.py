@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import kafka
@@ -69,13 +70,17 @@ class RawBatch:
         return f"RawBatch(offsets {self.base_offset}-{self.offset}, {self.count} records)"
 
 
-class DamagedBatch(ValueError):
-    """A batch that failed its CRC check or could not be parsed."""
+@dataclass(frozen=True)
+class DamagedBatch:
+    """A batch that failed its CRC check or could not be parsed: the offsets it covers (from
+    the floor on) and what is wrong, which each of their rows carries as its parse error."""
 
-    def __init__(self, message: str, base_offset: int, last_offset: int) -> None:
-        super().__init__(message)
-        self.base_offset = base_offset
-        self.last_offset = last_offset
+    message: str
+    base_offset: int
+    last_offset: int
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def record_count(items: list[Any]) -> int:

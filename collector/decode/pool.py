@@ -1,11 +1,13 @@
-"""Decoding in a child process, so that it runs beside kafka-python's record parsing.
+"""Decoding in child processes, beside the collector thread's polling and the store's inserts.
 
-kafka-python parses records in pure Python, on the collector thread, and holds the GIL while
-it does; decoding (headers, payload, rules, row digest, JSON for the insert) in the same
-process would share that one core. :class:`DecodeWorker` ships each partition's records of
-one poll to a child process as ``marshal`` bytes and gets back the rows already encoded for
-the insert (JSONEachRow) with their digests; the collector thread only seals the link (one
-hash) and appends the bytes to the batch.
+Parsing record batches and decoding their records (headers, payload, rules, row digest,
+encoding for the insert) is pure Python and would hold the collector process's one GIL.
+:class:`DecodeWorker` ships each partition's share of a poll to a child interpreter as
+``marshal`` bytes: whole record batches as fetched (see ``record_batches``) or, for clients
+that parse records themselves, each record's fields. The child parses the batches (checking
+their CRCs), decodes the records, and answers with the rows already encoded for the insert and
+their digests; the collector thread only seals the link (one hash) and appends the bytes to
+the batch.
 
 Results come back in submission order. If the child dies, the chunks it had not answered are
 decoded in the collector thread (nothing is lost or reordered) and a new child is started for
@@ -30,18 +32,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sagascope.collector._correlate import Correlator
-from sagascope.collector._decode import DecodeContext
-from sagascope.collector._ingest import (
-    Batch,
-    EncodedChunk,
-    PartitionState,
-    account,
-    decode_row,
-    fallback_row,
-)
-from sagascope.collector._records import DamagedBatch, RawBatch, parse_batches, record_count
-from sagascope.collector._redact import Redactor
+from sagascope.collector.assignment import Partition, PartitionState
+from sagascope.collector.batch import Batch, EncodedChunk, account
+from sagascope.collector.decode.correlate import Correlator
+from sagascope.collector.decode.redact import Redactor
+from sagascope.collector.decode.rows import DecodeContext, decode_row, fallback_row
+from sagascope.collector.record_batches import DamagedBatch, RawBatch, parse_batches, record_count
 from sagascope.store.audit import ms_text, row_digest
 from sagascope.store.base import encode_rows
 
@@ -64,7 +60,7 @@ _CHILD = (
     # child stops (by closing its stdin), so that what it was sent is still answered.
     "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
     "out = sys.stdout.buffer; sys.stdout = sys.stderr; "
-    "from sagascope.collector._decoder import serve; serve(sys.stdin.buffer, out)"
+    "from sagascope.collector.decode.pool import serve; serve(sys.stdin.buffer, out)"
 )
 #: The chain hash is the last key of every encoded row: the seal goes in its empty value.
 _OPEN_SEAL = b'"chain_hash":""}\n'
@@ -83,12 +79,12 @@ class _Record(NamedTuple):
 
 
 #: What a decoding process is asked: (topic, partition, ingest ms, floor, raw, payload).
-#: ``payload`` is record batches as fetched (``raw``, see ``_records``) or kafka-python records'
+#: ``payload`` is record batches as fetched (``raw``, see ``record_batches``) or each record's
 #: (offset, timestamp, key, value, headers); offsets below ``floor`` are skipped.
 Request = tuple[str, int, int, int, bool, Any]
 #: Its answer: (JSONEachRow bytes of the rows, their hex digests concatenated, rows with a
 #: parse error, rows, first offset, next offset, latest Kafka time or None). The digests are
-#: what ``_audit.link_hash`` hashes after the previous link's hash, so sealing the link costs
+#: what ``audit.link_hash`` hashes after the previous link's hash, so sealing the link costs
 #: the collector thread one SHA-256 call.
 Answer = tuple[bytes, bytes, int, int, int, int, "int | None"]
 
@@ -116,7 +112,7 @@ def decode_chunk(ctx: DecodeContext, request: Request) -> Answer:
         if type(fields) is DamagedBatch:  # its offsets, each a row carrying the damage
             new_rows = [
                 fallback_row(_Record(topic, partition, offset, None, None, None, None),
-                             ingest_ms, str(fields), spans=False)
+                             ingest_ms, fields.message, spans=False)
                 for offset in range(fields.base_offset, fields.last_offset + 1)
             ]
             if not new_rows:
@@ -372,7 +368,7 @@ class DecodeWorker:
         if not rows:
             return  # every record was below the floor
         state = chunk.state
-        # = _audit.link_hash(previous, digests), the digests already concatenated
+        # = audit.link_hash(previous, digests), the digests already concatenated
         head = hashlib.sha256(state.buffered_chain.encode("ascii") + digests).hexdigest()
         # encode_rows ends every row so, with orjson or the stdlib (compact separators both).
         if not data.endswith(_OPEN_SEAL):
@@ -396,8 +392,8 @@ class DecodePool:
 
     def __init__(self, rules: DecodeRules, workers: int, name: str = "sagascope-decoder") -> None:
         self._workers = [DecodeWorker(rules, name=f"{name}-{i}") for i in range(max(1, workers))]
-        #: (topic, partition) -> its worker, dealt round-robin as partitions first appear.
-        self._owner: dict[tuple[str, int], DecodeWorker] = {}
+        #: partition -> its worker, dealt round-robin as partitions first appear.
+        self._owner: dict[Partition, DecodeWorker] = {}
 
     @property
     def pending_records(self) -> int:
@@ -411,7 +407,7 @@ class DecodePool:
             worker.close()
 
     def submit(self, state: PartitionState, records: list[Any], batch: Batch) -> None:
-        key = (state.topic, state.partition)
+        key = state.key
         worker = self._owner.get(key)
         if worker is None:
             worker = self._owner[key] = self._workers[len(self._owner) % len(self._workers)]
