@@ -1,51 +1,31 @@
-"""Collector ingest rate against a bare kafka-python consume loop, and publish-to-queryable latency.
+"""Collector ingest rate against bare consume loops, CPU per stage, memory, and latency.
 
-    python bench/bench_collector.py [--records 200000] [--partitions 4] [--rounds 3]
+    python bench/bench_collector.py [--records 150000] [--partitions 4] [--rounds 3]
+                                    [--clients kafka-python,confluent-kafka]
                                     [--latency-s 10] [--latency-rate 300]
 
 One process, the embedded broker (started here), a fresh chDB store in a temporary directory.
-The same records (300-byte JSON values with the 10 contract headers) are read by:
+The same records (300-byte JSON values with the 10 contract headers) are read, per round, by:
 
-- ``bare``: a kafka-python ``KafkaConsumer`` (manually assigned, from the beginning) that only
-  counts records: the baseline;
-- ``collector``: ``Collector`` in a new consumer group, through decode, redaction rules,
-  correlation, hash chain, insert into chDB and offset commit.
+- ``bare-kp``: a kafka-python ``KafkaConsumer`` (manually assigned, from the beginning) that
+  only counts records;
+- ``bare-cf``: a confluent-kafka ``Consumer`` doing the same (``consume`` in batches);
+- ``collector/<client>``: ``Collector`` with ``collector.client`` = each of ``--clients``, in a
+  new consumer group, through decode, redaction rules, correlation, hash chain, insert into
+  chDB and offset commit.
 
-Each is timed from its first record to its last (group join excluded); rounds interleave and
-the median ratio ``collector / bare`` is reported. Then, with the collector caught up,
-records are published at a steady rate and each one's publish-to-queryable latency (send
-call to the moment a ``count()`` poll of the store sees it) gives p50/p99, to compare with
-``flush_interval_s + 1 s``.
+Each is timed from its first record to its last (group join excluded); the order rotates per
+round and the medians are reported with the ratios of the collector to each bare loop. During
+each collector run the CPU time of every thread of this process (from ``/proc/self/task``) and
+of the decoding processes is read before and after, and reported per stored record by stage:
+the collector loop thread, the writer thread (inserts run in chDB on it), chDB's own threads
+(merges, the ``saga_state`` view), the Kafka client's I/O threads, and the decoding processes.
+Peak resident memory of this process and of the decoding processes is sampled meanwhile.
+Then, with the collector caught up, records are published at a steady rate and each one's
+publish-to-queryable latency (send call to the moment a ``count()`` poll of the store sees it)
+gives p50/p99 at the default ``flush_interval_s``.
 
-The collector runs with the production settings (``decode_workers`` 2, ``batch_rows`` 20,000,
-``topic_refresh_s`` 5). Its time includes the last batch's flush wait (up to
-``flush_interval_s``), so runs of too few records understate its rate.
-
-Measured 2026-11-22, session 3 (2 shared cores, ``--records 200000 --rounds 3``):
-
-- 256 KB producer batches (the default here): bare 41.9-42.5k rec/s, collector 33.1-35.7k,
-  ratios 0.78-0.85x (median 0.84x); publish-to-queryable p50 785 ms, p99 1331 ms;
-- ``--producer-batch-bytes 16384`` (kafka-python's default): bare 42.8-43.7k, collector
-  37.3-38.9k, 0.87-0.89x (median 0.87x);
-- ``--records 100000 --producer-batch-bytes 1000`` (about one record per batch): bare
-  18.5-21.6k, collector 18.4-19.1k, 0.88-1.02x (median 0.99x): per-batch costs dominate both.
-
-Before this session: 0.52x (0.31x in session 1). What changed, measured one step at a time
-in a collector-only run with CPU per thread and process read from /proc:
-
-- record batches handed over whole and parsed in the decoding processes (``_records``):
-  the collector thread no longer spends ~22 us a record in kafka-python's parsing; the
-  children parse in ~13 us (0.65x, the pipeline now stalling: children 43% busy);
-- the loop waited for the children to answer *everything* once they were two batches behind,
-  leaving them idle, and waited for each insert before reading on: now it waits until one
-  batch is left queued, and reads on into a second batch while one is inserted (0.74x, both
-  cores ~91% busy);
-- headers decoded to text while the batch is parsed (one pass): children ~29 us a record
-  together instead of ~36 (0.75-0.84x).
-
-Where the CPU goes now, per record: decoding children ~29 us (parse ~8, decode ~15, digest
-and JSON ~4), chDB inserts and merges ~12 us, the collector's own threads ~9 us (kafka-python's
-fetch I/O, the loop, the pipes); the bare loop spends ~22 us.
+Figures and their history: docs/benchmarks.md (and the note of the session that took them).
 """
 
 
@@ -60,6 +40,7 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -103,7 +84,7 @@ def produce(bootstrap: str, topic: str, n: int, batch_bytes: int = 256 * 1024) -
 
 
 def bare_consume(bootstrap: str, topic: str, partitions: int, n: int) -> float:
-    """Seconds from the first record to the n-th, counting only."""
+    """Seconds from the first record to the n-th, counting only (kafka-python)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
     consumer.seek_to_beginning()
@@ -115,6 +96,28 @@ def bare_consume(bootstrap: str, topic: str, partitions: int, n: int) -> float:
             first = time.perf_counter()
         for records in batch.values():
             seen += len(records)
+    elapsed = time.perf_counter() - first
+    consumer.close()
+    return elapsed
+
+
+def bare_confluent(bootstrap: str, topic: str, partitions: int, n: int) -> float:
+    """Seconds from the first record to the n-th, counting only (confluent-kafka)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer
+    from confluent_kafka import TopicPartition as CfPartition
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"bare-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+    })
+    consumer.assign([CfPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    seen = 0
+    first = 0.0
+    while seen < n:
+        messages = consumer.consume(num_messages=5000, timeout=0.5)
+        if messages and not first:
+            first = time.perf_counter()
+        seen += sum(1 for m in messages if m.error() is None)
     elapsed = time.perf_counter() - first
     consumer.close()
     return elapsed
@@ -133,17 +136,128 @@ def collector_settings(topic: str, **overrides: Any) -> CollectorSettings:
     return CollectorSettings(**base)  # type: ignore[arg-type]
 
 
-def collector_consume(store: Any, bootstrap: str, topic: str, n: int, **overrides: Any) -> float:
-    """Seconds from the collector's first consumed record to the n-th stored one."""
+_TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_us(stat_path: str) -> float:
+    """utime + stime of a /proc stat file, in microseconds (0 when gone)."""
+    try:
+        fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * _TICK_US
+
+
+def _rss_kb(pid: int | str = "self") -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _thread_cpu() -> dict[int, tuple[str, float]]:
+    """tid -> (comm, CPU us) of every thread of this process."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            comm = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+        except OSError:
+            continue
+        out[int(tid)] = (comm, _cpu_us(f"/proc/self/task/{tid}/stat"))
+    return out
+
+
+def _stage_of(tid: int, comm: str, python_threads: dict[int, str], collector: Collector) -> str:
+    name = python_threads.get(tid)
+    if name is not None:
+        if name.startswith("collector-writer"):
+            return "writer thread (chDB insert)"
+        if name == f"collector-{collector.collector_id}":
+            return "collector loop thread"
+        if "kafka" in name.lower() or "selector" in name.lower() or "heartbeat" in name.lower():
+            return "kafka client I/O"
+        if name.startswith(("sagascope-decoder", "sagascope-topics")):
+            return "pipes to decoders, topic watcher"
+        return "other python threads (bench)"
+    if comm.startswith("rdk:"):
+        return "kafka client I/O"
+    return "chDB threads (merges, views)"
+
+
+def _decoder_pids(collector: Collector) -> list[int]:
+    pool = collector._decoder
+    if pool is None:
+        return []
+    return [w._process.pid for w in pool._workers if w._process is not None]
+
+
+class StageMeter:
+    """CPU per stage and peak memory of one collector run (sampled from another thread)."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.peak_rss_kb = 0
+        self.peak_decoder_rss_kb = 0
+        self._before: dict[int, tuple[str, float]] = {}
+        self._decoders_before: dict[int, float] = {}
+        self._decoders_last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def start(self) -> None:
+        self._before = _thread_cpu()
+        self._decoders_before = {p: _cpu_us(f"/proc/{p}/stat") for p in _decoder_pids(self.collector)}
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak_rss_kb = max(self.peak_rss_kb, _rss_kb())
+            pids = _decoder_pids(self.collector)
+            self.peak_decoder_rss_kb = max(self.peak_decoder_rss_kb, sum(_rss_kb(p) for p in pids))
+            for p in pids:
+                self._decoders_last[p] = _cpu_us(f"/proc/{p}/stat")
+
+    def stop(self, records: int) -> dict[str, float]:
+        """CPU us per record by stage since start."""
+        after = _thread_cpu()
+        for p in _decoder_pids(self.collector):
+            self._decoders_last[p] = _cpu_us(f"/proc/{p}/stat")
+        self._stop.set()
+        self._thread.join()
+        python_threads = {t.native_id: t.name for t in threading.enumerate() if t.native_id}
+        stages: dict[str, float] = {}
+        for tid, (comm, cpu) in after.items():
+            spent = cpu - self._before.get(tid, (comm, 0.0))[1]
+            stage = _stage_of(tid, comm, python_threads, self.collector)
+            stages[stage] = stages.get(stage, 0.0) + spent
+        decoding = sum(
+            last - self._decoders_before.get(p, 0.0) for p, last in self._decoders_last.items()
+        )
+        if decoding:
+            stages["decoding processes"] = decoding
+        return {k: v / records for k, v in sorted(stages.items())}
+
+
+def collector_consume(
+    store: Any, bootstrap: str, topic: str, n: int, **overrides: Any
+) -> tuple[float, dict[str, float], StageMeter]:
+    """Seconds from the collector's first consumed record to the n-th stored one, CPU us
+    per record by stage, and the meter (peak memory)."""
     collector = Collector(store, bootstrap, collector_settings(topic, **overrides))
     collector.start()
+    meter = StageMeter(collector)
     try:
         first = 0.0
         while True:
             if not first and collector.metrics.value("consumed") > 0:
                 first = time.perf_counter()
+                meter.start()
             if collector.metrics.value("stored") >= n:
-                return time.perf_counter() - first
+                elapsed = time.perf_counter() - first
+                return elapsed, meter.stop(n), meter
             # Reading the metrics walks the whole registry: not too often once running, as it
             # runs in the collector's process (20 ms is under 0.5% of a run); often before the
             # first record, whose time starts the clock.
@@ -202,9 +316,10 @@ def percentile(values: list[float], q: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--records", type=int, default=200000)
+    parser.add_argument("--records", type=int, default=150000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", default="kafka-python,confluent-kafka", help="collector.client values")
     parser.add_argument("--latency-s", type=float, default=10.0)
     parser.add_argument("--latency-rate", type=float, default=300.0)
     parser.add_argument("--decode-workers", type=int, help="collector.decode_workers")
@@ -219,58 +334,91 @@ def main(argv: list[str] | None = None) -> int:
         overrides["decode_workers"] = args.decode_workers
     if args.batch_rows is not None:
         overrides["batch_rows"] = args.batch_rows
+    clients = [c for c in args.clients.split(",") if c]
+    runners = ["bare-kp", "bare-cf", *(f"collector/{c}" for c in clients)]
+    print(f"load average before: {os.getloadavg()}", flush=True)
 
+    rates: dict[str, list[float]] = {name: [] for name in runners}
+    stages: dict[str, list[dict[str, float]]] = {c: [] for c in clients}
+    peaks: dict[str, list[tuple[int, int]]] = {c: [] for c in clients}
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as data:
         bootstrap = broker.bootstrap_servers
-        store = ChdbStore(os.path.join(data, "store"), "bench")
-        ensure_schema(store)
-        ratios, bare_rates, collector_rates = [], [], []
+        # One database per collector: each reads the same topics, and the store says where
+        # a collector resumes.
+        stores = {c: ChdbStore(os.path.join(data, "store"), f"bench_{c.replace('-', '_')}") for c in clients}
+        for store in stores.values():
+            ensure_schema(store)
         for r in range(args.rounds):
             topic = f"bench.ingest.{r}"
             create_topics(bootstrap, {topic: args.partitions})
             produce(bootstrap, topic, args.records, args.producer_batch_bytes)
-            order = ["bare", "collector"] if r % 2 == 0 else ["collector", "bare"]
-            rates: dict[str, float] = {}
+            order = runners[r % len(runners):] + runners[: r % len(runners)]
             for name in order:
-                if name == "bare":
-                    rates[name] = args.records / bare_consume(bootstrap, topic, args.partitions, args.records)
+                if name == "bare-kp":
+                    seconds = bare_consume(bootstrap, topic, args.partitions, args.records)
+                elif name == "bare-cf":
+                    seconds = bare_confluent(bootstrap, topic, args.partitions, args.records)
                 else:
-                    rates[name] = args.records / collector_consume(
-                        store, bootstrap, topic, args.records, **overrides
+                    client = name.split("/", 1)[1]
+                    seconds, per_stage, meter = collector_consume(
+                        stores[client], bootstrap, topic, args.records, client=client, **overrides
                     )
-            bare_rates.append(rates["bare"])
-            collector_rates.append(rates["collector"])
-            ratios.append(rates["collector"] / rates["bare"])
+                    stages[client].append(per_stage)
+                    peaks[client].append((meter.peak_rss_kb, meter.peak_decoder_rss_kb))
+                rates[name].append(args.records / seconds)
+                print(f"  {name}: {rates[name][-1]:,.0f} rec/s", flush=True)
             print(
-                f"round {r}: bare {rates['bare']:,.0f} rec/s, collector {rates['collector']:,.0f} rec/s, "
-                f"ratio {ratios[-1]:.2f}x",
+                f"round {r} (load {os.getloadavg()[0]:.1f}): "
+                + ", ".join(f"{name} {rates[name][-1]:,.0f}" for name in runners) + " rec/s",
                 flush=True,
             )
         lat_topic = "bench.latency"
         create_topics(bootstrap, {lat_topic: 1})
-        lat = latency(store, bootstrap, lat_topic, args.latency_s, args.latency_rate)
-    flush = CollectorSettings().flush_interval_s
-    result = {
-        "records": args.records,
-        "bare_rate": statistics.median(bare_rates),
-        "collector_rate": statistics.median(collector_rates),
-        "ratio": statistics.median(ratios),
-        "latency_p50_s": percentile(lat, 0.50),
-        "latency_p99_s": percentile(lat, 0.99),
-        "latency_samples": len(lat),
-        "latency_target_s": flush + 1.0,
-    }
-    print(
-        f"ingest: collector {result['collector_rate']:,.0f} rec/s vs bare {result['bare_rate']:,.0f} "
-        f"rec/s = {result['ratio']:.2f}x (target >= 0.6x)"
-    )
-    print(
-        f"publish-to-queryable: p50 {result['latency_p50_s'] * 1000:.0f} ms, "
-        f"p99 {result['latency_p99_s'] * 1000:.0f} ms over {len(lat)} records "
-        f"(target p99 < flush_interval_s + 1 s = {flush + 1.0:.1f} s)"
-    )
-    print(json.dumps(result))
+        lat = latency(stores[clients[0]], bootstrap, lat_topic, args.latency_s, args.latency_rate)
+    report(args, runners, rates, stages, peaks, lat)
     return 0
+
+
+def report(
+    args: argparse.Namespace,
+    runners: list[str],
+    rates: dict[str, list[float]],
+    stages: dict[str, list[dict[str, float]]],
+    peaks: dict[str, list[tuple[int, int]]],
+    lat: list[float],
+) -> None:
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    result: dict[str, Any] = {"records": args.records, "rounds": args.rounds, "rates": median}
+    print(f"medians over {args.rounds} round(s) of {args.records:,} records:")
+    for name in runners:
+        print(f"  {name:28s} {median[name]:>9,.0f} rec/s")
+    for client, per_round in stages.items():
+        name = f"collector/{client}"
+        kp, cf = median[name] / median["bare-kp"], median[name] / median["bare-cf"]
+        result[f"{name} / bare-kp"], result[f"{name} / bare-cf"] = kp, cf
+        print(f"{name}: {kp:.2f}x bare kafka-python, {cf:.2f}x bare confluent-kafka "
+              "(targets: >= 80,000 rec/s, >= 0.6x bare confluent-kafka)")
+        names = sorted({stage for run in per_round for stage in run})
+        cpu = {stage: statistics.median(run.get(stage, 0.0) for run in per_round) for stage in names}
+        result[f"{name} cpu_us_per_record"] = cpu
+        print(f"  CPU us per stored record (median of rounds), total {sum(cpu.values()):.1f}:")
+        for stage in names:
+            print(f"    {stage:36s} {cpu[stage]:6.1f}")
+        rss = max(p[0] for p in peaks[client]) / 1024
+        children = max(p[1] for p in peaks[client]) / 1024
+        result[f"{name} peak_rss_mb"] = {"process": rss, "decoding_processes": children}
+        print(f"  peak RSS: process {rss:.0f} MB (broker excluded; store and bench included), "
+              f"decoding processes {children:.0f} MB together")
+    flush = CollectorSettings().flush_interval_s
+    result.update(latency_p50_s=percentile(lat, 0.50), latency_p99_s=percentile(lat, 0.99),
+                  latency_samples=len(lat), flush_interval_s=flush)
+    print(
+        f"publish-to-queryable (collector.client default, flush_interval_s {flush}): "
+        f"p50 {result['latency_p50_s'] * 1000:.0f} ms, p99 {result['latency_p99_s'] * 1000:.0f} ms "
+        f"over {len(lat)} records (target p99 <= 1 s)"
+    )
+    print(f"load average after: {os.getloadavg()}")
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -8,15 +8,25 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from sagascope.collector.clients import CLIENTS
 
 from sagascope.settings import CollectorSettings
 
 _group_counter = itertools.count()
 
 
+@pytest.fixture(params=CLIENTS)
+def consumer_client(request: pytest.FixtureRequest) -> str:
+    """Each Kafka client the collector ships (``collector.client``): every test running a
+    collector runs on each, so each behaviour is asserted on every backend."""
+    return str(request.param)
+
+
 @pytest.fixture
-def collector_settings(request: pytest.FixtureRequest) -> Callable[..., CollectorSettings]:
-    """CollectorSettings for one test: own group, short joins and flushes."""
+def collector_settings(
+    request: pytest.FixtureRequest, consumer_client: str
+) -> Callable[..., CollectorSettings]:
+    """CollectorSettings for one test: own group, short joins and flushes, one client."""
 
     def make(include: str, **overrides: Any) -> CollectorSettings:
         safe = "".join(c if c.isalnum() else "-" for c in request.node.name)[:30]
@@ -28,6 +38,7 @@ def collector_settings(request: pytest.FixtureRequest) -> Callable[..., Collecto
             session_timeout_ms=3000,
             topic_refresh_s=1.0,
             batch_rows=2000,
+            client=consumer_client,
         )
         return replace(base, **overrides)
 

@@ -91,7 +91,7 @@ def read_store(store_dir: str, database: str) -> list[tuple[str, str, int, int, 
 
 @pytest.mark.slow
 def test_sigkilled_three_times_every_record_is_stored_exactly_once(
-    bootstrap_servers, tmp_path, request
+    bootstrap_servers, tmp_path, request, consumer_client
 ):
     seed = int(os.environ.get("SAGASCOPE_TEST_SEED", time.time_ns() % 100000))
     rng = random.Random(seed)
@@ -169,6 +169,7 @@ def test_sigkilled_three_times_every_record_is_stored_exactly_once(
         "SAGASCOPE_COLLECTOR_TOPIC_REFRESH_S": "1",
         "SAGASCOPE_COLLECTOR_TELEMETRY_TOPIC": telemetry,
         "SAGASCOPE_COLLECTOR_BATCH_ROWS": "700",
+        "SAGASCOPE_COLLECTOR_CLIENT": consumer_client,
     }
     command = [
         sys.executable,

@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--flush-interval", dest="collector.flush_interval_s", type=float, metavar="SECONDS",
         help="insert at least this often (env SAGASCOPE_COLLECTOR_FLUSH_INTERVAL_S)",
     )
+    parser.add_argument(
+        "--client", dest="collector.client", choices=("kafka-python", "confluent-kafka"),
+        help="Kafka client to consume with (env SAGASCOPE_COLLECTOR_CLIENT; default kafka-python)",
+    )
     parser.add_argument("--collector-id", help="name of this collector in the progress table")
 
 

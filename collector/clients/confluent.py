@@ -1,0 +1,206 @@
+"""The collector's consumer on confluent-kafka (librdkafka), ``collector.client = confluent-kafka``.
+
+librdkafka fetches and parses in C; each record then costs a ``Message`` object and a small
+tuple here. Its rebalance callbacks run inside ``consume()``, on the loop's thread, so the
+collector's handler may use the consumer freely in them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, NamedTuple
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from sagascope.collector.assignment import AssignmentHandler, Partition
+from sagascope.collector.exceptions import BrokerError
+
+log = logging.getLogger(__name__)
+
+#: Group settings in the collector's (kafka-python) names -> librdkafka property names.
+_PROPERTY = {
+    "group_id": "group.id",
+    "client_id": "client.id",
+    "max_poll_interval_ms": "max.poll.interval.ms",
+    "session_timeout_ms": "session.timeout.ms",
+    "heartbeat_interval_ms": "heartbeat.interval.ms",
+}
+_GROUP_PROPERTIES = frozenset({
+    "group.id", "enable.auto.commit", "auto.offset.reset", "max.poll.interval.ms",
+    "session.timeout.ms", "heartbeat.interval.ms", "on_commit", "enable.auto.offset.store",
+    "partition.assignment.strategy", "group.instance.id",
+})
+
+
+class Record(NamedTuple):
+    """The fields of a record that decoding reads (as kafka-python's ``ConsumerRecord`` has them)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+
+
+class ConfluentFactory:
+    """confluent-kafka consumers for the collector.
+
+    Args:
+        group_config: the group's settings, in the collector's (kafka-python) names.
+        extra_config: further librdkafka properties (tests, TLS, SASL); they win.
+    """
+
+    def __init__(
+        self, bootstrap_servers: str, group_config: Mapping[str, Any], extra_config: Mapping[str, Any]
+    ) -> None:
+        self.config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap_servers,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            **{_PROPERTY[k]: v for k, v in group_config.items() if k in _PROPERTY},
+            **extra_config,
+        }
+
+    def open_consumer(self) -> ConfluentConsumer:
+        config = dict(self.config)
+        consumer_holder: list[ConfluentConsumer] = []
+
+        def committed(err: Any, _partitions: Any) -> None:
+            if err is not None and consumer_holder:
+                consumer_holder[0].commit_failed(KafkaException(err))
+
+        config["on_commit"] = committed
+        try:
+            consumer = Consumer(config)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise BrokerError(f"cannot create the confluent-kafka consumer: {exc}") from exc
+        wrapped = ConfluentConsumer(consumer, int(config.get("fetch.wait.max.ms", 500)))
+        consumer_holder.append(wrapped)
+        return wrapped
+
+    def open_lister(self) -> tuple[Callable[[], Collection[str]], Callable[[], None]]:
+        config = {k: v for k, v in self.config.items() if k not in _GROUP_PROPERTIES}
+        config["client.id"] = f"{self.config.get('client.id', 'sagascope-collector')}-topics"
+        try:
+            admin = AdminClient(config)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise BrokerError(str(exc)) from exc
+
+        def topics() -> Collection[str]:
+            try:
+                return list(admin.list_topics(timeout=5).topics)
+            except KafkaException as exc:
+                raise BrokerError(str(exc)) from exc
+
+        return topics, lambda: None
+
+
+def _tps(partitions: Collection[Partition]) -> list[TopicPartition]:
+    return [TopicPartition(p.topic, p.partition) for p in partitions]
+
+
+def _partitions(tps: Collection[TopicPartition]) -> list[Partition]:
+    return [Partition(tp.topic, tp.partition) for tp in tps]
+
+
+class ConfluentConsumer:
+    """A confluent-kafka ``Consumer`` behind the collector's ``ConsumerClient`` interface."""
+
+    def __init__(self, consumer: Consumer, fetch_wait_ms: int) -> None:
+        self._consumer = consumer
+        self.fetch_wait_ms = fetch_wait_ms
+        self._paused: set[Partition] = set()
+        self._on_commit_error: Callable[[Exception], None] | None = None
+
+    def subscribe(self, topics: list[str], handler: AssignmentHandler) -> None:
+        def on_assign(consumer: Consumer, tps: list[TopicPartition]) -> None:
+            # Assigned here (not after the callback, as by default) so that the handler can
+            # pause and seek them: nothing is fetched before the store positions them.
+            consumer.assign(tps)
+            handler.assigned(_partitions(tps))
+
+        def on_revoke(consumer: Consumer, tps: list[TopicPartition]) -> None:
+            handler.revoked(_partitions(tps))
+            self._paused.difference_update(_partitions(tps))
+
+        def on_lost(consumer: Consumer, tps: list[TopicPartition]) -> None:
+            handler.lost(_partitions(tps))
+            self._paused.difference_update(_partitions(tps))
+
+        try:
+            self._consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+        except KafkaException as exc:
+            raise BrokerError(str(exc)) from exc
+
+    def poll(self, timeout_s: float, max_records: int) -> Mapping[Partition, list[Any]]:
+        try:
+            messages = self._consumer.consume(
+                num_messages=max(1, min(max_records, 100_000)), timeout=timeout_s
+            )
+        except KafkaException as exc:
+            raise BrokerError(str(exc)) from exc
+        out: dict[Partition, list[Any]] = {}
+        for m in messages:
+            error = m.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", error)
+                continue
+            key = Partition(m.topic(), m.partition())  # type: ignore[arg-type]  # set: no error
+            records = out.get(key)
+            if records is None:
+                records = out[key] = []
+            kind, timestamp = m.timestamp()
+            records.append(Record(
+                key.topic, key.partition, m.offset(), timestamp if kind else None,  # type: ignore[arg-type]
+                m.key(), m.value(), m.headers() or [],  # type: ignore[arg-type]
+            ))
+        return out
+
+    def pause(self, partitions: Collection[Partition]) -> None:
+        if partitions:
+            self._consumer.pause(_tps(partitions))
+            self._paused.update(partitions)
+
+    def resume(self, partitions: Collection[Partition]) -> None:
+        if partitions:
+            self._consumer.resume(_tps(partitions))
+            self._paused.difference_update(partitions)
+
+    def paused(self) -> set[Partition]:
+        return self._paused & self.assignment()
+
+    def assignment(self) -> set[Partition]:
+        return set(_partitions(self._consumer.assignment()))
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        self._consumer.seek(TopicPartition(partition.topic, partition.partition, offset))
+
+    def position(self, partition: Partition) -> int | None:
+        (tp,) = self._consumer.position([TopicPartition(partition.topic, partition.partition)])
+        return None if tp.offset < 0 else int(tp.offset)
+
+    def highwater(self, partition: Partition) -> int | None:
+        tp = TopicPartition(partition.topic, partition.partition)
+        _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+        return None if high is None or high < 0 else int(high)
+
+    def commit(self, offsets: Mapping[Partition, int], *, on_error: Callable[[Exception], None]) -> None:
+        self._on_commit_error = on_error
+        request = [TopicPartition(p.topic, p.partition, o) for p, o in offsets.items()]
+        try:
+            self._consumer.commit(offsets=request, asynchronous=True)
+        except KafkaException as exc:  # the store is the truth: a failed commit loses nothing
+            on_error(exc)
+
+    def commit_failed(self, exc: Exception) -> None:
+        if self._on_commit_error is not None:
+            self._on_commit_error(exc)
+
+    def close(self) -> None:
+        self._consumer.close()
+
