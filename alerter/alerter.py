@@ -40,8 +40,8 @@ from sagascope.queries import (
     flow_link,
     list_alerts,
 )
-from sagascope.queries.state import _aware
 from sagascope.store import Store, StoreError
+from sagascope.store.timetext import as_utc
 
 from sagascope.settings import AlertSettings, Settings
 
@@ -132,7 +132,7 @@ class Alerter:
 
     def refresh_thresholds(self, now: datetime | None = None) -> dict[tuple[str, str], Threshold]:
         """Learn thresholds from the transitions of the last ``learn_window_s``."""
-        now = _aware(now or datetime.now(UTC))
+        now = as_utc(now or datetime.now(UTC))
         durations = self._step_durations(now - timedelta(seconds=self.settings.learn_window_s))
         learned = self.thresholds.learn(durations)
         self._learned_at = time.monotonic()
@@ -173,7 +173,7 @@ class Alerter:
         Raises:
             StoreError: when the store cannot be read or written; nothing was sent then.
         """
-        now = _aware(now or datetime.now(UTC))
+        now = as_utc(now or datetime.now(UTC))
         if self._thresholds_due():
             self.refresh_thresholds(now)
         stalled = {s.saga_id: s for s in self._stalled()}
@@ -182,7 +182,7 @@ class Alerter:
         opened: list[Alert] = []
         resolved: list[Alert] = []
         for saga_id, saga in stalled.items():
-            since = _aware(saga.since)
+            since = as_utc(saga.since)
             existing = open_alerts.get(saga_id)
             if existing is not None and _ms(existing.since) == _ms(since):
                 continue
@@ -198,7 +198,7 @@ class Alerter:
                 state = current.get(alert.saga_id)
                 if state is None:
                     resolved.append(self._resolved(alert, RESOLVED_GONE, now))
-                elif _ms(_aware(state.last_kafka_time)) > _ms(alert.since):
+                elif _ms(as_utc(state.last_kafka_time)) > _ms(alert.since):
                     outcome = state.status if state.status in SAGA_STATUSES else RESOLVED_MOVED_ON
                     resolved.append(self._resolved(alert, outcome, now))
                 # else: same last message, but no longer past its threshold (a learned

@@ -37,7 +37,8 @@ from sagascope.queries.results import (
     Transition,
     Variant,
 )
-from sagascope.queries.state import StateQuery, _aware, state_sql
+from sagascope.queries.state import StateQuery, state_sql
+from sagascope.store.timetext import as_utc
 
 from sagascope.settings import AlertSettings, StatusRule
 
@@ -252,7 +253,7 @@ class SagaQueries:
                     step=r["last_step"],
                     last_type=r["last_type"],
                     waiting_for=waiting,
-                    since=_aware(r["last_kafka_time"]),
+                    since=as_utc(r["last_kafka_time"]),
                     threshold_s=float(r["threshold_s"]),
                     silent_s=float(r["silent_s"]),
                 )
@@ -328,8 +329,8 @@ class SagaQueries:
             "(SELECT max(ingest_time) FROM messages) AS i, (SELECT count() FROM messages) AS n"
         ).rows[0]
         if value[0]:
-            return _aware(value[1])
-        return _aware(value[2]) if value[3] else None
+            return as_utc(value[1])
+        return as_utc(value[2]) if value[3] else None
 
 
 def _summary(r: dict[str, Any]) -> SagaSummary:
@@ -337,9 +338,9 @@ def _summary(r: dict[str, Any]) -> SagaSummary:
         saga_id=r["saga_id"],
         saga_type=r["saga_type"],
         status=r["status"],
-        started=_aware(r["started"]),
-        last_event=_aware(r["last_event"]),
-        last_kafka_time=_aware(r["last_kafka_time"]),
+        started=as_utc(r["started"]),
+        last_event=as_utc(r["last_event"]),
+        last_kafka_time=as_utc(r["last_kafka_time"]),
         duration_s=float(r["duration_s"]),
         messages=int(r["message_count"]),
         last_step=r["last_step"],

@@ -7,7 +7,7 @@ materialized view); Python only builds the SQL text (fixed, no user input) and i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sagascope.instrumentation.contract import SAGA_STATUSES
@@ -15,15 +15,9 @@ from sagascope.queries.exceptions import QueryError
 from sagascope.queries.results import STATUSES, SagaFilter
 from sagascope.store.headers import header_sql
 from sagascope.store.schema import STATUS_RANK
+from sagascope.store.timetext import as_utc, clickhouse_param
 
 from sagascope.settings import StatusRule
-
-
-def format_time(moment: datetime) -> str:
-    """A DateTime64(3, 'UTC') parameter value, the same text for both backends."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def bind(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -31,7 +25,7 @@ def bind(params: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in params.items():
         if isinstance(value, datetime):
-            value = format_time(value)
+            value = clickhouse_param(value)
         elif isinstance(value, tuple):
             value = list(value)
         out[name] = value
@@ -241,7 +235,7 @@ class StateQuery:
             "SELECT if(count() = 0, now64(3, 'UTC'), min(read_until)) "
             "FROM (SELECT read_until FROM progress FINAL)"
         ).scalar()
-        return _aware(value)
+        return as_utc(value)
 
     def sagas_sql(
         self, filters: SagaFilter | None, ref: datetime | None = None
@@ -277,9 +271,3 @@ class StateQuery:
 
     def failure_types(self) -> list[str]:
         return [r.type for r in self.status_rules if r.status in ("failed", "compensating")]
-
-
-def _aware(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    raise QueryError(f"expected a time from the store, got {value!r}")
