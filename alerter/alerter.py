@@ -36,6 +36,7 @@ from sagascope.queries import (
     SagaFilter,
     SagaQueries,
     StalledSaga,
+    StallRule,
     alert_row,
     flow_link,
     list_alerts,
@@ -102,7 +103,7 @@ class Alerter:
         self.sinks = list(sinks)
         self.dashboard_url = dashboard_url
         self._learned_at: float | None = None
-        self._stall_rules: list[tuple[str, str, float]] | None = None
+        self._stall_rules: list[StallRule] | None = None
         self._stall_queries: SagaQueries | None = None
         #: Evaluations completed, and evaluations that failed (store errors), since start.
         self.evaluations = 0
@@ -310,14 +311,14 @@ class Alerter:
 
 
 def _make_queries(
-    store: Store, settings: AlertSettings, stall_rules: Iterable[tuple[str, str, float]]
+    store: Store, settings: AlertSettings, stall_rules: Iterable[StallRule]
 ) -> SagaQueries:
     """A ``SagaQueries`` judging stalls by ``stall_rules`` (rebuilt when thresholds change)."""
     return SagaQueries(
         store,
         status_rules=settings.status_rules,
         stall_rules=list(stall_rules),
-        default_timeout_s=settings.default_timeout_s,
+        default_threshold_s=settings.default_threshold_s,
     )
 
 

@@ -37,7 +37,7 @@ class Alert:
     state: str
     saga_id: str
     saga_type: str
-    #: The step the saga is stuck after, and the type of its last message.
+    #: The step the saga is stalled after, and what it is waiting for (e.g. the reply to it).
     step: str
     waiting_for: str
     #: Kafka time of the saga's last message: silent since then.

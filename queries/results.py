@@ -37,6 +37,19 @@ class SagaFilter:
 
 
 @dataclass(frozen=True)
+class StallRule:
+    """A threshold for sagas of ``saga_type`` silent after ``step`` (``"*"`` matches any).
+
+    The alerter resolves its configured and learned thresholds into these; the first
+    matching rule wins, and the default threshold applies where none matches.
+    """
+
+    saga_type: str
+    step: str
+    threshold_s: float
+
+
+@dataclass(frozen=True)
 class FlowMessage:
     """One message of a flow (a ``messages`` row, duplicates folded into it)."""
 

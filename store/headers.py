@@ -6,7 +6,7 @@ contract's millisecond format, ...) is left out of the stored ``headers`` map an
 bit in ``headers_elided``; :func:`rebuild` puts it back on read. Anything a column does not
 reproduce exactly (another value, another time format, trace flags other than ``01``) stays in
 ``headers`` as received, so the rebuilt map always equals the received one. The bits are part
-of the audited row (see ``_audit.row_digest``). Header order is not kept, as it never was: a
+of the audited row (see ``sagascope.store.audit.row_digest``). Header order is not kept, as it never was: a
 repeated header keeps its last value.
 
 The bit of a header is its index in :data:`ELIDABLE`: append only, never reorder.
