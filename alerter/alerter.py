@@ -83,7 +83,7 @@ class Alerter:
         store: the store holding ``messages``, ``alerts`` and ``progress``.
         queries: the query layer over the same store; learned thresholds come from its
             ``transitions``. Stalls are asked of a ``SagaQueries`` built with the thresholds.
-        alert_settings: rules, default timeout, interval.
+        alert_settings: threshold rules, default threshold, interval.
         sinks: where alerts go (see :func:`build_sinks`).
         dashboard_url: base URL of the dashboard for the links in alerts.
     """
@@ -203,7 +203,7 @@ class Alerter:
                     outcome = state.status if state.status in SAGA_STATUSES else RESOLVED_MOVED_ON
                     resolved.append(self._resolved(alert, outcome, now))
                 # else: same last message, but no longer past its threshold (a learned
-                # threshold grew, or the watermark fell back): still stuck, stays open.
+                # threshold grew, or the watermark fell back): still stalled, stays open.
 
         changes = resolved + opened
         if changes:
