@@ -90,7 +90,10 @@ def part_of(module: str) -> str:
     if second in {"instrumentation", "store", "collector", "queries", "alerter", "dashboard",
                   "demo_services", "replay", "testing", "embedded"}:
         return second
-    return "cli"  # cli, commands, __main__
+    if second in {"cli", "commands", "__main__"}:
+        return "cli"
+    # A module this test does not place yet: say where it belongs (DIRECT, BASE) to pass.
+    return f"unplaced {module}"
 
 
 def allowed(importer_module: str, target_module: str) -> bool:
@@ -105,7 +108,7 @@ def allowed(importer_module: str, target_module: str) -> bool:
         return target_module == "sagascope.instrumentation.exceptions"
     if (importer_module, target) in EXCEPTIONS:
         return True
-    if importer == "base":
+    if importer == "base" or importer.startswith("unplaced") or target.startswith("unplaced"):
         return False
     reach = _reachable(importer)
     return "*" in reach or target in reach or (
@@ -201,6 +204,7 @@ def test_imports_between_parts_go_only_the_way_design_md_draws_them() -> None:
         ("dashboard/extra.py", "from sagascope.commands import flow"),
         ("src/sagascope/settings_extra.py", "from sagascope.store import Store"),
         ("queries/extra.py", "from ..collector import Collector"),
+        ("src/sagascope/newpart.py", "from sagascope.store import Store"),
     ],
 )
 def test_the_direction_check_catches_an_upward_import(folder: str, source: str) -> None:
