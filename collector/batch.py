@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 from sagascope.collector.assignment import Partition, PartitionState
 from sagascope.collector.decode.rows import DecodeContext, decode_row
-from sagascope.store.audit import link_hash, ms_text, row_digest
+from sagascope.store.audit import link_hash, row_digest
+from sagascope.store.timetext import clickhouse_ms as ms_text
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from sagascope.collector.assignment import Partition, PartitionState
 from sagascope.collector.batch import Batch
 from sagascope.collector.decode.rows import fallback_row
 from sagascope.store import StoreError, StoreUnavailable
-from sagascope.store.audit import GENESIS, ms_text, seal, sealed
+from sagascope.store.audit import GENESIS, seal, sealed
 from sagascope.store.base import Store, encode_rows
 from sagascope.store.schema import MESSAGES
+from sagascope.store.timetext import clickhouse_ms as ms_text
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from sagascope.collector.assignment import AssignmentHandler, Partition
 
+__all__ = ["CLIENTS", "ClientFactory", "ConsumerClient", "client_factory"]
+
 #: Values of the ``collector.client`` setting.
 CLIENTS = ("kafka-python", "confluent-kafka")
 

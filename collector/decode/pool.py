@@ -38,8 +38,9 @@ from sagascope.collector.decode.correlate import Correlator
 from sagascope.collector.decode.redact import Redactor
 from sagascope.collector.decode.rows import DecodeContext, decode_row, fallback_row
 from sagascope.collector.record_batches import DamagedBatch, RawBatch, parse_batches, record_count
-from sagascope.store.audit import ms_text, row_digest
+from sagascope.store.audit import row_digest
 from sagascope.store.base import encode_rows
+from sagascope.store.timetext import clickhouse_ms as ms_text
 
 from sagascope.settings import CorrelationRule, RedactionRule
 

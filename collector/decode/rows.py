@@ -35,8 +35,8 @@ from sagascope.instrumentation.contract import (
     parse_time,
     parse_traceparent,
 )
-from sagascope.store.audit import ms_text
 from sagascope.store.headers import elide
+from sagascope.store.timetext import clickhouse_ms as ms_text
 
 log = logging.getLogger(__name__)
 _sha256 = hashlib.sha256
