@@ -115,13 +115,31 @@ class ConfluentConsumer:
         self.fetch_wait_ms = fetch_wait_ms
         self._paused: set[Partition] = set()
         self._on_commit_error: Callable[[Exception], None] | None = None
+        #: While a rebalance assigns partitions: their offsets sought so far (see on_assign).
+        self._assigning: dict[Partition, int] | None = None
+        self._assigning_set: set[Partition] = set()
 
     def subscribe(self, topics: list[str], handler: AssignmentHandler) -> None:
         def on_assign(consumer: Consumer, tps: list[TopicPartition]) -> None:
-            # Assigned here (not after the callback, as by default) so that the handler can
-            # pause and seek them: nothing is fetched before the store positions them.
-            consumer.assign(tps)
-            handler.assigned(_partitions(tps))
+            # librdkafka cannot seek a partition it has not started fetching ("Erroneous
+            # state"): while the handler positions the new partitions, their pauses and seeks
+            # are collected, then the partitions are assigned at those offsets and paused.
+            self._assigning = {}
+            self._assigning_set = set(_partitions(tps))
+            try:
+                handler.assigned(_partitions(tps))
+                offsets = self._assigning
+            finally:
+                self._assigning = None
+                self._assigning_set = set()
+            consumer.assign([
+                TopicPartition(tp.topic, tp.partition, offsets[Partition(tp.topic, tp.partition)])
+                if Partition(tp.topic, tp.partition) in offsets else tp
+                for tp in tps
+            ])
+            paused = [p for p in _partitions(tps) if p in self._paused]
+            if paused:
+                consumer.pause(_tps(paused))
 
         def on_revoke(consumer: Consumer, tps: list[TopicPartition]) -> None:
             handler.revoked(_partitions(tps))
@@ -162,14 +180,16 @@ class ConfluentConsumer:
         return out
 
     def pause(self, partitions: Collection[Partition]) -> None:
-        if partitions:
-            self._consumer.pause(_tps(partitions))
-            self._paused.update(partitions)
+        self._paused.update(partitions)
+        assigned = [p for p in partitions if self._assigning is None or p not in self._assigning_set]
+        if assigned:
+            self._consumer.pause(_tps(assigned))
 
     def resume(self, partitions: Collection[Partition]) -> None:
-        if partitions:
-            self._consumer.resume(_tps(partitions))
-            self._paused.difference_update(partitions)
+        self._paused.difference_update(partitions)
+        assigned = [p for p in partitions if self._assigning is None or p not in self._assigning_set]
+        if assigned:
+            self._consumer.resume(_tps(assigned))
 
     def paused(self) -> set[Partition]:
         return self._paused & self.assignment()
@@ -178,7 +198,14 @@ class ConfluentConsumer:
         return set(_partitions(self._consumer.assignment()))
 
     def seek(self, partition: Partition, offset: int) -> None:
-        self._consumer.seek(TopicPartition(partition.topic, partition.partition, offset))
+        if self._assigning is not None and partition in self._assigning_set:
+            self._assigning[partition] = offset  # applied by the assign() that follows
+            return
+        try:
+            self._consumer.seek(TopicPartition(partition.topic, partition.partition, offset))
+        except KafkaException as exc:
+            where = f"{partition.topic}[{partition.partition}]"
+            raise BrokerError(f"cannot seek {where} to {offset}: {exc}") from exc
 
     def position(self, partition: Partition) -> int | None:
         (tp,) = self._consumer.position([TopicPartition(partition.topic, partition.partition)])
