@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sagascope.alerter.sinks import (
     AlertSink,
     build_sinks,
+    refresh_all,
     send_to_all,
 )
 from sagascope.alerter.thresholds import (
@@ -209,7 +210,13 @@ class Alerter:
             self.store.insert("alerts", [alert_row(a) for a in changes])
             for alert in changes:
                 send_to_all(self.sinks, alert)
-        open_count = len(open_alerts) - len(resolved) + len(opened)
+        still_open = {a.alert_id: a for a in open_alerts.values()}
+        for alert in resolved:
+            still_open.pop(alert.alert_id, None)
+        still_open.update((a.alert_id, a) for a in opened)
+        # After the changes, so a resolved alert is never re-sent as open.
+        refresh_all(self.sinks, list(still_open.values()))
+        open_count = len(still_open)
         self.evaluations += 1
         if changes:
             log.info(

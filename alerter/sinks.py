@@ -1,4 +1,4 @@
-"""Where alerts go: the log, a webhook (JSON POST), a Kafka topic; several at once.
+"""Where alerts go: the log, a webhook (JSON POST), a Kafka topic, Alertmanager; several at once.
 
 Evaluation never waits on a sink: the webhook and Kafka sinks hand each alert to a background
 worker that delivers it with a timeout and retries with exponential backoff, so a dead
@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sagascope.alerter.exceptions import PermanentDeliveryError
 from sagascope.queries.alerts import STATE_OPEN, Alert
@@ -358,7 +358,14 @@ class KafkaSink(RetryingSink):
             self._producer = None
 
 
-SINK_NAMES = ("log", "webhook", "kafka")
+SINK_NAMES = ("log", "webhook", "kafka", "alertmanager")
+
+
+@runtime_checkable
+class ResendingSink(Protocol):
+    """A sink that must be reminded of every open alert (Alertmanager forgets stale ones)."""
+
+    def refresh(self, open_alerts: Sequence[Alert]) -> int: ...
 
 
 def build_sinks(
@@ -385,6 +392,8 @@ def build_sinks(
     for name in dict.fromkeys(names):
         if name == "log":
             sinks.append(LogSink())
+        elif name == "alertmanager":
+            sinks.extend(_alertmanager_sinks(settings))
         elif name == "webhook":
             if not settings.webhook_url:
                 raise ConfigError("alert sink 'webhook' needs the setting alerts.webhook_url")
@@ -410,6 +419,37 @@ def build_sinks(
                 )
             )
     return sinks
+
+
+def _alertmanager_sinks(settings: AlertSettings) -> list[AlertSink]:
+    from sagascope.alerter.alertmanager import AlertmanagerSink
+
+    urls = [u.strip() for u in settings.alertmanager_urls.split(",") if u.strip()]
+    if not urls:
+        raise ConfigError("alert sink 'alertmanager' needs the setting alerts.alertmanager_urls")
+    return [
+        AlertmanagerSink(
+            url,
+            severity=settings.alertmanager_severity,
+            resend_s=settings.alertmanager_resend_s,
+            min_validity_s=settings.interval_s,
+            timeout_s=settings.webhook_timeout_s,
+            retries=settings.webhook_retries,
+            backoff_s=settings.retry_backoff_s,
+            backoff_max_s=settings.retry_backoff_max_s,
+        )
+        for url in dict.fromkeys(urls)
+    ]
+
+
+def refresh_all(sinks: Sequence[AlertSink], open_alerts: Sequence[Alert]) -> None:
+    """Remind the sinks that re-send open alerts (Alertmanager's) of every open alert."""
+    for sink in sinks:
+        if isinstance(sink, ResendingSink):
+            try:
+                sink.refresh(open_alerts)
+            except Exception:
+                log.exception("alert sink %s raised on refresh", getattr(sink, "name", sink))
 
 
 def send_to_all(sinks: Sequence[AlertSink], alert: Alert) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sagascope.queries import analytics as _analytics
+from sagascope.queries import metrics as _metrics
 from sagascope.queries.exceptions import NotFound, QueryError
 from sagascope.queries.flows import FLOW_COLUMNS, MAX_FLOW_ROWS, causal_order
 from sagascope.queries.results import (
@@ -330,6 +331,17 @@ class SagaQueries:
         if value[0]:
             return _aware(value[1])
         return _aware(value[2]) if value[3] else None
+
+    # ---- metrics -------------------------------------------------------------------------
+
+    def metrics(
+        self, cycle_time_buckets_s: Sequence[float] = _metrics.CYCLE_TIME_BUCKETS_S
+    ) -> _metrics.SagaMetrics:
+        """Sagas by type and status, stalled by step, cycle-time buckets, open alerts, freshness.
+
+        What the Prometheus endpoint exposes; one scan of the saga state (see queries/metrics.py).
+        """
+        return _metrics.saga_metrics(self._q, cycle_time_buckets_s)
 
 
 def _summary(r: dict[str, Any]) -> SagaSummary:

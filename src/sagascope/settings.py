@@ -153,6 +153,19 @@ class AlertSettings:
     learn_window_s: float = 7 * 86400.0
     rules: tuple[AlertRule, ...] = ()
     status_rules: tuple[StatusRule, ...] = ()
+    #: Alertmanager base URLs (comma separated; every one gets every alert, for HA), used by
+    #: the ``alertmanager`` sink: alerts are POSTed to ``<url>/api/v2/alerts``.
+    alertmanager_urls: str = ""
+    #: The ``severity`` label of alerts sent to Alertmanager.
+    alertmanager_severity: str = "warning"
+    #: Open alerts are re-sent to Alertmanager this often (Prometheus's default is 60 s);
+    #: each carries an ``endsAt`` four intervals ahead, as Prometheus does.
+    alertmanager_resend_s: float = 60.0
+    #: Port of the saga metrics endpoint (``/metrics``) of ``sagascope alert`` and
+    #: ``sagascope demo``; 0 disables it in ``alert`` and picks a free port in ``demo``.
+    metrics_port: int = 0
+    #: Address the saga metrics endpoint listens on.
+    metrics_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 from sagascope.settings import Settings
 
@@ -33,6 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="URL the webhook sink POSTs alerts to (env SAGASCOPE_ALERTS_WEBHOOK_URL)",
     )
     parser.add_argument(
+        "--alertmanager-urls", dest="alerts.alertmanager_urls", metavar="LIST",
+        help="comma-separated Alertmanager URLs for the alertmanager sink "
+        "(env SAGASCOPE_ALERTS_ALERTMANAGER_URLS)",
+    )
+    parser.add_argument(
+        "--metrics-port", dest="alerts.metrics_port", type=int, metavar="PORT",
+        help="serve saga metrics for Prometheus on this port; 0 disables "
+        "(env SAGASCOPE_ALERTS_METRICS_PORT)",
+    )
+    parser.add_argument(
         "--once", action="store_true",
         help="evaluate once, print what opened and resolved, deliver, and exit",
     )
@@ -45,7 +56,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings.store.url, settings.store.path, settings.store.database)
     ensure_schema(store, settings.store.cluster)
     alerter = Alerter.from_settings(store, settings)
+    metrics = None
     try:
+        if settings.alerts.metrics_port and not args.once:
+            metrics = _serve_metrics(store, settings)
         if args.once:
             result = alerter.evaluate_once()
             for alert in result.resolved + result.opened:
@@ -68,5 +82,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             signal.signal(signal.SIGTERM, previous)
         return 0
     finally:
+        if metrics is not None:
+            metrics.close()
         alerter.close()
         store.close()
+
+
+def _serve_metrics(store: Any, settings: Settings) -> Any:
+    """The saga metrics endpoint, judging stalls as ``sagascope stuck`` does."""
+    from sagascope.alerter.saga_metrics import serve_saga_metrics
+    from sagascope.exceptions import ConfigError
+    from sagascope.queries import SagaQueries
+
+    cfg = settings.alerts
+    try:
+        server = serve_saga_metrics(
+            SagaQueries.from_settings(store, cfg), cfg.metrics_port, cfg.metrics_host
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"setting alerts.metrics_port: cannot listen on {cfg.metrics_host}:"
+            f"{cfg.metrics_port}: {exc}"
+        ) from exc
+    print(f"sagascope alert: saga metrics at {server.url}", flush=True)
+    return server

@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration", type=float, default=0.0, metavar="SECONDS",
         help="stop by itself after this many seconds (default: run until Ctrl-C)",
     )
+    parser.add_argument(
+        "--metrics-port", dest="alerts.metrics_port", type=int, metavar="PORT",
+        help="port of the saga metrics for Prometheus; 0 picks a free one "
+        "(env SAGASCOPE_ALERTS_METRICS_PORT)",
+    )
     parser.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
     parser.add_argument(
         "--ground-truth", metavar="PATH",
@@ -145,6 +150,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         collector.start()
         stack.callback(collector.stop)
 
+        metrics = _serve_metrics(settings, store)
+        stack.callback(metrics.close)
+        print(f"sagascope demo: saga metrics at {metrics.url}", flush=True)
+
         alerter_stop = threading.Event()
         alerter = Alerter.from_settings(store, settings)
         alerter_thread = alerter.start(alerter_stop)
@@ -191,6 +200,24 @@ def _announce_first_saga(store: Any, runner: Any, url: str, started: float) -> b
     print(f"sagascope demo: first saga stored after {time.monotonic() - started:.1f} s: {where}",
           flush=True)
     return True
+
+
+def _serve_metrics(settings: Settings, store: Any) -> Any:
+    """The saga metrics endpoint (``alerts.metrics_port``, 0 = a free port)."""
+    from sagascope.alerter.saga_metrics import serve_saga_metrics
+    from sagascope.exceptions import SagascopeError
+    from sagascope.queries import SagaQueries
+
+    cfg = settings.alerts
+    try:
+        return serve_saga_metrics(
+            SagaQueries.from_settings(store, cfg), cfg.metrics_port, cfg.metrics_host
+        )
+    except OSError as exc:
+        raise SagascopeError(
+            f"cannot serve saga metrics on {cfg.metrics_host}:{cfg.metrics_port}: {exc} "
+            "(choose another port with --metrics-port; 0 picks a free one)"
+        ) from exc
 
 
 def _serve_dashboard(settings: Settings, store: Any, stack: ExitStack) -> str:

@@ -1,0 +1,145 @@
+"""The numbers behind the saga metrics: one pass over the saga state, three small reads.
+
+What Prometheus scrapes (``sagascope.alerter.saga_metrics``) is asked here, of the same saga
+state every other question uses, so a gauge agrees with ``sagascope stuck`` and the dashboard:
+
+- sagas by (saga type, status), and stalled sagas by (saga type, step they are stuck after);
+- finished sagas by (saga type, outcome) and their cycle times, bucketed for a histogram;
+- open alerts by saga type (the ``alerts`` table);
+- when the newest stored message was ingested, and the collector's watermark.
+
+All of it is one scan of ``saga_state`` grouped into a few hundred rows at most (types x
+statuses x steps x buckets), whatever the number of sagas: no saga id leaves the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sagascope.queries.exceptions import QueryError
+from sagascope.queries.results import FINISHED_STATUSES
+from sagascope.queries.state import StateQuery, _aware
+
+__all__ = ["CYCLE_TIME_BUCKETS_S", "CycleTimeBuckets", "SagaMetrics", "saga_metrics"]
+
+#: Upper bounds (seconds) of the cycle-time histogram: flows of seconds up to a week.
+CYCLE_TIME_BUCKETS_S: tuple[float, ...] = (
+    1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400, 259200, 604800,
+)
+
+
+@dataclass
+class CycleTimeBuckets:
+    """Cycle times of one saga type's finished sagas: counts per bucket (not cumulative)."""
+
+    #: ``counts[i]``: sagas with ``bounds[i-1] < cycle time <= bounds[i]``; the last entry
+    #: (index ``len(bounds)``) counts those above every bound.
+    counts: list[int]
+    sum_s: float = 0.0
+
+    def cumulative(self) -> list[int]:
+        """Counts at or below each bound, then the total (the ``+Inf`` bucket)."""
+        out, running = [], 0
+        for n in self.counts:
+            running += n
+            out.append(running)
+        return out
+
+
+@dataclass
+class SagaMetrics:
+    """One snapshot of the saga metrics; every mapping has bounded keys (no saga ids)."""
+
+    bounds_s: tuple[float, ...]
+    #: (saga type, status) -> sagas; every status of ``STATUSES`` that occurs.
+    sagas: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: (saga type, step stuck after) -> stalled sagas.
+    stalled: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: saga type -> cycle times of its finished sagas.
+    cycle_times: dict[str, CycleTimeBuckets] = field(default_factory=dict)
+    #: saga type -> open alerts.
+    open_alerts: dict[str, int] = field(default_factory=dict)
+    #: Ingest time of the newest stored message (None: the store is empty).
+    newest_ingest: datetime | None = None
+    #: The collector's watermark (None: no collector reports progress).
+    watermark: datetime | None = None
+    #: The store's clock when asked (ages are measured against it, not the caller's clock).
+    now: datetime | None = None
+
+    @property
+    def started(self) -> dict[str, int]:
+        """saga type -> sagas stored (each counted once, whatever its status)."""
+        out: dict[str, int] = {}
+        for (saga_type, _), n in self.sagas.items():
+            out[saga_type] = out.get(saga_type, 0) + n
+        return out
+
+    @property
+    def finished(self) -> dict[tuple[str, str], int]:
+        """(saga type, outcome) -> finished sagas (completed, failed, compensated)."""
+        return {k: n for k, n in self.sagas.items() if k[1] in FINISHED_STATUSES}
+
+
+def _check_bounds(bounds_s: Sequence[float]) -> tuple[float, ...]:
+    bounds = tuple(float(b) for b in bounds_s)
+    if not bounds or any(b <= 0 for b in bounds) or list(bounds) != sorted(set(bounds)):
+        raise QueryError(f"cycle-time buckets must be positive and increasing, got {bounds_s!r}")
+    return bounds
+
+
+def saga_metrics(q: StateQuery, bounds_s: Sequence[float] = CYCLE_TIME_BUCKETS_S) -> SagaMetrics:
+    """The saga metrics, read from the store now (see the module docstring)."""
+    bounds = _check_bounds(bounds_s)
+    sql, params = q.sagas_sql(None)
+    params["bounds"] = list(bounds)
+    finished = ", ".join(f"'{s}'" for s in FINISHED_STATUSES)
+    # One row per (type, status, stalled step, bucket); the bucket only for finished sagas.
+    rows = q.run(
+        f"""
+        SELECT saga_type, status,
+            if(status = 'stalled', last_step, '') AS stalled_step,
+            if(status IN ({finished}),
+               arrayFirstIndex(b -> duration_s <= b, {{bounds:Array(Float64)}}) - 1, -2) AS bucket,
+            count() AS sagas, sum(duration_s) AS seconds
+        FROM ({sql})
+        GROUP BY saga_type, status, stalled_step, bucket
+        """,
+        params,
+    ).rows
+    out = SagaMetrics(bounds_s=bounds)
+    for saga_type, status, step, bucket, n, seconds in rows:
+        saga_type, n = str(saga_type), int(n)
+        key = (saga_type, str(status))
+        out.sagas[key] = out.sagas.get(key, 0) + n
+        if status == "stalled":
+            out.stalled[(saga_type, str(step))] = out.stalled.get((saga_type, str(step)), 0) + n
+        if int(bucket) >= -1:
+            hist = out.cycle_times.setdefault(saga_type, CycleTimeBuckets([0] * (len(bounds) + 1)))
+            # arrayFirstIndex gives 0 above every bound: -1 here, the overflow slot.
+            hist.counts[int(bucket) if int(bucket) >= 0 else len(bounds)] += n
+            hist.sum_s += float(seconds)
+    out.open_alerts = {
+        str(t): int(n)
+        for t, n in q.run(
+            "SELECT saga_type, count() FROM alerts FINAL WHERE state = 'open' GROUP BY saga_type"
+        ).rows
+    }
+    out.newest_ingest, out.watermark, out.now = _freshness(q)
+    return out
+
+
+def _freshness(q: StateQuery) -> tuple[datetime | None, datetime | None, datetime]:
+    row: Any = q.run(
+        "SELECT (SELECT count() FROM messages) AS n, (SELECT max(ingest_time) FROM messages), "
+        "(SELECT count() FROM progress) AS p, "
+        "(SELECT min(read_until) FROM (SELECT read_until FROM progress FINAL)), now64(3, 'UTC')"
+    ).rows[0]
+    n, newest, progress, watermark, now = row
+    return (
+        _aware(newest) if n else None,
+        _aware(watermark) if progress else None,
+        _aware(now),
+    )
