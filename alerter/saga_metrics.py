@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from sagascope.queries import SagaQueries
-from sagascope.queries.metrics import SagaMetrics
+from sagascope.queries.metrics import CycleTimeBuckets, SagaMetrics
 
 log = logging.getLogger(__name__)
 
@@ -138,17 +138,19 @@ class SagaMetricsCollector(Collector):
         started = CounterMetricFamily(
             f"{PREFIX}_sagas_started", "Sagas stored (started), by saga type", labels=["saga_type"]
         )
-        for saga_type, n in sorted(m.started.items()):
-            started.add_metric([saga_type], self._monotonic(started.name, (saga_type,), n))
+        started_now: dict[tuple[str, ...], float] = {(t,): n for t, n in m.started.items()}
+        for (saga_type,), count in self._with_held(started.name, started_now):
+            started.add_metric([saga_type], self._monotonic(started.name, (saga_type,), count))
         yield started
         finished = CounterMetricFamily(
             f"{PREFIX}_sagas_finished",
             "Sagas finished, by saga type and outcome (completed, failed, compensated)",
             labels=["saga_type", "outcome"],
         )
-        for (saga_type, outcome), n in sorted(m.finished.items()):
+        finished_now: dict[tuple[str, ...], float] = dict(m.finished.items())
+        for (saga_type, outcome), count in self._with_held(finished.name, finished_now):
             finished.add_metric(
-                [saga_type, outcome], self._monotonic(finished.name, (saga_type, outcome), n)
+                [saga_type, outcome], self._monotonic(finished.name, (saga_type, outcome), count)
             )
         yield finished
         yield self._cycle_times(m)
@@ -182,7 +184,9 @@ class SagaMetricsCollector(Collector):
             labels=["saga_type"],
         )
         bounds = [_le(b) for b in m.bounds_s] + ["+Inf"]
-        for saga_type, hist in sorted(m.cycle_times.items()):
+        held = self._with_held(f"{family.name}_sum", {})
+        for saga_type in sorted(set(m.cycle_times) | {labels[0] for labels, _ in held}):
+            hist = m.cycle_times.get(saga_type) or CycleTimeBuckets([0] * len(bounds))
             name = f"{family.name}_bucket"
             cumulative = [
                 self._monotonic(name, (saga_type, le), n)
@@ -191,6 +195,20 @@ class SagaMetricsCollector(Collector):
             total = self._monotonic(f"{family.name}_sum", (saga_type,), hist.sum_s)
             family.add_metric([saga_type], list(zip(bounds, cumulative, strict=True)), total)
         return family
+
+    def _with_held(
+        self, name: str, values: Mapping[tuple[str, ...], float]
+    ) -> list[tuple[tuple[str, ...], float]]:
+        """``values`` plus, at 0, every series of ``name`` exposed before and now absent.
+
+        A counter series must not vanish while the store has no saga in it for a while (the
+        last failed saga compensating): it keeps its highest value, as counters do.
+        """
+        out = dict(values)
+        for held_name, labels in self._high:
+            if held_name == name:
+                out.setdefault(labels, 0)
+        return sorted(out.items())
 
     def _monotonic(self, name: str, labels: tuple[str, ...], value: float) -> float:
         key = (name, labels)
