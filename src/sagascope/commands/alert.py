@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sinks", dest="alerts.sinks", metavar="LIST",
-        help="comma-separated sinks: log, webhook, kafka (env SAGASCOPE_ALERTS_SINKS)",
+        help="comma-separated sinks: log, webhook, kafka, alertmanager (env SAGASCOPE_ALERTS_SINKS)",
     )
     parser.add_argument(
         "--webhook-url", dest="alerts.webhook_url", metavar="URL",

@@ -1,0 +1,141 @@
+"""Benchmark of one Prometheus scrape of the saga metrics on a large embedded store.
+
+Seeds ``--sagas`` sagas (default 1,000,000; about 9.4 messages each, the realistic mix of
+``bench_queries.py``: orders that complete, fail, compensate or hang) straight into chDB with
+``INSERT ... SELECT`` from ``numbers()``, plus collector progress and ``--alerts`` open alerts,
+then times, interleaved so load on the machine hits each alike:
+
+- ``SagaQueries.metrics()``: the query behind a scrape;
+- a whole scrape over HTTP (``serve_saga_metrics``, snapshot cache off), text included;
+- the baseline, measured in the same run: ``status_counts()``, the saga-state scan every
+  dashboard page already runs; the scrape's cost is reported as a ratio to it and as the
+  share of one core it takes at Prometheus's 15 s scrape interval.
+
+    python bench/bench_metrics.py --sagas 1000000
+
+Runs in its own chDB directory (a temporary one unless ``--path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_queries import generate_sql
+from sagascope.alerter.saga_metrics import (
+    SagaMetricsCollector,
+    saga_metrics_registry,
+)
+from sagascope.queries import SagaQueries
+from sagascope.store import ChdbStore, ensure_schema
+
+SCRAPE_INTERVAL_S = 15.0
+
+
+def _seed(store: ChdbStore, sagas: int, alerts: int) -> None:
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    store.command(generate_sql(sagas, now.timestamp()))
+    store.insert("progress", [
+        {"group_id": "bench", "collector_id": "c", "topic": f"t{p}", "partition": p,
+         "stored_offset": 0, "end_offset": 0, "read_until": now, "updated_at": now}
+        for p in range(6)
+    ])
+    store.command(
+        "INSERT INTO alerts SELECT toString(number), 'open', concat('ORD-', toString(number)), "
+        "'order-fulfillment', 'RetrievePayment', '', {now:DateTime64(3, 'UTC')}, 300, "
+        "{now:DateTime64(3, 'UTC')}, NULL, '', '', {now:DateTime64(3, 'UTC')} "
+        "FROM numbers({alerts:UInt32})",
+        {"now": (now - timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], "alerts": alerts},
+    )
+    messages = store.query("SELECT count() FROM messages").scalar()
+    stored = store.query("SELECT count() FROM saga_state FINAL").scalar()
+    print(f"seeded {messages:,} messages of {stored:,} sagas, {alerts:,} open alerts "
+          f"in {time.perf_counter() - t0:.1f} s")
+
+
+def _scrape(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return len(response.read())
+
+
+def _interleaved(cases: dict[str, Callable[[], Any]], runs: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for fn in cases.values():
+        fn()  # warm up (query analysis caches, page cache)
+    for _ in range(runs):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def _measure(store: ChdbStore, runs: int, label: str) -> None:
+    from prometheus_client import start_http_server
+
+    queries = SagaQueries(store)
+    collector = SagaMetricsCollector(queries, max_age_s=0)
+    server, _ = start_http_server(0, addr="127.0.0.1", registry=saga_metrics_registry(collector))
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    try:
+        size = _scrape(url)
+        text = urllib.request.urlopen(url, timeout=60).read().decode()
+        series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+        times = _interleaved(
+            {
+                "status_counts() (baseline)": queries.status_counts,
+                "metrics() query": queries.metrics,
+                "scrape over HTTP": lambda: _scrape(url),
+            },
+            runs,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    base = statistics.median(times["status_counts() (baseline)"])
+    print(f"\n{label}: {runs} interleaved runs each; exposition {size:,} B, {series} series")
+    for name, values in times.items():
+        p50 = statistics.median(values)
+        print(f"  {name:28} p50 {p50 * 1000:7.1f} ms  max {max(values) * 1000:7.1f} ms  "
+              f"{p50 / base:4.2f}x baseline  {p50 / SCRAPE_INTERVAL_S:6.2%} of a core at 15 s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sagas", type=int, default=1_000_000)
+    parser.add_argument("--alerts", type=int, default=5000, help="open alerts to seed")
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--path", help="chDB directory (default: a temporary one, removed)")
+    args = parser.parse_args(argv)
+    path = args.path or tempfile.mkdtemp(prefix="sagascope-bench-metrics-")
+    try:
+        store = ChdbStore(path, "bench")
+        store.command("DROP DATABASE IF EXISTS bench")
+        store = ChdbStore(path, "bench")
+        ensure_schema(store)
+        _seed(store, args.sagas, args.alerts)
+        _measure(store, args.runs, "as inserted")
+        t0 = time.perf_counter()
+        store.command("OPTIMIZE TABLE saga_state FINAL")
+        store.command("OPTIMIZE TABLE alerts FINAL")
+        print(f"\nmerged saga_state and alerts (OPTIMIZE FINAL) in {time.perf_counter() - t0:.1f} s")
+        _measure(store, args.runs, "after merges")
+    finally:
+        if not args.path:
+            shutil.rmtree(path, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
