@@ -163,11 +163,11 @@ class SagaMetricsCollector(Collector):
         if m.now is not None:
             newest = GaugeMetricFamily(
                 f"{PREFIX}_newest_message_age_seconds",
-                "Seconds since the newest stored message was ingested (a stalled collector "
-                "makes it grow)",
+                "Seconds since the Kafka time of the newest stored saga message (a stalled "
+                "collector makes it grow)",
             )
-            if m.newest_ingest is not None:
-                newest.add_metric([], max(0.0, (m.now - m.newest_ingest).total_seconds()))
+            if m.newest_message is not None:
+                newest.add_metric([], max(0.0, (m.now - m.newest_message).total_seconds()))
             yield newest
             if m.watermark is not None:
                 watermark = GaugeMetricFamily(
