@@ -157,6 +157,7 @@ class AlertmanagerSink(RetryingSink):
             for alert_id in [a for a in self._queued_at if a not in current]:
                 # Resolved elsewhere (or by another alerter): stop re-sending it.
                 del self._queued_at[alert_id]
+                self._latest.pop(alert_id, None)
             for alert_id, at in list(self._resolved_at.items()):
                 if now - at > _FORGET_RESOLVED_S:
                     del self._resolved_at[alert_id]
