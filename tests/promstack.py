@@ -126,7 +126,12 @@ class Prometheus(_Program):
             },
             "rule_files": list(rule_files),
             "scrape_configs": [
-                {"job_name": "sagascope", "static_configs": [{"targets": targets}]}
+                {
+                    "job_name": "sagascope",
+                    # As long as the interval allows: a loaded machine makes scrapes slow.
+                    "scrape_timeout": f"{round(scrape_interval_s * 1000)}ms",
+                    "static_configs": [{"targets": targets}],
+                }
             ],
         }
         # JSON is YAML: no YAML library needed.

@@ -157,17 +157,25 @@ def test_prometheus_scrapes_the_alerter_and_counts_the_stalled_sagas_stuck_lists
     assert "saga_id" not in labels
 
 
+def _demo_config() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("sagascope.demo_services").joinpath("demo.toml")))
+
+
 @needs(PROMETHEUS)
 @pytest.mark.slow
-def test_prometheus_scrapes_the_demo_saga_metrics(tmp_path):
+def test_prometheus_scrapes_the_demo_and_its_stalled_count_is_what_stuck_reports(tmp_path):
     port = free_port()
+    sagas = 40
     env = {**_env(), "SAGASCOPE_STORE_PATH": str(tmp_path / "store")}
     demo = subprocess.Popen(
         [sys.executable, "-m", "sagascope", "demo", "--no-dashboard", "--rate", "10",
-         "--metrics-port", str(port), "--duration", "240"],
+         "--max-sagas", str(sagas), "--metrics-port", str(port), "--duration", "300"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    prometheus = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{port}"])
+    # A scrape shares the demo's one store with its collector: give it a few seconds.
+    prometheus = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{port}"], scrape_interval_s=3)
     try:
         assert demo.stdout is not None
         deadline = time.monotonic() + 90
@@ -180,14 +188,26 @@ def test_prometheus_scrapes_the_demo_saga_metrics(tmp_path):
                 url = m.group(1)
         assert url == f"http://127.0.0.1:{port}/metrics"
         prometheus.start()
-        types = wait_until(
-            lambda: {
-                r["metric"]["saga_type"]
-                for r in prometheus.query("sagascope_sagas_started_total > 0")
-            } >= {"order", "order-fulfillment", "shipment", "trip-booking"},
-            120, "the four demo flows counted",
+        wait_until(
+            lambda: prometheus.query(f"sum(sagascope_sagas_started_total) == {sagas}"),
+            180, "every demo saga counted",
         )
-        assert types
+        # Every saga has finished or stalled (the packaged config: thresholds of 20-30 s), so
+        # the count no longer moves and `stuck` must see the same after the demo stops.
+        wait_until(
+            lambda: not prometheus.query(
+                'sum(sagascope_sagas{status=~"running|compensating"}) > 0'
+            ) and prometheus.query(
+                "max(changes(sagascope_sagas_stalled[20s])) == 0 "
+                "and min(count_over_time(sagascope_sagas_stalled[20s])) >= 3"
+            ),
+            240, "no saga running and the stalled counts steady over three scrapes",
+        )
+        by_step = {
+            (r["metric"]["saga_type"], r["metric"]["step"]): float(r["value"][1])
+            for r in prometheus.query("sagascope_sagas_stalled")
+        }
+        types = {r["metric"]["saga_type"] for r in prometheus.query("sagascope_sagas_started_total")}
         assert _value(prometheus.query("sagascope_saga_metrics_up")) == 1
         assert prometheus.query("sagascope_newest_message_age_seconds")
     finally:
@@ -200,3 +220,15 @@ def test_prometheus_scrapes_the_demo_saga_metrics(tmp_path):
                 demo.kill()
                 demo.wait()
     assert demo.returncode == 0
+    assert types == {"order", "order-fulfillment", "shipment", "trip-booking"}
+
+    stuck = [json.loads(line) for line in subprocess.run(
+        [sys.executable, "-m", "sagascope", "stuck", "--json", "--limit", "1000",
+         "--config", str(_demo_config())],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout.splitlines()]
+    expected: dict[tuple[str, str], float] = {}
+    for s in stuck:
+        expected[(s["saga_type"], s["step"])] = expected.get((s["saga_type"], s["step"]), 0) + 1
+    assert stuck, "the demo's dropped messages leave some sagas stalled"
+    assert by_step == expected
