@@ -163,3 +163,22 @@ def test_the_endpoint_serves_the_text_format(store):
         server.close()
     assert '# TYPE sagascope_sagas_started_total counter' in body
     assert 'sagascope_sagas_stalled{saga_type="order-fulfillment",step="payment"} 1.0' in body
+
+
+def test_alert_names_the_metrics_port_setting_when_the_port_is_taken(
+    store, chdb_path, tmp_path, monkeypatch, capsys
+):
+    import socket
+
+    from sagascope.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no stray ./sagascope.toml
+    monkeypatch.delenv("SAGASCOPE_CONFIG", raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["alert", "--metrics-port", str(port), "--store-path", chdb_path,
+                     "--database", store.database])
+    assert code == 2
+    assert "alerts.metrics_port" in capsys.readouterr().err
