@@ -121,10 +121,13 @@ def test_prometheus_scrapes_the_alerter_and_counts_the_stalled_sagas_stuck_lists
         stalled_total = wait_until(
             lambda: prometheus.query("sum(sagascope_sagas_stalled)"), 90, "stalled sagas scraped"
         )
+        # The shipped recording rule, evaluated by Prometheus on the scraped series.
+        recorded = wait_until(
+            lambda: prometheus.query("saga_type_step:sagascope_sagas_stalled:max"), 60,
+            "the recording rule evaluated",
+        )
         by_step = {
-            (r["metric"]["saga_type"], r["metric"]["step"]): float(r["value"][1])
-            for r in prometheus.query("saga_type_step:sagascope_sagas_stalled:max")
-            or wait_until(lambda: prometheus.query("saga_type_step:sagascope_sagas_stalled:max"))
+            (r["metric"]["saga_type"], r["metric"]["step"]): float(r["value"][1]) for r in recorded
         }
         started = _value(prometheus.query("sum(sagascope_sagas_started_total)"))
         completed = _value(prometheus.query(
