@@ -9,7 +9,7 @@ resend, and that includes alerts opened before a restart, which this process nev
 Labels identify the alert: ``alertname``, ``saga_type``, ``step``, ``severity`` and
 ``saga_id`` (Alertmanager tells alerts apart by their label set: without the saga id every
 stalled saga at one step would be one alert, and the first to move on would resolve them all).
-Route with ``group_by: [alertname, saga_type, step]`` to get one notification per stuck step.
+Route with ``group_by: [alertname, saga_type, step]`` to get one notification per stalled step.
 Annotations carry the saga id, what the saga waits for, its silence and its threshold;
 ``generatorURL`` is the flow's deep link in the dashboard.
 
@@ -72,7 +72,7 @@ def alertmanager_payload(
             "saga_id": alert.saga_id,
         },
         "annotations": {
-            "summary": f"{alert.saga_type} saga {alert.saga_id} stuck after {alert.step}",
+            "summary": f"{alert.saga_type} saga {alert.saga_id} stalled after {alert.step}",
             "saga_id": alert.saga_id,
             "waiting_for": alert.waiting_for,
             "silent_for": format_duration(silent_s),

@@ -129,7 +129,7 @@ class SagaMetricsCollector(Collector):
         stalled = GaugeMetricFamily(
             f"{PREFIX}_sagas_stalled",
             "Unfinished sagas silent past their threshold, by saga type and the step they are "
-            "stuck after",
+            "stalled after",
             labels=["saga_type", "step"],
         )
         for (saga_type, step), n in sorted(m.stalled.items()):

@@ -433,8 +433,8 @@ def _alertmanager_sinks(settings: AlertSettings) -> list[AlertSink]:
             severity=settings.alertmanager_severity,
             resend_s=settings.alertmanager_resend_s,
             min_validity_s=settings.interval_s,
-            timeout_s=settings.webhook_timeout_s,
-            retries=settings.webhook_retries,
+            timeout_s=settings.sink_timeout_s,
+            retries=settings.sink_retries,
             backoff_s=settings.retry_backoff_s,
             backoff_max_s=settings.retry_backoff_max_s,
         )

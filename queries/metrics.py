@@ -1,9 +1,9 @@
 """The numbers behind the saga metrics: one pass over the saga state, three small reads.
 
 What Prometheus scrapes (``sagascope.alerter.saga_metrics``) is asked here, of the same saga
-state every other question uses, so a gauge agrees with ``sagascope stuck`` and the dashboard:
+state every other question uses, so a gauge agrees with ``sagascope stalled`` and the dashboard:
 
-- sagas by (saga type, status), and stalled sagas by (saga type, step they are stuck after);
+- sagas by (saga type, status), and stalled sagas by (saga type, step they are stalled after);
 - finished sagas by (saga type, outcome) and their cycle times, bucketed for a histogram;
 - open alerts by saga type (the ``alerts`` table);
 - the Kafka time of the newest stored saga message, and the collector's watermark.
@@ -21,7 +21,8 @@ from typing import Any
 
 from sagascope.queries.exceptions import QueryError
 from sagascope.queries.results import FINISHED_STATUSES
-from sagascope.queries.state import StateQuery, _aware
+from sagascope.queries.state import StateQuery
+from sagascope.store.timetext import as_utc
 
 __all__ = ["CYCLE_TIME_BUCKETS_S", "CycleTimeBuckets", "SagaMetrics", "saga_metrics"]
 
@@ -56,7 +57,7 @@ class SagaMetrics:
     bounds_s: tuple[float, ...]
     #: (saga type, status) -> sagas; every status of ``STATUSES`` that occurs.
     sagas: dict[tuple[str, str], int] = field(default_factory=dict)
-    #: (saga type, step stuck after) -> stalled sagas.
+    #: (saga type, step stalled after) -> stalled sagas.
     stalled: dict[tuple[str, str], int] = field(default_factory=dict)
     #: saga type -> cycle times of its finished sagas.
     cycle_times: dict[str, CycleTimeBuckets] = field(default_factory=dict)
@@ -123,7 +124,7 @@ def saga_metrics(q: StateQuery, bounds_s: Sequence[float] = CYCLE_TIME_BUCKETS_S
             hist = out.cycle_times.setdefault(saga_type, CycleTimeBuckets([0] * (len(bounds) + 1)))
             hist.counts[int(bucket)] += n
             hist.sum_s += float(seconds)
-        newest = _aware(newest)
+        newest = as_utc(newest)
         if out.newest_message is None or newest > out.newest_message:
             out.newest_message = newest
     out.open_alerts = {
@@ -142,4 +143,4 @@ def _watermark_and_now(q: StateQuery) -> tuple[datetime | None, datetime]:
         "(SELECT min(read_until) FROM (SELECT read_until FROM progress FINAL)), now64(3, 'UTC')"
     ).rows[0]
     progress, watermark, now = row
-    return (_aware(watermark) if progress else None, _aware(now))
+    return (as_utc(watermark) if progress else None, as_utc(now))

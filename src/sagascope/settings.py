@@ -164,7 +164,7 @@ class AlertSettings:
     interval_s: float = 5.0
     #: Threshold (seconds of silence before a saga is stalled) where no rule matches.
     default_threshold_s: float = field(default=300.0, metadata=formerly("default_timeout_s"))
-    #: Sinks: any of ``log``, ``webhook``, ``kafka`` (comma separated).
+    #: Sinks: any of ``log``, ``webhook``, ``kafka``, ``alertmanager`` (comma separated).
     sinks: str = "log"
     webhook_url: str = ""
     #: Per-attempt timeout of the webhook and Kafka sinks.

@@ -28,7 +28,7 @@ def _settings(urls: str, **alerts: object) -> Settings:
         "interval_s": 0.2,
         "retry_backoff_s": 0.1,
         "retry_backoff_max_s": 0.5,
-        "webhook_retries": 1000,
+        "sink_retries": 1000,
     }
     values.update(alerts)
     return Settings(

@@ -100,7 +100,7 @@ def _value(result: list[dict]) -> float:
 
 @needs(PROMETHEUS)
 @pytest.mark.slow
-def test_prometheus_scrapes_the_alerter_and_counts_the_stalled_sagas_stuck_lists(tmp_path):
+def test_prometheus_scrapes_the_alerter_and_counts_the_sagas_sagascope_stalled_lists(tmp_path):
     store_dir = str(tmp_path / "store")
     subprocess.run(
         [sys.executable, "-c", _SEED_SCRIPT, store_dir, str(TESTS)],
@@ -142,18 +142,18 @@ def test_prometheus_scrapes_the_alerter_and_counts_the_stalled_sagas_stuck_lists
         _, err = alerter.communicate(timeout=60)
     assert alerter.returncode == 0, err[-2000:]
 
-    # The alerter is gone: `sagascope stuck` can open the store now.
-    stuck = [json.loads(line) for line in _sagascope(
-        "stuck", "--json", "--store-path", store_dir, "--database", "metrics", cwd=tmp_path
+    # The alerter is gone: `sagascope stalled` can open the store now.
+    listed = [json.loads(line) for line in _sagascope(
+        "stalled", "--json", "--store-path", store_dir, "--database", "metrics", cwd=tmp_path
     ).stdout.splitlines()]
-    assert len(stuck) == 5
-    assert _value(stalled_total) == len(stuck)
+    assert len(listed) == 5
+    assert _value(stalled_total) == len(listed)
     expected: dict[tuple[str, str], float] = {}
-    for s in stuck:
+    for s in listed:
         expected[(s["saga_type"], s["step"])] = expected.get((s["saga_type"], s["step"]), 0) + 1
     assert by_step == expected == {("order-fulfillment", "payment"): 4,
                                    ("trip-booking", "BookFlight"): 1}
-    assert started == 10  # 6 scenario sagas, 3 stuck orders, 1 stuck trip
+    assert started == 10  # 6 scenario sagas, 3 stalled orders, 1 stalled trip
     assert completed == 1
     assert cycle_count == 3  # completed, failed, compensated
     assert _value(open_alerts) == 5  # the alerter opened one per stalled saga
@@ -168,7 +168,7 @@ def _demo_config() -> Path:
 
 @needs(PROMETHEUS)
 @pytest.mark.slow
-def test_prometheus_scrapes_the_demo_and_its_stalled_count_is_what_stuck_reports(tmp_path):
+def test_prometheus_scrapes_the_demo_and_its_stalled_count_is_what_sagascope_stalled_reports(tmp_path):
     port = free_port()
     sagas = 40
     env = {**_env(), "SAGASCOPE_STORE_PATH": str(tmp_path / "store")}
@@ -196,7 +196,7 @@ def test_prometheus_scrapes_the_demo_and_its_stalled_count_is_what_stuck_reports
             180, "every demo saga counted",
         )
         # Every saga has finished or stalled (the packaged config: thresholds of 20-30 s), so
-        # the count no longer moves and `stuck` must see the same after the demo stops.
+        # the count no longer moves and `sagascope stalled` must see the same after the demo stops.
         wait_until(
             lambda: not prometheus.query(
                 'sum(sagascope_sagas{status=~"running|compensating"}) > 0'
@@ -225,13 +225,13 @@ def test_prometheus_scrapes_the_demo_and_its_stalled_count_is_what_stuck_reports
     assert demo.returncode == 0
     assert types == {"order", "order-fulfillment", "shipment", "trip-booking"}
 
-    stuck = [json.loads(line) for line in subprocess.run(
-        [sys.executable, "-m", "sagascope", "stuck", "--json", "--limit", "1000",
+    listed = [json.loads(line) for line in subprocess.run(
+        [sys.executable, "-m", "sagascope", "stalled", "--json", "--limit", "1000",
          "--config", str(_demo_config())],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True,
     ).stdout.splitlines()]
     expected: dict[tuple[str, str], float] = {}
-    for s in stuck:
+    for s in listed:
         expected[(s["saga_type"], s["step"])] = expected.get((s["saga_type"], s["step"]), 0) + 1
-    assert stuck, "the demo's dropped messages leave some sagas stalled"
+    assert listed, "the demo's dropped messages leave some sagas stalled"
     assert by_step == expected

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve_metrics(store: Any, settings: Settings) -> Any:
-    """The saga metrics endpoint, judging stalls as ``sagascope stuck`` does."""
+    """The saga metrics endpoint, judging stalls as ``sagascope stalled`` does."""
     from sagascope.alerter.saga_metrics import serve_saga_metrics
     from sagascope.exceptions import ConfigError
     from sagascope.queries import SagaQueries
