@@ -17,7 +17,7 @@ RecordFields = tuple[str, int, int, Any, Sequence[tuple[str, bytes | None]]]
 RecordReader = Callable[[Any], RecordFields]
 
 _FIELDS = ("topic", "partition", "offset", "key", "headers")
-_read_attributes: RecordReader = attrgetter(*_FIELDS)  # type: ignore[assignment]
+_read_attributes: RecordReader = attrgetter(*_FIELDS)
 
 
 def _read_methods(message: Any) -> RecordFields:
