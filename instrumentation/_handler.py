@@ -78,6 +78,7 @@ _W3C_ONLY = (
 #: Headers that only the full propagator handles (the fast path reads traceparent alone).
 _PROPAGATOR_EXTRAS = (c.TRACESTATE, "baggage")
 _EMPTY_CONTEXT = otel_context.Context()
+_NON_RECORDING_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 _HEADER_ATTRIBUTES = (
     (c.CE_TYPE, "cloudevents.event_type"),
     (c.CE_SOURCE, "cloudevents.event_source"),
@@ -87,6 +88,14 @@ _HEADER_ATTRIBUTES = (
     (c.CE_COMPENSATES, "sagascope.compensates"),
     (c.CE_CAUSATIONID, "sagascope.causation_id"),
 )
+
+
+def _ids_only_span(producer_context: SpanContext | None) -> trace.Span:
+    """No SDK: a span that records nothing but keeps the ids flowing, so what the handler
+    sends still carries the trace."""
+    trace_id = producer_context.trace_id if producer_context else new_trace_id()
+    flags = producer_context.trace_flags if producer_context else TraceFlags(1)
+    return NonRecordingSpan(SpanContext(trace_id, new_span_id(), False, flags))
 
 
 def _is_plain_w3c(propagator: TextMapPropagator) -> bool:
@@ -137,8 +146,16 @@ class _Instrumentation:
             self._tracer = trace.get_tracer(TRACER_NAME, tracer_provider=self.tracer_provider)
         return self._tracer
 
-    def _sdk_target(self) -> SdkTarget | None:
-        provider = self.tracer_provider or trace.get_tracer_provider()
+    def _provider(self) -> Any:
+        # The API's getter reads the environment on every call until a global provider is
+        # set; its module attribute says the same without that.
+        return (
+            self.tracer_provider
+            or getattr(trace, "_TRACER_PROVIDER", None)
+            or trace.get_tracer_provider()
+        )
+
+    def _sdk_target(self, provider: Any) -> SdkTarget | None:
         if provider is not self._target_of:
             self._target = sdk_target(provider)
             self._target_of = provider
@@ -165,22 +182,23 @@ class _Instrumentation:
         producer_context, extracted = self._producer_context(
             topic, partition, offset, raw_headers, headers
         )
-        saga_id = headers.get(c.CE_SAGAID, "")
-        saga_type = headers.get(c.CE_SAGATYPE, "")
-        message_id = headers.get(c.CE_ID, "")
-        attributes = self._attributes(topic, partition, offset, key, headers)
         name = f"{topic} process"
-        target = self._sdk_target()
+        provider = self._provider()
+        target = self._sdk_target(provider)
         span: trace.Span
         if target is not None:
+            attributes = self._attributes(topic, partition, offset, key, headers)
             span = start_consumer_span(target, name, producer_context, attributes)
+        elif isinstance(provider, _NON_RECORDING_PROVIDERS):
+            span = _ids_only_span(producer_context)
         else:
+            attributes = self._attributes(topic, partition, offset, key, headers)
             span = self._start_through_tracer(name, producer_context, extracted, attributes)
-        span_context = span.get_span_context()
+        message_id = headers.get(c.CE_ID, "")
         saga = SagaContext(
-            saga_id=saga_id,
-            saga_type=saga_type,
-            trace_id=format(span_context.trace_id, "032x"),
+            saga_id=headers.get(c.CE_SAGAID, ""),
+            saga_type=headers.get(c.CE_SAGATYPE, ""),
+            trace_id=format(span.get_span_context().trace_id, "032x"),
             causation_id=message_id or None,
         )
         otel_token = otel_context.attach(trace.set_span_in_context(span, extracted))
@@ -209,10 +227,7 @@ class _Instrumentation:
         )
         if span.get_span_context().is_valid:
             return span
-        # No SDK: keep ids flowing so what the handler sends still carries the trace.
-        trace_id = producer_context.trace_id if producer_context else new_trace_id()
-        flags = producer_context.trace_flags if producer_context else TraceFlags(1)
-        return NonRecordingSpan(SpanContext(trace_id, new_span_id(), False, flags))
+        return _ids_only_span(producer_context)
 
     def _producer_context(
         self, topic: str, partition: int, offset: int, raw_headers: Any, headers: dict[str, str]
