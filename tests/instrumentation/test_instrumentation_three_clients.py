@@ -82,7 +82,7 @@ async def _aiokafka_hop(bootstrap_servers: str, source: str, group: str, handler
 
 
 def test_one_saga_crosses_the_three_clients_and_is_stored_in_causal_order(
-    bootstrap_servers, make_topic, store
+    bootstrap_servers, make_topic, store, chdb_path, capsys
 ):
     from aiokafka import AIOKafkaProducer
     from sagascope.collector import Collector
@@ -192,6 +192,17 @@ def test_one_saga_crosses_the_three_clients_and_is_stored_in_causal_order(
     for m in messages[:-1]:
         assert stored_links[m.message_id] == [
             {"trace_id": m.trace_id, "span_id": f"{producer_span[m.message_id]:016x}"}]
+
+    # `sagascope flow` prints the four hops in causal order.
+    from sagascope.cli import main
+
+    capsys.readouterr()
+    assert main(["flow", SAGA, "--store-path", chdb_path, "--database", store.database]) == 0
+    out = capsys.readouterr().out
+    assert f"saga {SAGA}" in out and "status=completed" in out
+    hops = ["PlaceOrder", "PaymentConfirmed", "StockReserved", "OrderShipped"]
+    lines = [next(i for i, line in enumerate(out.splitlines()) if hop in line) for hop in hops]
+    assert lines == sorted(lines)
 
 
 def _flow_of_four(queries: Any) -> Any:
