@@ -306,6 +306,9 @@ def saga_handler(
 ) -> Callable[[F], F]:
     """Decorate a message handler ``fn(record)`` or ``async fn(record)``.
 
+    ``record`` is a kafka-python ``ConsumerRecord``, a ``confluent_kafka.Message`` or an
+    aiokafka ``ConsumerRecord`` (the first such argument, so methods work too).
+
     Each call starts a CONSUMER span linked to the producer's span (from ``traceparent``),
     with the Kafka key, offset, partition and consumer group as attributes, and makes the
     saga current: what the handler sends through an :class:`InstrumentedProducer` carries
