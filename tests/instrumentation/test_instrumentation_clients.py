@@ -246,3 +246,18 @@ def test_instrumented_producer_recognises_a_stock_confluent_proxy_by_its_methods
     (message,) = read_confluent(bootstrap_servers, topic, 1)
     assert producer.client.value == "confluent-kafka"
     assert header_of(message.headers(), c.CE_SAGAID) == "order-11"
+
+
+def test_headers_given_as_a_mapping_are_sent_beside_the_contract(
+    kafka_producer, make_topic, read_records
+):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders")
+    with start_saga("order", "order-12"):
+        producer.send(topic, b"{}", type="OrderPlaced",
+                      headers={"x-tenant": b"acme", c.CE_SOURCE: b"forged"})
+    producer.flush()
+    (record,) = read_records(topic, 1)
+    assert header_of(record.headers, "x-tenant") == "acme"
+    assert [v for k, v in record.headers if k == c.CE_SOURCE] == [b"orders"]
+    assert contract_violations(record.headers) == []
