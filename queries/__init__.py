@@ -18,8 +18,11 @@ from sagascope.queries.alerts import (
     list_alerts,
 )
 from sagascope.queries.exceptions import NotFound, QueryError
+from sagascope.queries.flows import causal_times
+from sagascope.queries.results import AlertGroup, StepTime
 from sagascope.queries.saga_queries import (
     FINISHED_STATUSES,
+    SAGA_SORT_KEYS,
     STATUSES,
     CompensationPair,
     CycleTimeStats,
@@ -29,7 +32,9 @@ from sagascope.queries.saga_queries import (
     ProcessEdge,
     ProcessMap,
     ProcessNode,
+    SagaDiagnosis,
     SagaFilter,
+    SagaPage,
     SagaQueries,
     SagaSummary,
     StalledSaga,
@@ -40,10 +45,12 @@ from sagascope.queries.saga_queries import (
 
 __all__ = [
     "FINISHED_STATUSES",
+    "SAGA_SORT_KEYS",
     "STATE_OPEN",
     "STATE_RESOLVED",
     "STATUSES",
     "Alert",
+    "AlertGroup",
     "CompensationPair",
     "CycleTimeStats",
     "FailureCount",
@@ -54,14 +61,18 @@ __all__ = [
     "ProcessMap",
     "ProcessNode",
     "QueryError",
+    "SagaDiagnosis",
     "SagaFilter",
+    "SagaPage",
     "SagaQueries",
     "SagaSummary",
     "StalledSaga",
+    "StepTime",
     "ThroughputPoint",
     "Transition",
     "Variant",
     "alert_row",
+    "causal_times",
     "flow_link",
     "list_alerts",
 ]

@@ -92,6 +92,7 @@ def list_alerts(
     state: str | None = None,
     since: datetime | None = None,
     limit: int | None = 100,
+    saga_type: str | None = None,
 ) -> list[Alert]:
     """Alerts in their latest state, open ones first, newest first.
 
@@ -99,6 +100,7 @@ def list_alerts(
         state: ``open`` or ``resolved``; None for both.
         since: only alerts opened or changed at or after this time.
         limit: at most this many; None for all.
+        saga_type: only alerts of this saga type; None for all.
     """
     if state not in (None, STATE_OPEN, STATE_RESOLVED):
         raise QueryError(f"alert state must be 'open' or 'resolved', got {state!r}")
@@ -106,11 +108,13 @@ def list_alerts(
         raise QueryError(f"limit must be >= 1, got {limit}")
     params: dict[str, Any] = {
         "state": state or "",
+        "saga_type": saga_type or "",
         "since": (_aware(since) if since else datetime(1970, 1, 1, tzinfo=UTC)).timestamp(),
     }
     sql = (
         f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts FINAL "
         "WHERE ({state:String} = '' OR state = {state:String}) "
+        "AND ({saga_type:String} = '' OR saga_type = {saga_type:String}) "
         "AND updated_at >= toDateTime64({since:Float64}, 3, 'UTC') "
         "ORDER BY state = 'open' DESC, opened_at DESC, alert_id"
     )

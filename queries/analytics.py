@@ -52,15 +52,19 @@ def _activity(by: str) -> str:
 def _sequences_sql(scope: str, by: str) -> str:
     """One row per saga: ``acts`` (activities) and ``ts`` (event times in ms), in order.
 
-    Read from ``saga_state.path``. Ordered by event time, then Kafka time and offset; copies
-    of a message (same message id) counted once. ``scope`` is a condition on saga_state.
+    Read from ``saga_state.path``. Ordered by arrival (Kafka time, then event time and
+    offset): a service whose clock runs behind must not put its reply before the command it
+    answers. A message's time is never before the one heard before it (a skewed clock gives
+    a zero wait, not a negative one). Copies of a message (same message id) counted once.
+    ``scope`` is a condition on saga_state.
     """
     return f"""
 SELECT saga_id, saga_type,
-       arraySort(x -> (x.1, x.2, x.3), path) AS raw,
+       arraySort(x -> (x.2, x.1, x.3), path) AS raw,
        arrayFilter((x, k) -> k = 1, raw, arrayEnumerateUniq(arrayMap(y -> y.4, raw))) AS seq,
        arrayMap(x -> {_activity(by)}, seq) AS acts,
-       arrayMap(x -> x.1, seq) AS ts,
+       arrayMap(x -> x.1, seq) AS event_ms,
+       arrayMap(i -> arrayMax(arraySlice(event_ms, 1, i)), arrayEnumerate(event_ms)) AS ts,
        (ts[-1] - ts[1]) / 1000.0 AS cycle_s
 FROM saga_state FINAL
 WHERE {scope}"""
@@ -351,43 +355,117 @@ GROUP BY activities ORDER BY n DESC, activities LIMIT {{limit:UInt32}}""",
     ]
 
 
-def _error_expr() -> str:
+def _reason_expr() -> str:
+    """The reason a message gives for itself: an ``error``/``reason`` header or JSON field."""
     return (
         "multiIf(headers['error'] != '', headers['error'], "
+        "headers['reason'] != '', headers['reason'], "
         "JSONExtractString(payload, 'error') != '', JSONExtractString(payload, 'error'), "
         "JSONExtractString(payload, 'reason') != '', JSONExtractString(payload, 'reason'), "
-        "parse_error != '', parse_error, toString(type))"
+        "parse_error)"
     )
 
 
+#: Statuses of a saga that failed (the saga state's ``marker``).
+FAILING_MARKERS = ("failed", "compensating", "compensated")
+
+
+def _failing_sagas_sql(sql: str) -> str:
+    markers = ", ".join(f"'{m}'" for m in FAILING_MARKERS)
+    return f"SELECT saga_id FROM ({sql}) WHERE marker IN ({markers})"
+
+
+def failure_causes_sql(scope: str, failing: str) -> str:
+    """One row per failing saga: its cause message and the message that marked the failure.
+
+    The mark is the saga's first message saying it failed or started compensating (by
+    ``ce_sagastatus``, a status rule or ``ce_compensates``), in arrival order. The cause is the
+    event the mark answered (its causation, else the message heard before it); when the mark
+    answered a command, the mark reported the failure itself. Needs ``failure_types``.
+    """
+    return f"""
+SELECT saga_id, any(saga_type) AS saga_type,
+       arraySort(x -> (x.1, x.2, x.3), groupArray(tuple(
+           kafka_time, event_time, offset, message_id, causation_id, toString(kind),
+           toString(type), toString(source), if(step != '', toString(step), toString(type)),
+           saga_status IN ('failed', 'compensating', 'compensated') OR compensates != ''
+               OR (saga_status = '' AND has({{failure_types:Array(String)}}, type)),
+           {_reason_expr()}))) AS seq,
+       arrayFirstIndex(x -> x.10, seq) AS mark_at,
+       seq[mark_at] AS mark,
+       arrayFirstIndex(x -> x.4 != '' AND x.4 = mark.5, seq) AS by_causation,
+       if(by_causation > 0, by_causation, mark_at - 1) AS before,
+       if(before = 0 OR seq[before].6 = 'command', mark, seq[before]) AS cause
+FROM messages
+WHERE {scope} AND saga_id IN ({failing})
+GROUP BY saga_id
+HAVING mark_at > 0"""
+
+
 def failures(q: StateQuery, filters: SagaFilter | None) -> list[FailureCount]:
-    """Messages marking a failure (``failed``/``compensating``, explicit or by status rule)."""
+    """Failing sagas by cause: saga type, step, service, message type and reason, and status.
+
+    A saga counts once, at the message that failed it (see ``failure_causes_sql``); its undo
+    commands are compensations, never counted here.
+    """
     scope, params = q.message_scope(filters)
+    sql, sparams = q.sagas_sql(filters)
+    params.update(sparams)
     params["failure_types"] = q.failure_types()
     rows = q.run(
         f"""
-SELECT saga_type AS st, toString(step) AS f_step, toString(source) AS service,
-       {_error_expr()} AS error,
-       uniqExact(if(message_id != '', message_id, toString(offset))) AS n,
-       uniqExact(saga_id) AS sagas, max(event_time) AS last_seen, any(saga_id) AS example
-FROM messages
-WHERE {scope} AND (saga_status IN ('failed', 'compensating')
-                   OR (saga_status = '' AND has({{failure_types:Array(String)}}, type)))
-GROUP BY st, f_step, service, error
-ORDER BY n DESC, st, f_step, service, error""",
+SELECT c.saga_type AS st, c.cause.9 AS f_step, c.cause.8 AS service, c.cause.7 AS error,
+       if(c.cause.11 != '', c.cause.11, c.mark.11) AS reason, s.status AS status,
+       count() AS n, max(c.cause.2) AS last_seen, min(c.saga_id) AS example
+FROM ({failure_causes_sql(scope, _failing_sagas_sql(sql))}) AS c
+INNER JOIN (SELECT saga_id, status FROM ({sql})) AS s ON s.saga_id = c.saga_id
+GROUP BY st, f_step, service, error, reason, status
+ORDER BY n DESC, st, f_step, service, error, reason, status""",
         params,
     ).rows
     return [
-        FailureCount(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), _aware(r[6]), r[7])
+        FailureCount(
+            saga_type=r[0], step=r[1], service=r[2], error=r[3], count=int(r[6]),
+            sagas=int(r[6]), last_seen=_aware(r[7]), example_saga_id=r[8], reason=r[4],
+            status=r[5],
+        )
         for r in rows
     ]
 
 
+def failure_of(q: StateQuery, saga_id: str, status: str) -> FailureCount | None:
+    """The cause of one failing saga (as ``failures`` counts it), or None if none is marked."""
+    scope = "saga_id = {saga_id:String}"
+    rows = q.run_point(
+        f"""
+SELECT saga_type, cause.9, cause.8, cause.7, if(cause.11 != '', cause.11, mark.11), cause.2
+FROM ({failure_causes_sql(scope, "SELECT {saga_id:String}")})""",
+        {"saga_id": saga_id, "failure_types": q.failure_types()},
+    ).rows
+    if not rows:
+        return None
+    r = rows[0]
+    return FailureCount(
+        saga_type=r[0], step=r[1], service=r[2], error=r[3], count=1, sagas=1,
+        last_seen=_aware(r[5]), example_saga_id=saga_id, reason=r[4], status=status,
+    )
+
+
+_FAILURE_WORDS = ("fail", "declin", "reject", "error")
+
+
+def _reports_failure(type_: str, saga_status: str) -> bool:
+    lowered = type_.lower()
+    return saga_status == "failed" or any(word in lowered for word in _FAILURE_WORDS)
+
+
 def compensations(q: StateQuery, filters: SagaFilter | None) -> list[CompensationPair]:
-    """Each step a compensating saga had done, beside its undo (flags missing/failed/dup).
+    """Each step a compensating saga had done, beside its undo and the undo's completion.
 
     A step needs an undo when some saga of its type has ever compensated it (learned from
-    traffic), the saga did it without failing there, and the saga started compensating.
+    traffic) and the saga did it (its last event there does not report a failure). An undo is
+    the message carrying ``ce_compensates``; it is complete when an event answers it (caused
+    by it, or of the undo's step, or itself an event carrying ``ce_compensates``).
     """
     scope, params = q.message_scope(filters)
     comp = q.run(
@@ -397,61 +475,79 @@ def compensations(q: StateQuery, filters: SagaFilter | None) -> list[Compensatio
     ).rows
     if not comp:
         return []
+    needs_undo: dict[str, set[str]] = {}
+    for saga_type, step in comp:
+        needs_undo.setdefault(saga_type, set()).add(step)
     sql, sparams = q.sagas_sql(filters)
     params.update(sparams)
-    params["comp_keys"] = [f"{t}\t{s}" for t, s in comp]
-    params["comp_steps"] = sorted({s for _, s in comp})
     rows = q.run(
         f"""
-SELECT saga_id, any(saga_type) AS st, key_step,
-       maxIf(event_time, NOT is_undo) AS done_at,
-       countIf(NOT is_undo) AS done_n,
-       countIf(NOT is_undo AND is_fail) AS done_failures,
-       arraySort(groupUniqArrayIf(toString(type), is_undo)) AS undo_types,
-       minIf(event_time, is_undo) AS undo_at,
-       uniqExactIf(message_id, is_undo) AS undo_messages,
-       countIf(is_undo AND is_fail) AS undo_failures
-FROM (
-    SELECT saga_id, saga_type, event_time, type, message_id,
-           if(compensates != '', toString(compensates), toString(step)) AS key_step,
-           compensates != '' AS is_undo,
-           saga_status IN ('failed', 'compensating')
-               OR positionCaseInsensitive(toString(type), 'fail') > 0 AS is_fail
-    FROM messages
-    WHERE {scope} AND (compensates != '' OR has({{comp_steps:Array(String)}}, toString(step)))
-      AND saga_id IN (
-          SELECT saga_id FROM messages WHERE {scope} AND compensates != ''
-          UNION DISTINCT
-          SELECT saga_id FROM ({sql}) WHERE marker IN ('compensating', 'compensated'))
-)
-GROUP BY saga_id, key_step
-HAVING has({{comp_keys:Array(String)}}, concat(st, '\t', key_step))
-   AND done_n > 0 AND done_failures = 0
-ORDER BY done_at, saga_id, key_step""",
+SELECT saga_id, any(saga_type) AS st,
+       arraySort(x -> (x.1, x.2), groupArray(tuple(
+           kafka_time, event_time, message_id, causation_id, toString(kind), toString(type),
+           toString(step), toString(compensates), toString(saga_status)))) AS seq
+FROM messages
+WHERE {scope} AND saga_id IN (
+    SELECT saga_id FROM messages WHERE {scope} AND compensates != ''
+    UNION DISTINCT
+    SELECT saga_id FROM ({sql}) WHERE marker IN ('compensating', 'compensated'))
+GROUP BY saga_id
+ORDER BY saga_id""",
         params,
-    ).dicts()
+    ).rows
+    out: list[CompensationPair] = []
+    for saga_id, saga_type, seq in rows:
+        # Tuples arrive as tuples (server) or as dicts keyed by position (chDB's Arrow).
+        messages = [tuple(m.values()) if isinstance(m, dict) else tuple(m) for m in seq]
+        out.extend(_pair_saga(saga_id, saga_type, messages, needs_undo.get(saga_type, set())))
+    out.sort(key=lambda p: (p.done_at, p.saga_id, p.step))
+    return out
+
+
+def _pair_saga(
+    saga_id: str, saga_type: str, seq: list[Any], steps: set[str]
+) -> list[CompensationPair]:
+    """The pairs of one saga from its messages ``(kafka, event, id, cause, kind, type, step,
+    compensates, status)`` in arrival order."""
+    last_event: dict[str, tuple[Any, ...]] = {}
+    undos: dict[str, list[tuple[Any, ...]]] = {}
+    for m in seq:
+        if m[7]:
+            undos.setdefault(m[7], []).append(m)
+        elif m[6] in steps and m[4] != "command":
+            last_event[m[6]] = m
     out = []
-    for r in rows:
-        undo_types = tuple(r["undo_types"])
-        undo_messages = int(r["undo_messages"])
-        if int(r["undo_failures"]):
-            state = "failed"
-        elif undo_messages > max(len(undo_types), 1):
-            state = "duplicated"
-        elif undo_messages == 0:
-            state = "missing"
-        else:
-            state = "ok"
-        out.append(
-            CompensationPair(
-                saga_id=r["saga_id"],
-                saga_type=r["st"],
-                step=r["key_step"],
-                done_at=_aware(r["done_at"]),
-                undo_types=undo_types,
-                undo_at=_aware(r["undo_at"]) if undo_messages else None,
-                undo_count=undo_messages,
-                state=state,
-            )
+    for step, done in last_event.items():
+        if _reports_failure(done[5], done[8]):
+            continue
+        asked = undos.get(step, [])
+        ids = {m[2] or f"#{i}" for i, m in enumerate(asked)}
+        requests = [m for m in asked if m[4] == "command"]
+        request_steps = {m[6] for m in requests if m[6]}
+        request_ids = {m[2] for m in requests if m[2]}
+        completion = next(
+            (m for m in seq if m[4] != "command" and m not in requests and (
+                m[7] == step or m[3] in request_ids or (m[6] and m[6] in request_steps))),
+            None,
         )
+        if completion is not None and _reports_failure(completion[5], completion[8]):
+            state = "failed"
+        elif len({m[2] for m in requests if m[2]}) > 1:
+            state = "duplicated"
+        elif not asked:
+            state = "missing"
+        elif completion is None:
+            state = "pending"
+        else:
+            state = "completed"
+        out.append(CompensationPair(
+            saga_id=saga_id, saga_type=saga_type, step=step, done_at=_aware(done[1]),
+            undo_types=tuple(sorted({m[5] for m in asked} | (
+                {completion[5]} if completion is not None else set()))),
+            undo_at=_aware(asked[0][1]) if asked else None,
+            undo_count=len(request_ids) or len(ids),
+            state=state,
+            completed_at=_aware(completion[1]) if completion is not None else None,
+            completion_type=completion[5] if completion is not None else "",
+        ))
     return out

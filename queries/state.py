@@ -194,6 +194,13 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
         params["f_attr_value"] = value
         for i, part in enumerate(path):
             params[f"f_attr_k{i}"] = part
+    if f.saga_id_prefix:
+        # saga_id leads the sort key of saga_state: a prefix reads only its granules.
+        pre.append("startsWith(saga_id, {f_prefix:String})")
+        params["f_prefix"] = f.saga_id_prefix
+    if f.current_step:
+        post.append("last_step = {f_current_step:String}")
+        params["f_current_step"] = f.current_step
     if f.saga_type:
         post.append("saga_type = {f_saga_type:String}")
         params["f_saga_type"] = f.saga_type
@@ -265,7 +272,8 @@ class StateQuery:
         """A condition on ``messages`` rows selecting the sagas ``filters`` match."""
         f = filters or SagaFilter()
         if not any(
-            (f.time_from, f.time_to, f.status, f.service, f.step, f.attribute)
+            (f.time_from, f.time_to, f.status, f.service, f.step, f.attribute,
+             f.saga_id_prefix, f.current_step)
         ):
             if f.saga_type:
                 return "saga_id != '' AND saga_type = {f_saga_type:String}", {
