@@ -38,6 +38,8 @@ class SagaFilter:
     saga_id_prefix: str | None = None
     #: Sagas whose last message was of this step (or type, when it carries no step).
     current_step: str | None = None
+    #: Sagas in which step (or type) ``b`` directly followed ``a``: a process-map arrow.
+    transition: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -96,22 +96,28 @@ def render() -> None:
     dot = figures.process_map_dot(
         nodes, edges, overlay=overlay, live=live,
         node_link=lambda a: sagas_link(type=saga_type, step=a, range=time_range),
-        edge_link=lambda a, b: sagas_link(type=saga_type, step=b, range=time_range),
+        edge_link=lambda a, b: sagas_link(**{"type": saga_type, "from": a, "to": b,
+                                              "range": time_range}),
     )
     st.graphviz_chart(dot, width="stretch")
     st.caption("Laid out by Graphviz (dot). Click a step to open the sagas that passed through "
-               "it; an arrow opens the sagas that reached its target step. Orange steps have "
+               "it, an arrow (or its label) to open the sagas that took it. Orange steps have "
                "stalled sagas right now (live, whatever the time range).")
 
     st.subheader("Steps")
-    st.dataframe(
-        steps_table(nodes, live, saga_type, time_range), hide_index=True, width="stretch",
-        key="steps_table",
-        column_config={
-            "sagas through it": st.column_config.LinkColumn(display_text="open sagas"),
-            "stalled here": st.column_config.LinkColumn(display_text="open stalled"),
-        },
+    table = steps_table(nodes, live, saga_type, time_range)
+    event = st.dataframe(
+        table.drop(columns=["sagas through it", "stalled here"]), hide_index=True,
+        width="stretch", key="steps_table", on_select="rerun", selection_mode="single-row",
     )
+    st.caption("Select a step to list the sagas stalled there (or, with none stalled, the "
+               "sagas that passed through it).")
+    chosen = _page.selected_row(event)
+    if chosen is not None:
+        row = table.iloc[chosen]
+        if int(row["stalled now"]):
+            _page.open_sagas(type=saga_type, at=str(row["step"]), status="stalled", range="all")
+        _page.open_sagas(type=saga_type, step=str(row["step"]), range=time_range)
 
     st.subheader("Variants")
     variants = _page.frame(ask.variants(filters, VARIANT_LIMIT))

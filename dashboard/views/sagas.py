@@ -15,6 +15,7 @@ PAGE_SIZE = 50
 #: URL parameter -> default, for this page's own filters.
 FILTERS: dict[str, str] = {
     "status": "", "at": "", "step": "", "service": "", "attr": "", "prefix": "",
+    "from": "", "to": "",
     "sort": "last_heard", "order": "desc", "page": "1",
 }
 _SORT_LABELS = {
@@ -91,7 +92,12 @@ def render() -> None:
         st.warning("An attribute filter is key=value, e.g. `customer_id=C-2779`.",
                    icon=":material/filter_alt:")
         attribute = ""
+    transition = (_value("from"), _value("to")) if _value("from") and _value("to") else None
+    if transition:
+        st.markdown(f"Sagas in which **{_page.escape_md(transition[1])}** directly followed "
+                    f"**{_page.escape_md(transition[0])}** (a process-map arrow).")
     filters = _page.current_filter(
+        transition=transition,
         status=_value("status") or None, current_step=_value("at") or None,
         step=_value("step") or None, service=_value("service") or None,
         attribute=attribute or None, saga_id_prefix=_value("prefix").strip() or None,

@@ -233,11 +233,18 @@ def test_process_map_shows_one_saga_type_with_live_counts(seeded: Seeded,
     steps = table(at, "steps_table")
     payment = steps[steps["step"] == "payment"].iloc[0]
     assert payment["stalled now"] == 1
-    assert "sagas?type=order-fulfillment&step=payment" in payment["sagas through it"]
     variants = table(at, "variants_table")
     assert variants.iloc[0]["path"].startswith("place-order → reserve-stock")
     dot = at.get("graphviz_chart")[0].proto.spec
     assert 'URL="sagas?type=order-fulfillment&step=payment' in dot
+    assert 'URL="sagas?type=order-fulfillment&from=payment&to=shipping' in dot
+
+
+def test_saga_list_filters_by_a_process_map_arrow(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("sagas", seeded.store, type="order-fulfillment", range="all",
+                   **{"from": "payment", "to": "shipping"})
+    assert set(table(at, "saga_list")["saga"]) == {
+        "order-completed", "order-skewed", "order-compensating", "order-compensated"}
 
 
 # ---- Alerts -----------------------------------------------------------------------------
