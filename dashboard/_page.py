@@ -29,6 +29,7 @@ from sagascope.queries import (
     SagaPage,
     SagaQueries,
     StalledSaga,
+    StepTime,
     ThroughputPoint,
     Variant,
     flow_link,
@@ -149,6 +150,11 @@ def _saga_page(_q: SagaQueries, key: DataKey, f: SagaFilter, sort: str, descendi
 
 
 @_cache
+def _step_times(_q: SagaQueries, key: DataKey, f: SagaFilter) -> list[Any]:
+    return _q.step_times(f)
+
+
+@_cache
 def _waiting_by_step(_q: SagaQueries, key: DataKey, f: SagaFilter) -> dict[str, dict[str, int]]:
     return _q.waiting_by_step(f)
 
@@ -206,6 +212,9 @@ class CachedQueries:
     def saga_page(self, f: SagaFilter, *, sort: str, descending: bool, offset: int,
                   limit: int) -> SagaPage:
         return _saga_page(self._q, self._key, f, sort, descending, offset, limit)
+
+    def step_times(self, f: SagaFilter) -> list[StepTime]:
+        return _step_times(self._q, self._key, f)
 
     def waiting_by_step(self, f: SagaFilter) -> dict[str, dict[str, int]]:
         return _waiting_by_step(self._q, self._key, f)
@@ -359,21 +368,37 @@ def _data_as_of() -> datetime | None:
 
 
 def run_page(page: Any) -> None:
-    """Run the page as a fragment: auto-refresh reruns only the page, with fresh data."""
+    """Run the selected page; store trouble becomes a message, not a traceback."""
+    _guarded(page.run)
+
+
+def _guarded(body: Callable[[], None]) -> None:
+    try:
+        body()
+    except StoreUnavailable as exc:
+        st.warning(f"The store cannot be reached right now; retrying on the next refresh. "
+                   f"({exc})", icon=":material/cloud_off:")
+    except SagascopeError as exc:
+        log.exception("dashboard page failed")
+        st.error(f"This page could not be shown: {exc}", icon=":material/error:")
+
+
+def live(render: Callable[[], None]) -> None:
+    """Run a page's ``render`` as a fragment: auto-refresh reruns only it, with fresh data.
+
+    Each rerun reads the watermark first; answers cached for the same watermark are reused,
+    so a refresh with no new data costs one small query.
+    """
     every = runtime.settings().dashboard.refresh_s if st.session_state.get("auto_refresh") else None
+    st.fragment(run_every=every)(_live_body)(render)
 
+
+def _live_body(render: Callable[[], None]) -> None:
     def body() -> None:
-        try:
-            refresh_data_as_of()
-            page.run()
-        except StoreUnavailable as exc:
-            st.warning(f"The store cannot be reached right now; retrying on the next refresh. "
-                       f"({exc})", icon=":material/cloud_off:")
-        except SagascopeError as exc:
-            log.exception("dashboard page failed")
-            st.error(f"This page could not be shown: {exc}", icon=":material/error:")
+        refresh_data_as_of()
+        render()
 
-    st.fragment(run_every=every)(body)()
+    _guarded(body)
 
 
 def open_flow(saga_id: str) -> None:

@@ -35,6 +35,7 @@ def main() -> None:
         st.Page(_PAGES / "failures.py", title="Failures & compensations",
                 icon=":material/report:"),
         st.Page(_PAGES / "process_map.py", title="Process map", icon=":material/account_tree:"),
+        st.Page(_PAGES / "time_spent.py", title="Where time goes", icon=":material/timer:"),
         st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notifications_active:"),
         st.Page(_stuck_alias, title="Stuck sagas", url_path="stuck_sagas", visibility="hidden"),
     ]

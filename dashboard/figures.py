@@ -41,6 +41,11 @@ def _base(fig: go.Figure, *, height: int = 320, title: str = "") -> go.Figure:
     return fig
 
 
+def style_figure(fig: go.Figure, *, height: int = 320, title: str = "") -> go.Figure:
+    """The house layout (font, margins, legend under the plot) for a page's own figure."""
+    return _base(fig, height=height, title=title)
+
+
 def empty_figure(message: str, *, height: int = 240) -> go.Figure:
     """A blank chart that says why it is blank."""
     fig = go.Figure()

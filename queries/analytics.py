@@ -20,6 +20,7 @@ from sagascope.queries.results import (
     ProcessMap,
     ProcessNode,
     SagaFilter,
+    StepTime,
     ThroughputPoint,
     Transition,
     Variant,
@@ -551,3 +552,39 @@ def _pair_saga(
             completion_type=completion[5] if completion is not None else "",
         ))
     return out
+
+
+def step_times(q: StateQuery, filters: SagaFilter | None) -> list[StepTime]:
+    """Per (saga type, step, service): time messages waited in Kafka before the service's
+    handler picked them up, and how long the handler ran (its span), p50 and p95.
+
+    Waiting is the handler span's start minus the message's Kafka time; handling is the span's
+    duration. Both clocks are the services' wall clocks (spans), not ``ce_time``.
+    """
+    scope, params = q.message_scope(filters)
+    rows = q.run(
+        f"""
+SELECT m.saga_type AS st, m.step_name AS step, s.service AS service, count() AS n,
+       quantiles(0.5, 0.95)(greatest(dateDiff('millisecond', m.kafka_time, s.start_time), 0)
+                            / 1000.0) AS wait,
+       quantiles(0.5, 0.95)(dateDiff('microsecond', s.start_time, s.end_time) / 1e6) AS handle
+FROM (SELECT service, message_id, start_time, end_time FROM spans
+      WHERE kind = 'CONSUMER' AND message_id != '') AS s
+INNER JOIN (
+    SELECT message_id, any(saga_type) AS saga_type,
+           any(if(step != '', toString(step), toString(type))) AS step_name,
+           min(kafka_time) AS kafka_time
+    FROM messages WHERE {scope} AND message_id != '' GROUP BY message_id
+) AS m ON m.message_id = s.message_id
+GROUP BY st, step, service
+ORDER BY st, n DESC, step, service""",
+        params,
+    ).rows
+    return [
+        StepTime(
+            saga_type=r[0], step=r[1], service=r[2], count=int(r[3]),
+            wait_p50_s=float(r[4][0]), wait_p95_s=float(r[4][1]), handle_count=int(r[3]),
+            handle_p50_s=float(r[5][0]), handle_p95_s=float(r[5][1]),
+        )
+        for r in rows
+    ]

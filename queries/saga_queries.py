@@ -36,6 +36,7 @@ from sagascope.queries.results import (
     SagaPage,
     SagaSummary,
     StalledSaga,
+    StepTime,
     ThroughputPoint,
     Transition,
     Variant,
@@ -467,6 +468,10 @@ class SagaQueries:
         for step, status, n in rows:
             out.setdefault(str(step), {})[str(status)] = int(n)
         return out
+
+    def step_times(self, filters: SagaFilter | None = None) -> list[StepTime]:
+        """Where time goes: per step and service, waiting in Kafka versus handling (spans)."""
+        return _analytics.step_times(self._q, filters)
 
     def alerts(
         self,

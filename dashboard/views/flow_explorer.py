@@ -228,4 +228,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    render()
+    _page.live(render)

@@ -137,4 +137,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    render()
+    _page.live(render)

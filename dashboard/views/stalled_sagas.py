@@ -66,4 +66,4 @@ def render() -> None:
         _page.open_flow(str(table["saga"].iloc[chosen]))
 
 if __name__ == "__main__":
-    render()
+    _page.live(render)

@@ -27,6 +27,7 @@ PAGES = {
     "flow": "views/flow_explorer.py",
     "stalled": "views/stalled_sagas.py",
     "sagas": "views/sagas.py",
+    "time": "views/time_spent.py",
     "failures": "views/failures.py",
     "process_map": "views/process_map.py",
     "alerts": "views/alerts.py",

@@ -301,3 +301,36 @@ def test_unreachable_store_is_a_message_not_a_traceback(open_page: Any) -> None:
     for page in ("overview", "alerts"):
         at = open_page(page, None, settings=down)
         assert "The store cannot be reached right now" in texts(at), page
+
+
+# ---- Where time goes --------------------------------------------------------------------
+
+
+def test_where_time_goes_splits_waiting_from_handling(empty_store: Any, open_page: Any) -> None:
+    from seeding import order_saga, seed
+
+    seed(empty_store, order_saga("o-time", "completed"))
+    rows = empty_store.query(
+        "SELECT message_id, kafka_time, saga_id FROM messages WHERE type IN "
+        "('ReserveStock', 'RetrievePayment') ORDER BY type").dicts()
+    spans = []
+    for i, row in enumerate(rows):
+        start = row["kafka_time"] + timedelta(seconds=2 + i)  # waited 2 s, then 3 s
+        spans.append({
+            "trace_id": f"t{i}", "span_id": f"s{i}", "parent_span_id": "", "name": "process",
+            "kind": "CONSUMER", "service": ("inventory", "payment")[i],
+            "start_time": start, "end_time": start + timedelta(milliseconds=250),
+            "status_code": "OK", "status_message": "", "saga_id": row["saga_id"],
+            "saga_type": "order-fulfillment", "message_id": row["message_id"],
+            "attributes": {}, "links": [], "events": "", "ingest_time": start,
+            "topic": "telemetry", "partition": 0, "offset": i, "parse_error": "",
+            "payload": "",
+        })
+    empty_store.insert("spans", spans)
+    at = open_page("time", empty_store, range="all")
+    times = at.dataframe[0].value
+    by_step = {r["service"]: r for r in times.to_dict("records")}
+    assert by_step["payment"]["waiting p50"] == "3.00 s"
+    assert by_step["inventory"]["waiting p50"] == "2.00 s"
+    assert by_step["inventory"]["handling p50"] == "0.25 s"
+    assert metrics(at)["Handler runs"] == "2"
