@@ -10,40 +10,76 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sagascope.store import Store, open_store
+from sagascope.store import QueryResult, Store, StoreError, open_store
 
 from sagascope.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 
+class ReadOnlyView(Store):
+    """Any store, read-only: every query runs with ClickHouse's ``readonly = 2``, writes fail.
+
+    The pages read through it; it shares the wrapped store's connection (one chDB session per
+    process) and never closes it.
+    """
+
+    read_only = True
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.database = store.database
+        self.backend = store.backend
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None, *,
+              settings: Mapping[str, Any] | None = None) -> QueryResult:
+        return self._store.query(sql, params, settings={**(settings or {}), "readonly": 2})
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        raise StoreError("read-only store")
+
+    def insert_encoded(self, table: str, columns: Sequence[str], data: bytes, *,
+                       dedup_token: str | None = None) -> None:
+        raise StoreError("read-only store")
+
+    def close(self) -> None:
+        """The wrapped store belongs to whoever opened it."""
+
+
 @dataclass(frozen=True)
 class _Context:
     settings: Settings
     store: Store | None
+    writer: Store | None = None
 
 
 _lock = threading.Lock()
 _context: _Context | None = None
 _opened: Store | None = None
+_opened_writer: Store | None = None
 
 
-def configure(settings: Settings, store: Store | None = None) -> None:
-    """Set what the pages use: the settings and, optionally, a store already open in this process."""
-    global _context, _opened
+def configure(settings: Settings, store: Store | None = None, writer: Store | None = None) -> None:
+    """Set what the pages use: the settings and, optionally, a store already open in this
+    process (read by the pages) and a writable one (for alert acknowledgements only)."""
+    global _context, _opened, _opened_writer
     with _lock:
-        _context = _Context(settings=settings, store=store)
+        _context = _Context(settings=settings, store=store, writer=writer)
         _opened = None
+        _opened_writer = None
 
 
 def reset() -> None:
     """Forget the configured context (tests)."""
-    global _context, _opened
+    global _context, _opened, _opened_writer
     with _lock:
         _context = None
         _opened = None
+        _opened_writer = None
 
 
 def settings() -> Settings:
@@ -67,3 +103,18 @@ def store() -> Store:
             log.info("dashboard opening store backend=%s", "server" if cfg.url else "chdb")
             _opened = open_store(cfg.url, cfg.path, cfg.database, read_only=True)
         return _opened
+
+
+def writer() -> Store:
+    """A writable store for the dashboard's one write (alert acknowledgements)."""
+    global _opened_writer
+    current = settings()
+    with _lock:
+        if _context is not None and _context.writer is not None:
+            return _context.writer
+        if _context is not None and _context.store is not None and not _context.store.read_only:
+            return _context.store
+        if _opened_writer is None:
+            cfg = current.store
+            _opened_writer = open_store(cfg.url, cfg.path, cfg.database, read_only=False)
+        return _opened_writer

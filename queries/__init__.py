@@ -10,9 +10,13 @@ Importing it loads neither Kafka clients nor the collector.
 """
 
 from sagascope.queries.alerts import (
+    ACK_ACTIONS,
     STATE_OPEN,
     STATE_RESOLVED,
+    Acknowledgement,
     Alert,
+    acknowledge,
+    acknowledgements,
     alert_row,
     flow_link,
     list_alerts,
@@ -44,11 +48,13 @@ from sagascope.queries.saga_queries import (
 )
 
 __all__ = [
+    "ACK_ACTIONS",
     "FINISHED_STATUSES",
     "SAGA_SORT_KEYS",
     "STATE_OPEN",
     "STATE_RESOLVED",
     "STATUSES",
+    "Acknowledgement",
     "Alert",
     "AlertGroup",
     "CompensationPair",
@@ -71,6 +77,8 @@ __all__ = [
     "ThroughputPoint",
     "Transition",
     "Variant",
+    "acknowledge",
+    "acknowledgements",
     "alert_row",
     "causal_times",
     "flow_link",

@@ -12,7 +12,19 @@ from sagascope.queries.exceptions import QueryError
 from sagascope.queries.state import _aware
 from sagascope.store import Store
 
-__all__ = ["ALERT_COLUMNS", "STATE_OPEN", "STATE_RESOLVED", "Alert", "alert_row", "flow_link", "list_alerts"]
+__all__ = [
+    "ACK_ACTIONS",
+    "ALERT_COLUMNS",
+    "STATE_OPEN",
+    "STATE_RESOLVED",
+    "Acknowledgement",
+    "Alert",
+    "acknowledge",
+    "acknowledgements",
+    "alert_row",
+    "flow_link",
+    "list_alerts",
+]
 
 STATE_OPEN = "open"
 STATE_RESOLVED = "resolved"
@@ -142,3 +154,70 @@ def _alert_from_row(row: Mapping[str, Any]) -> Alert:
         resolved_at=_aware(resolved_at) if resolved_at is not None else None,
         resolution=row["resolution"],
     )
+
+
+#: What a person can do to an alert group.
+ACK_ACTIONS = ("acknowledged", "silenced", "cleared")
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The latest action on an alert group (saga type, step): who, when, until when."""
+
+    saga_type: str
+    step: str
+    action: str
+    by: str
+    at: datetime
+    until: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        """Acknowledged, or silenced and the silence not over yet."""
+        if self.action == "acknowledged":
+            return True
+        return self.action == "silenced" and self.until is not None and self.until > now
+
+
+def acknowledgements(store: Store) -> dict[tuple[str, str], Acknowledgement]:
+    """The latest action per alert group, by (saga type, step)."""
+    rows = store.query(
+        "SELECT saga_type, step, action, by, at, until FROM alert_acks FINAL"
+    ).rows
+    return {
+        (r[0], r[1]): Acknowledgement(r[0], r[1], r[2], r[3], _aware(r[4]),
+                                      _aware(r[5]) if r[5] is not None else None)
+        for r in rows
+    }
+
+
+def acknowledge(
+    store: Store,
+    saga_type: str,
+    step: str,
+    *,
+    action: str,
+    by: str,
+    until: datetime | None = None,
+    now: datetime | None = None,
+) -> Acknowledgement:
+    """Record that ``by`` acknowledged, silenced (``until``) or cleared an alert group.
+
+    The one write the dashboard makes; it needs a writable store.
+
+    Raises:
+        QueryError: an unknown action, no name, or a silence without an end.
+    """
+    if action not in ACK_ACTIONS:
+        raise QueryError(f"action must be one of {', '.join(ACK_ACTIONS)}, got {action!r}")
+    who = (by or "").strip()
+    if not who:
+        raise QueryError("say who you are: an acknowledgement needs a name")
+    if action == "silenced" and until is None:
+        raise QueryError("a silence needs an end (until)")
+    ack = Acknowledgement(saga_type, step, action, who[:200],
+                          _aware(now) if now else datetime.now(UTC), until)
+    store.insert("alert_acks", [{
+        "saga_type": ack.saga_type, "step": ack.step, "action": ack.action, "by": ack.by,
+        "at": ack.at, "until": ack.until,
+    }])
+    return ack

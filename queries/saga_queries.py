@@ -486,6 +486,10 @@ class SagaQueries:
             self.store, state=state, since=since, limit=limit, saga_type=saga_type
         )
 
+    def acknowledgements(self) -> dict[tuple[str, str], _alerts.Acknowledgement]:
+        """The latest acknowledgement or silence per alert group (saga type, step)."""
+        return _alerts.acknowledgements(self.store)
+
 
 def _summary(r: dict[str, Any]) -> SagaSummary:
     return SagaSummary(

@@ -334,3 +334,15 @@ def test_where_time_goes_splits_waiting_from_handling(empty_store: Any, open_pag
     assert by_step["inventory"]["waiting p50"] == "2.00 s"
     assert by_step["inventory"]["handling p50"] == "0.25 s"
     assert metrics(at)["Handler runs"] == "2"
+
+
+def test_acknowledging_an_alert_group_records_who_and_when(seeded: Seeded, empty_store: Any,
+                                                           open_page: Any) -> None:
+    from sagascope.queries import acknowledge
+
+    empty_store.insert("alerts", [_alert("a1", "open", "order-stalled", seeded)])
+    acknowledge(empty_store, "order-fulfillment", "payment", action="acknowledged", by="dana")
+    at = open_page("alerts", empty_store, range="all")
+    groups = table(at, "alert_groups")
+    assert groups.iloc[0]["handled"].startswith("acknowledged by dana at ")
+    assert metrics(at)["Groups handled"] == "1"
