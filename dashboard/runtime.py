@@ -8,46 +8,29 @@ run``, a test) opens the store the settings name, read-only, once per process.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sagascope.store import QueryResult, Store, StoreError, open_store
+from sagascope.store import Store, open_store
 
 from sagascope.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 
-class ReadOnlyView(Store):
-    """Any store, read-only: every query runs with ClickHouse's ``readonly = 2``, writes fail.
+def read_only_view(store: Store) -> Store:
+    """A read-only handle on the same connection, whatever the backend.
 
-    The pages read through it; it shares the wrapped store's connection (one chDB session per
-    process) and never closes it.
+    A shallow copy shares the connection (one chDB session per process); ``read_only`` is the
+    ``Store`` attribute every backend honours (``readonly = 2`` on each query, writes refused).
     """
-
-    read_only = True
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self.database = store.database
-        self.backend = store.backend
-
-    def query(self, sql: str, params: Mapping[str, Any] | None = None, *,
-              settings: Mapping[str, Any] | None = None) -> QueryResult:
-        return self._store.query(sql, params, settings={**(settings or {}), "readonly": 2})
-
-    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        raise StoreError("read-only store")
-
-    def insert_encoded(self, table: str, columns: Sequence[str], data: bytes, *,
-                       dedup_token: str | None = None) -> None:
-        raise StoreError("read-only store")
-
-    def close(self) -> None:
-        """The wrapped store belongs to whoever opened it."""
+    if store.read_only:
+        return store
+    view = copy.copy(store)
+    view.read_only = True
+    return view
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def serve(
     if not _started.acquire(blocking=False):
         raise DashboardError("a dashboard server already runs in this process (Streamlit allows one)")
     chosen_port = settings.dashboard.port if port is None else port
-    reader = runtime.ReadOnlyView(store) if store is not None and not store.read_only else store
+    reader = runtime.read_only_view(store) if store is not None else None
     runtime.configure(settings, reader, writer=store)
     _load_streamlit_config(settings, chosen_port)
     handle = _start_server_thread(settings, chosen_port, timeout_s)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 from sagascope.dashboard import _page, figures
-from sagascope.queries import SAGA_SORT_KEYS, STATUSES, SagaPage
+from sagascope.queries import FINISHED_STATUSES, SAGA_SORT_KEYS, STATUSES, SagaPage
 
 PAGE_SIZE = 50
 #: URL parameter -> default, for this page's own filters.
@@ -36,7 +36,9 @@ def saga_table(page: SagaPage) -> pd.DataFrame:
         "started": frame["started"],
         "last heard": frame["last_kafka_time"],
         "cycle time": frame["duration_s"].map(figures.format_duration),
-        "silent for": frame["silent_s"].map(figures.format_duration),
+        # Silence matters only while a saga is expected to go on.
+        "silent for": [figures.format_duration(s) if st_ not in FINISHED_STATUSES else ""
+                       for s, st_ in zip(frame["silent_s"], frame["status"], strict=True)],
         "messages": frame["messages"],
     })
 

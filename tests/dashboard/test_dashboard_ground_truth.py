@@ -21,12 +21,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo"))
 
-from demo_expect import make_faulty_demo_settings  # noqa: E402
-from sagascope.collector import Collector  # noqa: E402
-from sagascope.demo_services import DemoRunner, SagaTruth  # noqa: E402
-from sagascope.queries import SagaFilter, SagaQueries  # noqa: E402
+from demo_expect import make_faulty_demo_settings
+from sagascope.collector import Collector
+from sagascope.demo_services import DemoRunner, SagaTruth
+from sagascope.queries import SagaFilter, SagaQueries
 
-from sagascope.settings import AlertSettings, Settings, load_settings  # noqa: E402
+from sagascope.settings import AlertSettings, Settings, load_settings
 
 pytestmark = pytest.mark.slow
 
