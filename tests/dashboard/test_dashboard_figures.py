@@ -102,7 +102,8 @@ def test_swimlane_draws_a_skewed_message_after_its_cause_and_marks_it() -> None:
     fig = figures.swimlane(flow, now=T0 + timedelta(seconds=10))
     event = next(t for t in fig.data if t.name == "event")
     assert "⚠ PaymentReceived (skewed)" in list(event.text)
-    assert pd.Timestamp(list(event.x)[1]).tz_localize(None) == pd.Timestamp(T0 + timedelta(seconds=1.5)).tz_localize(None)
+    drawn_at = pd.Timestamp(list(event.x)[1]).tz_localize(None)
+    assert drawn_at == pd.Timestamp(T0 + timedelta(seconds=1.5)).tz_localize(None)
     assert any(a.text == "now" for a in fig.layout.annotations)
 
 
