@@ -225,13 +225,31 @@ def swimlane(messages: pd.DataFrame, now: Any = None) -> go.Figure:
         title_text="",
     )
     if now is not None:
-        fig.add_shape(type="line", x0=now, x1=now, y0=0, y1=1, xref="x", yref="paper",
-                      line={"color": STATUS_COLORS["stalled"], "width": 2, "dash": "dash"})
-        fig.add_annotation(x=now, y=1, xref="x", yref="paper", text="now", showarrow=False,
-                           yanchor="bottom", font={"color": STATUS_COLORS["stalled"]})
+        _mark_now(fig, frame, now)
     fig.update_xaxes(title_text="event time (a consequence never drawn before its cause)",
                      showgrid=False)
     return _base(fig, height=140 + 70 * len(lanes), title="Swimlane")
+
+
+def _mark_now(fig: go.Figure, frame: pd.DataFrame, now: Any) -> None:
+    """A dashed "now" line; when the silence dwarfs the flow, an arrow at the right edge
+    saying how much later now is, so the messages are not squashed to the left."""
+    first, last = pd.Timestamp(frame["position"].min()), pd.Timestamp(frame["position"].max())
+    moment = pd.Timestamp(now)
+    if moment.tzinfo is None and last.tzinfo is not None:
+        moment = moment.tz_localize(last.tzinfo)
+    silence_s = max((moment - last).total_seconds(), 0.0)
+    span_s = max((last - first).total_seconds(), 1.0)
+    color = STATUS_COLORS["stalled"]
+    if silence_s <= 3 * span_s:
+        fig.add_shape(type="line", x0=moment, x1=moment, y0=0, y1=1, xref="x", yref="paper",
+                      line={"color": color, "width": 2, "dash": "dash"})
+        fig.add_annotation(x=moment, y=1, xref="x", yref="paper", text="now", showarrow=False,
+                           yanchor="bottom", font={"color": color})
+        return
+    fig.add_annotation(x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="bottom",
+                       showarrow=False, font={"color": color},
+                       text=f"now: {format_duration(silence_s)} after the last message →")
 
 
 def _message_hover(row: Mapping[str, Any]) -> str:
