@@ -382,7 +382,9 @@ def failure_causes_sql(scope: str, failing: str) -> str:
     The mark is the saga's first message saying it failed or started compensating (by
     ``ce_sagastatus``, a status rule or ``ce_compensates``), in arrival order. The cause is the
     event the mark answered (its causation, else the message heard before it); when the mark
-    answered a command, the mark reported the failure itself. Needs ``failure_types``.
+    answered a command, the mark reported the failure itself. The reason is the cause's own
+    (not one copied from the command it answers), else the mark's when the mark is an event.
+    Needs ``failure_types``.
     """
     return f"""
 SELECT saga_id, any(saga_type) AS saga_type,
@@ -396,7 +398,13 @@ SELECT saga_id, any(saga_type) AS saga_type,
        seq[mark_at] AS mark,
        arrayFirstIndex(x -> x.4 != '' AND x.4 = mark.5, seq) AS by_causation,
        if(by_causation > 0, by_causation, mark_at - 1) AS before,
-       if(before = 0 OR seq[before].6 = 'command', mark, seq[before]) AS cause
+       if(before = 0 OR seq[before].6 = 'command', mark, seq[before]) AS cause,
+       arrayFirstIndex(x -> x.4 != '' AND x.4 = cause.5, seq) AS cause_parent,
+       -- A reason the message only copied from the command it answers is stale (a payload
+       -- passed along with an earlier attempt's error): not this failure's reason.
+       if(cause.11 != '' AND NOT (cause_parent > 0 AND seq[cause_parent].11 = cause.11),
+          cause.11,
+          if(mark.6 != 'command' AND mark.4 != cause.4, mark.11, '')) AS reason
 FROM messages
 WHERE {scope} AND saga_id IN ({failing})
 GROUP BY saga_id
@@ -416,7 +424,7 @@ def failures(q: StateQuery, filters: SagaFilter | None) -> list[FailureCount]:
     rows = q.run(
         f"""
 SELECT c.saga_type AS st, c.cause.9 AS f_step, c.cause.8 AS service, c.cause.7 AS error,
-       if(c.cause.11 != '', c.cause.11, c.mark.11) AS reason, s.status AS status,
+       c.reason AS reason, s.status AS status,
        count() AS n, max(c.cause.2) AS last_seen, min(c.saga_id) AS example
 FROM ({failure_causes_sql(scope, _failing_sagas_sql(sql))}) AS c
 INNER JOIN (SELECT saga_id, status FROM ({sql})) AS s ON s.saga_id = c.saga_id
@@ -439,7 +447,7 @@ def failure_of(q: StateQuery, saga_id: str, status: str) -> FailureCount | None:
     scope = "saga_id = {saga_id:String}"
     rows = q.run_point(
         f"""
-SELECT saga_type, cause.9, cause.8, cause.7, if(cause.11 != '', cause.11, mark.11), cause.2
+SELECT saga_type, cause.9, cause.8, cause.7, reason, cause.2
 FROM ({failure_causes_sql(scope, "SELECT {saga_id:String}")})""",
         {"saga_id": saga_id, "failure_types": q.failure_types()},
     ).rows
