@@ -142,7 +142,8 @@ def count_bars(frame: pd.DataFrame, label: str, value: str = "count", *, title: 
     return _base(fig, height=80 + 30 * len(rows), title=title)
 
 
-def swimlane(messages: pd.DataFrame, now: Any = None) -> go.Figure:
+def swimlane(messages: pd.DataFrame, now: Any = None,
+             silent_s: float | None = None) -> go.Figure:
     """The flow of one saga: one lane per service, one marker per message, an arrow from each
     message to the messages it caused, compensations marked.
 
@@ -150,7 +151,9 @@ def swimlane(messages: pd.DataFrame, now: Any = None) -> go.Figure:
     ``message_id``, ``causation_id``, and optionally ``position`` (where to draw it: a time that
     respects causality, else ``event_time``), ``skew_s`` (> 0: its clock put it before its
     cause; marked), ``step``, ``saga_status``, ``compensates``, ``duplicate``. ``now``: a time
-    to mark with a vertical "now" line (an unfinished saga's silence up to it).
+    to mark with a vertical "now" line (an unfinished saga's silence up to it); ``silent_s``:
+    the silence to print (the query layer's, measured on Kafka time), else now minus the last
+    message.
     """
     if messages.empty:
         return empty_figure("No messages")
@@ -225,13 +228,13 @@ def swimlane(messages: pd.DataFrame, now: Any = None) -> go.Figure:
         title_text="",
     )
     if now is not None:
-        _mark_now(fig, frame, now)
+        _mark_now(fig, frame, now, silent_s)
     fig.update_xaxes(title_text="event time (a consequence never drawn before its cause)",
                      showgrid=False)
     return _base(fig, height=140 + 70 * len(lanes), title="Swimlane")
 
 
-def _mark_now(fig: go.Figure, frame: pd.DataFrame, now: Any) -> None:
+def _mark_now(fig: go.Figure, frame: pd.DataFrame, now: Any, silent_s: float | None) -> None:
     """A dashed "now" line; when the silence dwarfs the flow, an arrow at the right edge
     saying how much later now is, so the messages are not squashed to the left."""
     first, last = pd.Timestamp(frame["position"].min()), pd.Timestamp(frame["position"].max())
@@ -247,9 +250,10 @@ def _mark_now(fig: go.Figure, frame: pd.DataFrame, now: Any) -> None:
         fig.add_annotation(x=moment, y=1, xref="x", yref="paper", text="now", showarrow=False,
                            yanchor="bottom", font={"color": color})
         return
+    shown_s = silent_s if silent_s is not None else silence_s
     fig.add_annotation(x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="bottom",
                        showarrow=False, font={"color": color},
-                       text=f"now: {format_duration(silence_s)} after the last message →")
+                       text=f"now: silent for {format_duration(shown_s)} →")
 
 
 def _message_hover(row: Mapping[str, Any]) -> str:

@@ -87,8 +87,10 @@ def _header(flow: Flow) -> None:
     cols[1].metric("Messages", len(flow.messages))
     cols[2].metric("Traces", len(flow.trace_ids))
     cols[3].metric("Duplicate deliveries", flow.duplicates)
-    started = flow.started.strftime("%Y-%m-%d %H:%M:%S") if flow.started else "–"
-    last = flow.last_event.strftime("%Y-%m-%d %H:%M:%S") if flow.last_event else "–"
+    # On the causal timeline, so a clock running behind cannot make the saga start early.
+    positions = causal_times(flow)
+    started = positions[0].strftime("%Y-%m-%d %H:%M:%S") if positions else "–"
+    last = max(positions).strftime("%Y-%m-%d %H:%M:%S") if positions else "–"
     notes = [f"Started {started} UTC · last event {last} UTC"]
     if flow.matched_by != "saga_id":
         notes.append(f"found by {flow.matched_by.replace('_', ' ')} `{_escape_md(flow.key)}`")
@@ -184,7 +186,8 @@ def render() -> None:
         st.caption(f":material/schedule: {skewed} message(s) carry an event time before the "
                    "message that caused them (a clock running behind): drawn just after their "
                    "cause and marked ⚠ skewed.")
-    st.plotly_chart(figures.swimlane(frame, now=now), key="swimlane")
+    silent = diagnosis.silent_s if diagnosis is not None and now is not None else None
+    st.plotly_chart(figures.swimlane(frame, now=now, silent_s=silent), key="swimlane")
 
     pairs = _compensations(flow)
     if pairs:

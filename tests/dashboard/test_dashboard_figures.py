@@ -106,7 +106,7 @@ def test_swimlane_draws_a_skewed_message_after_its_cause_and_marks_it() -> None:
     assert drawn_at == pd.Timestamp(T0 + timedelta(seconds=1.5)).tz_localize(None)
     assert any(a.text == "now" for a in fig.layout.annotations)
     long_silence = figures.swimlane(flow, now=T0 + timedelta(hours=1))
-    assert any(str(a.text).startswith("now: 59 min") for a in long_silence.layout.annotations)
+    assert any(str(a.text).startswith("now: silent for 59 min") for a in long_silence.layout.annotations)
 
 
 def test_process_map_dot_links_every_step_and_labels_arrows() -> None:
