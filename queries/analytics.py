@@ -7,6 +7,7 @@ redelivered copies (same message id) counted once.
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import Any
 
@@ -371,20 +372,15 @@ def _reason_expr() -> str:
 FAILING_MARKERS = ("failed", "compensating", "compensated")
 
 
-def _failing_sagas_sql(sql: str) -> str:
-    markers = ", ".join(f"'{m}'" for m in FAILING_MARKERS)
-    return f"SELECT saga_id FROM ({sql}) WHERE marker IN ({markers})"
-
-
-def failure_causes_sql(scope: str, failing: str) -> str:
-    """One row per failing saga: its cause message and the message that marked the failure.
+def failure_causes_sql(scope: str) -> str:
+    """One row per failing saga in ``scope``: its cause and the message that marked the failure.
 
     The mark is the saga's first message saying it failed or started compensating (by
     ``ce_sagastatus``, a status rule or ``ce_compensates``), in arrival order. The cause is the
     event the mark answered (its causation, else the message heard before it); when the mark
-    answered a command, the mark reported the failure itself. The reason is the cause's own
-    (not one copied from the command it answers), else the mark's when the mark is an event.
-    Needs ``failure_types``.
+    answered a command, the mark reported the failure itself. Tuples: (Kafka time, event
+    time, offset, message id, causation id, kind, type, source, step or type, is mark);
+    ``parent_id`` is the message id of what the cause answered. Needs ``failure_types``.
     """
     return f"""
 SELECT saga_id, any(saga_type) AS saga_type,
@@ -392,23 +388,77 @@ SELECT saga_id, any(saga_type) AS saga_type,
            kafka_time, event_time, offset, message_id, causation_id, toString(kind),
            toString(type), toString(source), if(step != '', toString(step), toString(type)),
            saga_status IN ('failed', 'compensating', 'compensated') OR compensates != ''
-               OR (saga_status = '' AND has({{failure_types:Array(String)}}, type)),
-           {_reason_expr()}))) AS seq,
+               OR (saga_status = '' AND has({{failure_types:Array(String)}}, type))))) AS seq,
        arrayFirstIndex(x -> x.10, seq) AS mark_at,
        seq[mark_at] AS mark,
        arrayFirstIndex(x -> x.4 != '' AND x.4 = mark.5, seq) AS by_causation,
        if(by_causation > 0, by_causation, mark_at - 1) AS before,
        if(before = 0 OR seq[before].6 = 'command', mark, seq[before]) AS cause,
        arrayFirstIndex(x -> x.4 != '' AND x.4 = cause.5, seq) AS cause_parent,
-       -- A reason the message only copied from the command it answers is stale (a payload
-       -- passed along with an earlier attempt's error): not this failure's reason.
-       if(cause.11 != '' AND NOT (cause_parent > 0 AND seq[cause_parent].11 = cause.11),
-          cause.11,
-          if(mark.6 != 'command' AND mark.4 != cause.4, mark.11, '')) AS reason
+       if(cause_parent > 0, seq[cause_parent].4, '') AS parent_id
 FROM messages
-WHERE {scope} AND saga_id IN ({failing})
+WHERE {scope}
 GROUP BY saga_id
 HAVING mark_at > 0"""
+
+
+def _reasons(q: StateQuery, saga_ids: list[str], message_ids: list[str]) -> dict[str, str]:
+    """The reason each of these messages gives (read only for them: JSON is costly)."""
+    ids = sorted({m for m in message_ids if m})
+    if not ids:
+        return {}
+    rows = q.run(
+        f"SELECT message_id, any({_reason_expr()}) FROM messages "
+        "WHERE saga_id IN {sagas:Array(String)} AND message_id IN {ids:Array(String)} "
+        "GROUP BY message_id",
+        {"sagas": sorted(set(saga_ids)), "ids": ids},
+    ).rows
+    return {str(m): str(r) for m, r in rows}
+
+
+def _cause_rows(q: StateQuery, scope: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """(saga id, saga type, step, service, cause type, reason, cause event time) per saga.
+
+    The reason is the cause's own; one it only copied from the command it answers (a payload
+    passed along with an earlier attempt's error) is stale, and then the mark's counts when
+    the mark is an event.
+    """
+    rows = q.run(
+        f"SELECT saga_id, saga_type, cause, mark, parent_id FROM ({failure_causes_sql(scope)})",
+        {**params, "failure_types": q.failure_types()},
+    ).rows
+    causes = [(r[0], r[1], _tuple(r[2]), _tuple(r[3]), r[4]) for r in rows]
+    reasons = _reasons(q, [c[0] for c in causes],
+                       [m for c in causes for m in (c[2][3], c[3][3], c[4])])
+    out = []
+    for saga_id, saga_type, cause, mark, parent_id in causes:
+        reason = reasons.get(cause[3], "") if cause[3] else ""
+        if reason and parent_id and reasons.get(parent_id, "") == reason:
+            reason = ""
+        if not reason and mark[5] != "command" and mark[3] != cause[3]:
+            reason = reasons.get(mark[3], "")
+        out.append((saga_id, saga_type, cause[8], cause[7], cause[6], reason, cause[1]))
+    return out
+
+
+def _tuple(value: Any) -> tuple[Any, ...]:
+    # Tuples arrive as tuples (server) or as dicts keyed by position (chDB's Arrow).
+    return tuple(value.values()) if isinstance(value, dict) else tuple(value)
+
+
+def failing_sagas(
+    q: StateQuery, filters: SagaFilter | None, markers: tuple[str, ...] = FAILING_MARKERS
+) -> dict[str, str]:
+    """Saga id -> current status of the sagas ``filters`` match whose marker is in ``markers``.
+
+    One pass over the saga state; the questions about these sagas then read their messages
+    by primary key (``saga_id IN`` a list), not through the state again.
+    """
+    sql, params = q.sagas_sql(filters)
+    params["markers"] = list(markers)
+    rows = q.run(f"SELECT saga_id, status FROM ({sql}) WHERE has({{markers:Array(String)}}, marker)",
+                 params).rows
+    return {str(saga_id): str(status) for saga_id, status in rows}
 
 
 def failures(q: StateQuery, filters: SagaFilter | None) -> list[FailureCount]:
@@ -417,46 +467,38 @@ def failures(q: StateQuery, filters: SagaFilter | None) -> list[FailureCount]:
     A saga counts once, at the message that failed it (see ``failure_causes_sql``); its undo
     commands are compensations, never counted here.
     """
-    scope, params = q.message_scope(filters)
-    sql, sparams = q.sagas_sql(filters)
-    params.update(sparams)
-    params["failure_types"] = q.failure_types()
-    rows = q.run(
-        f"""
-SELECT c.saga_type AS st, c.cause.9 AS f_step, c.cause.8 AS service, c.cause.7 AS error,
-       c.reason AS reason, s.status AS status,
-       count() AS n, max(c.cause.2) AS last_seen, min(c.saga_id) AS example
-FROM ({failure_causes_sql(scope, _failing_sagas_sql(sql))}) AS c
-INNER JOIN (SELECT saga_id, status FROM ({sql})) AS s ON s.saga_id = c.saga_id
-GROUP BY st, f_step, service, error, reason, status
-ORDER BY n DESC, st, f_step, service, error, reason, status""",
-        params,
-    ).rows
-    return [
+    statuses = failing_sagas(q, filters)
+    if not statuses:
+        return []
+    rows = _cause_rows(q, "saga_id IN {ids:Array(String)}", {"ids": sorted(statuses)})
+    groups: dict[tuple[str, ...], list[Any]] = {}
+    for saga_id, saga_type, step, service, error, reason, at in rows:
+        key = (saga_type, step, service, error, reason, statuses[saga_id])
+        group = groups.setdefault(key, [0, at, saga_id])
+        group[0] += 1
+        group[1] = max(group[1], at)
+        group[2] = min(group[2], saga_id)
+    out = [
         FailureCount(
-            saga_type=r[0], step=r[1], service=r[2], error=r[3], count=int(r[6]),
-            sagas=int(r[6]), last_seen=_aware(r[7]), example_saga_id=r[8], reason=r[4],
-            status=r[5],
+            saga_type=k[0], step=k[1], service=k[2], error=k[3], count=n, sagas=n,
+            last_seen=_aware(last), example_saga_id=example, reason=k[4], status=k[5],
         )
-        for r in rows
+        for k, (n, last, example) in groups.items()
     ]
+    out.sort(key=lambda f: (-f.count, f.saga_type, f.step, f.service, f.error, f.reason,
+                            f.status))
+    return out
 
 
 def failure_of(q: StateQuery, saga_id: str, status: str) -> FailureCount | None:
     """The cause of one failing saga (as ``failures`` counts it), or None if none is marked."""
-    scope = "saga_id = {saga_id:String}"
-    rows = q.run_point(
-        f"""
-SELECT saga_type, cause.9, cause.8, cause.7, reason, cause.2
-FROM ({failure_causes_sql(scope, "SELECT {saga_id:String}")})""",
-        {"saga_id": saga_id, "failure_types": q.failure_types()},
-    ).rows
+    rows = _cause_rows(q, "saga_id = {saga_id:String}", {"saga_id": saga_id})
     if not rows:
         return None
-    r = rows[0]
+    _, saga_type, step, service, error, reason, at = rows[0]
     return FailureCount(
-        saga_type=r[0], step=r[1], service=r[2], error=r[3], count=1, sagas=1,
-        last_seen=_aware(r[5]), example_saga_id=saga_id, reason=r[4], status=status,
+        saga_type=saga_type, step=step, service=service, error=error, count=1, sagas=1,
+        last_seen=_aware(at), example_saga_id=saga_id, reason=reason, status=status,
     )
 
 
@@ -487,27 +529,27 @@ def compensations(q: StateQuery, filters: SagaFilter | None) -> list[Compensatio
     needs_undo: dict[str, set[str]] = {}
     for saga_type, step in comp:
         needs_undo.setdefault(saga_type, set()).add(step)
-    sql, sparams = q.sagas_sql(filters)
-    params.update(sparams)
-    rows = q.run(
-        f"""
-SELECT saga_id, any(saga_type) AS st,
-       arraySort(x -> (x.1, x.2), groupArray(tuple(
-           kafka_time, event_time, message_id, causation_id, toString(kind), toString(type),
-           toString(step), toString(compensates), toString(saga_status)))) AS seq
+    undoing = set(failing_sagas(q, filters, ("compensating", "compensated")))
+    undoing.update(str(r[0]) for r in q.run(
+        f"SELECT DISTINCT saga_id FROM messages WHERE {scope} AND compensates != ''", params
+    ).rows)
+    if not undoing:
+        return []
+    # Flat rows (one per message), grouped here: nested arrays cost more to convert.
+    result = q.run(
+        """
+SELECT saga_id, saga_type, kafka_time, event_time, message_id, causation_id, toString(kind),
+       toString(type), toString(step), toString(compensates), toString(saga_status)
 FROM messages
-WHERE {scope} AND saga_id IN (
-    SELECT saga_id FROM messages WHERE {scope} AND compensates != ''
-    UNION DISTINCT
-    SELECT saga_id FROM ({sql}) WHERE marker IN ('compensating', 'compensated'))
-GROUP BY saga_id
-ORDER BY saga_id""",
-        params,
-    ).rows
+WHERE saga_id IN {ids:Array(String)}
+ORDER BY saga_id, kafka_time, event_time""",
+        {"ids": sorted(undoing)},
+    )
     out: list[CompensationPair] = []
-    for saga_id, saga_type, seq in rows:
-        # Tuples arrive as tuples (server) or as dicts keyed by position (chDB's Arrow).
-        messages = [tuple(m.values()) if isinstance(m, dict) else tuple(m) for m in seq]
+    for saga_id, group in itertools.groupby(result.rows, key=lambda r: r[0]):
+        rows = list(group)
+        saga_type = next((r[1] for r in rows if r[1]), "")
+        messages = [tuple(r[2:]) for r in rows]
         out.extend(_pair_saga(saga_id, saga_type, messages, needs_undo.get(saga_type, set())))
     out.sort(key=lambda p: (p.done_at, p.saga_id, p.step))
     return out
@@ -582,7 +624,10 @@ INNER JOIN (
     SELECT message_id, any(saga_type) AS saga_type,
            any(if(step != '', toString(step), toString(type))) AS step_name,
            min(kafka_time) AS kafka_time
-    FROM messages WHERE {scope} AND message_id != '' GROUP BY message_id
+    FROM messages
+    WHERE {scope} AND message_id IN (
+        SELECT message_id FROM spans WHERE kind = 'CONSUMER' AND message_id != '')
+    GROUP BY message_id
 ) AS m ON m.message_id = s.message_id
 GROUP BY st, step, service
 ORDER BY st, n DESC, step, service""",
