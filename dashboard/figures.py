@@ -269,7 +269,7 @@ def _message_hover(row: Mapping[str, Any]) -> str:
     return "<br>".join(parts)
 
 
-def _dot_text(text: str) -> str:
+def _dot_text(text: object) -> str:
     """A DOT quoted string."""
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 

@@ -97,7 +97,7 @@ def _group_actions(group: pd.Series) -> None:
         cols = st.columns([2, 1, 1.2, 1, 1.3], vertical_alignment="bottom")
         who = cols[0].text_input("Your name", key="ack_by", placeholder="who is handling it")
         silence = cols[2].selectbox("Silence for", list(SILENCES), key="silence_for")
-        action = None
+        action: tuple[str, datetime | None] | None = None
         if cols[1].button("Acknowledge", type="primary", key="ack_button"):
             action = ("acknowledged", None)
         if cols[3].button("Silence", key="silence_button"):

@@ -75,7 +75,7 @@ def render() -> None:
     if st.session_state.get(overlay_key) not in _OVERLAYS:
         st.session_state[overlay_key] = "frequency"
     st.segmented_control("Arrows show", list(_OVERLAYS), key=overlay_key,
-                         format_func=_OVERLAYS.get)
+                         format_func=lambda key: _OVERLAYS.get(key, key))
     _page.sync_url({"overlay": "frequency"})
     overlay = str(st.session_state.get(overlay_key) or "frequency")
     filters = SagaFilter(time_from=_page.range_start(), saga_type=saga_type)

@@ -71,7 +71,7 @@ def _filters_form() -> None:
     row[5].text_input("Saga id starts with", key=keys["prefix"], placeholder="order-10")
     sort_row = st.columns([1.4, 1, 4])
     sort_row[0].selectbox("Sort by", list(SAGA_SORT_KEYS), key=keys["sort"],
-                          format_func=_SORT_LABELS.get)
+                          format_func=lambda key: _SORT_LABELS.get(key, key))
     sort_row[1].segmented_control("Order", ["desc", "asc"], key=keys["order"])
 
 
