@@ -423,27 +423,22 @@ def _cause_rows(q: StateQuery, scope: str, params: dict[str, Any]) -> list[tuple
     passed along with an earlier attempt's error) is stale, and then the mark's counts when
     the mark is an event.
     """
+    # Scalars, not the tuples: converting nested values costs more than the query.
     rows = q.run(
-        f"SELECT saga_id, saga_type, cause, mark, parent_id FROM ({failure_causes_sql(scope)})",
+        f"SELECT saga_id, saga_type, cause.2, cause.4, cause.7, cause.8, cause.9, mark.4, "
+        f"mark.6, parent_id FROM ({failure_causes_sql(scope)})",
         {**params, "failure_types": q.failure_types()},
     ).rows
-    causes = [(r[0], r[1], _tuple(r[2]), _tuple(r[3]), r[4]) for r in rows]
-    reasons = _reasons(q, [c[0] for c in causes],
-                       [m for c in causes for m in (c[2][3], c[3][3], c[4])])
+    reasons = _reasons(q, [r[0] for r in rows], [m for r in rows for m in (r[3], r[7], r[9])])
     out = []
-    for saga_id, saga_type, cause, mark, parent_id in causes:
-        reason = reasons.get(cause[3], "") if cause[3] else ""
-        if reason and parent_id and reasons.get(parent_id, "") == reason:
+    for saga_id, saga_type, at, cause_id, type_, source, step, mark_id, mark_kind, parent in rows:
+        reason = reasons.get(cause_id, "") if cause_id else ""
+        if reason and parent and reasons.get(parent, "") == reason:
             reason = ""
-        if not reason and mark[5] != "command" and mark[3] != cause[3]:
-            reason = reasons.get(mark[3], "")
-        out.append((saga_id, saga_type, cause[8], cause[7], cause[6], reason, cause[1]))
+        if not reason and mark_kind != "command" and mark_id != cause_id:
+            reason = reasons.get(mark_id, "")
+        out.append((saga_id, saga_type, step, source, type_, reason, at))
     return out
-
-
-def _tuple(value: Any) -> tuple[Any, ...]:
-    # Tuples arrive as tuples (server) or as dicts keyed by position (chDB's Arrow).
-    return tuple(value.values()) if isinstance(value, dict) else tuple(value)
 
 
 def failing_sagas(
@@ -541,7 +536,7 @@ def compensations(q: StateQuery, filters: SagaFilter | None) -> list[Compensatio
 SELECT saga_id, saga_type, kafka_time, event_time, message_id, causation_id, toString(kind),
        toString(type), toString(step), toString(compensates), toString(saga_status)
 FROM messages
-WHERE saga_id IN {ids:Array(String)}
+WHERE saga_id IN {ids:Array(String)} AND (kind != 'command' OR compensates != '')
 ORDER BY saga_id, kafka_time, event_time""",
         {"ids": sorted(undoing)},
     )
