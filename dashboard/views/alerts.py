@@ -134,8 +134,11 @@ def render() -> None:
     if groups.empty:
         st.success("No alerts in this range.", icon=":material/notifications_off:")
         return
-    event = st.dataframe(groups, hide_index=True, width="stretch", key="alert_groups",
-                         on_select="rerun", selection_mode="single-row", column_config=_TIMES)
+    event = st.dataframe(
+        groups, hide_index=True, width="stretch", key="alert_groups", on_select="rerun",
+        selection_mode="single-row",
+        column_config={name: _TIMES[name] for name in ("silent since", "newest opened")},
+    )
     chosen = _page.selected_row(event)
     if chosen is None:
         st.caption("Select a group to acknowledge or silence it, or to list its sagas.")
