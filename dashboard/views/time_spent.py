@@ -8,20 +8,28 @@ import streamlit as st
 from sagascope.dashboard import _page, figures
 
 
+def short_duration(seconds: float) -> str:
+    """Handlers run for milliseconds: say so instead of ``0.00 s``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    return figures.format_duration(seconds)
+
+
 def time_table(times: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "saga type": times["saga_type"], "step": times["step"], "service": times["service"],
         "handled": times["count"],
-        "waiting p50": times["wait_p50_s"].map(figures.format_duration),
-        "waiting p95": times["wait_p95_s"].map(figures.format_duration),
-        "handling p50": times["handle_p50_s"].map(figures.format_duration),
-        "handling p95": times["handle_p95_s"].map(figures.format_duration),
+        "waiting p50": times["wait_p50_s"].map(short_duration),
+        "waiting p95": times["wait_p95_s"].map(short_duration),
+        "handling p50": times["handle_p50_s"].map(short_duration),
+        "handling p95": times["handle_p95_s"].map(short_duration),
     })
 
 
 def time_bars(times: pd.DataFrame) -> go.Figure:
     """Stacked p50 bars per step · service: waiting, then handling (largest total first)."""
-    frame = times.assign(label=times["step"] + " · " + times["service"],
+    frame = times.assign(label=times["saga_type"] + " · " + times["step"] + " · "
+                         + times["service"],
                          total=times["wait_p50_s"] + times["handle_p50_s"])
     frame = frame.sort_values("total", ascending=False).head(20)
     fig = go.Figure([
@@ -48,9 +56,8 @@ def render() -> None:
         return
     cols = st.columns(3)
     cols[0].metric("Handler runs", f"{int(times['count'].sum()):,}")
-    cols[1].metric("Slowest wait (p95)", figures.format_duration(float(times["wait_p95_s"].max())))
-    cols[2].metric("Slowest handler (p95)",
-                   figures.format_duration(float(times["handle_p95_s"].max())))
+    cols[1].metric("Slowest wait (p95)", short_duration(float(times["wait_p95_s"].max())))
+    cols[2].metric("Slowest handler (p95)", short_duration(float(times["handle_p95_s"].max())))
     st.plotly_chart(time_bars(times), key="time_bars")
     st.dataframe(time_table(times), hide_index=True, width="stretch", key="time_table")
     st.caption("Waiting: from the message's Kafka time to the start of the handler's span. "

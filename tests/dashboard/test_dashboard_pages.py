@@ -332,7 +332,7 @@ def test_where_time_goes_splits_waiting_from_handling(empty_store: Any, open_pag
     by_step = {r["service"]: r for r in times.to_dict("records")}
     assert by_step["payment"]["waiting p50"] == "3.00 s"
     assert by_step["inventory"]["waiting p50"] == "2.00 s"
-    assert by_step["inventory"]["handling p50"] == "0.25 s"
+    assert by_step["inventory"]["handling p50"] == "250.0 ms"
     assert metrics(at)["Handler runs"] == "2"
 
 
