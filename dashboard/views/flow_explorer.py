@@ -138,20 +138,35 @@ def why_box(diagnosis: SagaDiagnosis) -> str:
 
 
 def _compensations(flow: Flow) -> list[dict[str, Any]]:
-    """Each compensation message of the flow beside the step it undoes."""
+    """Each undo the saga asked for beside the step it undoes and the event completing it
+    (caused by the undo, or of its step), as the Failures page pairs them."""
     done = {m.step: m for m in flow.messages if m.step and not m.compensates}
     pairs = []
-    for m in flow.messages:
-        if not m.compensates:
+    for i, m in enumerate(flow.messages):
+        if not m.compensates or m.kind != "command":
             continue
         original = done.get(m.compensates)
+        completion = next(
+            (c for c in flow.messages[i + 1:] if c.kind != "command" and (
+                c.causation_id == m.message_id or (c.step and c.step == m.step)
+                or c.compensates == m.compensates)),
+            None,
+        )
+        if completion is None:
+            state = "pending"
+        elif completion.saga_status == "failed" or "fail" in completion.type.lower():
+            state = "failed"
+        else:
+            state = "completed"
         pairs.append({
             "undoes step": m.compensates,
             "step done at": original.event_time if original else None,
             "undo": m.type,
             "undo by": m.source,
             "undo at": m.event_time,
-            "undo status": m.saga_status or ("reported" if m.kind == "event" else "asked"),
+            "state": state,
+            "completed by": completion.type if completion else "",
+            "completed at": completion.event_time if completion else None,
         })
     return pairs
 
@@ -195,6 +210,7 @@ def render() -> None:
         st.dataframe(pd.DataFrame(pairs), hide_index=True, width="stretch", column_config={
             "step done at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
             "undo at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+            "completed at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
         })
 
     st.subheader("Audit trail")

@@ -118,6 +118,9 @@ def test_search_by_order_id_shows_flow_and_sets_the_link(seeded: Seeded,
     # The compensation pairing of this saga: payment and reserve-stock undone.
     pairs = at.dataframe[0].value
     assert set(pairs["undoes step"]) == {"payment", "reserve-stock"}
+    assert dict(zip(pairs["undo"], pairs["completed by"], strict=True)) == {
+        "RefundPayment": "PaymentRefunded", "ReleaseStock": "StockReleased"}
+    assert set(pairs["state"]) == {"completed"}
 
 
 def test_search_by_message_id_finds_its_saga(seeded: Seeded, open_page: Any) -> None:
