@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import quote
 
 from sagascope.queries.exceptions import QueryError
-from sagascope.queries.state import _aware
 from sagascope.store import Store
+from sagascope.store.timetext import as_utc
 
 __all__ = [
     "ACK_ACTIONS",
@@ -49,7 +49,7 @@ class Alert:
     state: str
     saga_id: str
     saga_type: str
-    #: The step the saga is stuck after, and the type of its last message.
+    #: The step the saga is stalled after, and what it is waiting for (e.g. the reply to it).
     step: str
     waiting_for: str
     #: Kafka time of the saga's last message: silent since then.
@@ -121,7 +121,7 @@ def list_alerts(
     params: dict[str, Any] = {
         "state": state or "",
         "saga_type": saga_type or "",
-        "since": (_aware(since) if since else datetime(1970, 1, 1, tzinfo=UTC)).timestamp(),
+        "since": (as_utc(since) if since else datetime(1970, 1, 1, tzinfo=UTC)).timestamp(),
     }
     sql = (
         f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts FINAL "
@@ -146,12 +146,12 @@ def _alert_from_row(row: Mapping[str, Any]) -> Alert:
         saga_type=row["saga_type"],
         step=row["step"],
         waiting_for=row["waiting_for"],
-        since=_aware(row["since"]),
+        since=as_utc(row["since"]),
         threshold_s=float(row["threshold_s"]),
-        opened_at=_aware(row["opened_at"]),
+        opened_at=as_utc(row["opened_at"]),
         link=row["link"],
-        updated_at=_aware(row["updated_at"]),
-        resolved_at=_aware(resolved_at) if resolved_at is not None else None,
+        updated_at=as_utc(row["updated_at"]),
+        resolved_at=as_utc(resolved_at) if resolved_at is not None else None,
         resolution=row["resolution"],
     )
 
@@ -184,8 +184,8 @@ def acknowledgements(store: Store) -> dict[tuple[str, str], Acknowledgement]:
         "SELECT saga_type, step, action, by, at, until FROM alert_acks FINAL"
     ).rows
     return {
-        (r[0], r[1]): Acknowledgement(r[0], r[1], r[2], r[3], _aware(r[4]),
-                                      _aware(r[5]) if r[5] is not None else None)
+        (r[0], r[1]): Acknowledgement(r[0], r[1], r[2], r[3], as_utc(r[4]),
+                                      as_utc(r[5]) if r[5] is not None else None)
         for r in rows
     }
 
@@ -215,7 +215,7 @@ def acknowledge(
     if action == "silenced" and until is None:
         raise QueryError("a silence needs an end (until)")
     ack = Acknowledgement(saga_type, step, action, who[:200],
-                          _aware(now) if now else datetime.now(UTC), until)
+                          as_utc(now) if now else datetime.now(UTC), until)
     store.insert("alert_acks", [{
         "saga_type": ack.saga_type, "step": ack.step, "action": ack.action, "by": ack.by,
         "at": ack.at, "until": ack.until,

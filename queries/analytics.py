@@ -26,8 +26,9 @@ from sagascope.queries.results import (
     Transition,
     Variant,
 )
-from sagascope.queries.state import StateQuery, _aware
+from sagascope.queries.state import StateQuery
 from sagascope.store.schema import activity_hash
+from sagascope.store.timetext import as_utc
 
 # Pseudo-activities marking where sagas start and end, in the one pass over the pairs.
 _START, _END = "\x02start", "\x03end"
@@ -187,7 +188,7 @@ def _cycle_stats(row: dict[str, Any], saga_type: str) -> CycleTimeStats:
         p99_s=float(q[3]),
         mean_s=float(row["mean_s"] or 0.0),
         max_s=float(row["max_s"] or 0.0),
-        bucket=_aware(row["bucket"]) if row.get("bucket") is not None else None,
+        bucket=as_utc(row["bucket"]) if row.get("bucket") is not None else None,
     )
 
 
@@ -259,9 +260,9 @@ SELECT bucket, sum(is_start) AS n_started, sum(is_end) AS n_finished FROM (
     ).rows
     points: dict[datetime, list[int]] = {}
     for when, n in messages:
-        points.setdefault(_aware(when), [0, 0, 0])[0] = int(n)
+        points.setdefault(as_utc(when), [0, 0, 0])[0] = int(n)
     for when, started, finished in sagas:
-        entry = points.setdefault(_aware(when), [0, 0, 0])
+        entry = points.setdefault(as_utc(when), [0, 0, 0])
         entry[1], entry[2] = int(started), int(finished)
     return [ThroughputPoint(k, *v) for k, v in sorted(points.items())]
 
@@ -476,7 +477,7 @@ def failures(q: StateQuery, filters: SagaFilter | None) -> list[FailureCount]:
     out = [
         FailureCount(
             saga_type=k[0], step=k[1], service=k[2], error=k[3], count=n, sagas=n,
-            last_seen=_aware(last), example_saga_id=example, reason=k[4], status=k[5],
+            last_seen=as_utc(last), example_saga_id=example, reason=k[4], status=k[5],
         )
         for k, (n, last, example) in groups.items()
     ]
@@ -493,7 +494,7 @@ def failure_of(q: StateQuery, saga_id: str, status: str) -> FailureCount | None:
     _, saga_type, step, service, error, reason, at = rows[0]
     return FailureCount(
         saga_type=saga_type, step=step, service=service, error=error, count=1, sagas=1,
-        last_seen=_aware(at), example_saga_id=saga_id, reason=reason, status=status,
+        last_seen=as_utc(at), example_saga_id=saga_id, reason=reason, status=status,
     )
 
 
@@ -587,13 +588,13 @@ def _pair_saga(
         else:
             state = "completed"
         out.append(CompensationPair(
-            saga_id=saga_id, saga_type=saga_type, step=step, done_at=_aware(done[1]),
+            saga_id=saga_id, saga_type=saga_type, step=step, done_at=as_utc(done[1]),
             undo_types=tuple(sorted({m[5] for m in asked} | (
                 {completion[5]} if completion is not None else set()))),
-            undo_at=_aware(asked[0][1]) if asked else None,
+            undo_at=as_utc(asked[0][1]) if asked else None,
             undo_count=len(request_ids) or len(ids),
             state=state,
-            completed_at=_aware(completion[1]) if completion is not None else None,
+            completed_at=as_utc(completion[1]) if completion is not None else None,
             completion_type=completion[5] if completion is not None else "",
         ))
     return out

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sagascope.store.base import _quote, check_identifier
+from sagascope.store.timetext import clickhouse_literal
 
 
 def server_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -32,17 +33,10 @@ def chdb_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
         elif isinstance(value, bool):
             out[key] = "true" if value else "false"
         elif isinstance(value, datetime):
-            out[key] = _datetime_text(value)
+            out[key] = clickhouse_literal(value)
         else:
             out[key] = value
     return out
-
-
-def _datetime_text(value: datetime) -> str:
-    """UTC text both DateTime64 and (for whole seconds) DateTime parameters accept."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(sep=" ", timespec="microseconds" if value.microsecond else "seconds")
 
 
 def _literal(value: Any) -> str:
@@ -54,7 +48,7 @@ def _literal(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, datetime):
-        return f"'{_datetime_text(value)}'"
+        return f"'{clickhouse_literal(value)}'"
     if isinstance(value, dict):
         return "{" + ",".join(f"{_literal(k)}:{_literal(v)}" for k, v in value.items()) + "}"
     if isinstance(value, tuple):

@@ -191,7 +191,7 @@ def test_open_a_stalled_saga_and_read_why(served: Any, browser_page: Any, shots:
     page.wait_for_url(re.compile(r"flow_explorer\?saga=order-stalled"), timeout=30000)
     _settled(page, "Audit trail")
     for text in ("Stalled after step payment", "Waiting for", "Silent for", "threshold",
-                 "alerts.default_timeout_s"):
+                 "alerts.default_threshold_s"):
         assert page.get_by_text(text, exact=False).count() > 0, text
     page.screenshot(path=str(shots / "task_why_stalled.png"), full_page=True)
 

@@ -59,7 +59,7 @@ def demo_store(bootstrap_servers: str, chdb_path: str) -> Iterator[tuple[Any, li
     runner = DemoRunner(demo, bootstrap_servers, telemetry_topic=collector_settings.telemetry_topic)
     runner.start(traffic=False)
     collector = Collector(store, bootstrap_servers, collector_settings, collector_id="truth")
-    queries = SagaQueries.from_settings(store, AlertSettings(default_timeout_s=6.0))
+    queries = SagaQueries.from_settings(store, AlertSettings(default_threshold_s=6.0))
     try:
         collector.start()
         assert collector.ready.wait(60), "collector got no partitions"
@@ -104,7 +104,7 @@ def _page(store: Any) -> Any:
 
     st.cache_data.clear()
     st.cache_resource.clear()
-    runtime.configure(Settings(alerts=AlertSettings(default_timeout_s=6.0)), store)
+    runtime.configure(Settings(alerts=AlertSettings(default_threshold_s=6.0)), store)
     at = AppTest.from_file(str(APP_PATH), default_timeout=120)
     at.run()
     at.switch_page("views/failures.py")

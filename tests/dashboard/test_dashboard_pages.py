@@ -163,7 +163,7 @@ def test_a_stalled_flow_says_why(seeded: Seeded, open_page: Any) -> None:
     why = texts(at)
     assert "Stalled after step payment" in why
     assert "reply to RetrievePayment" in why
-    assert "alerts.default\\_timeout\\_s" in why or "alerts.default_timeout_s" in why
+    assert "alerts.default\\_threshold\\_s" in why or "alerts.default_threshold_s" in why
     assert "5 min 00 s" in why
 
 
