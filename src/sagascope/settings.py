@@ -218,6 +218,9 @@ class DashboardSettings:
     #: Base URL the alerts link to (``<public_url>/flow_explorer?saga=<id>``).
     public_url: str = "http://127.0.0.1:8501"
     refresh_s: float = 10.0
+    #: Link from a trace id to the team's tracer, ``{trace_id}`` replaced, e.g.
+    #: ``http://jaeger:16686/trace/{trace_id}`` or a Grafana Tempo explore URL; empty: no link.
+    trace_url: str = ""
 
 
 @dataclass(frozen=True)
