@@ -12,7 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from sagascope.store import Store, open_store
+from sagascope.store import Store, open_store_from_settings
 
 from sagascope.settings import Settings, load_settings
 
@@ -65,5 +65,5 @@ def store() -> Store:
         if _opened is None:
             cfg = current.store
             log.info("dashboard opening store backend=%s", "server" if cfg.url else "chdb")
-            _opened = open_store(cfg.url, cfg.path, cfg.database, read_only=True)
+            _opened = open_store_from_settings(cfg, read_only=True)
         return _opened

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from sagascope.dashboard import runtime
 from sagascope.dashboard.exceptions import DashboardError
-from sagascope.store import ChdbStore, Store, open_store
+from sagascope.store import ChdbStore, Store, open_store_from_settings
 
 from sagascope.settings import Settings
 
@@ -89,7 +90,7 @@ def _read_only(store: Store | None, settings: Settings) -> Store | None:
                          read_only=True)
     cfg = settings.store
     if cfg.url:
-        return open_store(cfg.url, cfg.path, store.database, read_only=True)
+        return open_store_from_settings(dataclasses.replace(cfg, database=store.database), read_only=True)
     return store
 
 

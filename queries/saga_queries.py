@@ -66,6 +66,10 @@ __all__ = [
 ]
 
 
+#: The payload text of every flow message when payloads are hidden.
+HIDDEN_PAYLOAD = "(payload hidden: dashboard.hide_payloads)"
+
+
 class SagaQueries:
     """Answers about sagas from a store.
 
@@ -75,6 +79,8 @@ class SagaQueries:
             the saga ``status`` when it carries no ``ce_sagastatus``.
         stall_rules: ``(saga_type or "*", step or "*", threshold_s)``; first match wins.
         default_timeout_s: stall threshold where no rule matches.
+        hide_payloads: flows carry :data:`HIDDEN_PAYLOAD` instead of message payloads (size
+            and truncation stay), for dashboards whose viewers may not read them.
     """
 
     def __init__(
@@ -84,12 +90,16 @@ class SagaQueries:
         status_rules: Sequence[StatusRule] = (),
         stall_rules: Sequence[tuple[str, str, float]] = (),
         default_timeout_s: float = 300.0,
+        hide_payloads: bool = False,
     ) -> None:
         self._q = StateQuery(store, status_rules, stall_rules, default_timeout_s)
         self.store = store
+        self.hide_payloads = hide_payloads
 
     @classmethod
-    def from_settings(cls, store: Any, alerts: AlertSettings) -> SagaQueries:
+    def from_settings(
+        cls, store: Any, alerts: AlertSettings, *, hide_payloads: bool = False
+    ) -> SagaQueries:
         """Status rules, explicit timeouts and the default threshold from ``[alerts]``."""
         stall_rules = [
             (r.saga_type, r.step, r.timeout_s) for r in alerts.rules if r.timeout_s > 0
@@ -99,6 +109,7 @@ class SagaQueries:
             status_rules=alerts.status_rules,
             stall_rules=stall_rules,
             default_timeout_s=alerts.default_timeout_s,
+            hide_payloads=hide_payloads,
         )
 
     # ---- one saga ------------------------------------------------------------------------
@@ -109,9 +120,18 @@ class SagaQueries:
         Raises:
             NotFound: when nothing matches ``key``.
         """
-        key = (key or "").strip()
-        if not key:
+        key = key or ""
+        if not key.strip():
             raise QueryError("flow needs a saga id, trace id or message id")
+        try:
+            return self._flow_of(key)
+        except NotFound:
+            # Exact first (ids may carry any character); then forgive pasted whitespace.
+            if key.strip() == key:
+                raise
+            return self._flow_of(key.strip())
+
+    def _flow_of(self, key: str) -> Flow:
         # The status parameters (the watermark among them) once for the whole lookup.
         _, params = self._q.sagas_sql(None)
         rows, state = self._saga_rows(key, params)
@@ -177,6 +197,8 @@ class SagaQueries:
         related: tuple[str, ...],
         state: tuple[str, str] | None,
     ) -> Flow:
+        if self.hide_payloads:
+            rows = [{**r, "payload": HIDDEN_PAYLOAD} for r in rows]
         messages = causal_order(rows)
         status, saga_type = state if state is not None else ("", "")
         times = [m.event_time for m in messages]

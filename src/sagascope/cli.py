@@ -52,7 +52,52 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database", dest="store.database", help="database name (env SAGASCOPE_STORE_DATABASE)"
     )
+    _security_flags(parser)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+
+
+def _security_flags(parser: argparse.ArgumentParser) -> None:
+    """TLS and SASL flags, named as kafka-python names them; secrets only as files or env."""
+    kafka = parser.add_argument_group(
+        "Kafka security", "passwords only via SAGASCOPE_BROKER_SASL_PASSWORD or a file, never a flag"
+    )
+    flags = (
+        ("--security-protocol", "security_protocol", "PROTOCOL",
+         "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+        ("--ssl-cafile", "ssl_cafile", "PEM", "CA file that signed the broker's certificate"),
+        ("--ssl-certfile", "ssl_certfile", "PEM", "client certificate (mutual TLS)"),
+        ("--ssl-keyfile", "ssl_keyfile", "PEM", "client key (mutual TLS)"),
+        ("--ssl-key-password-file", "ssl_key_password_file", "FILE",
+         "file holding the client key's password"),
+        ("--sasl-mechanism", "sasl_mechanism", "MECHANISM",
+         "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
+        ("--sasl-username", "sasl_username", "USER", "SASL user"),
+        ("--sasl-password-file", "sasl_password_file", "FILE", "file holding the SASL password"),
+        ("--sasl-oauth-token-provider", "sasl_oauth_token_provider", "MODULE:CALLABLE",
+         "OAUTHBEARER token provider"),
+    )
+    for flag, name, metavar, help_text in flags:
+        kafka.add_argument(
+            flag, dest=f"broker.{name}", metavar=metavar,
+            help=f"{help_text} (env SAGASCOPE_BROKER_{name.upper()})",
+        )
+    kafka.add_argument(
+        "--no-ssl-check-hostname", dest="broker.ssl_check_hostname", action="store_const",
+        const=False, help="do not check that the broker's certificate names its host",
+    )
+    store = parser.add_argument_group("ClickHouse server", "password via SAGASCOPE_STORE_PASSWORD or a file")
+    store.add_argument(
+        "--clickhouse-user", dest="store.username", metavar="USER",
+        help="ClickHouse user (env SAGASCOPE_STORE_USERNAME)",
+    )
+    store.add_argument(
+        "--clickhouse-password-file", dest="store.password_file", metavar="FILE",
+        help="file holding the ClickHouse password (env SAGASCOPE_STORE_PASSWORD_FILE)",
+    )
+    store.add_argument(
+        "--clickhouse-ca-file", dest="store.ca_file", metavar="PEM",
+        help="CA file of an https:// ClickHouse server (env SAGASCOPE_STORE_CA_FILE)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

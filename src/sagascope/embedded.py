@@ -9,7 +9,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from types import TracebackType
+from typing import Any
 
 from sagascope.exceptions import SagascopeError
 
@@ -105,16 +107,26 @@ class EmbeddedBroker:
 
 
 def create_topics(
-    bootstrap_servers: str, topics: dict[str, int], *, timeout_s: float = 30.0
+    bootstrap_servers: str,
+    topics: dict[str, int],
+    *,
+    timeout_s: float = 30.0,
+    client_config: Mapping[str, Any] | None = None,
 ) -> None:
-    """Create topics (name -> partitions) through the admin client; existing ones are kept."""
+    """Create topics (name -> partitions) through the admin client; existing ones are kept.
+
+    Args:
+        client_config: more kafka-python arguments, e.g. TLS and SASL from
+            ``sagascope.connections.kafka_python_config(settings.broker)``.
+    """
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, client_id="sagascope-admin",
-        request_timeout_ms=int(timeout_s * 1000),
-    )
+    config: dict[str, Any] = {
+        "client_id": "sagascope-admin", **(client_config or {}),
+        "bootstrap_servers": bootstrap_servers, "request_timeout_ms": int(timeout_s * 1000),
+    }
+    admin = KafkaAdminClient(**config)
     try:
         existing = set(admin.list_topics())
         wanted = [
