@@ -28,9 +28,25 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedBroker:
     """Tansu on 127.0.0.1 with memory storage; ``with EmbeddedBroker() as b: b.bootstrap_servers``."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        *,
+        advertised_port: int | None = None,
+        authentication: bool = False,
+    ) -> None:
+        """A broker on ``host:port``.
+
+        Args:
+            advertised_port: the port clients are told to use, when a TLS terminator (such as
+                stunnel) in front of the broker listens there; default ``port``.
+            authentication: require SASL (SCRAM) from clients (Tansu's ``--authentication``).
+        """
         self.host = host
         self.port = port or free_port(host)
+        self.advertised_port = advertised_port or self.port
+        self.authentication = authentication
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: tempfile._TemporaryFileWrapper[bytes] | None = None
 
@@ -52,13 +68,16 @@ class EmbeddedBroker:
             prefix="tansu-", suffix=".log", delete=False
         )
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        command = [
+            binary, "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", f"tcp://{self.host}:{self.advertised_port}",
+            "--storage-engine", "memory://tansu/",
+        ]
+        if self.authentication:
+            command.append("--authentication")
         self._process = subprocess.Popen(
-            [
-                binary, "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
-            ],
+            command,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
