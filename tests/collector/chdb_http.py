@@ -10,6 +10,8 @@ to make the store unavailable for real (connection refused).
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import socket
 import threading
 from dataclasses import dataclass
@@ -126,6 +128,20 @@ class ChdbHttpServer:
             return bytes(result.bytes()) if result is not None else b""
 
 
+def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """The fields of a ``multipart/form-data`` body, as text."""
+    message = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=email.policy.HTTP
+    )
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():  # type: ignore[attr-defined]
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        if name:
+            fields[str(name)] = payload.decode("utf-8")
+    return fields
+
+
 def _is_insert(query: str) -> bool:
     return query.lstrip().upper().startswith("INSERT")
 
@@ -167,6 +183,11 @@ def _make_handler(server: ChdbHttpServer) -> type[BaseHTTPRequestHandler]:
             qs = {k: v[-1] for k, v in parse_qs(parsed.query, keep_blank_values=True).items()}
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            content_type = self.headers.get("Content-Type", "")
+            if content_type.startswith("multipart/form-data"):
+                # clickhouse-connect sends long parameters (over 4 KB) as form fields.
+                qs.update(_form_fields(content_type, body))
+                body = b""
             query = qs.pop("query", "")
             if method == "POST" and not query and _is_insert(body[:64].decode("utf-8", "replace")):
                 # INSERT ... FORMAT X, a newline, then the data: all in the body.
