@@ -49,7 +49,10 @@ def style() -> None:
 
 @st.cache_resource(show_spinner=False)
 def _queries_for(_store: Any, store_key: int, rules_key: str) -> SagaQueries:
-    return SagaQueries.from_settings(_store, runtime.settings().alerts)
+    current = runtime.settings()
+    return SagaQueries.from_settings(
+        _store, current.alerts, hide_payloads=current.dashboard.hide_payloads
+    )
 
 
 def queries() -> SagaQueries:

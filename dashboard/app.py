@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-from sagascope.dashboard import _chrome
+from sagascope.dashboard import _chrome, auth, runtime
 
 _PAGES = Path(__file__).with_name("views")
 
@@ -19,6 +19,7 @@ def main() -> None:
         page_title="sagascope", page_icon=":material/travel_explore:", layout="wide",
         initial_sidebar_state="expanded",
     )
+    auth.gate(runtime.settings().dashboard)
     _chrome.style()
     pages = [
         st.Page(_PAGES / "overview.py", title="Overview", icon=":material/monitoring:",

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sagascope.dashboard import runtime
+from sagascope.dashboard import auth, runtime
 from sagascope.dashboard.exceptions import DashboardError
 from sagascope.store import ChdbStore, Store, open_store_from_settings
 
@@ -126,10 +126,16 @@ def serve(
     if not _started.acquire(blocking=False):
         raise DashboardError("a dashboard server already runs in this process (Streamlit allows one)")
     chosen_port = settings.dashboard.port if port is None else port
+    options = _streamlit_options(settings, chosen_port)
+    try:
+        auth.check_access(settings.dashboard)
+    except BaseException:
+        _started.release()
+        raise
+    if auth.login_required(settings.dashboard) and auth.uses_oidc(settings.dashboard):
+        options["secrets.files"] = [auth.write_oidc_secrets(settings.dashboard)]
     runtime.configure(settings, _read_only(store, settings))
-    bootstrap.load_config_options(
-        {k.replace(".", "_"): v for k, v in _streamlit_options(settings, chosen_port).items()}
-    )
+    bootstrap.load_config_options({k.replace(".", "_"): v for k, v in options.items()})
     bootstrap.prepare_streamlit_environment(str(APP_PATH))
 
     ready = threading.Event()

@@ -67,7 +67,7 @@ def test_tls_client_against_a_plaintext_listener_fails_within_the_connect_timeou
     settings = tls_broker.settings(
         pki, bootstrap_servers=tls_broker.broker.bootstrap_servers, connect_timeout_s=2.0
     )
-    with pytest.raises(BrokerConnectionError, match="broker.connect_timeout_s"):
+    with pytest.raises(BrokerConnectionError, match=r"broker\.connect_timeout_s"):
         check_broker(settings)
 
 
