@@ -16,7 +16,7 @@ from typing import Any
 
 from sagascope import __version__
 from sagascope.exceptions import ConfigError, SagascopeError
-from sagascope.settings import load_settings
+from sagascope.settings import load_settings, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,40 @@ def _load_command(name: str) -> Any:
         ) from exc
 
 
+class _MaskingFormatter(logging.Formatter):
+    """Replaces each secret in a formatted record (message, arguments and traceback alike).
+
+    Our code never logs a secret; this also covers the libraries underneath, e.g.
+    kafka-python's debug log of a SASL PLAIN request, which carries the password.
+    """
+
+    def __init__(self, inner: logging.Formatter | None, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self._inner = inner or logging.Formatter()
+        self._secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _masked(self._inner.format(record), self._secrets)
+
+
+def _masked(text: str, secrets: Sequence[str]) -> str:
+    for value in secrets:
+        text = text.replace(value, "***")
+    return text
+
+
+def _mask_logged_secrets(secrets: Sequence[str]) -> None:
+    if not secrets:
+        return
+    for handler in logging.getLogger().handlers:
+        if not isinstance(handler.formatter, _MaskingFormatter):
+            handler.setFormatter(_MaskingFormatter(handler.formatter, secrets))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    secrets: list[str] = []
     # Subcommand flags are added only for the chosen command, so that `sagascope --help`
     # works on the base install.
     name = next((a for a in argv if not a.startswith("-")), None)
@@ -151,12 +182,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         overrides = {k: v for k, v in vars(args).items() if "." in k}
         settings = load_settings(args.config, overrides)
+        secrets.extend(secret_values(settings))
+        _mask_logged_secrets(secrets)
         return int(module.run(args, settings) or 0)
     except ConfigError as exc:
-        print(f"sagascope: configuration error: {exc}", file=sys.stderr)
+        print(f"sagascope: configuration error: {_masked(str(exc), secrets)}", file=sys.stderr)
         return 2
     except SagascopeError as exc:
-        print(f"sagascope: {exc}", file=sys.stderr)
+        print(f"sagascope: {_masked(str(exc), secrets)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # Unexpected: the traceback helps, but a library's message may quote a secret.
+        import traceback
+
+        print(_masked(traceback.format_exc(), secrets), file=sys.stderr, end="")
+        return 1

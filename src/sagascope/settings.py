@@ -397,3 +397,34 @@ def secret(section: Any, name: str, where: str) -> str:
         raise ConfigError(
             f"setting {where}.{name}_file: cannot read {path}: {type(exc).__name__}"
         ) from None
+
+
+#: Secret settings as ``(section, name)``; each may also come from ``<name>_file``.
+SECRET_SETTINGS = (
+    ("broker", "ssl_key_password"),
+    ("broker", "sasl_password"),
+    ("store", "password"),
+    ("dashboard", "password"),
+    ("dashboard", "oidc_client_secret"),
+)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold (files read), plus a password in ``store.url``.
+
+    For masking output: the CLI replaces each in everything it logs or prints. Unreadable
+    secret files are skipped here; using that setting raises the error that names it.
+    """
+    from urllib.parse import unquote, urlparse
+
+    values: list[str] = []
+    for section_name, name in SECRET_SETTINGS:
+        try:
+            values.append(secret(getattr(settings, section_name), name, section_name))
+        except ConfigError:
+            continue
+    password = urlparse(settings.store.url).password if settings.store.url else None
+    if password:
+        values += [password, unquote(password)]
+    # Short values would mask ordinary words; a real secret is longer.
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)

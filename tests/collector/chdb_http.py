@@ -9,6 +9,7 @@ to make the store unavailable for real (connection refused).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email
 import email.policy
@@ -55,9 +56,14 @@ class SeenRequest:
 class ChdbHttpServer:
     """``with ChdbHttpServer(chdb_path) as srv: srv.url`` (``http://127.0.0.1:<port>``)."""
 
-    def __init__(self, chdb_path: str, port: int = 0) -> None:
+    def __init__(
+        self, chdb_path: str, port: int = 0, *, credentials: tuple[str, str] | None = None
+    ) -> None:
         self.chdb_path = chdb_path
         self.port = port
+        #: (user, password) every request must carry (Basic auth), as a server with a
+        #: password-protected user demands; None accepts any.
+        self.credentials = credentials
         self.requests: list[SeenRequest] = []
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
@@ -126,6 +132,17 @@ class ChdbHttpServer:
                 params=request.params or None,
             )
             return bytes(result.bytes()) if result is not None else b""
+
+
+def _authorized(header: str, credentials: tuple[str, str]) -> bool:
+    scheme, _, encoded = header.partition(" ")
+    if scheme != "Basic":
+        return False
+    try:
+        given = base64.b64decode(encoded).decode("utf-8")
+    except ValueError:
+        return False
+    return given == f"{credentials[0]}:{credentials[1]}"
 
 
 def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
@@ -197,6 +214,15 @@ def _make_handler(server: ChdbHttpServer) -> type[BaseHTTPRequestHandler]:
                 query, body = body.decode("utf-8"), b""
             elif method == "POST" and body and not _is_insert(query):
                 query, body = query + " " + body.decode("utf-8"), b""
+            if server.credentials is not None and not _authorized(
+                self.headers.get("Authorization", ""), server.credentials
+            ):
+                self._reply(
+                    401,
+                    b"Code: 516. DB::Exception: Authentication failed: password is incorrect, "
+                    b"or there is no user with such name. (AUTHENTICATION_FAILED)",
+                )
+                return
             params = {k[6:]: v for k, v in qs.items() if k.startswith("param_")}
             settings = {k: v for k, v in qs.items() if not k.startswith("param_")}
             request = SeenRequest(method, query, params, settings, body)
@@ -208,13 +234,16 @@ def _make_handler(server: ChdbHttpServer) -> type[BaseHTTPRequestHandler]:
                 text = str(exc)
                 data = (text if "Code:" in text else f"Code: 1000. DB::Exception: {text}").encode()
                 status = 500
+            self._reply(status, data)
+
+        def _reply(self, status: int, data: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-ClickHouse-Server-Display-Name", "chdb-loopback")
             self.send_header("X-ClickHouse-Timezone", "UTC")
             if status != 200:
-                self.send_header("X-ClickHouse-Exception-Code", "1000")
+                self.send_header("X-ClickHouse-Exception-Code", "516" if status == 401 else "1000")
             self.end_headers()
             self.wfile.write(data)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sagascope.dashboard import auth
+
 from sagascope.embedded import free_port
 from sagascope.exceptions import ConfigError
 from sagascope.settings import DashboardSettings
