@@ -19,7 +19,6 @@ def main() -> None:
         page_title="sagascope", page_icon=":material/travel_explore:", layout="wide",
         initial_sidebar_state="expanded",
     )
-    auth.gate(runtime.settings().dashboard)
     _chrome.style()
     pages = [
         st.Page(_PAGES / "overview.py", title="Overview", icon=":material/monitoring:",
@@ -31,7 +30,11 @@ def main() -> None:
         st.Page(_PAGES / "process_map.py", title="Process map", icon=":material/account_tree:"),
         st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notifications_active:"),
     ]
-    page = st.navigation(pages)
+    access = runtime.settings().dashboard
+    # Navigation hidden, not skipped, before the login: the page asked for (and its ?saga=)
+    # stays the page shown once admitted.
+    page = st.navigation(pages, position="sidebar" if auth.admitted(access) else "hidden")
+    auth.gate(access)
     _chrome.sidebar()
     _chrome.run_page(page)
 

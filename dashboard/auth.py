@@ -96,6 +96,17 @@ def password_matches(given: str, expected: str) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
+def admitted(settings: DashboardSettings) -> bool:
+    """True when the viewer may see the pages (no login needed, or already logged in)."""
+    import streamlit as st
+
+    if not login_required(settings):
+        return True
+    if uses_oidc(settings):
+        return _oidc_logged_in(st)
+    return bool(st.session_state.get(_ADMITTED))
+
+
 def gate(settings: DashboardSettings) -> None:
     """Show the login and stop the page unless the viewer is admitted (or on loopback)."""
     import streamlit as st

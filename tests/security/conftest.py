@@ -88,3 +88,10 @@ def toml_broker_section(settings: BrokerSettings) -> str:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def sasl_broker() -> Iterator[EmbeddedBroker]:
+    """Tansu with ``--authentication``: every client must complete SASL (SCRAM) first."""
+    with EmbeddedBroker(authentication=True) as broker:
+        yield broker
