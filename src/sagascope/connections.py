@@ -108,7 +108,7 @@ def token_provider(broker: BrokerSettings) -> Callable[[], TokenResult]:
         raise ConfigError(f"setting broker.sasl_oauth_token_provider: cannot load {spec!r}: {exc}") from None
     if not callable(target):
         raise ConfigError(f"setting broker.sasl_oauth_token_provider: {spec!r} is not callable")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 def _token(provider: Callable[[], TokenResult]) -> tuple[str, float]:
@@ -176,7 +176,7 @@ def _kafka_python_token_provider(provider: Callable[[], TokenResult]) -> Any:
     if base is None:  # pragma: no cover - every supported kafka-python has one of them
         raise ConfigError("this kafka-python has no OAUTHBEARER support")
 
-    class _Provider(base):  # type: ignore[misc, valid-type]
+    class _Provider(base):
         def token(self) -> str:
             return _token(provider)[0]
 
@@ -238,7 +238,7 @@ def _aiokafka_token_provider(provider: Callable[[], TokenResult]) -> Any:
     except (ImportError, AttributeError):
         base = object
 
-    class _Provider(base):  # type: ignore[misc, valid-type]
+    class _Provider(base):
         async def token(self) -> str:
             return _token(provider)[0]
 
