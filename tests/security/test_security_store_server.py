@@ -13,8 +13,8 @@ from sagascope.store import StoreUnavailable, open_store_from_settings
 
 from sagascope.settings import StoreSettings
 from tests.collector.chdb_http import ChdbHttpServer
-from tests.security.conftest import Pki
 from tests.security.stunnel import Stunnel
+from tests.security.tls_setup import Pki
 
 USER, PASSWORD = "sagascope_reader", "h77p-s3cret-pw"
 _db_counter = itertools.count()

@@ -14,7 +14,7 @@ import pytest
 from sagascope.connections import BrokerConnectionError, check_broker, kafka_python_config
 from sagascope.embedded import create_topics, free_port
 from tests.security.clirun import sagascope, start_sagascope
-from tests.security.conftest import Pki, TlsBroker, toml_broker_section
+from tests.security.tls_setup import Pki, TlsBroker, toml_broker_section
 
 pytestmark = pytest.mark.slow
 
