@@ -37,12 +37,13 @@ from sagascope.queries import (
     SagaFilter,
     SagaQueries,
     StalledSaga,
+    StallRule,
     alert_row,
     flow_link,
     list_alerts,
 )
-from sagascope.queries.state import _aware
 from sagascope.store import Store, StoreError
+from sagascope.store.timetext import as_utc
 
 from sagascope.settings import AlertSettings, Settings
 
@@ -83,7 +84,7 @@ class Alerter:
         store: the store holding ``messages``, ``alerts`` and ``progress``.
         queries: the query layer over the same store; learned thresholds come from its
             ``transitions``. Stalls are asked of a ``SagaQueries`` built with the thresholds.
-        alert_settings: rules, default timeout, interval.
+        alert_settings: threshold rules, default threshold, interval.
         sinks: where alerts go (see :func:`build_sinks`).
         dashboard_url: base URL of the dashboard for the links in alerts.
     """
@@ -103,7 +104,7 @@ class Alerter:
         self.sinks = list(sinks)
         self.dashboard_url = dashboard_url
         self._learned_at: float | None = None
-        self._stall_rules: list[tuple[str, str, float]] | None = None
+        self._stall_rules: list[StallRule] | None = None
         self._stall_queries: SagaQueries | None = None
         #: Evaluations completed, and evaluations that failed (store errors), since start.
         self.evaluations = 0
@@ -134,7 +135,7 @@ class Alerter:
 
     def refresh_thresholds(self, now: datetime | None = None) -> dict[tuple[str, str], Threshold]:
         """Learn thresholds from the transitions of the last ``learn_window_s``."""
-        now = _aware(now or datetime.now(UTC))
+        now = as_utc(now or datetime.now(UTC))
         durations = self._step_durations(now - timedelta(seconds=self.settings.learn_window_s))
         learned = self.thresholds.learn(durations)
         self._learned_at = time.monotonic()
@@ -175,7 +176,7 @@ class Alerter:
         Raises:
             StoreError: when the store cannot be read or written; nothing was sent then.
         """
-        now = _aware(now or datetime.now(UTC))
+        now = as_utc(now or datetime.now(UTC))
         if self._thresholds_due():
             self.refresh_thresholds(now)
         stalled = {s.saga_id: s for s in self._stalled()}
@@ -184,7 +185,7 @@ class Alerter:
         opened: list[Alert] = []
         resolved: list[Alert] = []
         for saga_id, saga in stalled.items():
-            since = _aware(saga.since)
+            since = as_utc(saga.since)
             existing = open_alerts.get(saga_id)
             if existing is not None and _ms(existing.since) == _ms(since):
                 continue
@@ -200,11 +201,11 @@ class Alerter:
                 state = current.get(alert.saga_id)
                 if state is None:
                     resolved.append(self._resolved(alert, RESOLVED_GONE, now))
-                elif _ms(_aware(state.last_kafka_time)) > _ms(alert.since):
+                elif _ms(as_utc(state.last_kafka_time)) > _ms(alert.since):
                     outcome = state.status if state.status in SAGA_STATUSES else RESOLVED_MOVED_ON
                     resolved.append(self._resolved(alert, outcome, now))
                 # else: same last message, but no longer past its threshold (a learned
-                # threshold grew, or the watermark fell back): still stuck, stays open.
+                # threshold grew, or the watermark fell back): still stalled, stays open.
 
         changes = resolved + opened
         if changes:
@@ -312,14 +313,14 @@ class Alerter:
 
 
 def _make_queries(
-    store: Store, settings: AlertSettings, stall_rules: Iterable[tuple[str, str, float]]
+    store: Store, settings: AlertSettings, stall_rules: Iterable[StallRule]
 ) -> SagaQueries:
     """A ``SagaQueries`` judging stalls by ``stall_rules`` (rebuilt when thresholds change)."""
     return SagaQueries(
         store,
         status_rules=settings.status_rules,
         stall_rules=list(stall_rules),
-        default_timeout_s=settings.default_timeout_s,
+        default_threshold_s=settings.default_threshold_s,
     )
 
 

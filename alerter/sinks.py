@@ -119,7 +119,7 @@ class RetryingSink:
         max_queue: int = 10000,
     ) -> None:
         if retries < 0:
-            raise ConfigError(f"setting alerts.webhook_retries must be >= 0, got {retries}")
+            raise ConfigError(f"setting alerts.sink_retries must be >= 0, got {retries}")
         if backoff_s <= 0 or backoff_max_s < backoff_s:
             raise ConfigError(
                 "settings alerts.retry_backoff_s must be > 0 and "
@@ -266,7 +266,7 @@ class WebhookSink(RetryingSink):
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"setting alerts.webhook_url must be an http(s) URL, got {url!r}")
         if timeout_s <= 0:
-            raise ConfigError(f"setting alerts.webhook_timeout_s must be > 0, got {timeout_s}")
+            raise ConfigError(f"setting alerts.sink_timeout_s must be > 0, got {timeout_s}")
         super().__init__(
             retries=retries, backoff_s=backoff_s, backoff_max_s=backoff_max_s, max_queue=max_queue
         )
@@ -399,8 +399,8 @@ def build_sinks(
             sinks.append(
                 WebhookSink(
                     settings.webhook_url,
-                    timeout_s=settings.webhook_timeout_s,
-                    retries=settings.webhook_retries,
+                    timeout_s=settings.sink_timeout_s,
+                    retries=settings.sink_retries,
                     backoff_s=settings.retry_backoff_s,
                     backoff_max_s=settings.retry_backoff_max_s,
                 )
@@ -411,8 +411,8 @@ def build_sinks(
                     bootstrap_servers,
                     settings.kafka_topic,
                     client_id=f"{client_id}-alerter",
-                    timeout_s=settings.webhook_timeout_s,
-                    retries=settings.webhook_retries,
+                    timeout_s=settings.sink_timeout_s,
+                    retries=settings.sink_retries,
                     backoff_s=settings.retry_backoff_s,
                     backoff_max_s=settings.retry_backoff_max_s,
                     client_config=kafka_config,

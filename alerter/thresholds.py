@@ -1,10 +1,11 @@
-"""Stall thresholds per (saga type, step): explicit timeouts, or learned from history.
+"""Thresholds per (saga type, step): fixed ones, or learned from history.
 
-A rule (``[[alerts.rules]]`` in ``sagascope.toml``) matches a saga type and the step a saga is
-stuck after (``*`` matches any); the first matching rule wins. A learning rule sets the
-threshold to a high percentile of that step's historical waiting time (from the step to
+A threshold rule (``[[alerts.rules]]`` in ``sagascope.toml``) matches a saga type and the step
+a saga is stalled after (``*`` matches any); the first matching rule wins. A learning rule sets
+the threshold to a high percentile of that step's historical waiting time (from the step to
 whatever came next) times a factor, never below a floor; with fewer samples than its minimum
-it falls back to the rule's own timeout, else to the default.
+it falls back to the rule's own ``threshold_s``, else to ``alerts.default_threshold_s``.
+The resolved thresholds reach the query layer as ``StallRule``s.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sagascope.queries import StallRule
+
 from sagascope.exceptions import ConfigError
-from sagascope.settings import AlertRule, AlertSettings
+from sagascope.settings import AlertSettings, ThresholdRule
 
 ANY = "*"
 
@@ -116,9 +119,9 @@ def validate(settings: AlertSettings) -> None:
     """
     if settings.interval_s <= 0:
         raise ConfigError(f"setting alerts.interval_s must be > 0, got {settings.interval_s}")
-    if settings.default_timeout_s <= 0:
+    if settings.default_threshold_s <= 0:
         raise ConfigError(
-            f"setting alerts.default_timeout_s must be > 0, got {settings.default_timeout_s}"
+            f"setting alerts.default_threshold_s must be > 0, got {settings.default_threshold_s}"
         )
     if settings.learn_refresh_s <= 0:
         raise ConfigError(
@@ -132,8 +135,8 @@ def validate(settings: AlertSettings) -> None:
         where = f"alerts.rules[{i}]"
         if not rule.saga_type or not rule.step:
             raise ConfigError(f"setting {where}: saga_type and step must be a name or '*'")
-        if rule.timeout_s < 0:
-            raise ConfigError(f"setting {where}.timeout_s must be >= 0, got {rule.timeout_s}")
+        if rule.threshold_s < 0:
+            raise ConfigError(f"setting {where}.threshold_s must be >= 0, got {rule.threshold_s}")
         if rule.learn_percentile:
             if not 0 < rule.learn_percentile < 100:
                 raise ConfigError(
@@ -152,13 +155,13 @@ def validate(settings: AlertSettings) -> None:
                 raise ConfigError(
                     f"setting {where}.learn_min_samples must be >= 1, got {rule.learn_min_samples}"
                 )
-        elif rule.timeout_s == 0:
+        elif rule.threshold_s == 0:
             raise ConfigError(
-                f"setting {where} sets neither timeout_s nor learn_percentile"
+                f"setting {where} sets neither threshold_s nor learn_percentile"
             )
 
 
-def _matches(rule: AlertRule, saga_type: str, step: str) -> bool:
+def _matches(rule: ThresholdRule, saga_type: str, step: str) -> bool:
     return rule.saga_type in (ANY, saga_type) and rule.step in (ANY, step)
 
 
@@ -167,8 +170,8 @@ class Thresholds:
 
     def __init__(self, settings: AlertSettings) -> None:
         validate(settings)
-        self.rules: tuple[AlertRule, ...] = settings.rules
-        self.default_timeout_s = settings.default_timeout_s
+        self.rules: tuple[ThresholdRule, ...] = settings.rules
+        self.default_threshold_s = settings.default_threshold_s
         self._learned: dict[tuple[str, str], Threshold] = {}
 
     @property
@@ -199,32 +202,32 @@ class Thresholds:
         self._learned = learned
         return dict(learned)
 
-    def _rule_for(self, saga_type: str, step: str) -> AlertRule | None:
+    def _rule_for(self, saga_type: str, step: str) -> ThresholdRule | None:
         return next((r for r in self.rules if _matches(r, saga_type, step)), None)
 
-    def _fallback(self, rule: AlertRule, saga_type: str, step: str, samples: int) -> Threshold:
-        if rule.timeout_s > 0:
-            return Threshold(saga_type, step, rule.timeout_s, SOURCE_RULE, samples)
-        return Threshold(saga_type, step, self.default_timeout_s, SOURCE_DEFAULT, samples)
+    def _fallback(self, rule: ThresholdRule, saga_type: str, step: str, samples: int) -> Threshold:
+        if rule.threshold_s > 0:
+            return Threshold(saga_type, step, rule.threshold_s, SOURCE_RULE, samples)
+        return Threshold(saga_type, step, self.default_threshold_s, SOURCE_DEFAULT, samples)
 
     def for_step(self, saga_type: str, step: str) -> Threshold:
-        """The threshold of a saga of ``saga_type`` stuck after ``step``."""
+        """The threshold of a saga of ``saga_type`` stalled after ``step``."""
         learned = self._learned.get((saga_type, step))
         if learned is not None:
             return learned
         rule = self._rule_for(saga_type, step)
         if rule is None:
-            return Threshold(saga_type, step, self.default_timeout_s, SOURCE_DEFAULT)
+            return Threshold(saga_type, step, self.default_threshold_s, SOURCE_DEFAULT)
         return self._fallback(rule, saga_type, step, 0)
 
-    def stall_rules(self) -> list[tuple[str, str, float]]:
-        """``(saga_type or '*', step or '*', threshold_s)``, first match wins, for SagaQueries.
+    def stall_rules(self) -> list[StallRule]:
+        """The thresholds as ``StallRule``s for SagaQueries (first match wins).
 
         Learned (and exactly resolved) steps come first; they already follow the first rule
         that matches them, so the order of the configured rules is kept.
         """
-        out = [(t.saga_type, t.step, t.threshold_s) for t in self._learned.values()]
+        out = [StallRule(t.saga_type, t.step, t.threshold_s) for t in self._learned.values()]
         for rule in self.rules:
             fallback = self._fallback(rule, rule.saga_type, rule.step, 0)
-            out.append((rule.saga_type, rule.step, fallback.threshold_s))
+            out.append(StallRule(rule.saga_type, rule.step, fallback.threshold_s))
         return out

@@ -96,9 +96,9 @@ from sagascope.store.headers import (
     elide,
     rebuild,
     rebuild_sql,
-    time_text,
     value_sql,
 )
+from sagascope.store.timetext import rfc3339_ms
 
 # (type, kind, source, step, status, compensates) per outcome.
 _PREFIX = [
@@ -258,7 +258,7 @@ def _sent_headers(row: dict[str, Any], event_ms: int) -> dict[str, str]:
     sent = {
         TRACEPARENT: f"00-{row['trace_id']}-{row['span_id']}-01",
         CE_SPECVERSION: SPECVERSION,
-        CE_TIME: time_text(event_ms),
+        CE_TIME: rfc3339_ms(event_ms),
     }
     for header, column in ELIDABLE:
         if header not in sent:

@@ -34,8 +34,8 @@ from sagascope.instrumentation.contract import (
     parse_time,
     parse_traceparent,
 )
-from sagascope.store.audit import ms_text
 from sagascope.store.headers import elide
+from sagascope.store.timetext import clickhouse_ms as ms_text
 
 _sha256 = hashlib.sha256
 try:  # strict RFC 8259 and several times faster than json.loads

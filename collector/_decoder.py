@@ -42,8 +42,9 @@ from sagascope.collector._ingest import (
 )
 from sagascope.collector._records import DamagedBatch, RawBatch, parse_batches, record_count
 from sagascope.collector._redact import Redactor
-from sagascope.store.audit import ms_text, row_digest
+from sagascope.store.audit import row_digest
 from sagascope.store.base import encode_rows
+from sagascope.store.timetext import clickhouse_ms as ms_text
 
 from sagascope.settings import CorrelationRule, RedactionRule
 

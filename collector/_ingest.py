@@ -17,9 +17,10 @@ from typing import Any
 
 from sagascope.collector._decode import DecodeContext, decode_message, decode_span
 from sagascope.store import StoreError, StoreUnavailable
-from sagascope.store.audit import GENESIS, link_hash, ms_text, row_digest, seal, sealed
+from sagascope.store.audit import GENESIS, link_hash, row_digest, seal, sealed
 from sagascope.store.base import Store, encode_rows
 from sagascope.store.schema import MESSAGES
+from sagascope.store.timetext import clickhouse_ms as ms_text
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Demo sagas for sagascope: small services over Kafka, instrumented, with fault injection.
 
-Four flows (``order``, ``order-fulfillment``, ``shipment``, ``trip-booking``) and a legacy
+Four saga types (``order``, ``order-fulfillment``, ``shipment``, ``trip-booking``) and a legacy
 warehouse that sends no headers. :class:`DemoRunner` runs every service in a thread of one
 process; :class:`GroundTruth` holds what each started saga must look like in the store.
 """

@@ -32,7 +32,7 @@ ALL_TOPICS: tuple[str, ...] = (
     HOTEL_COMMANDS, HOTEL_EVENTS,
 )
 
-#: Saga types of the four flows (``ce_sagatype``).
+#: The four demo saga types (``ce_sagatype``).
 ORDER = "order"
 ORDER_FULFILLMENT = "order-fulfillment"
 SHIPMENT = "shipment"

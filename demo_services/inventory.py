@@ -1,4 +1,4 @@
-"""Inventory: checks, deducts and reserves stock (flows 1 and 3). Its clock runs behind."""
+"""Inventory: checks, deducts and reserves stock (``order``, ``shipment``). Its clock runs behind."""
 
 from __future__ import annotations
 

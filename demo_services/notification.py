@@ -17,7 +17,7 @@ class Notification(DemoService):
             outcome = str(message.data.get("outcome", ""))
             template = str(message.data.get("template", ""))
         elif message.type == "GoodsShipped":
-            # Flow 2 has no controller: the shipment event itself asks for the notification.
+            # order-fulfillment has no controller: the shipment event itself asks for the notification.
             outcome, template = "completed", "shipped"
         else:
             return

@@ -1,4 +1,4 @@
-"""Flow 1, the orchestrated order saga: confirm payment, check and deduct stock, or cancel."""
+"""The ``order`` saga type, orchestrated: confirm payment, check and deduct stock, or cancel."""
 
 from __future__ import annotations
 

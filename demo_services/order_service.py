@@ -1,4 +1,4 @@
-"""Flow 2, decentralized order fulfillment: the order service turns events into commands.
+"""The ``order-fulfillment`` saga type, decentralized: the order service turns events into commands.
 
 No central controller: checkout emits ``OrderPlaced``; this service reacts to each event with
 the next command (RetrievePayment, FetchGoods, ShipGoods) and, when goods are unavailable,

@@ -1,4 +1,4 @@
-"""Payment, shared by all four flows; in flow 2 it runs its own long flow for rejected cards.
+"""Payment, shared by all four saga types; in order-fulfillment it waits long for a new card.
 
 A rejected card asks the customer to update it and waits ("seven days", scaled down to
 ``demo.card_update_wait_s``): an updated card is charged, silence ends in PaymentFailed.

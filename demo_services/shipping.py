@@ -1,6 +1,6 @@
-"""Shipping: ships goods for flow 2, and orchestrates flow 3, shipping with backorder.
+"""Shipping: ships goods for order-fulfillment, and orchestrates ``shipment`` (with backorder).
 
-Flow 3: charge, reserve inventory, ship and notify. Short of inventory, a shop that supports
+``shipment``: charge, reserve inventory, ship and notify. Short of inventory, a shop that supports
 backorders marks the order BackOrdered and tells the customer; one that does not cancels the
 order with compensating transactions: refund, cancel, notify.
 """

@@ -1,4 +1,4 @@
-"""The traffic generator: the clients that start sagas of the four flows at a set rate.
+"""The traffic generator: the clients that start sagas of the four saga types at a set rate.
 
 Each saga's flow and scenario come from a seeded RNG (the same seed gives the same sagas),
 and the plan is recorded in the ground truth before its first message is sent.
@@ -42,7 +42,7 @@ CLIENTS: tuple[str, ...] = tuple(client for client, *_ in FIRST_MESSAGE.values()
 
 
 def plan_sagas(settings: DemoSettings, run_id: str) -> Callable[[int], SagaPlan]:
-    """The plan of saga number ``seq`` (from 1): flows in turn, scenarios drawn from the seed."""
+    """The plan of saga number ``seq`` (from 1): saga types in turn, scenarios drawn from the seed."""
 
     def plan(seq: int) -> SagaPlan:
         rng = random.Random(f"{settings.seed}:{seq}")

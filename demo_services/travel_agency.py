@@ -1,4 +1,4 @@
-"""Flow 4, flight + hotel booking, orchestrated by the travel agency.
+"""The ``trip-booking`` saga type: flight + hotel, orchestrated by the travel agency.
 
 Payment, flight, hotel, notification. A booking that fails transiently is retried (up to
 ``MAX_BOOKING_ATTEMPTS``); a hotel that cannot be booked cancels the flight and reimburses

@@ -28,7 +28,11 @@ from sagascope.instrumentation._saga import (
     saga_outcome,
     start_saga,
 )
-from sagascope.instrumentation.exceptions import ContractError, InstrumentationError
+from sagascope.instrumentation.exceptions import (
+    ContractError,
+    InstrumentationError,
+    MalformedHeader,
+)
 
 __all__ = [
     "DEFAULT_TELEMETRY_TOPIC",
@@ -37,6 +41,7 @@ __all__ = [
     "InstrumentationError",
     "InstrumentedProducer",
     "KafkaSpanExporter",
+    "MalformedHeader",
     "SagaContext",
     "compensating",
     "configure_tracing",

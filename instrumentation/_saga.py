@@ -41,7 +41,7 @@ class SagaContext:
 
     Attributes:
         saga_id: business key of the saga (``ce_sagaid``); empty when a handled message had none.
-        saga_type: flow name (``ce_sagatype``).
+        saga_type: the saga type (``ce_sagatype``), e.g. ``order-fulfillment``.
         trace_id: 32 hex digits of the saga's trace.
         causation_id: ``ce_id`` of the message being handled, carried as ``ce_causationid``.
         status: outcome marker set by :func:`saga_outcome`, sent as ``ce_sagastatus``.

@@ -3,6 +3,7 @@
 CloudEvents 1.0 Kafka binary binding (``ce_*`` headers) plus W3C Trace Context
 (``traceparent``/``tracestate``), with saga attributes. Other languages rely on these names;
 they never change. Everything here is dependency-free so the collector can decode with it too.
+``MalformedHeader`` (raised by the parsers) lives in ``sagascope.instrumentation.exceptions``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from sagascope.instrumentation.exceptions import MalformedHeader
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -63,10 +66,6 @@ SAGA_STATUSES = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_COMPENSATING,
 _TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
-
-
-class MalformedHeader(ValueError):
-    """A contract header is present but its value does not follow the contract."""
 
 
 @dataclass(frozen=True, slots=True)

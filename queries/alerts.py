@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import quote
 
 from sagascope.queries.exceptions import QueryError
-from sagascope.queries.state import _aware
 from sagascope.store import Store
+from sagascope.store.timetext import as_utc
 
 __all__ = ["ALERT_COLUMNS", "STATE_OPEN", "STATE_RESOLVED", "Alert", "alert_row", "flow_link", "list_alerts"]
 
@@ -37,7 +37,7 @@ class Alert:
     state: str
     saga_id: str
     saga_type: str
-    #: The step the saga is stuck after, and the type of its last message.
+    #: The step the saga is stalled after, and what it is waiting for (e.g. the reply to it).
     step: str
     waiting_for: str
     #: Kafka time of the saga's last message: silent since then.
@@ -106,7 +106,7 @@ def list_alerts(
         raise QueryError(f"limit must be >= 1, got {limit}")
     params: dict[str, Any] = {
         "state": state or "",
-        "since": (_aware(since) if since else datetime(1970, 1, 1, tzinfo=UTC)).timestamp(),
+        "since": (as_utc(since) if since else datetime(1970, 1, 1, tzinfo=UTC)).timestamp(),
     }
     sql = (
         f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts FINAL "
@@ -130,11 +130,11 @@ def _alert_from_row(row: Mapping[str, Any]) -> Alert:
         saga_type=row["saga_type"],
         step=row["step"],
         waiting_for=row["waiting_for"],
-        since=_aware(row["since"]),
+        since=as_utc(row["since"]),
         threshold_s=float(row["threshold_s"]),
-        opened_at=_aware(row["opened_at"]),
+        opened_at=as_utc(row["opened_at"]),
         link=row["link"],
-        updated_at=_aware(row["updated_at"]),
-        resolved_at=_aware(resolved_at) if resolved_at is not None else None,
+        updated_at=as_utc(row["updated_at"]),
+        resolved_at=as_utc(resolved_at) if resolved_at is not None else None,
         resolution=row["resolution"],
     )

@@ -24,8 +24,9 @@ from sagascope.queries.results import (
     Transition,
     Variant,
 )
-from sagascope.queries.state import StateQuery, _aware
+from sagascope.queries.state import StateQuery
 from sagascope.store.schema import activity_hash
+from sagascope.store.timetext import as_utc
 
 # Pseudo-activities marking where sagas start and end, in the one pass over the pairs.
 _START, _END = "\x02start", "\x03end"
@@ -181,7 +182,7 @@ def _cycle_stats(row: dict[str, Any], saga_type: str) -> CycleTimeStats:
         p99_s=float(q[3]),
         mean_s=float(row["mean_s"] or 0.0),
         max_s=float(row["max_s"] or 0.0),
-        bucket=_aware(row["bucket"]) if row.get("bucket") is not None else None,
+        bucket=as_utc(row["bucket"]) if row.get("bucket") is not None else None,
     )
 
 
@@ -253,9 +254,9 @@ SELECT bucket, sum(is_start) AS n_started, sum(is_end) AS n_finished FROM (
     ).rows
     points: dict[datetime, list[int]] = {}
     for when, n in messages:
-        points.setdefault(_aware(when), [0, 0, 0])[0] = int(n)
+        points.setdefault(as_utc(when), [0, 0, 0])[0] = int(n)
     for when, started, finished in sagas:
-        entry = points.setdefault(_aware(when), [0, 0, 0])
+        entry = points.setdefault(as_utc(when), [0, 0, 0])
         entry[1], entry[2] = int(started), int(finished)
     return [ThroughputPoint(k, *v) for k, v in sorted(points.items())]
 
@@ -378,7 +379,7 @@ ORDER BY n DESC, st, f_step, service, error""",
         params,
     ).rows
     return [
-        FailureCount(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), _aware(r[6]), r[7])
+        FailureCount(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), as_utc(r[6]), r[7])
         for r in rows
     ]
 
@@ -447,9 +448,9 @@ ORDER BY done_at, saga_id, key_step""",
                 saga_id=r["saga_id"],
                 saga_type=r["st"],
                 step=r["key_step"],
-                done_at=_aware(r["done_at"]),
+                done_at=as_utc(r["done_at"]),
                 undo_types=undo_types,
-                undo_at=_aware(r["undo_at"]) if undo_messages else None,
+                undo_at=as_utc(r["undo_at"]) if undo_messages else None,
                 undo_count=undo_messages,
                 state=state,
             )

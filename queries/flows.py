@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sagascope.queries.results import FlowMessage
-from sagascope.store.headers import rebuild
 
 FLOW_COLUMNS = (
     "message_id, causation_id, saga_id, saga_type, trace_id, span_id, kind, type, source, "
@@ -52,16 +51,42 @@ def fold_duplicates(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def causal_order(rows: Sequence[dict[str, Any]]) -> list[FlowMessage]:
     """Messages with every cause before its consequences, else by event time.
 
+    Duplicates (same ``message_id``) are folded first; each message says how far its clock
+    ran ahead of its cause's (``skew_s``) and how deep in the causation graph it sits.
+    """
+    rows = fold_duplicates(rows)
+    by_id = {r["message_id"]: i for i, r in enumerate(rows) if r["message_id"]}
+    parents = [by_id.get(r["causation_id"]) if r["causation_id"] else None for r in rows]
+    placed, depth = _kahn_order(rows, parents)
+    out: list[FlowMessage] = []
+    for i in placed:
+        r = rows[i]
+        parent = parents[i]
+        skew = 0.0
+        if parent is not None:
+            lead = (rows[parent]["event_time"] - r["event_time"]).total_seconds()
+            skew = max(lead, 0.0)
+        out.append(FlowMessage.from_row(
+            r,
+            cause_missing=bool(r["causation_id"]) and parent is None,
+            skew_s=skew,
+            depth=depth.get(i, 0),
+        ))
+    return out
+
+
+def _kahn_order(
+    rows: Sequence[dict[str, Any]], parents: Sequence[int | None]
+) -> tuple[list[int], dict[int, int]]:
+    """(row indexes in causal order, depth of each row below its root).
+
     Kahn's algorithm with the ready messages in a heap keyed by event time: a consequence
     waits for its cause whatever the clocks say. A cause outside the flow counts as absent;
     a cycle (bad data) is broken at its earliest message.
     """
-    rows = fold_duplicates(rows)
-    by_id = {r["message_id"]: i for i, r in enumerate(rows) if r["message_id"]}
     children: dict[int, list[int]] = {}
     waiting: dict[int, int] = {}
-    for i, r in enumerate(rows):
-        parent = by_id.get(r["causation_id"]) if r["causation_id"] else None
+    for i, parent in enumerate(parents):
         if parent is not None and parent != i:
             children.setdefault(parent, []).append(i)
             waiting[i] = 1
@@ -78,9 +103,9 @@ def causal_order(rows: Sequence[dict[str, Any]]) -> list[FlowMessage]:
     while len(placed) < len(rows):
         if not ready:
             # Only cycles remain: release their earliest message.
-            stuck = min((i for i in range(len(rows)) if i not in done), key=key)
-            waiting.pop(stuck, None)
-            heapq.heappush(ready, key(stuck))
+            earliest = min((i for i in range(len(rows)) if i not in done), key=key)
+            waiting.pop(earliest, None)
+            heapq.heappush(ready, key(earliest))
         i = heapq.heappop(ready)[-1]
         if i in done:
             continue
@@ -92,46 +117,4 @@ def causal_order(rows: Sequence[dict[str, Any]]) -> list[FlowMessage]:
             depth[child] = depth.get(i, 0) + 1
             waiting.pop(child, None)
             heapq.heappush(ready, key(child))
-
-    out: list[FlowMessage] = []
-    for i in placed:
-        r = rows[i]
-        parent = by_id.get(r["causation_id"]) if r["causation_id"] else None
-        skew = 0.0
-        if parent is not None:
-            lead = (rows[parent]["event_time"] - r["event_time"]).total_seconds()
-            skew = max(lead, 0.0)
-        out.append(
-            FlowMessage(
-                message_id=r["message_id"],
-                causation_id=r["causation_id"],
-                saga_id=r["saga_id"],
-                saga_type=r["saga_type"],
-                trace_id=r["trace_id"],
-                span_id=r["span_id"],
-                kind=r["kind"],
-                type=r["type"],
-                source=r["source"],
-                step=r["step"],
-                saga_status=r["saga_status"],
-                compensates=r["compensates"],
-                event_time=r["event_time"],
-                kafka_time=r["kafka_time"],
-                topic=r["topic"],
-                partition=int(r["partition"]),
-                offset=int(r["offset"]),
-                # The headers as received: the stored rest plus those the columns reproduce.
-                headers=rebuild(r),
-                payload=r["payload"],
-                payload_size=int(r["payload_size"]),
-                payload_truncated=bool(r["payload_truncated"]),
-                correlation=r["correlation"],
-                parse_error=r["parse_error"],
-                duplicates=r["duplicates"],
-                copies=tuple(r["copies"]),
-                cause_missing=bool(r["causation_id"]) and parent is None,
-                skew_s=skew,
-                depth=depth.get(i, 0),
-            )
-        )
-    return out
+    return placed, depth

@@ -1,9 +1,13 @@
-"""The query layer's filter and result types (re-exported by ``sagascope.queries.saga_queries``)."""
+"""The query layer's filter and result types (re-exported by ``sagascope.queries``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from sagascope.store.headers import rebuild
 
 #: Every status a saga can have; the first four come from ``ce_sagastatus`` or status rules.
 STATUSES: tuple[str, ...] = (
@@ -34,6 +38,19 @@ class SagaFilter:
     service: str | None = None
     step: str | None = None
     attribute: str | tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class StallRule:
+    """A threshold for sagas of ``saga_type`` silent after ``step`` (``"*"`` matches any).
+
+    The alerter resolves its configured and learned thresholds into these; the first
+    matching rule wins, and the default threshold applies where none matches.
+    """
+
+    saga_type: str
+    step: str
+    threshold_s: float
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,44 @@ class FlowMessage:
     skew_s: float = 0.0
     #: Causal depth (0 for a message whose cause is not in the flow).
     depth: int = 0
+
+    @classmethod
+    def from_row(
+        cls, r: Mapping[str, Any], *, cause_missing: bool, skew_s: float, depth: int
+    ) -> FlowMessage:
+        """A message from its ``messages`` row (``FLOW_COLUMNS``, with ``duplicates`` and
+        ``copies`` added by duplicate folding) and its place in the causal order."""
+        return cls(
+            message_id=r["message_id"],
+            causation_id=r["causation_id"],
+            saga_id=r["saga_id"],
+            saga_type=r["saga_type"],
+            trace_id=r["trace_id"],
+            span_id=r["span_id"],
+            kind=r["kind"],
+            type=r["type"],
+            source=r["source"],
+            step=r["step"],
+            saga_status=r["saga_status"],
+            compensates=r["compensates"],
+            event_time=r["event_time"],
+            kafka_time=r["kafka_time"],
+            topic=r["topic"],
+            partition=int(r["partition"]),
+            offset=int(r["offset"]),
+            # The headers as received: the stored rest plus those the columns reproduce.
+            headers=rebuild(r),
+            payload=r["payload"],
+            payload_size=int(r["payload_size"]),
+            payload_truncated=bool(r["payload_truncated"]),
+            correlation=r["correlation"],
+            parse_error=r["parse_error"],
+            duplicates=r["duplicates"],
+            copies=tuple(r["copies"]),
+            cause_missing=cause_missing,
+            skew_s=skew_s,
+            depth=depth,
+        )
 
     @property
     def duplicated(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -33,11 +34,13 @@ from sagascope.queries.results import (
     SagaFilter,
     SagaSummary,
     StalledSaga,
+    StallRule,
     ThroughputPoint,
     Transition,
     Variant,
 )
-from sagascope.queries.state import StateQuery, _aware, state_sql
+from sagascope.queries.state import StateQuery, state_sql
+from sagascope.store.timetext import as_utc
 
 from sagascope.settings import AlertSettings, StatusRule
 
@@ -59,6 +62,7 @@ __all__ = [
     "SagaFilter",
     "SagaQueries",
     "SagaSummary",
+    "StallRule",
     "StalledSaga",
     "ThroughputPoint",
     "Transition",
@@ -71,14 +75,16 @@ HIDDEN_PAYLOAD = "(payload hidden: dashboard.hide_payloads)"
 
 
 class SagaQueries:
-    """Answers about sagas from a store.
+    r"""Answers about sagas from a store.
 
     Args:
         store: any :class:`~sagascope.collector.Store` (read-only is enough).
         status_rules: ``StatusRule(type, status, saga_type="")``: a message of ``type`` marks
             the saga ``status`` when it carries no ``ce_sagastatus``.
-        stall_rules: ``(saga_type or "*", step or "*", threshold_s)``; first match wins.
-        default_timeout_s: stall threshold where no rule matches.
+        stall_rules: :class:`StallRule`\ s ``(saga_type or "*", step or "*", threshold_s)``;
+            the first match wins. Plain tuples are accepted for one release.
+        default_threshold_s: the threshold where no rule matches.
+        default_timeout_s: deprecated name of ``default_threshold_s`` (one release).
         hide_payloads: flows carry :data:`HIDDEN_PAYLOAD` instead of message payloads (size
             and truncation stay), for dashboards whose viewers may not read them.
     """
@@ -88,11 +94,19 @@ class SagaQueries:
         store: Any,
         *,
         status_rules: Sequence[StatusRule] = (),
-        stall_rules: Sequence[tuple[str, str, float]] = (),
-        default_timeout_s: float = 300.0,
+        stall_rules: Sequence[StallRule | tuple[str, str, float]] = (),
+        default_threshold_s: float = 300.0,
+        default_timeout_s: float | None = None,
         hide_payloads: bool = False,
     ) -> None:
-        self._q = StateQuery(store, status_rules, stall_rules, default_timeout_s)
+        if default_timeout_s is not None:
+            warnings.warn(
+                "SagaQueries(default_timeout_s=) is deprecated; use default_threshold_s=",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            default_threshold_s = default_timeout_s
+        self._q = StateQuery(store, status_rules, stall_rules, default_threshold_s)
         self.store = store
         self.hide_payloads = hide_payloads
 
@@ -100,15 +114,15 @@ class SagaQueries:
     def from_settings(
         cls, store: Any, alerts: AlertSettings, *, hide_payloads: bool = False
     ) -> SagaQueries:
-        """Status rules, explicit timeouts and the default threshold from ``[alerts]``."""
+        """Status rules, fixed thresholds and the default threshold from ``[alerts]``."""
         stall_rules = [
-            (r.saga_type, r.step, r.timeout_s) for r in alerts.rules if r.timeout_s > 0
+            StallRule(r.saga_type, r.step, r.threshold_s) for r in alerts.rules if r.threshold_s > 0
         ]
         return cls(
             store,
             status_rules=alerts.status_rules,
             stall_rules=stall_rules,
-            default_timeout_s=alerts.default_timeout_s,
+            default_threshold_s=alerts.default_threshold_s,
             hide_payloads=hide_payloads,
         )
 
@@ -274,7 +288,7 @@ class SagaQueries:
                     step=r["last_step"],
                     last_type=r["last_type"],
                     waiting_for=waiting,
-                    since=_aware(r["last_kafka_time"]),
+                    since=as_utc(r["last_kafka_time"]),
                     threshold_s=float(r["threshold_s"]),
                     silent_s=float(r["silent_s"]),
                 )
@@ -350,8 +364,8 @@ class SagaQueries:
             "(SELECT max(ingest_time) FROM messages) AS i, (SELECT count() FROM messages) AS n"
         ).rows[0]
         if value[0]:
-            return _aware(value[1])
-        return _aware(value[2]) if value[3] else None
+            return as_utc(value[1])
+        return as_utc(value[2]) if value[3] else None
 
 
 def _summary(r: dict[str, Any]) -> SagaSummary:
@@ -359,9 +373,9 @@ def _summary(r: dict[str, Any]) -> SagaSummary:
         saga_id=r["saga_id"],
         saga_type=r["saga_type"],
         status=r["status"],
-        started=_aware(r["started"]),
-        last_event=_aware(r["last_event"]),
-        last_kafka_time=_aware(r["last_kafka_time"]),
+        started=as_utc(r["started"]),
+        last_event=as_utc(r["last_event"]),
+        last_kafka_time=as_utc(r["last_kafka_time"]),
         duration_s=float(r["duration_s"]),
         messages=int(r["message_count"]),
         last_step=r["last_step"],

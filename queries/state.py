@@ -7,23 +7,17 @@ materialized view); Python only builds the SQL text (fixed, no user input) and i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sagascope.instrumentation.contract import SAGA_STATUSES
 from sagascope.queries.exceptions import QueryError
-from sagascope.queries.results import STATUSES, SagaFilter
+from sagascope.queries.results import STATUSES, SagaFilter, StallRule
 from sagascope.store.headers import header_sql
 from sagascope.store.schema import STATUS_RANK
+from sagascope.store.timetext import as_utc, clickhouse_param
 
 from sagascope.settings import StatusRule
-
-
-def format_time(moment: datetime) -> str:
-    """A DateTime64(3, 'UTC') parameter value, the same text for both backends."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def bind(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -31,7 +25,7 @@ def bind(params: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in params.items():
         if isinstance(value, datetime):
-            value = format_time(value)
+            value = clickhouse_param(value)
         elif isinstance(value, tuple):
             value = list(value)
         out[name] = value
@@ -51,20 +45,25 @@ def check_status_rules(rules: Sequence[StatusRule]) -> tuple[StatusRule, ...]:
 
 
 def check_stall_rules(
-    rules: Sequence[tuple[str, str, float]],
-) -> tuple[tuple[str, str, float], ...]:
+    rules: Sequence[StallRule | tuple[str, str, float]],
+) -> tuple[StallRule, ...]:
+    """The rules as ``StallRule``s (empty names as ``*``); a ``(saga_type, step, threshold_s)``
+    tuple is still accepted for one release."""
     out = []
     for i, rule in enumerate(rules):
         try:
-            saga_type, step, threshold = rule
+            if isinstance(rule, StallRule):
+                saga_type, step, threshold = rule.saga_type, rule.step, rule.threshold_s
+            else:
+                saga_type, step, threshold = rule
             threshold = float(threshold)
         except (TypeError, ValueError) as exc:
             raise QueryError(
-                f"stall_rules[{i}] must be (saga_type or '*', step or '*', threshold_s)"
+                f"stall_rules[{i}] must be a StallRule(saga_type or '*', step or '*', threshold_s)"
             ) from exc
         if threshold <= 0:
             raise QueryError(f"stall_rules[{i}] threshold_s must be positive, got {threshold}")
-        out.append((str(saga_type or "*"), str(step or "*"), threshold))
+        out.append(StallRule(str(saga_type or "*"), str(step or "*"), threshold))
     return tuple(out)
 
 
@@ -94,7 +93,7 @@ def state_sql(
 ) -> str:
     """A subquery with one row per saga and its derived columns (status included).
 
-    Needs the parameters ``ref`` (DateTime64: the watermark), ``default_timeout``,
+    Needs the parameters ``ref`` (DateTime64: the watermark), ``default_threshold``,
     ``stall_types``, ``stall_steps``, ``stall_thresholds`` (and the rule arrays with rules).
     """
     where = f"WHERE {prefilter}" if prefilter else ""
@@ -114,7 +113,7 @@ SELECT
     arrayFirstIndex(
         (a, b) -> (a = '*' OR a = saga_type) AND (b = '*' OR b = last_step),
         {{stall_types:Array(String)}}, {{stall_steps:Array(String)}}) AS stall_rule,
-    if(stall_rule = 0, {{default_timeout:Float64}},
+    if(stall_rule = 0, {{default_threshold:Float64}},
        {{stall_thresholds:Array(Float64)}}[stall_rule]) AS threshold_s,
     greatest(dateDiff('millisecond', last_kafka_time, {{ref:DateTime64(3, 'UTC')}}), 0) / 1000.0
         AS silent_s,
@@ -134,16 +133,16 @@ FROM (
 
 def rule_params(
     status_rules: Sequence[StatusRule],
-    stall_rules: Sequence[tuple[str, str, float]],
-    default_timeout_s: float,
+    stall_rules: Sequence[StallRule],
+    default_threshold_s: float,
     ref: datetime,
 ) -> dict[str, Any]:
     params: dict[str, Any] = {
         "ref": ref,
-        "default_timeout": float(default_timeout_s),
-        "stall_types": [r[0] for r in stall_rules],
-        "stall_steps": [r[1] for r in stall_rules],
-        "stall_thresholds": [float(r[2]) for r in stall_rules],
+        "default_threshold": float(default_threshold_s),
+        "stall_types": [r.saga_type for r in stall_rules],
+        "stall_steps": [r.step for r in stall_rules],
+        "stall_thresholds": [float(r.threshold_s) for r in stall_rules],
     }
     if status_rules:
         params["rule_types"] = [r.type for r in status_rules]
@@ -185,7 +184,7 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
         key, value = parse_attribute(f.attribute)
         path = key.split(".")
         json_args = ", ".join(f"{{f_attr_k{i}:String}}" for i in range(len(path)))
-        # A contract header a column reproduces is not in `headers` (see _headers.py):
+        # A contract header a column reproduces is not in `headers` (see store/headers.py):
         # header_sql picks the expression that reads it, by key, among fixed SQL texts; the
         # key itself only ever travels as the parameter {header_key:String}.
         pre.append(
@@ -222,15 +221,15 @@ class StateQuery:
         self,
         store: Any,
         status_rules: Sequence[StatusRule],
-        stall_rules: Sequence[tuple[str, str, float]],
-        default_timeout_s: float,
+        stall_rules: Sequence[StallRule | tuple[str, str, float]],
+        default_threshold_s: float,
     ) -> None:
-        if default_timeout_s <= 0:
-            raise QueryError(f"default_timeout_s must be positive, got {default_timeout_s}")
+        if default_threshold_s <= 0:
+            raise QueryError(f"default_threshold_s must be positive, got {default_threshold_s}")
         self.store = store
         self.status_rules = check_status_rules(status_rules)
         self.stall_rules = check_stall_rules(stall_rules)
-        self.default_timeout_s = float(default_timeout_s)
+        self.default_threshold_s = float(default_threshold_s)
 
     def run(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.store.query(sql, bind(params or {}))
@@ -245,7 +244,7 @@ class StateQuery:
             "SELECT if(count() = 0, now64(3, 'UTC'), min(read_until)) "
             "FROM (SELECT read_until FROM progress FINAL)"
         ).scalar()
-        return _aware(value)
+        return as_utc(value)
 
     def sagas_sql(
         self, filters: SagaFilter | None, ref: datetime | None = None
@@ -256,7 +255,7 @@ class StateQuery:
             rule_params(
                 self.status_rules,
                 self.stall_rules,
-                self.default_timeout_s,
+                self.default_threshold_s,
                 ref if ref is not None else self.watermark(),
             )
         )
@@ -281,9 +280,3 @@ class StateQuery:
 
     def failure_types(self) -> list[str]:
         return [r.type for r in self.status_rules if r.status in ("failed", "compensating")]
-
-
-def _aware(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    raise QueryError(f"expected a time from the store, got {value!r}")

@@ -23,13 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sagascope.store.base import Store
+from sagascope.store.timetext import stored_ms
 
 #: Columns covered by the row digest, in digest order. Fixed: new columns do not join it,
 #: so rows stored before a migration still verify.
@@ -40,7 +39,6 @@ AUDIT_FIELDS: tuple[str, ...] = (
     "payload_size", "payload_sha256", "payload_truncated", "correlation", "parse_error",
 )
 _TIME_FIELDS = frozenset({"kafka_time", "event_time", "ingest_time"})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 GENESIS = ""
 
 _stdlib_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
@@ -63,22 +61,6 @@ except ImportError:  # pragma: no cover - orjson comes with the collector extra
     _canonical = _canonical_stdlib
 
 
-def ms_text(ms: int) -> str:
-    """Milliseconds since the epoch as the ``seconds.mmm`` text a DateTime64(3) column stores."""
-    if ms >= 1_000_000_000_000:
-        return f"{ms // 1000}.{ms % 1000:03d}"
-    # Short epoch numbers are ambiguous to ClickHouse's best-effort parser: spell them out.
-    ms = max(ms, 0)
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}"
-
-
-def _stored_time(value: Any) -> str:
-    if isinstance(value, datetime):
-        delta = value.astimezone(UTC) - _EPOCH
-        return ms_text(delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000)
-    return str(value)
-
-
 _audited = operator.itemgetter(*AUDIT_FIELDS)
 _TIME_INDEXES = tuple(i for i, name in enumerate(AUDIT_FIELDS) if name in _TIME_FIELDS)
 
@@ -88,7 +70,7 @@ def row_digest(row: Mapping[str, Any]) -> str:
     values = list(_audited(row))
     for i in _TIME_INDEXES:
         if type(values[i]) is not str:  # read back as datetime: the text it was written as
-            values[i] = _stored_time(values[i])
+            values[i] = stored_ms(values[i])
     elided = row.get("headers_elided")
     if elided:  # rows without elided headers digest as they did before the column existed
         values.append(int(elided))

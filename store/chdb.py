@@ -113,7 +113,7 @@ def _close_chdb_sessions() -> None:
     """Close chDB sessions before the interpreter tears down: chDB's own global shutdown at
     process exit was seen to crash (SIGSEGV) when a session was still open."""
     if not ChdbStore._lock.acquire(timeout=10):
-        return  # a query is stuck; leave the session to chDB's own shutdown
+        return  # a query hangs; leave the session to chDB's own shutdown
     try:
         for sess in ChdbStore._sessions.values():
             try:

@@ -6,7 +6,7 @@ contract's millisecond format, ...) is left out of the stored ``headers`` map an
 bit in ``headers_elided``; :func:`rebuild` puts it back on read. Anything a column does not
 reproduce exactly (another value, another time format, trace flags other than ``01``) stays in
 ``headers`` as received, so the rebuilt map always equals the received one. The bits are part
-of the audited row (see ``_audit.row_digest``). Header order is not kept, as it never was: a
+of the audited row (see ``sagascope.store.audit.row_digest``). Header order is not kept, as it never was: a
 repeated header keeps its last value.
 
 The bit of a header is its index in :data:`ELIDABLE`: append only, never reorder.
@@ -15,9 +15,7 @@ The bit of a header is its index in :data:`ELIDABLE`: append only, never reorder
 from __future__ import annotations
 
 import operator
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from sagascope.instrumentation.contract import (
@@ -36,6 +34,7 @@ from sagascope.instrumentation.contract import (
     SPECVERSION,
     TRACEPARENT,
 )
+from sagascope.store.timetext import epoch_ms, rfc3339_ms
 
 #: (header, column it is rebuilt from); ``traceparent`` uses trace_id and span_id, ``ce_time``
 #: event_time, ``ce_specversion`` the constant 1.0. Index = bit in ``headers_elided``.
@@ -64,22 +63,6 @@ _PLAIN_BY_HEADER = {header: (column, bit) for header, column, bit in _PLAIN}
 _TRACEPARENT_BIT = 1 << BIT[TRACEPARENT]
 _SPECVERSION_BIT = 1 << BIT[CE_SPECVERSION]
 _TIME_BIT = 1 << BIT[CE_TIME]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-_second_texts: dict[int, str] = {}
-
-
-def time_text(ms: int) -> str:
-    """``ce_time`` as the instrumentation writes it (``_contract.format_time``), from epoch
-    ms, with the seconds' text cached (this runs for every record decoded)."""
-    seconds, millis = divmod(ms, 1000)
-    prefix = _second_texts.get(seconds)
-    if prefix is None:
-        if len(_second_texts) > 4096:
-            _second_texts.clear()
-        prefix = _second_texts[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{prefix}.{millis:03d}Z"
-
 
 def traceparent_text(trace_id: str, span_id: str) -> str:
     return f"00-{trace_id}-{span_id}-01"
@@ -122,7 +105,7 @@ def elide(headers: dict[str, str], row: Mapping[str, Any], event_ms: int) -> tup
             rest[TRACEPARENT] = value
     if plan.time:
         value = headers[CE_TIME]
-        if value == time_text(event_ms):
+        if value == rfc3339_ms(event_ms):
             bits |= _TIME_BIT
         else:
             rest = rest or {}
@@ -170,15 +153,6 @@ def _getter(*keys: str) -> Any:
 _plans: dict[tuple[str, ...], _Plan] = {}
 
 
-def _epoch_ms(value: Any) -> int:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        delta = value - _EPOCH
-        return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
-    return int(value)
-
-
 def rebuild(row: Mapping[str, Any]) -> dict[str, str]:
     """The headers as received, from a stored row (``headers``, ``headers_elided`` and the
     columns the set bits name; ``event_time`` as read back, a datetime, or epoch ms)."""
@@ -195,7 +169,7 @@ def rebuild(row: Mapping[str, Any]) -> dict[str, str]:
         elif header == CE_SPECVERSION:
             out[header] = SPECVERSION
         elif header == CE_TIME:
-            out[header] = time_text(_epoch_ms(row["event_time"]))
+            out[header] = rfc3339_ms(epoch_ms(row["event_time"]))
         else:
             out[header] = str(row[column])
     out.update(stored)
@@ -229,7 +203,7 @@ def value_sql(header: str) -> str:
     if header == CE_SPECVERSION:
         return f"'{SPECVERSION}'"
     if header == CE_TIME:
-        # time_text in SQL (the same text as header_sql's).
+        # rfc3339_ms in SQL (the same text as header_sql's).
         return (
             "formatDateTime(event_time, '%Y-%m-%dT%H:%i:%S.') || "
             "leftPad(toString(toUnixTimestamp64Milli(event_time) % 1000), 3, '0') || 'Z'"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sagascope.store.base import _quote, check_identifier
+from sagascope.store.timetext import clickhouse_literal
 
 
 def server_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -32,7 +33,7 @@ def chdb_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
         elif isinstance(value, bool):
             out[key] = "true" if value else "false"
         elif isinstance(value, datetime):
-            out[key] = _datetime_text(value)
+            out[key] = clickhouse_literal(value)
         elif isinstance(value, str):
             out[key] = _escaped(value)
         else:
@@ -53,13 +54,6 @@ def _escaped(value: str) -> str:
     return value.translate(_ESCAPES)
 
 
-def _datetime_text(value: datetime) -> str:
-    """UTC text both DateTime64 and (for whole seconds) DateTime parameters accept."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(sep=" ", timespec="microseconds" if value.microsecond else "seconds")
-
-
 def _literal(value: Any) -> str:
     """A value as a ClickHouse literal (the text form of arrays, maps and their elements)."""
     if value is None:
@@ -69,7 +63,7 @@ def _literal(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, datetime):
-        return f"'{_datetime_text(value)}'"
+        return f"'{clickhouse_literal(value)}'"
     if isinstance(value, dict):
         return "{" + ",".join(f"{_literal(k)}:{_literal(v)}" for k, v in value.items()) + "}"
     if isinstance(value, tuple):

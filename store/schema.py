@@ -68,7 +68,7 @@ MESSAGES = Table(
         ("saga_status", "LowCardinality(String)"),
         ("compensates", "LowCardinality(String)"),
         # The headers no column reproduces; the others are bits of headers_elided and are
-        # rebuilt on read (_headers.py). Storing all of them cost 49-61 B/msg (10M bench).
+        # rebuilt on read (store/headers.py). Storing all of them cost 49-61 B/msg (10M bench).
         ("headers", f"Map(LowCardinality(String), String) {_ZSTD_DEEP}"),
         # Redacted and capped; the size and SHA-256 are of the payload as received.
         ("payload", f"String {_ZSTD_DEEP}"),
@@ -79,9 +79,9 @@ MESSAGES = Table(
         ("correlation", "LowCardinality(String)"),
         ("parse_error", f"String {_ZSTD}"),
         # Set on the last row of each link (a partition's rows of one poll), empty on the
-        # others: sha256(previous link's chain_hash || the link's row digests); see _audit.py.
+        # others: sha256(previous link's chain_hash || the link's row digests); see store/audit.py.
         ("chain_hash", f"FixedString(64) {_ZSTD}"),
-        # Bit i set: header _headers.ELIDABLE[i] was received and its column reproduces it.
+        # Bit i set: header headers.ELIDABLE[i] was received and its column reproduces it.
         ("headers_elided", f"UInt16 {_ZSTD}"),
     ),
     engine="MergeTree",
@@ -177,7 +177,7 @@ PROGRESS = Table(
 
 # Saga state, derived by ClickHouse from `messages` through SAGA_STATE_VIEW (never written by
 # Python). Every column is a simple aggregate, so `SELECT ... FROM saga_state FINAL` gives one
-# merged row per saga cheaply (see collector/_status.py).
+# merged row per saga cheaply (see queries/state.py).
 SAGA_STATE = Table(
     name="saga_state",
     columns=(

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sagascope.store.headers import elide, time_text
+from sagascope.store.headers import elide
+from sagascope.store.timetext import rfc3339_ms
 
 ORDER_FLOW = "order-fulfillment"
 
@@ -92,7 +93,7 @@ def message_row(
         "ce_id": message_id,
         "ce_source": source,
         "ce_type": type,
-        "ce_time": time_text(event_ms),
+        "ce_time": rfc3339_ms(event_ms),
         "ce_sagaid": saga_id,
         "ce_sagatype": saga_type,
         "ce_kind": kind,

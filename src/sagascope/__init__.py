@@ -1,8 +1,11 @@
 """sagascope: a distributed tracing and audit observatory for sagas over Kafka.
 
-The parts are subpackages: ``sagascope.instrumentation`` (what services embed),
-``sagascope.collector`` (Kafka to ClickHouse, queries, alerter), ``sagascope.dashboard``
-and ``sagascope.demo_services``.
+The parts are subpackages, each a top-level folder of the repository (see docs/internals.md):
+``sagascope.instrumentation`` (what services embed; ``contract`` is the wire contract),
+``sagascope.store`` (ClickHouse: schema, backends, audit chain), ``sagascope.collector``
+(Kafka to the store), ``sagascope.queries`` (one method per question), ``sagascope.alerter``
+(stalled sagas to sinks), ``sagascope.dashboard`` and ``sagascope.demo_services``. This
+package is the application shell: CLI, settings, exceptions, embedded broker, replay.
 """
 
 __version__ = "0.1.0"

@@ -1,8 +1,9 @@
 """The ``sagascope`` console script: one subcommand per job, each in ``sagascope.commands``.
 
-A subcommand module defines ``HELP``, ``add_arguments(parser)`` and
-``run(args, settings) -> int``; it is imported only when its subcommand runs, so the base
-install (instrumentation only) still answers ``--help`` and names missing extras clearly.
+:data:`COMMANDS` names each subcommand's module and one-line help. The module defines
+``add_arguments(parser)`` and ``run(args, settings) -> int``; it is imported only when its
+subcommand runs, so the base install (instrumentation only) still answers ``--help`` and names
+missing extras clearly. A renamed subcommand keeps its old name in :data:`ALIASES` for a release.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "alerts": ("alerts", "list open and recent alerts"),
     "dashboard": ("dashboard", "serve the Streamlit dashboard"),
     "flow": ("flow", "print the flow of one saga (by saga id, trace id or message id)"),
-    "stuck": ("stuck", "list stalled sagas"),
+    "stalled": ("stalled", "list stalled sagas (not finished, silent past their threshold)"),
     "replay": ("replay", "replay a CSV or XES event log into Kafka with the contract headers"),
     "bench": ("bench", "run the benchmarks in bench/"),
 }
+
+#: Old subcommand name -> its current name; accepted, with a notice, for one release.
+ALIASES: dict[str, str] = {"stuck": "stalled"}
 
 
 def _common_flags(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sagascope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_module, help_text) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
+        aliases = [old for old, new in ALIASES.items() if new == name]
+        sp = sub.add_parser(name, aliases=aliases, help=help_text, description=help_text)
         _common_flags(sp)
         sp.set_defaults(_command=name)
     return parser
@@ -163,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Subcommand flags are added only for the chosen command, so that `sagascope --help`
     # works on the base install.
     name = next((a for a in argv if not a.startswith("-")), None)
+    if name in ALIASES:
+        print(f"sagascope: '{name}' is now '{ALIASES[name]}'; the old name goes in a later release",
+              file=sys.stderr)
+        name = ALIASES[name]
     if name is not None and name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose from: {', '.join(COMMANDS)}")
     try:

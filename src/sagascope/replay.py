@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
-from sagascope.exceptions import SagascopeError
+from sagascope.exceptions import ReplayError
 from sagascope.instrumentation import contract as c
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,6 @@ TIME_COLUMNS = (
 )
 RESOURCE_COLUMNS = ("org:resource", "resource")
 STATUS_COLUMNS = ("ce_sagastatus", "sagastatus", "saga_status", "saga:status")
-
-
-class ReplayError(SagascopeError):
-    """The event log cannot be read (format, columns, timestamps); the message says where."""
 
 
 @dataclass(frozen=True)

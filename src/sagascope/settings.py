@@ -2,13 +2,18 @@
 
 Every scalar setting ``<section>.<name>`` can be set in the TOML file under ``[<section>]``,
 by the environment variable ``SAGASCOPE_<SECTION>_<NAME>`` (upper case), or by a CLI flag.
-Lists of rules (correlation, redaction, status and alert rules) live only in the file.
+Lists of rules (correlation, redaction, status and threshold rules) live only in the file.
 Applications call :func:`load_settings`; libraries take arguments and never read the environment.
+
+A renamed setting keeps its old name for a release: a field declares it with
+``metadata=formerly("old_name")``, and the old name is then accepted in the file (also inside
+rule tables), in the environment and in ``overrides``, with a warning naming the new one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 import types
@@ -24,6 +29,13 @@ from sagascope.exceptions import ConfigError
 ENV_CONFIG_FILE = "SAGASCOPE_CONFIG"
 DEFAULT_CONFIG_FILE = "sagascope.toml"
 ENV_PREFIX = "SAGASCOPE_"
+
+log = logging.getLogger(__name__)
+
+
+def formerly(*old_names: str) -> dict[str, tuple[str, ...]]:
+    """Field metadata: the names this setting had before; they stay accepted, with a warning."""
+    return {"formerly": old_names}
 
 
 @dataclass(frozen=True)
@@ -137,8 +149,9 @@ class CollectorSettings:
     session_timeout_ms: int = 6000
     #: How often the topic list is re-read to pick up new topics matching ``include``.
     topic_refresh_s: float = 5.0
-    #: Processes decoding records beside kafka-python's record parsing (each partition always
-    #: in the same one); 0 decodes in the collector thread. See bench/bench_collector.py.
+    #: Child processes that parse the fetched record batches and decode their records (each
+    #: partition always in the same one); 0 decodes in the collector thread. See
+    #: bench/bench_collector.py.
     decode_workers: int = 2
     correlation: tuple[CorrelationRule, ...] = ()
     redaction: tuple[RedactionRule, ...] = ()
@@ -154,32 +167,46 @@ class StatusRule:
 
 
 @dataclass(frozen=True)
-class AlertRule:
-    """Stall threshold for a saga type and the step it is stuck after (``*`` matches any)."""
+class ThresholdRule:
+    """How long a saga of a type may stay silent after a step before it is stalled
+    (``*`` matches any): a fixed threshold, a learned one, or learned with a fixed fallback.
+    One ``[[alerts.rules]]`` table."""
 
     saga_type: str = "*"
     step: str = "*"
-    timeout_s: float = 0.0
+    #: Fixed threshold in seconds (0: none; then ``learn_percentile`` must be set).
+    threshold_s: float = field(default=0.0, metadata=formerly("timeout_s"))
     #: Learn the threshold: this percentile of the step's historical transition time ...
     learn_percentile: float = 0.0
     #: ... times this factor ...
     learn_factor: float = 2.0
     #: ... never below this floor ...
     learn_floor_s: float = 1.0
-    #: ... and only with at least this many samples (else ``timeout_s`` or the default).
+    #: ... and only with at least this many samples (else ``threshold_s`` or the default).
     learn_min_samples: int = 20
+
+    @property
+    def timeout_s(self) -> float:
+        """Deprecated name of :attr:`threshold_s` (kept for one release)."""
+        return self.threshold_s
+
+
+#: Deprecated name of :class:`ThresholdRule` (kept for one release).
+AlertRule = ThresholdRule
 
 
 @dataclass(frozen=True)
 class AlertSettings:
     interval_s: float = 5.0
-    #: Threshold for sagas no rule matches.
-    default_timeout_s: float = 300.0
+    #: Threshold (seconds of silence before a saga is stalled) where no rule matches.
+    default_threshold_s: float = field(default=300.0, metadata=formerly("default_timeout_s"))
     #: Sinks: any of ``log``, ``webhook``, ``kafka`` (comma separated).
     sinks: str = "log"
     webhook_url: str = ""
-    webhook_timeout_s: float = 5.0
-    webhook_retries: int = 5
+    #: Per-attempt timeout of the webhook and Kafka sinks.
+    sink_timeout_s: float = field(default=5.0, metadata=formerly("webhook_timeout_s"))
+    #: Retries of the webhook and Kafka sinks after a failed attempt.
+    sink_retries: int = field(default=5, metadata=formerly("webhook_retries"))
     #: First retry delay of the webhook and Kafka sinks; doubles per attempt up to the max.
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 30.0
@@ -187,8 +214,24 @@ class AlertSettings:
     #: How often learned thresholds are recomputed, and over how much history.
     learn_refresh_s: float = 60.0
     learn_window_s: float = 7 * 86400.0
-    rules: tuple[AlertRule, ...] = ()
+    rules: tuple[ThresholdRule, ...] = ()
     status_rules: tuple[StatusRule, ...] = ()
+
+    # Deprecated names, kept for one release (the file, env and flags accept them too).
+    @property
+    def default_timeout_s(self) -> float:
+        """Deprecated name of :attr:`default_threshold_s`."""
+        return self.default_threshold_s
+
+    @property
+    def webhook_timeout_s(self) -> float:
+        """Deprecated name of :attr:`sink_timeout_s`."""
+        return self.sink_timeout_s
+
+    @property
+    def webhook_retries(self) -> int:
+        """Deprecated name of :attr:`sink_retries`."""
+        return self.sink_retries
 
 
 @dataclass(frozen=True)
@@ -227,7 +270,7 @@ class ServiceFaults:
 
 @dataclass(frozen=True)
 class DemoSettings:
-    #: Sagas started per second across the four flows.
+    #: Sagas started per second across the four saga types.
     rate: float = 2.0
     seed: int = 7
     #: Fraction of sagas that hit an injected failure.
@@ -288,15 +331,24 @@ def load_settings(
     sections: dict[str, Any] = {}
     for section in dataclasses.fields(Settings):
         section_type = _resolve_type(Settings, section.name)
-        raw = dict(data.pop(section.name, {}) or {})
+        where = section.name
+        file_values = dict(data.pop(section.name, {}) or {})
+        raw = _current_names(section_type, file_values, where, f"config file {path or DEFAULT_CONFIG_FILE}")
+        from_env: dict[str, Any] = {}
         for f in dataclasses.fields(section_type):
-            env_name = f"{ENV_PREFIX}{section.name}_{f.name}".upper()
-            if env_name in env and not _is_rules(section_type, f.name):
-                raw[f.name] = env[env_name]
+            if _is_rules(section_type, f.name):
+                continue
+            for name in (f.name, *f.metadata.get("formerly", ())):
+                env_name = f"{ENV_PREFIX}{section.name}_{name}".upper()
+                if env_name in env:
+                    from_env[name] = env[env_name]
+        raw.update(_current_names(section_type, from_env, where, "the environment"))
+        flags: dict[str, Any] = {}
         for key, value in (overrides or {}).items():
             sec, _, name = key.partition(".")
             if sec == section.name and value is not None:
-                raw[name] = value
+                flags[name] = value
+        raw.update(_current_names(section_type, flags, where, "the command line"))
         sections[section.name] = _build(section_type, raw, section.name)
     if data:
         raise ConfigError(f"unknown settings section(s): {', '.join(sorted(data))}")
@@ -321,7 +373,40 @@ def _is_rules(cls: type, name: str) -> bool:
     return typing.get_origin(_resolve_type(cls, name)) is tuple
 
 
+def _renamed(cls: Any) -> dict[str, str]:
+    """Old name -> current name of every renamed field of a settings dataclass."""
+    return {
+        old: f.name for f in dataclasses.fields(cls) for old in f.metadata.get("formerly", ())
+    }
+
+
+def _current_names(
+    cls: Any, raw: Mapping[str, Any], where: str, source: object
+) -> dict[str, Any]:
+    """``raw`` (one source's values) with deprecated names replaced by the current ones.
+
+    Raises:
+        ConfigError: if one source sets a setting under both its names.
+    """
+    renamed = _renamed(cls)
+    out = {key: value for key, value in raw.items() if key not in renamed}
+    for old, value in raw.items():
+        new = renamed.get(old)
+        if new is None:
+            continue
+        if new in out:
+            raise ConfigError(
+                f"{where}.{new} is set twice in {source}, also under its old name {old}; "
+                f"keep only {new}"
+            )
+        log.warning("setting %s.%s (in %s) is deprecated: it is now %s.%s",
+                    where, old, source, where, new)
+        out[new] = value
+    return out
+
+
 def _build(cls: Any, raw: Mapping[str, Any], where: str) -> Any:
+    raw = _current_names(cls, raw, where, "the config file")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(raw) - known

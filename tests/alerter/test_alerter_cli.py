@@ -32,8 +32,8 @@ def test_alert_once_applies_rules_from_the_config_file(store, cli_args, tmp_path
     }])
     config = tmp_path / "sagascope.toml"
     config.write_text(
-        "[alerts]\ndefault_timeout_s = 300\nsinks = \"log\"\n\n"
-        "[[alerts.rules]]\nsaga_type = \"order-fulfillment\"\nstep = \"payment\"\ntimeout_s = 90\n"
+        "[alerts]\ndefault_threshold_s = 300\nsinks = \"log\"\n\n"
+        "[[alerts.rules]]\nsaga_type = \"order-fulfillment\"\nstep = \"payment\"\nthreshold_s = 90\n"
     )
     assert main(["alert", "--once", "--config", str(config), *cli_args]) == 0
     out = capsys.readouterr().out

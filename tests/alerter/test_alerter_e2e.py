@@ -143,7 +143,7 @@ def test_stalled_sagas_alert_once_finished_never_and_resumed_resolve(
     kafka = KafkaSink(bootstrap_servers, alert_topic, timeout_s=10, retries=5, backoff_s=0.1)
     alerter = Alerter(
         store, SagaQueries(store),
-        AlertSettings(default_timeout_s=threshold_s, interval_s=interval_s),
+        AlertSettings(default_threshold_s=threshold_s, interval_s=interval_s),
         [webhook, kafka, recording], "http://127.0.0.1:8501",
     )
     dropped = [f"drop-{i}" for i in range(50)]
@@ -199,7 +199,7 @@ def test_paused_collector_raises_no_false_alerts(
     threshold_s = 1.5
     recording = recording_sink()
     alerter = Alerter(
-        store, SagaQueries(store), AlertSettings(default_timeout_s=threshold_s, interval_s=0.3),
+        store, SagaQueries(store), AlertSettings(default_threshold_s=threshold_s, interval_s=0.3),
         [recording], "http://127.0.0.1:8501",
     )
     with running_alerter(alerter):

@@ -13,7 +13,7 @@ from sagascope.alerter.thresholds import percentile_of
 from sagascope.queries import SagaQueries, list_alerts
 from seeding import SagaScript, order_saga, seed
 
-from sagascope.settings import AlertRule, AlertSettings
+from sagascope.settings import AlertSettings, ThresholdRule
 
 _progress_version = itertools.count(1)
 
@@ -36,7 +36,7 @@ def make_alerter(recording_sink):
 
     def make(store, **settings):
         sink = recording_sink()
-        alert_settings = AlertSettings(**{"default_timeout_s": 60.0, "interval_s": 0.5, **settings})
+        alert_settings = AlertSettings(**{"default_threshold_s": 60.0, "interval_s": 0.5, **settings})
         alerter = Alerter(
             store, SagaQueries(store), alert_settings, [sink], "http://dash.example:8501/"
         )
@@ -140,7 +140,7 @@ def test_silence_counts_only_up_to_the_collector_watermark(store, now, make_aler
     seed(store, order_saga("order-4", "stalled", start=start))
     last = start + timedelta(seconds=3)
     set_watermark(store, last + timedelta(seconds=30))
-    alerter, sink = make_alerter(store, default_timeout_s=120.0)
+    alerter, sink = make_alerter(store, default_threshold_s=120.0)
     assert alerter.evaluate_once().opened == [] and sink.sent == []
 
     set_watermark(store, now)
@@ -164,15 +164,15 @@ def test_explicit_rule_sets_the_threshold_per_type_and_step(store, now, make_ale
     # Silent ~97 s: past the rule's 90 s, under the 300 s default.
     alerter, _ = make_alerter(
         store,
-        default_timeout_s=300.0,
-        rules=(AlertRule(saga_type="order-fulfillment", step="payment", timeout_s=90),),
+        default_threshold_s=300.0,
+        rules=(ThresholdRule(saga_type="order-fulfillment", step="payment", threshold_s=90),),
     )
     (alert,) = alerter.evaluate_once().opened
     assert (alert.threshold_s, alert.threshold_source) == (90, "rule")
     strict, _ = make_alerter(
         store,
-        default_timeout_s=300.0,
-        rules=(AlertRule(saga_type="order-fulfillment", step="shipping", timeout_s=90),),
+        default_threshold_s=300.0,
+        rules=(ThresholdRule(saga_type="order-fulfillment", step="shipping", threshold_s=90),),
     )
     # Under this rule the saga is not past its threshold: no new alert, and since it did not
     # move on, the open one stays open.
@@ -185,7 +185,7 @@ def test_dead_webhook_is_retried_while_evaluation_goes_on(store, now, down_recei
     set_watermark(store, now)
     webhook = WebhookSink(down_receiver.url, timeout_s=1, retries=30, backoff_s=0.05, backoff_max_s=0.2)
     alerter = Alerter(
-        store, SagaQueries(store), AlertSettings(default_timeout_s=60, interval_s=0.2), [webhook], "http://d"
+        store, SagaQueries(store), AlertSettings(default_threshold_s=60, interval_s=0.2), [webhook], "http://d"
     )
     stop = threading.Event()
     alerter.start(stop)
@@ -214,9 +214,9 @@ def test_learned_threshold_is_within_20_percent_of_percentile_times_factor(store
         sagas.append(saga)
     seed(store, sagas)
     set_watermark(store, now)
-    rule = AlertRule(saga_type="learn-flow", learn_percentile=95, learn_factor=2.0,
+    rule = ThresholdRule(saga_type="learn-flow", learn_percentile=95, learn_factor=2.0,
                      learn_floor_s=0.5, learn_min_samples=50)
-    alerter, _ = make_alerter(store, rules=(rule,), default_timeout_s=600.0)
+    alerter, _ = make_alerter(store, rules=(rule,), default_threshold_s=600.0)
     learned = alerter.refresh_thresholds(now)
 
     expected = percentile_of(waits, 95) * 2.0
@@ -237,7 +237,7 @@ def test_learned_threshold_needs_its_minimum_samples(store, now, make_alerter):
         sagas.append(saga)
     seed(store, sagas)
     set_watermark(store, now)
-    rule = AlertRule(learn_percentile=95, learn_min_samples=20, timeout_s=42)
+    rule = ThresholdRule(learn_percentile=95, learn_min_samples=20, threshold_s=42)
     alerter, _ = make_alerter(store, rules=(rule,))
     learned = alerter.refresh_thresholds(now)
     assert (learned[("few-flow", "charge")].threshold_s, learned[("few-flow", "charge")].source) == (

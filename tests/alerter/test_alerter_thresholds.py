@@ -9,19 +9,20 @@ from sagascope.alerter.thresholds import (
     mixture_percentile,
     percentile_of,
 )
+from sagascope.queries import StallRule
 
 from sagascope.exceptions import ConfigError
-from sagascope.settings import AlertRule, AlertSettings
+from sagascope.settings import AlertSettings, ThresholdRule
 
 
 def test_first_matching_rule_wins_and_default_covers_the_rest():
     t = Thresholds(
         AlertSettings(
-            default_timeout_s=300,
+            default_threshold_s=300,
             rules=(
-                AlertRule(saga_type="order", step="RetrievePayment", timeout_s=60),
-                AlertRule(saga_type="order", step="*", timeout_s=30),
-                AlertRule(saga_type="*", step="Ship", timeout_s=10),
+                ThresholdRule(saga_type="order", step="RetrievePayment", threshold_s=60),
+                ThresholdRule(saga_type="order", step="*", threshold_s=30),
+                ThresholdRule(saga_type="*", step="Ship", threshold_s=10),
             ),
         )
     )
@@ -31,35 +32,40 @@ def test_first_matching_rule_wins_and_default_covers_the_rest():
     assert t.for_step("booking", "Ship").threshold_s == 10
     default = t.for_step("booking", "Reserve")
     assert (default.threshold_s, default.source) == (300, "default")
-    assert t.stall_rules() == [("order", "RetrievePayment", 60), ("order", "*", 30), ("*", "Ship", 10)]
+    assert t.stall_rules() == [
+        StallRule("order", "RetrievePayment", 60),
+        StallRule("order", "*", 30),
+        StallRule("*", "Ship", 10),
+    ]
 
 
 def test_learned_threshold_is_percentile_times_factor():
     t = Thresholds(
         AlertSettings(
             rules=(
-                AlertRule(learn_percentile=95, learn_factor=2, learn_floor_s=0.1, learn_min_samples=5),
+                ThresholdRule(learn_percentile=95, learn_factor=2, learn_floor_s=0.1, learn_min_samples=5),
             )
         )
     )
     t.learn([StepDurations("order", "Pay", 100, {95: 1.5})])
     learned = t.for_step("order", "Pay")
     assert (learned.threshold_s, learned.source, learned.samples) == (3.0, "learned", 100)
-    assert t.stall_rules()[0] == ("order", "Pay", 3.0)
+    assert t.stall_rules()[0] == StallRule("order", "Pay", 3.0)
 
 
 def test_learned_threshold_never_below_floor():
-    t = Thresholds(AlertSettings(rules=(AlertRule(learn_percentile=99, learn_factor=2, learn_floor_s=5),)))
+    rule = ThresholdRule(learn_percentile=99, learn_factor=2, learn_floor_s=5)
+    t = Thresholds(AlertSettings(rules=(rule,)))
     t.learn([StepDurations("order", "Pay", 1000, {99: 0.2})])
     assert t.for_step("order", "Pay").threshold_s == 5
 
 
 def test_too_few_samples_fall_back_to_rule_timeout_then_default():
     settings = AlertSettings(
-        default_timeout_s=120,
+        default_threshold_s=120,
         rules=(
-            AlertRule(saga_type="order", learn_percentile=95, learn_min_samples=20, timeout_s=45),
-            AlertRule(saga_type="*", learn_percentile=95, learn_min_samples=20),
+            ThresholdRule(saga_type="order", learn_percentile=95, learn_min_samples=20, threshold_s=45),
+            ThresholdRule(saga_type="*", learn_percentile=95, learn_min_samples=20),
         ),
     )
     t = Thresholds(settings)
@@ -73,8 +79,8 @@ def test_earlier_explicit_rule_is_not_overridden_by_a_later_learning_rule():
     t = Thresholds(
         AlertSettings(
             rules=(
-                AlertRule(saga_type="order", step="Pay", timeout_s=7),
-                AlertRule(learn_percentile=90, learn_min_samples=1),
+                ThresholdRule(saga_type="order", step="Pay", threshold_s=7),
+                ThresholdRule(learn_percentile=90, learn_min_samples=1),
             )
         )
     )
@@ -96,15 +102,21 @@ def test_percentiles_interpolate_between_known_points():
     ("settings", "message"),
     [
         (AlertSettings(interval_s=0), "alerts.interval_s"),
-        (AlertSettings(default_timeout_s=-1), "alerts.default_timeout_s"),
-        (AlertSettings(rules=(AlertRule(saga_type="x"),)), r"alerts.rules\[0\] sets neither"),
+        (AlertSettings(default_threshold_s=-1), "alerts.default_threshold_s"),
+        (AlertSettings(rules=(ThresholdRule(saga_type="x"),)), r"alerts.rules\[0\] sets neither"),
         (
-            AlertSettings(rules=(AlertRule(timeout_s=1), AlertRule(learn_percentile=100))),
+            AlertSettings(rules=(ThresholdRule(threshold_s=1), ThresholdRule(learn_percentile=100))),
             r"alerts.rules\[1\].learn_percentile",
         ),
-        (AlertSettings(rules=(AlertRule(learn_percentile=95, learn_factor=0),)), r"learn_factor"),
-        (AlertSettings(rules=(AlertRule(learn_percentile=95, learn_min_samples=0),)), r"learn_min_samples"),
-        (AlertSettings(rules=(AlertRule(step="", timeout_s=1),)), r"alerts.rules\[0\]: saga_type and step"),
+        (AlertSettings(rules=(ThresholdRule(learn_percentile=95, learn_factor=0),)), r"learn_factor"),
+        (
+            AlertSettings(rules=(ThresholdRule(learn_percentile=95, learn_min_samples=0),)),
+            r"learn_min_samples",
+        ),
+        (
+            AlertSettings(rules=(ThresholdRule(step="", threshold_s=1),)),
+            r"alerts.rules\[0\]: saga_type and step",
+        ),
     ],
 )
 def test_bad_rules_fail_at_start_naming_the_setting(settings, message):

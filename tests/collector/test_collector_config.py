@@ -7,8 +7,9 @@ import json
 import pytest
 from sagascope.collector import Collector
 from sagascope.collector._consumer import topic_pattern
-from sagascope.store.audit import _canonical, _canonical_stdlib, ms_text
+from sagascope.store.audit import _canonical, _canonical_stdlib
 from sagascope.store.base import encode_rows
+from sagascope.store.timetext import clickhouse_ms
 
 from sagascope.exceptions import ConfigError
 from sagascope.settings import CollectorSettings, load_settings
@@ -98,4 +99,4 @@ def test_rows_with_a_lone_surrogate_are_still_encoded():
     ],
 )
 def test_times_are_written_in_a_form_clickhouse_cannot_misread(ms, text):
-    assert ms_text(ms) == text
+    assert clickhouse_ms(ms) == text

@@ -15,8 +15,8 @@ from sagascope.store.headers import (
     header_sql,
     rebuild,
     rebuild_sql,
-    time_text,
 )
+from sagascope.store.timetext import rfc3339_ms
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 SPAN = "b7ad6b7169203331"
@@ -63,13 +63,13 @@ def _stored(received: dict[str, str], columns: dict[str, Any], event_ms: int = E
     return row
 
 
-def test_time_text_is_the_contract_format():
+def test_rfc3339_ms_is_the_contract_format():
     assert (EVENT - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1) == EVENT_MS
-    assert time_text(EVENT_MS) == "2026-11-22T10:15:30.123Z"
-    assert time_text(EVENT_MS - 118) == "2026-11-22T10:15:30.005Z"
-    assert time_text(0) == "1970-01-01T00:00:00.000Z"
+    assert rfc3339_ms(EVENT_MS) == "2026-11-22T10:15:30.123Z"
+    assert rfc3339_ms(EVENT_MS - 118) == "2026-11-22T10:15:30.005Z"
+    assert rfc3339_ms(0) == "1970-01-01T00:00:00.000Z"
     for ms in (EVENT_MS, EVENT_MS - 118, 0, 1_700_000_000_999):
-        assert time_text(ms) == format_time(ms / 1000)
+        assert rfc3339_ms(ms) == format_time(ms / 1000)
 
 
 def test_every_contract_header_is_elided_and_rebuilt_exactly():
@@ -182,8 +182,8 @@ def _cases() -> list[tuple[dict[str, str], dict[str, Any], int]]:
     return [
         (_received(), _columns(), EVENT_MS),
         (absent, _columns(causation_id="", saga_status="", compensates=""), EVENT_MS),
-        (_received(ce_time=time_text(EVENT_MS - 116)), _columns(event_time=early), EVENT_MS - 116),
-        (_received(ce_time=time_text(EVENT_MS - 123)), _columns(event_time=whole), EVENT_MS - 123),
+        (_received(ce_time=rfc3339_ms(EVENT_MS - 116)), _columns(event_time=early), EVENT_MS - 116),
+        (_received(ce_time=rfc3339_ms(EVENT_MS - 123)), _columns(event_time=whole), EVENT_MS - 123),
         (_received(ce_time="2026-11-22T10:15:30.123+00:00"), _columns(), EVENT_MS),
         (_received(traceparent=f"00-{TRACE}-{SPAN}-00"), _columns(), EVENT_MS),
         (_received(ce_specversion="0.3", tenant="acme"), _columns(), EVENT_MS),

@@ -34,7 +34,7 @@ def test_unknown_subcommand_is_a_clear_error() -> None:
 def test_bad_configuration_fails_at_start_naming_the_setting(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[collector]\nbatch_rows = \"lots\"\n")
-    result = run_cli("stuck", "--config", str(config), cwd=tmp_path)
+    result = run_cli("stalled", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 2
     assert "collector.batch_rows" in result.stderr
 

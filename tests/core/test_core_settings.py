@@ -82,3 +82,44 @@ def test_bad_configuration_names_the_setting(
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_old_setting_names_still_work_from_the_file_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(
+        tmp_path,
+        "[alerts]\ndefault_timeout_s = 42\nwebhook_timeout_s = 3\nwebhook_retries = 2\n\n"
+        '[[alerts.rules]]\nsaga_type = "order"\nstep = "pay"\ntimeout_s = 9\n',
+    )
+    with caplog.at_level("WARNING", logger="sagascope.settings"):
+        alerts = load_settings(path, environ={}).alerts
+    assert (alerts.default_threshold_s, alerts.sink_timeout_s, alerts.sink_retries) == (42, 3, 2)
+    assert alerts.rules[0].threshold_s == 9
+    warned = caplog.text
+    for old, new in [
+        ("alerts.default_timeout_s", "alerts.default_threshold_s"),
+        ("alerts.webhook_timeout_s", "alerts.sink_timeout_s"),
+        ("alerts.webhook_retries", "alerts.sink_retries"),
+        ("alerts.rules[0].timeout_s", "alerts.rules[0].threshold_s"),
+    ]:
+        assert f"setting {old} " in warned and f"now {new}" in warned
+
+
+def test_old_setting_names_still_work_from_env_and_flags_in_precedence_order(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "[alerts]\ndefault_threshold_s = 10\n")
+    old_env = {"SAGASCOPE_ALERTS_DEFAULT_TIMEOUT_S": "20"}
+    assert load_settings(path, environ=old_env).alerts.default_threshold_s == 20
+    from_old_flag = load_settings(path, {"alerts.default_timeout_s": 30}, environ=old_env)
+    assert from_old_flag.alerts.default_threshold_s == 30
+    new_env = {"SAGASCOPE_ALERTS_DEFAULT_THRESHOLD_S": "25"}
+    from_old_flag = load_settings(path, {"alerts.default_timeout_s": 35}, environ=new_env)
+    assert from_old_flag.alerts.default_threshold_s == 35
+
+
+def test_a_setting_under_both_its_names_in_one_place_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "[alerts]\ndefault_threshold_s = 10\ndefault_timeout_s = 20\n")
+    with pytest.raises(ConfigError, match=r"alerts\.default_threshold_s .*default_timeout_s"):
+        load_settings(path, environ={})

@@ -48,7 +48,7 @@ def demo_in_store(bootstrap_servers, chdb_path):
         shipped.collector, group_id=f"{prefix}collector", include=f"{re.escape(prefix)}.*",
         telemetry_topic=f"{prefix}spans", flush_interval_s=0.3, max_poll_interval_ms=3000,
     )
-    alert_settings = AlertSettings(interval_s=0.5, default_timeout_s=STALL_TIMEOUT_S,
+    alert_settings = AlertSettings(interval_s=0.5, default_threshold_s=STALL_TIMEOUT_S,
                                    sinks="log")
     store = ChdbStore(chdb_path, f"demo_e2e_{prefix.strip('.').replace('.', '_')}")
     ensure_schema(store)

@@ -16,7 +16,7 @@ def now() -> datetime:
 
 @pytest.fixture
 def queries(store) -> SagaQueries:
-    return SagaQueries(store, default_timeout_s=300.0)
+    return SagaQueries(store, default_threshold_s=300.0)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""``sagascope flow`` and ``sagascope stuck`` on a seeded store."""
+"""``sagascope flow`` and ``sagascope stalled`` on a seeded store."""
 
 from __future__ import annotations
 
@@ -35,11 +35,19 @@ def test_flow_json_and_unknown_key(store, chdb_path, now, capsys):
     assert "no saga, message or trace" in capsys.readouterr().err
 
 
-def test_stuck_lists_stalled_sagas(store, chdb_path, now, capsys):
+def test_stalled_lists_stalled_sagas(store, chdb_path, now, capsys):
     seed(store, order_saga("o-done", "completed", start=now - timedelta(hours=2)),
          order_saga("o-stuck", "stalled", start=now - timedelta(hours=1)))
-    assert main(_args(store, chdb_path, "stuck")) == 0
+    assert main(_args(store, chdb_path, "stalled")) == 0
     out = capsys.readouterr().out
     assert "o-stuck" in out and "o-done" not in out
     assert "PaymentReceived (reply to RetrievePayment)" in out
     assert "1 stalled saga(s)" in out
+
+
+def test_the_old_name_stuck_still_lists_stalled_sagas_with_a_notice(store, chdb_path, now, capsys):
+    seed(store, order_saga("o-stuck", "stalled", start=now - timedelta(hours=1)))
+    assert main(_args(store, chdb_path, "stuck", "--json")) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["saga_id"] == "o-stuck"
+    assert "'stuck' is now 'stalled'" in captured.err

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sagascope.queries import SagaFilter, SagaQueries
-from sagascope.store.headers import time_text
+from sagascope.store.timetext import rfc3339_ms
 from seeding import SagaScript, order_saga, seed
 
 
@@ -52,7 +52,7 @@ def test_flow_headers_are_the_received_headers(store, now):
         "ce_id": first.message_id,
         "ce_source": "travel",
         "ce_type": "TripRequested",
-        "ce_time": time_text(_ms(first.event_time)),
+        "ce_time": rfc3339_ms(_ms(first.event_time)),
         "ce_sagaid": "t-1",
         "ce_sagatype": "travel-booking",
         "ce_kind": "event",
@@ -97,7 +97,7 @@ def test_attribute_filter_finds_elided_and_plain_headers(store, now):
     assert ids(f"ce_id={first['message_id']}") == ["t-1"]
     assert ids(f"traceparent=00-{first['trace_id']}-{first['span_id']}-01") == ["t-1"]
     assert ids(f"traceparent=00-{first['trace_id']}-00f067aa0ba902b7-00") == ["t-1"]
-    assert ids(f"ce_time={time_text(_ms(first['event_time']))}") == ["t-1"]
+    assert ids(f"ce_time={rfc3339_ms(_ms(first['event_time']))}") == ["t-1"]
     assert ids("ce_time=2026-01-01T00:00:00+00:00") == ["t-1"]
     assert ids("tenant=acme") == ["t-1"]
     assert ids("ce_step=nowhere") == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sagascope.queries import QueryError, SagaFilter, SagaQueries
+from sagascope.queries import QueryError, SagaFilter, SagaQueries, StallRule
 from seeding import SCENARIO_STATUSES, SagaScript, order_saga, seed
 
 from sagascope.settings import StatusRule
@@ -64,7 +64,7 @@ def test_latest_marker_wins_by_arrival(store, now):
 
 def test_stall_is_measured_against_the_collector_watermark(store, now):
     seed(store, order_saga("o-quiet", "running", start=now - timedelta(minutes=30)))
-    queries = SagaQueries(store, default_timeout_s=300)
+    queries = SagaQueries(store, default_threshold_s=300)
     assert queries.sagas()[0].status == "stalled"
     # A collector that has read only up to the saga's last message: not silent at all.
     last = queries.sagas()[0].last_kafka_time
@@ -87,14 +87,23 @@ def test_stall_is_measured_against_the_collector_watermark(store, now):
 def test_stall_rules_pick_the_first_matching_threshold(store, now):
     seed(store, order_saga("o-wait", "running", start=now - timedelta(seconds=130)))
     # last message: RetrievePayment at step "payment", ~126 s ago
-    strict = SagaQueries(store, stall_rules=[("order-fulfillment", "payment", 60)])
-    wrong_step = SagaQueries(store, stall_rules=[("order-fulfillment", "shipping", 60)])
+    strict = SagaQueries(store, stall_rules=[StallRule("order-fulfillment", "payment", 60)])
+    wrong_step = SagaQueries(store, stall_rules=[StallRule("order-fulfillment", "shipping", 60)])
     wildcard_after = SagaQueries(
-        store, stall_rules=[("*", "payment", 600), ("*", "*", 60)]
+        store, stall_rules=[StallRule("*", "payment", 600), StallRule("*", "*", 60)]
     )
     assert [s.threshold_s for s in strict.stalled()] == [60.0]
     assert wrong_step.stalled() == []  # default 300 s applies
     assert wildcard_after.stalled() == []
+
+
+def test_the_old_spellings_of_thresholds_still_work_for_a_release(store, now):
+    seed(store, order_saga("o-wait", "running", start=now - timedelta(seconds=130)))
+    with pytest.warns(DeprecationWarning, match="default_threshold_s"):
+        by_old_default = SagaQueries(store, default_timeout_s=60)
+    by_tuple = SagaQueries(store, stall_rules=[("order-fulfillment", "payment", 60)])
+    assert [s.threshold_s for s in by_old_default.stalled()] == [60.0]
+    assert [s.threshold_s for s in by_tuple.stalled()] == [60.0]
 
 
 def test_stalled_saga_says_what_it_waits_for(store, now):

@@ -10,8 +10,6 @@ from types import FrameType
 
 from sagascope.settings import Settings
 
-HELP = "evaluate stalled-saga rules and send alerts"
-
 log = logging.getLogger(__name__)
 
 
@@ -21,8 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between evaluations (env SAGASCOPE_ALERTS_INTERVAL_S)",
     )
     parser.add_argument(
-        "--default-timeout", dest="alerts.default_timeout_s", type=float, metavar="SECONDS",
-        help="stall threshold where no rule matches (env SAGASCOPE_ALERTS_DEFAULT_TIMEOUT_S)",
+        "--default-threshold", "--default-timeout", dest="alerts.default_threshold_s",
+        type=float, metavar="SECONDS",
+        help="seconds of silence before a saga no rule matches is stalled "
+        "(env SAGASCOPE_ALERTS_DEFAULT_THRESHOLD_S; --default-timeout is its deprecated name)",
     )
     parser.add_argument(
         "--sinks", dest="alerts.sinks", metavar="LIST",
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                       f"threshold {alert.threshold_s:g}s {alert.link}")
             print(f"stalled {result.stalled}, opened {len(result.opened)}, "
                   f"resolved {len(result.resolved)}, open {result.open}")
-            return 0 if alerter.flush(timeout_s=settings.alerts.webhook_timeout_s * 2) else 1
+            return 0 if alerter.flush(timeout_s=settings.alerts.sink_timeout_s * 2) else 1
         stop = threading.Event()
 
         def _stop(signum: int, frame: FrameType | None) -> None:

@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 from sagascope.exceptions import SagascopeError
 from sagascope.settings import Settings
 
-HELP = "list open and recent alerts"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -56,7 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not alerts:
         print("no alerts")
         return 0
-    header = ("STATE", "SAGA", "TYPE", "STUCK AFTER", "WAITING FOR", "SILENT SINCE", "THRESHOLD",
+    header = ("STATE", "SAGA", "TYPE", "STALLED AFTER", "WAITING FOR", "SILENT SINCE", "THRESHOLD",
               "RESOLVED", "LINK")
     rows = [header]
     for a in alerts:

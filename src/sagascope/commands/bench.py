@@ -10,8 +10,6 @@ from pathlib import Path
 from sagascope.exceptions import SagascopeError
 from sagascope.settings import Settings
 
-HELP = "run the benchmarks in bench/"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

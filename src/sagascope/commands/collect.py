@@ -10,8 +10,6 @@ from typing import Any
 
 from sagascope.settings import Settings
 
-HELP = "consume Kafka topics into the store"
-
 log = logging.getLogger(__name__)
 
 

@@ -9,8 +9,6 @@ from sagascope.settings import Settings
 
 log = logging.getLogger(__name__)
 
-HELP = "serve the Streamlit dashboard"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

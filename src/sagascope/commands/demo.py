@@ -25,8 +25,6 @@ from typing import Any
 
 from sagascope.settings import DEFAULT_CONFIG_FILE, ENV_CONFIG_FILE, Settings, load_settings
 
-HELP = "run everything locally: broker, store, demo traffic, collector, alerter, dashboard"
-
 log = logging.getLogger(__name__)
 
 #: The demo configuration shipped with the package, used when no config file is given.
@@ -158,7 +156,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         assert runner.traffic is not None
         runner.traffic.start()
         stack.callback(runner.stop)
-        print(f"sagascope demo: {settings.demo.rate:g} sagas/s over the four flows; "
+        print(f"sagascope demo: {settings.demo.rate:g} sagas/s over the four saga types; "
               "Ctrl-C to stop", flush=True)
         deadline = started + args.duration if args.duration else None
         first_stored = False

@@ -13,8 +13,6 @@ from sagascope.settings import Settings
 if TYPE_CHECKING:
     from sagascope.queries import Flow, SagaQueries
 
-HELP = "print the flow of one saga (by saga id, trace id or message id)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("key", help="saga id, trace id or message id")

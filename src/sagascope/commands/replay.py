@@ -9,8 +9,6 @@ import time
 
 from sagascope.settings import Settings
 
-HELP = "replay a CSV or XES event log into Kafka with the contract headers"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("log", help="event log: .csv or .xes, optionally .gz")

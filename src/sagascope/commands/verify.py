@@ -7,8 +7,6 @@ import json
 
 from sagascope.settings import Settings
 
-HELP = "prove the stored audit trail complete and unedited"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", default="", metavar="REGEX", help="only topics matching this")

@@ -1,4 +1,4 @@
-"""``sagascope stuck``: list stalled sagas (not finished, silent past their threshold)."""
+"""``sagascope stalled``: list stalled sagas (not finished, silent past their threshold)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import argparse
 import json
 
 from sagascope.settings import Settings
-
-HELP = "list stalled sagas"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no stalled sagas (data as of {queries.watermark():%Y-%m-%d %H:%M:%S} UTC)")
         return 0
     print(format_table(
-        ["saga id", "saga type", "stuck after", "waiting for", "silent", "threshold", "since"],
+        ["saga id", "saga type", "stalled after", "waiting for", "silent", "threshold", "since"],
         [
             [s.saga_id, s.saga_type, s.step, s.waiting_for, format_duration(s.silent_s),
              format_duration(s.threshold_s), f"{s.since:%Y-%m-%d %H:%M:%S}"]
