@@ -118,7 +118,7 @@ def test_no_command_shows_a_planted_secret(
 
     # Works, with the password from the environment: the alert reaches the webhook.
     assert _run(seen, "alert", ["alert", "--once", "--sinks", "webhook,log", "--webhook-url",
-                                webhook, "--default-timeout", "60"], tmp_path, store_env) == 0
+                                webhook, "--default-threshold", "60"], tmp_path, store_env) == 0
     assert any(b"order-planted" in body for body in _Capture.bodies)
     seen.add("webhook payloads", b"".join(_Capture.bodies).decode())
     # Works, with the password from a file.

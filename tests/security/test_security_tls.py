@@ -123,7 +123,7 @@ def test_replay_collect_and_kafka_alert_sink_work_through_tls_configured_only_by
         tmp_path, toml_broker_section(settings),
         '\n[collector]\ngroup_id = "tls-collector"\ninclude = "tls\\\\.orders"\n'
         'decode_workers = 0\nmax_poll_interval_ms = 3000\n'
-        '\n[alerts]\nsinks = "kafka"\nkafka_topic = "tls.alerts"\ndefault_timeout_s = 0.1\n',
+        '\n[alerts]\nsinks = "kafka"\nkafka_topic = "tls.alerts"\ndefault_threshold_s = 0.1\n',
     )
     (tmp_path / "stuck.csv").write_text(_STUCK_LOG)
     (tmp_path / "orders.csv").write_text(_LOG)
