@@ -188,3 +188,30 @@ def test_commands_fail_once_naming_the_setting_instead_of_retrying(
     assert len(errors) == 1, result.stderr
     assert named in errors[0]
     assert "Traceback" not in result.stderr
+
+
+def test_span_exporter_sends_through_mutual_tls_with_the_broker_settings(
+    tls_broker: TlsBroker, pki: Pki
+) -> None:
+    from kafka import KafkaConsumer
+
+    from sagascope.instrumentation import configure_tracing
+
+    config = kafka_python_config(tls_broker.settings(pki))
+    create_topics(tls_broker.bootstrap_servers, {"tls.spans": 1}, client_config=config)
+    producer_config = {k: v for k, v in config.items() if k != "bootstrap_servers"}
+    provider = configure_tracing(
+        "tls-service", tls_broker.bootstrap_servers, "tls.spans", set_global=False,
+        producer_config=producer_config,
+    )
+    with provider.get_tracer("tls-test").start_as_current_span("handled-over-tls"):
+        pass
+    provider.shutdown()
+    consumer = KafkaConsumer(
+        "tls.spans", **config, auto_offset_reset="earliest", consumer_timeout_ms=20000
+    )
+    try:
+        records = [record.value for record in consumer]
+    finally:
+        consumer.close()
+    assert any(b"handled-over-tls" in value for value in records)
