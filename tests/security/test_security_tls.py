@@ -194,7 +194,6 @@ def test_span_exporter_sends_through_mutual_tls_with_the_broker_settings(
     tls_broker: TlsBroker, pki: Pki
 ) -> None:
     from kafka import KafkaConsumer
-
     from sagascope.instrumentation import configure_tracing
 
     config = kafka_python_config(tls_broker.settings(pki))
