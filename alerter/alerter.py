@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sagascope.alerter.sinks import (
     AlertSink,
@@ -129,6 +130,7 @@ class Alerter:
                 settings.alerts,
                 bootstrap_servers=settings.broker.bootstrap_servers,
                 client_id=settings.broker.client_id,
+                kafka_config=_kafka_config(settings),
             )
         return cls(store, queries, settings.alerts, sinks, settings.dashboard.public_url)
 
@@ -375,3 +377,12 @@ def step_durations(
             )
         )
     return out
+
+
+def _kafka_config(settings: Settings) -> dict[str, Any] | None:
+    """TLS and SASL for the Kafka sink from ``[broker]``; None when no sink needs Kafka."""
+    if "kafka" not in settings.alerts.sinks or not settings.broker.bootstrap_servers:
+        return None
+    from sagascope.connections import kafka_python_config
+
+    return kafka_python_config(settings.broker)

@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -306,6 +306,7 @@ class KafkaSink(RetryingSink):
         backoff_s: float = 0.5,
         backoff_max_s: float = 30.0,
         max_queue: int = 10000,
+        client_config: Mapping[str, Any] | None = None,
     ) -> None:
         if not bootstrap_servers:
             raise ConfigError("the kafka alert sink needs broker.bootstrap_servers")
@@ -318,6 +319,8 @@ class KafkaSink(RetryingSink):
         self.topic = topic
         self.client_id = client_id
         self.timeout_s = timeout_s
+        #: kafka-python TLS/SASL arguments (``sagascope.connections.kafka_python_config``).
+        self.client_config = dict(client_config or {})
         self._producer: Any = None
 
     def _connect(self) -> Any:
@@ -328,14 +331,18 @@ class KafkaSink(RetryingSink):
 
             # The alert topic is ours: create it so the first alert does not wait on
             # auto-creation (which brokers may disable).
-            create_topics(self.bootstrap_servers, {self.topic: 1}, timeout_s=self.timeout_s)
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap_servers,
-                client_id=self.client_id,
-                acks="all",
-                max_block_ms=int(self.timeout_s * 1000),
-                request_timeout_ms=int(self.timeout_s * 1000),
+            create_topics(
+                self.bootstrap_servers, {self.topic: 1}, timeout_s=self.timeout_s,
+                client_config=self.client_config,
             )
+            self._producer = KafkaProducer(**{
+                **self.client_config,
+                "bootstrap_servers": self.bootstrap_servers,
+                "client_id": self.client_id,
+                "acks": "all",
+                "max_block_ms": int(self.timeout_s * 1000),
+                "request_timeout_ms": int(self.timeout_s * 1000),
+            })
         return self._producer
 
     def _deliver(self, alert: Alert) -> None:
@@ -373,6 +380,7 @@ def build_sinks(
     *,
     bootstrap_servers: str = "",
     client_id: str = "sagascope",
+    kafka_config: Mapping[str, Any] | None = None,
 ) -> list[AlertSink]:
     """The sinks ``alerts.sinks`` names, configured from the settings.
 
@@ -416,6 +424,7 @@ def build_sinks(
                     retries=settings.sink_retries,
                     backoff_s=settings.retry_backoff_s,
                     backoff_max_s=settings.retry_backoff_max_s,
+                    client_config=kafka_config,
                 )
             )
     return sinks

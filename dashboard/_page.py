@@ -81,13 +81,17 @@ def style() -> None:
 
 @st.cache_resource(show_spinner=False)
 def _queries_for(_store: Any, store_key: int, rules_key: str) -> SagaQueries:
-    return SagaQueries.from_settings(_store, runtime.settings().alerts)
+    current = runtime.settings()
+    return SagaQueries.from_settings(
+        _store, current.alerts, hide_payloads=current.dashboard.hide_payloads
+    )
 
 
 def queries() -> SagaQueries:
     """The query layer over the runtime's store, one per store and settings."""
     current = runtime.store()
-    return _queries_for(current, id(current), repr(runtime.settings().alerts))
+    config = runtime.settings()
+    return _queries_for(current, id(current), repr((config.alerts, config.dashboard.hide_payloads)))
 
 
 #: What a cached answer depends on besides its arguments: the store and the data's age.

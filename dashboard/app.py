@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-from sagascope.dashboard import _page
+from sagascope.dashboard import _page, auth, runtime
 
 _PAGES = Path(__file__).with_name("views")
 
@@ -39,7 +39,11 @@ def main() -> None:
         st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notifications_active:"),
         st.Page(_stuck_alias, title="Stuck sagas", url_path="stuck_sagas", visibility="hidden"),
     ]
-    page = st.navigation(pages)
+    access = runtime.settings().dashboard
+    # Navigation hidden, not skipped, before the login: the page asked for (and its ?saga=)
+    # stays the page shown once admitted.
+    page = st.navigation(pages, position="sidebar" if auth.admitted(access) else "hidden")
+    auth.gate(access)
     _page.sidebar()
     _page.run_page(page)
 

@@ -13,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from sagascope.store import Store, open_store
+from sagascope.store import Store, open_store_from_settings
 
 from sagascope.settings import Settings, load_settings
 
@@ -84,7 +84,7 @@ def store() -> Store:
         if _opened is None:
             cfg = current.store
             log.info("dashboard opening store backend=%s", "server" if cfg.url else "chdb")
-            _opened = open_store(cfg.url, cfg.path, cfg.database, read_only=True)
+            _opened = open_store_from_settings(cfg, read_only=True)
         return _opened
 
 
@@ -98,6 +98,5 @@ def writer() -> Store:
         if _context is not None and _context.store is not None and not _context.store.read_only:
             return _context.store
         if _opened_writer is None:
-            cfg = current.store
-            _opened_writer = open_store(cfg.url, cfg.path, cfg.database, read_only=False)
+            _opened_writer = open_store_from_settings(current.store, read_only=False)
         return _opened_writer

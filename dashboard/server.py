@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sagascope.dashboard import runtime
+from sagascope.dashboard import auth, runtime
 from sagascope.dashboard.exceptions import DashboardError
 from sagascope.store import Store
 
@@ -107,6 +107,11 @@ def serve(
     if not _started.acquire(blocking=False):
         raise DashboardError("a dashboard server already runs in this process (Streamlit allows one)")
     chosen_port = settings.dashboard.port if port is None else port
+    try:
+        auth.check_access(settings.dashboard)
+    except BaseException:
+        _started.release()
+        raise
     reader = runtime.read_only_view(store) if store is not None else None
     runtime.configure(settings, reader, writer=store)
     _load_streamlit_config(settings, chosen_port)
@@ -119,9 +124,10 @@ def serve(
 def _load_streamlit_config(settings: Settings, port: int) -> None:
     from streamlit.web import bootstrap
 
-    bootstrap.load_config_options(
-        {k.replace(".", "_"): v for k, v in _streamlit_options(settings, port).items()}
-    )
+    options = _streamlit_options(settings, port)
+    if auth.login_required(settings.dashboard) and auth.uses_oidc(settings.dashboard):
+        options["secrets.files"] = [auth.write_oidc_secrets(settings.dashboard)]
+    bootstrap.load_config_options({k.replace(".", "_"): v for k, v in options.items()})
     bootstrap.prepare_streamlit_environment(str(APP_PATH))
 
 

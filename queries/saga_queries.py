@@ -89,6 +89,10 @@ __all__ = [
 ]
 
 
+#: The payload text of every flow message when payloads are hidden.
+HIDDEN_PAYLOAD = "(payload hidden: dashboard.hide_payloads)"
+
+
 class SagaQueries:
     r"""Answers about sagas from a store.
 
@@ -100,6 +104,8 @@ class SagaQueries:
             the first match wins. Plain tuples are accepted for one release.
         default_threshold_s: the threshold where no rule matches.
         default_timeout_s: deprecated name of ``default_threshold_s`` (one release).
+        hide_payloads: flows carry :data:`HIDDEN_PAYLOAD` instead of message payloads (size
+            and truncation stay), for dashboards whose viewers may not read them.
     """
 
     def __init__(
@@ -110,6 +116,7 @@ class SagaQueries:
         stall_rules: Sequence[StallRule | tuple[str, str, float]] = (),
         default_threshold_s: float = 300.0,
         default_timeout_s: float | None = None,
+        hide_payloads: bool = False,
     ) -> None:
         if default_timeout_s is not None:
             warnings.warn(
@@ -120,9 +127,12 @@ class SagaQueries:
             default_threshold_s = default_timeout_s
         self._q = StateQuery(store, status_rules, stall_rules, default_threshold_s)
         self.store = store
+        self.hide_payloads = hide_payloads
 
     @classmethod
-    def from_settings(cls, store: Any, alerts: AlertSettings) -> SagaQueries:
+    def from_settings(
+        cls, store: Any, alerts: AlertSettings, *, hide_payloads: bool = False
+    ) -> SagaQueries:
         """Status rules, fixed thresholds and the default threshold from ``[alerts]``."""
         stall_rules = [
             StallRule(r.saga_type, r.step, r.threshold_s) for r in alerts.rules if r.threshold_s > 0
@@ -132,6 +142,7 @@ class SagaQueries:
             status_rules=alerts.status_rules,
             stall_rules=stall_rules,
             default_threshold_s=alerts.default_threshold_s,
+            hide_payloads=hide_payloads,
         )
 
     # ---- one saga ------------------------------------------------------------------------
@@ -142,9 +153,18 @@ class SagaQueries:
         Raises:
             NotFound: when nothing matches ``key``.
         """
-        key = (key or "").strip()
-        if not key:
+        key = key or ""
+        if not key.strip():
             raise QueryError("flow needs a saga id, trace id or message id")
+        try:
+            return self._flow_of(key)
+        except NotFound:
+            # Exact first (ids may carry any character); then forgive pasted whitespace.
+            if key.strip() == key:
+                raise
+            return self._flow_of(key.strip())
+
+    def _flow_of(self, key: str) -> Flow:
         # The status parameters (the watermark among them) once for the whole lookup.
         _, params = self._q.sagas_sql(None)
         rows, state = self._saga_rows(key, params)
@@ -213,6 +233,8 @@ class SagaQueries:
         related: tuple[str, ...],
         state: tuple[str, str, float] | None,
     ) -> Flow:
+        if self.hide_payloads:
+            rows = [{**r, "payload": HIDDEN_PAYLOAD} for r in rows]
         messages = causal_order(rows)
         status, saga_type, cycle_s = state if state is not None else ("", "", None)
         times = [m.event_time for m in messages]

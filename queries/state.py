@@ -152,12 +152,16 @@ def rule_params(
 
 
 def parse_attribute(attribute: str | tuple[str, str]) -> tuple[str, str]:
+    """``(key, value)`` as given (exact: values may hold any character), or from typed
+    ``"key=value"`` text, whose surrounding blanks are dropped."""
     if isinstance(attribute, tuple):
         key, value = attribute
-    else:
-        key, sep, value = attribute.partition("=")
-        if not sep:
-            raise QueryError(f"attribute filter must be key=value, got {attribute!r}")
+        if not key.strip():
+            raise QueryError("attribute filter needs a key")
+        return key, value
+    key, sep, value = attribute.partition("=")
+    if not sep:
+        raise QueryError(f"attribute filter must be key=value, got {attribute!r}")
     key = key.strip()
     if not key:
         raise QueryError("attribute filter needs a key")

@@ -51,9 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.alerter import Alerter
-    from sagascope.store import ensure_schema, open_store
+    from sagascope.commands._connect import kafka_client_config
+    from sagascope.store import ensure_schema, open_store_from_settings
 
-    store = open_store(settings.store.url, settings.store.path, settings.store.database)
+    sinks = {name.strip() for name in settings.alerts.sinks.split(",")}
+    if "kafka" in sinks:
+        # Fails now, naming the setting, rather than in the sink's retry loop.
+        kafka_client_config(settings, "the kafka alert sink")
+    store = open_store_from_settings(settings.store)
     ensure_schema(store, settings.store.cluster)
     alerter = Alerter.from_settings(store, settings)
     metrics = None

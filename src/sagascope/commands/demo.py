@@ -106,7 +106,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.collector import Collector
     from sagascope.demo_services import DemoRunner
     from sagascope.embedded import EmbeddedBroker
-    from sagascope.store import ensure_schema, open_store
+    from sagascope.store import ensure_schema, open_store_from_settings
 
     settings = _demo_settings(args, settings)
     if not args.verbose:
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"sagascope demo: embedded broker at {broker.bootstrap_servers}", flush=True)
         bootstrap = settings.broker.bootstrap_servers
         cfg = settings.store
-        store = open_store(cfg.url, cfg.path, cfg.database)
+        store = open_store_from_settings(cfg)
         stack.callback(store.close)
         ensure_schema(store, cfg.cluster)
 
@@ -144,7 +144,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         runner.start(traffic=False)
         stack.callback(_finish, runner, args.ground_truth, started)
 
-        collector = Collector(store, bootstrap, settings.collector, collector_id="demo")
+        from sagascope.connections import kafka_python_config
+
+        collector = Collector(store, bootstrap, settings.collector, collector_id="demo",
+                              consumer_config=kafka_python_config(settings.broker))
         collector.start()
         stack.callback(collector.stop)
 
