@@ -7,6 +7,7 @@
 """
 
 from sagascope.alerter.alerter import Alerter, Evaluation
+from sagascope.alerter.alertmanager import AlertmanagerSink
 from sagascope.alerter.exceptions import AlerterError, PermanentDeliveryError
 from sagascope.alerter.sinks import AlertSink, KafkaSink, LogSink, WebhookSink, build_sinks
 from sagascope.alerter.thresholds import StepDurations, Threshold, Thresholds
@@ -15,6 +16,7 @@ __all__ = [
     "AlertSink",
     "Alerter",
     "AlerterError",
+    "AlertmanagerSink",
     "Evaluation",
     "KafkaSink",
     "LogSink",

@@ -16,10 +16,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sagascope.alerter.sinks import (
     AlertSink,
     build_sinks,
+    refresh_all,
     send_to_all,
 )
 from sagascope.alerter.thresholds import (
@@ -74,6 +76,8 @@ class Evaluation:
     #: Stalled sagas seen, and alerts open after this evaluation.
     stalled: int = 0
     open: int = 0
+    #: Changes recorded but not sent: their group (saga type, step) is silenced.
+    silenced: int = 0
 
 
 class Alerter:
@@ -126,6 +130,7 @@ class Alerter:
                 settings.alerts,
                 bootstrap_servers=settings.broker.bootstrap_servers,
                 client_id=settings.broker.client_id,
+                kafka_config=_kafka_config(settings),
             )
         return cls(store, queries, settings.alerts, sinks, settings.dashboard.public_url)
 
@@ -206,18 +211,42 @@ class Alerter:
                 # threshold grew, or the watermark fell back): still stalled, stays open.
 
         changes = resolved + opened
+        silenced_groups = self._silenced_groups(now)
+        held = 0
         if changes:
+            # Recorded whatever the silences: the history stays complete; only notifying stops.
             self.store.insert("alerts", [alert_row(a) for a in changes])
             for alert in changes:
+                if (alert.saga_type, alert.step) in silenced_groups:
+                    held += 1
+                    continue
                 send_to_all(self.sinks, alert)
-        open_count = len(open_alerts) - len(resolved) + len(opened)
+        still_open = {a.alert_id: a for a in open_alerts.values()}
+        for alert in resolved:
+            still_open.pop(alert.alert_id, None)
+        still_open.update((a.alert_id, a) for a in opened)
+        # After the changes, so a resolved alert is never re-sent as open. A silenced group's
+        # alerts are not re-sent either, so Alertmanager lets them lapse until the silence ends.
+        refresh_all(self.sinks, [a for a in still_open.values()
+                                 if (a.saga_type, a.step) not in silenced_groups])
+        open_count = len(still_open)
         self.evaluations += 1
         if changes:
             log.info(
-                "alerts evaluated stalled=%d opened=%d resolved=%d open=%d",
-                len(stalled), len(opened), len(resolved), open_count,
+                "alerts evaluated stalled=%d opened=%d resolved=%d open=%d silenced=%d",
+                len(stalled), len(opened), len(resolved), open_count, held,
             )
-        return Evaluation(opened, resolved, len(stalled), open_count)
+        return Evaluation(opened, resolved, len(stalled), open_count, held)
+
+    def _silenced_groups(self, now: datetime) -> set[tuple[str, str]]:
+        """Alert groups (saga type, step) under a silence set in the dashboard, now."""
+        try:
+            acks = self.queries.acknowledgements()
+        except StoreError as exc:
+            # Better a notification too many than a stall nobody hears of.
+            log.warning("alert silences unreadable, notifying as usual: %s", exc)
+            return set()
+        return {key for key, ack in acks.items() if ack.action == "silenced" and ack.active(now)}
 
     def _opened(self, saga: StalledSaga, since: datetime, now: datetime) -> Alert:
         threshold = self.thresholds.for_step(saga.saga_type, saga.step)
@@ -348,3 +377,12 @@ def step_durations(
             )
         )
     return out
+
+
+def _kafka_config(settings: Settings) -> dict[str, Any] | None:
+    """TLS and SASL for the Kafka sink from ``[broker]``; None when no sink needs Kafka."""
+    if "kafka" not in settings.alerts.sinks or not settings.broker.bootstrap_servers:
+        return None
+    from sagascope.connections import kafka_python_config
+
+    return kafka_python_config(settings.broker)

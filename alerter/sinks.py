@@ -1,4 +1,4 @@
-"""Where alerts go: the log, a webhook (JSON POST), a Kafka topic; several at once.
+"""Where alerts go: the log, a webhook (JSON POST), a Kafka topic, Alertmanager; several at once.
 
 Evaluation never waits on a sink: the webhook and Kafka sinks hand each alert to a background
 worker that delivers it with a timeout and retries with exponential backoff, so a dead
@@ -16,9 +16,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sagascope.alerter.exceptions import PermanentDeliveryError
 from sagascope.queries.alerts import STATE_OPEN, Alert
@@ -306,6 +306,7 @@ class KafkaSink(RetryingSink):
         backoff_s: float = 0.5,
         backoff_max_s: float = 30.0,
         max_queue: int = 10000,
+        client_config: Mapping[str, Any] | None = None,
     ) -> None:
         if not bootstrap_servers:
             raise ConfigError("the kafka alert sink needs broker.bootstrap_servers")
@@ -318,6 +319,8 @@ class KafkaSink(RetryingSink):
         self.topic = topic
         self.client_id = client_id
         self.timeout_s = timeout_s
+        #: kafka-python TLS/SASL arguments (``sagascope.connections.kafka_python_config``).
+        self.client_config = dict(client_config or {})
         self._producer: Any = None
 
     def _connect(self) -> Any:
@@ -328,14 +331,18 @@ class KafkaSink(RetryingSink):
 
             # The alert topic is ours: create it so the first alert does not wait on
             # auto-creation (which brokers may disable).
-            create_topics(self.bootstrap_servers, {self.topic: 1}, timeout_s=self.timeout_s)
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap_servers,
-                client_id=self.client_id,
-                acks="all",
-                max_block_ms=int(self.timeout_s * 1000),
-                request_timeout_ms=int(self.timeout_s * 1000),
+            create_topics(
+                self.bootstrap_servers, {self.topic: 1}, timeout_s=self.timeout_s,
+                client_config=self.client_config,
             )
+            self._producer = KafkaProducer(**{
+                **self.client_config,
+                "bootstrap_servers": self.bootstrap_servers,
+                "client_id": self.client_id,
+                "acks": "all",
+                "max_block_ms": int(self.timeout_s * 1000),
+                "request_timeout_ms": int(self.timeout_s * 1000),
+            })
         return self._producer
 
     def _deliver(self, alert: Alert) -> None:
@@ -358,7 +365,14 @@ class KafkaSink(RetryingSink):
             self._producer = None
 
 
-SINK_NAMES = ("log", "webhook", "kafka")
+SINK_NAMES = ("log", "webhook", "kafka", "alertmanager")
+
+
+@runtime_checkable
+class ResendingSink(Protocol):
+    """A sink that must be reminded of every open alert (Alertmanager forgets stale ones)."""
+
+    def refresh(self, open_alerts: Sequence[Alert]) -> int: ...
 
 
 def build_sinks(
@@ -366,6 +380,7 @@ def build_sinks(
     *,
     bootstrap_servers: str = "",
     client_id: str = "sagascope",
+    kafka_config: Mapping[str, Any] | None = None,
 ) -> list[AlertSink]:
     """The sinks ``alerts.sinks`` names, configured from the settings.
 
@@ -385,6 +400,8 @@ def build_sinks(
     for name in dict.fromkeys(names):
         if name == "log":
             sinks.append(LogSink())
+        elif name == "alertmanager":
+            sinks.extend(_alertmanager_sinks(settings))
         elif name == "webhook":
             if not settings.webhook_url:
                 raise ConfigError("alert sink 'webhook' needs the setting alerts.webhook_url")
@@ -407,9 +424,41 @@ def build_sinks(
                     retries=settings.sink_retries,
                     backoff_s=settings.retry_backoff_s,
                     backoff_max_s=settings.retry_backoff_max_s,
+                    client_config=kafka_config,
                 )
             )
     return sinks
+
+
+def _alertmanager_sinks(settings: AlertSettings) -> list[AlertSink]:
+    from sagascope.alerter.alertmanager import AlertmanagerSink
+
+    urls = [u.strip() for u in settings.alertmanager_urls.split(",") if u.strip()]
+    if not urls:
+        raise ConfigError("alert sink 'alertmanager' needs the setting alerts.alertmanager_urls")
+    return [
+        AlertmanagerSink(
+            url,
+            severity=settings.alertmanager_severity,
+            resend_s=settings.alertmanager_resend_s,
+            min_validity_s=settings.interval_s,
+            timeout_s=settings.sink_timeout_s,
+            retries=settings.sink_retries,
+            backoff_s=settings.retry_backoff_s,
+            backoff_max_s=settings.retry_backoff_max_s,
+        )
+        for url in dict.fromkeys(urls)
+    ]
+
+
+def refresh_all(sinks: Sequence[AlertSink], open_alerts: Sequence[Alert]) -> None:
+    """Remind the sinks that re-send open alerts (Alertmanager's) of every open alert."""
+    for sink in sinks:
+        if isinstance(sink, ResendingSink):
+            try:
+                sink.refresh(open_alerts)
+            except Exception:
+                log.exception("alert sink %s raised on refresh", getattr(sink, "name", sink))
 
 
 def send_to_all(sinks: Sequence[AlertSink], alert: Alert) -> None:

@@ -1,4 +1,4 @@
-"""Dashboard page render times on a 1,000,000-message store (target: every page under 2 s).
+"""Dashboard page render times on a 1,000,000-message store (target: 2 s cold, 1 s warm).
 
     python bench/bench_dashboard.py [--messages 1000000] [--runs 3]
 
@@ -20,16 +20,20 @@ from typing import Any
 
 PAGES = {
     "overview": "",
+    "sagas": "views/sagas.py",
     "flow_explorer": "views/flow_explorer.py",
-    "stuck_sagas": "views/stuck_sagas.py",
+    "stalled_sagas": "views/stalled_sagas.py",
     "failures": "views/failures.py",
     "process_map": "views/process_map.py",
+    "time_spent": "views/time_spent.py",
     "alerts": "views/alerts.py",
 }
 MESSAGES_PER_SAGA = 8
-TARGET_S = 2.0
-#: The default range (the last hour of data) and the worst case (everything).
-TIME_RANGES = ("Last hour", "All time")
+#: A first view (every cache empty) and a rerun (a click, a refresh with no new data).
+TARGET_COLD_S = 2.0
+TARGET_WARM_S = 1.0
+#: The default range (the last hour of data) and the worst case (everything), as URL values.
+TIME_RANGES = ("1h", "all")
 
 # One saga = 8 messages; position p (1-based) gives type, source, kind and step. Every 10th
 # saga fails at payment and compensates; every 97th stops after asking for shipping (stalled).
@@ -105,10 +109,10 @@ def render_times(
     times: dict[str, tuple[list[float], list[float]]] = {}
     for name, path in PAGES.items():
         at = AppTest.from_file(str(APP_PATH), default_timeout=120)
-        at.session_state["time_range"] = time_range
         if path:
             at.run()  # switch_page needs the pages registered by a first run
             at.switch_page(path)
+        at.query_params["range"] = time_range
         if name == "flow_explorer":
             at.query_params["saga"] = saga_id
         cold, warm = [], []
@@ -140,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generated {args.messages:,} messages in {time.perf_counter() - started:.1f} s")
     small = build_store(path, "bench_small", args.baseline_messages, span_s)
 
-    from sagascope.dashboard._chrome import RESULT_TTL_S
+    from sagascope.dashboard._page import RESULT_TTL_S
 
-    worst = 0.0
+    worst_cold = worst_warm = 0.0
     for time_range in TIME_RANGES:
         base = render_times(small, args.runs, "order-1", time_range)
         full = render_times(big, args.runs, "order-1", time_range)
@@ -154,13 +158,15 @@ def main(argv: list[str] | None = None) -> int:
             cold, warm = full[name]
             base_cold = statistics.median(base[name][0])
             median_cold = statistics.median(cold)
-            worst = max(worst, median_cold)
+            worst_cold = max(worst_cold, median_cold)
+            worst_warm = max(worst_warm, statistics.median(warm))
             print(f"{name:<16}{median_cold:>7.2f}{max(cold):>7.2f}"
                   f"{statistics.median(warm):>7.2f}{base_cold:>11.2f}"
                   f"{median_cold / base_cold:>6.1f}x")
-    verdict = "OK" if worst < TARGET_S else "OVER"
-    print(f"\nslowest page (median cold render): {worst:.2f} s (target < {TARGET_S:.0f} s): {verdict}")
-    return 0 if worst < TARGET_S else 1
+    ok = worst_cold < TARGET_COLD_S and worst_warm < TARGET_WARM_S
+    print(f"\nslowest page: cold {worst_cold:.2f} s (target < {TARGET_COLD_S:g} s), warm "
+          f"{worst_warm:.2f} s (target < {TARGET_WARM_S:g} s): {'OK' if ok else 'OVER'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,29 +1,35 @@
-"""Cost of the instrumented producer against a bare ``KafkaProducer.send``, measured in one run.
+"""Cost of the instrumented producer on each Kafka client against its bare send, in one run.
 
-    python bench/bench_producer.py [--bootstrap-servers HOST:PORT] [--messages 5000] [--rounds 15]
+    python bench/bench_producer.py [--bootstrap-servers HOST:PORT] [--messages 5000] [--rounds 11]
+                                   [--clients kafka-python,confluent-kafka,aiokafka] [--json]
 
-Variants, interleaved round by round (the order rotates), one shared ``KafkaProducer``,
-300-byte JSON values, each timed as N sends plus the final flush, by wall clock and by the
-process's CPU time (all threads: the sender thread too; robust when other processes share the
-cores). Each round compares a variant with ``bare`` of the same round; the median of rounds:
+For each client (kafka-python's ``KafkaProducer.send``, confluent-kafka's ``Producer.produce``,
+aiokafka's ``await AIOKafkaProducer.send``), variants interleaved round by round (the order
+rotates), one producer per client, 300-byte JSON values, each timed as N sends plus the final
+flush by the process's CPU time (all threads: the clients' sender threads too, so what a
+client does in the background counts; robust when other processes share the cores):
 
-- ``bare``: ``KafkaProducer.send(topic, value, key)``, no headers (the baseline).
-- ``bare+10 static headers``: the same with a prebuilt list of 10 contract-sized headers; what
-  kafka-python itself charges for carrying the contract, whoever builds it.
-- ``instrumented``: ``InstrumentedProducer.send`` in a saga, no OpenTelemetry SDK configured.
+- ``bare``: the client's send, no headers (the baseline).
+- ``bare+headers``: the same carrying 10 contract-sized headers built once by hand: what the
+  client itself charges for carrying the contract, whoever builds it.
+- ``instrumented``: ``InstrumentedProducer.send`` in a saga, no OpenTelemetry SDK.
 - ``instrumented+sdk``: the same with an SDK ``TracerProvider`` sampling every trace and a
-  ``BatchSpanProcessor`` (spans discarded by the exporter): PRODUCER spans recorded.
-- ``stock otel``: opentelemetry-instrumentation-kafka-python with the same SDK provider
-  (reference; skipped when the package is missing).
+  ``BatchSpanProcessor`` (spans discarded by the exporter): PRODUCER spans recorded, drained.
+- ``stock otel``: that client's stock OpenTelemetry instrumentation with the same provider.
 
-Prints µs per message, µs added over ``bare`` and the throughput ratio to ``bare``, plus the
-library's own header-building cost without Kafka, and what ``saga_handler`` adds per record.
+Each round compares a variant with ``bare`` of the same round; printed are medians over
+rounds: µs per send, µs added over ``bare``, and the throughput ratio to ``bare``. Then the
+targets: our own work (``instrumented+sdk`` minus ``bare+headers``, and the library alone:
+``InstrumentedProducer.send`` over a client that does nothing, by thread CPU time) at most
+10 µs per send, and what we add at most half of what the stock instrumentation adds, on
+every client.
 Starts the embedded broker when no bootstrap servers are given.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import sys
@@ -32,16 +38,17 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from kafka import KafkaProducer
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from sagascope.instrumentation import InstrumentedProducer, start_saga
 
 VALUE = json.dumps({"order_id": "order-123456", "items": ["x" * 40] * 5, "note": "y" * 60}).encode()
 KEY = b"order-123456"
+CLIENTS = ("kafka-python", "confluent-kafka", "aiokafka")
+OWN_WORK_TARGET_US = 10.0
 
 
-class _DiscardingExporter(SpanExporter):
+class DiscardingExporter(SpanExporter):
     def __init__(self) -> None:
         self.exported = 0
 
@@ -50,8 +57,8 @@ class _DiscardingExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def _static_headers() -> list[tuple[str, bytes]]:
-    # The sizes of a real contract header set (UUIDv7 ids, RFC 3339 time, W3C traceparent).
+def static_headers() -> list[tuple[str, bytes]]:
+    """The sizes of a real contract header set (UUIDv7 ids, RFC 3339 time, W3C traceparent)."""
     return [
         ("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         ("ce_specversion", b"1.0"),
@@ -66,176 +73,346 @@ def _static_headers() -> list[tuple[str, bytes]]:
     ]
 
 
-def _time(send: Callable[[], Any], producer: KafkaProducer, n: int) -> tuple[float, float]:
-    """(wall µs, process CPU µs) per message."""
-    start, start_cpu = time.perf_counter(), time.process_time()
-    for _ in range(n):
-        send()
-    producer.flush()
-    return (
-        (time.perf_counter() - start) / n * 1e6,
-        (time.process_time() - start_cpu) / n * 1e6,
-    )
+#: A variant: runs N sends plus the flush, returns CPU µs per message.
+Variant = Callable[[], float]
 
 
-def run(bootstrap_servers: str, messages: int, rounds: int, topic: str) -> dict[str, Any]:
-    from sagascope.embedded import create_topics
+class ClientBench:
+    """The five variants of one client; subclasses say how that client sends and flushes."""
 
-    create_topics(bootstrap_servers, {topic: 1})
-    kp = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=5)
-    provider = TracerProvider()
-    exporter = _DiscardingExporter()
-    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=1_000_000))
-    plain = InstrumentedProducer(kp, "orders", tracer_provider=None)
-    traced = InstrumentedProducer(kp, "orders", tracer_provider=provider)
-    static = _static_headers()
-    try:
-        from opentelemetry.instrumentation.kafka import KafkaInstrumentor
+    name = ""
 
-        stock: KafkaInstrumentor | None = KafkaInstrumentor()
-    except ImportError:
-        stock = None
+    def __init__(self, servers: str, topic: str, messages: int, provider: TracerProvider) -> None:
+        self.servers, self.topic, self.messages, self.provider = servers, topic, messages, provider
+        self.producer = self.make_producer()
+        self.plain = InstrumentedProducer(self.producer, "orders", tracer_provider=None)
+        self.traced = InstrumentedProducer(self.producer, "orders", tracer_provider=provider)
 
-    def bare() -> tuple[float, float]:
-        return _time(lambda: kp.send(topic, VALUE, key=KEY), kp, messages)
+    def make_producer(self) -> Any:
+        raise NotImplementedError
 
-    def bare_headers() -> tuple[float, float]:
-        return _time(lambda: kp.send(topic, VALUE, key=KEY, headers=list(static)), kp, messages)
+    def run_sends(self, send: Callable[[], Any]) -> float:
+        """CPU µs per message for N calls of ``send`` and the flush."""
+        start = time.process_time()
+        for _ in range(self.messages):
+            send()
+        self.producer.flush()
+        return (time.process_time() - start) / self.messages * 1e6
 
-    def instrumented() -> tuple[float, float]:
-        with start_saga("order-fulfillment", "order-123456"):
-            return _time(lambda: plain.send(topic, VALUE, key=KEY, type="OrderPlaced"), kp, messages)
+    def bare_send(self, headers: list[tuple[str, bytes]] | None) -> Callable[[], Any]:
+        raise NotImplementedError
 
-    def instrumented_sdk() -> tuple[float, float]:
-        with start_saga("order-fulfillment", "order-123456", tracer_provider=provider):
-            wall, cpu = _time(
-                lambda: traced.send(topic, VALUE, key=KEY, type="OrderPlaced"), kp, messages
-            )
-        # Recording is part of the cost: drain the pending spans into the processor.
-        start, start_cpu = time.perf_counter(), time.process_time()
-        traced.flush()
-        return (
-            wall + (time.perf_counter() - start) / messages * 1e6,
-            cpu + (time.process_time() - start_cpu) / messages * 1e6,
-        )
+    def stock(self) -> Variant | None:
+        raise NotImplementedError
 
-    def stock_otel() -> tuple[float, float]:
-        assert stock is not None
-        stock.instrument(tracer_provider=provider)
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def variants(self) -> dict[str, Variant]:
+        static = static_headers()
+        topic = self.topic
+
+        def instrumented() -> float:
+            with start_saga("order-fulfillment", "order-123456"):
+                return self.run_sends(
+                    lambda: self.plain.send(topic, VALUE, KEY, type="OrderPlaced"))
+
+        def instrumented_sdk() -> float:
+            with start_saga("order-fulfillment", "order-123456", tracer_provider=self.provider):
+                cpu = self.run_sends(
+                    lambda: self.traced.send(topic, VALUE, KEY, type="OrderPlaced"))
+            # Recording is part of the cost: drain the pending spans into the processor.
+            start = time.process_time()
+            self.traced._spans.drain()
+            return cpu + (time.process_time() - start) / self.messages * 1e6
+
+        found: dict[str, Variant] = {
+            "bare": lambda: self.run_sends(self.bare_send(None)),
+            "bare+headers": lambda: self.run_sends(self.bare_send(static)),
+            "instrumented": instrumented,
+            "instrumented+sdk": instrumented_sdk,
+        }
+        stock = self.stock()
+        if stock is not None:
+            found["stock otel"] = stock
+        return found
+
+
+class KafkaPythonBench(ClientBench):
+    name = "kafka-python"
+
+    def make_producer(self) -> Any:
+        from kafka import KafkaProducer
+
+        return KafkaProducer(bootstrap_servers=self.servers, linger_ms=5)
+
+    def bare_send(self, headers: list[tuple[str, bytes]] | None) -> Callable[[], Any]:
+        send, topic = self.producer.send, self.topic
+        if headers is None:
+            return lambda: send(topic, VALUE, key=KEY)
+        return lambda: send(topic, VALUE, key=KEY, headers=list(headers))
+
+    def stock(self) -> Variant | None:
         try:
-            with provider.get_tracer("bench").start_as_current_span("request"):
-                return _time(lambda: kp.send(topic, VALUE, key=KEY), kp, messages)
-        finally:
-            stock.uninstrument()
+            from opentelemetry.instrumentation.kafka import KafkaInstrumentor
+        except ImportError:
+            return None
+        instrumentor = KafkaInstrumentor()
 
-    variants: dict[str, Callable[[], tuple[float, float]]] = {
-        "bare": bare,
-        "bare+10 static headers": bare_headers,
-        "instrumented": instrumented,
-        "instrumented+sdk": instrumented_sdk,
-    }
-    if stock is not None:
-        variants["stock otel"] = stock_otel
+        def stock_otel() -> float:
+            instrumentor.instrument(tracer_provider=self.provider)
+            try:
+                with self.provider.get_tracer("bench").start_as_current_span("request"):
+                    return self.run_sends(self.bare_send(None))
+            finally:
+                instrumentor.uninstrument()
+
+        return stock_otel
+
+    def close(self) -> None:
+        self.producer.close(10)
+
+
+class ConfluentBench(ClientBench):
+    name = "confluent-kafka"
+
+    def make_producer(self) -> Any:
+        from confluent_kafka import Producer
+
+        return Producer({"bootstrap.servers": self.servers, "linger.ms": 5, "log_level": 3})
+
+    def bare_send(self, headers: list[tuple[str, bytes]] | None) -> Callable[[], Any]:
+        produce, topic = self.producer.produce, self.topic
+        if headers is None:
+            return lambda: produce(topic, VALUE, KEY)
+        return lambda: produce(topic, VALUE, KEY, headers=list(headers))
+
+    def stock(self) -> Variant | None:
+        try:
+            from opentelemetry.instrumentation.confluent_kafka import ConfluentKafkaInstrumentor
+        except ImportError:
+            return None
+        proxy = ConfluentKafkaInstrumentor.instrument_producer(
+            self.producer, tracer_provider=self.provider
+        )
+        topic = self.topic
+
+        def stock_otel() -> float:
+            with self.provider.get_tracer("bench").start_as_current_span("request"):
+                return self.run_sends(lambda: proxy.produce(topic, value=VALUE, key=KEY))
+
+        return stock_otel
+
+    def close(self) -> None:
+        self.producer.flush(10)
+
+
+class AiokafkaBench(ClientBench):
+    name = "aiokafka"
+
+    def make_producer(self) -> Any:
+        from aiokafka import AIOKafkaProducer
+
+        self.loop = asyncio.new_event_loop()
+
+        async def started() -> Any:
+            producer = AIOKafkaProducer(bootstrap_servers=self.servers, linger_ms=5)
+            await producer.start()
+            return producer
+
+        return self.loop.run_until_complete(started())
+
+    def run_sends(self, send: Callable[[], Any]) -> float:
+        async def sends() -> None:
+            for _ in range(self.messages):
+                await send()
+            await self.producer.flush()
+
+        start = time.process_time()
+        self.loop.run_until_complete(sends())
+        return (time.process_time() - start) / self.messages * 1e6
+
+    def bare_send(self, headers: list[tuple[str, bytes]] | None) -> Callable[[], Any]:
+        send, topic = self.producer.send, self.topic
+        if headers is None:
+            return lambda: send(topic, VALUE, key=KEY)
+        return lambda: send(topic, VALUE, key=KEY, headers=list(headers))
+
+    def stock(self) -> Variant | None:
+        try:
+            from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+        except ImportError:
+            return None
+        instrumentor = AIOKafkaInstrumentor()
+        topic = self.topic
+
+        def stock_otel() -> float:
+            instrumentor.instrument(tracer_provider=self.provider)
+            try:
+                # The wrapper is on the class: look send up again while it is instrumented.
+                with self.provider.get_tracer("bench").start_as_current_span("request"):
+                    return self.run_sends(lambda: self.producer.send(topic, VALUE, key=KEY))
+            finally:
+                instrumentor.uninstrument()
+
+        return stock_otel
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.producer.stop())
+        self.loop.close()
+
+
+class _NullKafkaPython:
+    """Takes kafka-python's send and does nothing: what is left is the library's own work."""
+
+    config: dict[str, Any] = {}  # noqa: RUF012
+
+    def send(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class _NullConfluent:
+    """Recognised as confluent-kafka by its ``produce``."""
+
+    def produce(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class _NullAiokafka:
+    """Recognised as aiokafka by its coroutine ``send``."""
+
+    async def send(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def library_cost(client: str, provider: TracerProvider, n: int = 20_000, repeats: int = 5) -> float:
+    """Thread CPU µs per send spent in ``InstrumentedProducer.send`` alone (PRODUCER spans on)."""
+    null = {"kafka-python": _NullKafkaPython, "confluent-kafka": _NullConfluent,
+            "aiokafka": _NullAiokafka}[client]()
+    producer = InstrumentedProducer(null, "orders", tracer_provider=provider)
+    loop = asyncio.new_event_loop()
+
+    async def awaited(count: int) -> None:
+        for _ in range(count):
+            await producer.send("t", VALUE, KEY, type="OrderPlaced")
+
+    costs = []
+    with start_saga("order-fulfillment", "order-123456", tracer_provider=provider):
+        for _ in range(repeats):
+            start = time.thread_time()
+            if client == "aiokafka":
+                loop.run_until_complete(awaited(n // repeats))
+            else:
+                for _ in range(n // repeats):
+                    producer.send("t", VALUE, KEY, type="OrderPlaced")
+            producer._spans.drain()
+            costs.append((time.thread_time() - start) / (n // repeats) * 1e6)
+    loop.close()
+    return round(statistics.median(costs), 2)
+
+
+BENCHES: dict[str, type[ClientBench]] = {
+    b.name: b for b in (KafkaPythonBench, ConfluentBench, AiokafkaBench)
+}
+
+
+def measure(bench: ClientBench, rounds: int) -> dict[str, Any]:
+    variants = bench.variants()
     for fn in variants.values():  # warm-up: connections, metadata, caches
         fn()
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    results: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
             results[name].append(variants[name]())
-    provider.shutdown()
-    kp.close()
-    bare_rounds = results["bare"]
+    bare = results["bare"]
     figures: dict[str, Any] = {}
     for name, measured in results.items():
-        figure: dict[str, Any] = {}
-        for i, clock in enumerate(("wall", "cpu")):
-            figure[f"{clock}_us"] = round(statistics.median(m[i] for m in measured), 2)
-            figure[f"{clock}_added_us"] = round(
-                statistics.median(m[i] - b[i] for m, b in zip(measured, bare_rounds, strict=True)), 2
-            )
-            figure[f"{clock}_ratio"] = round(
-                statistics.median(b[i] / m[i] for m, b in zip(measured, bare_rounds, strict=True)), 3
-            )
-            figure[f"{clock}_rounds"] = [round(m[i], 1) for m in measured]
-        figures[name] = figure
-    return {"variants": figures, "exported_spans": exporter.exported}
+        figures[name] = {
+            "cpu_us": round(statistics.median(measured), 2),
+            "added_us": round(statistics.median(m - b for m, b in zip(measured, bare, strict=True)), 2),
+            "ratio": round(statistics.median(b / m for m, b in zip(measured, bare, strict=True)), 3),
+            "rounds": [round(m, 1) for m in measured],
+        }
+    traced = results["instrumented+sdk"]
+    figures["own_work_us"] = round(statistics.median(
+        t - h for t, h in zip(traced, results["bare+headers"], strict=True)), 2)
+    if "stock otel" in results:
+        figures["share_of_stock"] = round(statistics.median(
+            (t - b) / (s - b) for t, s, b in zip(traced, results["stock otel"], bare, strict=True)
+            if s > b), 3)
+    return figures
 
 
-def header_build_cost(n: int = 100_000, repeats: int = 5) -> float:
-    """CPU µs per send spent in the library itself (send() to a producer that does nothing)."""
+def run(servers: str, clients: Sequence[str], messages: int, rounds: int) -> dict[str, Any]:
+    from sagascope.embedded import create_topics
 
-    class _NullProducer:
-        config: dict[str, Any] = {}  # noqa: RUF012
+    provider = TracerProvider()
+    exporter = DiscardingExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=1_000_000))
+    figures: dict[str, Any] = {}
+    for client in clients:
+        topic = f"bench.producer.{client}"
+        create_topics(servers, {topic: 1})
+        bench = BENCHES[client](servers, topic, messages, provider)
+        try:
+            figures[client] = measure(bench, rounds)
+        finally:
+            bench.close()
+        figures[client]["library_us"] = library_cost(client, provider)
+    provider.shutdown()
+    figures["exported_spans"] = exporter.exported
+    return figures
 
-        def send(self, *args: Any, **kwargs: Any) -> None:
-            return None
 
-    producer = InstrumentedProducer(_NullProducer(), "orders")
-    costs = []
-    with start_saga("order-fulfillment", "order-123456"):
-        for _ in range(repeats):
-            start = time.thread_time()
-            for _ in range(n // repeats):
-                producer.send("t", VALUE, key=KEY, type="OrderPlaced")
-            costs.append((time.thread_time() - start) / (n // repeats) * 1e6)
-    return statistics.median(costs)
-
-
-def handler_cost(tracer_provider: Any = None, n: int = 20_000) -> float:
-    """CPU µs the ``saga_handler`` decorator adds per handled record (no Kafka involved)."""
-    from sagascope.instrumentation import saga_handler
-
-    from sagascope.testing import consumer_record
-
-    record = consumer_record("payments", VALUE, KEY, _static_headers(), offset=7)
-
-    def plain(rec: Any) -> None:
-        return None
-
-    traced = saga_handler("payment", consumer_group="payment", tracer_provider=tracer_provider)(plain)
-    costs = []
-    for fn in (plain, traced):
-        start = time.thread_time()
-        for _ in range(n):
-            fn(record)
-        costs.append((time.thread_time() - start) / n * 1e6)
-    return costs[1] - costs[0]
+def print_figures(figures: dict[str, Any], clients: Sequence[str]) -> None:
+    print(f"{'client':<16} {'variant':<18} {'cpu us':>7} {'added':>7} {'ratio':>6}")
+    for client in clients:
+        f = figures[client]
+        for name in ("bare", "bare+headers", "instrumented", "instrumented+sdk", "stock otel"):
+            if name in f:
+                v = f[name]
+                print(f"{client:<16} {name:<18} {v['cpu_us']:>7.2f} {v['added_us']:>7.2f} "
+                      f"{v['ratio']:>5.2f}x")
+    print()
+    for client in clients:
+        f = figures[client]
+        own = f["own_work_us"]
+        lib = f["library_us"]
+        line = (f"{client:<16} own work: {own:.2f} us in Kafka (instrumented+sdk - bare+headers), "
+                f"{lib:.2f} us alone (send over a client that does nothing) [target <= "
+                f"{OWN_WORK_TARGET_US:.0f}: {'ok' if max(own, lib) <= OWN_WORK_TARGET_US else 'MISSED'}]")
+        if "share_of_stock" in f:
+            share = f["share_of_stock"]
+            line += (f"; added / stock added: {share:.2f} "
+                     f"[target <= 0.5: {'ok' if share <= 0.5 else 'MISSED'}]")
+        print(line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--bootstrap-servers", default="")
     parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--topic", default="bench.producer")
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    unknown = set(clients) - set(BENCHES)
+    if unknown:
+        parser.error(f"--clients: unknown {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
     with ExitStack() as stack:
         servers = args.bootstrap_servers
         if not servers:
             from sagascope.embedded import EmbeddedBroker
 
             servers = stack.enter_context(EmbeddedBroker()).bootstrap_servers
-        figures = run(servers, args.messages, args.rounds, args.topic)
-    library_us = header_build_cost()
-    print(f"{args.messages} messages x {args.rounds} rounds, {len(VALUE)}-byte values; "
-          "medians over rounds, each round against its own bare run")
-    print(f"{'variant':<24} {'wall us':>8} {'added':>7} {'ratio':>6}   "
-          f"{'cpu us':>7} {'added':>7} {'ratio':>6}")
-    for name, f in figures["variants"].items():
-        print(f"{name:<24} {f['wall_us']:>8.2f} {f['wall_added_us']:>7.2f} {f['wall_ratio']:>5.2f}x"
-              f"   {f['cpu_us']:>7.2f} {f['cpu_added_us']:>7.2f} {f['cpu_ratio']:>5.2f}x")
-    print(f"library header building alone (no Kafka, cpu): {library_us:.2f} us/send")
-    sdk = TracerProvider()
-    sdk.add_span_processor(BatchSpanProcessor(_DiscardingExporter(), max_queue_size=1_000_000))
-    handler_us = {"no sdk": handler_cost(None), "sdk": handler_cost(sdk)}
-    sdk.shutdown()
-    print(f"saga_handler per record (cpu): {handler_us['no sdk']:.2f} us without an SDK, "
-          f"{handler_us['sdk']:.2f} us with CONSUMER spans recorded")
-    print(f"PRODUCER spans exported by the sdk variant: {figures['exported_spans']}")
+        figures = run(servers, clients, args.messages, args.rounds)
+    print(f"{args.messages} messages x {args.rounds} rounds, {len(VALUE)}-byte values; CPU time of "
+          "the process; medians over rounds, each round against its own bare run")
+    print_figures(figures, clients)
     if args.json:
-        print(json.dumps({**figures, "library_us": round(library_us, 2), "handler_us": handler_us}))
+        print(json.dumps(figures))
     return 0
 
 

@@ -1,7 +1,8 @@
-"""The Streamlit dashboard over the collector's query layer.
+"""The Streamlit dashboard over the query layer (:mod:`sagascope.queries`).
 
-``serve(settings, store=None, port=None, block=True)`` starts it in this process; the pages
-(``dashboard/pages``) are thin, the charts in :mod:`sagascope.dashboard.figures` are pure.
+``serve(settings, store=None, port=None, block=True)`` starts it in this process. The pages
+(``dashboard/views``, one script each) are thin and ask the query layer through the typed,
+cached facade in ``_page.py``; the charts in :mod:`sagascope.dashboard.figures` are pure.
 """
 
 from sagascope.dashboard.exceptions import DashboardError

@@ -9,9 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-from sagascope.dashboard import _chrome
+from sagascope.dashboard import _page, auth, runtime
 
 _PAGES = Path(__file__).with_name("views")
+
+
+def _stuck_alias() -> None:
+    """The old "Stuck sagas" address keeps working: it opens Stalled sagas."""
+    st.switch_page(str(_PAGES / "stalled_sagas.py"), query_params=dict(st.query_params))
 
 
 def main() -> None:
@@ -19,20 +24,28 @@ def main() -> None:
         page_title="sagascope", page_icon=":material/travel_explore:", layout="wide",
         initial_sidebar_state="expanded",
     )
-    _chrome.style()
+    _page.style()
     pages = [
         st.Page(_PAGES / "overview.py", title="Overview", icon=":material/monitoring:",
                 default=True),
+        st.Page(_PAGES / "sagas.py", title="Sagas", icon=":material/list:"),
         st.Page(_PAGES / "flow_explorer.py", title="Flow explorer", icon=":material/route:"),
-        st.Page(_PAGES / "stuck_sagas.py", title="Stuck sagas", icon=":material/hourglass_top:"),
+        st.Page(_PAGES / "stalled_sagas.py", title="Stalled sagas",
+                icon=":material/hourglass_top:"),
         st.Page(_PAGES / "failures.py", title="Failures & compensations",
                 icon=":material/report:"),
         st.Page(_PAGES / "process_map.py", title="Process map", icon=":material/account_tree:"),
+        st.Page(_PAGES / "time_spent.py", title="Where time goes", icon=":material/timer:"),
         st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notifications_active:"),
+        st.Page(_stuck_alias, title="Stuck sagas", url_path="stuck_sagas", visibility="hidden"),
     ]
-    page = st.navigation(pages)
-    _chrome.sidebar()
-    _chrome.run_page(page)
+    access = runtime.settings().dashboard
+    # Navigation hidden, not skipped, before the login: the page asked for (and its ?saga=)
+    # stays the page shown once admitted.
+    page = st.navigation(pages, position="sidebar" if auth.admitted(access) else "hidden")
+    auth.gate(access)
+    _page.sidebar()
+    _page.run_page(page)
 
 
 main()

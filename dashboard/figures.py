@@ -6,7 +6,7 @@ names), never a store or a query object, so each chart is testable with hand-mad
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -39,6 +39,11 @@ def _base(fig: go.Figure, *, height: int = 320, title: str = "") -> go.Figure:
         hoverlabel={"font": {"family": _FONT}},
     )
     return fig
+
+
+def style_figure(fig: go.Figure, *, height: int = 320, title: str = "") -> go.Figure:
+    """The house layout (font, margins, legend under the plot) for a page's own figure."""
+    return _base(fig, height=height, title=title)
 
 
 def empty_figure(message: str, *, height: int = 240) -> go.Figure:
@@ -137,17 +142,26 @@ def count_bars(frame: pd.DataFrame, label: str, value: str = "count", *, title: 
     return _base(fig, height=80 + 30 * len(rows), title=title)
 
 
-def swimlane(messages: pd.DataFrame) -> go.Figure:
+def swimlane(messages: pd.DataFrame, now: Any = None,
+             silent_s: float | None = None) -> go.Figure:
     """The flow of one saga: one lane per service, one marker per message, an arrow from each
     message to the messages it caused, compensations marked.
 
     Columns: ``seq`` (causal order), ``event_time``, ``source``, ``type``, ``kind``,
-    ``message_id``, ``causation_id``, and optionally ``step``, ``saga_status``, ``compensates``,
-    ``duplicate``.
+    ``message_id``, ``causation_id``, and optionally ``position`` (where to draw it: a time that
+    respects causality, else ``event_time``), ``skew_s`` (> 0: its clock put it before its
+    cause; marked), ``step``, ``saga_status``, ``compensates``, ``duplicate``. ``now``: a time
+    to mark with a vertical "now" line (an unfinished saga's silence up to it); ``silent_s``:
+    the silence to print (the query layer's, measured on Kafka time), else now minus the last
+    message.
     """
     if messages.empty:
         return empty_figure("No messages")
     frame = messages.copy()
+    if "position" not in frame:
+        frame["position"] = frame["event_time"]
+    skew = frame.get("skew_s", pd.Series([0.0] * len(frame), index=frame.index)).fillna(0.0)
+    frame["skewed"] = skew > 0
     frame["source"] = frame["source"].fillna("").replace("", "(unknown)")
     lanes = list(dict.fromkeys(frame.sort_values("seq")["source"]))
     lane_of = {name: i for i, name in enumerate(lanes)}
@@ -159,7 +173,7 @@ def swimlane(messages: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     position = {
         str(mid): (t, lane)
-        for mid, t, lane in zip(frame["message_id"], frame["event_time"], frame["lane"],
+        for mid, t, lane in zip(frame["message_id"], frame["position"], frame["lane"],
                                 strict=True)
         if mid
     }
@@ -198,8 +212,10 @@ def swimlane(messages: pd.DataFrame) -> go.Figure:
         ]
         fig.add_trace(
             go.Scatter(
-                x=part["event_time"], y=part["lane"], mode="markers+text", name=name,
-                text=[str(t) for t in part["type"]], textposition="top center",
+                x=part["position"], y=part["lane"], mode="markers+text", name=name,
+                text=[f"⚠ {t} (skewed)" if sk else str(t)
+                      for t, sk in zip(part["type"], part["skewed"], strict=True)],
+                textposition="top center",
                 textfont={"size": 11},
                 marker={"symbol": symbol, "size": 13, "color": colors,
                         "line": {"width": 1, "color": "white"}},
@@ -211,13 +227,40 @@ def swimlane(messages: pd.DataFrame) -> go.Figure:
         range=[len(lanes) - 0.4, -0.6], showgrid=True, gridcolor="#e9ecef", zeroline=False,
         title_text="",
     )
-    fig.update_xaxes(title_text="event time", showgrid=False)
+    if now is not None:
+        _mark_now(fig, frame, now, silent_s)
+    fig.update_xaxes(title_text="event time (a consequence never drawn before its cause)",
+                     showgrid=False)
     return _base(fig, height=140 + 70 * len(lanes), title="Swimlane")
+
+
+def _mark_now(fig: go.Figure, frame: pd.DataFrame, now: Any, silent_s: float | None) -> None:
+    """A dashed "now" line; when the silence dwarfs the flow, an arrow at the right edge
+    saying how much later now is, so the messages are not squashed to the left."""
+    first, last = pd.Timestamp(frame["position"].min()), pd.Timestamp(frame["position"].max())
+    moment = pd.Timestamp(now)
+    if moment.tzinfo is None and last.tzinfo is not None:
+        moment = moment.tz_localize(last.tzinfo)
+    silence_s = max((moment - last).total_seconds(), 0.0)
+    span_s = max((last - first).total_seconds(), 1.0)
+    color = STATUS_COLORS["stalled"]
+    if silence_s <= 3 * span_s:
+        fig.add_shape(type="line", x0=moment, x1=moment, y0=0, y1=1, xref="x", yref="paper",
+                      line={"color": color, "width": 2, "dash": "dash"})
+        fig.add_annotation(x=moment, y=1, xref="x", yref="paper", text="now", showarrow=False,
+                           yanchor="bottom", font={"color": color})
+        return
+    shown_s = silent_s if silent_s is not None else silence_s
+    fig.add_annotation(x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="bottom",
+                       showarrow=False, font={"color": color},
+                       text=f"now: silent for {format_duration(shown_s)} →")
 
 
 def _message_hover(row: Mapping[str, Any]) -> str:
     parts = [f"<b>{row.get('type', '')}</b> ({row.get('kind', '')})",
              f"#{row.get('seq', '')} at {row.get('event_time')}"]
+    if row.get("skew_s"):
+        parts.append(f"clock skew: event time {row['skew_s']:.3f} s before its cause")
     for key in ("step", "saga_status", "compensates"):
         if row.get(key):
             parts.append(f"{key}: {row[key]}")
@@ -226,88 +269,76 @@ def _message_hover(row: Mapping[str, Any]) -> str:
     return "<br>".join(parts)
 
 
-def layered_positions(edges: Sequence[tuple[str, str]]) -> dict[str, tuple[float, float]]:
-    """Top-to-bottom positions ``(x, y)`` for a directly-follows graph: a node's row ``y`` is
-    its shortest distance from a start node (one with no incoming edge); the nodes of a row
-    spread along ``x`` around 0."""
-    nodes = list(dict.fromkeys([n for edge in edges for n in edge]))
-    incoming = dict.fromkeys(nodes, 0)
-    outgoing: dict[str, list[str]] = {n: [] for n in nodes}
-    for a, b in edges:
-        if a != b:
-            incoming[b] += 1
-            outgoing[a].append(b)
-    starts = [n for n in nodes if incoming[n] == 0] or nodes[:1]
-    depth: dict[str, int] = dict.fromkeys(starts, 0)
-    queue = list(starts)
-    while queue:
-        node = queue.pop(0)
-        for nxt in outgoing[node]:
-            if nxt not in depth:
-                depth[nxt] = depth[node] + 1
-                queue.append(nxt)
-    for n in nodes:  # only reachable through a cycle that no start leads into
-        depth.setdefault(n, max(depth.values(), default=0) + 1)
-    rows: dict[int, list[str]] = {}
-    for n in nodes:
-        rows.setdefault(depth[n], []).append(n)
-    positions: dict[str, tuple[float, float]] = {}
-    for row, members in rows.items():
-        for i, n in enumerate(members):
-            positions[n] = (i - (len(members) - 1) / 2, float(row))
-    return positions
+def _dot_text(text: object) -> str:
+    """A DOT quoted string."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def process_map(edges: pd.DataFrame) -> go.Figure:
-    """Directly-follows graph, top to bottom: columns ``source``, ``target``, ``count`` and
-    optionally ``median_s`` (median transition time). Edge width follows the count."""
-    if edges.empty:
-        return empty_figure("No transitions in this range")
-    pairs = list(zip(edges["source"].astype(str), edges["target"].astype(str), strict=True))
-    pos = layered_positions(pairs)
-    max_count = max(float(edges["count"].max()), 1.0)
-    fig = go.Figure()
-    label_x, label_y, label_text = [], [], []
+def process_map_dot(
+    nodes: pd.DataFrame,
+    edges: pd.DataFrame,
+    *,
+    overlay: str = "frequency",
+    live: Mapping[str, Mapping[str, int]] | None = None,
+    node_link: Any = None,
+    edge_link: Any = None,
+) -> str:
+    """The directly-follows graph as Graphviz DOT, laid out top to bottom by ``dot``.
+
+    ``nodes``: ``activity``, ``count``, ``starts``, ``ends``; ``edges``: ``source``,
+    ``target``, ``count``, ``median_s``, ``p95_s``. ``overlay``: ``frequency`` (counts on the
+    arrows) or ``duration`` (median and p95). ``live``: activity -> {"running": n,
+    "stalled": n} drawn on the node. ``node_link(activity)`` and ``edge_link(a, b)`` give each
+    node and arrow a URL (clickable in the browser).
+    """
+    live = live or {}
+    lines = [
+        "digraph process {",
+        '  rankdir=TB; nodesep=0.35; ranksep=0.45; bgcolor="transparent";',
+        '  node [shape=box, style="rounded,filled", fillcolor="#edf2ff", color="#3b5bdb", '
+        'fontname="Helvetica", fontsize=11, margin="0.15,0.06"];',
+        '  edge [fontname="Helvetica", fontsize=10, color="#5c7cfa", fontcolor="#343a40", '
+        'arrowsize=0.7];',
+        '  "__start" [shape=circle, label="", width=0.22, style=filled, fillcolor="#2f9e44", '
+        'color="#2f9e44"];',
+        '  "__end" [shape=doublecircle, label="", width=0.18, style=filled, '
+        'fillcolor="#343a40", color="#343a40"];',
+    ]
+    top = max(float(edges["count"].max()) if not edges.empty else 1.0,
+              float(nodes["starts"].max()) if not nodes.empty else 1.0, 1.0)
+    for row in nodes.to_dict("records"):
+        name = str(row["activity"])
+        label = f"{name}\n{int(row['count']):,} times"
+        counts = live.get(name, {})
+        waiting, stalled = int(counts.get("running", 0)), int(counts.get("stalled", 0))
+        extra = ""
+        if waiting or stalled:
+            label += f"\n{waiting} waiting · {stalled} stalled"
+            if stalled:
+                extra = ', fillcolor="#fff4e6", color="#f08c00", penwidth=2'
+        link = f", URL={_dot_text(node_link(name))}, target=\"_self\"" if node_link else ""
+        lines.append(f"  {_dot_text(name)} [label={_dot_text(label)}, "
+                     f"tooltip={_dot_text('open the sagas that passed through ' + name)}"
+                     f"{link}{extra}];")
+        if int(row.get("starts", 0)):
+            lines.append(f"  \"__start\" -> {_dot_text(name)} [label={_dot_text(int(row['starts']))}, "
+                         'style=dashed, color="#adb5bd"];')
+        if int(row.get("ends", 0)):
+            lines.append(f"  {_dot_text(name)} -> \"__end\" [label={_dot_text(int(row['ends']))}, "
+                         'style=dashed, color="#adb5bd"];')
     for row in edges.to_dict("records"):
         a, b = str(row["source"]), str(row["target"])
-        (x0, y0), (x1, y1) = pos[a], pos[b]
-        share = float(row["count"]) / max_count
-        duration = format_duration(row.get("median_s"))
-        text = f"{int(row['count'])}" + (f" · {duration}" if duration else "")
-        if a == b:
-            label_x.append(x0 + 0.18)
-            label_y.append(y0 + 0.3)
-            label_text.append(f"↻ {text}")
-            continue
-        fig.add_annotation(
-            x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
-            showarrow=True, arrowhead=2, arrowsize=0.9, arrowwidth=1 + 3 * share,
-            arrowcolor=f"rgba(59,91,219,{0.35 + 0.45 * share:.2f})",
-            standoff=16, startstandoff=16, text="",
-        )
-        label_x.append(x0 + (x1 - x0) * 0.5 + 0.04)
-        label_y.append(y0 + (y1 - y0) * 0.5)
-        label_text.append(text)
-    fig.add_trace(
-        go.Scatter(x=label_x, y=label_y, mode="text", text=label_text, hoverinfo="skip",
-                   textposition="middle right", textfont={"size": 11, "color": "#495057"},
-                   showlegend=False)
-    )
-    names = list(pos)
-    fig.add_trace(
-        go.Scatter(
-            x=[pos[n][0] for n in names], y=[pos[n][1] for n in names], mode="markers+text",
-            text=[f"<b>{n}</b>" for n in names], textposition="middle left",
-            hovertext=names, hoverinfo="text",
-            marker={"size": 18, "color": "#edf2ff", "line": {"width": 2, "color": "#3b5bdb"}},
-            showlegend=False,
-        )
-    )
-    widest = max(abs(x) for x, _ in pos.values())
-    fig.update_xaxes(visible=False, range=[-widest - 1.2, widest + 0.8])
-    fig.update_yaxes(visible=False, autorange="reversed")
-    depth = max(y for _, y in pos.values())
-    return _base(fig, height=int(120 + 75 * (depth + 1)), title="Process map (directly follows)")
+        if overlay == "duration":
+            label = (f"{format_duration(row.get('median_s')) or '0 s'} · "
+                     f"p95 {format_duration(row.get('p95_s')) or '0 s'}")
+        else:
+            label = f"{int(row['count']):,}"
+        width = 1 + 4 * float(row["count"]) / top
+        link = f", URL={_dot_text(edge_link(a, b))}, target=\"_self\"" if edge_link else ""
+        lines.append(f"  {_dot_text(a)} -> {_dot_text(b)} [label={_dot_text(' ' + label)}, "
+                     f"penwidth={width:.2f}, tooltip={_dot_text(f'{a} → {b}')}{link}];")
+    lines.append("}")
+    return "\n".join(lines)
 
 
 def variant_bars(variants: pd.DataFrame) -> go.Figure:

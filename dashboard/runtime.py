@@ -8,42 +8,61 @@ run``, a test) opens the store the settings name, read-only, once per process.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from dataclasses import dataclass
 
-from sagascope.store import Store, open_store
+from sagascope.store import Store, open_store_from_settings
 
 from sagascope.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 
+def read_only_view(store: Store) -> Store:
+    """A read-only handle on the same connection, whatever the backend.
+
+    A shallow copy shares the connection (one chDB session per process); ``read_only`` is the
+    ``Store`` attribute every backend honours (``readonly = 2`` on each query, writes refused).
+    """
+    if store.read_only:
+        return store
+    view = copy.copy(store)
+    view.read_only = True
+    return view
+
+
 @dataclass(frozen=True)
 class _Context:
     settings: Settings
     store: Store | None
+    writer: Store | None = None
 
 
 _lock = threading.Lock()
 _context: _Context | None = None
 _opened: Store | None = None
+_opened_writer: Store | None = None
 
 
-def configure(settings: Settings, store: Store | None = None) -> None:
-    """Set what the pages use: the settings and, optionally, a store already open in this process."""
-    global _context, _opened
+def configure(settings: Settings, store: Store | None = None, writer: Store | None = None) -> None:
+    """Set what the pages use: the settings and, optionally, a store already open in this
+    process (read by the pages) and a writable one (for alert acknowledgements only)."""
+    global _context, _opened, _opened_writer
     with _lock:
-        _context = _Context(settings=settings, store=store)
+        _context = _Context(settings=settings, store=store, writer=writer)
         _opened = None
+        _opened_writer = None
 
 
 def reset() -> None:
     """Forget the configured context (tests)."""
-    global _context, _opened
+    global _context, _opened, _opened_writer
     with _lock:
         _context = None
         _opened = None
+        _opened_writer = None
 
 
 def settings() -> Settings:
@@ -65,5 +84,19 @@ def store() -> Store:
         if _opened is None:
             cfg = current.store
             log.info("dashboard opening store backend=%s", "server" if cfg.url else "chdb")
-            _opened = open_store(cfg.url, cfg.path, cfg.database, read_only=True)
+            _opened = open_store_from_settings(cfg, read_only=True)
         return _opened
+
+
+def writer() -> Store:
+    """A writable store for the dashboard's one write (alert acknowledgements)."""
+    global _opened_writer
+    current = settings()
+    with _lock:
+        if _context is not None and _context.writer is not None:
+            return _context.writer
+        if _context is not None and _context.store is not None and not _context.store.read_only:
+            return _context.store
+        if _opened_writer is None:
+            _opened_writer = open_store_from_settings(current.store, read_only=False)
+        return _opened_writer

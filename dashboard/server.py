@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sagascope.dashboard import runtime
+from sagascope.dashboard import auth, runtime
 from sagascope.dashboard.exceptions import DashboardError
-from sagascope.store import ChdbStore, Store, open_store
+from sagascope.store import Store
 
 from sagascope.settings import Settings
 
@@ -79,20 +79,6 @@ def _streamlit_options(settings: Settings, port: int) -> dict[str, Any]:
     }
 
 
-def _read_only(store: Store | None, settings: Settings) -> Store | None:
-    """A read-only handle on the same data: the dashboard never writes."""
-    if store is None or store.read_only:
-        return store
-    if store.backend == "chdb":
-        # Shares the process's chDB session; only the handle is read-only.
-        return ChdbStore(getattr(store, "path", settings.store.path), store.database,
-                         read_only=True)
-    cfg = settings.store
-    if cfg.url:
-        return open_store(cfg.url, cfg.path, store.database, read_only=True)
-    return store
-
-
 def serve(
     settings: Settings,
     store: Store | None = None,
@@ -106,8 +92,8 @@ def serve(
     Args:
         settings: the settings; the dashboard section gives host and port.
         store: a store already open in this process (embedded mode shares it; the pages get
-            a read-only handle on it); when None, the pages open the settings' store
-            read-only.
+            a read-only handle on it, and only alert acknowledgements write through it);
+            when None, the pages open the settings' store read-only.
         port: overrides ``settings.dashboard.port``; ``0`` picks a free port.
         block: wait until the server stops (Ctrl+C) before returning.
         timeout_s: how long to wait for the server to listen.
@@ -118,18 +104,37 @@ def serve(
     Raises:
         DashboardError: the server could not start, or one already runs in this process.
     """
-    from streamlit import config as st_config
-    from streamlit.web import bootstrap
-    from streamlit.web.server import Server
-
     if not _started.acquire(blocking=False):
         raise DashboardError("a dashboard server already runs in this process (Streamlit allows one)")
     chosen_port = settings.dashboard.port if port is None else port
-    runtime.configure(settings, _read_only(store, settings))
-    bootstrap.load_config_options(
-        {k.replace(".", "_"): v for k, v in _streamlit_options(settings, chosen_port).items()}
-    )
+    try:
+        auth.check_access(settings.dashboard)
+    except BaseException:
+        _started.release()
+        raise
+    reader = runtime.read_only_view(store) if store is not None else None
+    runtime.configure(settings, reader, writer=store)
+    _load_streamlit_config(settings, chosen_port)
+    handle = _start_server_thread(settings, chosen_port, timeout_s)
+    if block:
+        handle.wait()
+    return handle
+
+
+def _load_streamlit_config(settings: Settings, port: int) -> None:
+    from streamlit.web import bootstrap
+
+    options = _streamlit_options(settings, port)
+    if auth.login_required(settings.dashboard) and auth.uses_oidc(settings.dashboard):
+        options["secrets.files"] = [auth.write_oidc_secrets(settings.dashboard)]
+    bootstrap.load_config_options({k.replace(".", "_"): v for k, v in options.items()})
     bootstrap.prepare_streamlit_environment(str(APP_PATH))
+
+
+def _start_server_thread(settings: Settings, port: int, timeout_s: float) -> DashboardServer:
+    """Run Streamlit's server on its own event loop in a daemon thread; wait until it listens."""
+    from streamlit import config as st_config
+    from streamlit.web.server import Server
 
     ready = threading.Event()
     failure: list[BaseException] = []
@@ -163,13 +168,9 @@ def serve(
     if failure or not thread.is_alive():
         cause = failure[0] if failure else None
         raise DashboardError(
-            f"dashboard server could not listen on {settings.dashboard.host}:{chosen_port}"
+            f"dashboard server could not listen on {settings.dashboard.host}:{port}"
             + (f": {cause!r}" if cause else "")
         ) from cause
-    bound = int(st_config.get_option("server.port"))
-    url = f"http://{settings.dashboard.host}:{bound}"
+    url = f"http://{settings.dashboard.host}:{int(st_config.get_option('server.port'))}"
     log.info("dashboard listening url=%s", url)
-    handle = DashboardServer(server, loop, thread, url)
-    if block:
-        handle.wait()
-    return handle
+    return DashboardServer(server, loop, thread, url)

@@ -155,22 +155,31 @@ class FaultyProducer:
         # config, metrics, partitions_for ...: whatever the wrapper reads from a real producer.
         return getattr(self._producer, name)
 
-    def send(self, topic: str, value: Any = None, key: Any = None, headers: Any = None,
-             partition: int | None = None, timestamp_ms: int | None = None) -> Any:
+    def copies(self, headers: Any) -> int:
+        """How many times the message goes out: 0 (dropped), 1, or 2 (duplicated)."""
         saga_id = _header(headers, "ce_sagaid")
         type_ = _header(headers, "ce_type")
-        if saga_id and type_:
-            with self._lock:
-                occurrence = self._sent.add((saga_id, type_))
-            if self.faults.drops(saga_id, type_, occurrence):
-                self.dropped += 1
-                log.info("fault: dropped %s of saga %s from %s", type_, saga_id,
-                         self.faults.service)
-                return Future().success(None)
-            if self.faults.duplicates(saga_id, type_, occurrence):
-                self.duplicated += 1
-                self._producer.send(topic, value=value, key=key, headers=headers,
-                                    partition=partition, timestamp_ms=timestamp_ms)
+        if not (saga_id and type_):
+            return 1
+        with self._lock:
+            occurrence = self._sent.add((saga_id, type_))
+        if self.faults.drops(saga_id, type_, occurrence):
+            self.dropped += 1
+            log.info("fault: dropped %s of saga %s from %s", type_, saga_id, self.faults.service)
+            return 0
+        if self.faults.duplicates(saga_id, type_, occurrence):
+            self.duplicated += 1
+            return 2
+        return 1
+
+    def send(self, topic: str, value: Any = None, key: Any = None, headers: Any = None,
+             partition: int | None = None, timestamp_ms: int | None = None) -> Any:
+        copies = self.copies(headers)
+        if copies == 0:
+            return Future().success(None)
+        for _ in range(copies - 1):
+            self._producer.send(topic, value=value, key=key, headers=headers,
+                                partition=partition, timestamp_ms=timestamp_ms)
         return self._producer.send(topic, value=value, key=key, headers=headers,
                                    partition=partition, timestamp_ms=timestamp_ms)
 
@@ -179,3 +188,33 @@ class FaultyProducer:
 
     def close(self, timeout: float | None = None) -> None:
         self._producer.close(timeout)
+
+
+class FaultyConfluentProducer(FaultyProducer):
+    """The same faults below a ``confluent_kafka.Producer``: ``produce`` is what loses and repeats."""
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None:
+        for _ in range(self.copies(kwargs.get("headers"))):
+            self._producer.produce(topic, value=value, key=key, **kwargs)
+
+    def flush(self, timeout: float | None = None) -> int:  # type: ignore[override]
+        return int(self._producer.flush() if timeout is None else self._producer.flush(timeout))
+
+
+class FaultyAioProducer(FaultyProducer):
+    """The same faults below an ``aiokafka.AIOKafkaProducer``: ``send`` is a coroutine."""
+
+    async def send(
+        self, topic: str, value: Any = None, key: Any = None, headers: Any = None,
+        partition: int | None = None, timestamp_ms: int | None = None,
+    ) -> Any:
+        delivery = None
+        for _ in range(self.copies(headers)):
+            delivery = await self._producer.send(topic, value=value, key=key, headers=headers,
+                                                 partition=partition, timestamp_ms=timestamp_ms)
+        if delivery is None:  # dropped: a delivery that resolves at once, as if it went out
+            import asyncio
+
+            delivery = asyncio.get_running_loop().create_future()
+            delivery.set_result(None)
+        return delivery

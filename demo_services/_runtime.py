@@ -1,14 +1,18 @@
 """How a demo service runs: its own consumer group in a thread, our decorator on its handler.
 
-Each service consumes its topics with its own consumer group, handles records through
-``saga_handler`` (so the handler span and the saga context come from the message), sends
-through ``InstrumentedProducer`` over a :class:`FaultyProducer`, drops redelivered messages
-it has already handled (idempotent consumer: duplicates never fan out), retries a handler run
-that failed transiently, and fires timers (the payment flow's long wait) in the same thread.
+A service runs on one of the three Python Kafka clients (``client``): kafka-python, or
+confluent-kafka, or aiokafka (an asyncio loop in the service's thread, with an ``async``
+handler that awaits its sends), so the demo's sagas cross all three. Each service consumes
+its topics with its own consumer group, handles records through ``saga_handler`` (so the
+handler span and the saga context come from the message), sends through
+``InstrumentedProducer`` over a :class:`FaultyProducer`, drops redelivered messages it has
+already handled (idempotent consumer: duplicates never fan out), retries a handler run that
+failed transiently, and fires timers (the payment flow's long wait) in the same thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import json
@@ -21,12 +25,21 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from kafka import KafkaConsumer, KafkaProducer
-from sagascope.demo_services._faults import BoundedCounter, FaultyProducer, ServiceFaultConfig
+from sagascope.demo_services._faults import (
+    BoundedCounter,
+    FaultyAioProducer,
+    FaultyConfluentProducer,
+    FaultyProducer,
+    ServiceFaultConfig,
+)
 from sagascope.demo_services._topics import topic
 from sagascope.instrumentation import InstrumentedProducer, contract, saga_handler
 
 log = logging.getLogger(__name__)
 
+KAFKA_PYTHON = "kafka-python"
+CONFLUENT = "confluent-kafka"
+AIOKAFKA = "aiokafka"
 #: Handler runs per message before giving up on injected transient errors.
 MAX_HANDLER_ATTEMPTS = 5
 _SEEN_CAPACITY = 100_000
@@ -71,6 +84,8 @@ class DemoService:
     injects_crashes: ClassVar[bool] = True
     #: False for the legacy service: no decorator, no trace headers on what it sends.
     instrumented: ClassVar[bool] = True
+    #: The Kafka client this service is written with.
+    client: ClassVar[str] = KAFKA_PYTHON
 
     def __init__(self, env: ServiceEnv) -> None:
         self.env = env
@@ -85,26 +100,51 @@ class DemoService:
         self._attempts = BoundedCounter()
         self._current: Message | None = None
         self._crash_next = False
-        self._kafka = KafkaProducer(
-            bootstrap_servers=env.bootstrap_servers, client_id=f"{env.client_id}-{self.name}",
-            linger_ms=5,
-        )
-        self._faulty = FaultyProducer(self._kafka, self.faults)
+        self._kafka: Any = None
+        self._faulty: Any = None
         self._producer: Any = None
+        self._pending_sends: list[Any] = []
         self._handle: Callable[[Any], Any] = self._handle_record
         self._handle_timer: Callable[[Any], Any] = self._handle_timer_record
+        if self.client == CONFLUENT:
+            from confluent_kafka import Producer
+
+            self._use_producer(Producer({
+                "bootstrap.servers": env.bootstrap_servers, "linger.ms": 5,
+                "client.id": f"{env.client_id}-{self.name}", "logger": _librdkafka_log,
+            }), FaultyConfluentProducer)
+        elif self.client == KAFKA_PYTHON:
+            self._use_producer(KafkaProducer(
+                bootstrap_servers=env.bootstrap_servers, client_id=f"{env.client_id}-{self.name}",
+                linger_ms=5,
+            ), FaultyProducer)
+        # aiokafka's producer needs the service's event loop: made when the thread starts.
         if self.instrumented:
-            self._producer = InstrumentedProducer(
-                self._faulty, self.name, tracer_provider=env.tracer_provider
-            )
             decorate = saga_handler(
                 self.name, consumer_group=self.group_id, tracer_provider=env.tracer_provider
             )
-            self._handle = decorate(self._handle_record)
-            self._handle_timer = decorate(self._handle_timer_record)
+            if self.client == AIOKAFKA:
+                self._handle = decorate(self._handle_record_async)
+                self._handle_timer = decorate(self._handle_timer_record_async)
+            else:
+                self._handle = decorate(self._handle_record)
+                self._handle_timer = decorate(self._handle_timer_record)
         self.handled = 0
         self.duplicates_skipped = 0
         self.failed = 0
+
+    @property
+    def producer_client(self) -> str | None:
+        """The client the instrumented producer recognised (None before it exists, or legacy)."""
+        return self._producer.client.value if self._producer is not None else None
+
+    def _use_producer(self, kafka: Any, faulty: type[FaultyProducer]) -> None:
+        self._kafka = kafka
+        self._faulty = faulty(kafka, self.faults)
+        if self.instrumented:
+            self._producer = InstrumentedProducer(
+                self._faulty, self.name, tracer_provider=self.env.tracer_provider
+            )
 
     # -- what services implement and call ---------------------------------------------------
 
@@ -118,11 +158,14 @@ class DemoService:
              kind: str = "event", step: str | None = None, saga_status: str | None = None,
              compensates: str | None = None) -> None:
         """Send one message with the contract headers, at this service's (skewed) clock."""
-        self._producer.send(
+        sending = self._producer.send(
             topic(self.env.topic_prefix, topic_name), value=data, key=saga_id.encode(),
             type=type_, kind=kind, step=step, saga_status=saga_status,
             compensates=compensates, event_time=self.faults.now(),
         )
+        if self.client == AIOKAFKA:
+            # A coroutine: the async handler awaits it before it returns.
+            self._pending_sends.append(sending)
 
     def send_raw(self, topic_name: str, data: dict[str, Any], *, key: str) -> None:
         """Send bare JSON, no headers at all: how the legacy service talks."""
@@ -163,6 +206,12 @@ class DemoService:
     # -- the loop ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self.client == AIOKAFKA:
+            try:
+                asyncio.run(self._run_async())
+            except Exception:
+                log.exception("demo service %s crashed", self.name)
+            return
         consumer = None
         try:
             consumer = self._consumer()
@@ -175,13 +224,30 @@ class DemoService:
                     consumer.close()
                 except Exception:
                     log.exception("closing the consumer of %s", self.name)
-            self._kafka.flush(10)
-            self._kafka.close(10)
+            self._faulty.flush(10)
+            if self.client == KAFKA_PYTHON:
+                self._kafka.close(10)
 
     def _consumer(self) -> Any:
         settings = self.env.settings
+        topics = [topic(self.env.topic_prefix, name) for name in self.topics]
+        if self.client == CONFLUENT:
+            from confluent_kafka import Consumer
+
+            # librdkafka wants max.poll.interval.ms >= session.timeout.ms; the join waits for it.
+            timeout_ms = max(settings.max_poll_interval_ms, 6000)
+            consumer = Consumer({
+                "bootstrap.servers": self.env.bootstrap_servers,
+                "client.id": f"{self.env.client_id}-{self.name}", "group.id": self.group_id,
+                "auto.offset.reset": "earliest", "enable.auto.commit": True,
+                "auto.commit.interval.ms": 1000, "max.poll.interval.ms": timeout_ms,
+                "session.timeout.ms": timeout_ms, "heartbeat.interval.ms": 1000,
+                "logger": _librdkafka_log,
+            })
+            consumer.subscribe(topics)
+            return consumer
         return KafkaConsumer(
-            *(topic(self.env.topic_prefix, name) for name in self.topics),
+            *topics,
             bootstrap_servers=self.env.bootstrap_servers,
             client_id=f"{self.env.client_id}-{self.name}",
             group_id=self.group_id,
@@ -193,25 +259,73 @@ class DemoService:
             heartbeat_interval_ms=1000,
         )
 
+    def _poll(self, consumer: Any) -> list[Any]:
+        if self.client == CONFLUENT:
+            messages = consumer.consume(num_messages=500, timeout=0.1)
+            for message in messages:
+                if message.error() is not None:
+                    log.debug("%s: consumer error %s", self.name, message.error())
+            return [m for m in messages if m.error() is None]
+        return [r for records in consumer.poll(timeout_ms=100).values() for r in records]
+
     def _loop(self, consumer: Any) -> None:
         while not self._stop.is_set():
-            batches = consumer.poll(timeout_ms=100)
+            records = self._poll(consumer)
             if not self._ready.is_set() and consumer.assignment():
                 self._ready.set()
-            for records in batches.values():
-                for record in records:
-                    if self._stop.is_set():
-                        return
-                    self._process(record)
+            for record in records:
+                if self._stop.is_set():
+                    return
+                self._process(record)
             self._fire_timers()
 
-    def _decode(self, record: Any) -> Message | None:
-        headers, _errors = contract.decode_headers(record.headers)
+    async def _run_async(self) -> None:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+        settings = self.env.settings
+        kafka = AIOKafkaProducer(bootstrap_servers=self.env.bootstrap_servers,
+                                 client_id=f"{self.env.client_id}-{self.name}", linger_ms=5)
+        await kafka.start()
+        self._use_producer(kafka, FaultyAioProducer)
+        consumer = AIOKafkaConsumer(
+            *(topic(self.env.topic_prefix, name) for name in self.topics),
+            bootstrap_servers=self.env.bootstrap_servers,
+            client_id=f"{self.env.client_id}-{self.name}", group_id=self.group_id,
+            auto_offset_reset="earliest", enable_auto_commit=True, auto_commit_interval_ms=1000,
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+            rebalance_timeout_ms=settings.max_poll_interval_ms,
+            session_timeout_ms=max(settings.max_poll_interval_ms, 6000),
+            heartbeat_interval_ms=1000,
+        )
         try:
-            data = json.loads(record.value) if record.value else {}
+            await consumer.start()
+            while not self._stop.is_set():
+                batches = await consumer.getmany(timeout_ms=100)
+                if not self._ready.is_set() and consumer.assignment():
+                    self._ready.set()
+                for records in batches.values():
+                    for record in records:
+                        if self._stop.is_set():
+                            return
+                        await self._process_async(record)
+                await self._fire_timers_async()
+        finally:
+            try:
+                await consumer.stop()
+            finally:
+                await kafka.flush()
+                await kafka.stop()
+
+    def _decode(self, record: Any) -> Message | None:
+        if self.client == CONFLUENT:
+            raw_headers, value = record.headers(), record.value()
+        else:
+            raw_headers, value = record.headers, record.value
+        headers, _errors = contract.decode_headers(raw_headers)
+        try:
+            data = json.loads(value) if value else {}
         except (ValueError, UnicodeDecodeError):
-            log.warning("%s: undecodable record %s/%s@%s", self.name, record.topic,
-                        record.partition, record.offset)
+            log.warning("%s: undecodable record with headers %s", self.name, headers)
             return None
         if not isinstance(data, dict):
             return None
@@ -224,49 +338,75 @@ class DemoService:
             record=record,
         )
 
-    def _process(self, record: Any) -> None:
+    def _admit(self, record: Any) -> Message | None:
+        """The decoded message to handle now; None for one to skip (foreign, duplicate, stopping)."""
         message = self._decode(record)
         if message is None:
-            return
+            return None
         if self.saga_types and message.saga_type and message.saga_type not in self.saga_types:
-            return
+            return None
         if message.message_id:
             if message.message_id in self._seen:
                 self.duplicates_skipped += 1
                 log.info("%s: skipped duplicate %s of saga %s", self.name, message.type,
                          message.saga_id)
-                return
+                return None
             self._seen[message.message_id] = None
             if len(self._seen) > _SEEN_CAPACITY:
                 self._seen.popitem(last=False)
         self._attempts.add((message.saga_id, message.type))
         delay = self.faults.latency_s(message.saga_id, message.type)
         if delay and self._stop.wait(delay):
-            return
+            return None
         self._current = message
+        return message
+
+    def _crashes(self, message: Message, run: int) -> bool:
+        return self.injects_crashes and run < MAX_HANDLER_ATTEMPTS and self.faults.fails(
+            message.saga_id, f"crash:{message.type}:{self.attempt(message)}", run
+        )
+
+    def _process(self, record: Any) -> None:
+        message = self._admit(record)
+        if message is None:
+            return
         for run in range(1, MAX_HANDLER_ATTEMPTS + 1):
             try:
-                if self.injects_crashes and run < MAX_HANDLER_ATTEMPTS and self.faults.fails(
-                    message.saga_id, f"crash:{message.type}:{self.attempt(message)}", run
-                ):
-                    self._handle_crash(record)
-                else:
-                    self._handle(record)
+                # A crash goes through the decorated handler: the failed run is an errored span.
+                self._crash_next = self._crashes(message, run)
+                self._handle(record)
                 self.handled += 1
                 return
             except InjectedFailure:
-                log.info("%s: injected failure handling %s of saga %s (run %d), retrying",
-                         self.name, message.type, message.saga_id, run)
+                self._log_retry(message, run)
             except Exception:
-                self.failed += 1
-                log.exception("%s: handler failed on %s of saga %s", self.name, message.type,
-                              message.saga_id)
+                self._log_failure(message)
                 return
 
-    def _handle_crash(self, record: Any) -> None:
-        # Through the decorated handler, so the failed run shows as an errored span.
-        self._crash_next = True
-        self._handle(record)
+    async def _process_async(self, record: Any) -> None:
+        message = self._admit(record)
+        if message is None:
+            return
+        for run in range(1, MAX_HANDLER_ATTEMPTS + 1):
+            try:
+                self._crash_next = self._crashes(message, run)
+                await self._handle(record)
+                self.handled += 1
+                return
+            except InjectedFailure:
+                self._log_retry(message, run)
+            except Exception:
+                self._log_failure(message)
+                return
+
+    def _log_retry(self, message: Message, run: int) -> None:
+        log.info("%s: injected failure handling %s of saga %s (run %d), retrying",
+                 self.name, message.type, message.saga_id, run)
+
+    def _log_failure(self, message: Message) -> None:
+        self.failed += 1
+        log.exception("%s: handler failed on %s of saga %s", self.name, message.type,
+                      message.saga_id)
 
     def _handle_record(self, record: Any) -> None:
         if self._crash_next:
@@ -279,13 +419,48 @@ class DemoService:
         assert self._current is not None
         self.on_timer(self._current)
 
-    def _fire_timers(self) -> None:
+    async def _handle_record_async(self, record: Any) -> None:
+        try:
+            self._handle_record(record)
+        finally:
+            await self._await_sends()
+
+    async def _handle_timer_record_async(self, record: Any) -> None:
+        try:
+            self._handle_timer_record(record)
+        finally:
+            await self._await_sends()
+
+    async def _await_sends(self) -> None:
+        pending, self._pending_sends = self._pending_sends, []
+        for sending in pending:
+            await sending
+
+    def _due_timers(self) -> list[Message]:
         now = time.monotonic()
+        due = []
         while self._timers and self._timers[0][0] <= now:
-            _due, _seq, message = heapq.heappop(self._timers)
+            due.append(heapq.heappop(self._timers)[2])
+        return due
+
+    def _fire_timers(self) -> None:
+        for message in self._due_timers():
             self._current = message
             try:
                 self._handle_timer(message.record)
             except Exception:
                 self.failed += 1
                 log.exception("%s: timer failed for saga %s", self.name, message.saga_id)
+
+    async def _fire_timers_async(self) -> None:
+        for message in self._due_timers():
+            self._current = message
+            try:
+                await self._handle_timer(message.record)
+            except Exception:
+                self.failed += 1
+                log.exception("%s: timer failed for saga %s", self.name, message.saga_id)
+
+
+#: librdkafka's own log lines (connection chatter) go through logging, not to stderr.
+_librdkafka_log = logging.getLogger("sagascope.demo_services.librdkafka")

@@ -1,9 +1,12 @@
-"""Inventory: checks, deducts and reserves stock (``order``, ``shipment``). Its clock runs behind."""
+"""Inventory: checks, deducts and reserves stock (``order``, ``shipment``). Its clock runs behind.
+
+Written with aiokafka: its handler is a coroutine that awaits its sends.
+"""
 
 from __future__ import annotations
 
 from sagascope.demo_services import _topics as t
-from sagascope.demo_services._runtime import DemoService, Message
+from sagascope.demo_services._runtime import AIOKAFKA, DemoService, Message
 
 #: SKUs the catalogue has run out of; everything else is plentiful.
 OUT_OF_STOCK_SKUS = frozenset({"SKU-0000"})
@@ -16,6 +19,7 @@ def in_stock(sku: str, quantity: int) -> bool:
 
 class Inventory(DemoService):
     name = "inventory"
+    client = AIOKAFKA
     topics = (t.INVENTORY_COMMANDS,)
 
     def on_message(self, message: Message) -> None:

@@ -2,6 +2,7 @@
 
 A rejected card asks the customer to update it and waits ("seven days", scaled down to
 ``demo.card_update_wait_s``): an updated card is charged, silence ends in PaymentFailed.
+Written with confluent-kafka, so every flow crosses a librdkafka service.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from sagascope.demo_services import _topics as t
-from sagascope.demo_services._runtime import DemoService, Message, ServiceEnv
+from sagascope.demo_services._runtime import CONFLUENT, DemoService, Message, ServiceEnv
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ _REPLIES = {
 
 class Payment(DemoService):
     name = "payment"
+    client = CONFLUENT
     topics = (t.PAYMENTS_COMMANDS, t.CUSTOMERS_EVENTS)
 
     def __init__(self, env: ServiceEnv) -> None:

@@ -9,6 +9,10 @@
     @saga_handler("payment", consumer_group="payment")
     def on_command(record):
         producer.send("orders", {...}, type="PaymentReceived")   # same saga, caused by record
+
+The same two work with confluent-kafka (``InstrumentedProducer(confluent_kafka.Producer(...))``,
+handlers taking a ``confluent_kafka.Message``) and aiokafka (``await producer.send(...)``,
+``async`` handlers taking its ``ConsumerRecord``); neither client is imported unless used.
 """
 
 from sagascope.instrumentation import contract as contract

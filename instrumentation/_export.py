@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -83,6 +84,13 @@ class KafkaSpanExporter(SpanExporter):
         topic: the telemetry topic.
         max_block_ms: how long a send may wait for metadata when the broker is away
             (own producer only); export never blocks the service for longer.
+        producer_config: more ``kafka.KafkaProducer`` arguments for the exporter's own
+            producer, passed through as given (e.g. ``security_protocol="SSL"``,
+            ``ssl_cafile``, ``sasl_mechanism``, ``sasl_plain_username``); they override the
+            exporter's defaults. Only with bootstrap servers: a shared producer has its own.
+
+    Raises:
+        TypeError: a producer that is not kafka-python's, or ``producer_config`` beside one.
     """
 
     def __init__(
@@ -91,6 +99,7 @@ class KafkaSpanExporter(SpanExporter):
         topic: str = DEFAULT_TELEMETRY_TOPIC,
         *,
         max_block_ms: int = 5000,
+        producer_config: Mapping[str, Any] | None = None,
     ) -> None:
         if not topic:
             raise ValueError("KafkaSpanExporter needs a telemetry topic")
@@ -101,6 +110,7 @@ class KafkaSpanExporter(SpanExporter):
         self._producer: Any = None
         self._bootstrap: Any = None
         self._max_block_ms = max_block_ms
+        self._producer_config = dict(producer_config or {})
         if isinstance(producer_or_bootstrap, str | list | tuple):
             if not producer_or_bootstrap:
                 raise ValueError("KafkaSpanExporter needs bootstrap servers or a producer")
@@ -110,8 +120,13 @@ class KafkaSpanExporter(SpanExporter):
         else:
             # An InstrumentedProducer would add saga headers to span records: use its producer.
             self._producer = getattr(producer_or_bootstrap, "producer", producer_or_bootstrap)
-            if not callable(getattr(self._producer, "send", None)):
-                raise TypeError("KafkaSpanExporter needs a KafkaProducer or bootstrap servers")
+            send = getattr(self._producer, "send", None)
+            # Export runs in the span processor's thread and relies on kafka-python's futures.
+            if not callable(send) or inspect.iscoroutinefunction(send):
+                raise TypeError("KafkaSpanExporter needs a kafka.KafkaProducer or bootstrap servers")
+            if self._producer_config:
+                raise TypeError("producer_config is for the exporter's own producer; "
+                                "configure a shared producer where it is made")
             self._owns_producer = False
 
     def _get_producer(self) -> Any:
@@ -126,14 +141,15 @@ class KafkaSpanExporter(SpanExporter):
                     if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG
                     else "api_version_auto_timeout_ms"
                 )
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self._bootstrap,
-                    client_id="sagascope-span-exporter",
-                    linger_ms=50,
-                    acks=1,
-                    max_block_ms=self._max_block_ms,
-                    **{timeout_key: self._max_block_ms},
-                )
+                config: dict[str, Any] = {
+                    "client_id": "sagascope-span-exporter",
+                    "linger_ms": 50,
+                    "acks": 1,
+                    "max_block_ms": self._max_block_ms,
+                    timeout_key: self._max_block_ms,
+                    **self._producer_config,
+                }
+                self._producer = KafkaProducer(bootstrap_servers=self._bootstrap, **config)
             return self._producer
 
     @property
@@ -196,6 +212,7 @@ def configure_tracing(
     *,
     extra_exporters: Sequence[SpanExporter] = (),
     set_global: bool = True,
+    producer_config: Mapping[str, Any] | None = None,
 ) -> TracerProvider:
     """A ``TracerProvider`` for ``service`` that batches spans to the telemetry topic.
 
@@ -206,11 +223,15 @@ def configure_tracing(
         extra_exporters: more exporters, each behind its own ``BatchSpanProcessor`` (e.g.
             ``OTLPSpanExporter()`` from the ``otlp`` extra, for Jaeger or Tempo).
         set_global: also make it OpenTelemetry's global tracer provider.
+        producer_config: more ``kafka.KafkaProducer`` arguments for the span records'
+            producer, e.g. TLS or SASL: ``{"security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512", ...}``. Passed through as given; read from
+            wherever the application keeps its secrets (this library reads no environment).
     """
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
-    provider.add_span_processor(
-        BatchSpanProcessor(KafkaSpanExporter(bootstrap_servers, telemetry_topic))
-    )
+    provider.add_span_processor(BatchSpanProcessor(
+        KafkaSpanExporter(bootstrap_servers, telemetry_topic, producer_config=producer_config)
+    ))
     for exporter in extra_exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     if set_global:

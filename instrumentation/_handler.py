@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import (
     Link,
@@ -19,9 +22,12 @@ from opentelemetry.trace import (
     TraceFlags,
     TracerProvider,
 )
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sagascope.instrumentation import contract as c
 from sagascope.instrumentation._carrier import kafka_getter
+from sagascope.instrumentation._consumer_span import SdkTarget, sdk_target, start_consumer_span
 from sagascope.instrumentation._ids import new_span_id, new_trace_id
+from sagascope.instrumentation._records import find_record
 from sagascope.instrumentation._saga import (
     ATTR_MESSAGE_ID,
     ATTR_SAGA_ID,
@@ -61,6 +67,59 @@ class _HandlerScope:
         end_span(self.span)
 
 
+# The W3C propagator's own pattern: what it accepts, the fast path accepts.
+_TRACEPARENT_RE = re.compile(
+    r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?[ \t]*$"
+)
+_W3C_ONLY = (
+    [TraceContextTextMapPropagator],
+    [TraceContextTextMapPropagator, W3CBaggagePropagator],
+)
+#: Headers that only the full propagator handles (the fast path reads traceparent alone).
+_PROPAGATOR_EXTRAS = (c.TRACESTATE, "baggage")
+_EMPTY_CONTEXT = otel_context.Context()
+_NON_RECORDING_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+_HEADER_ATTRIBUTES = (
+    (c.CE_TYPE, "cloudevents.event_type"),
+    (c.CE_SOURCE, "cloudevents.event_source"),
+    (c.CE_KIND, "sagascope.kind"),
+    (c.CE_STEP, "sagascope.step"),
+    (c.CE_SAGASTATUS, "sagascope.saga.status"),
+    (c.CE_COMPENSATES, "sagascope.compensates"),
+    (c.CE_CAUSATIONID, "sagascope.causation_id"),
+)
+
+
+def _ids_only_span(producer_context: SpanContext | None) -> trace.Span:
+    """No SDK: a span that records nothing but keeps the ids flowing, so what the handler
+    sends still carries the trace."""
+    trace_id = producer_context.trace_id if producer_context else new_trace_id()
+    flags = producer_context.trace_flags if producer_context else TraceFlags(1)
+    return NonRecordingSpan(SpanContext(trace_id, new_span_id(), False, flags))
+
+
+def _is_plain_w3c(propagator: TextMapPropagator) -> bool:
+    """Whether ``propagator`` reads nothing but W3C trace context (and baggage): the default."""
+    if isinstance(propagator, TraceContextTextMapPropagator):
+        return True
+    inner = getattr(propagator, "_propagators", None)
+    return isinstance(propagator, CompositePropagator) and [type(p) for p in inner or ()] in _W3C_ONLY
+
+
+def _w3c_span_context(traceparent: str) -> SpanContext | None:
+    """What the W3C propagator extracts from a lone ``traceparent``; None where it extracts nothing."""
+    match = _TRACEPARENT_RE.match(traceparent)
+    if match is None:
+        return None
+    version, trace_hex, span_hex, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    if not trace_id or not span_id:
+        return None
+    return SpanContext(trace_id, span_id, True, TraceFlags(int(flags, 16)))
+
+
 class _Instrumentation:
     def __init__(
         self,
@@ -74,6 +133,11 @@ class _Instrumentation:
         self.tracer_provider = tracer_provider
         self._tracer: trace.Tracer | None = None
         self.propagator = propagator
+        # Looked up again only when the provider or the global propagator changes.
+        self._target_of: Any = None
+        self._target: SdkTarget | None = None
+        self._fast_propagator_of: Any = None
+        self._fast_propagator = False
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -82,28 +146,73 @@ class _Instrumentation:
             self._tracer = trace.get_tracer(TRACER_NAME, tracer_provider=self.tracer_provider)
         return self._tracer
 
+    def _provider(self) -> Any:
+        # The API's getter reads the environment on every call until a global provider is
+        # set; its module attribute says the same without that.
+        return (
+            self.tracer_provider
+            or getattr(trace, "_TRACER_PROVIDER", None)
+            or trace.get_tracer_provider()
+        )
+
+    def _sdk_target(self, provider: Any) -> SdkTarget | None:
+        if provider is not self._target_of:
+            self._target = sdk_target(provider)
+            self._target_of = provider
+        return self._target
+
     def enter(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _HandlerScope | None:
         """Open the span and make the saga current; None (and a log line) if that fails."""
         try:
-            record = _find_record(args, kwargs)
-            if record is None:
-                log.warning("saga_handler: no ConsumerRecord among the arguments; not traced")
+            found = find_record(args, kwargs)
+            if found is None:
+                log.warning("saga_handler: no consumed record among the arguments; not traced")
                 return None
-            return self._enter(record)
+            return self._enter(*found[1](found[0]))
         except Exception:
             log.exception("saga_handler: could not trace a record; running the handler anyway")
             return None
 
-    def _enter(self, record: Any) -> _HandlerScope:
-        raw_headers = record.headers or []
+    def _enter(
+        self, topic: str, partition: int, offset: int, key: Any, raw_headers: Any
+    ) -> _HandlerScope:
         headers, errors = c.decode_headers(raw_headers)
         for error in errors:
-            log.warning("%s[%s]@%s: %s", record.topic, record.partition, record.offset, error)
-        producer_context, extracted = self._producer_context(record, raw_headers, headers)
-        saga_id = headers.get(c.CE_SAGAID, "")
-        saga_type = headers.get(c.CE_SAGATYPE, "")
+            log.warning("%s[%s]@%s: %s", topic, partition, offset, error)
+        producer_context, extracted = self._producer_context(
+            topic, partition, offset, raw_headers, headers
+        )
+        name = f"{topic} process"
+        provider = self._provider()
+        target = self._sdk_target(provider)
+        span: trace.Span
+        if target is not None:
+            attributes = self._attributes(topic, partition, offset, key, headers)
+            span = start_consumer_span(target, name, producer_context, attributes)
+        elif isinstance(provider, _NON_RECORDING_PROVIDERS):
+            span = _ids_only_span(producer_context)
+        else:
+            attributes = self._attributes(topic, partition, offset, key, headers)
+            span = self._start_through_tracer(name, producer_context, extracted, attributes)
         message_id = headers.get(c.CE_ID, "")
-        attributes = self._attributes(record, headers, saga_id, saga_type, message_id)
+        saga = SagaContext(
+            saga_id=headers.get(c.CE_SAGAID, ""),
+            saga_type=headers.get(c.CE_SAGATYPE, ""),
+            trace_id=format(span.get_span_context().trace_id, "032x"),
+            causation_id=message_id or None,
+        )
+        otel_token = otel_context.attach(trace.set_span_in_context(span, extracted))
+        saga_token = current_saga_var.set(saga)
+        return _HandlerScope(span, otel_token, saga_token)
+
+    def _start_through_tracer(
+        self,
+        name: str,
+        producer_context: SpanContext | None,
+        extracted: otel_context.Context,
+        attributes: dict[str, Any],
+    ) -> trace.Span:
+        """The span from the provider's own tracer (a provider other than the SDK's, or none)."""
         if producer_context is not None:
             parent_ctx = trace.set_span_in_context(NonRecordingSpan(producer_context), extracted)
             links = [Link(producer_context)]
@@ -114,40 +223,34 @@ class _Instrumentation:
         # is optional for a single message, and we keep it so the trace id goes on across
         # hops, as the wire contract requires (one trace per saga).
         span = self.tracer.start_span(
-            f"{record.topic} process",
-            context=parent_ctx,
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
-            links=links,
+            name, context=parent_ctx, kind=SpanKind.CONSUMER, attributes=attributes, links=links
         )
-        span_context = span.get_span_context()
-        if not span_context.is_valid:
-            # No SDK: keep ids flowing so what the handler sends still carries the trace.
-            trace_id = producer_context.trace_id if producer_context else new_trace_id()
-            flags = producer_context.trace_flags if producer_context else TraceFlags(1)
-            span = NonRecordingSpan(SpanContext(trace_id, new_span_id(), False, flags))
-            span_context = span.get_span_context()
-        saga = SagaContext(
-            saga_id=saga_id,
-            saga_type=saga_type,
-            trace_id=format(span_context.trace_id, "032x"),
-            causation_id=message_id or None,
-        )
-        otel_token = otel_context.attach(trace.set_span_in_context(span, extracted))
-        saga_token = current_saga_var.set(saga)
-        return _HandlerScope(span, otel_token, saga_token)
+        if span.get_span_context().is_valid:
+            return span
+        return _ids_only_span(producer_context)
 
     def _producer_context(
-        self, record: Any, raw_headers: Any, headers: dict[str, str]
+        self, topic: str, partition: int, offset: int, raw_headers: Any, headers: dict[str, str]
     ) -> tuple[SpanContext | None, otel_context.Context]:
         """The producer's span context (None if absent or bad), and everything extracted."""
-        extracted = (self.propagator or propagate.get_global_textmap()).extract(
+        propagator = self.propagator or propagate.get_global_textmap()
+        if propagator is not self._fast_propagator_of:
+            self._fast_propagator = _is_plain_w3c(propagator)
+            self._fast_propagator_of = propagator
+        traceparent = headers.get(c.TRACEPARENT)
+        if self._fast_propagator and not any(h in headers for h in _PROPAGATOR_EXTRAS):
+            # A lone traceparent: read it as the W3C propagator would, without its layers.
+            if traceparent is None:
+                return None, _EMPTY_CONTEXT
+            fast = _w3c_span_context(traceparent)
+            if fast is not None:
+                return fast, _EMPTY_CONTEXT
+        extracted = propagator.extract(
             raw_headers, getter=kafka_getter, context=otel_context.Context()
         )
         span_context = trace.get_current_span(extracted).get_span_context()
         if span_context.is_valid:
             return span_context, extracted
-        traceparent = headers.get(c.TRACEPARENT)
         if traceparent is not None:
             # Propagators drop a bad header silently; say what was wrong with it.
             try:
@@ -156,58 +259,42 @@ class _Instrumentation:
             except c.MalformedHeader as exc:
                 reason = str(exc)
             log.warning(
-                "%s[%s]@%s: %s; the span starts a new trace",
-                record.topic, record.partition, record.offset, reason,
+                "%s[%s]@%s: %s; the span starts a new trace", topic, partition, offset, reason
             )
         return None, extracted
 
     def _attributes(
-        self, record: Any, headers: dict[str, str], saga_id: str, saga_type: str, message_id: str
+        self, topic: str, partition: int, offset: int, key: Any, headers: dict[str, str]
     ) -> dict[str, Any]:
         attributes: dict[str, Any] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "process",
             "messaging.operation.name": "process",
-            "messaging.destination.name": record.topic,
-            "messaging.destination.partition.id": str(record.partition),
-            "messaging.kafka.offset": record.offset,
+            "messaging.destination.name": topic,
+            "messaging.destination.partition.id": str(partition),
+            "messaging.kafka.offset": offset,
             ATTR_SERVICE: self.service,
         }
-        key = record.key
         if key is not None:
             attributes["messaging.kafka.message.key"] = (
                 key.decode("utf-8", errors="replace") if isinstance(key, bytes) else str(key)
             )
         if self.consumer_group:
             attributes["messaging.consumer.group.name"] = self.consumer_group
+        message_id = headers.get(c.CE_ID)
         if message_id:
             attributes[ATTR_MESSAGE_ID] = message_id
+        saga_id = headers.get(c.CE_SAGAID)
         if saga_id:
             attributes[ATTR_SAGA_ID] = saga_id
+        saga_type = headers.get(c.CE_SAGATYPE)
         if saga_type:
             attributes[ATTR_SAGA_TYPE] = saga_type
-        for header, attribute in (
-            (c.CE_TYPE, "cloudevents.event_type"),
-            (c.CE_SOURCE, "cloudevents.event_source"),
-            (c.CE_KIND, "sagascope.kind"),
-            (c.CE_STEP, "sagascope.step"),
-            (c.CE_SAGASTATUS, "sagascope.saga.status"),
-            (c.CE_COMPENSATES, "sagascope.compensates"),
-            (c.CE_CAUSATIONID, "sagascope.causation_id"),
-        ):
+        for header, attribute in _HEADER_ATTRIBUTES:
             value = headers.get(header)
             if value:
                 attributes[attribute] = value
         return attributes
-
-
-def _find_record(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    # fn(record) or a method fn(self, record): the record is the first argument that looks
-    # like a ConsumerRecord (kafka-python 2.x and 3.x share these fields).
-    for arg in (*args, *kwargs.values()):
-        if hasattr(arg, "headers") and hasattr(arg, "topic") and hasattr(arg, "offset"):
-            return arg
-    return None
 
 
 def saga_handler(
@@ -218,6 +305,9 @@ def saga_handler(
     propagator: TextMapPropagator | None = None,
 ) -> Callable[[F], F]:
     """Decorate a message handler ``fn(record)`` or ``async fn(record)``.
+
+    ``record`` is a kafka-python ``ConsumerRecord``, a ``confluent_kafka.Message`` or an
+    aiokafka ``ConsumerRecord`` (the first such argument, so methods work too).
 
     Each call starts a CONSUMER span linked to the producer's span (from ``traceparent``),
     with the Kafka key, offset, partition and consumer group as attributes, and makes the

@@ -1,10 +1,12 @@
-"""The instrumented producer: wraps a kafka-python ``KafkaProducer``, writes the header contract."""
+"""The instrumented producer: wraps a kafka-python, confluent-kafka or aiokafka producer and
+writes the header contract on every send."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +15,7 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TracerProvider
 from sagascope.instrumentation import contract as c
 from sagascope.instrumentation._carrier import kafka_setter
+from sagascope.instrumentation._clients import Client, detect_client, has_serializers, raw_send
 from sagascope.instrumentation._ids import message_id_at, new_span_id, new_trace_id, rfc3339_at
 from sagascope.instrumentation._producer_spans import ProducerSpanRecorder
 from sagascope.instrumentation._saga import check_status, compensates_var, current_saga_var
@@ -30,7 +33,15 @@ _time_ns = time.time_ns
 
 
 class InstrumentedProducer:
-    """Wraps a ``KafkaProducer`` so every ``send`` carries the saga header contract.
+    """Wraps a Kafka producer so every ``send`` carries the saga header contract.
+
+    One API for the three Python clients; ``send`` returns what the client's own send returns:
+
+    - ``kafka.KafkaProducer``: kafka-python's future.
+    - ``confluent_kafka.Producer`` (or ``SerializingProducer``): calls ``produce`` and returns
+      its None; ``on_delivery`` is passed through; ``poll()`` is the producer's own.
+    - ``aiokafka.AIOKafkaProducer``: a coroutine, ``await``ed like the client's ``send``
+      (it resolves to aiokafka's delivery future); ``flush()`` and ``close()`` are coroutines.
 
     Each send writes ``traceparent`` and the ``ce_*`` headers (id, source, type, time, kind,
     saga id/type, causation and, when set, step, status and compensates) and records a
@@ -38,7 +49,9 @@ class InstrumentedProducer:
     type is encoded once.
 
     Args:
-        producer: the application's ``kafka.KafkaProducer`` (kafka-python 2.x or 3.x).
+        producer: the application's ``kafka.KafkaProducer`` (kafka-python 2.x or 3.x),
+            ``confluent_kafka.Producer`` or ``aiokafka.AIOKafkaProducer``; recognised once,
+            here, without importing the other clients.
         service: this service's name, sent as ``ce_source``.
         tracer_provider: where PRODUCER spans go; the global provider when None.
         propagator: write trace context with this propagator instead of the built-in
@@ -53,24 +66,25 @@ class InstrumentedProducer:
         tracer_provider: TracerProvider | None = None,
         propagator: TextMapPropagator | None = None,
     ) -> None:
-        if not callable(getattr(producer, "send", None)):
-            raise TypeError(f"producer must be a kafka.KafkaProducer, got {type(producer).__name__}")
         if not isinstance(service, str) or not service:
             raise ContractError("service must be a non-empty string (it is sent as ce_source)")
+        self.client = detect_client(producer)
         self._producer = producer
+        self._raw_send = raw_send(producer, self.client)
+        self._async = self.client is Client.AIOKAFKA
         self.service = service
         self._source_header = (c.CE_SOURCE, service.encode())
         self._type_headers: dict[str, tuple[str, bytes]] = {}
-        config = getattr(producer, "config", None) or {}
         # A producer with its own serializer gets values and keys untouched.
-        self._serialize_values = config.get("value_serializer") is None
-        self._serialize_keys = config.get("key_serializer") is None
+        value_serializer, key_serializer = has_serializers(producer, self.client)
+        self._serialize_values = not value_serializer
+        self._serialize_keys = not key_serializer
         self._propagator = propagator
         self._spans = ProducerSpanRecorder(service, tracer_provider)
 
     @property
     def producer(self) -> Any:
-        """The wrapped ``KafkaProducer``."""
+        """The wrapped producer."""
         return self._producer
 
     @property
@@ -95,12 +109,13 @@ class InstrumentedProducer:
         step: str | None = None,
         saga_status: str | None = None,
         compensates: str | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
         event_time: datetime | float | None = None,
+        on_delivery: Callable[[Any, Any], None] | None = None,
     ) -> Any:
-        """Send a message with the contract headers; returns kafka-python's future.
+        """Send a message with the contract headers; returns what the client's send returns.
 
         Args:
             topic: destination topic.
@@ -112,14 +127,17 @@ class InstrumentedProducer:
             saga_status: outcome marker (``ce_sagastatus``); overrides :func:`saga_outcome`.
             compensates: the step this message undoes (``ce_compensates``); overrides
                 :func:`compensating`.
-            headers: extra headers; contract headers in it are replaced by ours.
-            partition, timestamp_ms: passed to ``KafkaProducer.send``.
+            headers: extra headers, ``[(key, bytes)]`` (a key may repeat; every one is kept)
+                or a mapping; contract headers in it are replaced by ours.
+            partition, timestamp_ms: passed to the client (confluent-kafka's ``timestamp``).
             event_time: ``ce_time`` (datetime or epoch seconds); now when None.
+            on_delivery: confluent-kafka only: the delivery callback ``produce`` takes.
 
         Raises:
             ContractError: an unknown ``kind`` or ``saga_status``, an empty ``type``, or a
                 ``step``/``compensates`` that is not a string.
-            TypeError: a value or key that cannot be serialized.
+            TypeError: a value or key that cannot be serialized, or ``on_delivery`` with a
+                client other than confluent-kafka.
         """
         kind_header = _KIND_HEADERS.get(kind)
         if kind_header is None:
@@ -135,6 +153,8 @@ class InstrumentedProducer:
             value = _value_bytes(value)
         if self._serialize_keys and key is not None and not isinstance(key, bytes):
             key = _key_bytes(key)
+        if headers is not None and not isinstance(headers, list):
+            headers = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
         start_ns = _time_ns()
         try:
             built = self._headers(
@@ -144,17 +164,36 @@ class InstrumentedProducer:
         except Exception:
             log.exception("could not build saga headers; sending without them")
             built = None
-        future = self._producer.send(
-            topic, value=value, key=key, headers=built[0] if built else (headers or None),
-            partition=partition, timestamp_ms=timestamp_ms,
+        result = self._raw_send(
+            topic, value, key, built[0] if built else (headers or None), partition, timestamp_ms,
+            on_delivery,
         )
-        if built is not None and built[1] is not None and self._spans.wanted():
-            trace_id, span_id, parent_id, message_id, saga = built[1]
-            self._spans.add((
-                topic, trace_id, span_id, parent_id, start_ns, _time_ns(), message_id, type, kind,
-                saga.saga_id if saga else "", saga.saga_type if saga else "", partition,
-            ))
-        return future
+        span_info = built[1] if built is not None else None
+        if span_info is None or not self._spans.wanted():
+            return result
+        if self._async:
+            return self._record_after(result, topic, start_ns, span_info, type, kind, partition)
+        self._record(topic, start_ns, span_info, type, kind, partition)
+        return result
+
+    def _record(
+        self, topic: str, start_ns: int, span_info: Any, type_: str, kind: str,
+        partition: int | None,
+    ) -> None:
+        trace_id, span_id, parent_id, message_id, saga = span_info
+        self._spans.add((
+            topic, trace_id, span_id, parent_id, start_ns, _time_ns(), message_id, type_, kind,
+            saga.saga_id if saga else "", saga.saga_type if saga else "", partition,
+        ))
+
+    async def _record_after(
+        self, sending: Awaitable[Any], topic: str, start_ns: int, span_info: Any, type_: str,
+        kind: str, partition: int | None,
+    ) -> Any:
+        # aiokafka: the span ends when the client has taken the message, as with the others.
+        result = await sending
+        self._record(topic, start_ns, span_info, type_, kind, partition)
+        return result
 
     def _headers(
         self,
@@ -164,7 +203,7 @@ class InstrumentedProducer:
         step: str | None,
         saga_status: str | None,
         compensates: str | None,
-        extra: list[tuple[str, bytes]] | None,
+        extra: Sequence[tuple[str, bytes]] | None,
         event_time: datetime | float | None,
     ) -> tuple[list[tuple[str, bytes]], Any]:
         saga = current_saga_var.get()
@@ -236,15 +275,38 @@ class InstrumentedProducer:
         self._type_headers[type_] = header
         return header
 
-    def flush(self, timeout: float | None = None) -> None:
-        """Flush the producer, then hand pending PRODUCER spans to the span processors."""
-        self._producer.flush(timeout)
+    def flush(self, timeout: float | None = None) -> Any:
+        """Flush the producer, then hand pending PRODUCER spans to the span processors.
+
+        Returns what the client's ``flush`` returns (confluent-kafka: the messages still
+        queued); with aiokafka, a coroutine to ``await``.
+        """
+        if self._async:
+            return self._flush_async()
+        if self.client is Client.CONFLUENT:
+            result = self._producer.flush() if timeout is None else self._producer.flush(timeout)
+        else:
+            result = self._producer.flush(timeout)
+        self._spans.drain()
+        return result
+
+    async def _flush_async(self) -> None:
+        await self._producer.flush()
         self._spans.drain()
 
-    def close(self, timeout: float | None = None) -> None:
-        """Record pending spans and close the wrapped producer."""
+    def close(self, timeout: float | None = None) -> Any:
+        """Record pending spans and close the wrapped producer (aiokafka: ``stop``, awaited)."""
+        if self._async:
+            return self._close_async()
         self._spans.close()
-        self._producer.close(timeout)
+        if self.client is Client.CONFLUENT:
+            # close() flushes first; it takes no timeout.
+            return self._producer.close()
+        return self._producer.close(timeout)
+
+    async def _close_async(self) -> None:
+        self._spans.close()
+        await self._producer.stop()
 
 
 def _value_bytes(value: Any) -> bytes | None:

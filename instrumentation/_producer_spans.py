@@ -65,11 +65,20 @@ class ProducerSpanRecorder:
         self._stop = threading.Event()
         self.dropped = 0
         self._thread: threading.Thread | None = None
+        self._recording = False
 
     def wanted(self) -> bool:
         """Whether a tracer provider that records spans is there (a no-op one records nothing)."""
-        provider = self._tracer_provider or trace.get_tracer_provider()
-        return not isinstance(provider, _NON_RECORDING_PROVIDERS)
+        if self._recording:
+            # The global provider is set once, and a given one stays: no need to look again.
+            return True
+        # The API's getter reads the environment on every call until a global provider is
+        # set; its module attribute says the same without that.
+        provider = self._tracer_provider or getattr(trace, "_TRACER_PROVIDER", None)
+        if provider is None:
+            provider = trace.get_tracer_provider()
+        self._recording = not isinstance(provider, _NON_RECORDING_PROVIDERS)
+        return self._recording
 
     def add(self, item: PendingSpan) -> None:
         pending = self._pending

@@ -10,16 +10,23 @@ Importing it loads neither Kafka clients nor the collector.
 """
 
 from sagascope.queries.alerts import (
+    ACK_ACTIONS,
     STATE_OPEN,
     STATE_RESOLVED,
+    Acknowledgement,
     Alert,
+    acknowledge,
+    acknowledgements,
     alert_row,
     flow_link,
     list_alerts,
 )
 from sagascope.queries.exceptions import NotFound, QueryError
+from sagascope.queries.flows import causal_times
+from sagascope.queries.results import AlertGroup, StepTime
 from sagascope.queries.saga_queries import (
     FINISHED_STATUSES,
+    SAGA_SORT_KEYS,
     STATUSES,
     CompensationPair,
     CycleTimeStats,
@@ -29,7 +36,9 @@ from sagascope.queries.saga_queries import (
     ProcessEdge,
     ProcessMap,
     ProcessNode,
+    SagaDiagnosis,
     SagaFilter,
+    SagaPage,
     SagaQueries,
     SagaSummary,
     StalledSaga,
@@ -40,11 +49,15 @@ from sagascope.queries.saga_queries import (
 )
 
 __all__ = [
+    "ACK_ACTIONS",
     "FINISHED_STATUSES",
+    "SAGA_SORT_KEYS",
     "STATE_OPEN",
     "STATE_RESOLVED",
     "STATUSES",
+    "Acknowledgement",
     "Alert",
+    "AlertGroup",
     "CompensationPair",
     "CycleTimeStats",
     "FailureCount",
@@ -55,15 +68,21 @@ __all__ = [
     "ProcessMap",
     "ProcessNode",
     "QueryError",
+    "SagaDiagnosis",
     "SagaFilter",
+    "SagaPage",
     "SagaQueries",
     "SagaSummary",
     "StallRule",
     "StalledSaga",
+    "StepTime",
     "ThroughputPoint",
     "Transition",
     "Variant",
+    "acknowledge",
+    "acknowledgements",
     "alert_row",
+    "causal_times",
     "flow_link",
     "list_alerts",
 ]

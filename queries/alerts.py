@@ -12,7 +12,19 @@ from sagascope.queries.exceptions import QueryError
 from sagascope.store import Store
 from sagascope.store.timetext import as_utc
 
-__all__ = ["ALERT_COLUMNS", "STATE_OPEN", "STATE_RESOLVED", "Alert", "alert_row", "flow_link", "list_alerts"]
+__all__ = [
+    "ACK_ACTIONS",
+    "ALERT_COLUMNS",
+    "STATE_OPEN",
+    "STATE_RESOLVED",
+    "Acknowledgement",
+    "Alert",
+    "acknowledge",
+    "acknowledgements",
+    "alert_row",
+    "flow_link",
+    "list_alerts",
+]
 
 STATE_OPEN = "open"
 STATE_RESOLVED = "resolved"
@@ -92,6 +104,7 @@ def list_alerts(
     state: str | None = None,
     since: datetime | None = None,
     limit: int | None = 100,
+    saga_type: str | None = None,
 ) -> list[Alert]:
     """Alerts in their latest state, open ones first, newest first.
 
@@ -99,6 +112,7 @@ def list_alerts(
         state: ``open`` or ``resolved``; None for both.
         since: only alerts opened or changed at or after this time.
         limit: at most this many; None for all.
+        saga_type: only alerts of this saga type; None for all.
     """
     if state not in (None, STATE_OPEN, STATE_RESOLVED):
         raise QueryError(f"alert state must be 'open' or 'resolved', got {state!r}")
@@ -106,11 +120,13 @@ def list_alerts(
         raise QueryError(f"limit must be >= 1, got {limit}")
     params: dict[str, Any] = {
         "state": state or "",
+        "saga_type": saga_type or "",
         "since": (as_utc(since) if since else datetime(1970, 1, 1, tzinfo=UTC)).timestamp(),
     }
     sql = (
         f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts FINAL "
         "WHERE ({state:String} = '' OR state = {state:String}) "
+        "AND ({saga_type:String} = '' OR saga_type = {saga_type:String}) "
         "AND updated_at >= toDateTime64({since:Float64}, 3, 'UTC') "
         "ORDER BY state = 'open' DESC, opened_at DESC, alert_id"
     )
@@ -138,3 +154,70 @@ def _alert_from_row(row: Mapping[str, Any]) -> Alert:
         resolved_at=as_utc(resolved_at) if resolved_at is not None else None,
         resolution=row["resolution"],
     )
+
+
+#: What a person can do to an alert group.
+ACK_ACTIONS = ("acknowledged", "silenced", "cleared")
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The latest action on an alert group (saga type, step): who, when, until when."""
+
+    saga_type: str
+    step: str
+    action: str
+    by: str
+    at: datetime
+    until: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        """Acknowledged, or silenced and the silence not over yet."""
+        if self.action == "acknowledged":
+            return True
+        return self.action == "silenced" and self.until is not None and self.until > now
+
+
+def acknowledgements(store: Store) -> dict[tuple[str, str], Acknowledgement]:
+    """The latest action per alert group, by (saga type, step)."""
+    rows = store.query(
+        "SELECT saga_type, step, action, by, at, until FROM alert_acks FINAL"
+    ).rows
+    return {
+        (r[0], r[1]): Acknowledgement(r[0], r[1], r[2], r[3], as_utc(r[4]),
+                                      as_utc(r[5]) if r[5] is not None else None)
+        for r in rows
+    }
+
+
+def acknowledge(
+    store: Store,
+    saga_type: str,
+    step: str,
+    *,
+    action: str,
+    by: str,
+    until: datetime | None = None,
+    now: datetime | None = None,
+) -> Acknowledgement:
+    """Record that ``by`` acknowledged, silenced (``until``) or cleared an alert group.
+
+    The one write the dashboard makes; it needs a writable store.
+
+    Raises:
+        QueryError: an unknown action, no name, or a silence without an end.
+    """
+    if action not in ACK_ACTIONS:
+        raise QueryError(f"action must be one of {', '.join(ACK_ACTIONS)}, got {action!r}")
+    who = (by or "").strip()
+    if not who:
+        raise QueryError("say who you are: an acknowledgement needs a name")
+    if action == "silenced" and until is None:
+        raise QueryError("a silence needs an end (until)")
+    ack = Acknowledgement(saga_type, step, action, who[:200],
+                          as_utc(now) if now else datetime.now(UTC), until)
+    store.insert("alert_acks", [{
+        "saga_type": ack.saga_type, "step": ack.step, "action": ack.action, "by": ack.by,
+        "at": ack.at, "until": ack.until,
+    }])
+    return ack

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sagascope.queries.results import FlowMessage
+from sagascope.queries.results import Flow, FlowMessage
 
 FLOW_COLUMNS = (
     "message_id, causation_id, saga_id, saga_type, trace_id, span_id, kind, type, source, "
@@ -118,3 +119,31 @@ def _kahn_order(
             waiting.pop(child, None)
             heapq.heappush(ready, key(child))
     return placed, depth
+
+
+#: The least a consequence is drawn after its cause when a clock put it before.
+MIN_CAUSAL_GAP = timedelta(milliseconds=1)
+
+
+def causal_times(flow: Flow) -> list[datetime]:
+    """A time per message (in the flow's order) that never puts a consequence before its cause.
+
+    Like Jaeger's clock-skew adjuster: a message whose event time precedes its cause's
+    (``skew_s > 0``, a clock running behind) is moved to just after the cause, halfway to its
+    own earliest consequence when there is room; every other message keeps its event time.
+    """
+    index = {m.message_id: i for i, m in enumerate(flow.messages) if m.message_id}
+    children: dict[int, list[int]] = {}
+    for i, m in enumerate(flow.messages):
+        parent = index.get(m.causation_id) if m.causation_id else None
+        if parent is not None and parent != i:
+            children.setdefault(parent, []).append(i)
+    times = [m.event_time for m in flow.messages]
+    for i, m in enumerate(flow.messages):
+        parent = index.get(m.causation_id) if m.causation_id else None
+        if parent is None or parent >= i or times[i] > times[parent]:
+            continue
+        floor = times[parent] + MIN_CAUSAL_GAP
+        later = [times[c] for c in children.get(i, ()) if times[c] > floor]
+        times[i] = floor + (min(later) - floor) / 2 if later else floor
+    return times

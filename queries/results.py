@@ -38,6 +38,12 @@ class SagaFilter:
     service: str | None = None
     step: str | None = None
     attribute: str | tuple[str, str] | None = None
+    #: Saga ids starting with this text.
+    saga_id_prefix: str | None = None
+    #: Sagas whose last message was of this step (or type, when it carries no step).
+    current_step: str | None = None
+    #: Sagas in which step (or type) ``b`` directly followed ``a``: a process-map arrow.
+    transition: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,9 +156,14 @@ class Flow:
     last_event: datetime | None
     #: Other sagas sharing the trace or message asked for.
     related_sagas: tuple[str, ...] = ()
+    #: Cycle time as the saga state defines it (the Overview's and the CLI's), when known.
+    cycle_time_s: float | None = None
 
     @property
     def duration_s(self) -> float:
+        """The saga's cycle time: the saga state's when known, else first to last event."""
+        if self.cycle_time_s is not None:
+            return self.cycle_time_s
         if self.started is None or self.last_event is None:
             return 0.0
         return (self.last_event - self.started).total_seconds()
@@ -236,22 +247,35 @@ class Transition:
 
 @dataclass(frozen=True)
 class FailureCount:
+    """Sagas that failed for one cause: the step, service and message that failed them.
+
+    A saga counts once, at its cause: the message that reported the failure (or, when the
+    failure was decided on an earlier event, that event). A compensation is not a failure.
+    """
+
     saga_type: str
     step: str
     service: str
+    #: The cause's message type, e.g. ``HotelUnavailable``.
     error: str
+    #: Failing sagas (one cause message each).
     count: int
     sagas: int
     last_seen: datetime
     example_saga_id: str
+    #: The reason the message gives (``error`` or ``reason`` field or header), if any.
+    reason: str = ""
+    #: The sagas' current status: ``failed``, ``compensating``, ``compensated`` or ``stalled``.
+    status: str = ""
 
 
 @dataclass(frozen=True)
 class CompensationPair:
     """A step a compensating saga had done, beside its undo.
 
-    ``state``: ``ok`` (undone once), ``missing`` (no undo seen), ``failed`` (the undo
-    reported failure) or ``duplicated`` (undone more than once).
+    ``state``: ``completed`` (the undo's completion event arrived), ``pending`` (undo asked,
+    no completion yet), ``missing`` (no undo asked), ``failed`` (the undo reported failure)
+    or ``duplicated`` (undone more than once).
     """
 
     saga_id: str
@@ -262,6 +286,9 @@ class CompensationPair:
     undo_at: datetime | None
     undo_count: int
     state: str
+    #: When the undo's completion event arrived, and its type.
+    completed_at: datetime | None = None
+    completion_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -297,3 +324,70 @@ class Variant:
     count: int
     share: float
     median_cycle_s: float
+
+
+@dataclass(frozen=True)
+class SagaPage:
+    """One page of the saga list and the exact count of all sagas matching the filter."""
+
+    sagas: list[SagaSummary]
+    total: int
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class SagaDiagnosis:
+    """Why a saga is where it is: what it last did, what it waits for, against which limit."""
+
+    saga_id: str
+    status: str
+    #: Step (or type) of the last message heard, its type and service.
+    last_step: str
+    last_type: str
+    last_source: str
+    #: What usually comes next after the last message (from the process map); empty if unknown.
+    waiting_for: str
+    #: Kafka time of the last message heard, and the silence up to the watermark.
+    since: datetime
+    silent_s: float
+    threshold_s: float
+    #: Where the threshold comes from, e.g. ``rule trip-booking/BookHotel`` or ``default``.
+    threshold_source: str
+    #: The watermark silence is measured against ("now" of the data).
+    as_of: datetime
+    #: For a failed or compensating saga: its cause.
+    failure: FailureCount | None = None
+
+
+@dataclass(frozen=True)
+class AlertGroup:
+    """Alerts of one saga type and step, as one line for a human."""
+
+    saga_type: str
+    step: str
+    open: int
+    resolved: int
+    acknowledged: int
+    silenced: int
+    oldest_since: datetime | None
+    newest_opened: datetime | None
+    example_saga_id: str
+    acknowledged_by: str = ""
+    acknowledged_at: datetime | None = None
+    silenced_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Where time goes at one step of one service: waiting before it versus handling it."""
+
+    saga_type: str
+    step: str
+    service: str
+    count: int
+    wait_p50_s: float
+    wait_p95_s: float
+    handle_count: int
+    handle_p50_s: float
+    handle_p95_s: float

@@ -14,7 +14,7 @@ from sagascope.instrumentation.contract import SAGA_STATUSES
 from sagascope.queries.exceptions import QueryError
 from sagascope.queries.results import STATUSES, SagaFilter, StallRule
 from sagascope.store.headers import header_sql
-from sagascope.store.schema import STATUS_RANK
+from sagascope.store.schema import STATUS_RANK, activity_hash
 from sagascope.store.timetext import as_utc, clickhouse_param
 
 from sagascope.settings import StatusRule
@@ -152,12 +152,16 @@ def rule_params(
 
 
 def parse_attribute(attribute: str | tuple[str, str]) -> tuple[str, str]:
+    """``(key, value)`` as given (exact: values may hold any character), or from typed
+    ``"key=value"`` text, whose surrounding blanks are dropped."""
     if isinstance(attribute, tuple):
         key, value = attribute
-    else:
-        key, sep, value = attribute.partition("=")
-        if not sep:
-            raise QueryError(f"attribute filter must be key=value, got {attribute!r}")
+        if not key.strip():
+            raise QueryError("attribute filter needs a key")
+        return key, value
+    key, sep, value = attribute.partition("=")
+    if not sep:
+        raise QueryError(f"attribute filter must be key=value, got {attribute!r}")
     key = key.strip()
     if not key:
         raise QueryError("attribute filter needs a key")
@@ -193,6 +197,24 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
         params["f_attr_value"] = value
         for i, part in enumerate(path):
             params[f"f_attr_k{i}"] = part
+    if f.saga_id_prefix:
+        # saga_id leads the sort key of saga_state: a prefix reads only its granules.
+        pre.append("startsWith(saga_id, {f_prefix:String})")
+        params["f_prefix"] = f.saga_id_prefix
+    if f.transition:
+        # The process map's activities (step, else type) in arrival order, copies once.
+        pre.append(
+            "saga_id IN (SELECT saga_id FROM (SELECT saga_id, "
+            "arraySort(x -> (x.2, x.1, x.3), path) AS raw, "
+            "arrayFilter((x, k) -> k = 1, raw, arrayEnumerateUniq(arrayMap(y -> y.4, raw))) "
+            "AS seq, arrayMap(x -> if(x.6 != 0, x.6, x.5), seq) AS acts FROM saga_state FINAL) "
+            "WHERE has(arrayZip(arrayPopBack(acts), arrayPopFront(acts)), "
+            f"({activity_hash('{f_from:String}')}, {activity_hash('{f_to:String}')})))"
+        )
+        params["f_from"], params["f_to"] = f.transition
+    if f.current_step:
+        post.append("last_step = {f_current_step:String}")
+        params["f_current_step"] = f.current_step
     if f.saga_type:
         post.append("saga_type = {f_saga_type:String}")
         params["f_saga_type"] = f.saga_type
@@ -264,7 +286,8 @@ class StateQuery:
         """A condition on ``messages`` rows selecting the sagas ``filters`` match."""
         f = filters or SagaFilter()
         if not any(
-            (f.time_from, f.time_to, f.status, f.service, f.step, f.attribute)
+            (f.time_from, f.time_to, f.status, f.service, f.step, f.attribute,
+             f.saga_id_prefix, f.current_step, f.transition)
         ):
             if f.saga_type:
                 return "saga_id != '' AND saga_type = {f_saga_type:String}", {

@@ -5,13 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+# Also stunnel4 (TLS broker tests), Prometheus and Alertmanager (tests of the saga metrics,
+# the shipped rules and the Alertmanager sink run the real programs).
+missing=0
+for bin in chromium chromedriver stunnel4 prometheus promtool prometheus-alertmanager; do
+  command -v "$bin" >/dev/null 2>&1 || missing=1
+done
+if [ "$missing" = 1 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq chromium chromium-driver >/dev/null
+    apt-get install -y -qq chromium chromium-driver stunnel4 prometheus prometheus-alertmanager >/dev/null
   else
-    echo "note: chromium not installed (needs root + apt); browser tests will be skipped" >&2
+    echo "note: chromium/stunnel4/prometheus/alertmanager not installed (needs root + apt);" \
+      "tests that need them will be skipped" >&2
   fi
 fi
 

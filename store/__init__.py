@@ -11,7 +11,7 @@ from sagascope.store.audit import AuditReport, PartitionAudit, verify
 from sagascope.store.base import QueryResult, Store
 from sagascope.store.chdb import ChdbStore
 from sagascope.store.exceptions import StoreError, StoreUnavailable
-from sagascope.store.open import open_store
+from sagascope.store.open import open_store, open_store_from_settings
 from sagascope.store.schema import ensure_schema
 from sagascope.store.server import ClickHouseStore
 
@@ -26,5 +26,6 @@ __all__ = [
     "StoreUnavailable",
     "ensure_schema",
     "open_store",
+    "open_store_from_settings",
     "verify",
 ]

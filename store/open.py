@@ -8,6 +8,8 @@ from sagascope.store.base import Store
 from sagascope.store.chdb import ChdbStore
 from sagascope.store.server import ClickHouseStore
 
+from sagascope.settings import StoreSettings, secret
+
 
 def open_store(
     url: str = "",
@@ -15,9 +17,24 @@ def open_store(
     database: str = "sagascope",
     *,
     read_only: bool = False,
+    username: str = "",
+    password: str = "",
+    ca_file: str = "",
+    verify_tls: bool = True,
 ) -> Store:
     """The store the settings name: a server when ``url`` is set, else embedded chDB at ``path``."""
     if url:
-        return ClickHouseStore(url, database, read_only=read_only)
+        return ClickHouseStore(
+            url, database, read_only=read_only, username=username, password=password,
+            ca_file=ca_file, verify_tls=verify_tls,
+        )
     os.makedirs(path, exist_ok=True)
     return ChdbStore(path, database, read_only=read_only)
+
+
+def open_store_from_settings(cfg: StoreSettings, *, read_only: bool = False) -> Store:
+    """The store ``[store]`` names, with its user, password (or password file) and CA file."""
+    return open_store(
+        cfg.url, cfg.path, cfg.database, read_only=read_only, username=cfg.username,
+        password=secret(cfg, "password", "store"), ca_file=cfg.ca_file, verify_tls=cfg.verify_tls,
+    )

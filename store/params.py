@@ -34,9 +34,24 @@ def chdb_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
             out[key] = "true" if value else "false"
         elif isinstance(value, datetime):
             out[key] = clickhouse_literal(value)
+        elif isinstance(value, str):
+            out[key] = _escaped(value)
         else:
             out[key] = value
     return out
+
+
+#: ClickHouse's escaped text format, in which chDB reads a scalar ``{name:Type}`` value (as a
+#: server reads ``param_<name>``): unescaped, ``\'`` lost its backslash, ``\N`` read as
+#: empty, and a newline or tab was refused.
+_ESCAPES = str.maketrans({
+    "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b",
+    "\f": "\\f", "'": "\\'",
+})
+
+
+def _escaped(value: str) -> str:
+    return value.translate(_ESCAPES)
 
 
 def _literal(value: Any) -> str:

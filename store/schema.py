@@ -219,7 +219,25 @@ SAGA_STATE = Table(
     layout=f"index_granularity = {GRANULE_ROWS}",
 )
 
-TABLES: tuple[Table, ...] = (MESSAGES, SPANS, ALERTS, PROGRESS, SAGA_STATE)
+# Acknowledgements and silences of alert groups (saga type, step), written by the dashboard:
+# who did what, when, and until when a silence lasts. The latest row per group wins.
+ALERT_ACKS = Table(
+    name="alert_acks",
+    columns=(
+        ("saga_type", "LowCardinality(String)"),
+        ("step", "LowCardinality(String)"),
+        # acknowledged | silenced | cleared
+        ("action", "LowCardinality(String)"),
+        ("by", "String"),
+        ("at", "DateTime64(3, 'UTC')"),
+        ("until", "Nullable(DateTime64(3, 'UTC'))"),
+    ),
+    engine="ReplacingMergeTree(at)",
+    order_by="(saga_type, step)",
+    sharding_key="cityHash64(saga_type, step)",
+)
+
+TABLES: tuple[Table, ...] = (MESSAGES, SPANS, ALERTS, PROGRESS, SAGA_STATE, ALERT_ACKS)
 
 #: Name of the materialized view feeding SAGA_STATE from MESSAGES.
 SAGA_STATE_VIEW = "saga_state_mv"

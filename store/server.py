@@ -24,7 +24,17 @@ class ClickHouseStore(Store):
         *,
         read_only: bool = False,
         client: Any = None,
+        username: str = "",
+        password: str = "",
+        ca_file: str = "",
+        verify_tls: bool = True,
     ) -> None:
+        """Connect; ``username``/``password`` override the URL's (keep secrets out of URLs).
+
+        Args:
+            ca_file: PEM CA file for ``https://`` servers with a private CA.
+            verify_tls: verify the server's certificate (``https://``).
+        """
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https", "clickhouse"):
             raise StoreError(
@@ -40,23 +50,30 @@ class ClickHouseStore(Store):
         import clickhouse_connect
 
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        secure = parsed.scheme == "https"
+        tls: dict[str, Any] = {"verify": verify_tls} if secure else {}
+        if secure and ca_file:
+            tls["ca_cert"] = ca_file
         try:
             admin = clickhouse_connect.get_client(
                 host=parsed.hostname or "localhost",
-                port=parsed.port or (8443 if parsed.scheme == "https" else 8123),
-                username=unquote(parsed.username or "default"),
-                password=unquote(parsed.password or ""),
-                secure=parsed.scheme == "https",
+                port=parsed.port or (8443 if secure else 8123),
+                username=username or unquote(parsed.username or "default"),
+                password=password or unquote(parsed.password or ""),
+                secure=secure,
                 connect_timeout=int(query.get("connect_timeout", 10)),
+                **tls,
             )
             if not read_only:
                 admin.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
             admin.database = self.database
         except Exception as exc:
-            # The URL may carry a password: name only host and port.
+            # The URL and the driver's message may carry a password: name only host and port
+            # and what kind of failure it was. ``from None``: a traceback would show the cause.
             raise StoreUnavailable(
-                f"cannot reach ClickHouse at {parsed.hostname}:{parsed.port}: {type(exc).__name__}"
-            ) from exc
+                f"cannot reach ClickHouse at {parsed.hostname}:{parsed.port}: "
+                f"{type(exc).__name__}{_connect_hint(exc, secure)}"
+            ) from None
         self._client = admin
 
     def query(
@@ -109,6 +126,19 @@ class ClickHouseStore(Store):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _connect_hint(exc: Exception, secure: bool) -> str:
+    text = str(exc)
+    if secure and ("CERTIFICATE_VERIFY_FAILED" in text or "SSLCertVerificationError" in text):
+        return " (TLS certificate not trusted: set store.ca_file to the CA that signed it)"
+    if "SSL" in text and not secure:
+        return ""
+    if "SSL" in text:
+        return " (TLS handshake failed: is it an https:// port? check store.url and store.ca_file)"
+    if "Authentication failed" in text or "AUTHENTICATION_FAILED" in text or " 516" in text:
+        return " (authentication failed: check store.username and store.password / store.password_file)"
+    return ""
 
 
 def _map_error(exc: Exception) -> StoreError:

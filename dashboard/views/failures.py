@@ -1,101 +1,132 @@
-"""Failures and compensations: by step, service and error; each undone step beside its undo."""
+"""Failures and compensations: failing sagas by their real cause; each undone step beside its
+undo and the undo's completion. A compensation is not a failure."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _chrome, figures
+from sagascope.dashboard import _page, figures
+from sagascope.queries import SagaFilter
 
-_PAIR_STATES = ("missing", "failed", "duplicated", "ok")
+_PAIR_STATES = ("failed", "missing", "pending", "duplicated", "completed")
 #: Rows shown per table; the counts above each table cover all.
 MAX_ROWS = 500
 
 
+def causes_table(failures: pd.DataFrame) -> pd.DataFrame:
+    """Failing sagas per cause (saga type, step, service, message type, reason)."""
+    grouped = (failures.groupby(["saga_type", "step", "service", "error", "reason"],
+                                as_index=False)
+               .agg(sagas=("sagas", "sum"), last_seen=("last_seen", "max"),
+                    example=("example_saga_id", "min"))
+               .sort_values("sagas", ascending=False))
+    return pd.DataFrame({
+        "saga type": grouped["saga_type"], "failed at step": grouped["step"],
+        "service": grouped["service"], "cause": grouped["error"], "reason": grouped["reason"],
+        "sagas": grouped["sagas"], "last seen": grouped["last_seen"],
+        "example": grouped["example"],
+    })
+
+
 def pairing_table(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Compensation pairs, problems (missing, failed, duplicated undos) first."""
+    """Compensation pairs, problems (failed, missing, pending undos) first."""
     rank = {state: i for i, state in enumerate(_PAIR_STATES)}
     table = pairs.assign(_rank=pairs["state"].map(rank).fillna(len(rank)))
     table = table.sort_values(["_rank", "done_at"], ascending=[True, False]).head(MAX_ROWS)
     return pd.DataFrame({
         "state": table["state"],
-        "saga": [_chrome.flow_url(s) for s in table["saga_id"]],
+        "saga": table["saga_id"],
         "saga type": table["saga_type"],
         "step undone": table["step"],
         "done at": table["done_at"],
         "undo": [", ".join(t) if isinstance(t, (list, tuple)) else str(t)
                  for t in table["undo_types"]],
-        "undo at": table["undo_at"],
-        "undos": table["undo_count"],
+        "undo asked at": table["undo_at"],
+        "completed by": table["completion_type"],
+        "completed at": table["completed_at"],
     })
 
 
-def _failures(filters: object) -> None:
-    failures = _chrome.frame(_chrome.ask("failures", filters))
+def _failures(filters: SagaFilter) -> None:
+    failures = _page.frame(_page.ask().failures(filters))
     if failures.empty:
-        st.success("No failures in this range.", icon=":material/check_circle:")
+        st.success("No saga failed in this range.", icon=":material/check_circle:")
         return
-    cols = st.columns(3)
-    cols[0].metric("Failure messages", f"{int(failures['count'].sum()):,}")
-    cols[1].metric("Sagas with failures", f"{int(failures['sagas'].sum()):,}")
-    cols[2].metric("Distinct errors", failures["error"].nunique())
-    by_step, by_service, by_error = st.tabs(["By step", "By service", "By error"])
+    by_status = failures.groupby("status")["sagas"].sum()
+    cols = st.columns(5)
+    cols[0].metric("Sagas that failed", f"{int(failures['sagas'].sum()):,}",
+                   help="each counted once, at the message that failed it")
+    cols[1].metric("Failed", f"{int(by_status.get('failed', 0)):,}")
+    cols[2].metric("Compensated", f"{int(by_status.get('compensated', 0)):,}")
+    cols[3].metric("Compensating", f"{int(by_status.get('compensating', 0)):,}")
+    cols[4].metric("Stalled while failing", f"{int(by_status.get('stalled', 0)):,}")
+    by_cause, by_step, by_service = st.tabs(["By cause", "By step", "By service"])
+    with by_cause:
+        st.plotly_chart(figures.count_bars(failures, "error", "sagas",
+                                           title="Failing sagas by cause"),
+                        key="failures_by_cause")
     with by_step:
-        st.plotly_chart(figures.count_bars(failures, "step", title="Failures by step"),
+        st.plotly_chart(figures.count_bars(failures, "step", "sagas",
+                                           title="Failing sagas by step"),
                         key="failures_by_step")
     with by_service:
-        st.plotly_chart(figures.count_bars(failures, "service", title="Failures by service"),
+        st.plotly_chart(figures.count_bars(failures, "service", "sagas",
+                                           title="Failing sagas by service"),
                         key="failures_by_service")
-    with by_error:
-        st.plotly_chart(figures.count_bars(failures, "error", title="Failures by error"),
-                        key="failures_by_error")
-    table = failures.sort_values("count", ascending=False).head(MAX_ROWS)
-    st.dataframe(
-        pd.DataFrame({
-            "saga type": table["saga_type"], "step": table["step"],
-            "service": table["service"], "error": table["error"], "count": table["count"],
-            "sagas": table["sagas"], "last seen": table["last_seen"],
-            "example": [_chrome.flow_url(s) for s in table["example_saga_id"]],
-        }),
-        hide_index=True, width="stretch", key="failures_table",
-        column_config={
-            "example": st.column_config.LinkColumn(display_text=r"saga=(.*)$"),
-            "last seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-        },
+    table = causes_table(failures)
+    event = st.dataframe(
+        table.head(MAX_ROWS), hide_index=True, width="stretch", key="failures_table",
+        on_select="rerun", selection_mode="single-row",
+        column_config={"last seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
     )
+    chosen = _page.selected_row(event)
+    if chosen is not None:
+        row = table.iloc[chosen]
+        _page.open_sagas(type=str(row["saga type"]), step=str(row["failed at step"]),
+                         status="", range=str(st.session_state.get(_page.url_key("range"), "")))
+    st.caption("Select a cause to list its sagas. Statuses: " + ", ".join(
+        f"{status} {int(n):,}" for status, n in by_status.items()))
 
 
-def _compensations(filters: object) -> None:
-    pairs = _chrome.frame(_chrome.ask("compensations", filters))
+def _compensations(filters: SagaFilter) -> None:
+    pairs = _page.frame(_page.ask().compensations(filters))
     if pairs.empty:
         st.caption("No compensations in this range.")
         return
     counts = pairs["state"].value_counts()
-    cols = st.columns(4)
-    cols[0].metric("Steps undone", f"{int(counts.get('ok', 0)):,}")
-    cols[1].metric("Missing undos", f"{int(counts.get('missing', 0)):,}")
-    cols[2].metric("Failed undos", f"{int(counts.get('failed', 0)):,}")
-    cols[3].metric("Undone twice or more", f"{int(counts.get('duplicated', 0)):,}")
+    cols = st.columns(5)
+    cols[0].metric("Undos completed", f"{int(counts.get('completed', 0)):,}")
+    cols[1].metric("Undos pending", f"{int(counts.get('pending', 0)):,}",
+                   help="asked, completion event not (yet) received")
+    cols[2].metric("Missing undos", f"{int(counts.get('missing', 0)):,}")
+    cols[3].metric("Failed undos", f"{int(counts.get('failed', 0)):,}")
+    cols[4].metric("Undone twice or more", f"{int(counts.get('duplicated', 0)):,}")
     problems = int(counts.get("missing", 0) + counts.get("failed", 0))
     if problems:
         st.warning(f"{problems} step(s) of compensating sagas were not undone cleanly.",
                    icon=":material/warning:")
     if len(pairs) > MAX_ROWS:
         st.caption(f"Showing {MAX_ROWS} of {len(pairs):,} pairs, problems first.")
-    st.dataframe(
-        pairing_table(pairs), hide_index=True, width="stretch", key="compensations_table",
+    table = pairing_table(pairs)
+    event = st.dataframe(
+        table, hide_index=True, width="stretch", key="compensations_table",
+        on_select="rerun", selection_mode="single-row",
         column_config={
-            "saga": st.column_config.LinkColumn(display_text=r"saga=(.*)$"),
             "done at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-            "undo at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            "undo asked at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            "completed at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
         },
     )
+    chosen = _page.selected_row(event)
+    if chosen is not None:
+        _page.open_flow(str(table["saga"].iloc[chosen]))
 
 
 def render() -> None:
     st.title("Failures & compensations")
-    if _chrome.empty_store_notice():
+    if _page.empty_store_notice():
         return
-    filters = _chrome.current_filter()
+    filters = _page.current_filter()
     st.subheader("Failures")
     _failures(filters)
     st.subheader("Compensation pairing")
@@ -103,4 +134,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    render()
+    _page.live(render)

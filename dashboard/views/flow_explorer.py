@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _chrome, figures
-from sagascope.queries import Flow, NotFound
+from sagascope.dashboard import _page, figures, runtime
+from sagascope.queries import Flow, NotFound, SagaDiagnosis, causal_times
 
 #: Longest search text accepted; anything longer is not an id.
 MAX_KEY_LENGTH = 512
@@ -40,14 +41,16 @@ def audit_table(flow: Flow) -> pd.DataFrame:
 
 
 def swimlane_frame(flow: Flow) -> pd.DataFrame:
+    """One row per message: ``position`` is its causality-respecting time on the swimlane."""
+    positions = causal_times(flow)
     return pd.DataFrame([
         {
-            "seq": seq, "event_time": m.event_time, "source": m.source, "type": m.type,
-            "kind": m.kind, "message_id": m.message_id, "causation_id": m.causation_id,
-            "step": m.step, "saga_status": m.saga_status, "compensates": m.compensates,
-            "duplicate": m.duplicated,
+            "seq": seq, "event_time": m.event_time, "position": position, "source": m.source,
+            "type": m.type, "kind": m.kind, "message_id": m.message_id,
+            "causation_id": m.causation_id, "step": m.step, "saga_status": m.saga_status,
+            "compensates": m.compensates, "duplicate": m.duplicated, "skew_s": m.skew_s,
         }
-        for seq, m in enumerate(flow.messages, start=1)
+        for seq, (m, position) in enumerate(zip(flow.messages, positions, strict=True), start=1)
     ])
 
 
@@ -74,48 +77,96 @@ def _search_box() -> str:
 def _header(flow: Flow) -> None:
     st.markdown(
         f"#### {html.escape(flow.saga_id or '(no saga)')} &nbsp; "
-        f"{_chrome.status_badge(flow.status)} &nbsp; "
+        f"{_page.status_badge(flow.status)} &nbsp; "
         f"<span style='color:#5c6370'>{html.escape(flow.saga_type)}</span>",
         unsafe_allow_html=True,
     )
     cols = st.columns(4)
-    cols[0].metric("Cycle time", figures.format_duration(flow.duration_s) or "–")
+    cols[0].metric("Cycle time", figures.format_duration(flow.duration_s) or "–",
+                   help="first to last event, as the Overview and `sagascope flow` count it")
     cols[1].metric("Messages", len(flow.messages))
     cols[2].metric("Traces", len(flow.trace_ids))
     cols[3].metric("Duplicate deliveries", flow.duplicates)
-    started = flow.started.strftime("%Y-%m-%d %H:%M:%S") if flow.started else "–"
-    last = flow.last_event.strftime("%Y-%m-%d %H:%M:%S") if flow.last_event else "–"
+    # On the causal timeline, so a clock running behind cannot make the saga start early.
+    positions = causal_times(flow)
+    started = positions[0].strftime("%Y-%m-%d %H:%M:%S") if positions else "–"
+    last = max(positions).strftime("%Y-%m-%d %H:%M:%S") if positions else "–"
     notes = [f"Started {started} UTC · last event {last} UTC"]
     if flow.matched_by != "saga_id":
         notes.append(f"found by {flow.matched_by.replace('_', ' ')} `{_escape_md(flow.key)}`")
     st.caption(" · ".join(notes))
     if flow.related_sagas:
-        links = ", ".join(f"[{_escape_md(s)}]({_chrome.flow_url(s)})" for s in flow.related_sagas)
+        links = ", ".join(f"[{_escape_md(s)}]({_page.flow_url(s)})" for s in flow.related_sagas)
         st.caption(f"Other sagas on this trace or message: {links}")
+    template = runtime.settings().dashboard.trace_url
+    if template and flow.trace_ids:
+        if "{trace_id}" not in template:
+            st.warning("`dashboard.trace_url` must contain `{trace_id}`; no trace links shown.")
+        else:
+            links = ", ".join(f"[{t[:16]}…]({template.replace('{trace_id}', t)})"
+                              for t in flow.trace_ids)
+            st.caption(f"Traces: {links}")
 
 
-def _escape_md(text: str) -> str:
-    out = []
-    for ch in str(text):
-        out.append("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$" else ch)
-    return "".join(out)
+_escape_md = _page.escape_md
+
+
+def why_box(diagnosis: SagaDiagnosis) -> str:
+    """Markdown saying why the saga is where it is (stalled, running, failed)."""
+    lines = []
+    failure = diagnosis.failure
+    if failure is not None:
+        reason = f" ({_escape_md(failure.reason)})" if failure.reason else ""
+        lines.append(f"**Failed at step {_escape_md(failure.step)}**: "
+                     f"`{failure.error}` from *{_escape_md(failure.service)}*{reason}.")
+    if diagnosis.status in ("running", "stalled", "compensating"):
+        verb = "Stalled" if diagnosis.status == "stalled" else "Waiting"
+        lines.append(
+            f"**{verb} after step {_escape_md(diagnosis.last_step)}**: last message "
+            f"`{diagnosis.last_type}` from *{_escape_md(diagnosis.last_source)}*."
+        )
+        if diagnosis.waiting_for:
+            lines.append(f"**Waiting for** {_escape_md(diagnosis.waiting_for)} "
+                         "(the usual next message after it, from the process map).")
+        lines.append(
+            f"**Silent for {figures.format_duration(diagnosis.silent_s)}** since "
+            f"{diagnosis.since:%Y-%m-%d %H:%M:%S} UTC; threshold "
+            f"**{figures.format_duration(diagnosis.threshold_s)}** from "
+            f"`{diagnosis.threshold_source}`."
+        )
+    return "  \n".join(lines)
 
 
 def _compensations(flow: Flow) -> list[dict[str, Any]]:
-    """Each compensation message of the flow beside the step it undoes."""
+    """Each undo the saga asked for beside the step it undoes and the event completing it
+    (caused by the undo, or of its step), as the Failures page pairs them."""
     done = {m.step: m for m in flow.messages if m.step and not m.compensates}
     pairs = []
-    for m in flow.messages:
-        if not m.compensates:
+    for i, m in enumerate(flow.messages):
+        if not m.compensates or m.kind != "command":
             continue
         original = done.get(m.compensates)
+        completion = next(
+            (c for c in flow.messages[i + 1:] if c.kind != "command" and (
+                c.causation_id == m.message_id or (c.step and c.step == m.step)
+                or c.compensates == m.compensates)),
+            None,
+        )
+        if completion is None:
+            state = "pending"
+        elif completion.saga_status == "failed" or "fail" in completion.type.lower():
+            state = "failed"
+        else:
+            state = "completed"
         pairs.append({
             "undoes step": m.compensates,
             "step done at": original.event_time if original else None,
             "undo": m.type,
             "undo by": m.source,
             "undo at": m.event_time,
-            "undo status": m.saga_status or ("reported" if m.kind == "event" else "asked"),
+            "state": state,
+            "completed by": completion.type if completion else "",
+            "completed at": completion.event_time if completion else None,
         })
     return pairs
 
@@ -127,17 +178,31 @@ def render() -> None:
         st.info("Search an order or saga id, a trace id or a message id to see its flow. "
                 "Alerts link here with `?saga=<id>`.", icon=":material/search:")
         return
-    if _chrome.empty_store_notice():
+    if _page.empty_store_notice():
         return
     try:
-        flow = _chrome.queries().flow(key)
+        flow = _page.ask().flow(key)
     except NotFound:
         st.warning(f"No saga, trace or message matches `{_escape_md(key)}`. The search "
                    "covers all stored data, whatever the time range.",
                    icon=":material/search_off:")
         return
     _header(flow)
-    st.plotly_chart(figures.swimlane(swimlane_frame(flow)), key="swimlane")
+    diagnosis = _page.ask().diagnosis(flow.saga_id) if flow.saga_id else None
+    text = why_box(diagnosis) if diagnosis is not None else ""
+    if text:
+        st.markdown(f"<div class='why-box'>\n\n{text}\n\n</div>", unsafe_allow_html=True)
+    now: datetime | None = None
+    if diagnosis is not None and diagnosis.status in ("running", "stalled", "compensating"):
+        now = diagnosis.as_of
+    frame = swimlane_frame(flow)
+    skewed = int((frame["skew_s"] > 0).sum())
+    if skewed:
+        st.caption(f":material/schedule: {skewed} message(s) carry an event time before the "
+                   "message that caused them (a clock running behind): drawn just after their "
+                   "cause and marked ⚠ skewed.")
+    silent = diagnosis.silent_s if diagnosis is not None and now is not None else None
+    st.plotly_chart(figures.swimlane(frame, now=now, silent_s=silent), key="swimlane")
 
     pairs = _compensations(flow)
     if pairs:
@@ -145,6 +210,7 @@ def render() -> None:
         st.dataframe(pd.DataFrame(pairs), hide_index=True, width="stretch", column_config={
             "step done at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
             "undo at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+            "completed at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
         })
 
     st.subheader("Audit trail")
@@ -163,7 +229,7 @@ def render() -> None:
     )
     labels = [f"#{i} {m.type} ({m.source})" for i, m in enumerate(flow.messages, start=1)]
     chosen = st.selectbox("Message details", range(len(labels)), format_func=labels.__getitem__,
-                          key="flow_message")
+                          key=f"flow_message_{flow.saga_id or flow.key}")
     message = flow.messages[int(chosen or 0)]
     left, right = st.columns(2)
     with left:
@@ -181,4 +247,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    render()
+    _page.live(render)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
-from sagascope.dashboard import _chrome, figures
+from sagascope.dashboard import _page, figures
 
 _UNSUCCESSFUL = ("failed", "compensating", "compensated")
 _FINISHED_OR_UNDOING = ("completed", "failed", "compensating", "compensated")
@@ -19,10 +19,11 @@ def failure_rate(counts: dict[str, int]) -> float | None:
 
 def render() -> None:
     st.title("Overview")
-    if _chrome.empty_store_notice():
+    if _page.empty_store_notice():
         return
-    filters = _chrome.current_filter()
-    counts = {k: int(v) for k, v in _chrome.ask("status_counts", filters).items()}
+    filters = _page.current_filter()
+    ask = _page.ask()
+    counts = {k: int(v) for k, v in ask.status_counts(filters).items()}
     total = sum(counts.values())
     if total == 0:
         st.info("No sagas in the selected time range and saga type. Widen the time range "
@@ -40,21 +41,21 @@ def render() -> None:
     cols[5].metric("Failure rate", "–" if rate is None else f"{rate:.1%}",
                    help="failed, compensating or compensated, among sagas with an outcome")
 
-    width_s = _chrome.bucket_seconds()
+    width_s = _page.bucket_seconds()
     left, right = st.columns([2, 3])
     with left:
         st.plotly_chart(figures.status_bars(counts), key="status_bars")
     with right:
-        points = _chrome.frame(_chrome.ask("throughput", filters, width_s))
+        points = _page.frame(ask.throughput(filters, width_s))
         fig = figures.throughput_lines(points)
-        fig.update_layout(title_text=f"Started / finished per {_chrome.describe_bucket(width_s)}")
+        fig.update_layout(title_text=f"Started / finished per {_page.describe_bucket(width_s)}")
         st.plotly_chart(fig, key="throughput")
 
-    over_time = _chrome.frame(_chrome.ask("cycle_times_over_time", filters, width_s))
+    over_time = _page.frame(ask.cycle_times_over_time(filters, width_s))
     st.plotly_chart(figures.cycle_time_lines(over_time), key="cycle_times")
 
     st.subheader("Cycle time by saga type")
-    stats = _chrome.frame(_chrome.ask("cycle_times", filters))
+    stats = _page.frame(ask.cycle_times(filters))
     if stats.empty:
         st.caption("No finished sagas in this range yet.")
         return
@@ -67,4 +68,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    render()
+    _page.live(render)

@@ -1,13 +1,25 @@
-"""Process map: the directly-follows graph discovered from traffic, its variants, step times."""
+"""Process map: one saga type's directly-follows graph laid out by Graphviz, its variants.
+
+Each step links to the saga list filtered to it; the live counts say how many sagas wait or
+stall at each step right now.
+"""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _chrome, figures
+from sagascope.dashboard import _page, figures
+from sagascope.queries import SagaFilter
 
-_BY = {"Message type": "type", "Step": "step"}
 VARIANT_LIMIT = 20
+_OVERLAYS = {"frequency": "Frequency", "duration": "Duration (median · p95)"}
+
+
+def sagas_link(**params: str) -> str:
+    """Relative URL of the saga list with these filters."""
+    return "sagas?" + urlencode({k: v for k, v in params.items() if v})
 
 
 def variants_table(variants: pd.DataFrame) -> pd.DataFrame:
@@ -20,41 +32,111 @@ def variants_table(variants: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def steps_table(nodes: pd.DataFrame, live: dict[str, dict[str, int]], saga_type: str,
+                time_range: str) -> pd.DataFrame:
+    """Each step with its counts and links to its sagas (passed through, stalled there)."""
+    return pd.DataFrame({
+        "step": nodes["activity"],
+        "times": nodes["count"],
+        "waiting now": [live.get(a, {}).get("running", 0) for a in nodes["activity"]],
+        "stalled now": [live.get(a, {}).get("stalled", 0) for a in nodes["activity"]],
+        "sagas through it": [sagas_link(type=saga_type, step=a, range=time_range)
+                             for a in nodes["activity"]],
+        "stalled here": [sagas_link(type=saga_type, at=a, status="stalled", range="all")
+                         for a in nodes["activity"]],
+    })
+
+
+def _choose_type() -> str | None:
+    chosen = _page.saga_type()
+    if chosen:
+        return chosen
+    types = _page.ask().saga_types()
+    if not types:
+        return None
+    key = _page.url_bound("map", types[0], strict=True)
+    if st.session_state.get(key) not in types:
+        st.session_state[key] = types[0]
+    st.selectbox("Saga type", types, key=key,
+                 help="one saga type at a time; the sidebar's saga type picks it too")
+    _page.sync_url({"map": types[0]})
+    return str(st.session_state[key])
+
+
 def render() -> None:
     st.title("Process map")
-    if _chrome.empty_store_notice():
+    if _page.empty_store_notice():
         return
-    by_label = st.segmented_control("Activities", list(_BY), default="Message type",
-                                    key="process_map_by")
-    by = _BY[by_label or "Message type"]
-    filters = _chrome.current_filter()
-    graph = _chrome.ask("process_map", filters, by=by)
+    saga_type = _choose_type()
+    if saga_type is None:
+        st.info("No saga types yet.", icon=":material/account_tree:")
+        return
+    overlay_key = _page.url_bound("overlay", "frequency", strict=True)
+    if st.session_state.get(overlay_key) not in _OVERLAYS:
+        st.session_state[overlay_key] = "frequency"
+    st.segmented_control("Arrows show", list(_OVERLAYS), key=overlay_key,
+                         format_func=lambda key: _OVERLAYS.get(key, key))
+    _page.sync_url({"overlay": "frequency"})
+    overlay = str(st.session_state.get(overlay_key) or "frequency")
+    filters = SagaFilter(time_from=_page.range_start(), saga_type=saga_type)
+    ask = _page.ask()
+    graph = ask.process_map(filters)
     if not graph.edges:
-        st.info("No transitions in this range yet.", icon=":material/account_tree:")
+        st.info(f"No transitions of {saga_type} in this range yet.",
+                icon=":material/account_tree:")
         return
-    cols = st.columns(3)
+    live = ask.waiting_by_step(SagaFilter(saga_type=saga_type))
+    time_range = str(st.session_state.get(_page.url_key("range"), ""))
+    cols = st.columns(4)
     cols[0].metric("Sagas", f"{graph.sagas:,}")
-    cols[1].metric("Activities", len(graph.nodes))
-    cols[2].metric("Transitions", len(graph.edges))
-    edges = _chrome.frame(graph.edges)
-    st.plotly_chart(figures.process_map(edges), key="process_map")
-    st.caption("Each arrow: how many times one activity directly followed another, and the "
-               "median time between them (event time).")
+    cols[1].metric("Steps", len(graph.nodes))
+    cols[2].metric("Waiting now", sum(c.get("running", 0) for c in live.values()))
+    cols[3].metric("Stalled now", sum(c.get("stalled", 0) for c in live.values()))
+    nodes, edges = _page.frame(graph.nodes), _page.frame(graph.edges)
+    dot = figures.process_map_dot(
+        nodes, edges, overlay=overlay, live=live,
+        node_link=lambda a: sagas_link(type=saga_type, step=a, range=time_range),
+        edge_link=lambda a, b: sagas_link(**{"type": saga_type, "from": a, "to": b,
+                                              "range": time_range}),
+    )
+    st.graphviz_chart(dot, width="stretch")
+    st.caption("Laid out by Graphviz (dot). Click a step to open the sagas that passed through "
+               "it, an arrow (or its label) to open the sagas that took it. Orange steps have "
+               "stalled sagas right now (live, whatever the time range).")
+
+    st.subheader("Steps")
+    table = steps_table(nodes, live, saga_type, time_range)
+    event = st.dataframe(
+        table.drop(columns=["sagas through it", "stalled here"]), hide_index=True,
+        width="stretch", key="steps_table", on_select="rerun", selection_mode="single-row",
+    )
+    st.caption("Select a step to list the sagas stalled there (or, with none stalled, the "
+               "sagas that passed through it).")
+    chosen = _page.selected_row(event)
+    if chosen is not None:
+        row = table.iloc[chosen]
+        if int(row["stalled now"]):
+            _page.open_sagas(type=saga_type, at=str(row["step"]), status="stalled", range="all")
+        _page.open_sagas(type=saga_type, step=str(row["step"]), range=time_range)
 
     st.subheader("Variants")
-    variants = _chrome.frame(_chrome.ask("variants", filters, VARIANT_LIMIT, by=by))
+    variants = _page.frame(ask.variants(filters, VARIANT_LIMIT))
     if variants.empty:
         st.caption("No variants.")
     else:
-        left, right = st.columns([2, 3])
-        with left:
-            st.plotly_chart(figures.variant_bars(variants), key="variants")
-        with right:
-            st.dataframe(
-                variants_table(variants), hide_index=True, width="stretch", key="variants_table",
-                column_config={"share": st.column_config.ProgressColumn(
-                    format="percent", min_value=0.0, max_value=1.0)},
-            )
+        st.plotly_chart(figures.variant_bars(variants), key="variants")
+        st.dataframe(
+            variants_table(variants), hide_index=True, width="stretch", key="variants_table",
+            column_config={
+                "share": st.column_config.ProgressColumn(format="percent", min_value=0.0,
+                                                         max_value=1.0, width="small"),
+                "path": st.column_config.TextColumn(width="large"),
+            },
+        )
+        with st.expander("Variant paths in full", expanded=False):
+            for i, row in enumerate(variants.to_dict("records"), start=1):
+                st.markdown(f"**V{i}** · {int(row['count']):,} sagas · "
+                            + " → ".join(f"`{a}`" for a in row["activities"]))
 
     with st.expander("Transition times"):
         table = edges.sort_values("count", ascending=False)
@@ -69,4 +151,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    render()
+    _page.live(render)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sagascope import __version__
 from sagascope.exceptions import ConfigError, SagascopeError
-from sagascope.settings import load_settings
+from sagascope.settings import load_settings, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,52 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database", dest="store.database", help="database name (env SAGASCOPE_STORE_DATABASE)"
     )
+    _security_flags(parser)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+
+
+def _security_flags(parser: argparse.ArgumentParser) -> None:
+    """TLS and SASL flags, named as kafka-python names them; secrets only as files or env."""
+    kafka = parser.add_argument_group(
+        "Kafka security", "passwords only via SAGASCOPE_BROKER_SASL_PASSWORD or a file, never a flag"
+    )
+    flags = (
+        ("--security-protocol", "security_protocol", "PROTOCOL",
+         "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+        ("--ssl-cafile", "ssl_cafile", "PEM", "CA file that signed the broker's certificate"),
+        ("--ssl-certfile", "ssl_certfile", "PEM", "client certificate (mutual TLS)"),
+        ("--ssl-keyfile", "ssl_keyfile", "PEM", "client key (mutual TLS)"),
+        ("--ssl-key-password-file", "ssl_key_password_file", "FILE",
+         "file holding the client key's password"),
+        ("--sasl-mechanism", "sasl_mechanism", "MECHANISM",
+         "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
+        ("--sasl-username", "sasl_username", "USER", "SASL user"),
+        ("--sasl-password-file", "sasl_password_file", "FILE", "file holding the SASL password"),
+        ("--sasl-oauth-token-provider", "sasl_oauth_token_provider", "MODULE:CALLABLE",
+         "OAUTHBEARER token provider"),
+    )
+    for flag, name, metavar, help_text in flags:
+        kafka.add_argument(
+            flag, dest=f"broker.{name}", metavar=metavar,
+            help=f"{help_text} (env SAGASCOPE_BROKER_{name.upper()})",
+        )
+    kafka.add_argument(
+        "--no-ssl-check-hostname", dest="broker.ssl_check_hostname", action="store_const",
+        const=False, help="do not check that the broker's certificate names its host",
+    )
+    store = parser.add_argument_group("ClickHouse server", "password via SAGASCOPE_STORE_PASSWORD or a file")
+    store.add_argument(
+        "--clickhouse-user", dest="store.username", metavar="USER",
+        help="ClickHouse user (env SAGASCOPE_STORE_USERNAME)",
+    )
+    store.add_argument(
+        "--clickhouse-password-file", dest="store.password_file", metavar="FILE",
+        help="file holding the ClickHouse password (env SAGASCOPE_STORE_PASSWORD_FILE)",
+    )
+    store.add_argument(
+        "--clickhouse-ca-file", dest="store.ca_file", metavar="PEM",
+        help="CA file of an https:// ClickHouse server (env SAGASCOPE_STORE_CA_FILE)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,9 +131,40 @@ def _load_command(name: str) -> Any:
         ) from exc
 
 
+class _MaskingFormatter(logging.Formatter):
+    """Replaces each secret in a formatted record (message, arguments and traceback alike).
+
+    Our code never logs a secret; this also covers the libraries underneath, e.g.
+    kafka-python's debug log of a SASL PLAIN request, which carries the password.
+    """
+
+    def __init__(self, inner: logging.Formatter | None, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self._inner = inner or logging.Formatter()
+        self._secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _masked(self._inner.format(record), self._secrets)
+
+
+def _masked(text: str, secrets: Sequence[str]) -> str:
+    for value in secrets:
+        text = text.replace(value, "***")
+    return text
+
+
+def _mask_logged_secrets(secrets: Sequence[str]) -> None:
+    if not secrets:
+        return
+    for handler in logging.getLogger().handlers:
+        if not isinstance(handler.formatter, _MaskingFormatter):
+            handler.setFormatter(_MaskingFormatter(handler.formatter, secrets))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    secrets: list[str] = []
     # Subcommand flags are added only for the chosen command, so that `sagascope --help`
     # works on the base install.
     name = next((a for a in argv if not a.startswith("-")), None)
@@ -115,12 +191,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         overrides = {k: v for k, v in vars(args).items() if "." in k}
         settings = load_settings(args.config, overrides)
+        secrets.extend(secret_values(settings))
+        _mask_logged_secrets(secrets)
         return int(module.run(args, settings) or 0)
     except ConfigError as exc:
-        print(f"sagascope: configuration error: {exc}", file=sys.stderr)
+        print(f"sagascope: configuration error: {_masked(str(exc), secrets)}", file=sys.stderr)
         return 2
     except SagascopeError as exc:
-        print(f"sagascope: {exc}", file=sys.stderr)
+        print(f"sagascope: {_masked(str(exc), secrets)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # Unexpected: the traceback helps, but a library's message may quote a secret.
+        import traceback
+
+        print(_masked(traceback.format_exc(), secrets), file=sys.stderr, end="")
+        return 1

@@ -9,7 +9,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from types import TracebackType
+from typing import Any
 
 from sagascope.exceptions import SagascopeError
 
@@ -26,9 +28,25 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedBroker:
     """Tansu on 127.0.0.1 with memory storage; ``with EmbeddedBroker() as b: b.bootstrap_servers``."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        *,
+        advertised_port: int | None = None,
+        authentication: bool = False,
+    ) -> None:
+        """A broker on ``host:port``.
+
+        Args:
+            advertised_port: the port clients are told to use, when a TLS terminator (such as
+                stunnel) in front of the broker listens there; default ``port``.
+            authentication: require SASL (SCRAM) from clients (Tansu's ``--authentication``).
+        """
         self.host = host
         self.port = port or free_port(host)
+        self.advertised_port = advertised_port or self.port
+        self.authentication = authentication
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: tempfile._TemporaryFileWrapper[bytes] | None = None
 
@@ -50,13 +68,16 @@ class EmbeddedBroker:
             prefix="tansu-", suffix=".log", delete=False
         )
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        command = [
+            binary, "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", f"tcp://{self.host}:{self.advertised_port}",
+            "--storage-engine", "memory://tansu/",
+        ]
+        if self.authentication:
+            command.append("--authentication")
         self._process = subprocess.Popen(
-            [
-                binary, "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
-            ],
+            command,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -105,16 +126,26 @@ class EmbeddedBroker:
 
 
 def create_topics(
-    bootstrap_servers: str, topics: dict[str, int], *, timeout_s: float = 30.0
+    bootstrap_servers: str,
+    topics: dict[str, int],
+    *,
+    timeout_s: float = 30.0,
+    client_config: Mapping[str, Any] | None = None,
 ) -> None:
-    """Create topics (name -> partitions) through the admin client; existing ones are kept."""
+    """Create topics (name -> partitions) through the admin client; existing ones are kept.
+
+    Args:
+        client_config: more kafka-python arguments, e.g. TLS and SASL from
+            ``sagascope.connections.kafka_python_config(settings.broker)``.
+    """
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, client_id="sagascope-admin",
-        request_timeout_ms=int(timeout_s * 1000),
-    )
+    config: dict[str, Any] = {
+        "client_id": "sagascope-admin", **(client_config or {}),
+        "bootstrap_servers": bootstrap_servers, "request_timeout_ms": int(timeout_s * 1000),
+    }
+    admin = KafkaAdminClient(**config)
     try:
         existing = set(admin.list_topics())
         wanted = [

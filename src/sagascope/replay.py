@@ -19,7 +19,7 @@ import os
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -336,10 +336,13 @@ def replay(
     client_id: str = "sagascope-replay",
     progress: Callable[[int, int], None] | None = None,
     producer: Any = None,
+    client_config: Mapping[str, Any] | None = None,
 ) -> ReplayStats:
     """Send the log's events to ``topic``; with ``speed``, gaps between events shrink by it.
 
     ``speed=None`` sends as fast as the broker takes them (event times stay in ``ce_time``).
+    ``client_config`` adds kafka-python producer arguments (TLS and SASL from
+    ``sagascope.connections.kafka_python_config``).
     """
     if speed is not None and speed <= 0:
         raise ReplayError(f"speed must be positive, got {speed}")
@@ -347,10 +350,10 @@ def replay(
     if own:
         from kafka import KafkaProducer
 
-        producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers, client_id=client_id, acks="all",
-            linger_ms=20, batch_size=256 * 1024,
-        )
+        producer = KafkaProducer(**{
+            **(client_config or {}), "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id, "acks": "all", "linger_ms": 20, "batch_size": 256 * 1024,
+        })
     started = time.monotonic()
     total = len(event_log.events)
     first_ts = event_log.events[0].timestamp

@@ -44,6 +44,32 @@ class BrokerSettings:
     bootstrap_servers: str = ""
     #: Client id prefix used by every sagascope Kafka client.
     client_id: str = "sagascope"
+    #: ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT`` or ``SASL_SSL`` (Kafka's ``security.protocol``).
+    security_protocol: str = "PLAINTEXT"
+    #: PEM file of the CA(s) that signed the broker's certificate; empty trusts the system CAs.
+    ssl_cafile: str = ""
+    #: PEM client certificate (and chain) for mutual TLS; needs ``ssl_keyfile``.
+    ssl_certfile: str = ""
+    #: PEM private key of ``ssl_certfile``.
+    ssl_keyfile: str = ""
+    #: Password of an encrypted ``ssl_keyfile`` (secret: prefer ``ssl_key_password_file``).
+    ssl_key_password: str = field(default="", repr=False)
+    #: File holding ``ssl_key_password`` (as container secrets are mounted).
+    ssl_key_password_file: str = ""
+    #: Check that the broker's certificate names the host connected to.
+    ssl_check_hostname: bool = True
+    #: ``PLAIN``, ``SCRAM-SHA-256``, ``SCRAM-SHA-512`` or ``OAUTHBEARER`` (with SASL_* protocols).
+    sasl_mechanism: str = "PLAIN"
+    #: SASL user name (PLAIN, SCRAM).
+    sasl_username: str = ""
+    #: SASL password (secret: prefer ``SAGASCOPE_BROKER_SASL_PASSWORD`` or ``sasl_password_file``).
+    sasl_password: str = field(default="", repr=False)
+    #: File holding ``sasl_password``.
+    sasl_password_file: str = ""
+    #: OAUTHBEARER token provider ``module:callable``; the callable returns an access token (str).
+    sasl_oauth_token_provider: str = ""
+    #: How long start-up waits for the broker before it names the setting that is wrong.
+    connect_timeout_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +82,16 @@ class StoreSettings:
     database: str = "sagascope"
     #: ClickHouse cluster name; when set, DDL runs ``ON CLUSTER`` with Replicated + Distributed tables.
     cluster: str = ""
+    #: ClickHouse user; overrides a user in ``url`` (keep passwords out of the URL: ``ps`` shows it).
+    username: str = ""
+    #: ClickHouse password (secret: prefer ``SAGASCOPE_STORE_PASSWORD`` or ``password_file``).
+    password: str = field(default="", repr=False)
+    #: File holding ``password``.
+    password_file: str = ""
+    #: PEM CA file that signed the server's certificate (``https://`` URLs); empty: system CAs.
+    ca_file: str = ""
+    #: Verify the server's TLS certificate (``https://`` URLs).
+    verify_tls: bool = True
 
 
 @dataclass(frozen=True)
@@ -170,7 +206,7 @@ class AlertSettings:
     interval_s: float = 5.0
     #: Threshold (seconds of silence before a saga is stalled) where no rule matches.
     default_threshold_s: float = field(default=300.0, metadata=formerly("default_timeout_s"))
-    #: Sinks: any of ``log``, ``webhook``, ``kafka`` (comma separated).
+    #: Sinks: any of ``log``, ``webhook``, ``kafka``, ``alertmanager`` (comma separated).
     sinks: str = "log"
     webhook_url: str = ""
     #: Per-attempt timeout of the webhook and Kafka sinks.
@@ -186,6 +222,19 @@ class AlertSettings:
     learn_window_s: float = 7 * 86400.0
     rules: tuple[ThresholdRule, ...] = ()
     status_rules: tuple[StatusRule, ...] = ()
+    #: Alertmanager base URLs (comma separated; every one gets every alert, for HA), used by
+    #: the ``alertmanager`` sink: alerts are POSTed to ``<url>/api/v2/alerts``.
+    alertmanager_urls: str = ""
+    #: The ``severity`` label of alerts sent to Alertmanager.
+    alertmanager_severity: str = "warning"
+    #: Open alerts are re-sent to Alertmanager this often (Prometheus's default is 60 s);
+    #: each carries an ``endsAt`` four intervals ahead, as Prometheus does.
+    alertmanager_resend_s: float = 60.0
+    #: Port of the saga metrics endpoint (``/metrics``) of ``sagascope alert`` and
+    #: ``sagascope demo``; 0 disables it in ``alert`` and picks a free port in ``demo``.
+    metrics_port: int = 0
+    #: Address the saga metrics endpoint listens on.
+    metrics_host: str = "127.0.0.1"
 
     # Deprecated names, kept for one release (the file, env and flags accept them too).
     @property
@@ -211,6 +260,22 @@ class DashboardSettings:
     #: Base URL the alerts link to (``<public_url>/flow_explorer?saga=<id>``).
     public_url: str = "http://127.0.0.1:8501"
     refresh_s: float = 10.0
+    #: Link from a trace id to the team's tracer, ``{trace_id}`` replaced, e.g.
+    #: ``http://jaeger:16686/trace/{trace_id}`` or a Grafana Tempo explore URL; empty: no link.
+    trace_url: str = ""
+    #: Shared password (or token) the login asks for when served beyond loopback (secret:
+    #: prefer ``SAGASCOPE_DASHBOARD_PASSWORD`` or ``password_file``).
+    password: str = field(default="", repr=False)
+    #: File holding ``password``.
+    password_file: str = ""
+    #: OpenID Connect provider for ``st.login``: its ``.well-known/openid-configuration`` URL.
+    oidc_server_metadata_url: str = ""
+    oidc_client_id: str = ""
+    #: OIDC client secret (secret: prefer ``SAGASCOPE_DASHBOARD_OIDC_CLIENT_SECRET`` or the file).
+    oidc_client_secret: str = field(default="", repr=False)
+    oidc_client_secret_file: str = ""
+    #: Hide message payloads from the flow view (headers and payload size/hash stay).
+    hide_payloads: bool = False
 
 
 @dataclass(frozen=True)
@@ -411,3 +476,62 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             f"setting {where} must be {tp.__name__}, got {value!r}"
         ) from exc
     return value
+
+
+def secret(section: Any, name: str, where: str) -> str:
+    """The secret setting ``name`` of a settings section, or the contents of ``<name>_file``.
+
+    Trailing newlines of the file are dropped (``echo pw > file``). The value itself never
+    appears in an error.
+
+    Args:
+        section: a settings dataclass, e.g. ``settings.broker``.
+        name: the secret's field, e.g. ``"sasl_password"``.
+        where: the section's name for messages, e.g. ``"broker"``.
+
+    Raises:
+        ConfigError: both the value and the file are set, or the file cannot be read.
+    """
+    value: str = getattr(section, name)
+    path: str = getattr(section, f"{name}_file")
+    if value and path:
+        raise ConfigError(f"set either {where}.{name} or {where}.{name}_file, not both")
+    if not path:
+        return value
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"setting {where}.{name}_file: cannot read {path}: {type(exc).__name__}"
+        ) from None
+
+
+#: Secret settings as ``(section, name)``; each may also come from ``<name>_file``.
+SECRET_SETTINGS = (
+    ("broker", "ssl_key_password"),
+    ("broker", "sasl_password"),
+    ("store", "password"),
+    ("dashboard", "password"),
+    ("dashboard", "oidc_client_secret"),
+)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold (files read), plus a password in ``store.url``.
+
+    For masking output: the CLI replaces each in everything it logs or prints. Unreadable
+    secret files are skipped here; using that setting raises the error that names it.
+    """
+    from urllib.parse import unquote, urlparse
+
+    values: list[str] = []
+    for section_name, name in SECRET_SETTINGS:
+        try:
+            values.append(secret(getattr(settings, section_name), name, section_name))
+        except ConfigError:
+            continue
+    password = urlparse(settings.store.url).password if settings.store.url else None
+    if password:
+        values += [password, unquote(password)]
+    # Short values would mask ordinary words; a real secret is longer.
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)

@@ -243,3 +243,25 @@ def test_learned_threshold_needs_its_minimum_samples(store, now, make_alerter):
     assert (learned[("few-flow", "charge")].threshold_s, learned[("few-flow", "charge")].source) == (
         42, "rule",
     )
+
+
+def test_a_silenced_group_is_recorded_but_not_notified_until_the_silence_ends(store, now, make_alerter):
+    from sagascope.queries import acknowledge
+
+    seed(store, order_saga("silenced-1", "stalled", start=now - timedelta(hours=1)))
+    set_watermark(store, now)
+    alerter, sink = make_alerter(store)
+    acknowledge(store, "order-fulfillment", "payment", action="silenced", by="oncall",
+                until=datetime.now(UTC) + timedelta(seconds=2), now=now)
+
+    during = alerter.evaluate_once()
+    assert [a.saga_id for a in during.opened] == ["silenced-1"] and during.silenced == 1
+    assert sink.sent == []
+    assert [a.saga_id for a in list_alerts(store, state="open")] == ["silenced-1"]
+
+    acknowledge(store, "order-fulfillment", "payment", action="acknowledged", by="oncall",
+                now=now + timedelta(seconds=1))
+    seed(store, order_saga("silenced-2", "stalled", start=now - timedelta(minutes=30)))
+    after = alerter.evaluate_once()
+    assert [a.saga_id for a in after.opened] == ["silenced-2"] and after.silenced == 0
+    assert [a.saga_id for a in sink.sent] == ["silenced-2"]  # acknowledging does not silence

@@ -9,7 +9,10 @@ to make the store unavailable for real (connection refused).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import email
+import email.policy
 import socket
 import threading
 from dataclasses import dataclass
@@ -53,9 +56,14 @@ class SeenRequest:
 class ChdbHttpServer:
     """``with ChdbHttpServer(chdb_path) as srv: srv.url`` (``http://127.0.0.1:<port>``)."""
 
-    def __init__(self, chdb_path: str, port: int = 0) -> None:
+    def __init__(
+        self, chdb_path: str, port: int = 0, *, credentials: tuple[str, str] | None = None
+    ) -> None:
         self.chdb_path = chdb_path
         self.port = port
+        #: (user, password) every request must carry (Basic auth), as a server with a
+        #: password-protected user demands; None accepts any.
+        self.credentials = credentials
         self.requests: list[SeenRequest] = []
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
@@ -126,6 +134,31 @@ class ChdbHttpServer:
             return bytes(result.bytes()) if result is not None else b""
 
 
+def _authorized(header: str, credentials: tuple[str, str]) -> bool:
+    scheme, _, encoded = header.partition(" ")
+    if scheme != "Basic":
+        return False
+    try:
+        given = base64.b64decode(encoded).decode("utf-8")
+    except ValueError:
+        return False
+    return given == f"{credentials[0]}:{credentials[1]}"
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """The fields of a ``multipart/form-data`` body, as text."""
+    message = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=email.policy.HTTP
+    )
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():  # type: ignore[attr-defined]
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        if name:
+            fields[str(name)] = payload.decode("utf-8")
+    return fields
+
+
 def _is_insert(query: str) -> bool:
     return query.lstrip().upper().startswith("INSERT")
 
@@ -167,6 +200,11 @@ def _make_handler(server: ChdbHttpServer) -> type[BaseHTTPRequestHandler]:
             qs = {k: v[-1] for k, v in parse_qs(parsed.query, keep_blank_values=True).items()}
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            content_type = self.headers.get("Content-Type", "")
+            if content_type.startswith("multipart/form-data"):
+                # clickhouse-connect sends long parameters (over 4 KB) as form fields.
+                qs.update(_form_fields(content_type, body))
+                body = b""
             query = qs.pop("query", "")
             if method == "POST" and not query and _is_insert(body[:64].decode("utf-8", "replace")):
                 # INSERT ... FORMAT X, a newline, then the data: all in the body.
@@ -176,6 +214,15 @@ def _make_handler(server: ChdbHttpServer) -> type[BaseHTTPRequestHandler]:
                 query, body = body.decode("utf-8"), b""
             elif method == "POST" and body and not _is_insert(query):
                 query, body = query + " " + body.decode("utf-8"), b""
+            if server.credentials is not None and not _authorized(
+                self.headers.get("Authorization", ""), server.credentials
+            ):
+                self._reply(
+                    401,
+                    b"Code: 516. DB::Exception: Authentication failed: password is incorrect, "
+                    b"or there is no user with such name. (AUTHENTICATION_FAILED)",
+                )
+                return
             params = {k[6:]: v for k, v in qs.items() if k.startswith("param_")}
             settings = {k: v for k, v in qs.items() if not k.startswith("param_")}
             request = SeenRequest(method, query, params, settings, body)
@@ -187,13 +234,16 @@ def _make_handler(server: ChdbHttpServer) -> type[BaseHTTPRequestHandler]:
                 text = str(exc)
                 data = (text if "Code:" in text else f"Code: 1000. DB::Exception: {text}").encode()
                 status = 500
+            self._reply(status, data)
+
+        def _reply(self, status: int, data: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-ClickHouse-Server-Display-Name", "chdb-loopback")
             self.send_header("X-ClickHouse-Timezone", "UTC")
             if status != 200:
-                self.send_header("X-ClickHouse-Exception-Code", "1000")
+                self.send_header("X-ClickHouse-Exception-Code", "516" if status == 401 else "1000")
             self.end_headers()
             self.wfile.write(data)
 

@@ -25,7 +25,9 @@ from sagascope.settings import Settings
 PAGES = {
     "overview": "views/overview.py",
     "flow": "views/flow_explorer.py",
-    "stuck": "views/stuck_sagas.py",
+    "stalled": "views/stalled_sagas.py",
+    "sagas": "views/sagas.py",
+    "time": "views/time_spent.py",
     "failures": "views/failures.py",
     "process_map": "views/process_map.py",
     "alerts": "views/alerts.py",

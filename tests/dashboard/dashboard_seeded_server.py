@@ -21,6 +21,18 @@ from seeding import order_saga, seed, seed_scenarios
 from sagascope.settings import load_settings
 
 
+def _alert(alert_id: str, state: str, saga_id: str, now: datetime) -> dict[str, object]:
+    since = now - timedelta(hours=1)
+    return {
+        "alert_id": alert_id, "state": state, "saga_id": saga_id,
+        "saga_type": "order-fulfillment", "step": "payment",
+        "waiting_for": "PaymentReceived (reply to RetrievePayment)", "since": since,
+        "threshold_s": 300.0, "opened_at": since + timedelta(minutes=5), "resolved_at": None,
+        "resolution": "", "link": f"http://127.0.0.1:8501/flow_explorer?saga={saga_id}",
+        "updated_at": now,
+    }
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     store = ChdbStore(sys.argv[1], "dashboard")
@@ -33,6 +45,12 @@ def main() -> int:
                    step_s=1.0 + i % 5)
         for i, outcome in enumerate(outcomes)
     ])
+    # The inventory service's clock runs 30 s behind in this one.
+    seed(store, order_saga("order-skewed", "completed", start=now - timedelta(minutes=20),
+                           inventory_skew_s=-30))
+    ids["skewed"] = "order-skewed"
+    store.insert("alerts", [_alert(f"a-{status}", status, ids["stalled"], now)
+                            for status in ("open",)])
     settings = load_settings(overrides={"dashboard.host": "127.0.0.1"}, environ={})
     handle = serve(settings, store, port=0, block=False)
     print(f"URL {handle.url}", flush=True)

@@ -18,11 +18,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 #: url path -> (text the page must show when it is done, screenshot name)
 PAGES = {
     "": ("Sagas by status", "overview"),
+    "sagas?range=all": ("sagas** match", "sagas"),
     "flow_explorer?saga=order-compensated": ("Audit trail", "flow_deep_link"),
-    "stuck_sagas": ("Stuck after step", "stuck_sagas"),
-    "failures": ("Compensation pairing", "failures"),
-    "process_map": ("Variants", "process_map"),
-    "alerts": ("Open", "alerts"),
+    "stalled_sagas": ("Stalled after step", "stalled_sagas"),
+    "failures?range=all": ("Compensation pairing", "failures"),
+    "process_map?range=all": ("Variants", "process_map"),
+    "time_spent": ("Where time goes", "time_spent"),
+    "alerts?range=all": ("By saga type and step", "alerts"),
 }
 
 
@@ -51,7 +53,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _settled(page: Any, text: str) -> None:
     """Wait until the page shows ``text`` and Streamlit has finished running the script."""
-    page.get_by_text(text, exact=False).first.wait_for(timeout=30000)
+    page.get_by_text(text.replace("**", ""), exact=False).first.wait_for(timeout=30000)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30000
     )
@@ -92,3 +94,151 @@ def test_unknown_order_id_is_a_friendly_message(served: Any, browser_page: Any) 
     browser_page.goto(f"{served.url}/flow_explorer?saga=no-such-order")
     _settled(browser_page, "No saga, trace or message matches")
     _assert_no_error(browser_page, "unknown id")
+
+
+# ---- tasks as a user does them ------------------------------------------------------------
+
+ROW_PX = 35
+
+
+def _click_row(page: Any, table: int, row: int) -> None:
+    """Select row ``row`` (0-based) of the ``table``-th data grid on the page (its row marker)."""
+    grid = page.locator('[data-testid="stDataFrame"]').nth(table)
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 14, box["y"] + ROW_PX * (row + 1) + ROW_PX / 2)
+
+
+def _selectbox_text(page: Any, label: str) -> str:
+    """What a select box shows (its label and chosen value)."""
+    box = page.locator('[data-testid="stSelectbox"]', has_text=label).first
+    inputs = box.locator("input")
+    shown = inputs.first.input_value() if inputs.count() else ""
+    return f"{box.inner_text()} {shown} {box.inner_html()}"
+
+
+def _matches(page: Any) -> int:
+    text = page.get_by_text(re.compile(r"sagas match")).first.inner_text()
+    found = re.search(r"([\d,]+) sagas match", text)
+    assert found, text
+    return int(found.group(1).replace(",", ""))
+
+
+def test_find_the_failed_sagas_of_one_type_and_open_one(served: Any, browser_page: Any,
+                                                        shots: Path) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/sagas?range=all")
+    _settled(page, "sagas match")
+    total = _matches(page)
+    page.get_by_label("Status").first.click()
+    page.get_by_role("option", name="failed", exact=True).click()
+    page.wait_for_url(re.compile(r"status=failed"), timeout=30000)
+    _settled(page, "sagas match")
+    page.wait_for_function(
+        f"() => !document.body.innerText.includes('{total:,} sagas match')", timeout=30000)
+    failed = _matches(page)
+    assert 0 < failed < total
+    page.screenshot(path=str(shots / "task_failed_sagas.png"), full_page=True)
+    _click_row(page, 0, 0)
+    page.wait_for_url(re.compile(r"flow_explorer\?saga=order-"), timeout=30000)
+    _settled(page, "Audit trail")
+    assert page.get_by_text("Failed at step").count() > 0
+    assert "/sagas" not in page.url  # same tab, same session
+
+
+def test_search_by_attribute_and_by_id_prefix(served: Any, browser_page: Any) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/sagas?range=all")
+    _settled(page, "sagas match")
+    box = page.get_by_role("textbox", name="Attribute")
+    box.fill("error=card declined")
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"attr=error"), timeout=30000)
+    _settled(page, "sagas match")
+    page.wait_for_function("() => document.body.innerText.includes('sagas match')")
+    by_attribute = _matches(page)
+    assert by_attribute >= 1
+    page.goto(f"{served.url}/sagas?range=all")
+    _settled(page, "sagas match")
+    prefix = page.get_by_role("textbox", name="Saga id starts with")
+    prefix.fill("order-100")
+    prefix.press("Enter")
+    page.wait_for_url(re.compile(r"prefix=order-100"), timeout=30000)
+    page.wait_for_function("() => document.body.innerText.includes('10 sagas match')",
+                           timeout=30000)
+    assert _matches(page) == 10  # order-1000 .. order-1009
+
+
+def test_reload_a_filtered_url_gives_the_same_view(served: Any, browser_page: Any) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/sagas?range=all&status=completed&sort=saga_id&order=asc")
+    _settled(page, "sagas match")
+    first = _matches(page)
+    page.reload()
+    _settled(page, "sagas match")
+    assert _matches(page) == first
+    assert "status=completed" in page.url and "sort=saga_id" in page.url
+    assert "Saga id" in _selectbox_text(page, "Sort by")
+    assert "completed" in _selectbox_text(page, "Status")
+
+
+def test_open_a_stalled_saga_and_read_why(served: Any, browser_page: Any, shots: Path) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/stalled_sagas")
+    _settled(page, "Stalled after step")
+    _click_row(page, 0, 0)
+    page.wait_for_url(re.compile(r"flow_explorer\?saga=order-stalled"), timeout=30000)
+    _settled(page, "Audit trail")
+    for text in ("Stalled after step payment", "Waiting for", "Silent for", "threshold",
+                 "alerts.default_threshold_s"):
+        assert page.get_by_text(text, exact=False).count() > 0, text
+    page.screenshot(path=str(shots / "task_why_stalled.png"), full_page=True)
+
+
+def test_the_old_stuck_sagas_address_opens_stalled_sagas(served: Any, browser_page: Any) -> None:
+    browser_page.goto(f"{served.url}/stuck_sagas")
+    _settled(browser_page, "Stalled after step")
+    assert "stalled_sagas" in browser_page.url
+
+
+def test_click_a_process_map_step_and_land_on_its_sagas(served: Any, browser_page: Any,
+                                                        shots: Path) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/process_map?range=all")
+    _settled(page, "Variants")
+    node = page.locator('svg a[href*="step=payment"], svg a[*|href*="step=payment"]').first
+    node.wait_for(timeout=30000)
+    page.screenshot(path=str(shots / "task_process_map.png"), full_page=True)
+    node.click()
+    page.wait_for_url(re.compile(r"/sagas\?.*step=payment"), timeout=30000)
+    _settled(page, "sagas match")
+    assert _matches(page) > 0
+    assert "payment" in _selectbox_text(page, "Passed through step")
+
+
+def test_acknowledge_an_alert_group(served: Any, browser_page: Any, shots: Path) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/alerts?range=all")
+    _settled(page, "By saga type and step")
+    _click_row(page, 0, 0)
+    page.get_by_label("Your name").fill("dana")
+    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_text("acknowledged by dana", exact=False).first.wait_for(timeout=30000)
+    page.screenshot(path=str(shots / "task_acknowledged.png"), full_page=True)
+
+
+def test_a_skewed_saga_is_drawn_in_causal_order(served: Any, browser_page: Any,
+                                                shots: Path) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/flow_explorer?saga={served.ids['skewed']}")
+    _settled(page, "Audit trail")
+    skewed = page.locator("svg text", has_text="StockReserved (skewed)").first
+    skewed.wait_for(timeout=30000)
+    cause = page.locator("svg text", has_text=re.compile(r"^ReserveStock$")).first
+    skewed_box, cause_box = skewed.bounding_box(), cause.bounding_box()
+    assert skewed_box is not None and cause_box is not None
+    # The reply's clock runs 30 s behind, yet it is drawn right of the command it answers.
+    assert skewed_box["x"] + skewed_box["width"] / 2 > cause_box["x"] + cause_box["width"] / 2
+    assert page.get_by_text("clock running behind", exact=False).count() > 0
+    page.screenshot(path=str(shots / "task_skewed.png"), full_page=True)

@@ -92,21 +92,37 @@ def test_swimlane_marks_compensations() -> None:
     assert list(by_name["command"].text) == ["RetrievePayment"]
 
 
-def test_layered_positions_follow_the_flow_top_to_bottom() -> None:
-    pos = figures.layered_positions([("A", "B"), ("B", "C"), ("B", "D"), ("D", "D")])
-    assert pos["A"][1] == 0 and pos["B"][1] == 1
-    assert pos["C"][1] == pos["D"][1] == 2
-    assert pos["C"][0] != pos["D"][0]
+def test_swimlane_draws_a_skewed_message_after_its_cause_and_marks_it() -> None:
+    flow = _flow()
+    # PaymentReceived's clock runs 30 s behind: its event time precedes its cause.
+    flow.loc[2, "event_time"] = T0 - timedelta(seconds=28)
+    flow["position"] = flow["event_time"]
+    flow.loc[2, "position"] = T0 + timedelta(seconds=1.5)
+    flow["skew_s"] = [0.0, 0.0, 29.0, 0.0, 0.0]
+    fig = figures.swimlane(flow, now=T0 + timedelta(seconds=10))
+    event = next(t for t in fig.data if t.name == "event")
+    assert "⚠ PaymentReceived (skewed)" in list(event.text)
+    drawn_at = pd.Timestamp(list(event.x)[1]).tz_localize(None)
+    assert drawn_at == pd.Timestamp(T0 + timedelta(seconds=1.5)).tz_localize(None)
+    assert any(a.text == "now" for a in fig.layout.annotations)
+    long_silence = figures.swimlane(flow, now=T0 + timedelta(hours=1))
+    assert any(str(a.text).startswith("now: silent for 59 min") for a in long_silence.layout.annotations)
 
 
-def test_process_map_labels_edges_with_count_and_median() -> None:
+def test_process_map_dot_links_every_step_and_labels_arrows() -> None:
+    nodes = pd.DataFrame({"activity": ["A", "B", "C"], "count": [10, 10, 4],
+                          "starts": [10, 0, 0], "ends": [0, 6, 4]})
     edges = pd.DataFrame({"source": ["A", "B"], "target": ["B", "C"], "count": [10, 4],
                           "median_s": [2.0, 65.0], "p95_s": [3.0, 70.0]})
-    fig = figures.process_map(edges)
-    labels = list(fig.data[0].text)
-    assert labels == ["10 · 2.00 s", "4 · 1 min 05 s"]
-    assert [a.arrowwidth for a in fig.layout.annotations] == [4.0, 1 + 3 * 0.4]
-    assert set(fig.data[1].hovertext) == {"A", "B", "C"}
+    dot = figures.process_map_dot(nodes, edges, live={"B": {"running": 2, "stalled": 1}},
+                                  node_link=lambda a: f"sagas?step={a}",
+                                  edge_link=lambda a, b: f"sagas?step={b}")
+    assert dot.startswith("digraph")
+    assert 'URL="sagas?step=A", target="_self"' in dot
+    assert '"A" -> "B" [label=" 10"' in dot
+    assert "2 waiting · 1 stalled" in dot
+    durations = figures.process_map_dot(nodes, edges, overlay="duration")
+    assert "1 min 05 s · p95 1 min 10 s" in durations
 
 
 def test_variant_bars_most_frequent_first() -> None:
@@ -124,7 +140,7 @@ def test_count_bars_sums_by_label_largest_first() -> None:
 
 
 @pytest.mark.parametrize("chart", [figures.throughput_lines, figures.cycle_time_lines,
-                                   figures.swimlane, figures.process_map,
+                                   figures.swimlane,
                                    figures.variant_bars])
 def test_empty_data_gives_a_captioned_blank_chart(chart: object) -> None:
     fig = chart(pd.DataFrame())  # type: ignore[operator]

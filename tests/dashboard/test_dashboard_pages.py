@@ -19,7 +19,10 @@ def metrics(at: AppTest) -> dict[str, str]:
 #: A column that identifies each table of the pages.
 _TABLE_COLUMNS = {
     "audit_trail": "caused by",
-    "stuck_table": "stuck after",
+    "stalled_table": "stalled after",
+    "saga_list": "current step",
+    "steps_table": "stalled now",
+    "alert_groups": "newest opened",
     "failures_table": "example",
     "compensations_table": "step undone",
     "variants_table": "path",
@@ -73,7 +76,7 @@ def test_overview_shows_cycle_times_per_saga_type(seeded: Seeded, open_page: Any
 
 def test_saga_type_filter_narrows_every_number(seeded: Seeded, open_page: Any) -> None:
     at = open_page("overview", seeded.store)
-    at.selectbox(key="saga_type").select(TRIP_FLOW).run()
+    at.selectbox(key="url_type").select(TRIP_FLOW).run()
     shown = metrics(at)
     assert shown["Sagas"] == "1"
     assert shown["Completed"] == "1"
@@ -81,7 +84,7 @@ def test_saga_type_filter_narrows_every_number(seeded: Seeded, open_page: Any) -
 
 def test_time_range_filter_excludes_old_sagas(seeded: Seeded, open_page: Any) -> None:
     at = open_page("overview", seeded.store)
-    at.selectbox(key="time_range").select("Last 15 minutes").run()
+    at.selectbox(key="url_range").select("15m").run()
     # Ranges end at the newest data: only the running and compensating sagas (seconds old)
     # and the trip (started 15 min before the seeding, its first message a second later).
     assert metrics(at)["Sagas"] == "3"
@@ -115,6 +118,9 @@ def test_search_by_order_id_shows_flow_and_sets_the_link(seeded: Seeded,
     # The compensation pairing of this saga: payment and reserve-stock undone.
     pairs = at.dataframe[0].value
     assert set(pairs["undoes step"]) == {"payment", "reserve-stock"}
+    assert dict(zip(pairs["undo"], pairs["completed by"], strict=True)) == {
+        "RefundPayment": "PaymentRefunded", "ReleaseStock": "StockReleased"}
+    assert set(pairs["state"]) == {"completed"}
 
 
 def test_search_by_message_id_finds_its_saga(seeded: Seeded, open_page: Any) -> None:
@@ -136,69 +142,112 @@ def test_sql_looking_input_is_only_a_search_string(seeded: Seeded, open_page: An
     assert seeded.store.query("SELECT count() FROM messages").scalar() == before
 
 
-# ---- Stuck sagas ------------------------------------------------------------------------
+# ---- Stalled sagas ----------------------------------------------------------------------
 
 
-def test_stuck_sagas_lists_the_stalled_saga_with_its_step(seeded: Seeded,
-                                                           open_page: Any) -> None:
-    at = open_page("stuck", seeded.store)
-    assert metrics(at)["Stuck sagas"] == "1"
-    stuck = table(at, "stuck_table")
-    row = stuck.iloc[0]
-    assert row["saga"] == "/flow_explorer?saga=order-stalled"
-    assert row["stuck after"] == "payment"
+def test_stalled_sagas_lists_the_stalled_saga_with_its_step(seeded: Seeded,
+                                                             open_page: Any) -> None:
+    at = open_page("stalled", seeded.store)
+    assert metrics(at)["Stalled sagas"] == "1"
+    row = table(at, "stalled_table").iloc[0]
+    assert row["saga"] == "order-stalled"
+    assert row["stalled after"] == "payment"
     assert row["last message"] == "RetrievePayment"
     assert "RetrievePayment" in row["waiting for"]
     assert row["threshold"] == "5 min 00 s"
     assert row["silent"].startswith(("59 min", "1 h"))
 
 
+def test_a_stalled_flow_says_why(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("flow", seeded.store, saga="order-stalled")
+    why = texts(at)
+    assert "Stalled after step payment" in why
+    assert "reply to RetrievePayment" in why
+    assert "alerts.default\\_threshold\\_s" in why or "alerts.default_threshold_s" in why
+    assert "5 min 00 s" in why
+
+
+def test_a_failed_flow_gives_its_failure_reason(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("flow", seeded.store, saga="order-failed")
+    assert "Failed at step payment" in texts(at)
+    assert "card declined" in texts(at)
+
+
+# ---- Sagas ------------------------------------------------------------------------------
+
+
+def test_saga_list_filters_by_status_from_the_url(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("sagas", seeded.store, status="failed", range="all")
+    assert list(table(at, "saga_list")["saga"]) == ["order-failed"]
+    assert "**1 sagas** match" in texts(at)
+
+
+def test_saga_list_filters_by_id_prefix_and_attribute(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("sagas", seeded.store, prefix="order-compens", range="all")
+    assert set(table(at, "saga_list")["saga"]) == {"order-compensated", "order-compensating"}
+    at = open_page("sagas", seeded.store, attr="error=card declined", range="all")
+    assert list(table(at, "saga_list")["saga"]) == ["order-failed"]
+
+
+def test_saga_list_sorts_and_counts_exactly(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("sagas", seeded.store, sort="saga_id", order="asc", range="all")
+    ids = list(table(at, "saga_list")["saga"])
+    assert ids == sorted(ids) and len(ids) == 8
+    assert "**8 sagas** match" in texts(at)
+
+
 # ---- Failures & compensations -----------------------------------------------------------
 
 
-def test_failures_by_step_service_and_error(seeded: Seeded, open_page: Any) -> None:
-    at = open_page("failures", seeded.store)
-    assert metrics(at)["Failure messages"] == "3"
-    failures = table(at, "failures_table")
-    errors = dict(zip(failures["error"], failures["count"], strict=True))
-    assert errors == {"address unknown": 2, "card declined": 1}
-    assert set(failures["service"]) == {"payment", "shipping"}
+def test_failures_count_sagas_by_their_cause(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("failures", seeded.store, range="all")
+    assert metrics(at)["Sagas that failed"] == "3"
+    causes = table(at, "failures_table")
+    assert dict(zip(causes["cause"], causes["sagas"], strict=True)) == {
+        "ShippingFailed": 2, "PaymentFailed": 1}
+    assert set(causes["reason"]) == {"address unknown", "card declined"}
+    # An undo command is a compensation, never a failure cause.
+    assert "RefundPayment" not in set(causes["cause"])
 
 
-def test_compensation_pairing_flags_missing_undos(seeded: Seeded, open_page: Any) -> None:
-    at = open_page("failures", seeded.store)
+def test_compensation_pairing_flags_missing_and_pending_undos(seeded: Seeded,
+                                                              open_page: Any) -> None:
+    at = open_page("failures", seeded.store, range="all")
     pairs = table(at, "compensations_table")
-    compensating = pairs[pairs["saga"].str.endswith("order-compensating")]
-    # The refund was asked for; the stock reservation was never released.
+    compensating = pairs[pairs["saga"] == "order-compensating"]
+    # The refund was asked for and never confirmed; the stock reservation never released.
     assert dict(zip(compensating["step undone"], compensating["state"], strict=True)) == {
-        "payment": "ok", "reserve-stock": "missing"}
-    done = pairs[pairs["saga"].str.endswith("order-compensated")]
-    assert set(done["state"]) == {"ok"}
-    assert pairs["state"].iloc[0] == "missing"  # problems first
+        "payment": "pending", "reserve-stock": "missing"}
+    done = pairs[pairs["saga"] == "order-compensated"]
+    assert set(done["state"]) == {"completed"}
     assert metrics(at)["Missing undos"] == "1"
-    assert metrics(at)["Steps undone"] == "3"
+    assert metrics(at)["Undos pending"] == "1"
+    assert metrics(at)["Undos completed"] == "2"
 
 
 # ---- Process map ------------------------------------------------------------------------
 
 
-def test_process_map_counts_transitions_and_variants(seeded: Seeded, open_page: Any) -> None:
-    at = open_page("process_map", seeded.store)
-    assert metrics(at)["Sagas"] == "8"
+def test_process_map_shows_one_saga_type_with_live_counts(seeded: Seeded,
+                                                         open_page: Any) -> None:
+    at = open_page("process_map", seeded.store, range="all")
+    assert at.selectbox(key="url_map").value == "order-fulfillment"
+    assert metrics(at)["Sagas"] == "7"
+    steps = table(at, "steps_table")
+    payment = steps[steps["step"] == "payment"].iloc[0]
+    assert payment["stalled now"] == 1
     variants = table(at, "variants_table")
-    assert variants.iloc[0]["sagas"] == 2  # order-completed and order-skewed
-    assert variants.iloc[0]["path"].startswith("OrderPlaced → ReserveStock → StockReserved")
-    transitions = table(at, "transitions_table")
-    first = transitions[(transitions["from"] == "OrderPlaced")
-                        & (transitions["to"] == "ReserveStock")]
-    assert int(first["count"].iloc[0]) == 7
+    assert variants.iloc[0]["path"].startswith("place-order → reserve-stock")
+    dot = at.get("graphviz_chart")[0].proto.spec
+    assert 'URL="sagas?type=order-fulfillment&step=payment' in dot
+    assert 'URL="sagas?type=order-fulfillment&from=payment&to=shipping' in dot
 
 
-def test_process_map_by_step(seeded: Seeded, open_page: Any) -> None:
-    at = open_page("process_map", seeded.store)
-    at.segmented_control(key="process_map_by").set_value("Step").run()
-    transitions = table(at, "transitions_table")
-    assert "reserve-stock" in set(transitions["from"])
+def test_saga_list_filters_by_a_process_map_arrow(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("sagas", seeded.store, type="order-fulfillment", range="all",
+                   **{"from": "payment", "to": "shipping"})
+    assert set(table(at, "saga_list")["saga"]) == {
+        "order-completed", "order-skewed", "order-compensating", "order-compensated"}
 
 
 # ---- Alerts -----------------------------------------------------------------------------
@@ -225,8 +274,11 @@ def test_alerts_lists_open_and_resolved(seeded: Seeded, empty_store: Any,
         _alert("a2", "resolved", "order-1", seeded),
     ])
     at = open_page("alerts", empty_store)
-    assert metrics(at) == {"Open": "1", "Recently resolved": "1"}
-    assert list(table(at, "open_alerts")["saga"]) == ["/flow_explorer?saga=order-stalled"]
+    at.selectbox(key="url_range").select("all").run()
+    assert metrics(at)["Open"] == "1" and metrics(at)["Resolved"] == "1"
+    groups = table(at, "alert_groups")
+    assert (groups.iloc[0]["open"], groups.iloc[0]["resolved"]) == (1, 1)
+    assert list(table(at, "open_alerts")["saga"]) == ["order-stalled"]
     resolved = table(at, "resolved_alerts")
     assert list(resolved["resolution"]) == ["moved on"]
 
@@ -235,13 +287,13 @@ def test_alerts_lists_open_and_resolved(seeded: Seeded, empty_store: Any,
 
 
 def test_every_page_says_the_store_is_empty(empty_store: Any, open_page: Any) -> None:
-    for page in ("overview", "stuck", "failures", "process_map"):
+    for page in ("overview", "stalled", "failures", "process_map", "sagas"):
         at = open_page(page, empty_store)
         assert "No saga messages stored yet" in texts(at), page
     at = open_page("flow", empty_store, saga="order-1")
     assert "No saga messages stored yet" in texts(at)
     at = open_page("alerts", empty_store)
-    assert "No open alerts" in texts(at)
+    assert "No alerts in this range" in texts(at)
 
 
 def test_unreachable_store_is_a_message_not_a_traceback(open_page: Any) -> None:
@@ -252,3 +304,48 @@ def test_unreachable_store_is_a_message_not_a_traceback(open_page: Any) -> None:
     for page in ("overview", "alerts"):
         at = open_page(page, None, settings=down)
         assert "The store cannot be reached right now" in texts(at), page
+
+
+# ---- Where time goes --------------------------------------------------------------------
+
+
+def test_where_time_goes_splits_waiting_from_handling(empty_store: Any, open_page: Any) -> None:
+    from seeding import order_saga, seed
+
+    seed(empty_store, order_saga("o-time", "completed"))
+    rows = empty_store.query(
+        "SELECT message_id, kafka_time, saga_id FROM messages WHERE type IN "
+        "('ReserveStock', 'RetrievePayment') ORDER BY type").dicts()
+    spans = []
+    for i, row in enumerate(rows):
+        start = row["kafka_time"] + timedelta(seconds=2 + i)  # waited 2 s, then 3 s
+        spans.append({
+            "trace_id": f"t{i}", "span_id": f"s{i}", "parent_span_id": "", "name": "process",
+            "kind": "CONSUMER", "service": ("inventory", "payment")[i],
+            "start_time": start, "end_time": start + timedelta(milliseconds=250),
+            "status_code": "OK", "status_message": "", "saga_id": row["saga_id"],
+            "saga_type": "order-fulfillment", "message_id": row["message_id"],
+            "attributes": {}, "links": [], "events": "", "ingest_time": start,
+            "topic": "telemetry", "partition": 0, "offset": i, "parse_error": "",
+            "payload": "",
+        })
+    empty_store.insert("spans", spans)
+    at = open_page("time", empty_store, range="all")
+    times = at.dataframe[0].value
+    by_step = {r["service"]: r for r in times.to_dict("records")}
+    assert by_step["payment"]["waiting p50"] == "3.00 s"
+    assert by_step["inventory"]["waiting p50"] == "2.00 s"
+    assert by_step["inventory"]["handling p50"] == "250.0 ms"
+    assert metrics(at)["Handler runs"] == "2"
+
+
+def test_acknowledging_an_alert_group_records_who_and_when(seeded: Seeded, empty_store: Any,
+                                                           open_page: Any) -> None:
+    from sagascope.queries import acknowledge
+
+    empty_store.insert("alerts", [_alert("a1", "open", "order-stalled", seeded)])
+    acknowledge(empty_store, "order-fulfillment", "payment", action="acknowledged", by="dana")
+    at = open_page("alerts", empty_store, range="all")
+    groups = table(at, "alert_groups")
+    assert groups.iloc[0]["handled"].startswith("acknowledged by dana at ")
+    assert metrics(at)["Groups handled"] == "1"

@@ -75,14 +75,14 @@ def test_dashboard_command_serves_until_interrupted(tmp_path: Path, served: Any)
 
 
 def test_dashboard_reads_a_shared_store_through_a_read_only_handle(store: Any) -> None:
-    from sagascope.dashboard.server import _read_only
+    from sagascope.dashboard.runtime import read_only_view
     from sagascope.store import StoreError
 
-    from sagascope.settings import Settings
-
-    handle = _read_only(store, Settings())
+    handle = read_only_view(store)
     assert handle is not None and handle.read_only and handle.database == store.database
     assert handle.query("SELECT count() FROM messages").scalar() == 0
     with pytest.raises(StoreError, match="read-only"):
         handle.command("TRUNCATE TABLE messages")
+    with pytest.raises(StoreError):
+        handle.query("INSERT INTO alert_acks (saga_type) VALUES ('x')")
     assert not store.read_only  # the demo's own handle still writes

@@ -62,6 +62,21 @@ def test_faults_were_injected(demo_run):
     assert all(s.failed == 0 for s in services.values())
 
 
+def test_sagas_cross_services_on_all_three_kafka_clients(demo_run):
+    runner, _truths, records = demo_run
+    client_of = {s.name: s.producer_client for s in runner.services}
+    assert client_of["payment"] == "confluent-kafka"
+    assert client_of["inventory"] == "aiokafka"
+    assert client_of["order-orchestrator"] == "kafka-python"
+    assert all(s.handled > 0 for s in runner.services if s.name in ("payment", "inventory"))
+    crossing = [
+        saga_id for saga_id, saga in records.items()
+        if {client_of.get(r.headers.get("ce_source")) for r in saga.records}
+        >= {"kafka-python", "confluent-kafka", "aiokafka"}
+    ]
+    assert crossing, "no saga crossed the three clients"
+
+
 def test_inventory_clock_runs_thirty_seconds_behind(demo_run):
     _runner, _truths, records = demo_run
     by_source: dict[str, list[float]] = {"inventory": [], "payment": []}

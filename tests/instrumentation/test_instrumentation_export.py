@@ -131,3 +131,38 @@ def test_configure_tracing_keeps_standard_exporters_possible(bootstrap_servers, 
         pass
     provider.shutdown()
     assert [s.name for s in other.get_finished_spans()] == ["saga order"]
+
+
+def test_producer_config_reaches_the_exporters_own_producer(
+    spans, bootstrap_servers, make_topic, read_records
+):
+    topic = make_topic("spans")
+    plain = KafkaSpanExporter(bootstrap_servers, topic,
+                              producer_config={"client_id": "payment-spans", "linger_ms": 0})
+    assert plain.export(_failing_handler_spans(spans)) is SpanExportResult.SUCCESS
+    plain.shutdown()
+    assert json.loads(read_records(topic, 1)[0].value)["saga_id"] == "o-1"
+    # A span record is far over 100 bytes: the export fails, so the setting reached the producer.
+    tiny = KafkaSpanExporter(bootstrap_servers, topic, producer_config={"max_request_size": 100})
+    batch = _failing_handler_spans(spans)
+    assert tiny.export(batch) is SpanExportResult.FAILURE
+    assert tiny.failures == len(batch)
+    tiny.shutdown()
+
+
+def test_configure_tracing_passes_producer_config_through(bootstrap_servers, make_topic, caplog):
+    provider = configure_tracing(
+        "payment", bootstrap_servers, make_topic("spans"), set_global=False,
+        producer_config={"max_request_size": 100},
+    )
+    with start_saga("order", tracer_provider=provider):
+        pass
+    with caplog.at_level(logging.WARNING):
+        provider.force_flush()
+    provider.shutdown()
+    assert "span export" in caplog.text
+
+
+def test_producer_config_beside_a_shared_producer_is_refused(kafka_producer):
+    with pytest.raises(TypeError, match="producer_config"):
+        KafkaSpanExporter(kafka_producer, producer_config={"security_protocol": "SSL"})

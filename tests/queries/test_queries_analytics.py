@@ -78,20 +78,31 @@ def test_transitions_between_steps(history):
 
 
 def test_failures_by_step_service_and_error(history):
-    rows = {(f.step, f.service, f.error): f for f in history.failures()}
+    rows = {(f.step, f.service, f.error, f.reason): f for f in history.failures()}
     assert set(rows) == {
-        ("payment", "payment", "card declined"),
-        ("shipping", "shipping", "address unknown"),
+        ("payment", "payment", "PaymentFailed", "card declined"),
+        ("shipping", "shipping", "ShippingFailed", "address unknown"),
     }
-    declined = rows[("payment", "payment", "card declined")]
+    declined = rows[("payment", "payment", "PaymentFailed", "card declined")]
     assert (declined.count, declined.sagas, declined.example_saga_id) == (1, 1, "o-failed")
+    assert declined.status == "failed"
+
+
+def test_an_undo_command_is_a_compensation_not_a_failure(history):
+    # o-comp's RefundPayment carries ce_sagastatus=compensating: it is not a failure cause.
+    errors = {f.error for f in history.failures()}
+    assert "RefundPayment" not in errors and "ReleaseStock" not in errors
+    assert sum(f.sagas for f in history.failures()) == len(
+        {f.example_saga_id for f in history.failures()}
+    )
 
 
 def test_compensation_pairs_each_done_step_with_its_undo(history):
     pairs = {(p.saga_id, p.step): p for p in history.compensations()}
     assert set(pairs) == {("o-comp", "payment"), ("o-comp", "reserve-stock")}
     assert pairs[("o-comp", "payment")].undo_types == ("PaymentRefunded", "RefundPayment")
-    assert {p.state for p in pairs.values()} == {"ok"}
+    assert pairs[("o-comp", "payment")].completion_type == "PaymentRefunded"
+    assert {p.state for p in pairs.values()} == {"completed"}
 
 
 def test_missing_failed_and_duplicated_undos_are_flagged(store, now):
@@ -113,14 +124,15 @@ def test_missing_failed_and_duplicated_undos_are_flagged(store, now):
 
     pairs = {(p.saga_id, p.step): p.state for p in SagaQueries(store).compensations()}
     assert pairs == {
-        ("o-ok", "payment"): "ok",
-        ("o-ok", "reserve-stock"): "ok",
-        ("o-missing", "payment"): "ok",
+        ("o-ok", "payment"): "completed",
+        ("o-ok", "reserve-stock"): "completed",
+        # the refund was asked and never confirmed: pending, not done
+        ("o-missing", "payment"): "pending",
         ("o-missing", "reserve-stock"): "missing",
         ("o-undo-failed", "payment"): "failed",
         ("o-undo-failed", "reserve-stock"): "missing",
         ("o-twice", "payment"): "duplicated",
-        ("o-twice", "reserve-stock"): "ok",
+        ("o-twice", "reserve-stock"): "completed",
     }
 
 

@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 from sagascope.settings import Settings
 
@@ -26,11 +27,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sinks", dest="alerts.sinks", metavar="LIST",
-        help="comma-separated sinks: log, webhook, kafka (env SAGASCOPE_ALERTS_SINKS)",
+        help="comma-separated sinks: log, webhook, kafka, alertmanager (env SAGASCOPE_ALERTS_SINKS)",
     )
     parser.add_argument(
         "--webhook-url", dest="alerts.webhook_url", metavar="URL",
         help="URL the webhook sink POSTs alerts to (env SAGASCOPE_ALERTS_WEBHOOK_URL)",
+    )
+    parser.add_argument(
+        "--alertmanager-urls", dest="alerts.alertmanager_urls", metavar="LIST",
+        help="comma-separated Alertmanager URLs for the alertmanager sink "
+        "(env SAGASCOPE_ALERTS_ALERTMANAGER_URLS)",
+    )
+    parser.add_argument(
+        "--metrics-port", dest="alerts.metrics_port", type=int, metavar="PORT",
+        help="serve saga metrics for Prometheus on this port; 0 disables "
+        "(env SAGASCOPE_ALERTS_METRICS_PORT)",
     )
     parser.add_argument(
         "--once", action="store_true",
@@ -40,12 +51,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.alerter import Alerter
-    from sagascope.store import ensure_schema, open_store
+    from sagascope.commands._connect import kafka_client_config
+    from sagascope.store import ensure_schema, open_store_from_settings
 
-    store = open_store(settings.store.url, settings.store.path, settings.store.database)
+    sinks = {name.strip() for name in settings.alerts.sinks.split(",")}
+    if "kafka" in sinks:
+        # Fails now, naming the setting, rather than in the sink's retry loop.
+        kafka_client_config(settings, "the kafka alert sink")
+    store = open_store_from_settings(settings.store)
     ensure_schema(store, settings.store.cluster)
     alerter = Alerter.from_settings(store, settings)
+    metrics = None
     try:
+        if settings.alerts.metrics_port and not args.once:
+            metrics = _serve_metrics(store, settings)
         if args.once:
             result = alerter.evaluate_once()
             for alert in result.resolved + result.opened:
@@ -68,5 +87,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             signal.signal(signal.SIGTERM, previous)
         return 0
     finally:
+        if metrics is not None:
+            metrics.close()
         alerter.close()
         store.close()
+
+
+def _serve_metrics(store: Any, settings: Settings) -> Any:
+    """The saga metrics endpoint, judging stalls as ``sagascope stalled`` does."""
+    from sagascope.alerter.saga_metrics import serve_saga_metrics
+    from sagascope.exceptions import ConfigError
+    from sagascope.queries import SagaQueries
+
+    cfg = settings.alerts
+    try:
+        server = serve_saga_metrics(
+            SagaQueries.from_settings(store, cfg), cfg.metrics_port, cfg.metrics_host
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"setting alerts.metrics_port: cannot listen on {cfg.metrics_host}:"
+            f"{cfg.metrics_port}: {exc}"
+        ) from exc
+    print(f"sagascope alert: saga metrics at {server.url}", flush=True)
+    return server

@@ -25,15 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.queries import list_alerts
-    from sagascope.store import StoreError, open_store
+    from sagascope.store import StoreError, open_store_from_settings
 
     if args.limit < 1:
         raise SagascopeError(f"--limit must be >= 1, got {args.limit}")
     if args.hours <= 0:
         raise SagascopeError(f"--hours must be > 0, got {args.hours}")
-    store = open_store(
-        settings.store.url, settings.store.path, settings.store.database, read_only=True
-    )
+    store = open_store_from_settings(settings.store, read_only=True)
     try:
         alerts = []
         if args.state in ("open", "all"):

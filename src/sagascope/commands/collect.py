@@ -47,17 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.collector import Collector
-    from sagascope.exceptions import ConfigError
-    from sagascope.store import open_store
+    from sagascope.commands._connect import kafka_client_config
+    from sagascope.store import open_store_from_settings
 
-    if not settings.broker.bootstrap_servers:
-        raise ConfigError("collect needs --bootstrap-servers (env SAGASCOPE_BROKER_BOOTSTRAP_SERVERS)")
-    store = open_store(
-        settings.store.url, settings.store.path, settings.store.database
-    )
+    kafka_config = kafka_client_config(settings, "collect")
+    store = open_store_from_settings(settings.store)
     collector = Collector(
         store, settings.broker.bootstrap_servers, settings.collector,
-        collector_id=args.collector_id,
+        collector_id=args.collector_id, consumer_config=kafka_config,
     )
     stop = threading.Event()
 

@@ -52,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration", type=float, default=0.0, metavar="SECONDS",
         help="stop by itself after this many seconds (default: run until Ctrl-C)",
     )
+    parser.add_argument(
+        "--metrics-port", dest="alerts.metrics_port", type=int, metavar="PORT",
+        help="port of the saga metrics for Prometheus; 0 picks a free one "
+        "(env SAGASCOPE_ALERTS_METRICS_PORT)",
+    )
     parser.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
     parser.add_argument(
         "--ground-truth", metavar="PATH",
@@ -101,7 +106,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.collector import Collector
     from sagascope.demo_services import DemoRunner
     from sagascope.embedded import EmbeddedBroker
-    from sagascope.store import ensure_schema, open_store
+    from sagascope.store import ensure_schema, open_store_from_settings
 
     settings = _demo_settings(args, settings)
     if not args.verbose:
@@ -121,7 +126,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"sagascope demo: embedded broker at {broker.bootstrap_servers}", flush=True)
         bootstrap = settings.broker.bootstrap_servers
         cfg = settings.store
-        store = open_store(cfg.url, cfg.path, cfg.database)
+        store = open_store_from_settings(cfg)
         stack.callback(store.close)
         ensure_schema(store, cfg.cluster)
 
@@ -139,9 +144,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         runner.start(traffic=False)
         stack.callback(_finish, runner, args.ground_truth, started)
 
-        collector = Collector(store, bootstrap, settings.collector, collector_id="demo")
+        from sagascope.connections import kafka_python_config
+
+        collector = Collector(store, bootstrap, settings.collector, collector_id="demo",
+                              consumer_config=kafka_python_config(settings.broker))
         collector.start()
         stack.callback(collector.stop)
+
+        metrics = _serve_metrics(settings, store)
+        stack.callback(metrics.close)
+        print(f"sagascope demo: saga metrics at {metrics.url}", flush=True)
 
         alerter_stop = threading.Event()
         alerter = Alerter.from_settings(store, settings)
@@ -189,6 +201,24 @@ def _announce_first_saga(store: Any, runner: Any, url: str, started: float) -> b
     print(f"sagascope demo: first saga stored after {time.monotonic() - started:.1f} s: {where}",
           flush=True)
     return True
+
+
+def _serve_metrics(settings: Settings, store: Any) -> Any:
+    """The saga metrics endpoint (``alerts.metrics_port``, 0 = a free port)."""
+    from sagascope.alerter.saga_metrics import serve_saga_metrics
+    from sagascope.exceptions import SagascopeError
+    from sagascope.queries import SagaQueries
+
+    cfg = settings.alerts
+    try:
+        return serve_saga_metrics(
+            SagaQueries.from_settings(store, cfg), cfg.metrics_port, cfg.metrics_host
+        )
+    except OSError as exc:
+        raise SagascopeError(
+            f"cannot serve saga metrics on {cfg.metrics_host}:{cfg.metrics_port}: {exc} "
+            "(choose another port with --metrics-port; 0 picks a free one)"
+        ) from exc
 
 
 def _serve_dashboard(settings: Settings, store: Any, stack: ExitStack) -> str:

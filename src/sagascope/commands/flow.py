@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("key", help="saga id, trace id or message id")
     parser.add_argument("--json", action="store_true", help="print the flow as JSON")
     parser.add_argument("--headers", action="store_true", help="show every message's headers")
+    parser.add_argument(
+        "--hide-payloads", dest="dashboard.hide_payloads", action="store_const", const=True,
+        help="never print message payloads (env SAGASCOPE_DASHBOARD_HIDE_PAYLOADS)",
+    )
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -35,11 +39,9 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def open_queries(settings: Settings) -> SagaQueries:
     """The query layer over the configured store (read-only)."""
     from sagascope.queries import SagaQueries
-    from sagascope.store import open_store
+    from sagascope.store import open_store_from_settings
 
-    store = open_store(
-        settings.store.url, settings.store.path, settings.store.database, read_only=True
-    )
+    store = open_store_from_settings(settings.store, read_only=True)
     tables = store.query(
         "SELECT count() FROM system.tables WHERE database = {db:String} "
         "AND name IN ('messages', 'saga_state')",
@@ -52,7 +54,9 @@ def open_queries(settings: Settings) -> SagaQueries:
             f"no sagascope tables in database {store.database!r}; "
             "run 'sagascope collect' (or 'sagascope demo') first"
         )
-    return SagaQueries.from_settings(store, settings.alerts)
+    return SagaQueries.from_settings(
+        store, settings.alerts, hide_payloads=settings.dashboard.hide_payloads
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -45,20 +45,20 @@ class ProgressBar:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from sagascope.commands._connect import kafka_client_config
     from sagascope.embedded import create_topics
-    from sagascope.exceptions import ConfigError
     from sagascope.replay import read_log, replay
 
-    if not settings.broker.bootstrap_servers:
-        raise ConfigError(
-            "replay needs --bootstrap-servers (env SAGASCOPE_BROKER_BOOTSTRAP_SERVERS)"
-        )
+    kafka_config = kafka_client_config(settings, "replay")
     event_log = read_log(
         args.log, name=args.name, case_column=args.case_column,
         activity_column=args.activity_column, time_column=args.time_column,
     )
     topic = args.topic or "replay." + re.sub(r"[^A-Za-z0-9._-]", "-", event_log.name)
-    create_topics(settings.broker.bootstrap_servers, {topic: max(args.partitions, 1)})
+    create_topics(
+        settings.broker.bootstrap_servers, {topic: max(args.partitions, 1)},
+        client_config=kafka_config,
+    )
     print(
         f"replaying {len(event_log.events)} events of {event_log.cases} cases "
         f"({event_log.name}) to {topic}",
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     stats = replay(
         event_log, settings.broker.bootstrap_servers, topic, speed=args.speed,
         client_id=f"{settings.broker.client_id}-replay",
-        progress=None if args.no_progress else ProgressBar(),
+        progress=None if args.no_progress else ProgressBar(), client_config=kafka_config,
     )
     print(f"{stats.events} events, {stats.cases} cases -> {stats.topic} in {stats.elapsed_s:.1f} s")
     return 0

@@ -15,11 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when every partition verifies, 1 when any loss, deletion, edit or duplicate shows."""
-    from sagascope.store import open_store, verify
+    from sagascope.store import open_store_from_settings, verify
 
-    store = open_store(
-        settings.store.url, settings.store.path, settings.store.database, read_only=True
-    )
+    store = open_store_from_settings(settings.store, read_only=True)
     report = verify(store, args.topic)
     if args.json:
         print(json.dumps({

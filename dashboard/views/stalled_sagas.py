@@ -1,22 +1,25 @@
-"""Stuck sagas: stalled after which step, waiting for what, since when, against which threshold."""
+"""Stalled sagas: after which step, waiting for what, since when, against which threshold.
+
+Its old address (``/stuck_sagas``) still opens it.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _chrome, figures
+from sagascope.dashboard import _page, figures
 
 #: Rows shown in the table; the counts above it cover all.
 MAX_ROWS = 500
 
 
-def stuck_table(stalled: pd.DataFrame) -> pd.DataFrame:
+def stalled_table(stalled: pd.DataFrame) -> pd.DataFrame:
     """The stalled sagas, longest silent first, with a link to each flow."""
     table = stalled.sort_values("silent_s", ascending=False).head(MAX_ROWS)
     return pd.DataFrame({
-        "saga": [_chrome.flow_url(s) for s in table["saga_id"]],
+        "saga": table["saga_id"],
         "saga type": table["saga_type"],
-        "stuck after": table["step"],
+        "stalled after": table["step"],
         "last message": table["last_type"],
         "waiting for": table["waiting_for"],
         "since": table["since"],
@@ -26,40 +29,41 @@ def stuck_table(stalled: pd.DataFrame) -> pd.DataFrame:
 
 
 def render() -> None:
-    st.title("Stuck sagas")
-    if _chrome.empty_store_notice():
+    st.title("Stalled sagas")
+    if _page.empty_store_notice():
         return
-    stalled = _chrome.frame(_chrome.ask("stalled", _chrome.current_filter()))
+    stalled = _page.frame(_page.ask().stalled(_page.current_filter()))
     if stalled.empty:
-        st.success("No saga is stuck: every unfinished saga was heard from within its "
+        st.success("No saga is stalled: every unfinished saga was heard from within its "
                    "threshold.", icon=":material/check_circle:")
         return
     cols = st.columns(3)
-    cols[0].metric("Stuck sagas", f"{len(stalled):,}")
+    cols[0].metric("Stalled sagas", f"{len(stalled):,}")
     cols[1].metric("Longest silence", figures.format_duration(float(stalled["silent_s"].max())))
     cols[2].metric("Steps affected", stalled["step"].nunique())
     left, right = st.columns(2)
     with left:
         by_step = stalled.groupby("step", as_index=False).size().rename(columns={"size": "count"})
-        st.plotly_chart(figures.count_bars(by_step, "step", title="Stuck after step",
+        st.plotly_chart(figures.count_bars(by_step, "step", title="Stalled after step",
                                            color=figures.STATUS_COLORS["stalled"]),
-                        key="stuck_by_step")
+                        key="stalled_by_step")
     with right:
         by_wait = (stalled.groupby("waiting_for", as_index=False).size()
                    .rename(columns={"size": "count"}))
         st.plotly_chart(figures.count_bars(by_wait, "waiting_for", title="Waiting for",
-                                           color="#f08c00"), key="stuck_waiting_for")
+                                           color="#f08c00"), key="stalled_waiting_for")
     if len(stalled) > MAX_ROWS:
         st.caption(f"Showing the {MAX_ROWS} longest silent of {len(stalled):,}.")
-    st.dataframe(
-        stuck_table(stalled), hide_index=True, width="stretch", key="stuck_table",
-        column_config={
-            "saga": st.column_config.LinkColumn(
-                "saga", display_text=r"saga=(.*)$", help="open the flow"),
-            "since": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-        },
+    table = stalled_table(stalled)
+    event = st.dataframe(
+        table, hide_index=True, width="stretch", key="stalled_table", on_select="rerun",
+        selection_mode="single-row",
+        column_config={"since": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
     )
-
+    st.caption("Select a row to open its flow and read why it is stalled.")
+    chosen = _page.selected_row(event)
+    if chosen is not None:
+        _page.open_flow(str(table["saga"].iloc[chosen]))
 
 if __name__ == "__main__":
-    render()
+    _page.live(render)

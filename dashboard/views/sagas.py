@@ -1,0 +1,142 @@
+"""Sagas: every saga findable by status, type, time, step, service, attribute or id prefix.
+
+Each filter lives in the URL (``?status=failed&type=trip-booking&attr=customer_id=C-2779``);
+a row opens its flow in this tab.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from sagascope.dashboard import _page, figures
+from sagascope.queries import FINISHED_STATUSES, SAGA_SORT_KEYS, STATUSES, SagaPage
+
+PAGE_SIZE = 50
+#: URL parameter -> default, for this page's own filters.
+FILTERS: dict[str, str] = {
+    "status": "", "at": "", "step": "", "service": "", "attr": "", "prefix": "",
+    "from": "", "to": "",
+    "sort": "last_heard", "order": "desc", "page": "1",
+}
+_SORT_LABELS = {
+    "last_heard": "Last heard from", "started": "Started", "cycle_time": "Cycle time",
+    "silent": "Silent for", "messages": "Messages", "saga_id": "Saga id", "status": "Status",
+    "saga_type": "Saga type",
+}
+
+
+def saga_table(page: SagaPage) -> pd.DataFrame:
+    frame = _page.frame(page.sagas)
+    return pd.DataFrame({
+        "saga": frame["saga_id"],
+        "saga type": frame["saga_type"],
+        "status": frame["status"],
+        "current step": frame["last_step"],
+        "last service": frame["last_source"],
+        "started": frame["started"],
+        "last heard": frame["last_kafka_time"],
+        "cycle time": frame["duration_s"].map(figures.format_duration),
+        # Silence matters only while a saga is expected to go on.
+        "silent for": [figures.format_duration(s) if st_ not in FINISHED_STATUSES else ""
+                       for s, st_ in zip(frame["silent_s"], frame["status"], strict=True)],
+        "messages": frame["messages"],
+    })
+
+
+def _filters_form() -> None:
+    keys = {p: _page.url_bound(p, d, strict=True) for p, d in FILTERS.items()}
+    # Values from a hand-edited URL that no widget offers fall back to the default.
+    if st.session_state[keys["status"]] not in ("", *STATUSES):
+        st.session_state[keys["status"]] = ""
+    if st.session_state[keys["sort"]] not in SAGA_SORT_KEYS:
+        st.session_state[keys["sort"]] = FILTERS["sort"]
+    if st.session_state[keys["order"]] not in ("desc", "asc"):
+        st.session_state[keys["order"]] = FILTERS["order"]
+    try:
+        st.session_state[keys["page"]] = max(1, int(st.session_state[keys["page"]] or 1))
+    except (TypeError, ValueError):
+        st.session_state[keys["page"]] = 1
+    choices = _page.ask().filter_choices(_page.saga_type())
+    row = st.columns([1.2, 1.4, 1.4, 1.4, 2, 1.4])
+    row[0].selectbox("Status", ["", *STATUSES], key=keys["status"],
+                     format_func=lambda s: s or "any status")
+    row[1].selectbox("Current step", _with(choices["steps"], keys["at"]), key=keys["at"],
+                     format_func=lambda s: s or "any", help="the step of the last message heard")
+    row[2].selectbox("Passed through step", _with(choices["steps"], keys["step"]),
+                     key=keys["step"], format_func=lambda s: s or "any")
+    row[3].selectbox("Service", _with(choices["services"], keys["service"]),
+                     key=keys["service"], format_func=lambda s: s or "any")
+    row[4].text_input("Attribute", key=keys["attr"], placeholder="customer_id=C-2779",
+                      help="key=value of a header or a JSON payload field (a.b for nested)")
+    row[5].text_input("Saga id starts with", key=keys["prefix"], placeholder="order-10")
+    sort_row = st.columns([1.4, 1, 4])
+    sort_row[0].selectbox("Sort by", list(SAGA_SORT_KEYS), key=keys["sort"],
+                          format_func=lambda key: _SORT_LABELS.get(key, key))
+    sort_row[1].segmented_control("Order", ["desc", "asc"], key=keys["order"])
+
+
+def _with(options: list[str], key: str) -> list[str]:
+    current = str(st.session_state.get(key) or "")
+    return ["", *options] + ([current] if current and current not in options else [])
+
+
+def _value(param: str) -> str:
+    return str(st.session_state.get(_page.url_key(param)) or "")
+
+
+def render() -> None:
+    st.title("Sagas")
+    if _page.empty_store_notice():
+        return
+    _filters_form()
+    attribute = _value("attr").strip()
+    if attribute and "=" not in attribute:
+        st.warning("An attribute filter is key=value, e.g. `customer_id=C-2779`.",
+                   icon=":material/filter_alt:")
+        attribute = ""
+    transition = (_value("from"), _value("to")) if _value("from") and _value("to") else None
+    if transition:
+        st.markdown(f"Sagas in which **{_page.escape_md(transition[1])}** directly followed "
+                    f"**{_page.escape_md(transition[0])}** (a process-map arrow).")
+    filters = _page.current_filter(
+        transition=transition,
+        status=_value("status") or None, current_step=_value("at") or None,
+        step=_value("step") or None, service=_value("service") or None,
+        attribute=attribute or None, saga_id_prefix=_value("prefix").strip() or None,
+    )
+    number = int(st.session_state[_page.url_key("page")])
+    sort = _value("sort") if _value("sort") in SAGA_SORT_KEYS else "last_heard"
+    descending = _value("order") != "asc"
+    page = _page.ask().saga_page(filters, sort=sort, descending=descending,
+                                 offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    pages = max(1, -(-page.total // PAGE_SIZE))
+    if number > pages:
+        number = pages
+        st.session_state[_page.url_key("page")] = pages
+    nav = st.columns([3, 1])
+    nav[0].markdown(f"**{page.total:,} sagas** match ({_page.time_range_label().lower()})"
+                    f" · page {number} of {pages:,}")
+    nav[1].number_input("Page", min_value=1, max_value=pages, step=1,
+                        key=_page.url_key("page"), label_visibility="collapsed")
+    _page.sync_url(FILTERS)
+    if not page.sagas:
+        st.info("No saga matches these filters. Widen the time range or clear a filter.",
+                icon=":material/filter_alt_off:")
+        return
+    table = saga_table(page)
+    event = st.dataframe(
+        table, hide_index=True, width="stretch", key="saga_list", on_select="rerun",
+        selection_mode="single-row", height=35 * (len(table) + 1) + 3,
+        column_config={
+            "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            "last heard": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+        },
+    )
+    st.caption("Select a row to open its flow.")
+    chosen = _page.selected_row(event)
+    if chosen is not None:
+        _page.open_flow(str(table["saga"].iloc[chosen]))
+
+
+if __name__ == "__main__":
+    _page.live(render)

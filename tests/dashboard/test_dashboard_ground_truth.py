@@ -1,0 +1,150 @@
+"""The Failures page's figures against the demo's ground truth.
+
+A short demo run with every fault on (the e2e run's settings: fixed seed, 60 sagas, 60 %
+failure scenarios) goes through the real broker, collector and store; the page is then read as
+a user sees it and compared with what the demo says it did: each failing saga once, at its
+real cause (never at its undo), and each undo completed exactly when its completion arrived.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo"))
+
+from demo_expect import make_faulty_demo_settings
+from sagascope.collector import Collector
+from sagascope.demo_services import DemoRunner, SagaTruth
+from sagascope.queries import SagaFilter, SagaQueries
+
+from sagascope.settings import AlertSettings, Settings, load_settings
+
+pytestmark = pytest.mark.slow
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "sagascope.toml"
+#: The demo's failure scenarios and the message that really fails each (its cause).
+CAUSES = {
+    ("order", "insufficient_funds"): "PaymentDeclined",
+    ("order", "out_of_stock"): "StockUnavailable",
+    ("order-fulfillment", "card_expired"): "PaymentFailed",
+    ("order-fulfillment", "goods_unavailable"): "GoodsOutOfStock",
+    ("shipment", "cancelled"): "InventoryShort",
+    ("trip-booking", "hotel_unavailable"): "HotelUnavailable",
+}
+_MARKS = ("failed", "compensating", "compensated")
+
+
+@pytest.fixture(scope="module")
+def demo_store(bootstrap_servers: str, chdb_path: str) -> Iterator[tuple[Any, list[SagaTruth]]]:
+    from sagascope.store import ChdbStore, ensure_schema
+
+    shipped = load_settings(REPO_CONFIG)
+    demo = make_faulty_demo_settings()
+    prefix = demo.topic_prefix
+    collector_settings = dataclasses.replace(
+        shipped.collector, group_id=f"{prefix}collector", include=f"{re.escape(prefix)}.*",
+        telemetry_topic=f"{prefix}spans", flush_interval_s=0.3, max_poll_interval_ms=3000,
+    )
+    store = ChdbStore(chdb_path, f"dash_truth_{prefix.strip('.').replace('.', '_')}")
+    ensure_schema(store)
+    runner = DemoRunner(demo, bootstrap_servers, telemetry_topic=collector_settings.telemetry_topic)
+    runner.start(traffic=False)
+    collector = Collector(store, bootstrap_servers, collector_settings, collector_id="truth")
+    queries = SagaQueries.from_settings(store, AlertSettings(default_threshold_s=6.0))
+    try:
+        collector.start()
+        assert collector.ready.wait(60), "collector got no partitions"
+        runner.wait_ready(30)
+        assert runner.traffic is not None
+        runner.traffic.start()
+        assert runner.traffic.wait_finished(60)
+        truths = runner.ground_truth.sagas()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            stored = {s.saga_id: s.status for s in queries.sagas(SagaFilter(), limit=10_000)}
+            if all(stored.get(t.saga_id) == t.status for t in truths):
+                break
+            time.sleep(0.5)
+        yield store, truths
+    finally:
+        runner.stop()
+        collector.stop()
+        store.command(f"DROP DATABASE IF EXISTS {store.database}")
+
+
+def _failing(truth: SagaTruth) -> bool:
+    """The saga's delivered messages say it failed or started undoing."""
+    return any(m.saga_status in _MARKS or m.compensates for m in truth.messages)
+
+
+def _undos(truth: SagaTruth) -> Counter[str]:
+    """``completed`` / ``pending`` per undo the saga asked for, from its delivered messages."""
+    states: Counter[str] = Counter()
+    for i, undo in enumerate(truth.messages):
+        if not undo.compensates:
+            continue
+        done = any(m.step == undo.step and m.kind == "event" for m in truth.messages[i + 1:])
+        states["completed" if done else "pending"] += 1
+    return states
+
+
+def _page(store: Any) -> Any:
+    import streamlit as st
+    from sagascope.dashboard import APP_PATH, runtime
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    runtime.configure(Settings(alerts=AlertSettings(default_threshold_s=6.0)), store)
+    at = AppTest.from_file(str(APP_PATH), default_timeout=120)
+    at.run()
+    at.switch_page("views/failures.py")
+    at.query_params["range"] = "all"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_failures_page_matches_the_demo_ground_truth(demo_store: Any) -> None:
+    store, truths = demo_store
+    failing = [t for t in truths if _failing(t)]
+    expected_causes = Counter(
+        (t.plan.saga_type, CAUSES[(t.plan.saga_type, t.plan.scenario)]) for t in failing
+    )
+    assert len(expected_causes) >= 4, "the run must fail sagas of most flows"
+    at = _page(store)
+    try:
+        shown = {m.label: m.value for m in at.metric}
+        assert shown["Sagas that failed"] == str(len(failing))
+        causes = next(f.value for f in at.dataframe if "cause" in f.value.columns)
+        got = Counter()
+        for row in causes.to_dict("records"):
+            got[(row["saga type"], row["cause"])] += int(row["sagas"])
+        assert got == expected_causes
+        # A full hotel gives no reason; an earlier attempt's error carried along in the trip's
+        # payload is not this failure's reason.
+        assert not [r for r in causes.to_dict("records")
+                    if r["cause"] == "HotelUnavailable" and r["reason"]]
+        # Undo commands are compensations, never causes.
+        assert not {"RefundPayment", "CancelFlight", "ReimbursePayment"} & set(causes["cause"])
+
+        expected_undos: Counter[str] = Counter()
+        for truth in failing:
+            expected_undos.update(_undos(truth))
+        assert expected_undos["completed"] > 0
+        assert shown["Undos completed"] == f"{expected_undos['completed']:,}"
+        assert shown["Undos pending"] == f"{expected_undos['pending']:,}"
+        assert shown["Failed undos"] == "0"
+    finally:
+        from sagascope.dashboard import runtime
+
+        runtime.reset()
