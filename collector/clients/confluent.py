@@ -64,6 +64,11 @@ class ConfluentFactory:
             **{_PROPERTY[k]: v for k, v in group_config.items() if k in _PROPERTY},
             **extra_config,
         }
+        # librdkafka refuses a poll interval below the session timeout (kafka-python does not).
+        if "max.poll.interval.ms" in self.config and "session.timeout.ms" in self.config:
+            self.config["max.poll.interval.ms"] = max(
+                self.config["max.poll.interval.ms"], self.config["session.timeout.ms"]
+            )
 
     def open_consumer(self) -> ConfluentConsumer:
         config = dict(self.config)

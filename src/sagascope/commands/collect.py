@@ -51,6 +51,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.store import open_store_from_settings
 
     kafka_config = kafka_client_config(settings, "collect")
+    if settings.collector.client == "confluent-kafka":
+        # The same [broker] security settings, in librdkafka's property names.
+        from sagascope.connections import confluent_config
+
+        kafka_config = confluent_config(settings.broker)
     store = open_store_from_settings(settings.store)
     collector = Collector(
         store, settings.broker.bootstrap_servers, settings.collector,
