@@ -6,6 +6,7 @@ process; :class:`GroundTruth` holds what each started saga must look like in the
 """
 
 from sagascope.demo_services._faults import FaultyProducer, ServiceFaultConfig, resolve_faults
+from sagascope.demo_services._runtime import ClientConfigs
 from sagascope.demo_services.ground_truth import (
     ExpectedMessage,
     GroundTruth,
@@ -18,6 +19,7 @@ from sagascope.demo_services.traffic import TrafficGenerator, plan_sagas
 
 __all__ = [
     "SERVICES",
+    "ClientConfigs",
     "DemoRunner",
     "ExpectedMessage",
     "FaultyProducer",

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -62,6 +62,23 @@ class Message:
 
 
 @dataclass(frozen=True)
+class ClientConfigs:
+    """Connection settings (TLS, SASL) for each Kafka client, in that client's own names.
+
+    Built by the application from ``[broker]`` (``sagascope.connections``); empty for a
+    plaintext broker. Keys a service sets itself (bootstrap servers, client id) win.
+    """
+
+    kafka_python: Mapping[str, Any] = field(default_factory=dict)
+    confluent: Mapping[str, Any] = field(default_factory=dict)
+    aiokafka: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _merged(config: Mapping[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    return {**config, **own}
+
+
+@dataclass(frozen=True)
 class ServiceEnv:
     """What the runner gives every service."""
 
@@ -71,6 +88,7 @@ class ServiceEnv:
     settings: Any  # DemoSettings
     tracer_provider: Any = None
     client_id: str = "sagascope-demo"
+    clients: ClientConfigs = field(default_factory=ClientConfigs)
 
 
 class DemoService:
@@ -109,15 +127,15 @@ class DemoService:
         if self.client == CONFLUENT:
             from confluent_kafka import Producer
 
-            self._use_producer(Producer({
+            self._use_producer(Producer(_merged(env.clients.confluent, {
                 "bootstrap.servers": env.bootstrap_servers, "linger.ms": 5,
                 "client.id": f"{env.client_id}-{self.name}", "logger": _librdkafka_log,
-            }), FaultyConfluentProducer)
+            })), FaultyConfluentProducer)
         elif self.client == KAFKA_PYTHON:
-            self._use_producer(KafkaProducer(
-                bootstrap_servers=env.bootstrap_servers, client_id=f"{env.client_id}-{self.name}",
-                linger_ms=5,
-            ), FaultyProducer)
+            self._use_producer(KafkaProducer(**_merged(env.clients.kafka_python, {
+                "bootstrap_servers": env.bootstrap_servers,
+                "client_id": f"{env.client_id}-{self.name}", "linger_ms": 5,
+            })), FaultyProducer)
         # aiokafka's producer needs the service's event loop: made when the thread starts.
         if self.instrumented:
             decorate = saga_handler(
@@ -236,28 +254,27 @@ class DemoService:
 
             # librdkafka wants max.poll.interval.ms >= session.timeout.ms; the join waits for it.
             timeout_ms = max(settings.max_poll_interval_ms, 6000)
-            consumer = Consumer({
+            consumer = Consumer(_merged(self.env.clients.confluent, {
                 "bootstrap.servers": self.env.bootstrap_servers,
                 "client.id": f"{self.env.client_id}-{self.name}", "group.id": self.group_id,
                 "auto.offset.reset": "earliest", "enable.auto.commit": True,
                 "auto.commit.interval.ms": 1000, "max.poll.interval.ms": timeout_ms,
                 "session.timeout.ms": timeout_ms, "heartbeat.interval.ms": 1000,
                 "logger": _librdkafka_log,
-            })
+            }))
             consumer.subscribe(topics)
             return consumer
-        return KafkaConsumer(
-            *topics,
-            bootstrap_servers=self.env.bootstrap_servers,
-            client_id=f"{self.env.client_id}-{self.name}",
-            group_id=self.group_id,
-            auto_offset_reset="earliest",
-            enable_auto_commit=True,
-            auto_commit_interval_ms=1000,
-            max_poll_interval_ms=settings.max_poll_interval_ms,
-            session_timeout_ms=max(settings.max_poll_interval_ms, 6000),
-            heartbeat_interval_ms=1000,
-        )
+        return KafkaConsumer(*topics, **_merged(self.env.clients.kafka_python, {
+            "bootstrap_servers": self.env.bootstrap_servers,
+            "client_id": f"{self.env.client_id}-{self.name}",
+            "group_id": self.group_id,
+            "auto_offset_reset": "earliest",
+            "enable_auto_commit": True,
+            "auto_commit_interval_ms": 1000,
+            "max_poll_interval_ms": settings.max_poll_interval_ms,
+            "session_timeout_ms": max(settings.max_poll_interval_ms, 6000),
+            "heartbeat_interval_ms": 1000,
+        }))
 
     def _poll(self, consumer: Any) -> list[Any]:
         if self.client == CONFLUENT:
@@ -283,19 +300,25 @@ class DemoService:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
         settings = self.env.settings
-        kafka = AIOKafkaProducer(bootstrap_servers=self.env.bootstrap_servers,
-                                 client_id=f"{self.env.client_id}-{self.name}", linger_ms=5)
+        clients = self.env.clients
+        kafka = AIOKafkaProducer(**_merged(clients.aiokafka, {
+            "bootstrap_servers": self.env.bootstrap_servers,
+            "client_id": f"{self.env.client_id}-{self.name}", "linger_ms": 5,
+        }))
         await kafka.start()
         self._use_producer(kafka, FaultyAioProducer)
         consumer = AIOKafkaConsumer(
             *(topic(self.env.topic_prefix, name) for name in self.topics),
-            bootstrap_servers=self.env.bootstrap_servers,
-            client_id=f"{self.env.client_id}-{self.name}", group_id=self.group_id,
-            auto_offset_reset="earliest", enable_auto_commit=True, auto_commit_interval_ms=1000,
-            max_poll_interval_ms=settings.max_poll_interval_ms,
-            rebalance_timeout_ms=settings.max_poll_interval_ms,
-            session_timeout_ms=max(settings.max_poll_interval_ms, 6000),
-            heartbeat_interval_ms=1000,
+            **_merged(clients.aiokafka, {
+                "bootstrap_servers": self.env.bootstrap_servers,
+                "client_id": f"{self.env.client_id}-{self.name}", "group_id": self.group_id,
+                "auto_offset_reset": "earliest", "enable_auto_commit": True,
+                "auto_commit_interval_ms": 1000,
+                "max_poll_interval_ms": settings.max_poll_interval_ms,
+                "rebalance_timeout_ms": settings.max_poll_interval_ms,
+                "session_timeout_ms": max(settings.max_poll_interval_ms, 6000),
+                "heartbeat_interval_ms": 1000,
+            }),
         )
         try:
             await consumer.start()

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from sagascope.demo_services import _topics as t
 from sagascope.demo_services._faults import ServiceFaultConfig, resolve_faults
-from sagascope.demo_services._runtime import DemoService, ServiceEnv
+from sagascope.demo_services._runtime import ClientConfigs, DemoService, ServiceEnv
 from sagascope.demo_services.airline import Airline
 from sagascope.demo_services.customer import Customer
 from sagascope.demo_services.ground_truth import GroundTruth
@@ -52,11 +52,12 @@ class DemoRunner:
         settings: the ``[demo]`` settings (rate, seed, faults, prefix).
         bootstrap_servers: the Kafka cluster to run on.
         telemetry_topic: where handler and producer spans go (the collector's telemetry topic).
+        clients: TLS/SASL settings for each Kafka client (from ``sagascope.connections``).
     """
 
     def __init__(self, settings: DemoSettings, bootstrap_servers: str, *,
                  telemetry_topic: str = DEFAULT_TELEMETRY_TOPIC,
-                 client_id: str = "sagascope-demo") -> None:
+                 client_id: str = "sagascope-demo", clients: ClientConfigs | None = None) -> None:
         if not bootstrap_servers:
             from sagascope.exceptions import ConfigError
 
@@ -66,6 +67,7 @@ class DemoRunner:
         self.bootstrap_servers = bootstrap_servers
         self.telemetry_topic = telemetry_topic
         self.client_id = client_id
+        self.clients = clients or ClientConfigs()
         self.ground_truth = GroundTruth(self.faults_of)
         self._faults: dict[str, ServiceFaultConfig] = {}
         self.services: list[DemoService] = []
@@ -91,11 +93,12 @@ class DemoRunner:
         """
         create_topics(self.bootstrap_servers,
                       {**{name: self.settings.partitions for name in self.topics},
-                       self.telemetry_topic: 1})
-        self._producer = KafkaProducer(
-            bootstrap_servers=self.bootstrap_servers, client_id=f"{self.client_id}-traffic",
-            linger_ms=5,
-        )
+                       self.telemetry_topic: 1},
+                      client_config=self.clients.kafka_python)
+        self._producer = KafkaProducer(**{
+            **self.clients.kafka_python, "bootstrap_servers": self.bootstrap_servers,
+            "client_id": f"{self.client_id}-traffic", "linger_ms": 5,
+        })
         provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "sagascope-demo"}))
         provider.add_span_processor(BatchSpanProcessor(
             KafkaSpanExporter(self._producer, self.telemetry_topic), schedule_delay_millis=500,
@@ -110,6 +113,7 @@ class DemoRunner:
                 settings=self.settings,
                 tracer_provider=provider,
                 client_id=self.client_id,
+                clients=self.clients,
             )
             service = service_type(env)
             self.services.append(service)

@@ -12,8 +12,9 @@ import streamlit as st
 from sagascope.dashboard import _page, figures, runtime
 from sagascope.queries import Flow, NotFound, SagaDiagnosis, causal_times
 
-#: Longest search text accepted; anything longer is not an id.
-MAX_KEY_LENGTH = 512
+#: Longest search text accepted: long enough for any id a service may send (the exact-lookup
+#: tests use 10 KB ids). A longer key is refused, never cut: a prefix could find another saga.
+MAX_KEY_LENGTH = 16_384
 
 
 def audit_table(flow: Flow) -> pd.DataFrame:
@@ -55,7 +56,10 @@ def swimlane_frame(flow: Flow) -> pd.DataFrame:
 
 
 def _search_box() -> str:
-    linked = str(st.query_params.get("saga", ""))[:MAX_KEY_LENGTH]
+    linked = str(st.query_params.get("saga", ""))
+    if len(linked) > MAX_KEY_LENGTH:
+        st.error(f"The link's saga id is longer than {MAX_KEY_LENGTH:,} characters: not an id.")
+        linked = ""
     if "flow_key" not in st.session_state or st.session_state.get("_flow_linked") != linked:
         st.session_state["flow_key"] = linked
         st.session_state["_flow_linked"] = linked
@@ -66,7 +70,9 @@ def _search_box() -> str:
             max_chars=MAX_KEY_LENGTH, placeholder="e.g. order-1042",
         )
         submitted = right.form_submit_button("Search", type="primary", width="stretch")
-    key = str(st.session_state.get("flow_key", "")).strip()
+    typed = str(st.session_state.get("flow_key", ""))
+    # Not stripped: ids may hold any character; the query layer tries the exact key first.
+    key = typed if typed.strip() else ""
     if submitted and key != linked:
         # The URL then names the saga, so it can be shared and reloaded.
         st.query_params["saga"] = key

@@ -349,3 +349,24 @@ def test_acknowledging_an_alert_group_records_who_and_when(seeded: Seeded, empty
     groups = table(at, "alert_groups")
     assert groups.iloc[0]["handled"].startswith("acknowledged by dana at ")
     assert metrics(at)["Groups handled"] == "1"
+
+
+def test_the_search_looks_up_the_id_as_typed_not_trimmed(seeded: Seeded, open_page: Any) -> None:
+    from seeding import order_saga, seed
+
+    # Two sagas whose ids differ only by blanks around them: each finds itself, never the other.
+    padded = " order-padded\t"
+    seed(seeded.store, order_saga(padded, "completed", start=seeded.now - timedelta(minutes=5)),
+         order_saga("order-padded", "failed", start=seeded.now - timedelta(minutes=5)))
+
+    def message_ids(saga_id: str) -> set[str]:
+        return set(seeded.store.query(
+            "SELECT message_id FROM messages WHERE saga_id = {s:String}", {"s": saga_id}
+        ).column("message_id"))
+
+    at = open_page("flow", seeded.store)
+    for key in (padded, "order-padded"):
+        at.text_input(key="flow_key").input(key)
+        at.button[0].click().run()
+        assert not at.exception
+        assert set(table(at, "audit_trail")["message id"]) == message_ids(key), repr(key)

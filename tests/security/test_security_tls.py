@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -214,3 +215,36 @@ def test_span_exporter_sends_through_mutual_tls_with_the_broker_settings(
     finally:
         consumer.close()
     assert any(b"handled-over-tls" in value for value in records)
+
+
+def test_demo_against_an_external_mutual_tls_broker_runs_all_three_clients_through_it(
+    tls_broker: TlsBroker, pki: Pki, tmp_path: Path
+) -> None:
+    settings = tls_broker.settings(pki)
+    config = _write_config(
+        tmp_path, toml_broker_section(settings),
+        '\n[collector]\ngroup_id = "tls-demo"\ndecode_workers = 0\n'
+        '\n[demo]\ntopic_prefix = "tlsdemo."\nrate = 3.0\nmax_sagas = 12\nfailure_rate = 0.0\n'
+        'drop_rate = 0.0\nduplicate_rate = 0.0\nerror_rate = 0.0\n',
+    )
+    demo = sagascope(["demo", "--no-dashboard", "--duration", "45", "--config", str(config)],
+                     tmp_path, timeout_s=240)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+
+    # The store is the demo's own chDB directory: read it in a process of its own.
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import json, sys\n"
+         "from sagascope.store import ChdbStore\n"
+         "store = ChdbStore(sys.argv[1], 'tls', read_only=True)\n"
+         "rows = store.query('SELECT source, count() FROM messages GROUP BY source').rows\n"
+         "print(json.dumps(dict(rows)))\n",
+         str(tmp_path / "store")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    by_source = json.loads(probe.stdout)
+    # payment runs on confluent-kafka, inventory on aiokafka, the rest on kafka-python.
+    assert by_source.get("payment", 0) > 0, by_source
+    assert by_source.get("inventory", 0) > 0, by_source
+    assert set(by_source) - {"payment", "inventory"}, by_source  # and kafka-python services

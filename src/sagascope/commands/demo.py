@@ -139,7 +139,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         runner = DemoRunner(settings.demo, bootstrap,
                             telemetry_topic=settings.collector.telemetry_topic,
-                            client_id=f"{settings.broker.client_id}-demo")
+                            client_id=f"{settings.broker.client_id}-demo",
+                            clients=_client_configs(settings))
         # Topics first, so the collector's pattern subscription sees them from the start.
         runner.start(traffic=False)
         stack.callback(_finish, runner, args.ground_truth, started)
@@ -178,6 +179,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 first_stored = _announce_first_saga(store, runner, url, started)
         print("sagascope demo: stopping", flush=True)
     return 0
+
+
+def _client_configs(settings: Settings) -> Any:
+    """TLS/SASL settings from ``[broker]`` for the demo services' three Kafka clients.
+
+    A secured external broker is checked once first, so a wrong CA or password is one error
+    naming the setting instead of services retrying forever.
+    """
+    from sagascope.connections import (
+        aiokafka_config,
+        check_broker,
+        confluent_config,
+        kafka_python_config,
+        uses_sasl,
+        uses_tls,
+    )
+    from sagascope.demo_services import ClientConfigs
+
+    broker = settings.broker
+    if not (uses_tls(broker) or uses_sasl(broker)):
+        return ClientConfigs()
+    check_broker(broker)
+    return ClientConfigs(kafka_python=kafka_python_config(broker),
+                         confluent=confluent_config(broker), aiokafka=aiokafka_config(broker))
 
 
 def _announce_first_saga(store: Any, runner: Any, url: str, started: float) -> bool:
