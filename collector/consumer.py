@@ -12,7 +12,6 @@ the store writes (``writer``) and a Kafka client (``clients``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -20,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sagascope.collector.assignment import Partition, PartitionTable, TopicWatcher
@@ -34,8 +33,9 @@ from sagascope.collector.decode.rows import DecodeContext
 from sagascope.collector.exceptions import BrokerError
 from sagascope.collector.inflight import InFlight, InFlightWrite, StoreHealth, restore
 from sagascope.collector.metrics import CollectorMetrics
+from sagascope.collector.rebalance import Rebalancing
 from sagascope.collector.record_batches import record_count
-from sagascope.collector.writer import progress_rows, salvage_batch, stored_positions, write_batch
+from sagascope.collector.writer import salvage_batch, write_batch, write_progress
 from sagascope.store import StoreError, StoreUnavailable
 from sagascope.store.base import Store
 from sagascope.store.schema import ensure_schema
@@ -76,7 +76,7 @@ def _check_settings(settings: CollectorSettings) -> None:
         raise ConfigError(f"setting collector.client must be one of {', '.join(CLIENTS)}")
 
 
-class Collector:
+class Collector(Rebalancing):
     """Consume Kafka into the store. ``run(stop_event)`` in any thread, or ``start()``/``stop()``.
 
     Args:
@@ -475,39 +475,10 @@ class Collector:
 
     def _write_progress(self) -> bool:
         self._last_progress = time.monotonic()
-        consumer = self._consumer
-        highwaters: dict[Partition, int | None] = {}
-        for key, st in list(self._table.states.items()):
-            try:
-                if (
-                    st.stored_next is None
-                    and st.submitted_next is None  # nothing read from it is still decoding
-                    and key not in self._table.unpositioned
-                ):
-                    position = consumer.position(key)
-                    if position is not None and st.buffered_next is None:
-                        st.stored_next = st.buffered_next = position
-                highwaters[key] = consumer.highwater(key)
-            except Exception:  # revoked meanwhile, or no position yet
-                continue
-            if st.stored_next is not None:
-                self.metrics.stored_offset.labels(key.topic, str(key.partition)).set(st.stored_next)
-                if highwaters[key] is not None:
-                    lag = max(highwaters[key] - st.stored_next, 0)  # type: ignore[operator]
-                    self.metrics.lag.labels(key.topic, str(key.partition)).set(lag)
-        rows = progress_rows(
-            self.settings.group_id, self.collector_id, list(self._table.states.values()),
-            highwaters, self._caught_up_ms,
+        return write_progress(
+            self.store, self._consumer, self._table, self.metrics,
+            self.settings.group_id, self.collector_id, self._caught_up_ms,
         )
-        if not rows:
-            return False
-        try:
-            self.store.insert("progress", rows)
-        except StoreError as exc:
-            self.metrics.errors.labels("progress").inc()
-            log.warning("progress write failed: %s", exc)
-            return False
-        return True
 
     def _store_failed(self, exc: StoreError) -> None:
         self.metrics.errors.labels("store").inc()
@@ -524,90 +495,3 @@ class Collector:
         self.metrics.store_available.set(1)
         consumer = self._consumer
         consumer.resume([p for p in consumer.paused() if p not in self._table.unpositioned])
-
-    # -- assignment (called by the client's rebalance listener) ---------------------------
-
-    def assigned(self, partitions: list[Partition]) -> None:
-        with self._lock:
-            self.metrics.rebalances.inc()
-            log.info("assigned %d partition(s) to %s", len(partitions), self.collector_id)
-            # Nothing is fetched until the store says where each partition resumes.
-            self._consumer.pause(self._table.assign(partitions))
-            self._position_pending()
-
-    def _position_pending(self) -> None:
-        """Seek newly assigned partitions past what the store holds; retried while it is down."""
-        with self._lock:
-            pending = sorted(self._table.unpositioned)
-            if not pending:
-                return
-            try:
-                found = stored_positions(self.store, pending)
-            except StoreError as exc:
-                self.metrics.errors.labels("position").inc()
-                log.warning("cannot read stored positions, retrying: %s", exc)
-                self._health.backoff.failed()
-                return
-            consumer = self._consumer
-            for key, next_offset in self._table.position(found):
-                if next_offset is not None:
-                    consumer.seek(key, next_offset)
-                log.info(
-                    "positioned %s[%d] at %s", key.topic, key.partition,
-                    next_offset if next_offset is not None else "committed/earliest",
-                )
-            self.metrics.assigned_partitions.set(len(self._table))
-            if not self._health.outage:
-                consumer.resume(pending)
-            self.ready.set()
-
-    def revoked(self, partitions: list[Partition]) -> None:
-        """Partitions move to another member: store what is pending for them first."""
-        with self._lock:
-            self._settle_before_move()
-            batch = self._batch
-            if batch.rows and not self._health.outage:
-                try:
-                    write_batch(self.store, batch)
-                    self._table.promote(batch.ranges)
-                    self.metrics.count(self.metrics.stored, batch.consumed)
-                    self.metrics.count(self.metrics.parse_errors, batch.parse_errors)
-                    self._batch = Batch()
-                except StoreError as exc:
-                    self.metrics.errors.labels("store").inc()
-                    log.warning("could not store before revocation; the new owner rereads: %s", exc)
-            self._forget(partitions, rollback=True)
-            for key in partitions:
-                for gauge in (self.metrics.lag, self.metrics.stored_offset):
-                    with contextlib.suppress(KeyError):
-                        gauge.remove(key.topic, str(key.partition))
-            self.metrics.assigned_partitions.set(len(self._table))
-            log.info("revoked %d partition(s) from %s", len(partitions), self.collector_id)
-
-    def lost(self, partitions: list[Partition]) -> None:
-        """Someone else may own these already: drop, never store."""
-        with self._lock:
-            self._settle_before_move()
-            self._forget(partitions, rollback=False)
-
-    def _forget(self, partitions: Collection[Partition], *, rollback: bool) -> None:
-        if self._batch.rows:
-            self._batch.drop(partitions)
-            if rollback:
-                self._table.rollback(partitions)
-            if not self._batch.rows:
-                self._batch = Batch()
-        self._table.revoke(partitions)
-
-    def _settle_before_move(self) -> None:
-        """Settle decoding and the batch being written before partitions move (commit is left
-        to the loop: a rebalance callback must not make blocking consumer calls)."""
-        self._drain_decoded()
-        try:
-            settled = self._settle_write()
-        except Exception:
-            log.exception("batch write failed before a rebalance")
-            return
-        if settled is not None:
-            self._table.commit_later(settled.batch.ranges)
-            self._count_stored(settled.batch, settled.started)

@@ -15,9 +15,10 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from sagascope.collector.assignment import Partition, PartitionState
+from sagascope.collector.assignment import Partition, PartitionState, PartitionTable
 from sagascope.collector.batch import Batch
 from sagascope.collector.decode.rows import fallback_row
+from sagascope.collector.metrics import CollectorMetrics
 from sagascope.store import StoreError, StoreUnavailable
 from sagascope.store.audit import GENESIS, seal, sealed
 from sagascope.store.base import Store, encode_rows
@@ -194,3 +195,48 @@ class _RowRecord:
         self.partition = row["partition"]
         self.offset = row["offset"]
         self.value = b""
+
+
+def write_progress(
+    store: Store,
+    consumer: Any,
+    table: PartitionTable,
+    metrics: CollectorMetrics,
+    group_id: str,
+    collector_id: str,
+    caught_up_ms: int,
+) -> bool:
+    """Refresh lag and stored-offset metrics and write the ``progress`` rows; whether written.
+
+    A partition with nothing stored yet takes its position from the consumer, unless records
+    read from it are still decoding (that position would claim them stored).
+    """
+    highwaters: dict[Partition, int | None] = {}
+    for key, st in list(table.states.items()):
+        try:
+            if (
+                st.stored_next is None
+                and st.submitted_next is None  # nothing read from it is still decoding
+                and key not in table.unpositioned
+            ):
+                position = consumer.position(key)
+                if position is not None and st.buffered_next is None:
+                    st.stored_next = st.buffered_next = position
+            highwaters[key] = consumer.highwater(key)
+        except Exception:  # revoked meanwhile, or no position yet
+            continue
+        if st.stored_next is not None:
+            metrics.stored_offset.labels(key.topic, str(key.partition)).set(st.stored_next)
+            highwater = highwaters[key]
+            if highwater is not None:
+                metrics.lag.labels(key.topic, str(key.partition)).set(max(highwater - st.stored_next, 0))
+    rows = progress_rows(group_id, collector_id, list(table.states.values()), highwaters, caught_up_ms)
+    if not rows:
+        return False
+    try:
+        store.insert("progress", rows)
+    except StoreError as exc:
+        metrics.errors.labels("progress").inc()
+        log.warning("progress write failed: %s", exc)
+        return False
+    return True
