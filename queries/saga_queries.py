@@ -19,6 +19,7 @@ from typing import Any
 
 from sagascope.queries import alerts as _alerts
 from sagascope.queries import analytics as _analytics
+from sagascope.queries import failures as _failures
 from sagascope.queries import metrics as _metrics
 from sagascope.queries.exceptions import NotFound, QueryError
 from sagascope.queries.flows import FLOW_COLUMNS, MAX_FLOW_ROWS, causal_order
@@ -296,14 +297,10 @@ class SagaQueries:
         f = dataclasses.replace(filters or SagaFilter(), status="stalled")
         sql, params = self._q.sagas_sql(f, ref=as_of)
         rows = self._q.run(f"{sql} ORDER BY silent_s DESC, saga_id", params).dicts()
-        successors = self._successors({(r["saga_type"], r["last_type"]) for r in rows})
+        successors = _analytics.usual_next(self._q, {(r["saga_type"], r["last_type"]) for r in rows})
         out = []
         for r in rows:
-            nxt = successors.get((r["saga_type"], r["last_type"]), "")
-            if r["last_kind"] == "command":
-                waiting = f"{nxt} (reply to {r['last_type']})" if nxt else f"reply to {r['last_type']}"
-            else:
-                waiting = nxt or f"next step after {r['last_step']}"
+            waiting = _waiting_text(r, successors.get((r["saga_type"], r["last_type"]), ""))
             out.append(
                 StalledSaga(
                     saga_id=r["saga_id"],
@@ -317,21 +314,6 @@ class SagaQueries:
                 )
             )
         return out
-
-    def _successors(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        """Most common next message type after (saga type, type), from history."""
-        if not pairs:
-            return {}
-        params: dict[str, Any] = {"types": sorted({t for t, _ in pairs})}
-        best: dict[tuple[str, str], tuple[int, str]] = {}
-        for saga_type, a, b, n in _analytics._pair_counts(
-            self._q, "saga_type IN {types:Array(String)}", params, "type",
-            _analytics.activity_names(self._q),
-        ):
-            key = (saga_type, a)
-            if key in pairs and b not in (a, _analytics._END) and (int(n), b) > best.get(key, (0, "")):
-                best[key] = (int(n), b)
-        return {key: b for key, (_, b) in best.items()}
 
     # ---- analytics -----------------------------------------------------------------------
 
@@ -357,11 +339,11 @@ class SagaQueries:
 
     def failures(self, filters: SagaFilter | None = None) -> list[FailureCount]:
         """Failures by saga type, step, service and error, most frequent first."""
-        return _analytics.failures(self._q, filters)
+        return _failures.failures(self._q, filters)
 
     def compensations(self, filters: SagaFilter | None = None) -> list[CompensationPair]:
         """Each undone step beside its undo; missing, failed or duplicated undos flagged."""
-        return _analytics.compensations(self._q, filters)
+        return _failures.compensations(self._q, filters)
 
     def process_map(self, filters: SagaFilter | None = None, by: str = "type") -> ProcessMap:
         """Directly-follows graph (activities = message types, or steps) discovered from traffic."""
@@ -466,8 +448,8 @@ class SagaQueries:
         else:
             source = "alerts.default_threshold_s"
         failure = None
-        if r["marker"] in _analytics.FAILING_MARKERS:
-            failure = _analytics.failure_of(self._q, saga_id, r["status"])
+        if r["marker"] in _failures.FAILING_MARKERS:
+            failure = _failures.failure_of(self._q, saga_id, r["status"])
         return SagaDiagnosis(
             saga_id=saga_id,
             status=r["status"],
@@ -486,12 +468,8 @@ class SagaQueries:
     def _waiting_for(self, r: dict[str, Any]) -> str:
         if r["marker"] in FINISHED_STATUSES:
             return ""
-        nxt = self._successors({(r["saga_type"], r["last_type"])}).get(
-            (r["saga_type"], r["last_type"]), ""
-        )
-        if r["last_kind"] == "command":
-            return f"{nxt} (reply to {r['last_type']})" if nxt else f"reply to {r['last_type']}"
-        return nxt or f"next step after {r['last_step']}"
+        key = (r["saga_type"], r["last_type"])
+        return _waiting_text(r, _analytics.usual_next(self._q, {key}).get(key, ""))
 
     def waiting_by_step(self, filters: SagaFilter | None = None) -> dict[str, dict[str, int]]:
         """Unfinished sagas by their current step: {step: {"running": n, "stalled": n, ...}}."""
@@ -554,3 +532,11 @@ def _summary(r: dict[str, Any]) -> SagaSummary:
         last_source=r["last_source"],
         silent_s=float(r["silent_s"]),
     )
+
+
+def _waiting_text(row: dict[str, Any], usual_next: str) -> str:
+    """What a saga waits for: the usual next message, or at least the reply to its command."""
+    last_type = row["last_type"]
+    if row["last_kind"] == "command":
+        return f"{usual_next} (reply to {last_type})" if usual_next else f"reply to {last_type}"
+    return usual_next or f"next step after {row['last_step']}"
