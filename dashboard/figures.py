@@ -171,6 +171,22 @@ def swimlane(messages: pd.DataFrame, now: Any = None,
     status = frame.get("saga_status", pd.Series([""] * len(frame), index=frame.index)).fillna("")
 
     fig = go.Figure()
+    _cause_arrows(fig, frame)
+    _message_markers(fig, frame, status)
+    fig.update_yaxes(
+        tickmode="array", tickvals=list(range(len(lanes))), ticktext=lanes,
+        range=[len(lanes) - 0.4, -0.6], showgrid=True, gridcolor="#e9ecef", zeroline=False,
+        title_text="",
+    )
+    if now is not None:
+        _mark_now(fig, frame, now, silent_s)
+    fig.update_xaxes(title_text="event time (a consequence never drawn before its cause)",
+                     showgrid=False)
+    return _base(fig, height=140 + 70 * len(lanes), title="Swimlane")
+
+
+def _cause_arrows(fig: go.Figure, frame: pd.DataFrame) -> None:
+    """An arrow from each message to every message it caused."""
     position = {
         str(mid): (t, lane)
         for mid, t, lane in zip(frame["message_id"], frame["position"], frame["lane"],
@@ -186,13 +202,17 @@ def swimlane(messages: pd.DataFrame, now: Any = None,
                 arrowcolor="#adb5bd", standoff=7, startstandoff=7, text="",
             )
 
-    def color_of(row_status: str, is_comp: bool, kind: str) -> str:
-        if row_status in STATUS_COLORS:
-            return STATUS_COLORS[row_status]
-        if is_comp:
-            return STATUS_COLORS["compensating"]
-        return "#3b5bdb" if kind == "command" else "#1098ad"
 
+def _marker_color(row_status: str, is_comp: bool, kind: str) -> str:
+    if row_status in STATUS_COLORS:
+        return STATUS_COLORS[row_status]
+    if is_comp:
+        return STATUS_COLORS["compensating"]
+    return "#3b5bdb" if kind == "command" else "#1098ad"
+
+
+def _message_markers(fig: go.Figure, frame: pd.DataFrame, status: pd.Series) -> None:
+    """One trace per kind (command, event, compensation), skewed messages labelled."""
     groups = [
         ("command", (frame["kind"] == "command") & ~frame["is_compensation"]),
         ("event", (frame["kind"] != "command") & ~frame["is_compensation"]),
@@ -204,7 +224,7 @@ def swimlane(messages: pd.DataFrame, now: Any = None,
             continue
         symbol = "x" if name == "compensation" else _KIND_SYMBOLS.get(name, "circle")
         colors = [
-            color_of(str(s), bool(c), str(k))
+            _marker_color(str(s), bool(c), str(k))
             for s, c, k in zip(status[mask], part["is_compensation"], part["kind"], strict=True)
         ]
         hover = [
@@ -222,16 +242,6 @@ def swimlane(messages: pd.DataFrame, now: Any = None,
                 hovertext=hover, hoverinfo="text",
             )
         )
-    fig.update_yaxes(
-        tickmode="array", tickvals=list(range(len(lanes))), ticktext=lanes,
-        range=[len(lanes) - 0.4, -0.6], showgrid=True, gridcolor="#e9ecef", zeroline=False,
-        title_text="",
-    )
-    if now is not None:
-        _mark_now(fig, frame, now, silent_s)
-    fig.update_xaxes(title_text="event time (a consequence never drawn before its cause)",
-                     showgrid=False)
-    return _base(fig, height=140 + 70 * len(lanes), title="Swimlane")
 
 
 def _mark_now(fig: go.Figure, frame: pd.DataFrame, now: Any, silent_s: float | None) -> None:
