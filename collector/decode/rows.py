@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import re
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +36,7 @@ from sagascope.instrumentation.contract import (
 )
 from sagascope.store.headers import elide
 from sagascope.store.timetext import clickhouse_ms as ms_text
+from sagascope.store.timetext import clickhouse_us
 
 log = logging.getLogger(__name__)
 _sha256 = hashlib.sha256
@@ -272,17 +272,6 @@ def _epoch_ms(moment: Any) -> int:
     return int(moment.timestamp() * 1000 // 1)
 
 
-def _ns_text(ns: Any) -> str:
-    """Nanoseconds since the epoch as ``seconds.micros`` for a DateTime64(6) column."""
-    value = int(ns) if isinstance(ns, (int, float)) and not isinstance(ns, bool) else 0
-    micros = max(value, 0) // 1000
-    if micros < 1_000_000_000_000_000:
-        # Short epoch numbers are ambiguous to ClickHouse's best-effort parser.
-        seconds = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(micros // 1_000_000))
-        return f"{seconds}.{micros % 1_000_000:06d}"
-    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
-
-
 def _str(value: Any) -> str:
     if value is None:
         return ""
@@ -320,8 +309,8 @@ def decode_span(record: Any, ctx: DecodeContext, ingest_ms: int) -> dict[str, An
         "name": _str(span.get("name")),
         "kind": _str(span.get("kind")),
         "service": _str(span.get("service")),
-        "start_time": _ns_text(span.get("start_time_unix_nano")),
-        "end_time": _ns_text(span.get("end_time_unix_nano")),
+        "start_time": clickhouse_us(span.get("start_time_unix_nano")),
+        "end_time": clickhouse_us(span.get("end_time_unix_nano")),
         "status_code": _str(span.get("status_code")),
         "status_message": _str(span.get("status_message")),
         "saga_id": _str(span.get("saga_id")),
