@@ -19,18 +19,14 @@ to every Alertmanager of an HA cluster): one being down delays only its own deli
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sagascope.alerter.exceptions import PermanentDeliveryError
-from sagascope.alerter.sinks import RetryingSink
+from sagascope.alerter.sinks import RetryingSink, post_json
 from sagascope.queries.alerts import STATE_OPEN, Alert
 from sagascope.queries.formatting import format_duration
 
@@ -186,19 +182,5 @@ class AlertmanagerSink(RetryingSink):
         with self._state_lock:
             alert = self._latest.get(alert.alert_id, alert)
         payload = alertmanager_payload(alert, severity=self.severity, valid_for_s=self.valid_for_s)
-        body = json.dumps([payload], separators=(",", ":")).encode("utf-8")
-        request = urllib.request.Request(
-            self.endpoint,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "sagascope-alerter"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            # 400: Alertmanager refused the alert itself (e.g. an invalid label): no retry helps.
-            if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                detail = exc.read()[:300].decode("utf-8", "replace")
-                raise PermanentDeliveryError(f"HTTP {exc.code}: {detail}") from exc
-            raise
+        # A 400 means Alertmanager refused the alert itself (e.g. an invalid label): permanent.
+        post_json(self.endpoint, [payload], self.timeout_s)

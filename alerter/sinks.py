@@ -274,20 +274,31 @@ class WebhookSink(RetryingSink):
         self.timeout_s = timeout_s
 
     def _deliver(self, alert: Alert) -> None:
-        body = json.dumps(alert.to_json(), separators=(",", ":")).encode("utf-8")
-        request = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "sagascope-alerter"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                raise PermanentDeliveryError(f"HTTP {exc.code}") from exc
-            raise
+        post_json(self.url, alert.to_json(), self.timeout_s)
+
+
+def post_json(url: str, document: Any, timeout_s: float) -> None:
+    """POST ``document`` as JSON (the webhook and Alertmanager sinks).
+
+    Raises:
+        PermanentDeliveryError: the receiver refused it for good (a 4xx other than 408/429).
+        OSError: anything else, which the sink retries with backoff.
+    """
+    body = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "sagascope-alerter"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        if 400 <= exc.code < 500 and exc.code not in (408, 429):
+            detail = exc.read()[:300].decode("utf-8", "replace")
+            raise PermanentDeliveryError(f"HTTP {exc.code}: {detail}") from exc
+        raise
 
 
 class KafkaSink(RetryingSink):
