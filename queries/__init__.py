@@ -23,11 +23,10 @@ from sagascope.queries.alerts import (
 )
 from sagascope.queries.exceptions import NotFound, QueryError
 from sagascope.queries.flows import causal_times
-from sagascope.queries.results import AlertGroup, StepTime
-from sagascope.queries.saga_queries import (
+from sagascope.queries.results import (
     FINISHED_STATUSES,
-    SAGA_SORT_KEYS,
     STATUSES,
+    AlertGroup,
     CompensationPair,
     CycleTimeStats,
     FailureCount,
@@ -39,18 +38,20 @@ from sagascope.queries.saga_queries import (
     SagaDiagnosis,
     SagaFilter,
     SagaPage,
-    SagaQueries,
     SagaSummary,
     StalledSaga,
     StallRule,
+    StepTime,
     ThroughputPoint,
     Transition,
     Variant,
 )
+from sagascope.queries.saga_queries import HIDDEN_PAYLOAD, SAGA_SORT_KEYS, SagaQueries
 
 __all__ = [
     "ACK_ACTIONS",
     "FINISHED_STATUSES",
+    "HIDDEN_PAYLOAD",
     "SAGA_SORT_KEYS",
     "STATE_OPEN",
     "STATE_RESOLVED",

@@ -30,10 +30,7 @@ from sagascope.queries.results import (
     CycleTimeStats,
     FailureCount,
     Flow,
-    FlowMessage,
-    ProcessEdge,
     ProcessMap,
-    ProcessNode,
     SagaDiagnosis,
     SagaFilter,
     SagaPage,
@@ -64,30 +61,7 @@ SAGA_SORT_KEYS: dict[str, str] = {
     "saga_type": "saga_type",
 }
 
-__all__ = [
-    "FINISHED_STATUSES",
-    "STATUSES",
-    "CompensationPair",
-    "CycleTimeStats",
-    "FailureCount",
-    "Flow",
-    "FlowMessage",
-    "NotFound",
-    "ProcessEdge",
-    "ProcessMap",
-    "ProcessNode",
-    "QueryError",
-    "SagaDiagnosis",
-    "SagaFilter",
-    "SagaPage",
-    "SagaQueries",
-    "SagaSummary",
-    "StallRule",
-    "StalledSaga",
-    "ThroughputPoint",
-    "Transition",
-    "Variant",
-]
+__all__ = ["HIDDEN_PAYLOAD", "SAGA_SORT_KEYS", "SagaQueries"]
 
 
 #: The payload text of every flow message when payloads are hidden.

@@ -154,11 +154,19 @@ def kafka_python_config(broker: BrokerSettings) -> dict[str, Any]:
             config["ssl_certfile"] = broker.ssl_certfile
             config["ssl_keyfile"] = broker.ssl_keyfile
             config["ssl_password"] = secret(broker, "ssl_key_password", "broker") or None
+    return _with_sasl(config, broker, _kafka_python_token_provider)
+
+
+def _with_sasl(
+    config: dict[str, Any], broker: BrokerSettings, wrap_provider: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """SASL arguments in the names kafka-python and aiokafka share; the OAUTHBEARER token
+    provider wrapped in the client's own provider class."""
     if uses_sasl(broker):
         mechanism = broker.sasl_mechanism.upper()
         config["sasl_mechanism"] = mechanism
         if mechanism == "OAUTHBEARER":
-            config["sasl_oauth_token_provider"] = _kafka_python_token_provider(token_provider(broker))
+            config["sasl_oauth_token_provider"] = wrap_provider(token_provider(broker))
         else:
             config["sasl_plain_username"] = broker.sasl_username
             config["sasl_plain_password"] = secret(broker, "sasl_password", "broker")
@@ -221,15 +229,7 @@ def aiokafka_config(broker: BrokerSettings) -> dict[str, Any]:
     }
     if uses_tls(broker):
         config["ssl_context"] = ssl_context(broker)
-    if uses_sasl(broker):
-        mechanism = broker.sasl_mechanism.upper()
-        config["sasl_mechanism"] = mechanism
-        if mechanism == "OAUTHBEARER":
-            config["sasl_oauth_token_provider"] = _aiokafka_token_provider(token_provider(broker))
-        else:
-            config["sasl_plain_username"] = broker.sasl_username
-            config["sasl_plain_password"] = secret(broker, "sasl_password", "broker")
-    return config
+    return _with_sasl(config, broker, _aiokafka_token_provider)
 
 
 def _aiokafka_token_provider(provider: Callable[[], TokenResult]) -> Any:
