@@ -1,15 +1,17 @@
 """Kafka record batches as they arrive, parsed by the decoding processes instead of kafka-python.
 
 kafka-python turns every fetched record into a ``ConsumerRecord`` in pure Python, on the
-thread that polls: about 22 us a record, the whole cost of a bare consume loop. For the topics
-the decoding processes handle, :func:`hand_over_batches` makes the consumer return each
-record batch (message format v2) whole, as a :class:`RawBatch` of its bytes; the decoding
-process parses it with :func:`parse_batches` (a few microseconds a record) next to decoding
-it. kafka-python still does everything else: group membership, fetching, positions, commits.
+thread that polls: about 22 us a record, the whole cost of a bare consume loop.
+:func:`hand_over_batches` makes the consumer return each record batch (message format v2)
+whole, as a :class:`RawBatch` of its bytes; a decoding process parses it with
+:func:`parse_batches` (a few microseconds a record) next to decoding it (the spans topic,
+and every topic when there are no decoding processes, come as kafka-python's records).
+kafka-python still does everything else: group membership, fetching, positions, commits.
+confluent-kafka parses in C; its records come as :class:`ParsedRecords`.
 
 The CRC of every batch is checked as kafka-python checks it (``check_crcs``). A batch that is
 compressed or in the old message formats (v0/v1) is parsed by kafka-python's own record
-classes, in the decoding process. A batch that fails its CRC or does not parse becomes one
+classes. A batch that fails its CRC or does not parse becomes one
 row per offset it declares, each carrying the error: the offsets are kept, the damage is on
 record, and the partition does not stall on it.
 """
@@ -89,17 +91,21 @@ class ParsedRecords:
 
     __slots__ = ("count", "fields", "offset", "partition", "topic")
 
-    def __init__(self, topic: str, partition: int, fields: list[Fields]) -> None:
+    def __init__(self, topic: str, partition: int, fields: list[Fields | DamagedBatch]) -> None:
         self.topic = topic
         self.partition = partition
         self.fields = fields
-        self.offset = fields[-1][0]
+        last = fields[-1]
+        self.offset = last.last_offset if isinstance(last, DamagedBatch) else last[0]
         self.count = len(fields)
 
-    def records(self) -> list[Record]:
-        """One :class:`Record` per record (for decoding in the collector's own thread)."""
+    def records(self) -> list[Record | DamagedBatch]:
+        """One :class:`Record` per record (for decoding in the collector's own thread); a
+        damaged batch stays a :class:`DamagedBatch`."""
         topic, partition = self.topic, self.partition
-        return [Record(topic, partition, *fields) for fields in self.fields]
+        return [
+            f if isinstance(f, DamagedBatch) else Record(topic, partition, *f) for f in self.fields
+        ]
 
     def __repr__(self) -> str:
         return f"ParsedRecords({self.topic}[{self.partition}] to {self.offset}, {self.count} records)"
@@ -122,7 +128,8 @@ _BATCHES = (RawBatch, ParsedRecords)
 
 
 def as_records(items: list[Any]) -> list[Any]:
-    """A poll's list for one partition as record objects (parsed batches expanded)."""
+    """A poll's list for one partition as record objects, for decoding in the collector's
+    own thread (parsed batches expanded; a damaged batch stays a :class:`DamagedBatch`)."""
     if items and type(items[0]) is ParsedRecords:
         return [record for item in items for record in item.records()]
     return items

@@ -109,7 +109,7 @@ def decode_chunk(ctx: DecodeContext, request: Request) -> Answer:
             new_rows = [
                 fallback_row(Record(topic, partition, offset, None, None, None, None),
                              ingest_ms, fields.message, spans=False)
-                for offset in range(fields.base_offset, fields.last_offset + 1)
+                for offset in range(max(fields.base_offset, floor), fields.last_offset + 1)
             ]
             if not new_rows:
                 continue  # a header so damaged that it declares no offsets
@@ -319,7 +319,10 @@ class DecodeWorker:
         else:
             request = (state.topic, state.partition, ingest_ms, lowest, False, _fields(items))
         chunk = _Chunk(state, request, record_count(items))
-        if self.start() and self._outbox is not None:
+        # A batch the client found damaged (it ends its partition's list) is rare and not
+        # marshallable: it is decoded here, in order.
+        damaged = kind is ParsedRecords and type(items[-1].fields[-1]) is DamagedBatch
+        if not damaged and self.start() and self._outbox is not None:
             try:
                 frame = marshal.dumps(request)
             except ValueError:  # not marshallable (not from kafka-python): decode it here
