@@ -11,8 +11,9 @@ The same records (300-byte JSON values with the 10 contract headers) are read, p
   only counts records;
 - ``bare-cf``: a confluent-kafka ``Consumer`` doing the same (``consume`` in batches);
 - ``ceiling-cf``: the bare confluent-kafka loop that also stores one row per record into chDB
-  (rows decoded and encoded before the clock starts, inserted by a second thread): consuming
-  and storing with no decoding at all, the most any collector on this store can reach;
+  (rows decoded and encoded before the clock starts, inserted by a second thread in inserts
+  of ``batch_rows`` rows, as the collector inserts): consuming and storing with no decoding
+  at all, the most any collector on this store can reach;
 - ``collector/<client>``: ``Collector`` with ``collector.client`` = each of ``--clients``, in a
   new consumer group, through decode, redaction rules, correlation, hash chain, insert into
   chDB and offset commit.
@@ -427,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
             topic = f"bench.ingest.{r}"
             create_topics(bootstrap, {topic: args.partitions})
             produce(bootstrap, topic, args.records, args.producer_batch_bytes)
-            chunks = encoded_rows(topic, args.partitions, args.records, 5000)
+            chunks = encoded_rows(
+                topic, args.partitions, args.records, args.batch_rows or CollectorSettings().batch_rows
+            )
             order = runners[r % len(runners):] + runners[: r % len(runners)]
             for name in order:
                 if name == "bare-kp":
