@@ -36,6 +36,8 @@ CAUSES = {
     ("order", "insufficient_funds"): "PaymentDeclined",
     ("order", "out_of_stock"): "StockUnavailable",
     ("order-fulfillment", "card_expired"): "PaymentFailed",
+    # Fails only when the card update is lost: the payment service then times out.
+    ("order-fulfillment", "card_updated"): "PaymentFailed",
     ("order-fulfillment", "goods_unavailable"): "GoodsOutOfStock",
     ("shipment", "cancelled"): "InventoryShort",
     ("trip-booking", "hotel_unavailable"): "HotelUnavailable",

@@ -138,3 +138,28 @@ def test_ground_truth_keeps_the_latest_sagas_and_counts_them_all():
         truth.record(plan(n))
     assert [t.saga_id for t in truth.sagas()] == [plan(n).saga_id for n in range(8, 13)]
     assert truth.started == 12 == sum(truth.outcomes.values())
+
+
+def test_a_lost_card_update_times_out_into_a_failed_payment():
+    # The customer's new card never reaches the payment service, which waits only
+    # card_update_wait_s and then fails the payment: the saga fails, it does not stall.
+    answers_lost = DemoSettings(drop_rate=0, error_rate=0, service_faults=(
+        _override("customer", drop_rate=1.0),))
+    truth = expected_truth(SagaPlan(1, "f-1", "order-fulfillment", "card_updated"),
+                           _faults(answers_lost))
+    assert (truth.status, truth.lost) == ("failed", None)
+    assert truth.types == ["OrderPlaced", "RetrievePayment", "CardUpdateRequested",
+                           "PaymentFailed"]
+    assert truth.messages[-1].saga_status == "failed"
+
+
+def test_a_lost_card_request_times_out_too_and_the_timeout_itself_can_be_lost():
+    # The payment service loses everything it sends: first its card-update request (so the
+    # customer is never asked), then the PaymentFailed of its timeout, which stalls the saga.
+    lossy_payment = DemoSettings(drop_rate=0, error_rate=0, service_faults=(
+        _override("payment", drop_rate=1.0),))
+    truth = expected_truth(SagaPlan(1, "f-2", "order-fulfillment", "card_updated"),
+                           _faults(lossy_payment))
+    assert truth.status == "stalled"
+    assert truth.lost is not None and truth.lost.type == "PaymentFailed"
+    assert truth.types == ["OrderPlaced", "RetrievePayment"]
