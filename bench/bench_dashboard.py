@@ -96,7 +96,7 @@ def build_store(path: str, database: str, messages: int, span_s: int) -> Any:
 
 
 def render_times(
-    store: Any, runs: int, saga_id: str, time_range: str
+    store: Any, runs: int, saga_id: str, time_range: str, pages: list[str]
 ) -> dict[str, tuple[list[float], list[float]]]:
     """Per page: ``runs`` renders with every cache empty, then ``runs`` warm reruns."""
     import streamlit as st
@@ -107,7 +107,8 @@ def render_times(
 
     runtime.configure(Settings(), store)
     times: dict[str, tuple[list[float], list[float]]] = {}
-    for name, path in PAGES.items():
+    for name in pages:
+        path = PAGES[name]
         at = AppTest.from_file(str(APP_PATH), default_timeout=120)
         if path:
             at.run()  # switch_page needs the pages registered by a first run
@@ -135,7 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-messages", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--span-days", type=float, default=7.0)
+    parser.add_argument("--pages", default=",".join(PAGES),
+                        help="comma-separated pages to render (default: all)")
     args = parser.parse_args(argv)
+    pages = [name.strip() for name in args.pages.split(",") if name.strip()]
+    unknown = sorted(set(pages) - set(PAGES))
+    if unknown:
+        parser.error(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(PAGES)}")
 
     path = tempfile.mkdtemp(prefix="bench-dashboard-")
     span_s = int(args.span_days * 86400)
@@ -148,13 +155,13 @@ def main(argv: list[str] | None = None) -> int:
 
     worst_cold = worst_warm = 0.0
     for time_range in TIME_RANGES:
-        base = render_times(small, args.runs, "order-1", time_range)
-        full = render_times(big, args.runs, "order-1", time_range)
+        base = render_times(small, args.runs, "order-1", time_range, pages)
+        full = render_times(big, args.runs, "order-1", time_range, pages)
         print(f"\ntime range {time_range!r}, {args.messages:,} messages (baseline "
               f"{args.baseline_messages:,}); seconds, median of {args.runs}: 'cold' with every "
               f"cache empty (a first view), 'warm' a rerun within {RESULT_TTL_S:g} s (a click)")
         print(f"{'page':<16}{'cold':>7}{'max':>7}{'warm':>7}{'base cold':>11}{'ratio':>7}")
-        for name in PAGES:
+        for name in pages:
             cold, warm = full[name]
             base_cold = statistics.median(base[name][0])
             median_cold = statistics.median(cold)
