@@ -40,7 +40,8 @@ TIME_RANGES = ("1h", "all")
 _SQL = """
 INSERT INTO messages (topic, partition, offset, kafka_time, event_time, ingest_time, kafka_key,
     trace_id, span_id, saga_id, saga_type, message_id, causation_id, kind, type, source, step,
-    saga_status, compensates, headers, payload, payload_size, payload_sha256, correlation)
+    saga_status, compensates, headers, headers_elided, payload, payload_size, payload_sha256,
+    correlation)
 SELECT
     concat(source, '.', kind, 's') AS topic, toUInt32(s % 4) AS partition, number AS offset,
     t AS kafka_time, t AS event_time, t AS ingest_time, saga_id AS kafka_key,
@@ -48,8 +49,8 @@ SELECT
     saga_id, saga_type, concat('m-', toString(number)) AS message_id,
     if(p = 1, '', concat('m-', toString(number - 1))) AS causation_id,
     kind, type, source, step, saga_status, compensates,
-    map('ce_id', message_id, 'ce_type', type, 'ce_source', source, 'ce_sagaid', saga_id,
-        'ce_sagatype', saga_type, 'ce_kind', kind) AS headers,
+    -- As the collector stores contract headers: those a column reproduces are only bits.
+    map() AS headers, {elided:UInt16} AS headers_elided,
     concat('{"saga":"', saga_id, '","amount":', toString(s % 500), ',"error":"',
            if(type = 'PaymentFailed', 'card declined', ''), '"}') AS payload,
     toUInt32(length(payload)) AS payload_size, lower(hex(SHA256(payload))) AS payload_sha256,
@@ -85,13 +86,23 @@ FROM (
 """
 
 
+def _elided_bits() -> int:
+    """``headers_elided`` of a message whose ce_id, ce_type, ce_source, ce_sagaid, ce_sagatype
+    and ce_kind headers equal its columns (the collector keeps them only as these bits)."""
+    from sagascope.store.headers import BIT
+
+    names = ("ce_id", "ce_type", "ce_source", "ce_sagaid", "ce_sagatype", "ce_kind")
+    return sum(1 << BIT[name] for name in names)
+
+
 def build_store(path: str, database: str, messages: int, span_s: int) -> Any:
     from sagascope.store import ChdbStore, ensure_schema
 
     store = ChdbStore(path, database)
     ensure_schema(store)
     sagas = max(messages // MESSAGES_PER_SAGA, 1)
-    store.command(_SQL, {"messages": messages, "sagas": sagas, "span_s": span_s})
+    store.command(_SQL, {"messages": messages, "sagas": sagas, "span_s": span_s,
+                         "elided": _elided_bits()})
     return store
 
 

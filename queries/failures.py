@@ -7,7 +7,16 @@ complete when its completion event arrives.
 
 from __future__ import annotations
 
-from sagascope.queries.results import CompensationPair, FailureCount, SagaFilter
+from typing import Any
+
+from sagascope.queries.exceptions import QueryError
+from sagascope.queries.results import (
+    PAIR_STATES,
+    CompensationPair,
+    CompensationSummary,
+    FailureCount,
+    SagaFilter,
+)
 from sagascope.queries.state import StateQuery
 from sagascope.store.timetext import as_utc
 
@@ -219,6 +228,33 @@ FROM (
 )"""
 
 
+#: The columns of a ``CompensationPair``, in ``pairs_sql``'s names and its field order.
+_PAIR_COLUMNS = ("saga_id, saga_type, step, done_at, undo_types, was_asked, undo_at, undo_count, "
+                 "state, completed, completed_at, completion_type")
+
+
+def _pair(row: tuple[Any, ...]) -> CompensationPair:
+    (saga_id, saga_type, step, done_at, undo_types, was_asked, undo_at, undo_count, state,
+     completed, completed_at, completion_type) = row
+    return CompensationPair(
+        saga_id=saga_id, saga_type=saga_type, step=step, done_at=as_utc(done_at),
+        undo_types=tuple(undo_types), undo_at=as_utc(undo_at) if was_asked else None,
+        undo_count=int(undo_count), state=state,
+        completed_at=as_utc(completed_at) if completed else None,
+        completion_type=completion_type,
+    )
+
+
+def _pairs_query(q: StateQuery, filters: SagaFilter | None) -> tuple[str, dict[str, Any]]:
+    """``pairs_sql`` over the sagas marked compensating or compensated, and any with an undo."""
+    scope, params = q.message_scope(filters)
+    sql, state_params = q.sagas_sql(filters)
+    undoing = (f"SELECT saga_id FROM ({_failing_sql(sql)}) UNION ALL "
+               f"SELECT saga_id FROM messages WHERE {scope} AND compensates != ''")
+    return pairs_sql(undoing, scope), {**params, **state_params,
+                                       "markers": ["compensating", "compensated"]}
+
+
 def compensations(q: StateQuery, filters: SagaFilter | None) -> list[CompensationPair]:
     """Each step a compensating saga had done, beside its undo and the undo's completion.
 
@@ -226,24 +262,41 @@ def compensations(q: StateQuery, filters: SagaFilter | None) -> list[Compensatio
     traffic) and the saga did it (its last event there does not report a failure). An undo is
     the message carrying ``ce_compensates``; it is complete when an event answers it (caused
     by it, or of the undo's step, or itself an event carrying ``ce_compensates``). Paired in
-    one query; the sagas are those marked compensating or compensated, and any with an undo.
+    one query (see ``pairs_sql``).
     """
-    scope, params = q.message_scope(filters)
-    sql, state_params = q.sagas_sql(filters)
-    undoing = (f"SELECT saga_id FROM ({_failing_sql(sql)}) UNION ALL "
-               f"SELECT saga_id FROM messages WHERE {scope} AND compensates != ''")
-    rows = q.run(pairs_sql(undoing, scope),
-                 {**params, **state_params, "markers": ["compensating", "compensated"]}).rows
-    out = [
-        CompensationPair(
-            saga_id=saga_id, saga_type=saga_type, step=step, done_at=as_utc(done_at),
-            undo_types=tuple(undo_types), undo_at=as_utc(undo_at) if was_asked else None,
-            undo_count=int(undo_count), state=state,
-            completed_at=as_utc(completed_at) if completed else None,
-            completion_type=completion_type,
-        )
-        for (saga_id, saga_type, step, done_at, undo_types, was_asked, undo_at, undo_count,
-             state, completed, completed_at, completion_type) in rows
-    ]
+    sql, params = _pairs_query(q, filters)
+    out = [_pair(row) for row in q.run(f"SELECT {_PAIR_COLUMNS} FROM ({sql})", params).rows]
     out.sort(key=lambda p: (p.done_at, p.saga_id, p.step))
     return out
+
+
+def compensation_summary(
+    q: StateQuery, filters: SagaFilter | None, limit: int
+) -> CompensationSummary:
+    """The pairs per state and the first ``limit`` of them, problems first, latest first.
+
+    What a page shows of ``compensations``: ClickHouse counts and orders every pair, and only
+    the ``limit`` pairs per state that can be shown leave it.
+    """
+    if limit < 1:
+        raise QueryError(f"limit must be at least 1, got {limit}")
+    sql, params = _pairs_query(q, filters)
+    rows = q.run(
+        f"""
+SELECT state, n, p.1, p.2, p.3, p.4, p.5, p.6, p.7, p.8, p.9, p.10, p.11, p.12
+FROM (
+    SELECT state, count() AS n,
+           arraySlice(arraySort(x -> (-toUnixTimestamp64Micro(x.4), x.1, x.3),
+                                groupArray(tuple({_PAIR_COLUMNS}))), 1, {{limit:UInt32}}) AS top
+    FROM ({sql})
+    GROUP BY state
+)
+ARRAY JOIN top AS p""",
+        {**params, "limit": int(limit)},
+    ).rows
+    counts = {str(r[0]): int(r[1]) for r in rows}
+    rank = {state: i for i, state in enumerate(PAIR_STATES)}
+    pairs = [_pair(r[2:]) for r in rows]
+    pairs.sort(key=lambda p: (rank.get(p.state, len(rank)), -p.done_at.timestamp(), p.saga_id,
+                              p.step))
+    return CompensationSummary(counts=counts, pairs=pairs[:limit], limit=limit)

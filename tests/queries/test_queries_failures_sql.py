@@ -87,3 +87,22 @@ def test_the_seeded_store_covers_every_pairing_state(varied: SagaQueries) -> Non
         status = next(s.status for s in varied.sagas() if s.saga_id == saga_id)
         expected = failures_reference.failure_of(varied._q, saga_id, status)
         assert sql_pairing.failure_of(varied._q, saga_id, status) == expected
+
+
+@pytest.mark.parametrize("limit", [1, 3, 500])
+def test_the_summary_counts_every_pair_and_lists_the_first_problems_first(
+        varied: SagaQueries, limit: int) -> None:
+    from collections import Counter
+
+    from sagascope.queries import PAIR_STATES, QueryError
+
+    pairs = varied.compensations()
+    summary = varied.compensation_summary(limit=limit)
+    assert summary.counts == dict(Counter(p.state for p in pairs))
+    assert summary.total == len(pairs)
+    rank = {state: i for i, state in enumerate(PAIR_STATES)}
+    expected = sorted(pairs, key=lambda p: (rank[p.state], -p.done_at.timestamp(), p.saga_id,
+                                            p.step))[:limit]
+    assert summary.pairs == expected
+    with pytest.raises(QueryError, match="limit"):
+        varied.compensation_summary(limit=0)
