@@ -74,7 +74,11 @@ def _failures(filters: SagaFilter) -> None:
     event = st.dataframe(
         table.head(MAX_ROWS), hide_index=True, width="stretch", key="failures_table",
         on_select="rerun", selection_mode="single-row",
-        column_config={"last seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+        column_config={
+            "last seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            # Wide enough for "card not updated in time"; the full text shows on hover.
+            "reason": st.column_config.TextColumn(width="medium"),
+        },
     )
     chosen = _page.selected_row(event)
     if chosen is not None:

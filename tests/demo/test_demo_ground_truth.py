@@ -163,3 +163,21 @@ def test_a_lost_card_request_times_out_too_and_the_timeout_itself_can_be_lost():
     assert truth.status == "stalled"
     assert truth.lost is not None and truth.lost.type == "PaymentFailed"
     assert truth.types == ["OrderPlaced", "RetrievePayment"]
+
+
+def test_a_lost_event_sent_beside_the_next_command_does_not_stall_the_saga():
+    # Shipping sends OrderShipped and NotifyCustomer from one handler run: losing the event
+    # (which nobody waits for) leaves the notification, so the saga still completes.
+    clean = expected_truth(SagaPlan(1, "s-0", "shipment", "ok"),
+                           _faults(DemoSettings(drop_rate=0, error_rate=0)))
+    lossy = DemoSettings(drop_rate=0, error_rate=0, service_faults=(
+        _override("shipping", drop_rate=0.5),))
+    shipping = resolve_faults(lossy, "shipping")
+    sent = [m.type for m in clean.messages if m.source == "shipping"]
+    # A saga whose only lost shipping message is OrderShipped (the decisions are seeded).
+    saga_id = next(f"s-{n}" for n in range(1, 500)
+                   if [shipping.drops(f"s-{n}", t, 1) for t in sent]
+                   == [t == "OrderShipped" for t in sent])
+    truth = expected_truth(SagaPlan(1, saga_id, "shipment", "ok"), _faults(lossy))
+    assert (truth.status, truth.lost) == ("completed", None)
+    assert truth.types == [t for t in clean.types if t != "OrderShipped"]
