@@ -47,25 +47,43 @@ def failure_causes_sql(scope: str) -> str:
     ``parent`` is the message that the cause answered (index 0 without one). Needs
     ``failure_types``.
     """
+    # One layer per derived value: an alias used twice in one SELECT is expanded at each use
+    # (the whole sorted array again), which cost more than the data (0.2 s on 1,000 rows).
     return f"""
-SELECT saga_id, any(saga_type) AS saga_type,
-       arraySort(x -> (x.1, x.2, x.3), groupArray(tuple(
-           kafka_time, event_time, offset, message_id, causation_id, toString(kind),
-           toString(type), toString(source), if(step != '', toString(step), toString(type)),
-           saga_status IN ('failed', 'compensating', 'compensated') OR compensates != ''
-               OR (saga_status = '' AND has({{failure_types:Array(String)}}, type)),
-           {_reason_expr()}))) AS seq,
-       arrayFirstIndex(x -> x.10, seq) AS mark_at,
-       seq[mark_at] AS mark,
-       arrayFirstIndex(x -> x.4 != '' AND x.4 = mark.5, seq) AS by_causation,
-       if(by_causation > 0, by_causation, mark_at - 1) AS before,
-       if(before = 0 OR seq[before].6 = 'command', mark, seq[before]) AS cause,
-       arrayFirstIndex(x -> x.4 != '' AND x.4 = cause.5, seq) AS parent_at,
-       seq[parent_at] AS parent
-FROM messages
-WHERE {scope}
-GROUP BY saga_id
-HAVING mark_at > 0"""
+SELECT saga_id, saga_type, seq, mark_at, mark, cause, parent_at, seq[parent_at] AS parent
+FROM (
+    SELECT saga_id, saga_type, seq, mark_at, mark, cause,
+           arrayFirstIndex(x -> x.4 != '' AND x.4 = cause.5, seq) AS parent_at
+    FROM (
+        SELECT saga_id, saga_type, seq, mark_at, mark,
+               if(before = 0 OR seq[before].6 = 'command', mark, seq[before]) AS cause
+        FROM (
+            SELECT saga_id, saga_type, seq, mark_at, mark,
+                   arrayFirstIndex(x -> x.4 != '' AND x.4 = mark.5, seq) AS by_causation,
+                   if(by_causation > 0, by_causation, mark_at - 1) AS before
+            FROM (
+                SELECT saga_id, saga_type, seq, mark_at, seq[mark_at] AS mark
+                FROM (
+                    SELECT saga_id, any(saga_type) AS saga_type,
+                           arraySort(x -> (x.1, x.2, x.3), groupArray(tuple(
+                               kafka_time, event_time, offset, message_id, causation_id,
+                               toString(kind), toString(type), toString(source),
+                               if(step != '', toString(step), toString(type)),
+                               saga_status IN ('failed', 'compensating', 'compensated')
+                                   OR compensates != ''
+                                   OR (saga_status = ''
+                                       AND has({{failure_types:Array(String)}}, type)),
+                               {_reason_expr()}))) AS seq,
+                           arrayFirstIndex(x -> x.10, seq) AS mark_at
+                    FROM messages
+                    WHERE {scope}
+                    GROUP BY saga_id
+                    HAVING mark_at > 0
+                )
+            )
+        )
+    )
+)"""
 
 
 def cause_rows_sql(scope: str) -> str:
@@ -76,14 +94,21 @@ def cause_rows_sql(scope: str) -> str:
     the mark is an event. A message without an id gives no reason (nothing names it).
     """
     return f"""
-SELECT saga_id, saga_type, cause.9 AS step, cause.8 AS service, cause.7 AS error,
-       if(cause.4 != '', cause.11, '') AS own_reason,
-       if(own_reason != '' AND parent_at > 0 AND parent.11 = own_reason, '', own_reason)
-           AS fresh_reason,
-       if(fresh_reason = '' AND mark.6 != 'command' AND mark.4 != cause.4 AND mark.4 != '',
-          mark.11, fresh_reason) AS reason,
-       cause.2 AS at
-FROM ({failure_causes_sql(scope)})"""
+SELECT saga_id, saga_type, step, service, error,
+       if(fresh_reason = '' AND mark_kind != 'command' AND mark_id != cause_id
+          AND mark_id != '', mark_reason, fresh_reason) AS reason,
+       at
+FROM (
+    SELECT *, if(own_reason != '' AND parent_reason = own_reason, '', own_reason)
+                  AS fresh_reason
+    FROM (
+        SELECT saga_id, saga_type, cause.9 AS step, cause.8 AS service, cause.7 AS error,
+               cause.2 AS at, cause.4 AS cause_id, if(cause.4 != '', cause.11, '') AS own_reason,
+               if(parent_at > 0, parent.11, '') AS parent_reason, mark.4 AS mark_id,
+               mark.6 AS mark_kind, mark.11 AS mark_reason
+        FROM ({failure_causes_sql(scope)})
+    )
+)"""
 
 
 def _failing_sql(sagas_sql: str) -> str:
