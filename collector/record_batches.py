@@ -20,7 +20,7 @@ import logging
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import kafka
 from kafka.consumer.fetcher import Fetcher
@@ -70,6 +70,41 @@ class RawBatch:
         return f"RawBatch(offsets {self.base_offset}-{self.offset}, {self.count} records)"
 
 
+class Record(NamedTuple):
+    """The fields of a record that decoding reads, as kafka-python's ``ConsumerRecord`` names them."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+
+
+class ParsedRecords:
+    """Records of one partition that the Kafka client parsed already (confluent-kafka), as
+    :data:`Fields` tuples: they go to the decoding processes as they are, with no object per
+    record in between (``offset`` is the last offset, as with :class:`RawBatch`)."""
+
+    __slots__ = ("count", "fields", "offset", "partition", "topic")
+
+    def __init__(self, topic: str, partition: int, fields: list[Fields]) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.fields = fields
+        self.offset = fields[-1][0]
+        self.count = len(fields)
+
+    def records(self) -> list[Record]:
+        """One :class:`Record` per record (for decoding in the collector's own thread)."""
+        topic, partition = self.topic, self.partition
+        return [Record(topic, partition, *fields) for fields in self.fields]
+
+    def __repr__(self) -> str:
+        return f"ParsedRecords({self.topic}[{self.partition}] to {self.offset}, {self.count} records)"
+
+
 @dataclass(frozen=True)
 class DamagedBatch:
     """A batch that failed its CRC check or could not be parsed: the offsets it covers (from
@@ -83,9 +118,19 @@ class DamagedBatch:
         return self.message
 
 
+_BATCHES = (RawBatch, ParsedRecords)
+
+
+def as_records(items: list[Any]) -> list[Any]:
+    """A poll's list for one partition as record objects (parsed batches expanded)."""
+    if items and type(items[0]) is ParsedRecords:
+        return [record for item in items for record in item.records()]
+    return items
+
+
 def record_count(items: list[Any]) -> int:
-    """Records in a poll's list for one partition: kafka-python records or raw batches."""
-    if items and type(items[0]) is RawBatch:
+    """Records in a poll's list for one partition: records, raw or parsed batches."""
+    if items and type(items[0]) in _BATCHES:
         return sum(item.count for item in items)
     return len(items)
 
