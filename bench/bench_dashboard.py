@@ -37,6 +37,9 @@ TIME_RANGES = ("1h", "all")
 
 # One saga = 8 messages; position p (1-based) gives type, source, kind and step. Every 10th
 # saga fails at payment and compensates; every 97th stops after asking for shipping (stalled).
+# The last message lands 150 s before now (a saga's 8 messages span at most 144 s): data
+# newer than the clock would pin a range's end to the moving clock, so a rerun with no new
+# data could never reuse a cached answer, which on a live store it does.
 _SQL = """
 INSERT INTO messages (topic, partition, offset, kafka_time, event_time, ingest_time, kafka_key,
     trace_id, span_id, saga_id, saga_type, message_id, causation_id, kind, type, source, step,
@@ -78,7 +81,7 @@ FROM (
         multiIf(type = 'PaymentFailed', 'compensating', type = 'OrderCancelled', 'compensated',
                 type = 'OrderCompleted', 'completed', '') AS saga_status,
         if(step = 'release-stock', 'reserve-stock', '') AS compensates,
-        now64(3) - toIntervalSecond({span_s:UInt32}) + toIntervalMillisecond(
+        now64(3) - toIntervalSecond({span_s:UInt32} + 150) + toIntervalMillisecond(
             intDiv(s * {span_s:UInt32} * 1000, {sagas:UInt64})
             + (p - 1) * (500 + (s * 7919) % 20000)) AS t
     FROM numbers({messages:UInt64})
