@@ -19,7 +19,7 @@ import streamlit as st
 from sagascope.dashboard import runtime
 from sagascope.queries import (
     Alert,
-    CompensationPair,
+    CompensationSummary,
     CycleTimeStats,
     FailureCount,
     Flow,
@@ -128,8 +128,8 @@ def _failures(_q: SagaQueries, key: DataKey, f: SagaFilter) -> list[Any]:
 
 
 @_cache
-def _compensations(_q: SagaQueries, key: DataKey, f: SagaFilter) -> list[Any]:
-    return _q.compensations(f)
+def _compensation_summary(_q: SagaQueries, key: DataKey, f: SagaFilter, limit: int) -> Any:
+    return _q.compensation_summary(f, limit)
 
 
 @_cache
@@ -201,8 +201,8 @@ class CachedQueries:
     def failures(self, f: SagaFilter) -> list[FailureCount]:
         return _failures(self._q, self._key, f)
 
-    def compensations(self, f: SagaFilter) -> list[CompensationPair]:
-        return _compensations(self._q, self._key, f)
+    def compensation_summary(self, f: SagaFilter, limit: int) -> CompensationSummary:
+        return _compensation_summary(self._q, self._key, f, limit)
 
     def stalled(self, f: SagaFilter) -> list[StalledSaga]:
         return _stalled(self._q, self._key, f)

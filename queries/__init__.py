@@ -25,9 +25,11 @@ from sagascope.queries.exceptions import NotFound, QueryError
 from sagascope.queries.flows import causal_times
 from sagascope.queries.results import (
     FINISHED_STATUSES,
+    PAIR_STATES,
     STATUSES,
     AlertGroup,
     CompensationPair,
+    CompensationSummary,
     CycleTimeStats,
     FailureCount,
     Flow,
@@ -52,6 +54,7 @@ __all__ = [
     "ACK_ACTIONS",
     "FINISHED_STATUSES",
     "HIDDEN_PAYLOAD",
+    "PAIR_STATES",
     "SAGA_SORT_KEYS",
     "STATE_OPEN",
     "STATE_RESOLVED",
@@ -60,6 +63,7 @@ __all__ = [
     "Alert",
     "AlertGroup",
     "CompensationPair",
+    "CompensationSummary",
     "CycleTimeStats",
     "FailureCount",
     "Flow",

@@ -7,10 +7,16 @@ complete when its completion event arrives.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
-from sagascope.queries.results import CompensationPair, FailureCount, SagaFilter
+from sagascope.queries.exceptions import QueryError
+from sagascope.queries.results import (
+    PAIR_STATES,
+    CompensationPair,
+    CompensationSummary,
+    FailureCount,
+    SagaFilter,
+)
 from sagascope.queries.state import StateQuery
 from sagascope.store.timetext import as_utc
 
@@ -37,80 +43,86 @@ def failure_causes_sql(scope: str) -> str:
     ``ce_sagastatus``, a status rule or ``ce_compensates``), in arrival order. The cause is the
     event the mark answered (its causation, else the message heard before it); when the mark
     answered a command, the mark reported the failure itself. Tuples: (Kafka time, event
-    time, offset, message id, causation id, kind, type, source, step or type, is mark);
-    ``parent_id`` is the message id of what the cause answered. Needs ``failure_types``.
+    time, offset, message id, causation id, kind, type, source, step or type, is mark, reason);
+    ``parent`` is the message that the cause answered (index 0 without one). Needs
+    ``failure_types``.
     """
+    # One layer per derived value: an alias used twice in one SELECT is expanded at each use
+    # (the whole sorted array again), which cost more than the data (0.2 s on 1,000 rows).
     return f"""
-SELECT saga_id, any(saga_type) AS saga_type,
-       arraySort(x -> (x.1, x.2, x.3), groupArray(tuple(
-           kafka_time, event_time, offset, message_id, causation_id, toString(kind),
-           toString(type), toString(source), if(step != '', toString(step), toString(type)),
-           saga_status IN ('failed', 'compensating', 'compensated') OR compensates != ''
-               OR (saga_status = '' AND has({{failure_types:Array(String)}}, type))))) AS seq,
-       arrayFirstIndex(x -> x.10, seq) AS mark_at,
-       seq[mark_at] AS mark,
-       arrayFirstIndex(x -> x.4 != '' AND x.4 = mark.5, seq) AS by_causation,
-       if(by_causation > 0, by_causation, mark_at - 1) AS before,
-       if(before = 0 OR seq[before].6 = 'command', mark, seq[before]) AS cause,
-       arrayFirstIndex(x -> x.4 != '' AND x.4 = cause.5, seq) AS cause_parent,
-       if(cause_parent > 0, seq[cause_parent].4, '') AS parent_id
-FROM messages
-WHERE {scope}
-GROUP BY saga_id
-HAVING mark_at > 0"""
+SELECT saga_id, saga_type, seq, mark_at, mark, cause, parent_at, seq[parent_at] AS parent
+FROM (
+    SELECT saga_id, saga_type, seq, mark_at, mark, cause,
+           arrayFirstIndex(x -> x.4 != '' AND x.4 = cause.5, seq) AS parent_at
+    FROM (
+        SELECT saga_id, saga_type, seq, mark_at, mark,
+               if(before = 0 OR seq[before].6 = 'command', mark, seq[before]) AS cause
+        FROM (
+            SELECT saga_id, saga_type, seq, mark_at, mark,
+                   arrayFirstIndex(x -> x.4 != '' AND x.4 = mark.5, seq) AS by_causation,
+                   if(by_causation > 0, by_causation, mark_at - 1) AS before
+            FROM (
+                SELECT saga_id, saga_type, seq, mark_at, seq[mark_at] AS mark
+                FROM (
+                    SELECT saga_id, any(saga_type) AS saga_type,
+                           arraySort(x -> (x.1, x.2, x.3), groupArray(tuple(
+                               kafka_time, event_time, offset, message_id, causation_id,
+                               toString(kind), toString(type), toString(source),
+                               if(step != '', toString(step), toString(type)),
+                               saga_status IN ('failed', 'compensating', 'compensated')
+                                   OR compensates != ''
+                                   OR (saga_status = ''
+                                       AND has({{failure_types:Array(String)}}, type)),
+                               {_reason_expr()}))) AS seq,
+                           arrayFirstIndex(x -> x.10, seq) AS mark_at
+                    FROM messages
+                    WHERE {scope}
+                    GROUP BY saga_id
+                    HAVING mark_at > 0
+                )
+            )
+        )
+    )
+)"""
 
 
-def _reasons(q: StateQuery, saga_ids: list[str], message_ids: list[str]) -> dict[str, str]:
-    """The reason each of these messages gives (read only for them: JSON is costly)."""
-    ids = sorted({m for m in message_ids if m})
-    if not ids:
-        return {}
-    rows = q.run(
-        f"SELECT message_id, any({_reason_expr()}) FROM messages "
-        "WHERE saga_id IN {sagas:Array(String)} AND message_id IN {ids:Array(String)} "
-        "GROUP BY message_id",
-        {"sagas": sorted(set(saga_ids)), "ids": ids},
-    ).rows
-    return {str(m): str(r) for m, r in rows}
-
-
-def _cause_rows(q: StateQuery, scope: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """(saga id, saga type, step, service, cause type, reason, cause event time) per saga.
+def cause_rows_sql(scope: str) -> str:
+    """Per failing saga in ``scope``: ``saga_id, saga_type, step, service, error, reason, at``.
 
     The reason is the cause's own; one it only copied from the command it answers (a payload
     passed along with an earlier attempt's error) is stale, and then the mark's counts when
-    the mark is an event.
+    the mark is an event. A message without an id gives no reason (nothing names it).
     """
-    # Scalars, not the tuples: converting nested values costs more than the query.
-    rows = q.run(
-        f"SELECT saga_id, saga_type, cause.2, cause.4, cause.7, cause.8, cause.9, mark.4, "
-        f"mark.6, parent_id FROM ({failure_causes_sql(scope)})",
-        {**params, "failure_types": q.failure_types()},
-    ).rows
-    reasons = _reasons(q, [r[0] for r in rows], [m for r in rows for m in (r[3], r[7], r[9])])
-    out = []
-    for saga_id, saga_type, at, cause_id, type_, source, step, mark_id, mark_kind, parent in rows:
-        reason = reasons.get(cause_id, "") if cause_id else ""
-        if reason and parent and reasons.get(parent, "") == reason:
-            reason = ""
-        if not reason and mark_kind != "command" and mark_id != cause_id:
-            reason = reasons.get(mark_id, "")
-        out.append((saga_id, saga_type, step, source, type_, reason, at))
-    return out
+    return f"""
+SELECT saga_id, saga_type, step, service, error,
+       if(fresh_reason = '' AND mark_kind != 'command' AND mark_id != cause_id
+          AND mark_id != '', mark_reason, fresh_reason) AS reason,
+       at
+FROM (
+    SELECT *, if(own_reason != '' AND parent_reason = own_reason, '', own_reason)
+                  AS fresh_reason
+    FROM (
+        SELECT saga_id, saga_type, cause.9 AS step, cause.8 AS service, cause.7 AS error,
+               cause.2 AS at, cause.4 AS cause_id, if(cause.4 != '', cause.11, '') AS own_reason,
+               if(parent_at > 0, parent.11, '') AS parent_reason, mark.4 AS mark_id,
+               mark.6 AS mark_kind, mark.11 AS mark_reason
+        FROM ({failure_causes_sql(scope)})
+    )
+)"""
+
+
+def _failing_sql(sagas_sql: str) -> str:
+    """The sagas of ``sagas_sql`` (the saga state) whose marker is in ``markers``."""
+    return f"SELECT saga_id, status FROM ({sagas_sql}) WHERE has({{markers:Array(String)}}, marker)"
 
 
 def failing_sagas(
     q: StateQuery, filters: SagaFilter | None, markers: tuple[str, ...] = FAILING_MARKERS
 ) -> dict[str, str]:
-    """Saga id -> current status of the sagas ``filters`` match whose marker is in ``markers``.
-
-    One pass over the saga state; the questions about these sagas then read their messages
-    by primary key (``saga_id IN`` a list), not through the state again.
-    """
+    """Saga id -> current status of the sagas ``filters`` match whose marker is in ``markers``."""
     sql, params = q.sagas_sql(filters)
     params["markers"] = list(markers)
-    rows = q.run(f"SELECT saga_id, status FROM ({sql}) WHERE has({{markers:Array(String)}}, marker)",
-                 params).rows
+    rows = q.run(_failing_sql(sql), params).rows
     return {str(saga_id): str(status) for saga_id, status in rows}
 
 
@@ -118,25 +130,27 @@ def failures(q: StateQuery, filters: SagaFilter | None) -> list[FailureCount]:
     """Failing sagas by cause: saga type, step, service, message type and reason, and status.
 
     A saga counts once, at the message that failed it (see ``failure_causes_sql``); its undo
-    commands are compensations, never counted here.
+    commands are compensations, never counted here. One query: the failing sagas are read
+    from the saga state and their messages by primary key (``saga_id IN`` a subquery).
     """
-    statuses = failing_sagas(q, filters)
-    if not statuses:
-        return []
-    rows = _cause_rows(q, "saga_id IN {ids:Array(String)}", {"ids": sorted(statuses)})
-    groups: dict[tuple[str, ...], list[Any]] = {}
-    for saga_id, saga_type, step, service, error, reason, at in rows:
-        key = (saga_type, step, service, error, reason, statuses[saga_id])
-        group = groups.setdefault(key, [0, at, saga_id])
-        group[0] += 1
-        group[1] = max(group[1], at)
-        group[2] = min(group[2], saga_id)
+    sql, params = q.sagas_sql(filters)
+    failing = _failing_sql(sql)
+    rows = q.run(
+        f"""
+SELECT c.saga_type, c.step, c.service, c.error, c.reason, f.status, count(), max(c.at),
+       min(c.saga_id)
+FROM ({cause_rows_sql(f"saga_id IN (SELECT saga_id FROM ({failing}))")}) AS c
+INNER JOIN ({failing}) AS f ON f.saga_id = c.saga_id
+GROUP BY c.saga_type, c.step, c.service, c.error, c.reason, f.status""",
+        {**params, "markers": list(FAILING_MARKERS), "failure_types": q.failure_types()},
+    ).rows
     out = [
         FailureCount(
-            saga_type=k[0], step=k[1], service=k[2], error=k[3], count=n, sagas=n,
-            last_seen=as_utc(last), example_saga_id=example, reason=k[4], status=k[5],
+            saga_type=saga_type, step=step, service=service, error=error, count=int(n),
+            sagas=int(n), last_seen=as_utc(last), example_saga_id=example, reason=reason,
+            status=status,
         )
-        for k, (n, last, example) in groups.items()
+        for saga_type, step, service, error, reason, status, n, last, example in rows
     ]
     out.sort(key=lambda f: (-f.count, f.saga_type, f.step, f.service, f.error, f.reason,
                             f.status))
@@ -145,22 +159,125 @@ def failures(q: StateQuery, filters: SagaFilter | None) -> list[FailureCount]:
 
 def failure_of(q: StateQuery, saga_id: str, status: str) -> FailureCount | None:
     """The cause of one failing saga (as ``failures`` counts it), or None if none is marked."""
-    rows = _cause_rows(q, "saga_id = {saga_id:String}", {"saga_id": saga_id})
+    rows = q.run(
+        f"SELECT saga_type, step, service, error, reason, at FROM "
+        f"({cause_rows_sql('saga_id = {saga_id:String}')})",
+        {"saga_id": saga_id, "failure_types": q.failure_types()},
+    ).rows
     if not rows:
         return None
-    _, saga_type, step, service, error, reason, at = rows[0]
+    saga_type, step, service, error, reason, at = rows[0]
     return FailureCount(
         saga_type=saga_type, step=step, service=service, error=error, count=1, sagas=1,
         last_seen=as_utc(at), example_saga_id=saga_id, reason=reason, status=status,
     )
 
 
+#: Words in a message type that say it reports a failure (lower case).
 _FAILURE_WORDS = ("fail", "declin", "reject", "error")
 
 
-def _reports_failure(type_: str, saga_status: str) -> bool:
-    lowered = type_.lower()
-    return saga_status == "failed" or any(word in lowered for word in _FAILURE_WORDS)
+def _reports_failure_sql(message: str) -> str:
+    """SQL: the message tuple ``message`` (``pairs_sql``'s layout) reports a failure."""
+    words = ", ".join(f"'{w}'" for w in _FAILURE_WORDS)
+    return f"({message}.9 = 'failed' OR multiSearchAny(lowerUTF8({message}.6), [{words}]))"
+
+
+def pairs_sql(undoing: str, scope: str) -> str:
+    """One row per step a saga in ``undoing`` (a subquery of saga ids) did and had to undo.
+
+    A step needs an undo when some saga of its type in ``scope`` compensated it (``steps``).
+    Per saga, its messages (every event, and the undo commands) in arrival order are tuples
+    (Kafka time, event time, id, causation id, kind, type, step, compensates, saga status,
+    saga type, position). ``done`` is the saga's last event of the step; a step whose last
+    event reports a failure was not done, so there is nothing to undo. ``asked`` are the
+    messages undoing it; the completion is the first event that answers an undo command
+    (caused by it, or of its step) or itself carries ``ce_compensates`` for the step.
+    """
+    return f"""
+SELECT saga_id, saga_type, step, done.2 AS done_at,
+       arraySort(arrayDistinct(arrayConcat(arrayMap(x -> x.6, asked),
+                                           if(completion_at > 0, [completion.6], []))))
+           AS undo_types,
+       length(asked) > 0 AS was_asked, asked[1].2 AS undo_at,
+       if(length(request_ids) > 0, length(request_ids),
+          length(arrayDistinct(arrayFilter(i -> i != '', arrayMap(x -> x.3, asked))))
+          + countEqual(arrayMap(x -> x.3, asked), '')) AS undo_count,
+       multiIf(completion_at > 0 AND {_reports_failure_sql("completion")}, 'failed',
+               length(request_ids) > 1, 'duplicated',
+               length(asked) = 0, 'missing',
+               completion_at = 0, 'pending', 'completed') AS state,
+       completion_at > 0 AS completed, completion.2 AS completed_at,
+       if(completion_at > 0, completion.6, '') AS completion_type
+FROM (
+    SELECT saga_id, saga_type, step, seq, done, asked, request_ids,
+           arrayFirstIndex(x -> x.5 != 'command' AND (x.8 = step OR has(request_ids, x.4)
+                                OR (x.7 != '' AND has(request_steps, x.7))), seq)
+               AS completion_at,
+           seq[completion_at] AS completion
+    FROM (
+        SELECT saga_id, saga_type, step, seq,
+               arrayLastIndex(x -> x.8 = '' AND x.7 = step AND x.5 != 'command', seq) AS done_at,
+               seq[done_at] AS done,
+               arrayFilter(x -> x.8 = step, seq) AS asked,
+               arrayFilter(x -> x.5 = 'command', asked) AS requests,
+               arrayDistinct(arrayFilter(i -> i != '', arrayMap(x -> x.3, requests)))
+                   AS request_ids,
+               arrayDistinct(arrayFilter(s -> s != '', arrayMap(x -> x.7, requests)))
+                   AS request_steps
+        FROM (
+            SELECT s.saga_id AS saga_id, s.saga_type AS saga_type, s.seq AS seq,
+                   needs.steps AS steps
+            FROM (
+                SELECT saga_id, arrayFirst(t -> t != '', arrayMap(x -> x.10, seq)) AS saga_type,
+                       seq
+                FROM (
+                    SELECT saga_id, arraySort(x -> (x.1, x.2, x.11), groupArray(tuple(
+                               kafka_time, event_time, message_id, causation_id,
+                               toString(kind), toString(type), toString(step),
+                               toString(compensates), toString(saga_status),
+                               toString(saga_type), tuple(topic, partition, offset)))) AS seq
+                    FROM messages
+                    WHERE saga_id IN ({undoing}) AND (kind != 'command' OR compensates != '')
+                    GROUP BY saga_id
+                )
+            ) AS s
+            INNER JOIN (
+                SELECT saga_type, groupUniqArray(toString(compensates)) AS steps
+                FROM messages WHERE {scope} AND compensates != '' GROUP BY saga_type
+            ) AS needs ON needs.saga_type = s.saga_type
+        )
+        ARRAY JOIN steps AS step
+    )
+    WHERE done_at > 0 AND NOT {_reports_failure_sql("done")}
+)"""
+
+
+#: The columns of a ``CompensationPair``, in ``pairs_sql``'s names and its field order.
+_PAIR_COLUMNS = ("saga_id, saga_type, step, done_at, undo_types, was_asked, undo_at, undo_count, "
+                 "state, completed, completed_at, completion_type")
+
+
+def _pair(row: tuple[Any, ...]) -> CompensationPair:
+    (saga_id, saga_type, step, done_at, undo_types, was_asked, undo_at, undo_count, state,
+     completed, completed_at, completion_type) = row
+    return CompensationPair(
+        saga_id=saga_id, saga_type=saga_type, step=step, done_at=as_utc(done_at),
+        undo_types=tuple(undo_types), undo_at=as_utc(undo_at) if was_asked else None,
+        undo_count=int(undo_count), state=state,
+        completed_at=as_utc(completed_at) if completed else None,
+        completion_type=completion_type,
+    )
+
+
+def _pairs_query(q: StateQuery, filters: SagaFilter | None) -> tuple[str, dict[str, Any]]:
+    """``pairs_sql`` over the sagas marked compensating or compensated, and any with an undo."""
+    scope, params = q.message_scope(filters)
+    sql, state_params = q.sagas_sql(filters)
+    undoing = (f"SELECT saga_id FROM ({_failing_sql(sql)}) UNION ALL "
+               f"SELECT saga_id FROM messages WHERE {scope} AND compensates != ''")
+    return pairs_sql(undoing, scope), {**params, **state_params,
+                                       "markers": ["compensating", "compensated"]}
 
 
 def compensations(q: StateQuery, filters: SagaFilter | None) -> list[CompensationPair]:
@@ -169,89 +286,42 @@ def compensations(q: StateQuery, filters: SagaFilter | None) -> list[Compensatio
     A step needs an undo when some saga of its type has ever compensated it (learned from
     traffic) and the saga did it (its last event there does not report a failure). An undo is
     the message carrying ``ce_compensates``; it is complete when an event answers it (caused
-    by it, or of the undo's step, or itself an event carrying ``ce_compensates``).
+    by it, or of the undo's step, or itself an event carrying ``ce_compensates``). Paired in
+    one query (see ``pairs_sql``).
     """
-    scope, params = q.message_scope(filters)
-    comp = q.run(
-        f"SELECT DISTINCT saga_type, compensates FROM messages "
-        f"WHERE {scope} AND compensates != ''",
-        params,
-    ).rows
-    if not comp:
-        return []
-    needs_undo: dict[str, set[str]] = {}
-    for saga_type, step in comp:
-        needs_undo.setdefault(saga_type, set()).add(step)
-    undoing = set(failing_sagas(q, filters, ("compensating", "compensated")))
-    undoing.update(str(r[0]) for r in q.run(
-        f"SELECT DISTINCT saga_id FROM messages WHERE {scope} AND compensates != ''", params
-    ).rows)
-    if not undoing:
-        return []
-    # Flat rows (one per message), grouped here: nested arrays cost more to convert.
-    result = q.run(
-        """
-SELECT saga_id, saga_type, kafka_time, event_time, message_id, causation_id, toString(kind),
-       toString(type), toString(step), toString(compensates), toString(saga_status)
-FROM messages
-WHERE saga_id IN {ids:Array(String)} AND (kind != 'command' OR compensates != '')
-ORDER BY saga_id, kafka_time, event_time""",
-        {"ids": sorted(undoing)},
-    )
-    out: list[CompensationPair] = []
-    for saga_id, group in itertools.groupby(result.rows, key=lambda r: r[0]):
-        rows = list(group)
-        saga_type = next((r[1] for r in rows if r[1]), "")
-        messages = [tuple(r[2:]) for r in rows]
-        out.extend(_pair_saga(saga_id, saga_type, messages, needs_undo.get(saga_type, set())))
+    sql, params = _pairs_query(q, filters)
+    out = [_pair(row) for row in q.run(f"SELECT {_PAIR_COLUMNS} FROM ({sql})", params).rows]
     out.sort(key=lambda p: (p.done_at, p.saga_id, p.step))
     return out
 
 
-def _pair_saga(
-    saga_id: str, saga_type: str, seq: list[Any], steps: set[str]
-) -> list[CompensationPair]:
-    """The pairs of one saga from its messages ``(kafka, event, id, cause, kind, type, step,
-    compensates, status)`` in arrival order."""
-    last_event: dict[str, tuple[Any, ...]] = {}
-    undos: dict[str, list[tuple[Any, ...]]] = {}
-    for m in seq:
-        if m[7]:
-            undos.setdefault(m[7], []).append(m)
-        elif m[6] in steps and m[4] != "command":
-            last_event[m[6]] = m
-    out = []
-    for step, done in last_event.items():
-        if _reports_failure(done[5], done[8]):
-            continue
-        asked = undos.get(step, [])
-        ids = {m[2] or f"#{i}" for i, m in enumerate(asked)}
-        requests = [m for m in asked if m[4] == "command"]
-        request_steps = {m[6] for m in requests if m[6]}
-        request_ids = {m[2] for m in requests if m[2]}
-        completion = next(
-            (m for m in seq if m[4] != "command" and m not in requests and (
-                m[7] == step or m[3] in request_ids or (m[6] and m[6] in request_steps))),
-            None,
-        )
-        if completion is not None and _reports_failure(completion[5], completion[8]):
-            state = "failed"
-        elif len({m[2] for m in requests if m[2]}) > 1:
-            state = "duplicated"
-        elif not asked:
-            state = "missing"
-        elif completion is None:
-            state = "pending"
-        else:
-            state = "completed"
-        out.append(CompensationPair(
-            saga_id=saga_id, saga_type=saga_type, step=step, done_at=as_utc(done[1]),
-            undo_types=tuple(sorted({m[5] for m in asked} | (
-                {completion[5]} if completion is not None else set()))),
-            undo_at=as_utc(asked[0][1]) if asked else None,
-            undo_count=len(request_ids) or len(ids),
-            state=state,
-            completed_at=as_utc(completion[1]) if completion is not None else None,
-            completion_type=completion[5] if completion is not None else "",
-        ))
-    return out
+def compensation_summary(
+    q: StateQuery, filters: SagaFilter | None, limit: int
+) -> CompensationSummary:
+    """The pairs per state and the first ``limit`` of them, problems first, latest first.
+
+    What a page shows of ``compensations``: ClickHouse counts and orders every pair, and only
+    the ``limit`` pairs per state that can be shown leave it.
+    """
+    if limit < 1:
+        raise QueryError(f"limit must be at least 1, got {limit}")
+    sql, params = _pairs_query(q, filters)
+    rows = q.run(
+        f"""
+SELECT state, n, p.1, p.2, p.3, p.4, p.5, p.6, p.7, p.8, p.9, p.10, p.11, p.12
+FROM (
+    SELECT state, count() AS n,
+           arraySlice(arraySort(x -> (-toUnixTimestamp64Micro(x.4), x.1, x.3),
+                                groupArray(tuple({_PAIR_COLUMNS}))), 1, {{limit:UInt32}}) AS top
+    FROM ({sql})
+    GROUP BY state
+)
+ARRAY JOIN top AS p""",
+        {**params, "limit": int(limit)},
+    ).rows
+    counts = {str(r[0]): int(r[1]) for r in rows}
+    rank = {state: i for i, state in enumerate(PAIR_STATES)}
+    pairs = [_pair(r[2:]) for r in rows]
+    pairs.sort(key=lambda p: (rank.get(p.state, len(rank)), -p.done_at.timestamp(), p.saga_id,
+                              p.step))
+    return CompensationSummary(counts=counts, pairs=pairs[:limit], limit=limit)

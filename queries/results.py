@@ -291,6 +291,27 @@ class CompensationPair:
     completion_type: str = ""
 
 
+#: Pairing states, problems first: the order the pairing is shown in.
+PAIR_STATES = ("failed", "missing", "pending", "duplicated", "completed")
+
+
+@dataclass(frozen=True)
+class CompensationSummary:
+    """How many pairs are in each state, and the first pairs to look at.
+
+    ``pairs`` holds at most ``limit`` pairs in ``PAIR_STATES`` order (problems first), the
+    latest done first within a state; ``counts`` covers every pair.
+    """
+
+    counts: dict[str, int]
+    pairs: list[CompensationPair]
+    limit: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
 @dataclass(frozen=True)
 class ProcessNode:
     activity: str

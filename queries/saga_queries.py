@@ -27,6 +27,7 @@ from sagascope.queries.results import (
     FINISHED_STATUSES,
     STATUSES,
     CompensationPair,
+    CompensationSummary,
     CycleTimeStats,
     FailureCount,
     Flow,
@@ -318,6 +319,12 @@ class SagaQueries:
     def compensations(self, filters: SagaFilter | None = None) -> list[CompensationPair]:
         """Each undone step beside its undo; missing, failed or duplicated undos flagged."""
         return _failures.compensations(self._q, filters)
+
+    def compensation_summary(
+        self, filters: SagaFilter | None = None, limit: int = 500
+    ) -> CompensationSummary:
+        """Pairs per state and the first ``limit`` pairs, problems first (what a page shows)."""
+        return _failures.compensation_summary(self._q, filters, limit)
 
     def process_map(self, filters: SagaFilter | None = None, by: str = "type") -> ProcessMap:
         """Directly-follows graph (activities = message types, or steps) discovered from traffic."""

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 from sagascope.dashboard import _page, figures
-from sagascope.queries import SagaFilter
+from sagascope.queries import CompensationSummary, SagaFilter
 
-_PAIR_STATES = ("failed", "missing", "pending", "duplicated", "completed")
 #: Rows shown per table; the counts above each table cover all.
 MAX_ROWS = 500
 
@@ -28,11 +27,9 @@ def causes_table(failures: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def pairing_table(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Compensation pairs, problems (failed, missing, pending undos) first."""
-    rank = {state: i for i, state in enumerate(_PAIR_STATES)}
-    table = pairs.assign(_rank=pairs["state"].map(rank).fillna(len(rank)))
-    table = table.sort_values(["_rank", "done_at"], ascending=[True, False]).head(MAX_ROWS)
+def pairing_table(summary: CompensationSummary) -> pd.DataFrame:
+    """The summary's compensation pairs, in its order (problems first, latest first)."""
+    table = _page.frame(summary.pairs)
     return pd.DataFrame({
         "state": table["state"],
         "saga": table["saga_id"],
@@ -77,7 +74,11 @@ def _failures(filters: SagaFilter) -> None:
     event = st.dataframe(
         table.head(MAX_ROWS), hide_index=True, width="stretch", key="failures_table",
         on_select="rerun", selection_mode="single-row",
-        column_config={"last seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+        column_config={
+            "last seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            # Wide enough for "card not updated in time"; the full text shows on hover.
+            "reason": st.column_config.TextColumn(width="medium"),
+        },
     )
     chosen = _page.selected_row(event)
     if chosen is not None:
@@ -89,11 +90,11 @@ def _failures(filters: SagaFilter) -> None:
 
 
 def _compensations(filters: SagaFilter) -> None:
-    pairs = _page.frame(_page.ask().compensations(filters))
-    if pairs.empty:
+    summary = _page.ask().compensation_summary(filters, MAX_ROWS)
+    if not summary.total:
         st.caption("No compensations in this range.")
         return
-    counts = pairs["state"].value_counts()
+    counts = summary.counts
     cols = st.columns(5)
     cols[0].metric("Undos completed", f"{int(counts.get('completed', 0)):,}")
     cols[1].metric("Undos pending", f"{int(counts.get('pending', 0)):,}",
@@ -105,9 +106,9 @@ def _compensations(filters: SagaFilter) -> None:
     if problems:
         st.warning(f"{problems} step(s) of compensating sagas were not undone cleanly.",
                    icon=":material/warning:")
-    if len(pairs) > MAX_ROWS:
-        st.caption(f"Showing {MAX_ROWS} of {len(pairs):,} pairs, problems first.")
-    table = pairing_table(pairs)
+    if summary.total > len(summary.pairs):
+        st.caption(f"Showing {len(summary.pairs):,} of {summary.total:,} pairs, problems first.")
+    table = pairing_table(summary)
     event = st.dataframe(
         table, hide_index=True, width="stretch", key="compensations_table",
         on_select="rerun", selection_mode="single-row",

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 from sagascope.dashboard import _page, figures
-from sagascope.queries import SagaFilter
+from sagascope.queries import ProcessMap, SagaFilter
 
 VARIANT_LIMIT = 20
 _OVERLAYS = {"frequency": "Frequency", "duration": "Duration (median · p95)"}
@@ -63,38 +63,27 @@ def _choose_type() -> str | None:
     return str(st.session_state[key])
 
 
-def render() -> None:
-    st.title("Process map")
-    if _page.empty_store_notice():
-        return
-    saga_type = _choose_type()
-    if saga_type is None:
-        st.info("No saga types yet.", icon=":material/account_tree:")
-        return
-    overlay_key = _page.url_bound("overlay", "frequency", strict=True)
-    if st.session_state.get(overlay_key) not in _OVERLAYS:
-        st.session_state[overlay_key] = "frequency"
-    st.segmented_control("Arrows show", list(_OVERLAYS), key=overlay_key,
-                         format_func=lambda key: _OVERLAYS.get(key, key))
+def _choose_overlay() -> str:
+    """The arrows' overlay (frequency or duration), bound to the URL."""
+    key = _page.url_bound("overlay", "frequency", strict=True)
+    if st.session_state.get(key) not in _OVERLAYS:
+        st.session_state[key] = "frequency"
+    st.segmented_control("Arrows show", list(_OVERLAYS), key=key,
+                         format_func=lambda name: _OVERLAYS.get(name, name))
     _page.sync_url({"overlay": "frequency"})
-    overlay = str(st.session_state.get(overlay_key) or "frequency")
-    filters = SagaFilter(time_from=_page.range_start(), saga_type=saga_type)
-    ask = _page.ask()
-    graph = ask.process_map(filters)
-    if not graph.edges:
-        st.info(f"No transitions of {saga_type} in this range yet.",
-                icon=":material/account_tree:")
-        return
-    live = ask.waiting_by_step(SagaFilter(saga_type=saga_type))
-    time_range = str(st.session_state.get(_page.url_key("range"), ""))
+    return str(st.session_state.get(key) or "frequency")
+
+
+def _map(graph: ProcessMap, live: dict[str, dict[str, int]], saga_type: str, overlay: str,
+         time_range: str) -> None:
+    """The counts above the map and the map itself, every step and arrow a link."""
     cols = st.columns(4)
     cols[0].metric("Sagas", f"{graph.sagas:,}")
     cols[1].metric("Steps", len(graph.nodes))
     cols[2].metric("Waiting now", sum(c.get("running", 0) for c in live.values()))
     cols[3].metric("Stalled now", sum(c.get("stalled", 0) for c in live.values()))
-    nodes, edges = _page.frame(graph.nodes), _page.frame(graph.edges)
     dot = figures.process_map_dot(
-        nodes, edges, overlay=overlay, live=live,
+        _page.frame(graph.nodes), _page.frame(graph.edges), overlay=overlay, live=live,
         node_link=lambda a: sagas_link(type=saga_type, step=a, range=time_range),
         edge_link=lambda a, b: sagas_link(**{"type": saga_type, "from": a, "to": b,
                                               "range": time_range}),
@@ -104,6 +93,10 @@ def render() -> None:
                "it, an arrow (or its label) to open the sagas that took it. Orange steps have "
                "stalled sagas right now (live, whatever the time range).")
 
+
+def _steps(nodes: pd.DataFrame, live: dict[str, dict[str, int]], saga_type: str,
+           time_range: str) -> None:
+    """The steps table; selecting a step opens its stalled sagas, else those through it."""
     st.subheader("Steps")
     table = steps_table(nodes, live, saga_type, time_range)
     event = st.dataframe(
@@ -119,25 +112,30 @@ def render() -> None:
             _page.open_sagas(type=saga_type, at=str(row["step"]), status="stalled", range="all")
         _page.open_sagas(type=saga_type, step=str(row["step"]), range=time_range)
 
+
+def _variants(filters: SagaFilter) -> None:
+    """The most frequent paths: a bar chart, a table, and each path in full."""
     st.subheader("Variants")
-    variants = _page.frame(ask.variants(filters, VARIANT_LIMIT))
+    variants = _page.frame(_page.ask().variants(filters, VARIANT_LIMIT))
     if variants.empty:
         st.caption("No variants.")
-    else:
-        st.plotly_chart(figures.variant_bars(variants), key="variants")
-        st.dataframe(
-            variants_table(variants), hide_index=True, width="stretch", key="variants_table",
-            column_config={
-                "share": st.column_config.ProgressColumn(format="percent", min_value=0.0,
-                                                         max_value=1.0, width="small"),
-                "path": st.column_config.TextColumn(width="large"),
-            },
-        )
-        with st.expander("Variant paths in full", expanded=False):
-            for i, row in enumerate(variants.to_dict("records"), start=1):
-                st.markdown(f"**V{i}** · {int(row['count']):,} sagas · "
-                            + " → ".join(f"`{a}`" for a in row["activities"]))
+        return
+    st.plotly_chart(figures.variant_bars(variants), key="variants")
+    st.dataframe(
+        variants_table(variants), hide_index=True, width="stretch", key="variants_table",
+        column_config={
+            "share": st.column_config.ProgressColumn(format="percent", min_value=0.0,
+                                                     max_value=1.0, width="small"),
+            "path": st.column_config.TextColumn(width="large"),
+        },
+    )
+    with st.expander("Variant paths in full", expanded=False):
+        for i, row in enumerate(variants.to_dict("records"), start=1):
+            st.markdown(f"**V{i}** · {int(row['count']):,} sagas · "
+                        + " → ".join(f"`{a}`" for a in row["activities"]))
 
+
+def _transition_times(edges: pd.DataFrame) -> None:
     with st.expander("Transition times"):
         table = edges.sort_values("count", ascending=False)
         st.dataframe(
@@ -148,6 +146,30 @@ def render() -> None:
             }),
             hide_index=True, width="stretch", key="transitions_table",
         )
+
+
+def render() -> None:
+    st.title("Process map")
+    if _page.empty_store_notice():
+        return
+    saga_type = _choose_type()
+    if saga_type is None:
+        st.info("No saga types yet.", icon=":material/account_tree:")
+        return
+    overlay = _choose_overlay()
+    filters = SagaFilter(time_from=_page.range_start(), saga_type=saga_type)
+    ask = _page.ask()
+    graph = ask.process_map(filters)
+    if not graph.edges:
+        st.info(f"No transitions of {saga_type} in this range yet.",
+                icon=":material/account_tree:")
+        return
+    live = ask.waiting_by_step(SagaFilter(saga_type=saga_type))
+    time_range = str(st.session_state.get(_page.url_key("range"), ""))
+    _map(graph, live, saga_type, overlay, time_range)
+    _steps(_page.frame(graph.nodes), live, saga_type, time_range)
+    _variants(filters)
+    _transition_times(_page.frame(graph.edges))
 
 
 if __name__ == "__main__":

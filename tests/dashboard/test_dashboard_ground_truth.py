@@ -36,6 +36,8 @@ CAUSES = {
     ("order", "insufficient_funds"): "PaymentDeclined",
     ("order", "out_of_stock"): "StockUnavailable",
     ("order-fulfillment", "card_expired"): "PaymentFailed",
+    # Fails only when the card update is lost: the payment service then times out.
+    ("order-fulfillment", "card_updated"): "PaymentFailed",
     ("order-fulfillment", "goods_unavailable"): "GoodsOutOfStock",
     ("shipment", "cancelled"): "InventoryShort",
     ("trip-booking", "hotel_unavailable"): "HotelUnavailable",
@@ -148,3 +150,19 @@ def test_failures_page_matches_the_demo_ground_truth(demo_store: Any) -> None:
         from sagascope.dashboard import runtime
 
         runtime.reset()
+
+
+def test_sql_pairing_equals_the_python_pairing_on_the_demo_store(demo_store: Any) -> None:
+    """Real demo traffic (every fault on): the one-query pairing and failure causes equal what
+    the previous Python pairing (``tests/failures_reference.py``) computes on the same store."""
+    import failures_reference
+    from sagascope.queries import failures as sql_pairing
+
+    store, _truths = demo_store
+    q = SagaQueries.from_settings(store, AlertSettings(default_threshold_s=6.0))._q
+    for filters in (SagaFilter(), SagaFilter(saga_type="trip-booking"),
+                    SagaFilter(status="compensated")):
+        expected_pairs = failures_reference.compensations(q, filters)
+        assert sql_pairing.compensations(q, filters) == expected_pairs, filters
+        assert sql_pairing.failures(q, filters) == failures_reference.failures(q, filters), filters
+    assert {p.state for p in failures_reference.compensations(q, SagaFilter())} >= {"completed"}

@@ -138,3 +138,46 @@ def test_ground_truth_keeps_the_latest_sagas_and_counts_them_all():
         truth.record(plan(n))
     assert [t.saga_id for t in truth.sagas()] == [plan(n).saga_id for n in range(8, 13)]
     assert truth.started == 12 == sum(truth.outcomes.values())
+
+
+def test_a_lost_card_update_times_out_into_a_failed_payment():
+    # The customer's new card never reaches the payment service, which waits only
+    # card_update_wait_s and then fails the payment: the saga fails, it does not stall.
+    answers_lost = DemoSettings(drop_rate=0, error_rate=0, service_faults=(
+        _override("customer", drop_rate=1.0),))
+    truth = expected_truth(SagaPlan(1, "f-1", "order-fulfillment", "card_updated"),
+                           _faults(answers_lost))
+    assert (truth.status, truth.lost) == ("failed", None)
+    assert truth.types == ["OrderPlaced", "RetrievePayment", "CardUpdateRequested",
+                           "PaymentFailed"]
+    assert truth.messages[-1].saga_status == "failed"
+
+
+def test_a_lost_card_request_times_out_too_and_the_timeout_itself_can_be_lost():
+    # The payment service loses everything it sends: first its card-update request (so the
+    # customer is never asked), then the PaymentFailed of its timeout, which stalls the saga.
+    lossy_payment = DemoSettings(drop_rate=0, error_rate=0, service_faults=(
+        _override("payment", drop_rate=1.0),))
+    truth = expected_truth(SagaPlan(1, "f-2", "order-fulfillment", "card_updated"),
+                           _faults(lossy_payment))
+    assert truth.status == "stalled"
+    assert truth.lost is not None and truth.lost.type == "PaymentFailed"
+    assert truth.types == ["OrderPlaced", "RetrievePayment"]
+
+
+def test_a_lost_event_sent_beside_the_next_command_does_not_stall_the_saga():
+    # Shipping sends OrderShipped and NotifyCustomer from one handler run: losing the event
+    # (which nobody waits for) leaves the notification, so the saga still completes.
+    clean = expected_truth(SagaPlan(1, "s-0", "shipment", "ok"),
+                           _faults(DemoSettings(drop_rate=0, error_rate=0)))
+    lossy = DemoSettings(drop_rate=0, error_rate=0, service_faults=(
+        _override("shipping", drop_rate=0.5),))
+    shipping = resolve_faults(lossy, "shipping")
+    sent = [m.type for m in clean.messages if m.source == "shipping"]
+    # A saga whose only lost shipping message is OrderShipped (the decisions are seeded).
+    saga_id = next(f"s-{n}" for n in range(1, 500)
+                   if [shipping.drops(f"s-{n}", t, 1) for t in sent]
+                   == [t == "OrderShipped" for t in sent])
+    truth = expected_truth(SagaPlan(1, saga_id, "shipment", "ok"), _faults(lossy))
+    assert (truth.status, truth.lost) == ("completed", None)
+    assert truth.types == [t for t in clean.types if t != "OrderShipped"]

@@ -1,0 +1,83 @@
+"""A group silenced on the Alerts page is not notified by the alerter; the other groups are.
+
+The silence is set as a user sets it (select the group's row, press "Silence") on the real
+page, written to the store through the dashboard's one write; the real alerter then evaluates
+the same store and notifies a recording sink.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sagascope.alerter import Alerter
+from sagascope.queries import SagaQueries
+from seeding import SagaScript, order_saga, seed
+
+from sagascope.settings import AlertSettings, Settings
+
+THRESHOLD_S = 60.0
+
+
+class RecordingSink:
+    """Keeps what the alerter sends (the real sinks have their own tests)."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, alert: Any) -> None:
+        self.sent.append(alert)
+
+    def flush(self, timeout_s: float) -> bool:
+        return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        pass
+
+
+def _stalled_shipment(saga_id: str, start: datetime) -> SagaScript:
+    saga = SagaScript(saga_id, "shipment", start=start)
+    saga.command("ShipOrder", "shop", step="ShipOrder", after_s=0)
+    saga.command("ChargePayment", "shipping", step="ChargePayment")
+    return saga
+
+
+def test_a_group_silenced_on_the_page_is_not_notified(empty_store: Any, open_page: Any) -> None:
+    store = empty_store
+    now = datetime.now(UTC)
+    seed(store, order_saga("order-stuck-1", "stalled", start=now - timedelta(hours=1)),
+         _stalled_shipment("ship-stuck-1", now - timedelta(hours=1)))
+    alert_settings = AlertSettings(default_threshold_s=THRESHOLD_S)
+    sink = RecordingSink()
+    alerter = Alerter(store, SagaQueries.from_settings(store, alert_settings), alert_settings,
+                      [sink], "http://dashboard.test")
+    first = alerter.evaluate_once()
+    assert sorted(a.saga_id for a in first.opened) == ["order-stuck-1", "ship-stuck-1"]
+    assert len(sink.sent) == 2
+
+    # On call, silence the order group for an hour, as a user does on the page.
+    at = open_page("alerts", store, Settings(alerts=alert_settings), range="all")
+    groups = next(f.value for f in at.dataframe if "newest opened" in f.columns)
+    row = next(i for i, r in enumerate(groups.to_dict("records"))
+               if r["saga type"] == "order-fulfillment")
+    at.session_state["alert_groups"] = {"selection": {"rows": [row], "columns": [],
+                                                      "cells": []}}
+    at.run()
+    at.text_input(key="ack_by").input("dana")
+    at.selectbox(key="silence_for").select("1 hour")
+    at.button(key="silence_button").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    handled = next(f.value for f in at.dataframe if "newest opened" in f.columns)["handled"]
+    assert [h for h in handled if h.startswith("silenced by dana at ") and " until " in h], \
+        list(handled)
+
+    # Both groups get a new stalled saga: only the one not silenced is notified.
+    sent_before = len(sink.sent)
+    seed(store, order_saga("order-stuck-2", "stalled", start=now - timedelta(minutes=30)),
+         _stalled_shipment("ship-stuck-2", now - timedelta(minutes=30)))
+    second = alerter.evaluate_once()
+    assert sorted(a.saga_id for a in second.opened) == ["order-stuck-2", "ship-stuck-2"]
+    assert second.silenced == 1
+    assert [a.saga_id for a in sink.sent[sent_before:]] == ["ship-stuck-2"]

@@ -1,0 +1,105 @@
+"""A lost card update: the payment service times out, and the ground truth says so too.
+
+The customer service drops every ``CardUpdated`` it sends. The payment service, which waits
+``demo.card_update_wait_s`` for the new card, then fails the payment ("card not updated in
+time"). The demo's ground truth must predict exactly that (a failed saga ending in
+``PaymentFailed``, not a stalled one), and the store, fed by the real broker and collector,
+must agree with it saga by saga.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sagascope.collector import Collector
+from sagascope.demo_services import DemoRunner, SagaTruth
+from sagascope.queries import SagaFilter, SagaQueries
+
+from sagascope.settings import AlertSettings, DemoSettings, ServiceFaults, load_settings
+
+pytestmark = pytest.mark.slow
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "sagascope.toml"
+
+
+def _card_loss_settings() -> DemoSettings:
+    """24 sagas, every one a failure scenario; no fault but the customer losing its answers.
+
+    Seed 7 plans two ``card_updated`` sagas (the customer answers, the answer is lost) and
+    three ``card_expired`` ones among the six order-fulfillment sagas; the test asserts it.
+    """
+    return DemoSettings(
+        rate=40.0, max_sagas=24, seed=7, failure_rate=0.7, drop_rate=0.0, duplicate_rate=0.0,
+        error_rate=0.0, latency_ms=2.0, clock_skew_s=0.0, card_update_wait_s=1.0,
+        service_faults=(ServiceFaults(service="customer", drop_rate=1.0),),
+        topic_prefix=f"card{os.getpid()}.", run_id="ct", partitions=2,
+        max_poll_interval_ms=3000,
+    )
+
+
+@pytest.fixture(scope="module")
+def card_loss_run(bootstrap_servers: str, chdb_path: str,
+                  ) -> Iterator[tuple[list[SagaTruth], SagaQueries]]:
+    from sagascope.store import ChdbStore, ensure_schema
+
+    shipped = load_settings(REPO_CONFIG)
+    demo = _card_loss_settings()
+    prefix = demo.topic_prefix
+    collector_settings = dataclasses.replace(
+        shipped.collector, group_id=f"{prefix}collector", include=f"{re.escape(prefix)}.*",
+        telemetry_topic=f"{prefix}spans", flush_interval_s=0.3, max_poll_interval_ms=3000,
+    )
+    store = ChdbStore(chdb_path, f"card_truth_{prefix.strip('.')}")
+    ensure_schema(store)
+    runner = DemoRunner(demo, bootstrap_servers, telemetry_topic=collector_settings.telemetry_topic)
+    runner.start(traffic=False)
+    collector = Collector(store, bootstrap_servers, collector_settings, collector_id="card")
+    queries = SagaQueries.from_settings(store, AlertSettings(default_threshold_s=30.0))
+    try:
+        collector.start()
+        assert collector.ready.wait(60), "collector got no partitions"
+        runner.wait_ready(30)
+        assert runner.traffic is not None
+        runner.traffic.start()
+        assert runner.traffic.wait_finished(60)
+        truths = runner.ground_truth.sagas()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            stored = {s.saga_id: s.status for s in queries.sagas(SagaFilter(), limit=1000)}
+            if all(stored.get(t.saga_id) == t.status for t in truths):
+                break
+            time.sleep(0.5)
+        yield truths, queries
+    finally:
+        runner.stop()
+        collector.stop()
+        store.command(f"DROP DATABASE IF EXISTS {store.database}")
+
+
+def test_a_lost_card_update_fails_the_payment_in_truth_and_in_store(card_loss_run: Any) -> None:
+    truths, queries = card_loss_run
+    timed_out = [t for t in truths if t.plan.scenario == "card_updated"]
+    assert len(timed_out) == 2, "seed 7 must plan two card_updated sagas"
+    for truth in timed_out:
+        assert (truth.status, truth.lost) == ("failed", None), truth.saga_id
+        assert truth.types == ["OrderPlaced", "RetrievePayment", "CardUpdateRequested",
+                               "PaymentFailed"]
+
+    stored = {s.saga_id: s.status for s in queries.sagas(SagaFilter(), limit=1000)}
+    wrong = [f"{t.saga_id} ({t.plan.scenario}): truth {t.status}, store {stored.get(t.saga_id)}"
+             for t in truths if stored.get(t.saga_id) != t.status]
+    assert not wrong, "\n".join(wrong)
+    for truth in timed_out:
+        flow = queries.flow(truth.saga_id)
+        assert Counter(m.type for m in flow.messages) == Counter(truth.types), truth.saga_id
+    reasons = {f.reason for f in queries.failures(SagaFilter(saga_type="order-fulfillment"))
+               if f.error == "PaymentFailed"}
+    assert reasons == {"card not updated in time"}
