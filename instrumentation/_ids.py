@@ -14,10 +14,6 @@ import time
 _getrandbits = random.getrandbits
 _time_ns = time.time_ns
 
-_VERSION_7 = 0x7 << 76
-_VARIANT = 0b10 << 62
-_RAND_B_MASK = (1 << 62) - 1
-
 # (second, formatted prefix) in one object, so threads never see a half-updated cache.
 _cached: tuple[int, bytes] = (-1, b"")
 
@@ -32,18 +28,26 @@ def new_trace_id() -> int:
     return _getrandbits(128) or 1
 
 
+def uuid7_prefix(ms: int) -> str:
+    """The part of a UUIDv7 fixed by the millisecond ``ms``: ``tttttttt-tttt-7`` (time, version)."""
+    return "%08x-%04x-7" % ((ms >> 16) & 0xFFFF_FFFF, ms & 0xFFFF)  # noqa: UP031
+
+
+def uuid7_from(prefix: str) -> str:
+    """A UUIDv7 string: ``prefix`` (from :func:`uuid7_prefix`) and 74 random bits.
+
+    Formatted from three small random numbers in one step: the slicing of a 128-bit integer's
+    hex string costs about twice as much, and this runs once per message (``%`` formatting
+    is also faster than ``str.format`` or an f-string here).
+    """
+    return "%s%03x-%04x-%012x" % (  # noqa: UP031
+        prefix, _getrandbits(12), 0x8000 | _getrandbits(14), _getrandbits(48)
+    )
+
+
 def message_id_at(ms: int) -> str:
     """A UUIDv7 string (RFC 9562) for the Unix time ``ms`` in milliseconds."""
-    rand = _getrandbits(74)
-    value = (
-        ((ms & 0xFFFF_FFFF_FFFF) << 80)
-        | _VERSION_7
-        | ((rand >> 62) << 64)
-        | _VARIANT
-        | (rand & _RAND_B_MASK)
-    )
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid7_from(uuid7_prefix(ms))
 
 
 def rfc3339_at(ms: int) -> bytes:

@@ -216,10 +216,10 @@ def test_unsampled_traces_get_flag_00_and_no_producer_span(
 def test_a_failure_building_headers_is_logged_and_the_message_still_sent(
     kafka_producer, make_topic, read_records, monkeypatch, caplog
 ):
-    def broken(ms: int) -> str:
+    def broken(prefix: str) -> str:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(_producer, "message_id_at", broken)
+    monkeypatch.setattr(_producer, "uuid7_from", broken)
     topic = make_topic()
     producer = InstrumentedProducer(kafka_producer, "orders")
     with caplog.at_level(logging.ERROR), start_saga("s"):
