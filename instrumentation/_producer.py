@@ -95,8 +95,7 @@ class InstrumentedProducer:
         # The client's own call, looked up once; raw_send's wrapper is for the rare arguments.
         call = client_call(producer, self.client)
         self._raw_send = raw_send(call, self.client)
-        self._send = None if self._confluent else call
-        self._produce = call if self._confluent else None
+        self._call: Callable[..., Any] = call
         self._current_span = current_span_reader()
         self._parent = _NO_PARENT
         self._clock: tuple[int, str, tuple[str, bytes]] = (-1, "", (c.CE_TIME, b""))
@@ -188,6 +187,8 @@ class InstrumentedProducer:
         if headers is not None and not isinstance(headers, list):
             headers = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
         start_ns = _time_ns()
+        built: list[tuple[str, bytes]] | None
+        span_info: SpanInfo | None
         try:
             built, span_info = self._headers(
                 start_ns, type_header, kind_header, step, saga_status, compensates, headers,
@@ -195,12 +196,12 @@ class InstrumentedProducer:
             )
         except Exception:
             log.exception("could not build saga headers; sending without them")
-            built, span_info = headers or None, None
+            built, span_info = list(headers) if headers else None, None
         if not self._confluent:
-            result = self._send(topic, value=value, key=key, headers=built, partition=partition,
+            result = self._call(topic, value=value, key=key, headers=built, partition=partition,
                                 timestamp_ms=timestamp_ms)
         elif partition is None and timestamp_ms is None and on_delivery is None:
-            result = self._produce(topic, value=value, key=key, headers=built)
+            result = self._call(topic, value=value, key=key, headers=built)
         else:
             result = self._raw_send(topic, value, key, built, partition, timestamp_ms, on_delivery)
         if span_info is None:

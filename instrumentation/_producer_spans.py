@@ -141,25 +141,34 @@ class ProducerSpanRecorder:
         processor = getattr(provider, "_active_span_processor", None)
         if processor is None or not hasattr(provider, "resource"):
             return self._emit_through_tracer(provider, batch)
-        # The SDK's own path (Tracer.start_span) would redo per span what is constant here.
+        # The SDK's own path (Tracer.start_span) would redo per span what is constant here;
+        # so would building each span's attributes: spans of one topic, type and saga share
+        # all but the message id, so a batch builds them once per such group and copies.
         resource = provider.resource
+        on_end = processor.on_end
+        shared: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
         for item in batch:
-            processor.on_end(self._readable(item, resource))
+            (topic, (trace_id, span_id, parent, message_id, saga), start_ns, end_ns, type_, kind,
+             partition) = item
+            group = (topic, type_, kind, saga, partition)
+            found = shared.get(group)
+            if found is None:
+                found = shared[group] = (f"{topic} send", self._attributes(item))
+            name, attributes = found
+            attributes = attributes.copy()
+            attributes[ATTR_MESSAGE_ID] = message_id
+            on_end(ReadableSpan(
+                name=name,
+                context=SpanContext(trace_id, span_id, False, _SAMPLED),
+                parent=parent,
+                resource=resource,
+                attributes=attributes,
+                kind=SpanKind.PRODUCER,
+                instrumentation_scope=_SCOPE,
+                start_time=start_ns,
+                end_time=end_ns,
+            ))
         return len(batch)
-
-    def _readable(self, item: PendingSpan, resource: Any) -> ReadableSpan:
-        topic, (trace_id, span_id, parent, _, _), start_ns, end_ns = item[:4]
-        return ReadableSpan(
-            name=f"{topic} send",
-            context=SpanContext(trace_id, span_id, False, _SAMPLED),
-            parent=parent,
-            resource=resource,
-            attributes=self._attributes(item),
-            kind=SpanKind.PRODUCER,
-            instrumentation_scope=_SCOPE,
-            start_time=start_ns,
-            end_time=end_ns,
-        )
 
     def _attributes(self, item: PendingSpan) -> dict[str, Any]:
         topic, (_, _, _, message_id, saga), _, _, type_, kind, partition = item
