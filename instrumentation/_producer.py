@@ -98,7 +98,7 @@ class InstrumentedProducer:
         self._call: Callable[..., Any] = call
         self._current_span = current_span_reader()
         self._parent = _NO_PARENT
-        self._clock: tuple[int, str, tuple[str, bytes]] = (-1, "", (c.CE_TIME, b""))
+        self._clock: tuple[int, bytes, tuple[str, bytes]] = (-1, b"", (c.CE_TIME, b""))
         self.service = service
         self._source_header = (c.CE_SOURCE, service.encode())
         self._type_headers: dict[str, tuple[str, bytes]] = {}
@@ -271,7 +271,7 @@ class InstrumentedProducer:
         out = [
             (c.TRACEPARENT, b"%s%016x%s" % (traceparent_prefix, span_id, traceparent_suffix)),
             _SPECVERSION_HEADER,
-            (c.CE_ID, message_id.encode()),
+            (c.CE_ID, message_id),
             self._source_header,
             type_header,
             clock[2] if event_time is None else (c.CE_TIME, c.format_time(event_time).encode()),

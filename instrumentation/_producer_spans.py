@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: (trace_id, span_id, the parent's SpanContext or None, message_id, saga or None): what the
-#: send knew.
-SpanInfo = tuple[int, int, "SpanContext | None", str, "SagaContext | None"]
+#: (trace_id, span_id, the parent's SpanContext or None, message_id (ASCII bytes, as sent),
+#: saga or None): what the send knew.
+SpanInfo = tuple[int, int, "SpanContext | None", bytes, "SagaContext | None"]
 #: (topic, span info, start_ns, end_ns, type, kind, partition or None): one span to record,
 #: built per send from what it already has; the span itself is made off the send path.
 PendingSpan = tuple[str, SpanInfo, int, int, str, str, "int | None"]
@@ -156,7 +156,7 @@ class ProducerSpanRecorder:
                 found = shared[group] = (f"{topic} send", self._attributes(item))
             name, attributes = found
             attributes = attributes.copy()
-            attributes[ATTR_MESSAGE_ID] = message_id
+            attributes[ATTR_MESSAGE_ID] = message_id.decode()
             on_end(ReadableSpan(
                 name=name,
                 context=SpanContext(trace_id, span_id, False, _SAMPLED),
@@ -177,7 +177,7 @@ class ProducerSpanRecorder:
             "messaging.operation.type": "send",
             "messaging.operation.name": "send",
             "messaging.destination.name": topic,
-            ATTR_MESSAGE_ID: message_id,
+            ATTR_MESSAGE_ID: message_id.decode(),
             ATTR_SERVICE: self.service,
             "cloudevents.event_type": type_,
             "sagascope.kind": kind,
