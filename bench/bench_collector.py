@@ -10,6 +10,9 @@ The same records (300-byte JSON values with the 10 contract headers) are read, p
 - ``bare-kp``: a kafka-python ``KafkaConsumer`` (manually assigned, from the beginning) that
   only counts records;
 - ``bare-cf``: a confluent-kafka ``Consumer`` doing the same (``consume`` in batches);
+- ``ceiling-cf``: the bare confluent-kafka loop that also stores one row per record into chDB
+  (rows decoded and encoded before the clock starts, inserted by a second thread): consuming
+  and storing with no decoding at all, the most any collector on this store can reach;
 - ``collector/<client>``: ``Collector`` with ``collector.client`` = each of ``--clients``, in a
   new consumer group, through decode, redaction rules, correlation, hash chain, insert into
   chDB and offset commit.
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import statistics
 import sys
 import tempfile
@@ -43,10 +47,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sagascope.collector import Collector
+from sagascope.collector.decode.correlate import Correlator
+from sagascope.collector.decode.redact import Redactor
+from sagascope.collector.decode.rows import DecodeContext, decode_row
+from sagascope.collector.record_batches import Record
 from sagascope.instrumentation.contract import format_time, new_message_id
 from sagascope.store import ChdbStore, ensure_schema
+from sagascope.store.base import encode_rows
+from sagascope.store.timetext import clickhouse_ms
 
 from sagascope.embedded import EmbeddedBroker, create_topics
 from sagascope.settings import CollectorSettings, RedactionRule
@@ -121,6 +132,69 @@ def bare_confluent(bootstrap: str, topic: str, partitions: int, n: int) -> float
     elapsed = time.perf_counter() - first
     consumer.close()
     return elapsed
+
+
+def encoded_rows(topic: str, partitions: int, n: int, chunk: int) -> list[tuple[bytes, int]]:
+    """``messages`` rows of the bench's records, decoded and encoded before any timing, in
+    chunks of ``chunk`` rows: what the ceiling run inserts."""
+    ctx = DecodeContext(Correlator(()), Redactor((RedactionRule(path="/card/number"),)), 65536)
+    now = int(time.time() * 1000)
+    now_text = clickhouse_ms(now)
+    chunks = []
+    for start in range(0, n, chunk):
+        rows = []
+        for i in range(start, min(n, start + chunk)):
+            record = Record(topic, i % partitions, i, now, None, value(i), headers(i))
+            row = decode_row(record, ctx, now, now_text, spans=False)
+            row["chain_hash"] = ""
+            rows.append(row)
+        chunks.append((encode_rows(rows), len(rows)))
+    return chunks
+
+
+def ceiling(
+    store: Any, bootstrap: str, topic: str, partitions: int, n: int, chunks: list[tuple[bytes, int]]
+) -> float:
+    """Seconds for a bare confluent-kafka loop that also stores one already-encoded row per
+    record (inserted by a second thread, as the collector's writer does): consuming and
+    storing with no decoding at all, the most any collector on this store can do."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer
+    from confluent_kafka import TopicPartition as CfPartition
+
+    columns = list(orjson.loads(chunks[0][0].split(b"\n", 1)[0]))
+    todo: queue.SimpleQueue[tuple[bytes, int] | None] = queue.SimpleQueue()
+    stored = [0]
+
+    def write() -> None:
+        while (item := todo.get()) is not None:
+            store.insert_encoded("messages", columns, item[0])
+            stored[0] += item[1]
+
+    writer = threading.Thread(target=write, name="ceiling-writer")
+    writer.start()
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"ceiling-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+    })
+    consumer.assign([CfPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    seen = handed = 0
+    first = 0.0
+    pending = iter(chunks)
+    try:
+        while seen < n:
+            messages = consumer.consume(num_messages=5000, timeout=0.5)
+            if messages and not first:
+                first = time.perf_counter()
+            seen += sum(1 for m in messages if m.error() is None)
+            while handed < seen:  # one stored row per consumed record
+                data, rows = next(pending)
+                todo.put((data, rows))
+                handed += rows
+    finally:
+        todo.put(None)
+        writer.join()
+        consumer.close()
+    return time.perf_counter() - first
 
 
 def collector_settings(topic: str, **overrides: Any) -> CollectorSettings:
@@ -335,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_rows is not None:
         overrides["batch_rows"] = args.batch_rows
     clients = [c for c in args.clients.split(",") if c]
-    runners = ["bare-kp", "bare-cf", *(f"collector/{c}" for c in clients)]
+    runners = ["bare-kp", "bare-cf", "ceiling-cf", *(f"collector/{c}" for c in clients)]
     print(f"load average before: {os.getloadavg()}", flush=True)
 
     rates: dict[str, list[float]] = {name: [] for name in runners}
@@ -346,18 +420,24 @@ def main(argv: list[str] | None = None) -> int:
         # One database per collector: each reads the same topics, and the store says where
         # a collector resumes.
         stores = {c: ChdbStore(os.path.join(data, "store"), f"bench_{c.replace('-', '_')}") for c in clients}
+        stores["ceiling"] = ChdbStore(os.path.join(data, "store"), "bench_ceiling")
         for store in stores.values():
             ensure_schema(store)
         for r in range(args.rounds):
             topic = f"bench.ingest.{r}"
             create_topics(bootstrap, {topic: args.partitions})
             produce(bootstrap, topic, args.records, args.producer_batch_bytes)
+            chunks = encoded_rows(topic, args.partitions, args.records, 5000)
             order = runners[r % len(runners):] + runners[: r % len(runners)]
             for name in order:
                 if name == "bare-kp":
                     seconds = bare_consume(bootstrap, topic, args.partitions, args.records)
                 elif name == "bare-cf":
                     seconds = bare_confluent(bootstrap, topic, args.partitions, args.records)
+                elif name == "ceiling-cf":
+                    seconds = ceiling(
+                        stores["ceiling"], bootstrap, topic, args.partitions, args.records, chunks
+                    )
                 else:
                     client = name.split("/", 1)[1]
                     seconds, per_stage, meter = collector_consume(
@@ -392,6 +472,10 @@ def report(
     print(f"medians over {args.rounds} round(s) of {args.records:,} records:")
     for name in runners:
         print(f"  {name:28s} {median[name]:>9,.0f} rec/s")
+    bound = median["ceiling-cf"] / median["bare-cf"]
+    result["ceiling-cf / bare-cf"] = bound
+    print(f"ceiling (bare confluent-kafka loop + chDB insert of already-encoded rows, nothing "
+          f"decoded): {bound:.2f}x bare confluent-kafka")
     for client, per_round in stages.items():
         name = f"collector/{client}"
         kp, cf = median[name] / median["bare-kp"], median[name] / median["bare-cf"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from sagascope.collector.assignment import Partition, PartitionState
-from sagascope.collector.decode.rows import DecodeContext, decode_row
+from sagascope.collector.decode.rows import DecodeContext, decode_row, fallback_row
+from sagascope.collector.record_batches import DamagedBatch, Record
 from sagascope.store.audit import link_hash, row_digest
 from sagascope.store.timetext import clickhouse_ms as ms_text
 
@@ -89,11 +90,14 @@ def add_records(
     digests: list[str] = []
     last: dict[str, Any] | None = None
     try:
-        for record in records:
+        for record, damage in _with_damage(state, records):
             offset = record.offset
             if next_offset is not None and offset < next_offset:
                 continue  # already stored or buffered: a replayed fetch
-            row = decode_row(record, ctx, ingest_ms, ingest_text, spans=spans)
+            if damage is None:
+                row = decode_row(record, ctx, ingest_ms, ingest_text, spans=spans)
+            else:
+                row = fallback_row(record, ingest_ms, damage, spans=spans)
             if not spans:
                 digests.append(row_digest(row))
                 row["chain_hash"] = ""
@@ -117,6 +121,18 @@ def add_records(
                 batch, state, first=first, next_offset=next_offset, head=head,
                 kafka_ms=kafka_ms, rows=n, errors=errors,
             )
+
+
+def _with_damage(state: PartitionState, records: Iterable[Any]) -> Iterator[tuple[Any, str | None]]:
+    """(record, None) per record; (an empty record, what is wrong) per offset of a damaged
+    batch, whose bytes the client could not give (each offset is stored with the damage)."""
+    for record in records:
+        if type(record) is DamagedBatch:
+            for offset in range(record.base_offset, record.last_offset + 1):
+                empty = Record(state.topic, state.partition, offset, None, None, None, None)
+                yield empty, record.message
+        else:
+            yield record, None
 
 
 def account(

@@ -34,7 +34,7 @@ from sagascope.collector.exceptions import BrokerError
 from sagascope.collector.inflight import InFlight, InFlightWrite, StoreHealth, restore
 from sagascope.collector.metrics import CollectorMetrics
 from sagascope.collector.rebalance import Rebalancing
-from sagascope.collector.record_batches import record_count
+from sagascope.collector.record_batches import as_records, record_count
 from sagascope.collector.writer import salvage_batch, write_batch, write_progress
 from sagascope.store import StoreError, StoreUnavailable
 from sagascope.store.base import Store
@@ -361,7 +361,7 @@ class Collector(Rebalancing):
         if self._decoder is not None and not spans:
             self._decoder.submit(state, records, self._batch)
         else:
-            add_records(self._batch, state, records, self._ctx, spans=spans)
+            add_records(self._batch, state, as_records(records), self._ctx, spans=spans)
 
     def _drain_decoded(self) -> None:
         """Add everything the decoding process still owes to the pending batch (before the

@@ -1,15 +1,17 @@
 """Kafka record batches as they arrive, parsed by the decoding processes instead of kafka-python.
 
 kafka-python turns every fetched record into a ``ConsumerRecord`` in pure Python, on the
-thread that polls: about 22 us a record, the whole cost of a bare consume loop. For the topics
-the decoding processes handle, :func:`hand_over_batches` makes the consumer return each
-record batch (message format v2) whole, as a :class:`RawBatch` of its bytes; the decoding
-process parses it with :func:`parse_batches` (a few microseconds a record) next to decoding
-it. kafka-python still does everything else: group membership, fetching, positions, commits.
+thread that polls: about 22 us a record, the whole cost of a bare consume loop.
+:func:`hand_over_batches` makes the consumer return each record batch (message format v2)
+whole, as a :class:`RawBatch` of its bytes; a decoding process parses it with
+:func:`parse_batches` (a few microseconds a record) next to decoding it (the spans topic,
+and every topic when there are no decoding processes, come as kafka-python's records).
+kafka-python still does everything else: group membership, fetching, positions, commits.
+confluent-kafka parses in C; its records come as :class:`ParsedRecords`.
 
 The CRC of every batch is checked as kafka-python checks it (``check_crcs``). A batch that is
 compressed or in the old message formats (v0/v1) is parsed by kafka-python's own record
-classes, in the decoding process. A batch that fails its CRC or does not parse becomes one
+classes. A batch that fails its CRC or does not parse becomes one
 row per offset it declares, each carrying the error: the offsets are kept, the damage is on
 record, and the partition does not stall on it.
 """
@@ -20,7 +22,7 @@ import logging
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import kafka
 from kafka.consumer.fetcher import Fetcher
@@ -70,6 +72,45 @@ class RawBatch:
         return f"RawBatch(offsets {self.base_offset}-{self.offset}, {self.count} records)"
 
 
+class Record(NamedTuple):
+    """The fields of a record that decoding reads, as kafka-python's ``ConsumerRecord`` names them."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+
+
+class ParsedRecords:
+    """Records of one partition that the Kafka client parsed already (confluent-kafka), as
+    :data:`Fields` tuples: they go to the decoding processes as they are, with no object per
+    record in between (``offset`` is the last offset, as with :class:`RawBatch`)."""
+
+    __slots__ = ("count", "fields", "offset", "partition", "topic")
+
+    def __init__(self, topic: str, partition: int, fields: list[Fields | DamagedBatch]) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.fields = fields
+        last = fields[-1]
+        self.offset = last.last_offset if isinstance(last, DamagedBatch) else last[0]
+        self.count = len(fields)
+
+    def records(self) -> list[Record | DamagedBatch]:
+        """One :class:`Record` per record (for decoding in the collector's own thread); a
+        damaged batch stays a :class:`DamagedBatch`."""
+        topic, partition = self.topic, self.partition
+        return [
+            f if isinstance(f, DamagedBatch) else Record(topic, partition, *f) for f in self.fields
+        ]
+
+    def __repr__(self) -> str:
+        return f"ParsedRecords({self.topic}[{self.partition}] to {self.offset}, {self.count} records)"
+
+
 @dataclass(frozen=True)
 class DamagedBatch:
     """A batch that failed its CRC check or could not be parsed: the offsets it covers (from
@@ -83,9 +124,20 @@ class DamagedBatch:
         return self.message
 
 
+_BATCHES = (RawBatch, ParsedRecords)
+
+
+def as_records(items: list[Any]) -> list[Any]:
+    """A poll's list for one partition as record objects, for decoding in the collector's
+    own thread (parsed batches expanded; a damaged batch stays a :class:`DamagedBatch`)."""
+    if items and type(items[0]) is ParsedRecords:
+        return [record for item in items for record in item.records()]
+    return items
+
+
 def record_count(items: list[Any]) -> int:
-    """Records in a poll's list for one partition: kafka-python records or raw batches."""
-    if items and type(items[0]) is RawBatch:
+    """Records in a poll's list for one partition: records, raw or parsed batches."""
+    if items and type(items[0]) in _BATCHES:
         return sum(item.count for item in items)
     return len(items)
 

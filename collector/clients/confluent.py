@@ -1,20 +1,22 @@
 """The collector's consumer on confluent-kafka (librdkafka), ``collector.client = confluent-kafka``.
 
-librdkafka fetches and parses in C; each record then costs a ``Message`` object and a small
-tuple here. Its rebalance callbacks run inside ``consume()``, on the loop's thread, so the
-collector's handler may use the consumer freely in them.
+librdkafka fetches and parses in C; each record then costs a ``Message`` object and one
+tuple here, handed to the decoding processes as it is (``ParsedRecords``). Its rebalance
+callbacks run inside ``consume()``, on the loop's thread, so the collector's handler may use
+the consumer freely in them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from sagascope.collector.assignment import AssignmentHandler, Partition
 from sagascope.collector.exceptions import BrokerError
+from sagascope.collector.record_batches import DamagedBatch, ParsedRecords
 
 log = logging.getLogger(__name__)
 
@@ -26,23 +28,13 @@ _PROPERTY = {
     "session_timeout_ms": "session.timeout.ms",
     "heartbeat_interval_ms": "heartbeat.interval.ms",
 }
+#: Consume errors that mean a record batch is damaged (see ConfluentConsumer._consume_error).
+_DAMAGE = frozenset({KafkaError._BAD_MSG, KafkaError._BAD_COMPRESSION})
 _GROUP_PROPERTIES = frozenset({
     "group.id", "enable.auto.commit", "auto.offset.reset", "max.poll.interval.ms",
     "session.timeout.ms", "heartbeat.interval.ms", "on_commit", "enable.auto.offset.store",
-    "partition.assignment.strategy", "group.instance.id",
+    "partition.assignment.strategy", "group.instance.id", "check.crcs",
 })
-
-
-class Record(NamedTuple):
-    """The fields of a record that decoding reads (as kafka-python's ``ConsumerRecord`` has them)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int | None
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]]
 
 
 class ConfluentFactory:
@@ -60,6 +52,8 @@ class ConfluentFactory:
             "bootstrap.servers": bootstrap_servers,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
+            # Without it librdkafka hands over a damaged record's bytes as if they were sent.
+            "check.crcs": True,
             "auto.offset.reset": "earliest",
             **{_PROPERTY[k]: v for k, v in group_config.items() if k in _PROPERTY},
             **extra_config,
@@ -123,6 +117,8 @@ class ConfluentConsumer:
         #: While a rebalance assigns partitions: their offsets sought so far (see on_assign).
         self._assigning: dict[Partition, int] | None = None
         self._assigning_set: set[Partition] = set()
+        #: Next offset of each partition, as far as this consumer knows (see _consume_error).
+        self._next: dict[tuple[str, int], int] = {}
 
     def subscribe(self, topics: list[str], handler: AssignmentHandler) -> None:
         def on_assign(consumer: Consumer, tps: list[TopicPartition]) -> None:
@@ -166,23 +162,69 @@ class ConfluentConsumer:
             )
         except KafkaException as exc:
             raise BrokerError(str(exc)) from exc
-        out: dict[Partition, list[Any]] = {}
+        # One tuple per record, in the decoding processes' Fields order, grouped by
+        # partition: the loop's whole per-record cost (no record objects, no conversions).
+        by_partition: dict[tuple[str, int], list[Any]] = {}
+        get = by_partition.get
+        damaged: set[tuple[str, int]] = set()
         for m in messages:
-            error = m.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consume error: %s", error)
+            if m.error() is not None:
+                self._consume_error(m, by_partition, damaged)
                 continue
-            key = Partition(m.topic(), m.partition())  # type: ignore[arg-type]  # set: no error
-            records = out.get(key)
-            if records is None:
-                records = out[key] = []
+            where: Any = (m.topic(), m.partition())  # both set on a message without error
+            fields = get(where)
+            if fields is None:
+                fields = by_partition[where] = []
+            elif where in damaged:
+                continue  # read before the seek past the damage: read again after it
             kind, timestamp = m.timestamp()
-            records.append(Record(
-                key.topic, key.partition, m.offset(), timestamp if kind else None,  # type: ignore[arg-type]
-                m.key(), m.value(), m.headers() or [],  # type: ignore[arg-type]
+            fields.append((
+                m.offset(), timestamp if kind else None, m.key(), m.value(), m.headers() or [],
             ))
-        return out
+        for (topic, partition), fields in by_partition.items():
+            if fields and type(fields[-1]) is not DamagedBatch:
+                self._next[(topic, partition)] = fields[-1][0] + 1
+        return {
+            Partition(topic, partition): [ParsedRecords(topic, partition, fields)]
+            for (topic, partition), fields in by_partition.items()
+            if fields
+        }
+
+    def _consume_error(
+        self, message: Any, by_partition: dict[tuple[str, int], list[Any]],
+        damaged: set[tuple[str, int]],
+    ) -> None:
+        """Log an error; a damaged batch becomes a damaged offset of its partition.
+
+        librdkafka (``check.crcs``) reports a batch failing its CRC or not parsing at the
+        fetch position, without its bytes, and fetches it again forever. So the position
+        becomes a row carrying the error (as with kafka-python, nothing is skipped silently)
+        and the partition is moved past it; the next offsets of the same batch come back
+        the same way, one by one.
+        """
+        error = message.error()
+        if error.code() not in _DAMAGE or message.topic() is None or message.partition() is None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error: %s", error)
+            return
+        where = (message.topic(), message.partition())
+        fields = by_partition.setdefault(where, [])
+        if where in damaged:
+            return  # the same damage again before the seek took effect
+        position = max(message.offset(), self._next.get(where, -1))
+        if fields and type(fields[-1]) is not DamagedBatch:
+            position = max(position, fields[-1][0] + 1)
+        if position < 0:
+            log.error("damaged batch in %s[%d] at no known offset: %s", *where, error)
+            return
+        log.error("damaged record batch in %s[%d] at offset %d: %s", *where, position, error)
+        fields.append(DamagedBatch(
+            f"record batch at offset {position} failed its CRC check or does not parse "
+            f"(librdkafka: {error.str()})", position, position,
+        ))
+        damaged.add(where)
+        self._next[where] = position + 1
+        self.seek(Partition(*where), position + 1)
 
     def pause(self, partitions: Collection[Partition]) -> None:
         self._paused.update(partitions)
@@ -203,6 +245,7 @@ class ConfluentConsumer:
         return set(_partitions(self._consumer.assignment()))
 
     def seek(self, partition: Partition, offset: int) -> None:
+        self._next[(partition.topic, partition.partition)] = offset
         if self._assigning is not None and partition in self._assigning_set:
             self._assigning[partition] = offset  # applied by the assign() that follows
             return

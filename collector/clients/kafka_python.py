@@ -34,8 +34,8 @@ class KafkaPythonFactory:
         group_config: the group's settings (``group_id``, timeouts, ``client_id``), in
             kafka-python's names.
         extra_config: further ``KafkaConsumer`` arguments (tests, TLS, SASL); they win.
-        raw_topic: topics whose record batches go to the decoding processes whole; None
-            when there are no decoding processes.
+        raw_topic: topics whose record batches come whole (``RawBatch``, parsed by the
+            collector); None: kafka-python's own records.
     """
 
     def __init__(

@@ -30,14 +30,21 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from sagascope.collector.assignment import Partition, PartitionState
 from sagascope.collector.batch import Batch, EncodedChunk, account
 from sagascope.collector.decode.correlate import Correlator
 from sagascope.collector.decode.redact import Redactor
 from sagascope.collector.decode.rows import DecodeContext, decode_row, fallback_row
-from sagascope.collector.record_batches import DamagedBatch, RawBatch, parse_batches, record_count
+from sagascope.collector.record_batches import (
+    DamagedBatch,
+    ParsedRecords,
+    RawBatch,
+    Record,
+    parse_batches,
+    record_count,
+)
 from sagascope.store.audit import row_digest
 from sagascope.store.base import encode_rows
 from sagascope.store.timetext import clickhouse_ms as ms_text
@@ -65,18 +72,6 @@ _CHILD = (
 )
 #: The chain hash is the last key of every encoded row: the seal goes in its empty value.
 _OPEN_SEAL = b'"chain_hash":""}\n'
-
-
-class _Record(NamedTuple):
-    """The fields of a kafka-python ConsumerRecord that decoding reads."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int | None
-    key: bytes | None
-    value: bytes | None
-    headers: Any
 
 
 #: What a decoding process is asked: (topic, partition, ingest ms, floor, raw, payload).
@@ -112,9 +107,9 @@ def decode_chunk(ctx: DecodeContext, request: Request) -> Answer:
     for fields in records:
         if type(fields) is DamagedBatch:  # its offsets, each a row carrying the damage
             new_rows = [
-                fallback_row(_Record(topic, partition, offset, None, None, None, None),
+                fallback_row(Record(topic, partition, offset, None, None, None, None),
                              ingest_ms, fields.message, spans=False)
-                for offset in range(fields.base_offset, fields.last_offset + 1)
+                for offset in range(max(fields.base_offset, floor), fields.last_offset + 1)
             ]
             if not new_rows:
                 continue  # a header so damaged that it declares no offsets
@@ -123,7 +118,7 @@ def decode_chunk(ctx: DecodeContext, request: Request) -> Answer:
             offset, timestamp, key, value, headers = fields
             if offset < floor:
                 continue
-            record = _Record(topic, partition, offset, timestamp, key, value, headers)
+            record = Record(topic, partition, offset, timestamp, key, value, headers)
             new_rows = [decode_row(record, ctx, ingest_ms, ingest_text, spans=False)]
             last_offset = offset
             if timestamp is not None and timestamp >= 0:
@@ -314,13 +309,20 @@ class DecodeWorker:
         state.submitted_next = items[-1].offset + 1
         ingest_ms = time.time_ns() // 1_000_000
         lowest = -1 if floor is None else floor
-        if type(items[0]) is RawBatch:
+        kind = type(items[0])
+        if kind is RawBatch:
             payload = b"".join([item.data for item in items])  # one item: no copy
             request: Request = (state.topic, state.partition, ingest_ms, lowest, True, payload)
+        elif kind is ParsedRecords:  # the client's tuples already: sent as they are
+            fields = items[0].fields if len(items) == 1 else [f for i in items for f in i.fields]
+            request = (state.topic, state.partition, ingest_ms, lowest, False, fields)
         else:
             request = (state.topic, state.partition, ingest_ms, lowest, False, _fields(items))
         chunk = _Chunk(state, request, record_count(items))
-        if self.start() and self._outbox is not None:
+        # A batch the client found damaged (it ends its partition's list) is rare and not
+        # marshallable: it is decoded here, in order.
+        damaged = kind is ParsedRecords and type(items[-1].fields[-1]) is DamagedBatch
+        if not damaged and self.start() and self._outbox is not None:
             try:
                 frame = marshal.dumps(request)
             except ValueError:  # not marshallable (not from kafka-python): decode it here

@@ -22,6 +22,7 @@ from sagascope.collector.decode.correlate import Correlator
 from sagascope.collector.decode.pool import DecodePool, DecodeWorker
 from sagascope.collector.decode.redact import Redactor
 from sagascope.collector.decode.rows import DecodeContext
+from sagascope.collector.record_batches import ParsedRecords, as_records, record_count
 from sagascope.collector.writer import write_batch
 from sagascope.store import ChdbStore, ensure_schema, verify
 from sagascope.store.audit import link_hash, row_digest
@@ -167,7 +168,15 @@ def check_partition_chunks(batch: Batch, states: dict[tuple[str, int], Partition
 # -- 1. the same rows as in-process ------------------------------------------------------
 
 
-def test_the_pool_stores_exactly_what_in_process_decoding_stores(store, chdb_path, monkeypatch):
+def parsed(records: list) -> list[ParsedRecords]:
+    """The records as the confluent-kafka client hands them over: one tuple each."""
+    first = records[0]
+    fields = [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in records]
+    return [ParsedRecords(first.topic, first.partition, fields)]
+
+
+@pytest.mark.parametrize("form", ["records", "parsed"])
+def test_the_pool_stores_exactly_what_in_process_decoding_stores(store, chdb_path, monkeypatch, form):
     parts = [("orders", 0, range(0, 40)), ("orders", 1, range(5, 37)),
              ("legacy.wms", 0, range(0, 30)), ("text", 2, range(100, 125))]
     pool = DecodePool(RULES, 2)
@@ -183,8 +192,10 @@ def test_the_pool_stores_exactly_what_in_process_decoding_stores(store, chdb_pat
                 offsets = list(offsets)
                 for i in range(0, len(offsets), 11):  # several links per partition
                     chunk = records_for(t, p, offsets[i : i + 11])
-                    pool.submit(pooled_states[(t, p)], chunk, pooled)
-                    add_records(local, local_states[(t, p)], chunk, ctx(), spans=False)
+                    items = chunk if form == "records" else parsed(chunk)
+                    assert record_count(items) == len(chunk)
+                    pool.submit(pooled_states[(t, p)], items, pooled)
+                    add_records(local, local_states[(t, p)], as_records(items), ctx(), spans=False)
         pool.drain(pooled, wait=True)
         # The children did the decoding (nothing fell back in-process).
         for worker in pool._workers:
@@ -278,13 +289,18 @@ def test_a_waiting_drain_leaves_the_asked_number_of_records_queued(store):
         state = PartitionState("orders", 0, None, "")
         for n in range(20):
             worker.submit(state, records_for("orders", 0, range(50 * n, 50 * n + 50)), batch)
-        assert worker.pending_records == 1000
-        worker.drain(batch, wait=True, keep=300)
-        assert 250 < worker.pending_records <= 300  # stopped as soon as it was at most 300
-        assert batch.rows == 1000 - worker.pending_records
+        # A last chunk the child needs about a second for: the drain below must not wait
+        # for it (a child that got ahead may have answered some of the small ones already).
+        big = 40_000
+        worker.submit(state, records_for("orders", 0, range(1000, 1000 + big)), batch)
+        assert worker.pending_records == 1000 + big
+        worker.drain(batch, wait=True, keep=big)
+        assert worker.pending_records == big  # the 20 small chunks applied, the big one queued
+        assert batch.rows == 1000
         worker.drain(batch, wait=True)
         assert worker.pending_records == 0
-        check_partition_chunks(batch, {("orders", 0): state}, {("orders", 0): list(range(1000))})
+        expected = {("orders", 0): list(range(1000 + big))}
+        check_partition_chunks(batch, {("orders", 0): state}, expected)
     finally:
         worker.close()
 

@@ -10,7 +10,7 @@ import pytest
 from chdb_http import ChdbHttpServer
 from collector_helpers import ProducedLog, producer, send_all, wait_until
 from sagascope.collector import Collector
-from sagascope.store import ChdbStore, ClickHouseStore, StoreError, verify
+from sagascope.store import ChdbStore, ClickHouseStore, StoreError, ensure_schema, verify
 
 
 def offsets(store, topic: str) -> list[tuple[str, int, int]]:
@@ -40,6 +40,9 @@ def test_a_30s_store_outage_loses_and_duplicates_nothing(
     port = server.port
     store = ClickHouseStore(f"{server.url}/{database}?connect_timeout=2")
     local = ChdbStore(chdb_path, database)
+    # The collector creates its schema as it starts, in its own thread: created here first,
+    # the reads below cannot run before the table exists (seen under load).
+    ensure_schema(local)
     log = ProducedLog()
     collector = Collector(
         store, bootstrap_servers, collector_settings(include=topic, flush_interval_s=0.2)
