@@ -73,11 +73,39 @@ def has_serializers(producer: Any, client: Client) -> tuple[bool, bool]:
 #: send(topic, value, key, headers, partition, timestamp_ms, on_delivery) -> the client's return
 RawSend = Callable[[str, Any, Any, Any, "int | None", "int | None", Any], Any]
 
+_STOCK_INSTRUMENTATION = "opentelemetry.instrumentation."
 
-def raw_send(producer: Any, client: Client) -> RawSend:
-    """The one call that hands a message with its headers to the client."""
+
+def client_call(producer: Any, client: Client) -> Callable[..., Any]:
+    """The client's own ``produce`` (confluent-kafka) or ``send``, past the stock instrumentation.
+
+    The stock OpenTelemetry instrumentations of the three clients wrap that call (wrapt
+    wrappers on the class, or confluent-kafka's ``ProxiedProducer``) and write a second
+    ``traceparent`` with their own span beside ours. A message must carry one: for what we
+    send, our PRODUCER span stands in for theirs, so we call what they wrap. Other wrappers
+    (the application's own, test doubles) are called as they are.
+    """
     if client is Client.CONFLUENT:
-        produce = producer.produce
+        if _is_stock(type(producer)) and callable(getattr(producer, "original_producer", None)):
+            producer = producer.original_producer()
+        call = producer.produce
+    else:
+        call = producer.send
+    # wrapt's bound wrapper keeps the wrapped method in __wrapped__, its wrapper in _self_wrapper.
+    while _is_stock(getattr(call, "_self_wrapper", None)) and hasattr(call, "__wrapped__"):
+        call = call.__wrapped__
+    return call
+
+
+def _is_stock(obj: Any) -> bool:
+    module = getattr(obj, "__module__", None)
+    return isinstance(module, str) and module.startswith(_STOCK_INSTRUMENTATION)
+
+
+def raw_send(call: Callable[..., Any], client: Client) -> RawSend:
+    """The one call that hands a message with its headers to the client (``call``: see above)."""
+    if client is Client.CONFLUENT:
+        produce = call
 
         def send_confluent(topic: str, value: Any, key: Any, headers: Any, partition: int | None,
                            timestamp_ms: int | None, on_delivery: Any) -> Any:
@@ -93,7 +121,7 @@ def raw_send(producer: Any, client: Client) -> RawSend:
 
         return send_confluent
 
-    send = producer.send
+    send = call
     name = client.value
 
     def send_kafka(topic: str, value: Any, key: Any, headers: Any, partition: int | None,

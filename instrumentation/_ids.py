@@ -7,14 +7,17 @@ seconds prefix is formatted once per second.
 
 from __future__ import annotations
 
+import binascii
 import random
 import time
 
 # Ids need uniqueness, not unpredictability; the random module reseeds itself in forked children.
 _getrandbits = random.getrandbits
 _time_ns = time.time_ns
+_hexlify = binascii.hexlify
 
-_VERSION_7 = 0x7 << 76
+#: ``rand_a`` (12 bits) spelled out with the dash after it, indexed by its value.
+_RAND_A = tuple(b"%03x-" % value for value in range(4096))
 _VARIANT = 0b10 << 62
 _RAND_B_MASK = (1 << 62) - 1
 
@@ -32,18 +35,29 @@ def new_trace_id() -> int:
     return _getrandbits(128) or 1
 
 
+def uuid7_prefix(ms: int) -> bytes:
+    """The part of a UUIDv7 fixed by the millisecond ``ms``: ``tttttttt-tttt-7`` (time, version)."""
+    return b"%08x-%04x-7" % ((ms >> 16) & 0xFFFF_FFFF, ms & 0xFFFF)
+
+
+def uuid7_from(prefix: bytes) -> bytes:
+    """A UUIDv7 as ASCII bytes: ``prefix`` (from :func:`uuid7_prefix`) and 74 random bits.
+
+    This runs once per message, and formatting is most of its cost: the 12 random bits of
+    ``rand_a`` come from a table of their 4,096 spellings (with the dash), the variant and the
+    62 random bits of ``rand_b`` from one ``hexlify`` that also places the last dash. About a
+    quarter of what ``%``-formatting three numbers costs.
+    """
+    return (
+        prefix
+        + _RAND_A[_getrandbits(12)]
+        + _hexlify((_getrandbits(64) & _RAND_B_MASK | _VARIANT).to_bytes(8, "big"), b"-", 6)
+    )
+
+
 def message_id_at(ms: int) -> str:
     """A UUIDv7 string (RFC 9562) for the Unix time ``ms`` in milliseconds."""
-    rand = _getrandbits(74)
-    value = (
-        ((ms & 0xFFFF_FFFF_FFFF) << 80)
-        | _VERSION_7
-        | ((rand >> 62) << 64)
-        | _VARIANT
-        | (rand & _RAND_B_MASK)
-    )
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid7_from(uuid7_prefix(ms)).decode()
 
 
 def rfc3339_at(ms: int) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -12,13 +13,25 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TracerProvider
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TracerProvider, TraceState
 from sagascope.instrumentation import contract as c
 from sagascope.instrumentation._carrier import kafka_setter
-from sagascope.instrumentation._clients import Client, detect_client, has_serializers, raw_send
-from sagascope.instrumentation._ids import message_id_at, new_span_id, new_trace_id, rfc3339_at
-from sagascope.instrumentation._producer_spans import ProducerSpanRecorder
-from sagascope.instrumentation._saga import check_status, compensates_var, current_saga_var
+from sagascope.instrumentation._clients import (
+    Client,
+    client_call,
+    detect_client,
+    has_serializers,
+    raw_send,
+)
+from sagascope.instrumentation._context import current_span_reader
+from sagascope.instrumentation._ids import new_trace_id, rfc3339_at, uuid7_from, uuid7_prefix
+from sagascope.instrumentation._producer_spans import ProducerSpanRecorder, SpanInfo
+from sagascope.instrumentation._saga import (
+    SagaContext,
+    check_status,
+    compensates_var,
+    current_saga_var,
+)
 from sagascope.instrumentation.exceptions import ContractError
 
 log = logging.getLogger(__name__)
@@ -26,10 +39,17 @@ log = logging.getLogger(__name__)
 _SPECVERSION_HEADER = (c.CE_SPECVERSION, c.SPECVERSION.encode())
 _KIND_HEADERS = {kind: (c.CE_KIND, kind.encode()) for kind in c.KINDS}
 _CONTRACT_KEYS = frozenset(c.CONTRACT_HEADERS)
-_FLAGS = (b"00", b"01")
+_FLAGS = (b"-00", b"-01")
 _MAX_CACHED_TYPES = 10_000
-_get_current_span = trace.get_current_span
 _time_ns = time.time_ns
+_getrandbits = random.getrandbits
+#: (span, trace id, its SpanContext or None, sampled, b"00-<trace id>-", b"-<flags>",
+#:  tracestate header or None, its TraceState or None): what a send takes from the current span.
+_Parent = tuple[
+    object, int, "SpanContext | None", int, bytes, bytes, "tuple[str, bytes] | None",
+    "TraceState | None",
+]
+_NO_PARENT: _Parent = (object(), 0, None, 0, b"", b"", None, None)
 
 
 class InstrumentedProducer:
@@ -70,8 +90,15 @@ class InstrumentedProducer:
             raise ContractError("service must be a non-empty string (it is sent as ce_source)")
         self.client = detect_client(producer)
         self._producer = producer
-        self._raw_send = raw_send(producer, self.client)
         self._async = self.client is Client.AIOKAFKA
+        self._confluent = self.client is Client.CONFLUENT
+        # The client's own call, looked up once; raw_send's wrapper is for the rare arguments.
+        call = client_call(producer, self.client)
+        self._raw_send = raw_send(call, self.client)
+        self._call: Callable[..., Any] = call
+        self._current_span = current_span_reader()
+        self._parent = _NO_PARENT
+        self._clock: tuple[int, bytes, tuple[str, bytes]] = (-1, b"", (c.CE_TIME, b""))
         self.service = service
         self._source_header = (c.CE_SOURCE, service.encode())
         self._type_headers: dict[str, tuple[str, bytes]] = {}
@@ -139,6 +166,7 @@ class InstrumentedProducer:
             TypeError: a value or key that cannot be serialized, or ``on_delivery`` with a
                 client other than confluent-kafka.
         """
+        # This runs once per message: every check below is the cheapest that says the same.
         kind_header = _KIND_HEADERS.get(kind)
         if kind_header is None:
             raise ContractError(f"kind must be 'event' or 'command', got {kind!r}")
@@ -149,50 +177,70 @@ class InstrumentedProducer:
             raise ContractError(f"step must be a string, got {step!r}")
         if compensates is not None and not isinstance(compensates, str):
             raise ContractError(f"compensates must be a string, got {compensates!r}")
-        if self._serialize_values:
+        if on_delivery is not None and not self._confluent:
+            raise TypeError(f"on_delivery is confluent-kafka's; with {self.client.value}, "
+                            "add a callback to what send returns")
+        if value.__class__ is not bytes and self._serialize_values:
             value = _value_bytes(value)
-        if self._serialize_keys and key is not None and not isinstance(key, bytes):
+        if key is not None and key.__class__ is not bytes and self._serialize_keys:
             key = _key_bytes(key)
         if headers is not None and not isinstance(headers, list):
             headers = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
         start_ns = _time_ns()
+        built: list[tuple[str, bytes]] | None
+        span_info: SpanInfo | None
         try:
-            built = self._headers(
+            built, span_info = self._headers(
                 start_ns, type_header, kind_header, step, saga_status, compensates, headers,
                 event_time,
             )
         except Exception:
             log.exception("could not build saga headers; sending without them")
-            built = None
-        result = self._raw_send(
-            topic, value, key, built[0] if built else (headers or None), partition, timestamp_ms,
-            on_delivery,
-        )
-        span_info = built[1] if built is not None else None
-        if span_info is None or not self._spans.wanted():
+            built, span_info = list(headers) if headers else None, None
+        if not self._confluent:
+            result = self._call(topic, value=value, key=key, headers=built, partition=partition,
+                                timestamp_ms=timestamp_ms)
+        elif partition is None and timestamp_ms is None and on_delivery is None:
+            result = self._call(topic, value=value, key=key, headers=built)
+        else:
+            result = self._raw_send(topic, value, key, built, partition, timestamp_ms, on_delivery)
+        if span_info is None:
+            return result
+        spans = self._spans
+        if not (spans.recording or spans.wanted()):
             return result
         if self._async:
-            return self._record_after(result, topic, start_ns, span_info, type, kind, partition)
-        self._record(topic, start_ns, span_info, type, kind, partition)
+            return self._record_after(result, topic, span_info, start_ns, type, kind, partition)
+        spans.add((topic, span_info, start_ns, _time_ns(), type, kind, partition))
         return result
 
-    def _record(
-        self, topic: str, start_ns: int, span_info: Any, type_: str, kind: str,
-        partition: int | None,
-    ) -> None:
-        trace_id, span_id, parent_id, message_id, saga = span_info
-        self._spans.add((
-            topic, trace_id, span_id, parent_id, start_ns, _time_ns(), message_id, type_, kind,
-            saga.saga_id if saga else "", saga.saga_type if saga else "", partition,
-        ))
+    def send_and_wait(
+        self, topic: str, value: Any = None, key: Any = None, **options: Any
+    ) -> Awaitable[Any]:
+        """aiokafka: send with the contract headers and wait for the broker's acknowledgement.
+
+        Takes ``send``'s arguments; awaited, returns aiokafka's ``RecordMetadata``, like
+        ``AIOKafkaProducer.send_and_wait``. Bad arguments raise at the call, as with ``send``.
+
+        Raises:
+            TypeError: with a client other than aiokafka (kafka-python: ``send(...).get()``;
+                confluent-kafka: ``send(...)`` then ``flush()``).
+        """
+        if not self._async:
+            raise TypeError(
+                f"send_and_wait is aiokafka's; with {self.client.value}, "
+                + ("call send(...).get()" if self.client is Client.KAFKA_PYTHON
+                   else "call send(...) then flush()")
+            )
+        return _awaited_twice(self.send(topic, value, key, **options))
 
     async def _record_after(
-        self, sending: Awaitable[Any], topic: str, start_ns: int, span_info: Any, type_: str,
-        kind: str, partition: int | None,
+        self, sending: Awaitable[Any], topic: str, span_info: SpanInfo, start_ns: int,
+        type_: str, kind: str, partition: int | None,
     ) -> Any:
         # aiokafka: the span ends when the client has taken the message, as with the others.
         result = await sending
-        self._record(topic, start_ns, span_info, type_, kind, partition)
+        self._spans.add((topic, span_info, start_ns, _time_ns(), type_, kind, partition))
         return result
 
     def _headers(
@@ -203,42 +251,40 @@ class InstrumentedProducer:
         step: str | None,
         saga_status: str | None,
         compensates: str | None,
-        extra: Sequence[tuple[str, bytes]] | None,
+        extra: list[tuple[str, bytes]] | None,
         event_time: datetime | float | None,
-    ) -> tuple[list[tuple[str, bytes]], Any]:
+    ) -> tuple[list[tuple[str, bytes]], SpanInfo | None]:
         saga = current_saga_var.get()
-        parent = _get_current_span().get_span_context()
-        if parent.is_valid:
-            trace_id, parent_id, sampled = parent.trace_id, parent.span_id, parent.trace_flags & 1
-        elif saga is not None:
-            trace_id, parent_id, sampled = int(saga.trace_id, 16), 0, 1
-        else:
-            trace_id, parent_id, sampled = new_trace_id(), 0, 1
-        span_id = new_span_id()
+        span = self._current_span()
+        parent = self._parent
+        if parent[0] is not span:
+            parent = self._parent_of(span, saga)
+        (_, trace_id, parent_context, sampled, traceparent_prefix, traceparent_suffix, tracestate,
+         trace_state) = parent
+        span_id = _getrandbits(64) or 1
         ms = start_ns // 1_000_000
-        message_id = message_id_at(ms)
-        event_time_bytes = (
-            rfc3339_at(ms) if event_time is None else c.format_time(event_time).encode()
-        )
-        if self._propagator is None:
-            trace_headers: list[tuple[str, bytes]] = [
-                (c.TRACEPARENT, b"00-%032x-%016x-%s" % (trace_id, span_id, _FLAGS[sampled]))
-            ]
-            if parent.trace_state:
-                trace_headers.append((c.TRACESTATE, parent.trace_state.to_header().encode()))
-        else:
-            trace_headers = self._inject(trace_id, span_id, sampled, parent)
+        clock = self._clock
+        if clock[0] != ms:
+            # The id's time part and ce_time change once a millisecond: format them then.
+            clock = self._clock = (ms, uuid7_prefix(ms), (c.CE_TIME, rfc3339_at(ms)))
+        message_id = uuid7_from(clock[1])
         out = [
-            *trace_headers,
+            (c.TRACEPARENT, b"%s%016x%s" % (traceparent_prefix, span_id, traceparent_suffix)),
             _SPECVERSION_HEADER,
-            (c.CE_ID, message_id.encode()),
+            (c.CE_ID, message_id),
             self._source_header,
             type_header,
-            (c.CE_TIME, event_time_bytes),
+            clock[2] if event_time is None else (c.CE_TIME, c.format_time(event_time).encode()),
             kind_header,
         ]
+        if tracestate is not None:
+            out.insert(1, tracestate)
+        if self._propagator is not None:
+            out[: 2 if tracestate is not None else 1] = self._inject(
+                trace_id, span_id, sampled, trace_state
+            )
         if saga is not None:
-            out.extend(saga.encoded_headers)
+            out += saga.encoded_headers
             if saga_status is None:
                 saga_status = saga.status
         if step:
@@ -252,16 +298,35 @@ class InstrumentedProducer:
         if extra:
             written = {k for k, _ in out}
             out = [h for h in extra if h[0] not in written and h[0] not in _CONTRACT_KEYS] + out
-        span_info = (trace_id, span_id, parent_id, message_id, saga) if sampled else None
-        return out, span_info
+        return out, (trace_id, span_id, parent_context, message_id, saga) if sampled else None
+
+    def _parent_of(self, span: object, saga: SagaContext | None) -> _Parent:
+        """What a message sent under ``span`` takes from it; kept while that span is current."""
+        context = span.get_span_context() if isinstance(span, trace.Span) else None
+        if context is not None and context.is_valid:
+            trace_id, sampled = context.trace_id, context.trace_flags & 1
+        elif saga is not None:
+            trace_id, sampled, context = int(saga.trace_id, 16), 1, None
+        else:
+            trace_id, sampled, context = new_trace_id(), 1, None
+        trace_state = context.trace_state if context is not None and context.trace_state else None
+        tracestate = (c.TRACESTATE, trace_state.to_header().encode()) if trace_state else None
+        parent: _Parent = (
+            span, trace_id, context, sampled, b"00-%032x-" % trace_id, _FLAGS[sampled],
+            tracestate, trace_state,
+        )
+        if context is not None:
+            # Only a valid span is kept: without one, the trace comes from the saga or is new.
+            self._parent = parent
+        return parent
 
     def _inject(
-        self, trace_id: int, span_id: int, sampled: int, parent: SpanContext
+        self, trace_id: int, span_id: int, sampled: int, trace_state: TraceState | None
     ) -> list[tuple[str, bytes]]:
         assert self._propagator is not None
         carrier: list[tuple[str, bytes]] = []
         span = NonRecordingSpan(
-            SpanContext(trace_id, span_id, False, TraceFlags(sampled), parent.trace_state)
+            SpanContext(trace_id, span_id, False, TraceFlags(sampled), trace_state)
         )
         self._propagator.inject(carrier, context=trace.set_span_in_context(span), setter=kafka_setter)
         return carrier
@@ -307,6 +372,11 @@ class InstrumentedProducer:
     async def _close_async(self) -> None:
         self._spans.close()
         await self._producer.stop()
+
+
+async def _awaited_twice(sending: Awaitable[Any]) -> Any:
+    delivery = await sending  # the client took the message: its delivery future
+    return await delivery
 
 
 def _value_bytes(value: Any) -> bytes | None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
@@ -34,11 +35,17 @@ from sagascope.instrumentation._saga import (
     TRACER_NAME,
 )
 
+if TYPE_CHECKING:
+    from sagascope.instrumentation._saga import SagaContext
+
 log = logging.getLogger(__name__)
 
-#: (topic, trace_id, span_id, parent_span_id, start_ns, end_ns, message_id, type, kind,
-#:  saga_id, saga_type, partition or None)
-PendingSpan = tuple[str, int, int, int, int, int, str, str, str, str, str, "int | None"]
+#: (trace_id, span_id, the parent's SpanContext or None, message_id (ASCII bytes, as sent),
+#: saga or None): what the send knew.
+SpanInfo = tuple[int, int, "SpanContext | None", bytes, "SagaContext | None"]
+#: (topic, span info, start_ns, end_ns, type, kind, partition or None): one span to record,
+#: built per send from what it already has; the span itself is made off the send path.
+PendingSpan = tuple[str, SpanInfo, int, int, str, str, "int | None"]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NON_RECORDING_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
@@ -65,20 +72,25 @@ class ProducerSpanRecorder:
         self._stop = threading.Event()
         self.dropped = 0
         self._thread: threading.Thread | None = None
-        self._recording = False
+        #: True once a recording provider was seen: the global provider is set once, and a
+        #: given one stays, so senders read this attribute and ask ``wanted()`` only before.
+        self.recording = False
+        # The API's getter makes a global provider from this variable when none is set.
+        self._provider_from_environment = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
     def wanted(self) -> bool:
         """Whether a tracer provider that records spans is there (a no-op one records nothing)."""
-        if self._recording:
-            # The global provider is set once, and a given one stays: no need to look again.
+        if self.recording:
             return True
         # The API's getter reads the environment on every call until a global provider is
         # set; its module attribute says the same without that.
         provider = self._tracer_provider or getattr(trace, "_TRACER_PROVIDER", None)
         if provider is None:
+            if not self._provider_from_environment:
+                return False  # the API would hand out its proxy, which records nothing
             provider = trace.get_tracer_provider()
-        self._recording = not isinstance(provider, _NON_RECORDING_PROVIDERS)
-        return self._recording
+        self.recording = not isinstance(provider, _NON_RECORDING_PROVIDERS)
+        return self.recording
 
     def add(self, item: PendingSpan) -> None:
         pending = self._pending
@@ -129,53 +141,64 @@ class ProducerSpanRecorder:
         processor = getattr(provider, "_active_span_processor", None)
         if processor is None or not hasattr(provider, "resource"):
             return self._emit_through_tracer(provider, batch)
-        # The SDK's own path (Tracer.start_span) would redo per span what is constant here.
+        # The SDK's own path (Tracer.start_span) would redo per span what is constant here;
+        # so would building each span's attributes: spans of one topic, type and saga share
+        # all but the message id, so a batch builds them once per such group and copies.
         resource = provider.resource
+        on_end = processor.on_end
+        shared: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
         for item in batch:
-            processor.on_end(self._readable(item, resource))
+            (topic, (trace_id, span_id, parent, message_id, saga), start_ns, end_ns, type_, kind,
+             partition) = item
+            group = (topic, type_, kind, saga, partition)
+            found = shared.get(group)
+            if found is None:
+                found = shared[group] = (f"{topic} send", self._attributes(item))
+            name, attributes = found
+            attributes = attributes.copy()
+            attributes[ATTR_MESSAGE_ID] = message_id.decode()
+            on_end(ReadableSpan(
+                name=name,
+                context=SpanContext(trace_id, span_id, False, _SAMPLED),
+                parent=parent,
+                resource=resource,
+                attributes=attributes,
+                kind=SpanKind.PRODUCER,
+                instrumentation_scope=_SCOPE,
+                start_time=start_ns,
+                end_time=end_ns,
+            ))
         return len(batch)
 
-    def _readable(self, item: PendingSpan, resource: Any) -> ReadableSpan:
-        topic, trace_id, span_id, parent_id, start_ns, end_ns = item[:6]
-        return ReadableSpan(
-            name=f"{topic} send",
-            context=SpanContext(trace_id, span_id, False, _SAMPLED),
-            parent=SpanContext(trace_id, parent_id, False, _SAMPLED) if parent_id else None,
-            resource=resource,
-            attributes=self._attributes(item),
-            kind=SpanKind.PRODUCER,
-            instrumentation_scope=_SCOPE,
-            start_time=start_ns,
-            end_time=end_ns,
-        )
-
     def _attributes(self, item: PendingSpan) -> dict[str, Any]:
-        (topic, _t, _s, _p, _st, _en, message_id, type_, kind, saga_id, saga_type,
-         partition) = item
+        topic, (_, _, _, message_id, saga), _, _, type_, kind, partition = item
         attributes: dict[str, Any] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "send",
             "messaging.operation.name": "send",
             "messaging.destination.name": topic,
-            ATTR_MESSAGE_ID: message_id,
+            ATTR_MESSAGE_ID: message_id.decode(),
             ATTR_SERVICE: self.service,
             "cloudevents.event_type": type_,
             "sagascope.kind": kind,
         }
         if partition is not None:
             attributes["messaging.destination.partition.id"] = str(partition)
-        if saga_id:
-            attributes[ATTR_SAGA_ID] = saga_id
-        if saga_type:
-            attributes[ATTR_SAGA_TYPE] = saga_type
+        if saga is not None and saga.saga_id:
+            attributes[ATTR_SAGA_ID] = saga.saga_id
+        if saga is not None and saga.saga_type:
+            attributes[ATTR_SAGA_TYPE] = saga.saga_type
         return attributes
 
     def _emit_through_tracer(self, provider: Any, batch: list[PendingSpan]) -> int:
         tracer = trace.get_tracer(TRACER_NAME, tracer_provider=provider)
         emitted = 0
         for item in batch:
-            topic, trace_id, span_id, parent_id, start_ns, end_ns = item[:6]
-            parent = NonRecordingSpan(SpanContext(trace_id, parent_id or span_id, False, _SAMPLED))
+            topic, (trace_id, span_id, parent_context, _, _), start_ns, end_ns = item[:4]
+            # Without a parent, a stand-in carrying the trace id: the span joins that trace.
+            parent = NonRecordingSpan(
+                parent_context or SpanContext(trace_id, span_id, False, _SAMPLED)
+            )
             span = tracer.start_span(
                 f"{topic} send",
                 context=trace.set_span_in_context(parent),

@@ -7,7 +7,13 @@ import sys
 
 import pytest
 from kafka_clients import confluent_producer, read_aiokafka, read_confluent, run
-from sagascope.instrumentation import InstrumentedProducer, current_saga, saga_handler, start_saga
+from sagascope.instrumentation import (
+    ContractError,
+    InstrumentedProducer,
+    current_saga,
+    saga_handler,
+    start_saga,
+)
 from sagascope.instrumentation import contract as c
 
 from sagascope.testing import contract_violations
@@ -229,23 +235,146 @@ def test_stock_aiokafka_instrumentation_is_read_by_the_handler(bootstrap_servers
     assert trace_id == f"{sent.context.trace_id:032x}"
 
 
-def test_instrumented_producer_recognises_a_stock_confluent_proxy_by_its_methods(
-    bootstrap_servers, make_topic
+def test_over_a_stock_confluent_proxy_one_traceparent_is_written_ours(
+    bootstrap_servers, make_topic, spans
 ):
     from opentelemetry.instrumentation.confluent_kafka import ConfluentKafkaInstrumentor
-    from opentelemetry.sdk.trace import TracerProvider
 
     topic = make_topic()
     proxy = ConfluentKafkaInstrumentor.instrument_producer(
-        confluent_producer(bootstrap_servers), tracer_provider=TracerProvider()
+        confluent_producer(bootstrap_servers), tracer_provider=spans.tracer_provider
     )
-    producer = InstrumentedProducer(proxy, "orders")
-    with start_saga("order-fulfillment", "order-11"):
+    producer = InstrumentedProducer(proxy, "orders", tracer_provider=spans.tracer_provider)
+    tracer = spans.tracer_provider.get_tracer("app")
+    with start_saga("order-fulfillment", "order-11", tracer_provider=spans.tracer_provider), \
+            tracer.start_as_current_span("request") as request:
         producer.send(topic, b"{}", type="OrderPlaced")
     producer.flush(10)
     (message,) = read_confluent(bootstrap_servers, topic, 1)
     assert producer.client.value == "confluent-kafka"
-    assert header_of(message.headers(), c.CE_SAGAID) == "order-11"
+    headers = message.headers()
+    assert [k for k, _ in headers].count(c.TRACEPARENT) == 1
+    assert contract_violations(headers) == []
+    assert header_of(headers, c.CE_SAGAID) == "order-11"
+    # Ours: the PRODUCER span we recorded, a child of the span current at the send.
+    (sent,) = spans.finished(kind="PRODUCER")
+    assert sent.instrumentation_scope.name == "sagascope.instrumentation"
+    assert sent.parent.span_id == request.get_span_context().span_id
+    written = c.parse_traceparent(header_of(headers, c.TRACEPARENT))
+    assert written.span_id == f"{sent.context.span_id:016x}"
+    # What is sent past the wrapper still goes through the stock instrumentation.
+    proxy.produce(topic, b"{}")
+    proxy.flush(10)
+    assert [s.instrumentation_scope.name for s in spans.finished(kind="PRODUCER")][1].startswith(
+        "opentelemetry.instrumentation.confluent_kafka")
+
+
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka", "aiokafka"])
+def test_under_the_stock_auto_instrumentation_one_traceparent_is_written_ours(
+    bootstrap_servers, make_topic, read_records, spans, client
+):
+    topic = make_topic()
+    if client == "kafka-python":
+        from opentelemetry.instrumentation.kafka import KafkaInstrumentor as Instrumentor
+    elif client == "confluent-kafka":
+        from opentelemetry.instrumentation.confluent_kafka import (
+            ConfluentKafkaInstrumentor as Instrumentor,
+        )
+    else:
+        from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor as Instrumentor
+    instrumentor = Instrumentor()
+    instrumentor.instrument(tracer_provider=spans.tracer_provider)
+    try:
+        headers = _send_one_instrumented(client, bootstrap_servers, topic, spans, read_records)
+    finally:
+        instrumentor.uninstrument()
+    assert [k for k, _ in headers].count(c.TRACEPARENT) == 1
+    assert contract_violations(headers) == []
+    (sent,) = spans.finished(kind="PRODUCER")
+    assert sent.instrumentation_scope.name == "sagascope.instrumentation"
+    written = c.parse_traceparent(header_of(headers, c.TRACEPARENT))
+    assert written.span_id == f"{sent.context.span_id:016x}"
+
+
+def _send_one_instrumented(client, bootstrap_servers, topic, spans, read_records):
+    """One send through InstrumentedProducer over a producer made while instrumented."""
+    provider = spans.tracer_provider
+    if client == "aiokafka":
+        from aiokafka import AIOKafkaProducer
+
+        async def scenario():
+            raw = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+            await raw.start()
+            producer = InstrumentedProducer(raw, "orders", tracer_provider=provider)
+            with start_saga("order-fulfillment", "order-13", tracer_provider=provider):
+                await (await producer.send(topic, b"{}", type="OrderPlaced"))
+            await producer.close()
+            (record,) = await read_aiokafka(bootstrap_servers, topic, 1)
+            return record.headers
+
+        return list(run(scenario()))
+    if client == "confluent-kafka":
+        import confluent_kafka
+
+        raw = confluent_kafka.Producer({"bootstrap.servers": bootstrap_servers, "log_level": 3})
+        assert type(raw).__module__.startswith("opentelemetry.instrumentation")
+        producer = InstrumentedProducer(raw, "orders", tracer_provider=provider)
+        with start_saga("order-fulfillment", "order-13", tracer_provider=provider):
+            producer.send(topic, b"{}", type="OrderPlaced")
+        producer.flush(10)
+        return read_confluent(bootstrap_servers, topic, 1)[0].headers()
+    from kafka import KafkaProducer
+
+    raw = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=1)
+    producer = InstrumentedProducer(raw, "orders", tracer_provider=provider)
+    with start_saga("order-fulfillment", "order-13", tracer_provider=provider):
+        producer.send(topic, b"{}", type="OrderPlaced")
+    producer.close(5)
+    return read_records(topic, 1)[0].headers
+
+
+def test_aiokafka_send_and_wait_writes_the_contract_and_returns_the_record_metadata(
+    bootstrap_servers, make_topic, spans
+):
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.structs import RecordMetadata
+
+    topic = make_topic()
+
+    async def scenario():
+        raw = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+        await raw.start()
+        producer = InstrumentedProducer(raw, "orders", tracer_provider=spans.tracer_provider)
+        try:
+            with start_saga("order-fulfillment", "order-14", tracer_provider=spans.tracer_provider):
+                with pytest.raises(ContractError):
+                    producer.send_and_wait(topic, b"{}", type="OrderPlaced", kind="gossip")
+                metadata = await producer.send_and_wait(topic, b"{}", b"order-14",
+                                                        type="OrderPlaced", step="placing")
+        finally:
+            await producer.close()
+        (record,) = await read_aiokafka(bootstrap_servers, topic, 1)
+        return metadata, record
+
+    metadata, record = run(scenario())
+    assert isinstance(metadata, RecordMetadata)
+    assert (metadata.topic, metadata.partition, metadata.offset) == (topic, 0, 0)
+    assert contract_violations(record.headers) == []
+    assert header_of(record.headers, c.CE_SAGAID) == "order-14"
+    assert header_of(record.headers, c.CE_STEP) == "placing"
+    (sent,) = spans.finished(kind="PRODUCER")
+    written = c.parse_traceparent(header_of(record.headers, c.TRACEPARENT))
+    assert written.span_id == f"{sent.context.span_id:016x}"
+
+
+def test_send_and_wait_names_the_call_to_use_with_the_other_clients(
+    kafka_producer, bootstrap_servers
+):
+    with pytest.raises(TypeError, match=r"send\(\.\.\.\)\.get\(\)"):
+        InstrumentedProducer(kafka_producer, "orders").send_and_wait("t", b"{}", type="T")
+    with pytest.raises(TypeError, match="flush"):
+        InstrumentedProducer(confluent_producer(bootstrap_servers), "orders").send_and_wait(
+            "t", b"{}", type="T")
 
 
 def test_headers_given_as_a_mapping_are_sent_beside_the_contract(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from kafka import KafkaProducer
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from sagascope.instrumentation import (
     ContractError,
@@ -196,6 +197,38 @@ def test_producer_span_has_the_span_id_of_the_traceparent(
     assert span.start_time <= span.end_time
 
 
+def test_each_send_takes_the_span_current_at_that_send_as_parent(
+    kafka_producer, make_topic, read_records, spans
+):
+    # What a send takes from the current span is kept while that span stays current.
+    topic = make_topic()
+    provider = spans.tracer_provider
+    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=provider)
+    tracer = provider.get_tracer("app")
+    with start_saga("order", "o-8", tracer_provider=provider):
+        producer.send(topic, b"1", type="T")
+        with tracer.start_as_current_span("step") as step:
+            producer.send(topic, b"2", type="T")
+            producer.send(topic, b"3", type="T")
+        producer.send(topic, b"4", type="T")
+        with tracer.start_as_current_span("unrelated", context=otel_context.Context()) as other:
+            producer.send(topic, b"5", type="T")
+    producer.flush()
+    (root,) = spans.finished(kind="INTERNAL", name="saga order")
+    sent = {s.attributes["messaging.message.id"]: s for s in spans.finished(kind="PRODUCER")}
+    parents = []
+    for record in sorted(read_records(topic, 5), key=lambda r: r.value):
+        span = sent[header(record, c.CE_ID)]
+        written = c.parse_traceparent(header(record, c.TRACEPARENT))
+        assert (written.trace_id, written.span_id) == (
+            f"{span.context.trace_id:032x}", f"{span.context.span_id:016x}")
+        parents.append(span.parent.span_id)
+    assert parents == [root.context.span_id, step.get_span_context().span_id,
+                       step.get_span_context().span_id, root.context.span_id,
+                       other.get_span_context().span_id]
+    assert written.trace_id == f"{other.get_span_context().trace_id:032x}" != f"{root.context.trace_id:032x}"
+
+
 def test_unsampled_traces_get_flag_00_and_no_producer_span(
     kafka_producer, make_topic, read_records, spans
 ):
@@ -216,10 +249,10 @@ def test_unsampled_traces_get_flag_00_and_no_producer_span(
 def test_a_failure_building_headers_is_logged_and_the_message_still_sent(
     kafka_producer, make_topic, read_records, monkeypatch, caplog
 ):
-    def broken(ms: int) -> str:
+    def broken(prefix: str) -> str:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(_producer, "message_id_at", broken)
+    monkeypatch.setattr(_producer, "uuid7_from", broken)
     topic = make_topic()
     producer = InstrumentedProducer(kafka_producer, "orders")
     with caplog.at_level(logging.ERROR), start_saga("s"):
