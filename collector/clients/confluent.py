@@ -144,11 +144,11 @@ class ConfluentConsumer:
 
         def on_revoke(consumer: Consumer, tps: list[TopicPartition]) -> None:
             handler.revoked(_partitions(tps))
-            self._paused.difference_update(_partitions(tps))
+            self._forget(tps)
 
         def on_lost(consumer: Consumer, tps: list[TopicPartition]) -> None:
             handler.lost(_partitions(tps))
-            self._paused.difference_update(_partitions(tps))
+            self._forget(tps)
 
         try:
             self._consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
@@ -211,7 +211,8 @@ class ConfluentConsumer:
         fields = by_partition.setdefault(where, [])
         if where in damaged:
             return  # the same damage again before the seek took effect
-        position = max(message.offset(), self._next.get(where, -1))
+        reported = message.offset()
+        position = max(-1 if reported is None else reported, self._next.get(where, -1))
         if fields and type(fields[-1]) is not DamagedBatch:
             position = max(position, fields[-1][0] + 1)
         if position < 0:
@@ -225,6 +226,12 @@ class ConfluentConsumer:
         damaged.add(where)
         self._next[where] = position + 1
         self.seek(Partition(*where), position + 1)
+
+    def _forget(self, tps: list[TopicPartition]) -> None:
+        """Partitions gone from this consumer: their pause and known position with them."""
+        self._paused.difference_update(_partitions(tps))
+        for tp in tps:
+            self._next.pop((tp.topic, tp.partition), None)
 
     def pause(self, partitions: Collection[Partition]) -> None:
         self._paused.update(partitions)

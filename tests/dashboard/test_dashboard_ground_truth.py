@@ -8,10 +8,7 @@ real cause (never at its undo), and each undo completed exactly when its complet
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,15 +19,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo"))
 
 from demo_expect import make_faulty_demo_settings
-from sagascope.collector import Collector
-from sagascope.demo_services import DemoRunner, SagaTruth
+from sagascope.demo_services import SagaTruth
 from sagascope.queries import SagaFilter, SagaQueries
+from truth_runs import settled_demo_run
 
-from sagascope.settings import AlertSettings, Settings, load_settings
+from sagascope.settings import AlertSettings, Settings
 
 pytestmark = pytest.mark.slow
 
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "sagascope.toml"
 #: The demo's failure scenarios and the message that really fails each (its cause).
 CAUSES = {
     ("order", "insufficient_funds"): "PaymentDeclined",
@@ -47,40 +43,13 @@ _MARKS = ("failed", "compensating", "compensated")
 
 @pytest.fixture(scope="module")
 def demo_store(bootstrap_servers: str, chdb_path: str) -> Iterator[tuple[Any, list[SagaTruth]]]:
-    from sagascope.store import ChdbStore, ensure_schema
-
-    shipped = load_settings(REPO_CONFIG)
     demo = make_faulty_demo_settings()
-    prefix = demo.topic_prefix
-    collector_settings = dataclasses.replace(
-        shipped.collector, group_id=f"{prefix}collector", include=f"{re.escape(prefix)}.*",
-        telemetry_topic=f"{prefix}spans", flush_interval_s=0.3, max_poll_interval_ms=3000,
-    )
-    store = ChdbStore(chdb_path, f"dash_truth_{prefix.strip('.').replace('.', '_')}")
-    ensure_schema(store)
-    runner = DemoRunner(demo, bootstrap_servers, telemetry_topic=collector_settings.telemetry_topic)
-    runner.start(traffic=False)
-    collector = Collector(store, bootstrap_servers, collector_settings, collector_id="truth")
-    queries = SagaQueries.from_settings(store, AlertSettings(default_threshold_s=6.0))
-    try:
-        collector.start()
-        assert collector.ready.wait(60), "collector got no partitions"
-        runner.wait_ready(30)
-        assert runner.traffic is not None
-        runner.traffic.start()
-        assert runner.traffic.wait_finished(60)
-        truths = runner.ground_truth.sagas()
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            stored = {s.saga_id: s.status for s in queries.sagas(SagaFilter(), limit=10_000)}
-            if all(stored.get(t.saga_id) == t.status for t in truths):
-                break
-            time.sleep(0.5)
+    database = f"dash_truth_{demo.topic_prefix.strip('.').replace('.', '_')}"
+    with settled_demo_run(
+        bootstrap_servers, chdb_path, demo, database=database, collector_id="truth",
+        threshold_s=6.0,
+    ) as (store, truths, _queries):
         yield store, truths
-    finally:
-        runner.stop()
-        collector.stop()
-        store.command(f"DROP DATABASE IF EXISTS {store.database}")
 
 
 def _failing(truth: SagaTruth) -> bool:

@@ -9,25 +9,20 @@ must agree with it saga by saga.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import re
-import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sagascope.collector import Collector
-from sagascope.demo_services import DemoRunner, SagaTruth
+from sagascope.demo_services import SagaTruth
 from sagascope.queries import SagaFilter, SagaQueries
+from truth_runs import settled_demo_run
 
-from sagascope.settings import AlertSettings, DemoSettings, ServiceFaults, load_settings
+from sagascope.settings import DemoSettings, ServiceFaults
 
 pytestmark = pytest.mark.slow
 
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "sagascope.toml"
 
 
 def _card_loss_settings() -> DemoSettings:
@@ -48,40 +43,12 @@ def _card_loss_settings() -> DemoSettings:
 @pytest.fixture(scope="module")
 def card_loss_run(bootstrap_servers: str, chdb_path: str,
                   ) -> Iterator[tuple[list[SagaTruth], SagaQueries]]:
-    from sagascope.store import ChdbStore, ensure_schema
-
-    shipped = load_settings(REPO_CONFIG)
     demo = _card_loss_settings()
-    prefix = demo.topic_prefix
-    collector_settings = dataclasses.replace(
-        shipped.collector, group_id=f"{prefix}collector", include=f"{re.escape(prefix)}.*",
-        telemetry_topic=f"{prefix}spans", flush_interval_s=0.3, max_poll_interval_ms=3000,
-    )
-    store = ChdbStore(chdb_path, f"card_truth_{prefix.strip('.')}")
-    ensure_schema(store)
-    runner = DemoRunner(demo, bootstrap_servers, telemetry_topic=collector_settings.telemetry_topic)
-    runner.start(traffic=False)
-    collector = Collector(store, bootstrap_servers, collector_settings, collector_id="card")
-    queries = SagaQueries.from_settings(store, AlertSettings(default_threshold_s=30.0))
-    try:
-        collector.start()
-        assert collector.ready.wait(60), "collector got no partitions"
-        runner.wait_ready(30)
-        assert runner.traffic is not None
-        runner.traffic.start()
-        assert runner.traffic.wait_finished(60)
-        truths = runner.ground_truth.sagas()
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            stored = {s.saga_id: s.status for s in queries.sagas(SagaFilter(), limit=1000)}
-            if all(stored.get(t.saga_id) == t.status for t in truths):
-                break
-            time.sleep(0.5)
+    with settled_demo_run(
+        bootstrap_servers, chdb_path, demo, database=f"card_truth_{demo.topic_prefix.strip('.')}",
+        collector_id="card", threshold_s=30.0,
+    ) as (_store, truths, queries):
         yield truths, queries
-    finally:
-        runner.stop()
-        collector.stop()
-        store.command(f"DROP DATABASE IF EXISTS {store.database}")
 
 
 def test_a_lost_card_update_fails_the_payment_in_truth_and_in_store(card_loss_run: Any) -> None:
