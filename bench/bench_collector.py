@@ -50,6 +50,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from procstat import rss_kb
 from sagascope.collector import Collector
 from sagascope.collector.decode.correlate import Correlator
 from sagascope.collector.decode.redact import Redactor
@@ -223,16 +224,6 @@ def _cpu_us(stat_path: str) -> float:
     return (int(fields[11]) + int(fields[12])) * _TICK_US
 
 
-def _rss_kb(pid: int | str = "self") -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def _thread_cpu() -> dict[int, tuple[str, float]]:
     """tid -> (comm, CPU us) of every thread of this process."""
     out = {}
@@ -289,9 +280,9 @@ class StageMeter:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
-            self.peak_rss_kb = max(self.peak_rss_kb, _rss_kb())
+            self.peak_rss_kb = max(self.peak_rss_kb, rss_kb())
             pids = _decoder_pids(self.collector)
-            self.peak_decoder_rss_kb = max(self.peak_decoder_rss_kb, sum(_rss_kb(p) for p in pids))
+            self.peak_decoder_rss_kb = max(self.peak_decoder_rss_kb, sum(rss_kb(p) for p in pids))
             for p in pids:
                 self._decoders_last[p] = _cpu_us(f"/proc/{p}/stat")
 

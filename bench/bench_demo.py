@@ -37,28 +37,9 @@ import threading
 import time
 from pathlib import Path
 
+from procstat import descendants, rss_mb
+
 FLOWS = {"ord": "order", "ful": "order-fulfillment", "shp": "shipment", "trp": "trip-booking"}
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
 
 
 def main() -> int:
@@ -87,8 +68,8 @@ def main() -> int:
 
     def sample() -> None:
         while not stop_sampling.wait(0.5):
-            broker = sum(_rss_mb(c) for c in _children(proc.pid))
-            samples.append((_rss_mb(proc.pid), broker))
+            broker = sum(rss_mb(c) for c in descendants(proc.pid))
+            samples.append((rss_mb(proc.pid), broker))
 
     threading.Thread(target=sample, daemon=True).start()
     assert proc.stdout is not None
