@@ -24,7 +24,7 @@ from sagascope.instrumentation._clients import (
     raw_send,
 )
 from sagascope.instrumentation._context import current_span_reader
-from sagascope.instrumentation._ids import new_trace_id, rfc3339_at, uuid7_from, uuid7_prefix
+from sagascope.instrumentation._ids import current_tick, new_trace_id, tick_at
 from sagascope.instrumentation._producer_spans import ProducerSpanRecorder, SpanInfo
 from sagascope.instrumentation._saga import (
     SagaContext,
@@ -98,7 +98,6 @@ class InstrumentedProducer:
         self._call: Callable[..., Any] = call
         self._current_span = current_span_reader()
         self._parent = _NO_PARENT
-        self._clock: tuple[int, bytes, tuple[str, bytes]] = (-1, b"", (c.CE_TIME, b""))
         self.service = service
         self._source_header = (c.CE_SOURCE, service.encode())
         self._type_headers: dict[str, tuple[str, bytes]] = {}
@@ -211,7 +210,7 @@ class InstrumentedProducer:
             return result
         if self._async:
             return self._record_after(result, topic, span_info, start_ns, type, kind, partition)
-        spans.add((topic, span_info, start_ns, _time_ns(), type, kind, partition))
+        spans.add(topic, span_info, start_ns, _time_ns(), type, kind, partition)
         return result
 
     def send_and_wait(
@@ -240,7 +239,7 @@ class InstrumentedProducer:
     ) -> Any:
         # aiokafka: the span ends when the client has taken the message, as with the others.
         result = await sending
-        self._spans.add((topic, span_info, start_ns, _time_ns(), type_, kind, partition))
+        self._spans.add(topic, span_info, start_ns, _time_ns(), type_, kind, partition)
         return result
 
     def _headers(
@@ -263,18 +262,18 @@ class InstrumentedProducer:
          trace_state) = parent
         span_id = _getrandbits(64) or 1
         ms = start_ns // 1_000_000
-        clock = self._clock
-        if clock[0] != ms:
+        tick = current_tick[0]
+        if tick[0] != ms:
             # The id's time part and ce_time change once a millisecond: format them then.
-            clock = self._clock = (ms, uuid7_prefix(ms), (c.CE_TIME, rfc3339_at(ms)))
-        message_id = uuid7_from(clock[1])
+            tick = tick_at(ms)
+        message_id = b"%s%012x" % (tick[1], next(tick[2]))
         out = [
             (c.TRACEPARENT, b"%s%016x%s" % (traceparent_prefix, span_id, traceparent_suffix)),
             _SPECVERSION_HEADER,
             (c.CE_ID, message_id),
             self._source_header,
             type_header,
-            clock[2] if event_time is None else (c.CE_TIME, c.format_time(event_time).encode()),
+            tick[3] if event_time is None else (c.CE_TIME, c.format_time(event_time).encode()),
             kind_header,
         ]
         if tracestate is not None:

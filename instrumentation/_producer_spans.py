@@ -18,12 +18,16 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    DEFAULT_TRACE_STATE,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
+    Status,
+    StatusCode,
     TraceFlags,
     TracerProvider,
 )
@@ -43,16 +47,83 @@ log = logging.getLogger(__name__)
 #: (trace_id, span_id, the parent's SpanContext or None, message_id (ASCII bytes, as sent),
 #: saga or None): what the send knew.
 SpanInfo = tuple[int, int, "SpanContext | None", bytes, "SagaContext | None"]
-#: (topic, span info, start_ns, end_ns, type, kind, partition or None): one span to record,
-#: built per send from what it already has; the span itself is made off the send path.
-PendingSpan = tuple[str, SpanInfo, int, int, str, str, "int | None"]
+#: Per pending span, these fields in a row of the recorder's one flat list: topic, the span
+#: info's five, start_ns, end_ns, type, kind, partition or None. Flat because a tuple per send
+#: lives until the next drain: thousands of them outlive the young garbage collections, reach
+#: the oldest generation and bring on full collections, which in a process like a
+#: kafka-python producer's (every in-flight future is a tracked object too) cost more than
+#: the rest of the span's recording. A flat list of ids, times and shared objects adds none.
+FIELDS = 11
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NON_RECORDING_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 _SCOPE = InstrumentationScope(TRACER_NAME)
 DRAIN_INTERVAL_S = 0.5
+#: This many pending spans wake the draining thread before its interval is up: the spans it
+#: makes then die young (the span processor exports them) instead of piling up.
+WAKE_AT = 512
 #: Past this many pending spans, new ones are dropped (and counted) until the next drain.
 MAX_PENDING = 100_000
+
+
+class _SentSpan(ReadableSpan):
+    """A finished PRODUCER span, made without ``ReadableSpan.__init__``.
+
+    A drain makes thousands of spans; the constructor's keyword arguments cost more than the
+    rest of a span's recording. What every PRODUCER span here shares is set once, on this
+    class; each span sets the seven fields that differ (see ``_emit``). It is a
+    ``ReadableSpan`` to processors and exporters, read through the same properties.
+    """
+
+    _kind = SpanKind.PRODUCER
+    _instrumentation_info = None
+    _instrumentation_scope = _SCOPE
+    _events = ()
+    _links = ()
+    _status = Status(StatusCode.UNSET)
+
+
+_PER_SPAN_FIELDS = frozenset(
+    ("_name", "_context", "_parent", "_resource", "_attributes", "_start_time", "_end_time"))
+
+
+def _fast_constructors() -> tuple[Any, Any]:
+    """``object.__new__`` and ``tuple.__new__`` for spans and their contexts, when that makes
+    what the SDK's constructors make; ``(None, None)`` when this SDK's spans look otherwise.
+
+    ``SpanContext(...)`` validates ids already known valid (random, non-zero) and
+    ``ReadableSpan(...)`` takes twelve keyword arguments: the two together cost about a
+    microsecond a span. Checked once against the real constructors, on the fields this SDK
+    version sets, so a future SDK with other fields gets its own constructors.
+    """
+    try:
+        context = SpanContext(1, 2, False, _SAMPLED)
+        made = tuple.__new__(SpanContext, (1, 2, False, _SAMPLED, DEFAULT_TRACE_STATE, True))
+        expected = vars(ReadableSpan(
+            name="probe", context=context, parent=None, resource=Resource.get_empty(),
+            attributes={"a": "b"}, kind=SpanKind.PRODUCER, instrumentation_scope=_SCOPE,
+            start_time=1, end_time=2,
+        ))
+        shared = {name for name in vars(_SentSpan) if name.startswith("_") and
+                  not name.startswith("__")}
+        if (made != context or not made.is_valid or made.trace_state != context.trace_state
+                or set(expected) != _PER_SPAN_FIELDS | shared
+                or any(_comparable(getattr(_SentSpan, name)) != _comparable(expected[name])
+                       for name in shared)):
+            return None, None
+    except Exception:
+        return None, None
+    return object.__new__, tuple.__new__
+
+
+def _comparable(value: Any) -> Any:
+    # Status has no __eq__: compare what it says.
+    if isinstance(value, Status):
+        return (value.status_code, value.description)
+    return value
+
+
+_new_span, _new_context = _fast_constructors()
 
 
 def _drain_at_exit(ref: weakref.ref[ProducerSpanRecorder]) -> None:
@@ -67,9 +138,11 @@ class ProducerSpanRecorder:
     def __init__(self, service: str, tracer_provider: TracerProvider | None) -> None:
         self.service = service
         self._tracer_provider = tracer_provider
-        self._pending: list[PendingSpan] = []
+        self._pending: list[Any] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._woken = False
+        self._stopping = False
         self.dropped = 0
         self._thread: threading.Thread | None = None
         #: True once a recording provider was seen: the global provider is set once, and a
@@ -92,18 +165,27 @@ class ProducerSpanRecorder:
         self.recording = not isinstance(provider, _NON_RECORDING_PROVIDERS)
         return self.recording
 
-    def add(self, item: PendingSpan) -> None:
+    def add(
+        self, topic: str, info: SpanInfo, start_ns: int, end_ns: int, type_: str, kind: str,
+        partition: int | None,
+    ) -> None:
+        """Keep one span to record (what the send knew); the span is made off the send path."""
         pending = self._pending
-        if len(pending) >= MAX_PENDING:
+        count = len(pending)
+        if count >= MAX_PENDING * FIELDS:
             self.dropped += 1
             return
-        pending.append(item)  # list.append is atomic under the GIL
+        # One C call under the GIL: a drain never sees half a span.
+        pending += (topic, *info, start_ns, end_ns, type_, kind, partition)
+        if count >= (WAKE_AT - 1) * FIELDS and not self._woken:
+            self._woken = True
+            self._wake.set()
         if self._thread is None:
             self._start_thread()
 
     def _start_thread(self) -> None:
         with self._lock:
-            if self._thread is None and not self._stop.is_set():
+            if self._thread is None and not self._stopping:
                 self._thread = threading.Thread(
                     target=self._run, name=f"sagascope-producer-spans-{self.service}", daemon=True
                 )
@@ -114,29 +196,41 @@ class ProducerSpanRecorder:
                 atexit.register(_drain_at_exit, weakref.ref(self))
 
     def _run(self) -> None:
-        while not self._stop.wait(DRAIN_INTERVAL_S):
+        wake = self._wake
+        while True:
+            wake.wait(DRAIN_INTERVAL_S)
+            wake.clear()
+            self._woken = False
+            if self._stopping:
+                return
             self.drain()
 
     def drain(self) -> int:
         """Emit every pending span now; returns how many were emitted. Never raises."""
         with self._lock:
-            batch, self._pending = self._pending, []
+            # Senders only ever append to this one list: take the spans there now and
+            # leave whatever a sender adds meanwhile for the next drain.
+            pending = self._pending
+            taken = len(pending) - len(pending) % FIELDS
+            batch = pending[:taken]
+            del pending[:taken]
         if not batch:
             return 0
         try:
             return self._emit(batch)
         except Exception:
-            log.exception("could not record %d producer spans", len(batch))
+            log.exception("could not record %d producer spans", len(batch) // FIELDS)
             return 0
 
     def close(self) -> None:
-        self._stop.set()
+        self._stopping = True
+        self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         self.drain()
 
-    def _emit(self, batch: list[PendingSpan]) -> int:
+    def _emit(self, batch: list[Any]) -> int:
         provider: Any = self._tracer_provider or trace.get_tracer_provider()
         processor = getattr(provider, "_active_span_processor", None)
         if processor is None or not hasattr(provider, "resource"):
@@ -146,32 +240,49 @@ class ProducerSpanRecorder:
         # all but the message id, so a batch builds them once per such group and copies.
         resource = provider.resource
         on_end = processor.on_end
+        new_span, new_context = _new_span, _new_context
         shared: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
-        for item in batch:
-            (topic, (trace_id, span_id, parent, message_id, saga), start_ns, end_ns, type_, kind,
-             partition) = item
+        for (topic, trace_id, span_id, parent, message_id, saga, start_ns, end_ns, type_, kind,
+             partition) in zip(*[iter(batch)] * FIELDS, strict=True):
             group = (topic, type_, kind, saga, partition)
             found = shared.get(group)
             if found is None:
-                found = shared[group] = (f"{topic} send", self._attributes(item))
+                found = shared[group] = (
+                    f"{topic} send",
+                    self._attributes(topic, message_id, saga, type_, kind, partition),
+                )
             name, attributes = found
             attributes = attributes.copy()
             attributes[ATTR_MESSAGE_ID] = message_id.decode()
-            on_end(ReadableSpan(
-                name=name,
-                context=SpanContext(trace_id, span_id, False, _SAMPLED),
-                parent=parent,
-                resource=resource,
-                attributes=attributes,
-                kind=SpanKind.PRODUCER,
-                instrumentation_scope=_SCOPE,
-                start_time=start_ns,
-                end_time=end_ns,
-            ))
-        return len(batch)
+            if new_span is None:
+                on_end(ReadableSpan(
+                    name=name,
+                    context=SpanContext(trace_id, span_id, False, _SAMPLED),
+                    parent=parent,
+                    resource=resource,
+                    attributes=attributes,
+                    kind=SpanKind.PRODUCER,
+                    instrumentation_scope=_SCOPE,
+                    start_time=start_ns,
+                    end_time=end_ns,
+                ))
+                continue
+            span = new_span(_SentSpan)
+            span._name = name
+            span._context = new_context(
+                SpanContext, (trace_id, span_id, False, _SAMPLED, DEFAULT_TRACE_STATE, True))
+            span._parent = parent
+            span._resource = resource
+            span._attributes = attributes
+            span._start_time = start_ns
+            span._end_time = end_ns
+            on_end(span)
+        return len(batch) // FIELDS
 
-    def _attributes(self, item: PendingSpan) -> dict[str, Any]:
-        topic, (_, _, _, message_id, saga), _, _, type_, kind, partition = item
+    def _attributes(
+        self, topic: str, message_id: bytes, saga: SagaContext | None, type_: str, kind: str,
+        partition: int | None,
+    ) -> dict[str, Any]:
         attributes: dict[str, Any] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "send",
@@ -190,11 +301,11 @@ class ProducerSpanRecorder:
             attributes[ATTR_SAGA_TYPE] = saga.saga_type
         return attributes
 
-    def _emit_through_tracer(self, provider: Any, batch: list[PendingSpan]) -> int:
+    def _emit_through_tracer(self, provider: Any, batch: list[Any]) -> int:
         tracer = trace.get_tracer(TRACER_NAME, tracer_provider=provider)
         emitted = 0
-        for item in batch:
-            topic, (trace_id, span_id, parent_context, _, _), start_ns, end_ns = item[:4]
+        for (topic, trace_id, span_id, parent_context, message_id, saga, start_ns, end_ns, type_,
+             kind, partition) in zip(*[iter(batch)] * FIELDS, strict=True):
             # Without a parent, a stand-in carrying the trace id: the span joins that trace.
             parent = NonRecordingSpan(
                 parent_context or SpanContext(trace_id, span_id, False, _SAMPLED)
@@ -203,7 +314,7 @@ class ProducerSpanRecorder:
                 f"{topic} send",
                 context=trace.set_span_in_context(parent),
                 kind=SpanKind.PRODUCER,
-                attributes=self._attributes(item),
+                attributes=self._attributes(topic, message_id, saga, type_, kind, partition),
                 start_time=start_ns,
             )
             if not span.is_recording():

@@ -249,10 +249,11 @@ def test_unsampled_traces_get_flag_00_and_no_producer_span(
 def test_a_failure_building_headers_is_logged_and_the_message_still_sent(
     kafka_producer, make_topic, read_records, monkeypatch, caplog
 ):
-    def broken(prefix: str) -> str:
+    def broken(ms: int) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(_producer, "uuid7_from", broken)
+    monkeypatch.setattr(_producer, "tick_at", broken)
+    monkeypatch.setattr(_producer, "current_tick", [(-1,)])
     topic = make_topic()
     producer = InstrumentedProducer(kafka_producer, "orders")
     with caplog.at_level(logging.ERROR), start_saga("s"):
