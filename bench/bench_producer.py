@@ -17,7 +17,16 @@ client does in the background counts; robust when other processes share the core
 - ``instrumented+sdk``: the same with an SDK ``TracerProvider`` sampling every trace and a
   ``BatchSpanProcessor`` (spans discarded by the exporter): PRODUCER spans recorded, drained
   and exported inside the variant's timing (so does ``stock otel``).
+- ``prebuilt``: the client's send carrying the headers of an instrumented send, each send its
+  own, built before the clock.
+- ``floor``: ``prebuilt`` with the PRODUCER span of each send, made before the clock, handed to
+  the span processors: ``floor`` minus ``prebuilt`` is what recording a span per send costs in
+  this client's process even when making the span is free.
 - ``stock otel``: that client's stock OpenTelemetry instrumentation with the same provider.
+
+Every variant starts from a collected heap (``gc.collect()`` outside the timing): otherwise a
+full collection, 25–30 ms in this process, lands on whichever variant happens to be running
+when the garbage of the ones before it reaches the threshold.
 
 Each round compares a variant with ``bare`` of the same round; printed are medians over
 rounds: µs per send, µs added over ``bare``, and the throughput ratio to ``bare``. Then the
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -41,8 +51,9 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
 from sagascope.instrumentation import InstrumentedProducer, start_saga
 
 VALUE = json.dumps({"order_id": "order-123456", "items": ["x" * 40] * 5, "note": "y" * 60}).encode()
@@ -81,6 +92,38 @@ def contract_headers() -> list[tuple[str, bytes]]:
     return captured[0]
 
 
+def _ignore(span: Any) -> None:
+    return None
+
+
+def prebuilt(
+    count: int, topic: str, provider: TracerProvider
+) -> tuple[list[list[tuple[str, bytes]]], list[Any]]:
+    """The headers and PRODUCER spans of ``count`` instrumented sends, made now, for ``floor``."""
+    headers: list[list[tuple[str, bytes]]] = []
+    spans: list[Any] = []
+
+    class Keeping:
+        config: dict[str, Any] = {}  # noqa: RUF012
+
+        def send(self, *args: Any, **kwargs: Any) -> None:
+            headers.append(kwargs["headers"])
+
+    class KeepingProcessor(SpanProcessor):
+        def on_end(self, span: Any) -> None:
+            if span.kind is SpanKind.PRODUCER:
+                spans.append(span)
+
+    making = TracerProvider(resource=provider.resource)
+    making.add_span_processor(KeepingProcessor())
+    producer = InstrumentedProducer(Keeping(), "orders", tracer_provider=making)
+    with start_saga("order-fulfillment", "order-123456", tracer_provider=making):
+        for _ in range(count):
+            producer.send(topic, VALUE, KEY, type="OrderPlaced")
+    producer._spans.drain()
+    return headers, spans
+
+
 #: A variant: runs N sends plus the flush, returns CPU µs per message.
 Variant = Callable[[], float]
 
@@ -101,6 +144,7 @@ class ClientBench:
 
     def run_sends(self, send: Callable[[], Any]) -> float:
         """CPU µs per message for N calls of ``send``, the flush and the spans' export."""
+        gc.collect()  # each variant starts from a collected heap: see the module's docstring
         start = time.process_time()
         for _ in range(self.messages):
             send()
@@ -127,11 +171,42 @@ class ClientBench:
             return lambda: send(topic, VALUE, key=KEY)
         return lambda: send(topic, VALUE, key=KEY, headers=list(headers))
 
+    def send_with(self) -> Callable[[list[tuple[str, bytes]]], Any]:
+        """The client's send of the bench's record with the headers given at each call."""
+        send, topic = self.producer.send, self.topic
+        return lambda headers: send(topic, VALUE, key=KEY, headers=headers)
+
     def stock(self) -> Variant | None:
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def floor(self, spans: bool = True) -> float:
+        """The ``floor`` variant: what an instrumented send costs here if building it is free.
+
+        Each send carries the headers of its own instrumented send and hands the PRODUCER
+        span of that send to the span processors, in the sending thread, but both were made
+        before the clock started (by ``InstrumentedProducer`` itself, over a client that only
+        keeps what it is given). What is left over ``bare+headers`` is what the SDK's span
+        processing of one span per send costs in this client's process: no instrumentation
+        that records a span per message can cost less. Without ``spans`` (the ``prebuilt``
+        variant), the same loop with the headers only: ``floor`` minus ``prebuilt`` is the
+        span processing alone.
+        """
+        headers, made = prebuilt(self.messages, self.topic, self.provider)
+        send, on_end = self.send_with(), self.provider._active_span_processor.on_end
+        pairs = iter(zip(headers, made, strict=True))
+        if not spans:
+            on_end = _ignore
+
+        def one() -> Any:
+            carried, span = next(pairs)
+            sent = send(carried)
+            on_end(span)
+            return sent
+
+        return self.run_sends(one)
 
     def variants(self) -> dict[str, Variant]:
         static = contract_headers()
@@ -152,6 +227,8 @@ class ClientBench:
             "bare+headers": lambda: self.run_sends(self.bare_send(static)),
             "instrumented": instrumented,
             "instrumented+sdk": instrumented_sdk,
+            "prebuilt": lambda: self.floor(spans=False),
+            "floor": self.floor,
         }
         stock = self.stock()
         if stock is not None:
@@ -202,6 +279,10 @@ class ConfluentBench(ClientBench):
             return lambda: produce(topic, VALUE, KEY)
         return lambda: produce(topic, VALUE, KEY, headers=list(headers))
 
+    def send_with(self) -> Callable[[list[tuple[str, bytes]]], Any]:
+        produce, topic = self.producer.produce, self.topic
+        return lambda headers: produce(topic, VALUE, KEY, headers=headers)
+
     def stock(self) -> Variant | None:
         try:
             from opentelemetry.instrumentation.confluent_kafka import ConfluentKafkaInstrumentor
@@ -243,6 +324,7 @@ class AiokafkaBench(ClientBench):
                 await send()
             await self.producer.flush()
 
+        gc.collect()
         start = time.process_time()
         self.loop.run_until_complete(sends())
         self.export_spans()
@@ -347,6 +429,10 @@ def measure(bench: ClientBench, rounds: int) -> dict[str, Any]:
     traced = results["instrumented+sdk"]
     figures["own_work_us"] = round(statistics.median(
         t - h for t, h in zip(traced, results["bare+headers"], strict=True)), 2)
+    figures["floor_us"] = round(statistics.median(
+        f - h for f, h in zip(results["floor"], results["bare+headers"], strict=True)), 2)
+    figures["span_processing_us"] = round(statistics.median(
+        f - p for f, p in zip(results["floor"], results["prebuilt"], strict=True)), 2)
     if "stock otel" in results:
         figures["share_of_stock"] = round(statistics.median(
             (t - b) / (s - b) for t, s, b in zip(traced, results["stock otel"], bare, strict=True)
@@ -379,7 +465,8 @@ def print_figures(figures: dict[str, Any], clients: Sequence[str]) -> None:
     print(f"{'client':<16} {'variant':<18} {'cpu us':>7} {'added':>7} {'ratio':>6}")
     for client in clients:
         f = figures[client]
-        for name in ("bare", "bare+headers", "instrumented", "instrumented+sdk", "stock otel"):
+        for name in ("bare", "bare+headers", "instrumented", "instrumented+sdk", "prebuilt",
+                     "floor", "stock otel"):
             if name in f:
                 v = f[name]
                 print(f"{client:<16} {name:<18} {v['cpu_us']:>7.2f} {v['added_us']:>7.2f} "
@@ -397,6 +484,9 @@ def print_figures(figures: dict[str, Any], clients: Sequence[str]) -> None:
             line += (f"; added / stock added: {share:.2f} "
                      f"[target <= 0.5: {'ok' if share <= 0.5 else 'MISSED'}]")
         print(line)
+        print(f"{'':<16} floor: {f['floor_us']:.2f} us over bare+headers (headers and spans made "
+              "before the clock, each span handed to the processors in the sending thread), of "
+              f"which the span processing (floor - prebuilt): {f['span_processing_us']:.2f} us")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,11 +12,14 @@ from datetime import UTC, datetime
 import pytest
 from kafka import KafkaProducer
 from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import StatusCode, TraceState
 from sagascope.instrumentation import (
     ContractError,
     InstrumentedProducer,
     _producer,
+    _producer_spans,
     compensating,
     current_saga,
     saga_outcome,
@@ -282,6 +285,74 @@ def test_producer_spans_are_recorded_in_the_background_without_flush(
     while not spans.finished(kind="PRODUCER") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(spans.finished(kind="PRODUCER")) == 1
+
+
+def test_a_burst_of_sends_is_recorded_before_the_drain_interval(
+    kafka_producer, make_topic, spans, monkeypatch
+):
+    # WAKE_AT pending spans wake the drain thread; the interval alone would take a minute.
+    monkeypatch.setattr(_producer_spans, "DRAIN_INTERVAL_S", 60.0)
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=spans.tracer_provider)
+    with start_saga("order", tracer_provider=spans.tracer_provider):
+        for _ in range(_producer_spans.WAKE_AT):
+            producer.send(topic, b"x", type="T")
+    deadline = time.monotonic() + 10
+    while len(spans.finished(kind="PRODUCER")) < _producer_spans.WAKE_AT:
+        assert time.monotonic() < deadline, len(spans.finished(kind="PRODUCER"))
+        time.sleep(0.05)
+    ids = {s.context.span_id for s in spans.finished(kind="PRODUCER")}
+    assert len(ids) == _producer_spans.WAKE_AT
+
+
+def _sent_span_fields(span) -> dict:
+    exported = json.loads(span.to_json())
+    for key in ("context", "parent_id", "start_time", "end_time"):
+        exported.pop(key)
+    exported["attributes"].pop("messaging.message.id")
+    return exported
+
+
+def test_producer_spans_made_without_the_constructors_read_like_the_sdks(
+    kafka_producer, make_topic, spans, monkeypatch
+):
+    topic = make_topic(partitions=2)
+    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=spans.tracer_provider)
+
+    def one_span(**options) -> ReadableSpan:
+        spans.clear()
+        with start_saga("order", "o-9", tracer_provider=spans.tracer_provider):
+            producer.send(topic, b"x", type="T", kind="command", partition=1, **options)
+        producer.flush()
+        (span,) = spans.finished(kind="PRODUCER")
+        return span
+
+    fast = one_span(step="Pay")
+    assert type(fast) is not ReadableSpan and isinstance(fast, ReadableSpan)
+    assert fast.status.status_code is StatusCode.UNSET and fast.events == () and fast.links == ()
+    assert fast.resource is spans.tracer_provider.resource
+    assert fast.context.is_valid and fast.context.trace_state == TraceState()
+    # The SDK's own constructors, as an SDK whose spans looked otherwise would get.
+    monkeypatch.setattr(_producer_spans, "_new_span", None)
+    made = one_span(step="Pay")
+    assert type(made) is ReadableSpan
+    assert _sent_span_fields(fast) == _sent_span_fields(made)
+    assert fast.context.trace_state == made.context.trace_state
+
+
+def test_an_sdk_with_other_span_fields_gets_its_constructors(monkeypatch):
+    from opentelemetry.sdk import trace as sdk_trace
+
+    original = sdk_trace.ReadableSpan.__init__
+
+    def with_a_new_field(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self._a_new_field = 1
+
+    monkeypatch.setattr(sdk_trace.ReadableSpan, "__init__", with_a_new_field)
+    assert _producer_spans._fast_constructors() == (None, None)
+    monkeypatch.undo()
+    assert _producer_spans._fast_constructors() == (object.__new__, tuple.__new__)
 
 
 EXIT_SCRIPT = r"""
