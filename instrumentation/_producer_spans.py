@@ -59,9 +59,15 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NON_RECORDING_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 _SCOPE = InstrumentationScope(TRACER_NAME)
 DRAIN_INTERVAL_S = 0.5
-#: This many pending spans wake the draining thread before its interval is up: the spans it
-#: makes then die young (the span processor exports them) instead of piling up.
+#: This many pending spans wake the draining thread before its interval is up. A drain hands
+#: its spans to the processors in one go, and the SDK's ``BatchSpanProcessor`` keeps 2,048
+#: by default and drops the rest: a fast producer's half second of spans would not fit.
+#: Drains of about a quarter of that also die young (exported before the garbage collector
+#: promotes them) and leave the processor's worker room to export between them.
 WAKE_AT = 512
+#: This many pending spans (the drain thread has not had its turn) are drained by the sender
+#: itself, still within the default processor's 2,048.
+LAGGING = 3 * WAKE_AT
 #: Past this many pending spans, new ones are dropped (and counted) until the next drain.
 MAX_PENDING = 100_000
 
@@ -177,9 +183,14 @@ class ProducerSpanRecorder:
             return
         # One C call under the GIL: a drain never sees half a span.
         pending += (topic, *info, start_ns, end_ns, type_, kind, partition)
-        if count >= (WAKE_AT - 1) * FIELDS and not self._woken:
-            self._woken = True
-            self._wake.set()
+        if count >= (WAKE_AT - 1) * FIELDS:
+            if count >= LAGGING * FIELDS:
+                # The drain thread has not had its turn: drain here, so that no burst handed
+                # over at once outgrows a span processor's queue.
+                self.drain()
+            elif not self._woken:
+                self._woken = True
+                self._wake.set()
         if self._thread is None:
             self._start_thread()
 
