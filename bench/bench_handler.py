@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from bench_producer import VALUE, DiscardingExporter, static_headers
+from bench_producer import VALUE, DiscardingExporter, contract_headers
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from sagascope.instrumentation import saga_handler
@@ -43,7 +43,7 @@ def _kafka_python_record(servers: str, topic: str) -> Any:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     producer = KafkaProducer(bootstrap_servers=servers)
-    producer.send(topic, VALUE, key=KEY, headers=static_headers()).get(timeout=30)
+    producer.send(topic, VALUE, key=KEY, headers=contract_headers()).get(timeout=30)
     producer.close(5)
     consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
     consumer.assign([TopicPartition(topic, 0)])
@@ -62,7 +62,7 @@ def _confluent_record(servers: str, topic: str) -> Any:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
     producer = Producer({"bootstrap.servers": servers, "log_level": 3})
-    producer.produce(topic, VALUE, KEY, headers=static_headers())
+    producer.produce(topic, VALUE, KEY, headers=contract_headers())
     producer.flush(30)
     consumer = Consumer({"bootstrap.servers": servers, "group.id": "bench-handler",
                          "enable.auto.commit": False, "log_level": 3})
@@ -83,7 +83,7 @@ async def _aiokafka_record(servers: str, topic: str) -> Any:
 
     producer = AIOKafkaProducer(bootstrap_servers=servers)
     await producer.start()
-    await producer.send_and_wait(topic, VALUE, key=KEY, headers=static_headers())
+    await producer.send_and_wait(topic, VALUE, key=KEY, headers=contract_headers())
     await producer.stop()
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
     await consumer.start()
