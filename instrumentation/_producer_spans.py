@@ -132,6 +132,20 @@ def _comparable(value: Any) -> Any:
 _new_span, _new_context = _fast_constructors()
 
 
+#: Every recorder of the process, for the fork hook below.
+_RECORDERS: weakref.WeakSet[ProducerSpanRecorder] = weakref.WeakSet()
+
+
+def _forget_parent_state() -> None:
+    # A forked child has none of its parent's threads: its recorders start their own drain
+    # thread at their next span, and leave the parent's pending spans to the parent.
+    for recorder in list(_RECORDERS):
+        recorder._after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_parent_state)
+
+
 def _drain_at_exit(ref: weakref.ref[ProducerSpanRecorder]) -> None:
     recorder = ref()
     if recorder is not None:
@@ -156,6 +170,14 @@ class ProducerSpanRecorder:
         self.recording = False
         # The API's getter makes a global provider from this variable when none is set.
         self._provider_from_environment = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+        _RECORDERS.add(self)
+
+    def _after_fork(self) -> None:
+        self._pending.clear()
+        self._lock = threading.Lock()  # the parent's drain may have held it at the fork
+        self._wake = threading.Event()
+        self._woken = False
+        self._thread = None
 
     def wanted(self) -> bool:
         """Whether a tracer provider that records spans is there (a no-op one records nothing)."""

@@ -435,3 +435,26 @@ def test_an_injected_propagator_writes_the_trace_context(kafka_producer, make_to
     assert header(record, "x-trace").startswith(saga.trace_id + ":")
     assert header(record, c.TRACEPARENT) is None
     assert header(record, c.CE_SAGATYPE) == "order"
+
+
+def test_a_forked_child_records_its_own_spans_not_its_parents(spans):
+    import os
+
+    recorder = _producer_spans.ProducerSpanRecorder("orders", spans.tracer_provider)
+    info = (1, 2, None, b"0193abcd-1234-7abc-8def-0123456789ab", None)
+    recorder.add("t", info, 1, 2, "T", "event", None)  # starts the parent's drain thread
+    recorder.add("t", info, 1, 2, "T", "event", None)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no parent's spans, a drain thread of its own at its first span
+        try:
+            fresh = recorder._pending == [] and recorder._thread is None
+            recorder.add("t", (3, 4, None, info[3], None), 1, 2, "T", "event", None)
+            alive = recorder._thread is not None and recorder._thread.is_alive()
+            os.write(write, b"%d %d %d" % (fresh, alive, recorder.drain()))
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 64) == b"1 1 1"
+    assert recorder.drain() == 2
