@@ -1,9 +1,10 @@
 """PRODUCER spans, recorded off the send path.
 
 Creating an SDK span costs about 20 µs, more than the whole budget of a send. ``send()`` only
-appends a tuple (ids and times it already has); a background thread turns pending tuples into
-finished spans and hands them to the tracer provider's span processors every half second,
-and ``flush()``/``close()`` drain what is left. With the SDK's ``TracerProvider``, the span id in
+appends the ids and times it already has to a flat list; a background thread turns them into
+finished spans and hands them to the tracer provider's span processors every half second or
+every ``WAKE_AT`` sends, whichever comes first, and ``flush()``/``close()`` drain what is
+left. With the SDK's ``TracerProvider``, the span id in
 the message's ``traceparent`` is the id the recorded span gets, so the consumer's span link
 points at a real span. (Another provider gets spans through its tracer, with its own ids.)
 """
