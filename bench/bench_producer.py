@@ -188,11 +188,10 @@ class ClientBench:
         Each send carries the headers of its own instrumented send and hands the PRODUCER
         span of that send to the span processors, in the sending thread, but both were made
         before the clock started (by ``InstrumentedProducer`` itself, over a client that only
-        keeps what it is given). What is left over ``bare+headers`` is what the SDK's span
-        processing of one span per send costs in this client's process: no instrumentation
-        that records a span per message can cost less. Without ``spans`` (the ``prebuilt``
-        variant), the same loop with the headers only: ``floor`` minus ``prebuilt`` is the
-        span processing alone.
+        keeps what it is given). What ``floor`` adds over ``bare+headers`` is the least an
+        instrumentation that records a span per message can cost in this client's process.
+        Without ``spans`` (the ``prebuilt`` variant), the same loop with the headers only:
+        ``floor`` minus ``prebuilt`` is the SDK's processing of the spans alone.
         """
         headers, made = prebuilt(self.messages, self.topic, self.provider)
         send, on_end = self.send_with(), self.provider._active_span_processor.on_end
