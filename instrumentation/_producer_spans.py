@@ -207,7 +207,7 @@ class ProducerSpanRecorder:
         # One C call under the GIL: a drain never sees half a span.
         pending += (topic, *info, start_ns, end_ns, type_, kind, partition)
         if count >= (WAKE_AT - 1) * FIELDS:
-            if count >= LAGGING * FIELDS:
+            if count >= (LAGGING - 1) * FIELDS:
                 # The drain thread has not had its turn: drain here, so that no burst handed
                 # over at once outgrows a span processor's queue.
                 self.drain()

@@ -305,32 +305,49 @@ def test_a_burst_of_sends_is_recorded_before_the_drain_interval(
     assert len(ids) == _producer_spans.WAKE_AT
 
 
-@pytest.mark.parametrize("drain_thread", [True, False], ids=["drain-thread", "thread-never-runs"])
-def test_a_fast_producer_loses_no_span_to_a_default_batch_processor(
-    kafka_producer, make_topic, monkeypatch, drain_thread
-):
-    # The SDK's BatchSpanProcessor keeps 2,048 spans by default and drops the rest: drains
-    # hand spans over WAKE_AT at a time, not everything a fast producer sent in half a second
-    # (draining only every half second, 2,500 quick sends kept 2,048-2,234 spans).
+def _default_processor_run(kafka_producer, make_topic, sends: int, **processor_options):
+    """``sends`` quick sends through a BatchSpanProcessor; (PRODUCER spans exported, drains)."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    if not drain_thread:  # the sender drains what the thread would have
-        monkeypatch.setattr(_producer_spans.ProducerSpanRecorder, "_start_thread", lambda self: None)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.add_span_processor(BatchSpanProcessor(exporter, **processor_options))
     topic = make_topic()
     producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=provider)
+    drains: list[int] = []
+    emit = producer._spans._emit
+    producer._spans._emit = lambda batch: drains.append(len(batch) // _producer_spans.FIELDS) or emit(batch)
     with start_saga("order", tracer_provider=provider):
-        for _ in range(2500):
+        for _ in range(sends):
             producer.send(topic, b"x", type="T")
     producer.flush()
     provider.force_flush()
     sent = [s for s in exporter.get_finished_spans() if s.kind.name == "PRODUCER"]
-    assert len(sent) == 2500
     provider.shutdown()
+    return len(sent), drains
+
+
+@pytest.mark.parametrize("drain_thread", [True, False], ids=["drain-thread", "thread-never-runs"])
+def test_no_drain_hands_over_more_than_a_default_batch_processor_keeps(
+    kafka_producer, make_topic, monkeypatch, drain_thread
+):
+    # The SDK's BatchSpanProcessor keeps 2,048 spans by default and drops the rest: a drain
+    # hands over about WAKE_AT spans, and at most LAGGING when the drain thread lags.
+    if not drain_thread:  # the sender drains what the thread would have
+        monkeypatch.setattr(_producer_spans.ProducerSpanRecorder, "_start_thread", lambda self: None)
+    exported, drains = _default_processor_run(
+        kafka_producer, make_topic, 2500, max_queue_size=100_000)
+    assert exported == sum(drains) == 2500
+    assert max(drains) <= _producer_spans.LAGGING < 2048
+
+
+def test_a_fast_producer_loses_no_span_to_a_default_batch_processor(kafka_producer, make_topic):
+    # End to end with the default queue (draining only every half second, 2,500 quick sends
+    # kept 2,048-2,234 spans).
+    exported, _ = _default_processor_run(kafka_producer, make_topic, 2500)
+    assert exported == 2500
 
 
 def _sent_span_fields(span) -> dict:
@@ -437,9 +454,10 @@ def test_an_injected_propagator_writes_the_trace_context(kafka_producer, make_to
     assert header(record, c.CE_SAGATYPE) == "order"
 
 
-def test_a_forked_child_records_its_own_spans_not_its_parents(spans):
+def test_a_forked_child_records_its_own_spans_not_its_parents(spans, monkeypatch):
     import os
 
+    monkeypatch.setattr(_producer_spans, "DRAIN_INTERVAL_S", 60.0)  # the parent drains below
     recorder = _producer_spans.ProducerSpanRecorder("orders", spans.tracer_provider)
     info = (1, 2, None, b"0193abcd-1234-7abc-8def-0123456789ab", None)
     recorder.add("t", info, 1, 2, "T", "event", None)  # starts the parent's drain thread
@@ -455,6 +473,21 @@ def test_a_forked_child_records_its_own_spans_not_its_parents(spans):
         finally:
             os._exit(0)
     os.close(write)
-    os.waitpid(pid, 0)
+    _wait_or_kill(pid)
     assert os.read(read, 64) == b"1 1 1"
     assert recorder.drain() == 2
+
+
+def _wait_or_kill(pid: int, timeout_s: float = 30) -> None:
+    """Wait for a forked child; a child stuck on a lock inherited from a parent thread is
+    killed and fails the test instead of hanging the run."""
+    import os
+    import signal
+
+    deadline = time.monotonic() + timeout_s
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child did not finish")
+        time.sleep(0.02)
