@@ -3,7 +3,8 @@ pairing of ``sagascope.queries.failures`` is checked against.
 
 Kept as it was (commit e37b5e9), except that messages of the same Kafka and event time are
 ordered by their position in Kafka, as the SQL pairing orders them (before, their order was
-not defined). Not shipped: only the tests use it.
+not defined), and that the reason expression and the failing markers, which the pairing does
+not compare, are the module's own. Not shipped: only the tests use it.
 """
 
 from __future__ import annotations
@@ -11,24 +12,10 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from sagascope.queries.failures import FAILING_MARKERS, _reason_expr
 from sagascope.queries.results import CompensationPair, FailureCount, SagaFilter
 from sagascope.queries.state import StateQuery
 from sagascope.store.timetext import as_utc
-
-
-def _reason_expr() -> str:
-    """The reason a message gives for itself: an ``error``/``reason`` header or JSON field."""
-    return (
-        "multiIf(headers['error'] != '', headers['error'], "
-        "headers['reason'] != '', headers['reason'], "
-        "JSONExtractString(payload, 'error') != '', JSONExtractString(payload, 'error'), "
-        "JSONExtractString(payload, 'reason') != '', JSONExtractString(payload, 'reason'), "
-        "parse_error)"
-    )
-
-
-#: Statuses of a saga that failed (the saga state's ``marker``).
-FAILING_MARKERS = ("failed", "compensating", "compensated")
 
 
 def failure_causes_sql(scope: str) -> str:

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from alert_sinks import RecordingSink
 from sagascope.queries import Alert
 
 from sagascope.embedded import free_port
@@ -69,24 +70,6 @@ class WebhookReceiver:
                     return list(self.received)
             time.sleep(0.02)
         raise AssertionError(f"webhook got {len(self.received)} alerts, expected {count}")
-
-
-class RecordingSink:
-    """A sink that keeps what it was sent (the real sinks have their own tests)."""
-
-    name = "recording"
-
-    def __init__(self) -> None:
-        self.sent: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.sent.append(alert)
-
-    def flush(self, timeout_s: float) -> bool:
-        return True
-
-    def close(self, timeout_s: float = 5.0) -> None:
-        pass
 
 
 @pytest.fixture

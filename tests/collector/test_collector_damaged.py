@@ -14,6 +14,8 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from sagascope.collector import Collector
 from sagascope.store import verify
 
+from sagascope.connections import _request as kafka_request
+
 
 def damaged_batch(values: list[bytes]) -> bytes:
     """A v2 record batch of ``values`` with one payload byte flipped after its CRC was taken."""
@@ -37,31 +39,18 @@ def produce_raw(bootstrap_servers: str, topic: str, partition: int, batch: bytes
         data = value.encode()
         return struct.pack(">h", len(data)) + data
 
-    request = (
-        struct.pack(">hhi", 0, 3, 1) + text("sagascope-test")  # Produce v3, correlation id 1
-        + struct.pack(">hhi", -1, 1, 10_000)  # no transaction, acks=1, timeout
+    body = (
+        struct.pack(">hhi", -1, 1, 10_000)  # no transaction, acks=1, timeout
         + struct.pack(">i", 1) + text(topic)
         + struct.pack(">iii", 1, partition, len(batch)) + batch
     )
     host, port = bootstrap_servers.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(struct.pack(">i", len(request)) + request)
-        size = struct.unpack(">i", _read(sock, 4))[0]
-        answer = _read(sock, size)
-    # correlation id, 1 topic (name), 1 partition: partition index then its error code
-    name_size = struct.unpack_from(">h", answer, 8)[0]
-    error = struct.unpack_from(">h", answer, 10 + name_size + 8)[0]
+        answer = kafka_request(sock, 0, 3, body)  # Produce v3
+    # 1 topic (name), 1 partition: partition index then its error code
+    name_size = struct.unpack_from(">h", answer, 4)[0]
+    error = struct.unpack_from(">h", answer, 6 + name_size + 8)[0]
     assert error == 0, f"the broker refused the batch (error {error})"
-
-
-def _read(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("broker closed the connection")
-        data += chunk
-    return data
 
 
 @pytest.mark.slow

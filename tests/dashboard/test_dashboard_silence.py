@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from alert_sinks import RecordingSink
 from sagascope.alerter import Alerter
 from sagascope.queries import SagaQueries
 from seeding import SagaScript, order_saga, seed
@@ -17,24 +18,6 @@ from seeding import SagaScript, order_saga, seed
 from sagascope.settings import AlertSettings, Settings
 
 THRESHOLD_S = 60.0
-
-
-class RecordingSink:
-    """Keeps what the alerter sends (the real sinks have their own tests)."""
-
-    name = "recording"
-
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    def send(self, alert: Any) -> None:
-        self.sent.append(alert)
-
-    def flush(self, timeout_s: float) -> bool:
-        return True
-
-    def close(self, timeout_s: float = 5.0) -> None:
-        pass
 
 
 def _stalled_shipment(saga_id: str, start: datetime) -> SagaScript:
