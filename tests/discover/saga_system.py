@@ -175,7 +175,8 @@ def _delivery(system: SagaSystem, n: int, scenario: str, start: datetime) -> Non
         system.messages[-1].value["ts"] = int(when.timestamp() * 1000)
 
     def notify(text: str) -> None:
-        s.send("delivery.notifications", "delivery.notifications",
+        # no type field: the topic is the type
+        s.send("delivery.notifications", system.topic("delivery.notifications"),
                {"channel": "sms", "text": text}, key=delivery_id)
 
     delivery("DeliveryRequested")
