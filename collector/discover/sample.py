@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,22 +84,25 @@ def sample_kafka(
         for topic in topics:
             count = sum(1 for tp in partitions if tp.topic == topic)
             per_partition[topic] = max(1, -(-per_topic // max(count, 1)))
+        # ListOffsets may undercount (the embedded Tansu answers with the last batch's base
+        # offset + 1), so the start may be early: keep the last records of each partition and
+        # stop at the high watermark the fetches report.
         starts = {tp: max(begin[tp], end[tp] - per_partition[tp.topic]) for tp in partitions}
-        wanted = {tp: end[tp] for tp in partitions if starts[tp] < end[tp]}
-        consumer.assign(list(wanted))
-        for tp in wanted:
+        kept = {tp: deque[SampledRecord](maxlen=per_partition[tp.topic]) for tp in partitions}
+        for tp in partitions:
             consumer.seek(tp, starts[tp])
-        records: list[SampledRecord] = []
+        pending = set(partitions)
         deadline = time.monotonic() + timeout_s
-        while wanted and time.monotonic() < deadline:
+        while pending and time.monotonic() < deadline:
             for tp, batch in consumer.poll(timeout_ms=500).items():
-                for r in batch:
-                    if tp in wanted and r.offset < wanted[tp]:
-                        records.append(_from_consumer_record(r))
-                if tp in wanted and consumer.position(tp) >= wanted[tp]:
-                    del wanted[tp]
-        if wanted:
-            log.warning("discover sample incomplete partitions=%s", sorted(map(str, wanted)))
+                kept[tp].extend(_from_consumer_record(r) for r in batch)
+            for tp in list(pending):
+                highwater = consumer.highwater(tp)
+                if highwater is not None and consumer.position(tp) >= highwater:
+                    pending.discard(tp)
+        if pending:
+            log.warning("discover sample incomplete partitions=%s", sorted(map(str, pending)))
+        records = [r for tp in partitions for r in kept[tp]]
         return records
     finally:
         consumer.close(autocommit=False)
