@@ -4,7 +4,8 @@ An id space is a set of (topic, source) whose values are shared: ``/orderId`` on
 ``header:x-correlation-id`` on another, the key on a third. Each is judged by the flows it
 would form. A per-request id forms request/reply pairs inside the flows (finer, pair-like);
 a customer or tenant id forms groups that hold several flows (coarser): both lose to the id
-in between. A topic no id space reaches (metrics, CDC streams) stays unattached.
+in between. A topic no id space reaches (metrics) stays unattached, and so does a change
+stream (CDC envelopes, outbox rows), whose ids would tie copies of the flows' own messages.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class IdSpace:
 def _eligible(profiles: Mapping[str, TopicProfile]) -> dict[tuple[str, str], SourceValues]:
     nodes = {}
     for topic, profile in profiles.items():
+        if profile.change_stream:
+            continue
         for spec, values in profile.sources.items():
             if values.coverage >= MIN_COVERAGE and values.looks_like_ids():
                 nodes[(topic, spec)] = values

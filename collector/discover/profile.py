@@ -131,6 +131,25 @@ class TopicProfile:
     def json_share(self) -> float:
         return sum(1 for d in self.documents if isinstance(d, dict)) / max(len(self.records), 1)
 
+    @property
+    def change_stream(self) -> bool:
+        """Most records are change-data-capture envelopes or outbox rows: they repeat what
+        the services' own topics say, so they must not join the flows."""
+        hits = sum(1 for d in self.documents if isinstance(d, dict) and _is_change_record(d))
+        return hits >= 0.5 * max(len(self.records), 1)
+
+
+#: Debezium's envelope, Kafka Connect's JSON with schema, and an outbox table's row.
+_ENVELOPES = ({"before", "after", "op"}, {"schema", "payload"})
+_OUTBOX_IDS = {"aggregateid", "aggregate_id", "aggregateId"}
+
+
+def _is_change_record(document: dict[str, Any]) -> bool:
+    keys = set(document)
+    if any(envelope <= keys for envelope in _ENVELOPES):
+        return True
+    return bool(keys & _OUTBOX_IDS) and "payload" in keys
+
 
 def profile_topics(records: Sequence[SampledRecord]) -> dict[str, TopicProfile]:
     """The records by topic, each with every source seen on it and its value per record."""

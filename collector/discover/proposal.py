@@ -192,6 +192,8 @@ def _saga_type_name(flows: Sequence[Sequence[Step]], taken: set[str]) -> str:
 
 
 def _why_unattached(profile: TopicProfile) -> str:
+    if profile.change_stream:
+        return "a change-data-capture or outbox stream (it repeats what other topics say)"
     if profile.json_share < 0.5:
         return "its payloads are not JSON objects and no header or key links it"
     return "no field of it shares values with the flows"

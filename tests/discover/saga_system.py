@@ -11,8 +11,9 @@ Two saga types, each shape from docs' field notes once at least:
 - ``delivery`` (choreographed): services react to each other's events; a declined charge
   makes the courier service release its courier (an undo with no command); the notification
   topic has no type field and no id but the key; event time in epoch µs on one topic.
-Noise: a metrics topic and a CDC stream of the customers table (its ids are the customer ids,
-so it joins the decoy, never a saga).
+Noise: a metrics topic, a CDC stream of the customers table (its ids are the customer ids,
+so it joins the decoy, never a saga) and the orders service's outbox relayed by CDC (the
+order id in ``aggregateid``: copies of the orders topic that must not join the flows).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ SAGA_TOPICS = (
     "payments.replies", "shipping.requests", "shipping.events",
     "delivery.events", "courier.events", "billing.events", "delivery.notifications",
 )
-NOISE_TOPICS = ("metrics.hosts", "dbserver.public.customers")
+NOISE_TOPICS = ("metrics.hosts", "dbserver.public.customers", "outbox.orders")
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,15 @@ def _order(system: SagaSystem, n: int, scenario: str, start: datetime) -> None:
 
     def orders(type_name: str) -> None:
         s.send("shop.orders", type_name, {})
-        system.messages[-1].value.update(
+        event = system.messages[-1]
+        event.value.update(
             {"type": type_name, "orderId": order_id, "customerId": customer, "ts": ms()})
+        # the same event, relayed from the orders service's outbox table (noise, no saga)
+        system.messages.append(Message(
+            system.topic("outbox.orders"), order_id,
+            {"id": f"{order_id}-{len(s.truth.types)}", "aggregatetype": "Order",
+             "aggregateid": order_id, "type": type_name, "payload": json.dumps(event.value)},
+            {}, event.time + timedelta(milliseconds=200), ""))
 
     def inventory(command: str, reply: str) -> None:
         s.request += 1
