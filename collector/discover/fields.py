@@ -82,6 +82,16 @@ def find_type(profile: TopicProfile, taken: set[str]) -> str | None:
     return best[1] if best else None
 
 
+def find_saga_type(profile: TopicProfile, taken: set[str]) -> str | None:
+    """A field or header naming the saga type (Eventuate's ``command_saga_type``)."""
+    for spec, values in sorted(profile.sources.items()):
+        if spec in taken or values.coverage < 0.9 or not _plain(values.name).endswith("sagatype"):
+            continue
+        if len(values.distinct()) <= 20:
+            return spec
+    return None
+
+
 @dataclass(frozen=True)
 class OutcomeField:
     spec: str

@@ -18,6 +18,7 @@ from sagascope.collector.discover.fields import (
     OutcomeField,
     TimeField,
     find_outcome,
+    find_saga_type,
     find_time,
     find_type,
 )
@@ -122,12 +123,13 @@ def discover(records: Sequence[SampledRecord]) -> Proposal:
         ambiguities += meanings.ambiguities
         saga_type = _saga_type_name(flows, names)
         for topic, spec in sorted(space.sources.items()):
-            type_spec, time, outcome = fields[topic]
+            found = fields[topic]
+            type_spec, time, outcome = found.type, found.time, found.outcome
             seen = {s.type for flow in flows for s in flow if s.topic == topic}
             rules.append(CorrelationRule(
                 topic=re.escape(topic), saga_id=spec, key_fallback=False,
                 type=type_spec or "topic", event_time=time.spec if time else "",
-                saga_type_value=saga_type,
+                saga_type=found.saga_type or "", saga_type_value=saga_type,
                 outcome=outcome.spec if outcome else "",
                 outcomes=_failure_outcomes(outcome),
                 types=tuple(m for t, m in sorted(meanings.types.items()) if t in seen),
@@ -146,26 +148,37 @@ def discover(records: Sequence[SampledRecord]) -> Proposal:
                     [f"{s.describe()}: {s.rejected}" for s in rejected])
 
 
-def _topic_fields(
-    profile: TopicProfile, id_spec: str
-) -> tuple[str | None, TimeField | None, OutcomeField | None]:
-    time = find_time(profile, {id_spec})
-    taken = {id_spec} | ({time.spec} if time else set())
+@dataclass(frozen=True)
+class _Fields:
+    """The sources found on one topic besides its saga id."""
+
+    type: str | None
+    time: TimeField | None
+    outcome: OutcomeField | None
+    saga_type: str | None
+
+
+def _topic_fields(profile: TopicProfile, id_spec: str) -> _Fields:
+    saga_type = find_saga_type(profile, {id_spec})
+    taken = {id_spec} | ({saga_type} if saga_type else set())
+    time = find_time(profile, taken)
+    taken |= {time.spec} if time else set()
     type_spec = find_type(profile, taken)
     outcome = find_outcome(profile, taken | ({type_spec} if type_spec else set()))
-    return type_spec, time, outcome
+    return _Fields(type_spec, time, outcome, saga_type)
 
 
 def _flows(
     space: IdSpace, profiles: Mapping[str, TopicProfile],
-    fields: Mapping[str, tuple[str | None, TimeField | None, OutcomeField | None]],
+    fields: Mapping[str, _Fields],
 ) -> list[list[Step]]:
     flows = []
     for refs in space.groups.values():
         timed = []
         for topic, i in refs:
             profile = profiles[topic]
-            type_spec, time, outcome = fields[topic]
+            found = fields[topic]
+            type_spec, time, outcome = found.type, found.time, found.outcome
             record = profile.records[i]
             moment = None
             if time is not None:
