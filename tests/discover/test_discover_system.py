@@ -18,7 +18,6 @@ import pytest
 from discover_helpers import collect
 from kafka.admin import KafkaAdminClient
 from saga_system import NOISE_TOPICS, SagaSystem, build_system, produce
-from sagascope.collector.discover import discover, sample_store
 from sagascope.queries import SagaQueries
 
 from sagascope.cli import main
@@ -140,10 +139,15 @@ def test_write_refuses_to_replace_rules_for_the_same_topics_without_force(
 
 
 def test_records_stored_without_a_saga_give_the_same_rules(
-    discovered: Discovered, module_store
+    discovered: Discovered, module_store, tmp_path: Path
 ):
     store = module_store()
     system = discovered.system
     collect(store, discovered.bootstrap_servers, system.topics, len(system.messages))
-    proposal = discover(sample_store(store, [discovered.pattern]))
-    assert tuple(proposal.rules) == discovered.rules
+    config = tmp_path / "sagascope.toml"
+    config.write_text("")
+    code, _, err = run_cli("discover", "--from-store", "--store-path", store.path,
+                           "--database", store.database, "--topic", discovered.pattern,
+                           "--config", str(config), "--write")
+    assert code == 0, err
+    assert load_settings(config, environ={}).collector.correlation == discovered.rules
