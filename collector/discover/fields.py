@@ -111,8 +111,12 @@ def find_outcome(profile: TopicProfile, taken: set[str]) -> OutcomeField | None:
         failures = tuple(sorted(v for v, low in lowered.items() if low in w.FAILURE_VALUES))
         if not failures:
             continue
-        known = all(low in w.FAILURE_VALUES | w.SUCCESS_VALUES for low in lowered.values())
-        if _plain(values.name) in w.OUTCOME_NAMES or known:
+        if _plain(values.name) in w.OUTCOME_NAMES:
+            return OutcomeField(spec, failures)
+        # Unnamed, only words that say nothing but success or failure; never a bare flag
+        # (``express: false`` is no failure).
+        words_only = all(low in w.FAILURE_VALUES | w.SUCCESS_VALUES for low in lowered.values())
+        if words_only and not set(lowered.values()) <= {"true", "false"}:
             return OutcomeField(spec, failures)
     return None
 

@@ -43,3 +43,15 @@ def test_a_header_only_framework_gets_saga_id_type_and_outcome_from_headers():
     assert [(o.value, o.status) for o in reply.outcomes] == [("FAILURE", "failed")]
     assert proposal.correlated == proposal.records
     assert proposal.statuses() == {"failed": 10, "completed": 20}
+
+
+def test_a_boolean_flag_is_not_taken_for_an_outcome():
+    records = []
+    for n in range(20):
+        for i, topic in enumerate(("orders", "parcels")):
+            value = f'{{"orderId": "o-{n}", "express": {"false" if n % 2 else "true"}}}'
+            records.append(SampledRecord(topic, 0, n, START_MS + n * 10_000 + i, None,
+                                         value.encode()))
+    proposal = discover(records)
+    assert {r.saga_id for r in proposal.rules} == {"/orderId"}
+    assert not [r for r in proposal.rules if r.outcome]
