@@ -22,7 +22,7 @@ def collect(
         group_id=f"g-discover-{store.database}",
         include="|".join(re.escape(t) for t in topics), flush_interval_s=0.3,
         max_poll_interval_ms=3000, session_timeout_ms=3000, topic_refresh_s=1.0,
-        correlation=tuple(rules), decode_workers=0,
+        correlation=tuple(rules),
     )
     collector = Collector(store, bootstrap_servers, settings)
     stop = threading.Event()
