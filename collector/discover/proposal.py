@@ -3,11 +3,12 @@ achieve measured by the collector's own decoder on the same records."""
 
 from __future__ import annotations
 
+import ast
 import re
 import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,11 +27,12 @@ from sagascope.collector.discover.linking import IdSpace, find_id_spaces
 from sagascope.collector.discover.meaning import Step, learn_meanings
 from sagascope.collector.discover.profile import TopicProfile, profile_topics
 from sagascope.collector.discover.sample import SampledRecord
+from sagascope.store.schema import STATUS_RANK
 
 from sagascope.settings import CorrelationRule, OutcomeValue
 
-#: Saga statuses in the order the store ranks markers of the same Kafka time (STATUS_RANK).
-_STATUS_RANK = ("compensating", "failed", "completed", "compensated")
+#: Saga statuses in the order the store ranks markers of the same Kafka time.
+_STATUS_RANK: tuple[str, ...] = tuple(ast.literal_eval(STATUS_RANK))
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,7 @@ def discover(records: Sequence[SampledRecord]) -> Proposal:
                                            unattached=_why_unattached(profile))
     rows = _decode(records, rules)
     per_topic = Counter(r["topic"] for r in rows if r["saga_id"])
-    topics = [TopicFinding(**{**f.__dict__, "correlated": per_topic[f.topic]})
-              for _, f in sorted(findings.items())]
+    topics = [replace(f, correlated=per_topic[f.topic]) for _, f in sorted(findings.items())]
     return Proposal(rules, topics, rows, ambiguities,
                     [f"{s.describe()}: {s.rejected}" for s in rejected])
 
