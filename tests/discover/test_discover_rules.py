@@ -144,3 +144,21 @@ types = [
     assert rule.outcomes == (OutcomeValue("FAILED", "failed"),)
     assert rule.types == (TypeMeaning("RefundPayment", kind="command", compensates="ProcessPayment"),)
     Correlator([rule])
+
+
+def test_collect_stops_at_start_on_a_bad_rule_naming_it(
+    bootstrap_servers: str, chdb_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from sagascope.cli import main
+
+    config = tmp_path / "sagascope.toml"
+    config.write_text('''
+[[collector.correlation]]
+topic = "payments"
+saga_id = "header:x-correlation-id"
+types = [{ type = "Declined", status = "broken" }]
+''')
+    code = main(["collect", "--config", str(config), "--bootstrap-servers", bootstrap_servers,
+                 "--store-path", chdb_path, "--database", "discover_bad_rule"])
+    assert code == 2
+    assert "collector.correlation[0].types[0].status must be one of" in capsys.readouterr().err
