@@ -13,3 +13,7 @@ class RuleError(CollectorError, ConfigError):
 
 class BrokerError(CollectorError):
     """The Kafka client failed (unreachable broker, failed poll); retried by the loop."""
+
+
+class DiscoverError(CollectorError):
+    """Discovery cannot do what was asked (e.g. rules exist for the topics); the message says why."""

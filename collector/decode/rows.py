@@ -133,13 +133,18 @@ def decode_message(
     key = record.key.decode("utf-8", errors="replace") if record.key is not None else ""
     kafka_ms = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else ingest_ms
     event_ms, event_text = _event_time(get(CE_TIME, ""), kafka_ms, errors)
-    found = _Correlated(get(CE_SAGAID, ""), get(CE_SAGATYPE, ""), get(CE_TYPE, ""), get(CE_SOURCE, ""))
+    found = _Correlated(
+        get(CE_SAGAID, ""), get(CE_SAGATYPE, ""), get(CE_TYPE, ""), get(CE_SOURCE, ""),
+        get(CE_KIND, ""), get(CE_STEP, ""), get(CE_SAGASTATUS, ""), get(CE_COMPENSATES, ""),
+    )
     found.correlation = "headers" if found.saga_id else ""
     rule = ctx.correlator.rule_for(record.topic)
     if rule is not None and not (
         found.saga_id and found.saga_type and found.type and event_text and found.source
     ):
-        event_ms = _apply_rule(rule, found, document, text, key, event_ms, event_text, errors)
+        event_ms = _apply_rule(
+            rule, found, document, text, headers, key, record.topic, event_ms, event_text, errors
+        )
     if not found.correlation:
         found.correlation = "traceparent" if trace_id else "none"
     row = {
@@ -156,12 +161,12 @@ def decode_message(
         "saga_type": found.saga_type,
         "message_id": get(CE_ID, ""),
         "causation_id": get(CE_CAUSATIONID, ""),
-        "kind": get(CE_KIND, ""),
+        "kind": found.kind,
         "type": found.type,
         "source": found.source,
-        "step": get(CE_STEP, ""),
-        "saga_status": get(CE_SAGASTATUS, ""),
-        "compensates": get(CE_COMPENSATES, ""),
+        "step": found.step,
+        "saga_status": found.saga_status,
+        "compensates": found.compensates,
         "headers": headers,
         "payload": _redacted(ctx.redactor, record.topic, document, text),
         "payload_size": len(value),
@@ -231,20 +236,28 @@ class _Correlated:
     saga_type: str
     type: str
     source: str
+    kind: str
+    step: str
+    saga_status: str
+    compensates: str
     correlation: str = ""
 
 
 def _apply_rule(
-    rule: Any, found: _Correlated, document: Any, text: str, key: str, event_ms: int,
-    event_text: str, errors: list[str],
+    rule: Any, found: _Correlated, document: Any, text: str, headers: dict[str, str], key: str,
+    topic: str, event_ms: int, event_text: str, errors: list[str],
 ) -> int:
     """Fill what the headers left empty from the topic's correlation rule; the event ms."""
-    extracted = rule.extract(None if document is _NOT_PARSED else document, text)
+    extracted = rule.extract(None if document is _NOT_PARSED else document, text, headers, key, topic)
     if not found.saga_id and extracted.get("saga_id"):
         found.saga_id, found.correlation = clean_text(extracted["saga_id"]), rule.label
     found.saga_type = found.saga_type or clean_text(extracted.get("saga_type", ""))
     found.type = found.type or clean_text(extracted.get("type", ""))
     found.source = found.source or clean_text(extracted.get("source", ""))
+    found.kind = found.kind or clean_text(extracted.get("kind", ""))
+    found.step = found.step or clean_text(extracted.get("step", ""))
+    found.saga_status = found.saga_status or extracted.get("saga_status", "")
+    found.compensates = found.compensates or clean_text(extracted.get("compensates", ""))
     if not event_text and extracted.get("event_time"):
         moment = parse_event_time(extracted["event_time"])
         if moment is None:

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("dashboard", "serve the Streamlit dashboard"),
     "flow": ("flow", "print the flow of one saga (by saga id, trace id or message id)"),
     "stalled": ("stalled", "list stalled sagas (not finished, silent past their threshold)"),
+    "discover": ("discover", "propose correlation rules for topics whose messages carry no saga headers"),
     "replay": ("replay", "replay a CSV or XES event log into Kafka with the contract headers"),
     "bench": ("bench", "run the benchmarks in bench/"),
 }

@@ -286,8 +286,11 @@ def _trace_id(log_name: str, case_id: str) -> str:
     return hashlib.sha256(f"{log_name}\x00{case_id}".encode()).hexdigest()[:32]
 
 
-def build_messages(event_log: EventLog) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
-    """(key, value, headers) per event, in replay order."""
+def build_messages(
+    event_log: EventLog, *, with_headers: bool = True
+) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """(key, value, headers) per event, in replay order; ``with_headers=False`` sends none
+    (the case id stays the key), as a service that knows nothing of sagascope would."""
     last_index: dict[str, int] = {}
     explicit: set[str] = set()
     for i, e in enumerate(event_log.events):
@@ -323,7 +326,7 @@ def build_messages(event_log: EventLog) -> Iterator[tuple[bytes, bytes, list[tup
         yield (
             e.case_id.encode(),
             value,
-            [(k, v.encode()) for k, v in headers.items()],
+            [(k, v.encode()) for k, v in headers.items()] if with_headers else [],
         )
 
 
@@ -337,6 +340,7 @@ def replay(
     progress: Callable[[int, int], None] | None = None,
     producer: Any = None,
     client_config: Mapping[str, Any] | None = None,
+    with_headers: bool = True,
 ) -> ReplayStats:
     """Send the log's events to ``topic``; with ``speed``, gaps between events shrink by it.
 
@@ -358,7 +362,8 @@ def replay(
     total = len(event_log.events)
     first_ts = event_log.events[0].timestamp
     try:
-        for n, (key, value, headers) in enumerate(build_messages(event_log), start=1):
+        messages = build_messages(event_log, with_headers=with_headers)
+        for n, (key, value, headers) in enumerate(messages, start=1):
             if speed is not None:
                 due = (event_log.events[n - 1].timestamp - first_ts).total_seconds() / speed
                 wait = due - (time.monotonic() - started)

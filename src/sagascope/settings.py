@@ -95,11 +95,35 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class TypeMeaning:
+    """What a message type means on a rule's topics (one entry of ``types``): its kind, the
+    step it belongs to, the saga outcome it marks and the step it undoes."""
+
+    type: str
+    #: ``command`` or ``event``.
+    kind: str = ""
+    step: str = ""
+    #: ``completed``, ``failed``, ``compensating`` or ``compensated``.
+    status: str = ""
+    #: The step this message undoes (as ``ce_compensates``), e.g. ``ProcessPayment``.
+    compensates: str = ""
+
+
+@dataclass(frozen=True)
+class OutcomeValue:
+    """A value of a rule's ``outcome`` field and the saga status it marks (one ``outcomes`` entry)."""
+
+    value: str
+    status: str
+
+
+@dataclass(frozen=True)
 class CorrelationRule:
     """How to tie messages on matching topics to their saga when they lack contract headers.
 
-    Each field is either a JSON pointer (``/order/id``) into the JSON payload or a regex
-    (``re:order-(\\d+)``) over the raw payload, whose first group is the value.
+    Each field is a source: a JSON pointer (``/order/id``) into the JSON payload, a regex
+    (``re:order-(\\d+)``) over the raw payload whose first group is the value, a header
+    (``header:x-correlation-id``), the Kafka ``key`` or the ``topic`` name.
     """
 
     topic: str
@@ -112,6 +136,18 @@ class CorrelationRule:
     saga_type_value: str = ""
     #: Use the Kafka key as saga id when ``saga_id`` finds nothing.
     key_fallback: bool = True
+    #: Constant message type when no ``type`` source is set or it finds nothing.
+    type_value: str = ""
+    kind: str = ""
+    step: str = ""
+    #: Where a message says its outcome (``/success``, ``/status``, ``header:outcome``) ...
+    outcome: str = ""
+    #: ... and which of its values mark which saga status.
+    outcomes: tuple[OutcomeValue, ...] = ()
+    #: Where a message names the step it undoes.
+    compensates: str = ""
+    #: What each message type means on these topics (kind, step, status, compensates).
+    types: tuple[TypeMeaning, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -59,26 +59,16 @@ def open_queries(settings: Settings) -> SagaQueries:
     )
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sagascope.queries import NotFound
-
-    queries = open_queries(settings)
-    try:
-        flow = queries.flow(args.key)
-    except NotFound as exc:
-        print(f"sagascope: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(_as_json(flow), indent=2, default=str))
-        return 0
+def format_flow(flow: Flow) -> str:
+    """A flow as ``sagascope flow`` prints it: a title line, then one table row per message."""
     title = f"saga {flow.saga_id}" if flow.saga_id else f"messages of {flow.key} (no saga)"
-    print(
+    lines = [
         f"{title}  type={flow.saga_type or '-'}  status={flow.status or '-'}  "
         f"messages={len(flow.messages)}  duration={flow.duration_s:.3f}s  "
         f"traces={len(flow.trace_ids)}  (matched by {flow.matched_by})"
-    )
+    ]
     if flow.related_sagas:
-        print(f"also in: {', '.join(flow.related_sagas)}")
+        lines.append(f"also in: {', '.join(flow.related_sagas)}")
     start = flow.started
     rows = []
     for m in flow.messages:
@@ -103,10 +93,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"{m.topic}[{m.partition}]@{m.offset}",
             "; ".join(notes),
         ])
-    print(format_table(
+    lines.append(format_table(
         ["event time", "since start", "type", "kind", "source", "step", "status", "record", "notes"],
         rows,
     ))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from sagascope.queries import NotFound
+
+    queries = open_queries(settings)
+    try:
+        flow = queries.flow(args.key)
+    except NotFound as exc:
+        print(f"sagascope: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(_as_json(flow), indent=2, default=str))
+        return 0
+    print(format_flow(flow))
     if args.headers:
         for m in flow.messages:
             print(f"\n{m.type} {m.message_id}")

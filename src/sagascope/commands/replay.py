@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="replay in log time sped up X times (default: as fast as possible)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--without-headers", action="store_true",
+        help="send plain JSON keyed by case id, no headers (to try 'sagascope discover')",
+    )
 
 
 class ProgressBar:
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         event_log, settings.broker.bootstrap_servers, topic, speed=args.speed,
         client_id=f"{settings.broker.client_id}-replay",
         progress=None if args.no_progress else ProgressBar(), client_config=kafka_config,
+        with_headers=not args.without_headers,
     )
     print(f"{stats.events} events, {stats.cases} cases -> {stats.topic} in {stats.elapsed_s:.1f} s")
     return 0
