@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -491,3 +492,55 @@ def _wait_or_kill(pid: int, timeout_s: float = 30) -> None:
             os.waitpid(pid, 0)
             pytest.fail("the forked child did not finish")
         time.sleep(0.02)
+
+
+def test_service_is_a_keyword_argument(kafka_producer):
+    with pytest.raises(TypeError):
+        InstrumentedProducer(kafka_producer, "orders")  # type: ignore[misc]
+    assert InstrumentedProducer(kafka_producer, service="orders").service == "orders"
+
+
+@dataclasses.dataclass
+class OrderPlaced:
+    order_id: str
+    amount: float
+
+
+@dataclasses.dataclass
+class Tagged:
+    type: str
+    order_id: str
+
+
+class ModelLike:
+    """What the producer reads of a pydantic model: ``model_dump_json``."""
+
+    def model_dump_json(self) -> str:
+        return '{"order_id":"o-1"}'
+
+
+def test_without_type_the_value_names_the_message_type(kafka_producer, make_topic, read_records):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, service="orders")
+    with start_saga("s"):
+        producer.send(topic, {"type": "PaymentRequested", "order_id": "o-1"})
+        producer.send(topic, b' {"type": "StockReserved"}')
+        producer.send(topic, '{"type": "OrderShipped"}')
+        producer.send(topic, OrderPlaced("o-1", 9.5))
+        producer.send(topic, Tagged("OrderTagged", "o-1"))
+        producer.send(topic, ModelLike())
+        producer.send(topic, {"type": "Ignored"}, type="Given")
+    producer.flush()
+    records = read_records(topic, 7)
+    assert [header(r, c.CE_TYPE) for r in records] == [
+        "PaymentRequested", "StockReserved", "OrderShipped", "OrderPlaced", "OrderTagged",
+        "ModelLike", "Given"]
+    assert json.loads(records[3].value) == {"order_id": "o-1", "amount": 9.5}
+    assert json.loads(records[5].value) == {"order_id": "o-1"}
+
+
+@pytest.mark.parametrize("value", [{"order": 1}, {"type": ""}, b"[1]", b"not json", "{bad", None])
+def test_without_type_a_value_that_names_none_is_an_error_naming_the_send(kafka_producer, value):
+    producer = InstrumentedProducer(kafka_producer, service="orders")
+    with pytest.raises(ContractError, match=r"send to 'payments\.requests'.*type="):
+        producer.send("payments.requests", value)
