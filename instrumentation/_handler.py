@@ -393,8 +393,9 @@ def saga_handler(
 
 
 async def _awaited(sending: Any) -> None:
-    # An async handler waits for its outcome marker as it would for its own send.
-    if inspect.isawaitable(sending):
+    # An async handler waits for its outcome marker (aiokafka's send, a coroutine) as it
+    # would for its own send.
+    if inspect.iscoroutine(sending):
         try:
             await sending
         except Exception:

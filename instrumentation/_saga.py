@@ -158,15 +158,16 @@ def send_pending_outcome(saga: SagaContext) -> Any:
 
 
 def finish_in_background(sending: Any) -> None:
-    """Let an awaitable send (aiokafka's) finish on the running loop, from a synchronous exit."""
-    if not inspect.isawaitable(sending):
+    """Let a send still to be driven (aiokafka's coroutine) finish on the running loop, from a
+    synchronous exit. Other clients' sends are done already (kafka-python's future, which is
+    awaitable too, only reports the delivery)."""
+    if not inspect.iscoroutine(sending):
         return
     try:
         future = asyncio.ensure_future(sending)
     except RuntimeError:  # no running loop: nothing can ever drive it
         log.warning("an outcome marker needs a running event loop; not sent")
-        if inspect.iscoroutine(sending):
-            sending.close()
+        sending.close()
         return
     _pending_markers.add(future)
     future.add_done_callback(_marker_done)
