@@ -1,8 +1,9 @@
 """Handling a consumed record: a CONSUMER span linked to the producer, and the saga made current.
 
-Two forms, one implementation (:class:`_Instrumentation` opens a :class:`_HandlerScope`): the
-``saga_handler`` decorator, for a function that takes the record, and the ``handling(record)``
-context manager, for a hand-written consumer loop.
+Three forms, one implementation (:class:`_Instrumentation` opens a :class:`_HandlerScope`): the
+``saga_handler`` decorator, for a function that takes the record, the ``handling(record)``
+context manager, for a block in a hand-written consumer loop, and ``handled(consumer)``
+(in ``_handled``), for the loop itself.
 """
 
 from __future__ import annotations
@@ -368,7 +369,7 @@ def saga_handler(
                     scope.fail(exc)
                     scope.close(False)
                     raise
-                await _awaited(scope.close(True))
+                await awaited(scope.close(True))
                 return result
 
             return cast(F, async_wrapper)
@@ -392,7 +393,7 @@ def saga_handler(
     return decorate
 
 
-async def _awaited(sending: Any) -> None:
+async def awaited(sending: Any) -> None:
     # An async handler waits for its outcome marker (aiokafka's send, a coroutine) as it
     # would for its own send.
     if inspect.iscoroutine(sending):
@@ -425,7 +426,8 @@ def handling(
     exceptions recorded and re-raised, an outcome no send carried sent at the end. ``record``
     is a kafka-python or aiokafka ``ConsumerRecord`` or a ``confluent_kafka.Message``. In
     ``async`` code, ``async with handling(record)`` also awaits that outcome marker (a plain
-    ``with`` lets it finish on the running loop).
+    ``with`` lets it finish on the running loop). To handle every record of a loop without
+    re-indenting its body, iterate :func:`handled` instead.
 
     Args:
         record: the consumed record.
@@ -433,13 +435,24 @@ def handling(
             tracer provider's ``service.name`` names the span's service).
         consumer_group, tracer_provider, propagator: as for :func:`saga_handler`.
     """
+    return Handling(instrumentation_for(service, consumer_group, tracer_provider, propagator),
+                    record)
+
+
+def instrumentation_for(
+    service: str | None,
+    consumer_group: str | None,
+    tracer_provider: TracerProvider | None,
+    propagator: TextMapPropagator | None,
+) -> _Instrumentation:
+    """The instrumentation of these ``handling`` (or ``handled``) options, made once."""
     options = (service, consumer_group, tracer_provider, propagator)
     instrumentation = _instrumentations.get(options)
     if instrumentation is None:
         if len(_instrumentations) >= 64:  # options are few; a bound keeps a misuse harmless
             _instrumentations.clear()
         instrumentation = _instrumentations[options] = _Instrumentation(*options)
-    return Handling(instrumentation, record)
+    return instrumentation
 
 
 class Handling:
@@ -472,7 +485,7 @@ class Handling:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await _awaited(self._close(exc))
+        await awaited(self._close(exc))
 
     def _close(self, exc: BaseException | None) -> Any:
         scope, self._scope = self._scope, None
