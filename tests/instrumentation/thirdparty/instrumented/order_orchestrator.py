@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
-from sagascope.instrumentation import InstrumentedProducer, handling, saga_outcome, start_saga
+from sagascope.instrumentation import InstrumentedProducer, handled, saga_outcome, start_saga
 
 
 class OrderOrchestrator:
@@ -33,10 +33,9 @@ class OrderOrchestrator:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             for records in self.consumer.poll(timeout_ms=100).values():
-                for record in records:
-                    with handling(record):
-                        event = json.loads(record.value)
-                        self.on_event(event)
+                for record in handled(records):
+                    event = json.loads(record.value)
+                    self.on_event(event)
         self.consumer.close()
         self.producer.close()
 

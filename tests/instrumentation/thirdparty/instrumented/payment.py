@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
-from sagascope.instrumentation import InstrumentedProducer, handling
+from sagascope.instrumentation import InstrumentedProducer, handled
 
 LIMIT = 500
 
@@ -26,10 +26,9 @@ class Payment:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             for records in self.consumer.poll(timeout_ms=100).values():
-                for record in records:
-                    with handling(record):
-                        command = json.loads(record.value)
-                        self.on_command(command)
+                for record in handled(records):
+                    command = json.loads(record.value)
+                    self.on_command(command)
         self.consumer.close()
         self.producer.close()
 
