@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
+from kafka_clients import records_in
 from sagascope.instrumentation import (
     InstrumentedProducer,
     current_saga,
@@ -30,15 +31,6 @@ def _send_in_sagas(kafka_producer: Any, topic: str) -> None:
         with start_saga("order", saga_id):
             producer.send(topic, {"type": "ReservePayment"}, key=saga_id, kind="command")
     producer.flush()
-
-
-def _records_in(bootstrap_servers: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
-    try:
-        partition = TopicPartition(topic, 0)
-        return consumer.end_offsets([partition])[partition]
-    finally:
-        consumer.close()
 
 
 def _loop_kafka_python(bootstrap_servers: str, topic: str, body: Any, provider: Any) -> None:
@@ -163,7 +155,7 @@ def test_an_outcome_is_sent_when_the_loop_asks_for_the_next_record_and_when_it_e
     markers_seen = []
     for _record in handled(_records_of("order-1", "order-2"), service="orders"):
         producer.flush()
-        markers_seen.append(_records_in(bootstrap_servers, outcomes))
+        markers_seen.append(records_in(bootstrap_servers, outcomes))
         saga_outcome("completed")
     producer.flush()
     assert markers_seen == [0, 1]
@@ -183,7 +175,7 @@ def test_async_for_sends_an_outcome_before_the_next_record(
 
         async def body(record: Any) -> str:
             await producer.flush()
-            markers_seen.append(_records_in(bootstrap_servers, outcomes))
+            markers_seen.append(records_in(bootstrap_servers, outcomes))
             saga_outcome("completed")
             return "stop" if len(markers_seen) == len(SAGAS) else "go on"
 
@@ -210,7 +202,7 @@ def test_leaving_the_loop_by_break_ends_the_handling_and_keeps_a_pending_outcome
     (span,) = spans.finished(kind="CONSUMER")
     assert span.status.status_code.name == "UNSET"
     producer.flush()
-    assert _records_in(bootstrap_servers, outcomes) == 0
+    assert records_in(bootstrap_servers, outcomes) == 0
     assert "outcome 'completed' not sent: the loop was left" in caplog.text
 
 

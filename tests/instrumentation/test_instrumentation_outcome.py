@@ -7,8 +7,7 @@ import logging
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
-from kafka_clients import read_aiokafka, run
+from kafka_clients import read_aiokafka, records_in, run
 from sagascope.instrumentation import (
     ContractError,
     InstrumentedProducer,
@@ -34,15 +33,6 @@ def _handled(saga_id: str = "order-9") -> Any:
         c.CE_KIND: "event",
     }
     return consumer_record("orders", b"{}", headers=[(k, v.encode()) for k, v in headers.items()])
-
-
-def _records_in(bootstrap_servers: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
-    try:
-        partition = TopicPartition(topic, 0)
-        return consumer.end_offsets([partition])[partition]
-    finally:
-        consumer.close()
 
 
 def test_mark_outcome_sends_a_contract_marker_of_the_named_saga(
@@ -105,7 +95,7 @@ def test_an_outcome_a_send_carried_sends_no_marker(
     producer.flush()
     (sent,) = read_records(events, 1)
     assert header(sent, c.CE_SAGASTATUS) == "completed"
-    assert _records_in(bootstrap_servers, outcomes) == 0
+    assert records_in(bootstrap_servers, outcomes) == 0
 
 
 def test_a_handler_that_raises_sends_no_marker(kafka_producer, make_topic, bootstrap_servers):
@@ -115,7 +105,7 @@ def test_a_handler_that_raises_sends_no_marker(kafka_producer, make_topic, boots
         saga_outcome("failed")
         raise RuntimeError("crashed before the end")
     producer.flush()
-    assert _records_in(bootstrap_servers, outcomes) == 0
+    assert records_in(bootstrap_servers, outcomes) == 0
 
 
 def test_a_start_saga_block_sends_its_outcome_at_the_end(kafka_producer, make_topic, read_records):
