@@ -79,9 +79,27 @@ async def _loop_aiokafka(bootstrap_servers: str, topic: str, body: Any, provider
             async for record in handled(consumer, service="payment", tracer_provider=provider):
                 if await body(record) == "stop":
                     break
-        assert current_saga() is None  # the task's context is restored as the loop is left
     finally:
         await consumer.stop()
+        # By a break or an exception, leaving the loop restores this task's context.
+        assert current_saga() is None, "the record's saga is still current after the loop"
+
+
+CLIENTS = ["kafka-python", "confluent-kafka", "aiokafka"]
+
+
+def _run_loop(client: str, bootstrap_servers: str, topic: str, body: Any, provider: Any) -> None:
+    """``body(record)`` for each record of ``topic`` in ``client``'s handled loop, until it
+    returns "stop"."""
+    if client == "kafka-python":
+        _loop_kafka_python(bootstrap_servers, topic, body, provider)
+    elif client == "confluent-kafka":
+        _loop_confluent(bootstrap_servers, topic, body, provider)
+    else:
+        async def async_body(record: Any) -> Any:
+            return body(record)
+
+        asyncio.run(_loop_aiokafka(bootstrap_servers, topic, async_body, provider))
 
 
 async def _started_aiokafka_producer(bootstrap_servers: str, **options: Any) -> Any:
@@ -92,7 +110,7 @@ async def _started_aiokafka_producer(bootstrap_servers: str, **options: Any) -> 
     return InstrumentedProducer(client, **options)
 
 
-@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka", "aiokafka"])
+@pytest.mark.parametrize("client", CLIENTS)
 def test_each_record_is_handled_in_its_saga_and_what_the_body_sends_joins_it(
     client, kafka_producer, make_topic, read_records, bootstrap_servers, spans
 ):
@@ -123,8 +141,7 @@ def test_each_record_is_handled_in_its_saga_and_what_the_body_sends_joins_it(
             handled_ids.append(current_saga().saga_id)
             return "stop" if len(handled_ids) == len(SAGAS) else "go on"
 
-        loop = _loop_kafka_python if client == "kafka-python" else _loop_confluent
-        loop(bootstrap_servers, inbox, body, spans.tracer_provider)
+        _run_loop(client, bootstrap_servers, inbox, body, spans.tracer_provider)
         producer.flush()
 
     assert handled_ids == list(SAGAS)
@@ -147,22 +164,35 @@ def _records_of(*saga_ids: str) -> list[Any]:
         for i, saga_id in enumerate(saga_ids)]
 
 
-def test_an_outcome_is_sent_when_the_loop_asks_for_the_next_record_and_when_it_ends(
-    kafka_producer, make_topic, read_records, bootstrap_servers
+@pytest.mark.parametrize("client", CLIENTS)
+def test_an_outcome_is_sent_when_the_loop_asks_for_the_next_record(
+    client, kafka_producer, make_topic, bootstrap_servers, spans
 ):
-    outcomes = make_topic("outcomes")
+    inbox, outcomes = make_topic("inbox"), make_topic("outcomes")
+    _send_in_sagas(kafka_producer, inbox)
     producer = InstrumentedProducer(kafka_producer, service="orders", outcome_topic=outcomes)
     markers_seen = []
-    for _record in handled(_records_of("order-1", "order-2"), service="orders"):
+
+    def body(record: Any) -> str:
         producer.flush()
         markers_seen.append(records_in(bootstrap_servers, outcomes))
         saga_outcome("completed")
-    producer.flush()
+        return "stop" if len(markers_seen) == len(SAGAS) else "go on"
+
+    _run_loop(client, bootstrap_servers, inbox, body, spans.tracer_provider)
     assert markers_seen == [0, 1]
+
+
+def test_an_outcome_is_sent_when_the_loop_runs_out(kafka_producer, make_topic, read_records):
+    outcomes = make_topic("outcomes")
+    producer = InstrumentedProducer(kafka_producer, service="orders", outcome_topic=outcomes)
+    for _record in handled(_records_of("order-1", "order-2"), service="orders"):
+        saga_outcome("completed")
+    producer.flush()
     assert [header(m, c.CE_SAGAID) for m in read_records(outcomes, 2)] == ["order-1", "order-2"]
 
 
-def test_async_for_sends_an_outcome_before_the_next_record(
+def test_async_for_awaits_an_aiokafka_outcome_before_the_next_record(
     kafka_producer, make_topic, bootstrap_servers, spans
 ):
     inbox, outcomes = make_topic("inbox"), make_topic("outcomes")
@@ -206,14 +236,23 @@ def test_leaving_the_loop_by_break_ends_the_handling_and_keeps_a_pending_outcome
     assert "outcome 'completed' not sent: the loop was left" in caplog.text
 
 
-def test_an_exception_leaving_the_loop_ends_the_handling_but_cannot_mark_the_span(spans):
+@pytest.mark.parametrize("client", CLIENTS)
+def test_an_exception_leaving_the_loop_ends_the_handling_but_cannot_mark_the_span(
+    client, kafka_producer, make_topic, bootstrap_servers, spans
+):
+    inbox = make_topic("inbox")
+    _send_in_sagas(kafka_producer, inbox)
     error = KeyError("missing")
+
+    def body(record: Any) -> str:
+        raise error
+
     with pytest.raises(KeyError) as caught:
-        for _record in handled(_records_of("order-1"), tracer_provider=spans.tracer_provider):
-            raise error
+        _run_loop(client, bootstrap_servers, inbox, body, spans.tracer_provider)
     assert caught.value is error
     assert current_saga() is None
     (span,) = spans.finished(kind="CONSUMER")
+    assert span.attributes["sagascope.saga.id"] == SAGAS[0]
     # The documented limit: a loop sees its iterator closed, not the exception.
     assert span.status.status_code.name == "UNSET"
 
