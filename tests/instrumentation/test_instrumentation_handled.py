@@ -300,3 +300,8 @@ def test_a_consumer_that_only_polls_needs_a_poll_timeout(bootstrap_servers):
             handled(consumer)
     finally:
         consumer.close()
+
+
+def test_a_poll_timeout_is_refused_for_what_iterates():
+    with pytest.raises(TypeError, match="poll_timeout_s is for a confluent"):
+        handled(_records_of("order-1"), poll_timeout_s=1.0)
