@@ -87,7 +87,7 @@ def contract_headers() -> list[tuple[str, bytes]]:
             captured.append(headers)
 
     with start_saga("order-fulfillment", "order-123456"):
-        InstrumentedProducer(Capturing(), "orders", tracer_provider=None).send(
+        InstrumentedProducer(Capturing(), service="orders", tracer_provider=None).send(
             "t", VALUE, KEY, type="OrderPlaced")
     return captured[0]
 
@@ -116,7 +116,7 @@ def prebuilt(
 
     making = TracerProvider(resource=provider.resource)
     making.add_span_processor(KeepingProcessor())
-    producer = InstrumentedProducer(Keeping(), "orders", tracer_provider=making)
+    producer = InstrumentedProducer(Keeping(), service="orders", tracer_provider=making)
     with start_saga("order-fulfillment", "order-123456", tracer_provider=making):
         for _ in range(count):
             producer.send(topic, VALUE, KEY, type="OrderPlaced")
@@ -136,8 +136,8 @@ class ClientBench:
     def __init__(self, servers: str, topic: str, messages: int, provider: TracerProvider) -> None:
         self.servers, self.topic, self.messages, self.provider = servers, topic, messages, provider
         self.producer = self.make_producer()
-        self.plain = InstrumentedProducer(self.producer, "orders", tracer_provider=None)
-        self.traced = InstrumentedProducer(self.producer, "orders", tracer_provider=provider)
+        self.plain = InstrumentedProducer(self.producer, service="orders", tracer_provider=None)
+        self.traced = InstrumentedProducer(self.producer, service="orders", tracer_provider=provider)
 
     def make_producer(self) -> Any:
         raise NotImplementedError
@@ -380,7 +380,7 @@ def library_cost(client: str, provider: TracerProvider, n: int = 20_000, repeats
     """Thread CPU µs per send spent in ``InstrumentedProducer.send`` alone (PRODUCER spans on)."""
     null = {"kafka-python": _NullKafkaPython, "confluent-kafka": _NullConfluent,
             "aiokafka": _NullAiokafka}[client]()
-    producer = InstrumentedProducer(null, "orders", tracer_provider=provider)
+    producer = InstrumentedProducer(null, service="orders", tracer_provider=provider)
     loop = asyncio.new_event_loop()
 
     async def awaited(count: int) -> None:

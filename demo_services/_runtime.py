@@ -161,7 +161,7 @@ class DemoService:
         self._faulty = faulty(kafka, self.faults)
         if self.instrumented:
             self._producer = InstrumentedProducer(
-                self._faulty, self.name, tracer_provider=self.env.tracer_provider
+                self._faulty, service=self.name, tracer_provider=self.env.tracer_provider
             )
 
     # -- what services implement and call ---------------------------------------------------

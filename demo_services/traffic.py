@@ -99,7 +99,7 @@ class TrafficGenerator:
         self._plan = plan_sagas(settings, self.run_id)
         providers = tracer_providers or {}
         self._producers = {
-            client: InstrumentedProducer(producer, client, tracer_provider=providers.get(client))
+            client: InstrumentedProducer(producer, service=client, tracer_provider=providers.get(client))
             for client in CLIENTS
         }
         self._providers = providers

@@ -1,4 +1,10 @@
-"""The ``saga_handler`` decorator: a CONSUMER span linked to the producer, and the saga made current."""
+"""Handling a consumed record: a CONSUMER span linked to the producer, and the saga made current.
+
+Three forms, one implementation (:class:`_Instrumentation` opens a :class:`_HandlerScope`): the
+``saga_handler`` decorator, for a function that takes the record, the ``handling(record)``
+context manager, for a block in a hand-written consumer loop, and ``handled(consumer)``
+(in ``_handled``), for the loop itself.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import inspect
 import logging
 import re
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
@@ -27,8 +34,9 @@ from sagascope.instrumentation import contract as c
 from sagascope.instrumentation._carrier import kafka_getter
 from sagascope.instrumentation._consumer_span import SdkTarget, sdk_target, start_consumer_span
 from sagascope.instrumentation._ids import new_span_id, new_trace_id
-from sagascope.instrumentation._records import find_record
+from sagascope.instrumentation._records import RecordReader, find_record, reader_for
 from sagascope.instrumentation._saga import (
+    ATTR_CONVERSATION_ID,
     ATTR_MESSAGE_ID,
     ATTR_SAGA_ID,
     ATTR_SAGA_TYPE,
@@ -37,7 +45,9 @@ from sagascope.instrumentation._saga import (
     SagaContext,
     current_saga_var,
     end_span,
+    finish_in_background,
     record_error,
+    send_pending_outcome,
 )
 
 log = logging.getLogger(__name__)
@@ -46,25 +56,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _HandlerScope:
-    """What one handled record opened: its span, and the tokens to restore the context."""
+    """What one handled record opened: its span, its saga, and the tokens to restore the context."""
 
-    __slots__ = ("otel_token", "saga_token", "span")
+    __slots__ = ("otel_token", "saga", "saga_token", "span")
 
-    def __init__(self, span: trace.Span, otel_token: object, saga_token: Any) -> None:
+    def __init__(
+        self, span: trace.Span, saga: SagaContext, otel_token: object, saga_token: Any
+    ) -> None:
         self.span = span
+        self.saga = saga
         self.otel_token = otel_token
         self.saga_token = saga_token
 
     def fail(self, exc: BaseException) -> None:
         record_error(self.span, exc)
 
-    def close(self) -> None:
+    def close(self, succeeded: bool) -> Any:
+        """End the scope; returns the outcome marker's send when one went out (see
+        ``saga_outcome``): with aiokafka an awaitable the caller awaits or lets finish."""
+        # Sent while the handled record's context is current: caused by it, in its trace.
+        sending = send_pending_outcome(self.saga) if succeeded else None
         try:
             current_saga_var.reset(self.saga_token)
             otel_context.detach(self.otel_token)  # type: ignore[arg-type]
         except Exception:
             log.exception("could not restore the context after a handler")
         end_span(self.span)
+        return sending
 
 
 # The W3C propagator's own pattern: what it accepts, the fast path accepts.
@@ -123,7 +141,7 @@ def _w3c_span_context(traceparent: str) -> SpanContext | None:
 class _Instrumentation:
     def __init__(
         self,
-        service: str,
+        service: str | None,
         consumer_group: str | None,
         tracer_provider: TracerProvider | None,
         propagator: TextMapPropagator | None,
@@ -165,12 +183,19 @@ class _Instrumentation:
         """Open the span and make the saga current; None (and a log line) if that fails."""
         try:
             found = find_record(args, kwargs)
-            if found is None:
-                log.warning("saga_handler: no consumed record among the arguments; not traced")
-                return None
-            return self._enter(*found[1](found[0]))
         except Exception:
-            log.exception("saga_handler: could not trace a record; running the handler anyway")
+            found = None
+        if found is None:
+            log.warning("saga_handler: no consumed record among the arguments; not traced")
+            return None
+        return self.enter_record(*found)
+
+    def enter_record(self, record: Any, reader: RecordReader) -> _HandlerScope | None:
+        """Open the span of ``record`` and make its saga current; None (logged) if that fails."""
+        try:
+            return self._enter(*reader(record))
+        except Exception:
+            log.exception("could not trace a record; running the handler anyway")
             return None
 
     def _enter(
@@ -196,14 +221,14 @@ class _Instrumentation:
             span = self._start_through_tracer(name, producer_context, extracted, attributes)
         message_id = headers.get(c.CE_ID, "")
         saga = SagaContext(
-            saga_id=headers.get(c.CE_SAGAID, ""),
+            saga_id=c.saga_id_of(headers),
             saga_type=headers.get(c.CE_SAGATYPE, ""),
             trace_id=format(span.get_span_context().trace_id, "032x"),
             causation_id=message_id or None,
         )
         otel_token = otel_context.attach(trace.set_span_in_context(span, extracted))
         saga_token = current_saga_var.set(saga)
-        return _HandlerScope(span, otel_token, saga_token)
+        return _HandlerScope(span, saga, otel_token, saga_token)
 
     def _start_through_tracer(
         self,
@@ -273,8 +298,9 @@ class _Instrumentation:
             "messaging.destination.name": topic,
             "messaging.destination.partition.id": str(partition),
             "messaging.kafka.offset": offset,
-            ATTR_SERVICE: self.service,
         }
+        if self.service:
+            attributes[ATTR_SERVICE] = self.service
         if key is not None:
             attributes["messaging.kafka.message.key"] = (
                 key.decode("utf-8", errors="replace") if isinstance(key, bytes) else str(key)
@@ -284,9 +310,9 @@ class _Instrumentation:
         message_id = headers.get(c.CE_ID)
         if message_id:
             attributes[ATTR_MESSAGE_ID] = message_id
-        saga_id = headers.get(c.CE_SAGAID)
+        saga_id = c.saga_id_of(headers)
         if saga_id:
-            attributes[ATTR_SAGA_ID] = saga_id
+            attributes[ATTR_SAGA_ID] = attributes[ATTR_CONVERSATION_ID] = saga_id
         saga_type = headers.get(c.CE_SAGATYPE)
         if saga_type:
             attributes[ATTR_SAGA_TYPE] = saga_type
@@ -310,11 +336,14 @@ def saga_handler(
     aiokafka ``ConsumerRecord`` (the first such argument, so methods work too).
 
     Each call starts a CONSUMER span linked to the producer's span (from ``traceparent``),
-    with the Kafka key, offset, partition and consumer group as attributes, and makes the
-    saga current: what the handler sends through an :class:`InstrumentedProducer` carries
-    the same saga id, saga type and trace, with ``ce_causationid`` = the record's ``ce_id``.
+    with the Kafka key, offset, partition, consumer group and saga id (also as
+    ``messaging.message.conversation_id``) as attributes, and makes the saga current: what
+    the handler sends through an :class:`InstrumentedProducer` carries the same saga id,
+    saga type and trace, with ``ce_causationid`` = the record's ``ce_id``. An outcome set
+    with ``saga_outcome`` that no send carried is sent as a marker when the handler returns.
     Exceptions are recorded on the span and re-raised unchanged. Telemetry failures
-    (malformed headers, a broken tracer) are logged and the handler runs anyway.
+    (malformed headers, a broken tracer) are logged and the handler runs anyway. For a
+    hand-written consumer loop, :func:`handling` does the same around a block.
 
     Args:
         service: this service's name (span attribute ``sagascope.service``).
@@ -335,12 +364,13 @@ def saga_handler(
                 if scope is None:
                     return await fn(*args, **kwargs)
                 try:
-                    return await fn(*args, **kwargs)
+                    result = await fn(*args, **kwargs)
                 except BaseException as exc:
                     scope.fail(exc)
+                    scope.close(False)
                     raise
-                finally:
-                    scope.close()
+                await awaited(scope.close(True))
+                return result
 
             return cast(F, async_wrapper)
 
@@ -350,13 +380,117 @@ def saga_handler(
             if scope is None:
                 return fn(*args, **kwargs)
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
             except BaseException as exc:
                 scope.fail(exc)
+                scope.close(False)
                 raise
-            finally:
-                scope.close()
+            finish_in_background(scope.close(True))
+            return result
 
         return cast(F, wrapper)
 
     return decorate
+
+
+async def awaited(sending: Any) -> None:
+    # An async handler waits for its outcome marker (aiokafka's send, a coroutine) as it
+    # would for its own send.
+    if inspect.iscoroutine(sending):
+        try:
+            await sending
+        except Exception:
+            log.exception("could not send an outcome marker")
+
+
+#: One instrumentation per set of ``handling`` options, so its lookups are made once.
+_instrumentations: dict[tuple[Any, ...], _Instrumentation] = {}
+
+
+def handling(
+    record: Any,
+    *,
+    service: str | None = None,
+    consumer_group: str | None = None,
+    tracer_provider: TracerProvider | None = None,
+    propagator: TextMapPropagator | None = None,
+) -> Handling:
+    """Trace the handling of one consumed record in a hand-written consumer loop::
+
+        for record in consumer:
+            with handling(record, service="payment"):
+                ...  # what is sent here joins the record's saga
+
+    The block gets what a :func:`saga_handler` call gets: a CONSUMER span linked to the
+    producer's, the record's saga made current (``as saga`` gives its :class:`SagaContext`),
+    exceptions recorded and re-raised, an outcome no send carried sent at the end. ``record``
+    is a kafka-python or aiokafka ``ConsumerRecord`` or a ``confluent_kafka.Message``. In
+    ``async`` code, ``async with handling(record)`` also awaits that outcome marker (a plain
+    ``with`` lets it finish on the running loop). To handle every record of a loop without
+    re-indenting its body, iterate :func:`handled` instead.
+
+    Args:
+        record: the consumed record.
+        service: this service's name (span attribute ``sagascope.service``; when None, the
+            tracer provider's ``service.name`` names the span's service).
+        consumer_group, tracer_provider, propagator: as for :func:`saga_handler`.
+    """
+    return Handling(instrumentation_for(service, consumer_group, tracer_provider, propagator),
+                    record)
+
+
+def instrumentation_for(
+    service: str | None,
+    consumer_group: str | None,
+    tracer_provider: TracerProvider | None,
+    propagator: TextMapPropagator | None,
+) -> _Instrumentation:
+    """The instrumentation of these ``handling`` (or ``handled``) options, made once."""
+    options = (service, consumer_group, tracer_provider, propagator)
+    instrumentation = _instrumentations.get(options)
+    if instrumentation is None:
+        if len(_instrumentations) >= 64:  # options are few; a bound keeps a misuse harmless
+            _instrumentations.clear()
+        instrumentation = _instrumentations[options] = _Instrumentation(*options)
+    return instrumentation
+
+
+class Handling:
+    """The context manager :func:`handling` returns (``with`` or ``async with``)."""
+
+    __slots__ = ("_instrumentation", "_record", "_scope")
+
+    def __init__(self, instrumentation: _Instrumentation, record: Any) -> None:
+        self._instrumentation = instrumentation
+        self._record = record
+        self._scope: _HandlerScope | None = None
+
+    def __enter__(self) -> SagaContext | None:
+        reader = reader_for(self._record)
+        if reader is None:
+            log.warning("handling: %s is not a consumed record; not traced",
+                        type(self._record).__name__)
+            return None
+        self._scope = self._instrumentation.enter_record(self._record, reader)
+        return self._scope.saga if self._scope is not None else None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        finish_in_background(self._close(exc))
+
+    async def __aenter__(self) -> SagaContext | None:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await awaited(self._close(exc))
+
+    def _close(self, exc: BaseException | None) -> Any:
+        scope, self._scope = self._scope, None
+        if scope is None:
+            return None
+        if exc is not None:
+            scope.fail(exc)
+        return scope.close(exc is None)

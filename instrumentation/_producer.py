@@ -3,6 +3,7 @@ writes the header contract on every send."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -25,12 +26,14 @@ from sagascope.instrumentation._clients import (
 )
 from sagascope.instrumentation._context import current_span_reader
 from sagascope.instrumentation._ids import current_tick, new_trace_id, tick_at
+from sagascope.instrumentation._outcome import DEFAULT_OUTCOME_TOPIC, outcome_message
 from sagascope.instrumentation._producer_spans import ProducerSpanRecorder, SpanInfo
 from sagascope.instrumentation._saga import (
     SagaContext,
     check_status,
     compensates_var,
     current_saga_var,
+    remember_producer,
 )
 from sagascope.instrumentation.exceptions import ContractError
 
@@ -64,15 +67,16 @@ class InstrumentedProducer:
       (it resolves to aiokafka's delivery future); ``flush()`` and ``close()`` are coroutines.
 
     Each send writes ``traceparent`` and the ``ce_*`` headers (id, source, type, time, kind,
-    saga id/type, causation and, when set, step, status and compensates) and records a
-    PRODUCER span for sampled traces. What is constant per service, per saga and per message
-    type is encoded once.
+    saga id/type, the same saga id as the CloudEvents ``ce_correlationid``, causation and,
+    when set, step, status and compensates) and records a PRODUCER span for sampled traces.
+    What is constant per service, per saga and per message type is encoded once.
 
     Args:
         producer: the application's ``kafka.KafkaProducer`` (kafka-python 2.x or 3.x),
             ``confluent_kafka.Producer`` or ``aiokafka.AIOKafkaProducer``; recognised once,
             here, without importing the other clients.
-        service: this service's name, sent as ``ce_source``.
+        service: this service's name, sent as ``ce_source`` (keyword: ``service="payment"``).
+        outcome_topic: where :meth:`mark_outcome` sends saga outcome markers.
         tracer_provider: where PRODUCER spans go; the global provider when None.
         propagator: write trace context with this propagator instead of the built-in
             W3C ``traceparent`` writer (slower; for B3 or composite propagation).
@@ -81,13 +85,16 @@ class InstrumentedProducer:
     def __init__(
         self,
         producer: Any,
-        service: str,
         *,
+        service: str,
+        outcome_topic: str = DEFAULT_OUTCOME_TOPIC,
         tracer_provider: TracerProvider | None = None,
         propagator: TextMapPropagator | None = None,
     ) -> None:
         if not isinstance(service, str) or not service:
             raise ContractError("service must be a non-empty string (it is sent as ce_source)")
+        if not isinstance(outcome_topic, str) or not outcome_topic:
+            raise ContractError("outcome_topic must be a non-empty topic name")
         self.client = detect_client(producer)
         self._producer = producer
         self._async = self.client is Client.AIOKAFKA
@@ -107,6 +114,8 @@ class InstrumentedProducer:
         self._serialize_keys = not key_serializer
         self._propagator = propagator
         self._spans = ProducerSpanRecorder(service, tracer_provider)
+        self.outcome_topic = outcome_topic
+        remember_producer(self)
 
     @property
     def producer(self) -> Any:
@@ -130,7 +139,7 @@ class InstrumentedProducer:
         value: Any = None,
         key: Any = None,
         *,
-        type: str,
+        type: str | None = None,
         kind: str = c.KIND_EVENT,
         step: str | None = None,
         saga_status: str | None = None,
@@ -145,9 +154,12 @@ class InstrumentedProducer:
 
         Args:
             topic: destination topic.
-            value: bytes as is; dict or list as JSON (UTF-8); str as UTF-8.
+            value: bytes as is; dict or list as JSON (UTF-8); str as UTF-8; a dataclass or a
+                pydantic model as its JSON.
             key: bytes, or str as UTF-8.
-            type: message type (``ce_type``), e.g. ``PaymentReceived``.
+            type: message type (``ce_type``), e.g. ``PaymentReceived``. When None: the
+                value's ``type`` field (a dict, a JSON object, a dataclass or pydantic
+                object), else the class name of a dataclass or pydantic object.
             kind: ``event`` or ``command`` (``ce_kind``).
             step: saga step name (``ce_step``).
             saga_status: outcome marker (``ce_sagastatus``); overrides :func:`saga_outcome`.
@@ -160,8 +172,9 @@ class InstrumentedProducer:
             on_delivery: confluent-kafka only: the delivery callback ``produce`` takes.
 
         Raises:
-            ContractError: an unknown ``kind`` or ``saga_status``, an empty ``type``, or a
-                ``step``/``compensates`` that is not a string.
+            ContractError: an unknown ``kind`` or ``saga_status``, an empty ``type`` (or none
+                given nor found in the value), or a ``step``/``compensates`` that is not a
+                string.
             TypeError: a value or key that cannot be serialized, or ``on_delivery`` with a
                 client other than confluent-kafka.
         """
@@ -169,6 +182,8 @@ class InstrumentedProducer:
         kind_header = _KIND_HEADERS.get(kind)
         if kind_header is None:
             raise ContractError(f"kind must be 'event' or 'command', got {kind!r}")
+        if type is None:
+            type = default_type(topic, value)
         type_header = self._type_headers.get(type) or self._type_header(type)
         if saga_status is not None:
             check_status(saga_status)
@@ -284,8 +299,11 @@ class InstrumentedProducer:
             )
         if saga is not None:
             out += saga.encoded_headers
+            saga.producer = self
             if saga_status is None:
                 saga_status = saga.status
+            if saga_status is not None and saga_status == saga.status:
+                saga.status_sent = True
         if step:
             out.append((c.CE_STEP, step.encode()))
         if saga_status:
@@ -339,6 +357,55 @@ class InstrumentedProducer:
         self._type_headers[type_] = header
         return header
 
+    def mark_outcome(
+        self,
+        status: str,
+        *,
+        saga_id: str | None = None,
+        saga_type: str | None = None,
+        topic: str | None = None,
+    ) -> Any:
+        """Send a saga's outcome without a business message: a small contract message.
+
+        A ``SagaCompleted``/``SagaFailed``/``SagaCompensating``/``SagaCompensated`` event
+        carrying ``ce_sagastatus=status``, keyed by the saga id, to ``topic`` (the producer's
+        ``outcome_topic`` when None). It is a normal record with the normal headers, so every
+        collector reads it. Returns what :meth:`send` returns.
+
+        Args:
+            status: completed, failed, compensating or compensated.
+            saga_id: the saga; the current one (inside ``start_saga`` or a handler) when None.
+            saga_type: the saga type when ``saga_id`` names another saga than the current one.
+            topic: where to send it.
+
+        Raises:
+            ContractError: an unknown status, or no ``saga_id`` outside a saga.
+        """
+        check_status(status)
+        current = current_saga_var.get()
+        if saga_id is None or (current is not None and saga_id == current.saga_id):
+            if current is None or not current.saga_id:
+                raise ContractError("mark_outcome() outside a saga needs saga_id=")
+            return self._send_outcome(status, current, topic)
+        if not isinstance(saga_id, str) or not saga_id:
+            raise ContractError("saga_id must be a non-empty string")
+        saga = SagaContext(
+            saga_id=saga_id,
+            saga_type=saga_type or "",
+            trace_id=format(new_trace_id(), "032x"),
+            causation_id=current.causation_id if current is not None else None,
+        )
+        token = current_saga_var.set(saga)
+        try:
+            return self._send_outcome(status, saga, topic)
+        finally:
+            current_saga_var.reset(token)
+
+    def _send_outcome(self, status: str, saga: SagaContext, topic: str | None) -> Any:
+        type_, value = outcome_message(status, saga.saga_id, saga.saga_type)
+        return self.send(topic or self.outcome_topic, value, saga.saga_id, type=type_,
+                         saga_status=status)
+
     def flush(self, timeout: float | None = None) -> Any:
         """Flush the producer, then hand pending PRODUCER spans to the span processors.
 
@@ -387,7 +454,51 @@ def _value_bytes(value: Any) -> bytes | None:
         return value.encode()
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
-    raise TypeError(f"value must be bytes, str, dict or list, got {type(value).__name__}")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json.dumps(dataclasses.asdict(value), separators=(",", ":"), ensure_ascii=False,
+                          default=str).encode()
+    dump_json = getattr(value, "model_dump_json", None)
+    if callable(dump_json):  # a pydantic model
+        return str(dump_json()).encode()
+    raise TypeError(
+        f"value must be bytes, str, dict, list, a dataclass or a pydantic model, "
+        f"got {type(value).__name__}"
+    )
+
+
+def default_type(topic: str, value: Any) -> str:
+    """The message type of a send without ``type=``: the value's ``type`` field, else the
+    class name of a dataclass or pydantic object.
+
+    Raises:
+        ContractError: when the value says neither.
+    """
+    found: Any = None
+    if isinstance(value, dict):
+        found = value.get("type")
+    elif isinstance(value, bytes | str):
+        found = _json_type(value)
+    elif dataclasses.is_dataclass(value) or callable(getattr(value, "model_dump_json", None)):
+        found = getattr(value, "type", None)
+        if not (isinstance(found, str) and found):
+            found = value.__class__.__name__
+    if isinstance(found, str) and found:
+        return found
+    raise ContractError(
+        f"send to {topic!r}: no type= given and the value has none (a 'type' field of a dict "
+        "or JSON object, or a dataclass or pydantic object); pass type=..."
+    )
+
+
+def _json_type(value: bytes | str) -> Any:
+    # Only a JSON object can have a type field: anything else is not parsed.
+    if not value or value.lstrip()[:1] not in (b"{", "{"):
+        return None
+    try:
+        document = json.loads(value)
+    except ValueError:
+        return None
+    return document.get("type") if isinstance(document, dict) else None
 
 
 def _key_bytes(key: Any) -> bytes:

@@ -33,6 +33,7 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 from sagascope.instrumentation._saga import (
+    ATTR_CONVERSATION_ID,
     ATTR_MESSAGE_ID,
     ATTR_SAGA_ID,
     ATTR_SAGA_TYPE,
@@ -330,7 +331,7 @@ class ProducerSpanRecorder:
         if partition is not None:
             attributes["messaging.destination.partition.id"] = str(partition)
         if saga is not None and saga.saga_id:
-            attributes[ATTR_SAGA_ID] = saga.saga_id
+            attributes[ATTR_SAGA_ID] = attributes[ATTR_CONVERSATION_ID] = saga.saga_id
         if saga is not None and saga.saga_type:
             attributes[ATTR_SAGA_TYPE] = saga.saga_type
         return attributes

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import inspect
 import logging
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -33,6 +37,14 @@ ATTR_SERVICE = "sagascope.service"
 ATTR_SAGA_ID = "sagascope.saga.id"
 ATTR_SAGA_TYPE = "sagascope.saga.type"
 ATTR_MESSAGE_ID = "messaging.message.id"
+#: OpenTelemetry's messaging attribute for the saga id: what any OpenTelemetry tool groups by.
+ATTR_CONVERSATION_ID = "messaging.message.conversation_id"
+
+
+class OutcomeSender(Protocol):
+    """What sends an outcome marker: an ``InstrumentedProducer``."""
+
+    def mark_outcome(self, status: str) -> Any: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -45,6 +57,8 @@ class SagaContext:
         trace_id: 32 hex digits of the saga's trace.
         causation_id: ``ce_id`` of the message being handled, carried as ``ce_causationid``.
         status: outcome marker set by :func:`saga_outcome`, sent as ``ce_sagastatus``.
+        status_sent: whether a send carried ``status`` (else a marker goes at the end).
+        producer: the producer that last sent in this saga's context.
     """
 
     saga_id: str
@@ -52,13 +66,16 @@ class SagaContext:
     trace_id: str
     causation_id: str | None = None
     status: str | None = None
+    status_sent: bool = field(default=False, repr=False)
+    producer: OutcomeSender | None = field(default=None, repr=False)
     # Saga headers encoded once, appended to every message sent in this context.
     encoded_headers: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         encoded = []
         if self.saga_id:
-            encoded.append((c.CE_SAGAID, self.saga_id.encode()))
+            saga_id = self.saga_id.encode()
+            encoded += [(c.CE_SAGAID, saga_id), (c.CE_CORRELATIONID, saga_id)]
         if self.saga_type:
             encoded.append((c.CE_SAGATYPE, self.saga_type.encode()))
         if self.causation_id:
@@ -90,6 +107,10 @@ def check_status(status: str) -> str:
 def saga_outcome(status: str) -> None:
     """Mark the current saga's outcome; the following sends in this context carry it.
 
+    If none does, the handler (or ``start_saga`` block) sends a marker when it ends without
+    an exception: a ``Saga<Status>`` event to the producer's outcome topic, through the
+    producer that last sent in this context, else the ``InstrumentedProducer`` made last.
+
     Raises:
         ContractError: if ``status`` is not completed, failed, compensating or compensated.
     """
@@ -99,6 +120,63 @@ def saga_outcome(status: str) -> None:
         log.warning("saga_outcome(%r) called outside a saga; ignored", status)
         return
     saga.status = status
+    saga.status_sent = False
+
+
+#: The ``InstrumentedProducer`` made last in this process: sends an outcome no send carried,
+#: when the saga's own context sent nothing.
+_last_producer: list[weakref.ref[Any]] = []
+#: Markers sent from a synchronous exit in a running event loop (aiokafka), until they finish.
+_pending_markers: set[asyncio.Future[Any]] = set()
+
+
+def remember_producer(producer: OutcomeSender) -> None:
+    _last_producer[:] = [weakref.ref(producer)]
+
+
+def send_pending_outcome(saga: SagaContext) -> Any:
+    """Send the marker of an outcome no send carried; what the send returned, or None.
+
+    With aiokafka that is an awaitable: the caller awaits it (an async handler) or hands it
+    to :func:`finish_in_background`. Never raises: the marker is telemetry.
+    """
+    if saga.status is None or saga.status_sent:
+        return None
+    producer = saga.producer or (_last_producer[0]() if _last_producer else None)
+    if producer is None:
+        log.warning("saga %r: outcome %r not sent: no InstrumentedProducer in this process",
+                    saga.saga_id, saga.status)
+        return None
+    if not saga.saga_id:
+        log.warning("outcome %r not sent: the handled record carries no saga id", saga.status)
+        return None
+    try:
+        return producer.mark_outcome(saga.status)
+    except Exception:
+        log.exception("saga %r: could not send its outcome %r", saga.saga_id, saga.status)
+        return None
+
+
+def finish_in_background(sending: Any) -> None:
+    """Let a send still to be driven (aiokafka's coroutine) finish on the running loop, from a
+    synchronous exit. Other clients' sends are done already (kafka-python's future, which is
+    awaitable too, only reports the delivery)."""
+    if not inspect.iscoroutine(sending):
+        return
+    try:
+        future = asyncio.ensure_future(sending)
+    except RuntimeError:  # no running loop: nothing can ever drive it
+        log.warning("an outcome marker needs a running event loop; not sent")
+        sending.close()
+        return
+    _pending_markers.add(future)
+    future.add_done_callback(_marker_done)
+
+
+def _marker_done(future: asyncio.Future[Any]) -> None:
+    _pending_markers.discard(future)
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not send an outcome marker", exc_info=future.exception())
 
 
 @contextmanager
@@ -143,6 +221,7 @@ def start_saga(
     saga_token = current_saga_var.set(saga)
     try:
         yield saga
+        finish_in_background(send_pending_outcome(saga))
     except Exception as exc:
         record_error(span, exc)
         raise
@@ -163,7 +242,9 @@ def _start_root_span(
             f"saga {saga_type}",
             context=otel_context.Context(),  # a new trace, whatever is current
             kind=SpanKind.INTERNAL,
-            attributes={ATTR_SAGA_ID: saga_id, ATTR_SAGA_TYPE: saga_type},
+            attributes={
+                ATTR_SAGA_ID: saga_id, ATTR_SAGA_TYPE: saga_type, ATTR_CONVERSATION_ID: saga_id,
+            },
             links=links,
         )
         if span.get_span_context().is_valid:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,6 +31,9 @@ CE_CAUSATIONID = "ce_causationid"
 CE_STEP = "ce_step"
 CE_SAGASTATUS = "ce_sagastatus"
 CE_COMPENSATES = "ce_compensates"
+#: CloudEvents Correlation extension: the saga id, written beside ``ce_sagaid`` so CloudEvents
+#: tools read it; a record carrying only this one (a CloudEvents SDK wrote it) is read as ours.
+CE_CORRELATIONID = "ce_correlationid"
 
 SPECVERSION = "1.0"
 
@@ -50,6 +53,7 @@ CONTRACT_HEADERS: tuple[str, ...] = (
     CE_STEP,
     CE_SAGASTATUS,
     CE_COMPENSATES,
+    CE_CORRELATIONID,
 )
 
 KIND_COMMAND = "command"
@@ -62,6 +66,14 @@ STATUS_COMPENSATING = "compensating"
 STATUS_COMPENSATED = "compensated"
 #: Values of ``ce_sagastatus``; ``running`` and ``stalled`` are derived, never sent.
 SAGA_STATUSES = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_COMPENSATING, STATUS_COMPENSATED})
+
+#: The saga status a marker message (``mark_outcome``) carries, and its ``ce_type``.
+OUTCOME_TYPES = {
+    STATUS_COMPLETED: "SagaCompleted",
+    STATUS_FAILED: "SagaFailed",
+    STATUS_COMPENSATING: "SagaCompensating",
+    STATUS_COMPENSATED: "SagaCompensated",
+}
 
 _TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _ZERO_TRACE = "0" * 32
@@ -115,6 +127,11 @@ def decode_headers(
             out[key] = value.decode("utf-8", errors="replace")
             errors.append(f"header {key!r} is not valid UTF-8")
     return out, errors
+
+
+def saga_id_of(headers: Mapping[str, str]) -> str:
+    """The saga id decoded headers carry: ``ce_sagaid``, else the CloudEvents ``ce_correlationid``."""
+    return headers.get(CE_SAGAID) or headers.get(CE_CORRELATIONID) or ""
 
 
 def new_message_id() -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from sagascope.instrumentation.contract import (
     CE_CAUSATIONID,
     CE_COMPENSATES,
+    CE_CORRELATIONID,
     CE_ID,
     CE_KIND,
     CE_SAGAID,
@@ -52,6 +53,7 @@ ELIDABLE: tuple[tuple[str, str], ...] = (
     (CE_STEP, "step"),
     (CE_SAGASTATUS, "saga_status"),
     (CE_COMPENSATES, "compensates"),
+    (CE_CORRELATIONID, "saga_id"),  # the CloudEvents name the instrumentation also writes
 )
 BIT: dict[str, int] = {header: i for i, (header, _) in enumerate(ELIDABLE)}
 #: Plain headers: the column holds the header value as is.

@@ -21,7 +21,6 @@ from sagascope.instrumentation.contract import (
     CE_COMPENSATES,
     CE_ID,
     CE_KIND,
-    CE_SAGAID,
     CE_SAGASTATUS,
     CE_SAGATYPE,
     CE_SOURCE,
@@ -33,6 +32,7 @@ from sagascope.instrumentation.contract import (
     decode_headers,
     parse_time,
     parse_traceparent,
+    saga_id_of,
 )
 from sagascope.store.headers import elide
 from sagascope.store.timetext import clickhouse_ms as ms_text
@@ -133,8 +133,9 @@ def decode_message(
     key = record.key.decode("utf-8", errors="replace") if record.key is not None else ""
     kafka_ms = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else ingest_ms
     event_ms, event_text = _event_time(get(CE_TIME, ""), kafka_ms, errors)
+    # ce_sagaid, or the CloudEvents correlation id a CloudEvents SDK writes in its place.
     found = _Correlated(
-        get(CE_SAGAID, ""), get(CE_SAGATYPE, ""), get(CE_TYPE, ""), get(CE_SOURCE, ""),
+        saga_id_of(headers), get(CE_SAGATYPE, ""), get(CE_TYPE, ""), get(CE_SOURCE, ""),
         get(CE_KIND, ""), get(CE_STEP, ""), get(CE_SAGASTATUS, ""), get(CE_COMPENSATES, ""),
     )
     found.correlation = "headers" if found.saga_id else ""

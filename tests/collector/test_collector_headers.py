@@ -40,6 +40,7 @@ def _received(**overrides: str) -> dict[str, str]:
         "ce_step": "refund",
         "ce_sagastatus": "compensating",
         "ce_compensates": "payment",
+        "ce_correlationid": "order-123",
     }
     headers.update(overrides)
     return headers

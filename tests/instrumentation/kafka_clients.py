@@ -1,4 +1,5 @@
-"""Reading records back with confluent-kafka and aiokafka by assignment (no consumer group)."""
+"""Reading records back with confluent-kafka and aiokafka by assignment (no consumer group),
+and counting what a topic holds."""
 
 from __future__ import annotations
 
@@ -58,3 +59,15 @@ async def read_aiokafka(bootstrap_servers: str, topic: str, n: int,
 
 def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
+
+
+def records_in(bootstrap_servers: str, topic: str) -> int:
+    """How many records partition 0 of ``topic`` holds (its end offset)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
+    try:
+        partition = TopicPartition(topic, 0)
+        return int(consumer.end_offsets([partition])[partition])
+    finally:
+        consumer.close()

@@ -31,7 +31,7 @@ def test_importing_the_instrumentation_and_using_kafka_python_loads_neither_othe
         "import sagascope.instrumentation as si\n"
         "from sagascope.testing import consumer_record\n"
         "p = si.InstrumentedProducer(KafkaProducer(bootstrap_servers='127.0.0.1:1',"
-        " api_version=(2, 5)), 'svc')\n"
+        " api_version=(2, 5)), service='svc')\n"
         "si.saga_handler('svc')(lambda record: None)(consumer_record('t', b'{}'))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in"
         " ('confluent_kafka', 'aiokafka')))\n"
@@ -45,7 +45,7 @@ def test_confluent_producer_writes_the_contract_and_keeps_repeated_headers(
     bootstrap_servers, make_topic
 ):
     topic = make_topic()
-    producer = InstrumentedProducer(confluent_producer(bootstrap_servers), "orders")
+    producer = InstrumentedProducer(confluent_producer(bootstrap_servers), service="orders")
     delivered = []
     with start_saga("order-fulfillment", "order-7") as saga:
         returned = producer.send(
@@ -74,7 +74,7 @@ def test_aiokafka_send_is_a_coroutine_that_writes_the_contract(bootstrap_servers
     async def scenario():
         client = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
         await client.start()
-        producer = InstrumentedProducer(client, "payment")
+        producer = InstrumentedProducer(client, service="payment")
         try:
             with start_saga("order-fulfillment", "order-8") as saga:
                 delivery = await producer.send(topic, "paid", b"order-8", type="PaymentReceived",
@@ -98,7 +98,7 @@ def test_handler_takes_a_confluent_message_links_its_span_and_carries_the_saga(
     bootstrap_servers, make_topic, spans
 ):
     topic = make_topic()
-    producer = InstrumentedProducer(confluent_producer(bootstrap_servers), "orders",
+    producer = InstrumentedProducer(confluent_producer(bootstrap_servers), service="orders",
                                     tracer_provider=spans.tracer_provider)
     with start_saga("order-fulfillment", "order-9", tracer_provider=spans.tracer_provider):
         producer.send(topic, b"{}", b"order-9", type="RetrievePayment", kind="command")
@@ -162,7 +162,7 @@ def test_async_handler_takes_an_aiokafka_record_and_reraises_unchanged(
     async def scenario():
         client = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
         await client.start()
-        producer = InstrumentedProducer(client, "orders", tracer_provider=spans.tracer_provider)
+        producer = InstrumentedProducer(client, service="orders", tracer_provider=spans.tracer_provider)
         with start_saga("order-fulfillment", "order-10", tracer_provider=spans.tracer_provider):
             await (await producer.send(topic, b"{}", b"order-10", type="ChargeCard",
                                        kind="command"))
@@ -244,7 +244,7 @@ def test_over_a_stock_confluent_proxy_one_traceparent_is_written_ours(
     proxy = ConfluentKafkaInstrumentor.instrument_producer(
         confluent_producer(bootstrap_servers), tracer_provider=spans.tracer_provider
     )
-    producer = InstrumentedProducer(proxy, "orders", tracer_provider=spans.tracer_provider)
+    producer = InstrumentedProducer(proxy, service="orders", tracer_provider=spans.tracer_provider)
     tracer = spans.tracer_provider.get_tracer("app")
     with start_saga("order-fulfillment", "order-11", tracer_provider=spans.tracer_provider), \
             tracer.start_as_current_span("request") as request:
@@ -305,7 +305,7 @@ def _send_one_instrumented(client, bootstrap_servers, topic, spans, read_records
         async def scenario():
             raw = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
             await raw.start()
-            producer = InstrumentedProducer(raw, "orders", tracer_provider=provider)
+            producer = InstrumentedProducer(raw, service="orders", tracer_provider=provider)
             with start_saga("order-fulfillment", "order-13", tracer_provider=provider):
                 await (await producer.send(topic, b"{}", type="OrderPlaced"))
             await producer.close()
@@ -318,7 +318,7 @@ def _send_one_instrumented(client, bootstrap_servers, topic, spans, read_records
 
         raw = confluent_kafka.Producer({"bootstrap.servers": bootstrap_servers, "log_level": 3})
         assert type(raw).__module__.startswith("opentelemetry.instrumentation")
-        producer = InstrumentedProducer(raw, "orders", tracer_provider=provider)
+        producer = InstrumentedProducer(raw, service="orders", tracer_provider=provider)
         with start_saga("order-fulfillment", "order-13", tracer_provider=provider):
             producer.send(topic, b"{}", type="OrderPlaced")
         producer.flush(10)
@@ -326,7 +326,7 @@ def _send_one_instrumented(client, bootstrap_servers, topic, spans, read_records
     from kafka import KafkaProducer
 
     raw = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=1)
-    producer = InstrumentedProducer(raw, "orders", tracer_provider=provider)
+    producer = InstrumentedProducer(raw, service="orders", tracer_provider=provider)
     with start_saga("order-fulfillment", "order-13", tracer_provider=provider):
         producer.send(topic, b"{}", type="OrderPlaced")
     producer.close(5)
@@ -344,7 +344,7 @@ def test_aiokafka_send_and_wait_writes_the_contract_and_returns_the_record_metad
     async def scenario():
         raw = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
         await raw.start()
-        producer = InstrumentedProducer(raw, "orders", tracer_provider=spans.tracer_provider)
+        producer = InstrumentedProducer(raw, service="orders", tracer_provider=spans.tracer_provider)
         try:
             with start_saga("order-fulfillment", "order-14", tracer_provider=spans.tracer_provider):
                 with pytest.raises(ContractError):
@@ -371,9 +371,9 @@ def test_send_and_wait_names_the_call_to_use_with_the_other_clients(
     kafka_producer, bootstrap_servers
 ):
     with pytest.raises(TypeError, match=r"send\(\.\.\.\)\.get\(\)"):
-        InstrumentedProducer(kafka_producer, "orders").send_and_wait("t", b"{}", type="T")
+        InstrumentedProducer(kafka_producer, service="orders").send_and_wait("t", b"{}", type="T")
     with pytest.raises(TypeError, match="flush"):
-        InstrumentedProducer(confluent_producer(bootstrap_servers), "orders").send_and_wait(
+        InstrumentedProducer(confluent_producer(bootstrap_servers), service="orders").send_and_wait(
             "t", b"{}", type="T")
 
 
@@ -381,7 +381,7 @@ def test_headers_given_as_a_mapping_are_sent_beside_the_contract(
     kafka_producer, make_topic, read_records
 ):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     with start_saga("order", "order-12"):
         producer.send(topic, b"{}", type="OrderPlaced",
                       headers={"x-tenant": b"acme", c.CE_SOURCE: b"forged"})

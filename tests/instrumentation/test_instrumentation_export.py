@@ -80,7 +80,7 @@ def test_exporter_writes_one_record_per_span_keyed_by_trace_id(
 
 def test_exporter_unwraps_an_instrumented_producer(spans, kafka_producer, make_topic, read_records):
     topic = make_topic("spans")
-    exporter = KafkaSpanExporter(InstrumentedProducer(kafka_producer, "svc"), topic)
+    exporter = KafkaSpanExporter(InstrumentedProducer(kafka_producer, service="svc"), topic)
     exporter.export(_failing_handler_spans(spans))
     exporter.force_flush()
     (record,) = read_records(topic, 1)
@@ -103,7 +103,7 @@ def test_configure_tracing_ships_handler_and_producer_spans_to_kafka(
     spans_topic = make_topic("spans")
     out_topic = make_topic()
     provider = configure_tracing("payment", bootstrap_servers, spans_topic, set_global=False)
-    producer = InstrumentedProducer(kafka_producer, "payment", tracer_provider=provider)
+    producer = InstrumentedProducer(kafka_producer, service="payment", tracer_provider=provider)
 
     @saga_handler("payment", tracer_provider=provider)
     def handle(record):

@@ -79,7 +79,7 @@ def test_sends_inside_the_handler_carry_saga_trace_and_causation(
     kafka_producer, make_topic, read_records, spans
 ):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "payment", tracer_provider=spans.tracer_provider)
+    producer = InstrumentedProducer(kafka_producer, service="payment", tracer_provider=spans.tracer_provider)
 
     @saga_handler("payment", tracer_provider=spans.tracer_provider)
     def handle(record):
@@ -204,7 +204,7 @@ def test_without_an_sdk_the_handler_still_propagates_the_trace(
 
     provider = NoOpTracerProvider()
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "payment", tracer_provider=provider)
+    producer = InstrumentedProducer(kafka_producer, service="payment", tracer_provider=provider)
 
     @saga_handler("payment", tracer_provider=provider)
     def handle(record):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -33,7 +34,7 @@ from sagascope.testing import header_value as header
 
 def test_send_in_a_saga_writes_every_contract_header(kafka_producer, make_topic, read_records):
     topic = make_topic("orders")
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     with start_saga("order-fulfillment", "order-123") as saga:
         producer.send(topic, {"order": "123"}, key="123", type="RetrievePayment", kind="command",
                       step="payment")
@@ -53,7 +54,7 @@ def test_send_in_a_saga_writes_every_contract_header(kafka_producer, make_topic,
 
 def test_message_ids_differ_per_send(kafka_producer, make_topic, read_records):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     with start_saga("s"):
         for _ in range(3):
             producer.send(topic, b"x", type="T")
@@ -64,7 +65,7 @@ def test_message_ids_differ_per_send(kafka_producer, make_topic, read_records):
 
 def test_values_are_serialized_by_type(kafka_producer, make_topic, read_records):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     with start_saga("s"):
         producer.send(topic, [1, "é"], type="T")
         producer.send(topic, "text é", type="T")
@@ -80,7 +81,7 @@ def test_a_producer_with_its_own_serializer_gets_values_untouched(
     topic = make_topic()
     kp = KafkaProducer(bootstrap_servers=bootstrap_servers,
                        value_serializer=lambda v: ("<" + v + ">").encode())
-    producer = InstrumentedProducer(kp, "orders")
+    producer = InstrumentedProducer(kp, service="orders")
     with start_saga("s"):
         producer.send(topic, "v", type="T")
     producer.close()
@@ -89,7 +90,7 @@ def test_a_producer_with_its_own_serializer_gets_values_untouched(
 
 def test_event_time_sets_ce_time(kafka_producer, make_topic, read_records):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     moment = datetime(2024, 3, 1, 12, 30, 5, 250000, tzinfo=UTC)
     with start_saga("s"):
         producer.send(topic, b"x", type="T", event_time=moment)
@@ -99,7 +100,7 @@ def test_event_time_sets_ce_time(kafka_producer, make_topic, read_records):
 
 def test_saga_outcome_marks_the_following_sends(kafka_producer, make_topic, read_records):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     with start_saga("s"):
         producer.send(topic, b"1", type="Step")
         saga_outcome("completed")
@@ -112,7 +113,7 @@ def test_saga_outcome_marks_the_following_sends(kafka_producer, make_topic, read
 
 def test_compensating_marks_sends_inside_only(kafka_producer, make_topic, read_records):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     with start_saga("s"):
         with compensating("RetrievePayment"):
             producer.send(topic, b"1", type="RefundPayment", kind="command")
@@ -127,7 +128,7 @@ def test_send_outside_a_saga_still_has_trace_and_message_headers(
     kafka_producer, make_topic, read_records
 ):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     assert current_saga() is None
     producer.send(topic, b"x", type="T")
     producer.flush()
@@ -140,7 +141,7 @@ def test_extra_headers_are_kept_but_cannot_override_the_contract(
     kafka_producer, make_topic, read_records
 ):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     with start_saga("s", "real-id"):
         producer.send(topic, b"x", type="T",
                       headers=[("tenant", b"acme"), (c.CE_SAGAID, b"forged")])
@@ -164,7 +165,7 @@ def test_extra_headers_are_kept_but_cannot_override_the_contract(
     ],
 )
 def test_bad_arguments_raise_clear_errors(kafka_producer, kwargs, error):
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     with pytest.raises(error):
         producer.send("unused", **kwargs)
 
@@ -177,14 +178,14 @@ def test_saga_api_rejects_bad_input():
     with pytest.raises(ContractError), compensating(""):
         pass
     with pytest.raises(ContractError, match="service"):
-        InstrumentedProducer(object.__new__(KafkaProducer), "")
+        InstrumentedProducer(object.__new__(KafkaProducer), service="")
 
 
 def test_producer_span_has_the_span_id_of_the_traceparent(
     kafka_producer, make_topic, read_records, spans
 ):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=spans.tracer_provider)
+    producer = InstrumentedProducer(kafka_producer, service="orders", tracer_provider=spans.tracer_provider)
     with start_saga("order", "o-7", tracer_provider=spans.tracer_provider):
         producer.send(topic, b"x", type="RetrievePayment", kind="command")
     producer.flush()
@@ -206,7 +207,7 @@ def test_each_send_takes_the_span_current_at_that_send_as_parent(
     # What a send takes from the current span is kept while that span stays current.
     topic = make_topic()
     provider = spans.tracer_provider
-    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=provider)
+    producer = InstrumentedProducer(kafka_producer, service="orders", tracer_provider=provider)
     tracer = provider.get_tracer("app")
     with start_saga("order", "o-8", tracer_provider=provider):
         producer.send(topic, b"1", type="T")
@@ -241,7 +242,7 @@ def test_unsampled_traces_get_flag_00_and_no_producer_span(
     provider = TracerProvider(sampler=ALWAYS_OFF)
     provider.add_span_processor(SimpleSpanProcessor(spans.exporter))
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=provider)
+    producer = InstrumentedProducer(kafka_producer, service="orders", tracer_provider=provider)
     with start_saga("order", tracer_provider=provider):
         producer.send(topic, b"x", type="T")
     producer.flush()
@@ -258,7 +259,7 @@ def test_a_failure_building_headers_is_logged_and_the_message_still_sent(
     monkeypatch.setattr(_producer, "tick_at", broken)
     monkeypatch.setattr(_producer, "current_tick", [(-1,)])
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     with caplog.at_level(logging.ERROR), start_saga("s"):
         producer.send(topic, b"payload", type="T", headers=[("tenant", b"acme")])
     producer.flush()
@@ -270,7 +271,7 @@ def test_a_failure_building_headers_is_logged_and_the_message_still_sent(
 
 def test_unwrapped_attributes_come_from_the_producer(kafka_producer, make_topic):
     topic = make_topic(partitions=3)
-    producer = InstrumentedProducer(kafka_producer, "orders")
+    producer = InstrumentedProducer(kafka_producer, service="orders")
     assert producer.partitions_for(topic) == {0, 1, 2}
 
 
@@ -278,7 +279,7 @@ def test_producer_spans_are_recorded_in_the_background_without_flush(
     kafka_producer, make_topic, spans
 ):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=spans.tracer_provider)
+    producer = InstrumentedProducer(kafka_producer, service="orders", tracer_provider=spans.tracer_provider)
     with start_saga("order", tracer_provider=spans.tracer_provider):
         producer.send(topic, b"x", type="T")
     deadline = time.monotonic() + 10
@@ -293,7 +294,7 @@ def test_a_burst_of_sends_is_recorded_before_the_drain_interval(
     # WAKE_AT pending spans wake the drain thread; the interval alone would take a minute.
     monkeypatch.setattr(_producer_spans, "DRAIN_INTERVAL_S", 60.0)
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=spans.tracer_provider)
+    producer = InstrumentedProducer(kafka_producer, service="orders", tracer_provider=spans.tracer_provider)
     with start_saga("order", tracer_provider=spans.tracer_provider):
         for _ in range(_producer_spans.WAKE_AT):
             producer.send(topic, b"x", type="T")
@@ -315,7 +316,7 @@ def _default_processor_run(kafka_producer, make_topic, sends: int, **processor_o
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(exporter, **processor_options))
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=provider)
+    producer = InstrumentedProducer(kafka_producer, service="orders", tracer_provider=provider)
     drains: list[int] = []
     emit = producer._spans._emit
     producer._spans._emit = lambda batch: drains.append(len(batch) // _producer_spans.FIELDS) or emit(batch)
@@ -362,7 +363,7 @@ def test_producer_spans_made_without_the_constructors_read_like_the_sdks(
     kafka_producer, make_topic, spans, monkeypatch
 ):
     topic = make_topic(partitions=2)
-    producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=spans.tracer_provider)
+    producer = InstrumentedProducer(kafka_producer, service="orders", tracer_provider=spans.tracer_provider)
 
     def one_span(**options) -> ReadableSpan:
         spans.clear()
@@ -412,7 +413,7 @@ provider = TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(
     formatter=lambda span: f"SPAN {span.kind.name} {span.name}\n")))
 trace.set_tracer_provider(provider)
-producer = InstrumentedProducer(KafkaProducer(bootstrap_servers=sys.argv[1]), "orders")
+producer = InstrumentedProducer(KafkaProducer(bootstrap_servers=sys.argv[1]), service="orders")
 with start_saga("order"):
     producer.send(sys.argv[2], b"x", type="T")
 # no flush, no close: the exit hook records the pending PRODUCER span
@@ -444,7 +445,7 @@ class _B3Like:
 
 def test_an_injected_propagator_writes_the_trace_context(kafka_producer, make_topic, read_records):
     topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, "orders", propagator=_B3Like())
+    producer = InstrumentedProducer(kafka_producer, service="orders", propagator=_B3Like())
     with start_saga("order") as saga:
         producer.send(topic, b"x", type="T")
     producer.flush()
@@ -491,3 +492,55 @@ def _wait_or_kill(pid: int, timeout_s: float = 30) -> None:
             os.waitpid(pid, 0)
             pytest.fail("the forked child did not finish")
         time.sleep(0.02)
+
+
+def test_service_is_a_keyword_argument(kafka_producer):
+    with pytest.raises(TypeError):
+        InstrumentedProducer(kafka_producer, "orders")  # type: ignore[misc]
+    assert InstrumentedProducer(kafka_producer, service="orders").service == "orders"
+
+
+@dataclasses.dataclass
+class OrderPlaced:
+    order_id: str
+    amount: float
+
+
+@dataclasses.dataclass
+class Tagged:
+    type: str
+    order_id: str
+
+
+class ModelLike:
+    """What the producer reads of a pydantic model: ``model_dump_json``."""
+
+    def model_dump_json(self) -> str:
+        return '{"order_id":"o-1"}'
+
+
+def test_without_type_the_value_names_the_message_type(kafka_producer, make_topic, read_records):
+    topic = make_topic()
+    producer = InstrumentedProducer(kafka_producer, service="orders")
+    with start_saga("s"):
+        producer.send(topic, {"type": "PaymentRequested", "order_id": "o-1"})
+        producer.send(topic, b' {"type": "StockReserved"}')
+        producer.send(topic, '{"type": "OrderShipped"}')
+        producer.send(topic, OrderPlaced("o-1", 9.5))
+        producer.send(topic, Tagged("OrderTagged", "o-1"))
+        producer.send(topic, ModelLike())
+        producer.send(topic, {"type": "Ignored"}, type="Given")
+    producer.flush()
+    records = read_records(topic, 7)
+    assert [header(r, c.CE_TYPE) for r in records] == [
+        "PaymentRequested", "StockReserved", "OrderShipped", "OrderPlaced", "OrderTagged",
+        "ModelLike", "Given"]
+    assert json.loads(records[3].value) == {"order_id": "o-1", "amount": 9.5}
+    assert json.loads(records[5].value) == {"order_id": "o-1"}
+
+
+@pytest.mark.parametrize("value", [{"order": 1}, {"type": ""}, b"[1]", b"not json", "{bad", None])
+def test_without_type_a_value_that_names_none_is_an_error_naming_the_send(kafka_producer, value):
+    producer = InstrumentedProducer(kafka_producer, service="orders")
+    with pytest.raises(ContractError, match=r"send to 'payments\.requests'.*type="):
+        producer.send("payments.requests", value)

@@ -43,8 +43,8 @@ def test_three_hop_saga_keeps_one_saga_one_trace_and_a_causation_chain(
 ):
     commands, payments, done = make_topic("cmd"), make_topic("evt"), make_topic("done")
     tp = spans.tracer_provider
-    orders = InstrumentedProducer(kafka_producer, "orders", tracer_provider=tp)
-    payment = InstrumentedProducer(kafka_producer, "payment", tracer_provider=tp)
+    orders = InstrumentedProducer(kafka_producer, service="orders", tracer_provider=tp)
+    payment = InstrumentedProducer(kafka_producer, service="payment", tracer_provider=tp)
 
     @saga_handler("payment", consumer_group="payment", tracer_provider=tp)
     def on_retrieve_payment(record):
@@ -98,7 +98,7 @@ def test_a_compensation_hop_carries_compensates_and_status(
     bootstrap_servers, kafka_producer, make_topic, spans
 ):
     failures, refunds = make_topic("fail"), make_topic("refund")
-    orders = InstrumentedProducer(kafka_producer, "orders")
+    orders = InstrumentedProducer(kafka_producer, service="orders")
 
     @saga_handler("orders")
     def on_shipping_failed(record):
@@ -155,7 +155,7 @@ def test_a_stock_instrumented_producer_is_read_by_our_handler(
     (record,) = records
     assert [k for k, _ in record.headers] == [c.TRACEPARENT]
 
-    ours = InstrumentedProducer(kafka_producer, "orders", tracer_provider=spans.tracer_provider)
+    ours = InstrumentedProducer(kafka_producer, service="orders", tracer_provider=spans.tracer_provider)
 
     @saga_handler("orders", tracer_provider=spans.tracer_provider)
     def handle(rec):
@@ -176,7 +176,7 @@ def test_our_producer_is_read_by_a_stock_instrumented_consumer(
     bootstrap_servers, make_topic, spans, kafka_producer
 ):
     topic = make_topic("to-legacy")
-    ours = InstrumentedProducer(kafka_producer, "orders")
+    ours = InstrumentedProducer(kafka_producer, service="orders")
     with start_saga("order", "o-1") as saga:
         ours.send(topic, b"{}", type="OrderPlaced")
         sent_span = trace.get_current_span()

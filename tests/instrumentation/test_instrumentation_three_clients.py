@@ -100,14 +100,14 @@ def test_one_saga_crosses_the_three_clients_and_is_stored_in_causal_order(
     kafka_python = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=1)
 
     # 1. storefront, kafka-python: starts the saga.
-    storefront = InstrumentedProducer(kafka_python, "storefront", tracer_provider=provider)
+    storefront = InstrumentedProducer(kafka_python, service="storefront", tracer_provider=provider)
     with start_saga("order", SAGA, tracer_provider=provider):
         storefront.send(orders, {"order": SAGA}, SAGA, type="PlaceOrder", kind="command",
                         step="PlaceOrder")
     storefront.flush(10)
 
     # 2. payment, confluent-kafka: consumes in its group, answers with its own producer.
-    payment = InstrumentedProducer(confluent_producer(bootstrap_servers), "payment",
+    payment = InstrumentedProducer(confluent_producer(bootstrap_servers), service="payment",
                                    tracer_provider=provider)
 
     @saga_handler("payment", consumer_group="payment", tracer_provider=provider)
@@ -122,7 +122,7 @@ def test_one_saga_crosses_the_three_clients_and_is_stored_in_causal_order(
     async def inventory() -> None:
         client = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
         await client.start()
-        producer = InstrumentedProducer(client, "inventory", tracer_provider=provider)
+        producer = InstrumentedProducer(client, service="inventory", tracer_provider=provider)
 
         @saga_handler("inventory", consumer_group="inventory", tracer_provider=provider)
         async def on_payment_confirmed(record: Any) -> None:
@@ -138,7 +138,7 @@ def test_one_saga_crosses_the_three_clients_and_is_stored_in_causal_order(
     asyncio.run(inventory())
 
     # 4. shipping, kafka-python again: ends the saga.
-    shipper = InstrumentedProducer(kafka_python, "shipping", tracer_provider=provider)
+    shipper = InstrumentedProducer(kafka_python, service="shipping", tracer_provider=provider)
 
     @saga_handler("shipping", tracer_provider=provider)
     def on_stock_reserved(record: Any) -> None:

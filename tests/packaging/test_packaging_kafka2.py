@@ -26,7 +26,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sagascope.instrumentation import InstrumentedProducer, saga_handler, start_saga
 
 bootstrap, first, second = sys.argv[1:4]
-producer = InstrumentedProducer(KafkaProducer(bootstrap_servers=bootstrap), "orders")
+producer = InstrumentedProducer(KafkaProducer(bootstrap_servers=bootstrap), service="orders")
 
 def read(topic):
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
