@@ -13,15 +13,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from sagascope.embedded import free_port
 
@@ -39,18 +38,6 @@ def needs(*binaries: str) -> pytest.MarkDecorator:
         reason=f"{', '.join(missing)} not installed (apt-get install prometheus "
         "prometheus-alertmanager; scripts/setup-dev.sh does it as root)",
     )
-
-
-def wait_until(condition: Callable[[], Any], timeout_s: float = 30.0, what: str = "") -> Any:
-    """Poll ``condition`` until truthy (returned) or fail at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or condition} (last: {last!r})")
 
 
 def http_json(url: str, *, data: Any = None, timeout_s: float = 5.0) -> Any:

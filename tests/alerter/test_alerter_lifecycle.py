@@ -12,6 +12,7 @@ from sagascope.alerter import Alerter, WebhookSink
 from sagascope.alerter.thresholds import percentile_of
 from sagascope.queries import SagaQueries, list_alerts
 from seeding import SagaScript, order_saga, seed
+from waiting import wait_until
 
 from sagascope.settings import AlertSettings, ThresholdRule
 
@@ -180,7 +181,7 @@ def test_explicit_rule_sets_the_threshold_per_type_and_step(store, now, make_ale
     assert result.opened == [] and result.resolved == [] and result.open == 1
 
 
-def test_dead_webhook_is_retried_while_evaluation_goes_on(store, now, down_receiver, wait_until):
+def test_dead_webhook_is_retried_while_evaluation_goes_on(store, now, down_receiver):
     seed(store, [order_saga(f"order-w{i}", "stalled", start=now - timedelta(hours=1)) for i in range(5)])
     set_watermark(store, now)
     webhook = WebhookSink(down_receiver.url, timeout_s=1, retries=30, backoff_s=0.05, backoff_max_s=0.2)
@@ -190,7 +191,9 @@ def test_dead_webhook_is_retried_while_evaluation_goes_on(store, now, down_recei
     stop = threading.Event()
     alerter.start(stop)
     try:
-        wait_until(lambda: alerter.evaluations >= 3, what="evaluations while the webhook is down")
+        wait_until(
+            lambda: alerter.evaluations >= 3, timeout_s=20, what="evaluations while the webhook is down"
+        )
         assert len(list_alerts(store, state="open")) == 5
         assert webhook.stats.delivered == 0 and webhook.stats.retried >= 1
         down_receiver.start()

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import orjson
 import pytest
-from collector_helpers import ProducedLog, make_record, producer, send_all, wait_until
+from collector_helpers import ProducedLog, make_record, producer, send_all
 from sagascope.collector import Collector
 from sagascope.collector.assignment import Partition, PartitionState
 from sagascope.collector.batch import Batch, add_records
@@ -26,6 +26,7 @@ from sagascope.collector.record_batches import ParsedRecords, as_records, record
 from sagascope.collector.writer import write_batch
 from sagascope.store import ChdbStore, ensure_schema, verify
 from sagascope.store.audit import link_hash, row_digest
+from waiting import wait_until
 
 from sagascope.settings import CorrelationRule, RedactionRule
 
@@ -181,6 +182,7 @@ def test_the_pool_stores_exactly_what_in_process_decoding_stores(store, chdb_pat
              ("legacy.wms", 0, range(0, 30)), ("text", 2, range(100, 125))]
     pool = DecodePool(RULES, 2)
     assert pool.start()
+    # A second database beside the shared ``store``: the two decode paths write side by side.
     other = ChdbStore(chdb_path, f"{store.database}_inproc")
     ensure_schema(other)
     try:

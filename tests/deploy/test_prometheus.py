@@ -8,11 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from promstack import AMTOOL, PROMETHEUS, PROMTOOL, Prometheus, needs, wait_until
+from promstack import AMTOOL, PROMETHEUS, PROMTOOL, Prometheus, needs
+from waiting import read_lines_until, wait_until
 
 from sagascope.embedded import free_port
 
@@ -181,15 +181,8 @@ def test_prometheus_scrapes_the_demo_and_its_stalled_count_is_what_sagascope_sta
     prometheus = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{port}"], scrape_interval_s=3)
     try:
         assert demo.stdout is not None
-        deadline = time.monotonic() + 90
-        url = None
-        while url is None and time.monotonic() < deadline:
-            line = demo.stdout.readline()
-            if not line:
-                break
-            if m := re.search(r"saga metrics at (\S+)", line):
-                url = m.group(1)
-        assert url == f"http://127.0.0.1:{port}/metrics"
+        printed = read_lines_until(demo.stdout, lambda line: re.search(r"saga metrics at (\S+)", line), 90)
+        assert printed and printed.group(1) == f"http://127.0.0.1:{port}/metrics"
         prometheus.start()
         wait_until(
             lambda: prometheus.query(f"sum(sagascope_sagas_started_total) == {sagas}"),

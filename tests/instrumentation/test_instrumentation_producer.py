@@ -6,7 +6,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -26,6 +25,7 @@ from sagascope.instrumentation import (
     start_saga,
 )
 from sagascope.instrumentation import contract as c
+from waiting import poll_until, wait_until
 
 from sagascope.testing import contract_violations
 from sagascope.testing import header_value as header
@@ -281,9 +281,7 @@ def test_producer_spans_are_recorded_in_the_background_without_flush(
     producer = InstrumentedProducer(kafka_producer, "orders", tracer_provider=spans.tracer_provider)
     with start_saga("order", tracer_provider=spans.tracer_provider):
         producer.send(topic, b"x", type="T")
-    deadline = time.monotonic() + 10
-    while not spans.finished(kind="PRODUCER") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll_until(lambda: spans.finished(kind="PRODUCER"), 10, 0.05)
     assert len(spans.finished(kind="PRODUCER")) == 1
 
 
@@ -297,10 +295,11 @@ def test_a_burst_of_sends_is_recorded_before_the_drain_interval(
     with start_saga("order", tracer_provider=spans.tracer_provider):
         for _ in range(_producer_spans.WAKE_AT):
             producer.send(topic, b"x", type="T")
-    deadline = time.monotonic() + 10
-    while len(spans.finished(kind="PRODUCER")) < _producer_spans.WAKE_AT:
-        assert time.monotonic() < deadline, len(spans.finished(kind="PRODUCER"))
-        time.sleep(0.05)
+    wait_until(
+        lambda: len(spans.finished(kind="PRODUCER")) >= _producer_spans.WAKE_AT, 10,
+        lambda: f"{_producer_spans.WAKE_AT} spans (got {len(spans.finished(kind='PRODUCER'))})",
+        0.05,
+    )
     ids = {s.context.span_id for s in spans.finished(kind="PRODUCER")}
     assert len(ids) == _producer_spans.WAKE_AT
 
@@ -484,10 +483,7 @@ def _wait_or_kill(pid: int, timeout_s: float = 30) -> None:
     import os
     import signal
 
-    deadline = time.monotonic() + timeout_s
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child did not finish")
-        time.sleep(0.02)
+    if not poll_until(lambda: os.waitpid(pid, os.WNOHANG) != (0, 0), timeout_s, 0.02):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child did not finish")

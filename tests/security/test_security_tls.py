@@ -6,15 +6,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from sagascope.connections import BrokerConnectionError, check_broker, kafka_python_config
 from sagascope.embedded import create_topics, free_port
-from tests.security.clirun import sagascope, start_sagascope
+from tests.security.clirun import sagascope, start_sagascope, wait_for_page
 from tests.security.tls_setup import Pki, TlsBroker, toml_broker_section
 
 pytestmark = pytest.mark.slow
@@ -96,22 +94,17 @@ _LOG = (
 
 
 def _wait_stored(metrics_port: int, at_least: int, collector: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert collector.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
-                text = r.read().decode()
-            stored = sum(
-                float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                if line.startswith("sagascope_collector_stored_total{") and "tls.orders" in line
-            )
-            if stored >= at_least:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("collector stored nothing within 120 s: " + log.read_text()[-3000:])
+    def stored_enough(text: str) -> bool:
+        stored = sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("sagascope_collector_stored_total{") and "tls.orders" in line
+        )
+        return stored >= at_least
+
+    wait_for_page(
+        f"http://127.0.0.1:{metrics_port}/metrics", collector, log, stored_enough, 120,
+        f"{at_least} rows of tls.orders stored",
+    )
 
 
 def test_replay_collect_and_kafka_alert_sink_work_through_tls_configured_only_by_the_toml(
