@@ -51,6 +51,11 @@ def http_json(url: str, *, data: Any = None, timeout_s: float = 5.0) -> Any:
 
 class _Program:
     name = ""
+    binary = ""
+    #: The option naming its data directory.
+    storage_option = ""
+    more_args: tuple[str, ...] = ()
+    config_path: Path
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         self.workdir = workdir
@@ -64,7 +69,14 @@ class _Program:
         return f"http://127.0.0.1:{self.port}"
 
     def _args(self) -> list[str]:
-        raise NotImplementedError
+        return [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"{self.storage_option}={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            *self.more_args,
+            "--log.level=warn",
+        ]
 
     def start(self) -> _Program:
         with self.log_path.open("ab") as log:
@@ -96,6 +108,8 @@ class Prometheus(_Program):
     """Prometheus scraping ``targets`` every ``scrape_interval_s``, with ``rule_files``."""
 
     name = "prometheus"
+    binary = PROMETHEUS
+    storage_option = "--storage.tsdb.path"
 
     def __init__(
         self,
@@ -125,15 +139,6 @@ class Prometheus(_Program):
         self.config_path = workdir / "prometheus.yml"
         self.config_path.write_text(json.dumps(config, indent=2))
 
-    def _args(self) -> list[str]:
-        return [
-            PROMETHEUS,
-            f"--config.file={self.config_path}",
-            f"--storage.tsdb.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--log.level=warn",
-        ]
-
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query's result vector."""
         answer = http_json(f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}")
@@ -145,22 +150,15 @@ class Alertmanager(_Program):
     """Alertmanager (no clustering) with ``config`` (a dict written as JSON, or YAML text)."""
 
     name = "alertmanager"
+    binary = ALERTMANAGER
+    storage_option = "--storage.path"
+    more_args = ("--cluster.listen-address=",)
 
     def __init__(self, workdir: Path, config: dict[str, Any] | str, port: int | None = None):
         super().__init__(workdir, port)
         self.config_path = workdir / "alertmanager.yml"
         text = config if isinstance(config, str) else json.dumps(config, indent=2)
         self.config_path.write_text(text)
-
-    def _args(self) -> list[str]:
-        return [
-            ALERTMANAGER,
-            f"--config.file={self.config_path}",
-            f"--storage.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ]
 
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts Alertmanager holds as active (firing, not resolved)."""

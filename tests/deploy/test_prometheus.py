@@ -55,42 +55,33 @@ def _sagascope(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _tool(*args: str, timeout_s: float = 60) -> str:
+    """Run a Prometheus tool that must succeed; its standard output."""
+    out = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
 @needs(PROMTOOL)
 def test_promtool_checks_the_shipped_rules():
-    out = subprocess.run(
-        [PROMTOOL, "check", "rules", str(DEPLOY / "prometheus" / "sagascope-rules.yml")],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 9 rules found" in out.stdout
+    out = _tool(PROMTOOL, "check", "rules", str(DEPLOY / "prometheus" / "sagascope-rules.yml"))
+    assert "SUCCESS: 9 rules found" in out
 
 
 @needs(PROMTOOL)
 def test_promtool_unit_tests_of_the_shipped_rules_pass():
-    out = subprocess.run(
-        [PROMTOOL, "test", "rules", str(DEPLOY / "prometheus" / "tests" / "sagascope-rules.test.yml")],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS" in out.stdout
+    tests = DEPLOY / "prometheus" / "tests" / "sagascope-rules.test.yml"
+    assert "SUCCESS" in _tool(PROMTOOL, "test", "rules", str(tests), timeout_s=120)
 
 
 @needs(PROMTOOL)
 def test_the_shipped_prometheus_config_is_valid():
-    out = subprocess.run(
-        [PROMTOOL, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    _tool(PROMTOOL, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
 
 
 @needs(AMTOOL)
 def test_the_shipped_alertmanager_config_is_valid():
-    out = subprocess.run(
-        [AMTOOL, "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml")],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    _tool(AMTOOL, "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml"))
 
 
 def _value(result: list[dict]) -> float:

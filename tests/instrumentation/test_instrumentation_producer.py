@@ -136,18 +136,25 @@ def test_send_outside_a_saga_still_has_trace_and_message_headers(
     assert header(record, c.CE_SAGAID) is None
 
 
+@pytest.mark.parametrize(
+    ("extra", "forged", "kept"),
+    [
+        ([("tenant", b"acme"), (c.CE_SAGAID, b"forged")], c.CE_SAGAID, b"real-id"),
+        ({"tenant": b"acme", c.CE_SOURCE: b"forged"}, c.CE_SOURCE, b"orders"),
+    ],
+    ids=["pairs", "mapping"],
+)
 def test_extra_headers_are_kept_but_cannot_override_the_contract(
-    kafka_producer, make_topic, read_records
+    kafka_producer, make_topic, read_records, extra, forged, kept
 ):
     topic = make_topic()
     producer = InstrumentedProducer(kafka_producer, "orders")
     with start_saga("s", "real-id"):
-        producer.send(topic, b"x", type="T",
-                      headers=[("tenant", b"acme"), (c.CE_SAGAID, b"forged")])
+        producer.send(topic, b"x", type="T", headers=extra)
     producer.flush()
     record = read_records(topic, 1)[0]
     assert header(record, "tenant") == "acme"
-    assert [v for k, v in record.headers if k == c.CE_SAGAID] == [b"real-id"]
+    assert [v for k, v in record.headers if k == forged] == [kept]
     assert contract_violations(record.headers) == []
 
 
