@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
+from processes import end
 from waiting import poll_until
 
 from sagascope.embedded import free_port
@@ -74,13 +75,7 @@ class Stunnel:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        end(process)
 
     def __enter__(self) -> Stunnel:
         return self.start()

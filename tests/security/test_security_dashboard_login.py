@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import stat
-import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import end
 from sagascope.dashboard import auth
 
 from sagascope.embedded import free_port
@@ -95,11 +95,7 @@ def guarded_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         wait_for_log(process, log, "sagascope dashboard:", 60)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        end(process, grace_s=20)
 
 
 @pytest.fixture(scope="module")
