@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from alert_sinks import RecordingSink
 from sagascope.queries import Alert
 from waiting import wait_until
 
@@ -70,12 +69,6 @@ class WebhookReceiver:
         return wait_until(
             enough, timeout_s, lambda: f"{count} alerts (the webhook got {len(self.received)})", 0.02
         )
-
-
-@pytest.fixture
-def recording_sink() -> type[RecordingSink]:
-    """The RecordingSink class (fixtures are how tests share helpers here)."""
-    return RecordingSink
 
 
 @pytest.fixture

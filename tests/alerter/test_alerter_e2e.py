@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from alert_sinks import RecordingSink
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sagascope.alerter import Alerter, KafkaSink, WebhookSink
 from sagascope.collector import Collector
@@ -129,11 +130,11 @@ def stored_count(store, saga_id: str) -> int:
 
 
 def test_stalled_sagas_alert_once_finished_never_and_resumed_resolve(
-    store, bootstrap_servers, pipeline, receiver, make_topic, recording_sink
+    store, bootstrap_servers, pipeline, receiver, make_topic
 ):
     services, collector_settings = pipeline
     threshold_s, interval_s = 2.0, 0.5
-    recording = recording_sink()
+    recording = RecordingSink()
     webhook = WebhookSink(receiver.url, timeout_s=2, retries=5, backoff_s=0.1)
     alert_topic = make_topic("alerts")
     kafka = KafkaSink(bootstrap_servers, alert_topic, timeout_s=10, retries=5, backoff_s=0.1)
@@ -190,11 +191,11 @@ def test_stalled_sagas_alert_once_finished_never_and_resumed_resolve(
 
 
 def test_paused_collector_raises_no_false_alerts(
-    store, bootstrap_servers, pipeline, recording_sink
+    store, bootstrap_servers, pipeline
 ):
     services, collector_settings = pipeline
     threshold_s = 1.5
-    recording = recording_sink()
+    recording = RecordingSink()
     alerter = Alerter(
         store, SagaQueries(store), AlertSettings(default_threshold_s=threshold_s, interval_s=0.3),
         [recording], "http://127.0.0.1:8501",

@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alert_sinks import RecordingSink
 from sagascope.alerter import Alerter, WebhookSink
 from sagascope.alerter.thresholds import percentile_of
 from sagascope.queries import SagaQueries, list_alerts
@@ -32,11 +33,11 @@ def set_watermark(store, read_until: datetime) -> None:
 
 
 @pytest.fixture
-def make_alerter(recording_sink):
+def make_alerter():
     """An Alerter with a recording sink, and the sink."""
 
     def make(store, **settings):
-        sink = recording_sink()
+        sink = RecordingSink()
         alert_settings = AlertSettings(**{"default_threshold_s": 60.0, "interval_s": 0.5, **settings})
         alerter = Alerter(
             store, SagaQueries(store), alert_settings, [sink], "http://dash.example:8501/"
