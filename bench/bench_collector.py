@@ -45,6 +45,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,20 +97,27 @@ def produce(bootstrap: str, topic: str, n: int, batch_bytes: int = 256 * 1024) -
     producer.close()
 
 
+def _seconds_to_count(read: Callable[[], int], n: int) -> float:
+    """Seconds from the first record to the n-th; ``read`` polls once and says how many
+    records that brought."""
+    seen = 0
+    first = 0.0
+    while seen < n:
+        got = read()
+        if got and not first:
+            first = time.perf_counter()
+        seen += got
+    return time.perf_counter() - first
+
+
 def bare_consume(bootstrap: str, topic: str, partitions: int, n: int) -> float:
     """Seconds from the first record to the n-th, counting only (kafka-python)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
     consumer.seek_to_beginning()
-    seen = 0
-    first = 0.0
-    while seen < n:
-        batch = consumer.poll(timeout_ms=500, max_records=5000)
-        if batch and not first:
-            first = time.perf_counter()
-        for records in batch.values():
-            seen += len(records)
-    elapsed = time.perf_counter() - first
+    elapsed = _seconds_to_count(
+        lambda: sum(map(len, consumer.poll(timeout_ms=500, max_records=5000).values())), n
+    )
     consumer.close()
     return elapsed
 
@@ -124,14 +132,9 @@ def bare_confluent(bootstrap: str, topic: str, partitions: int, n: int) -> float
         "enable.auto.commit": False,
     })
     consumer.assign([CfPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-    seen = 0
-    first = 0.0
-    while seen < n:
-        messages = consumer.consume(num_messages=5000, timeout=0.5)
-        if messages and not first:
-            first = time.perf_counter()
-        seen += sum(1 for m in messages if m.error() is None)
-    elapsed = time.perf_counter() - first
+    elapsed = _seconds_to_count(
+        lambda: sum(m.error() is None for m in consumer.consume(num_messages=5000, timeout=0.5)), n
+    )
     consumer.close()
     return elapsed
 

@@ -35,10 +35,8 @@ scan), and the histogram bucket by ``arrayFirstIndex`` with a lambda cost ~2x ``
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -48,12 +46,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_queries import generate_sql
+from benchstore import fresh_store
 from sagascope.alerter.saga_metrics import (
     SagaMetricsCollector,
     saga_metrics_registry,
 )
 from sagascope.queries import SagaQueries
-from sagascope.store import ChdbStore, ensure_schema
+from sagascope.store import ChdbStore
 
 SCRAPE_INTERVAL_S = 15.0
 
@@ -143,12 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--path", help="chDB directory (default: a temporary one, removed)")
     args = parser.parse_args(argv)
-    path = args.path or tempfile.mkdtemp(prefix="sagascope-bench-metrics-")
-    try:
-        store = ChdbStore(path, "bench")
-        store.command("DROP DATABASE IF EXISTS bench")
-        store = ChdbStore(path, "bench")
-        ensure_schema(store)
+    with fresh_store(args.path, "sagascope-bench-metrics-") as store:
         _seed(store, args.sagas, args.alerts)
         _measure(store, args.runs, "as inserted")
         t0 = time.perf_counter()
@@ -156,9 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         store.command("OPTIMIZE TABLE alerts FINAL")
         print(f"\nmerged saga_state and alerts (OPTIMIZE FINAL) in {time.perf_counter() - t0:.1f} s")
         _measure(store, args.runs, "after merges")
-    finally:
-        if not args.path:
-            shutil.rmtree(path, ignore_errors=True)
     return 0
 
 

@@ -77,18 +77,17 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from benchstore import fresh_store
 from sagascope.instrumentation.contract import CE_SPECVERSION, CE_TIME, SPECVERSION, TRACEPARENT
 from sagascope.queries import SagaQueries
-from sagascope.store import ChdbStore, ensure_schema
+from sagascope.store import ChdbStore
 from sagascope.store.headers import (
     BIT,
     ELIDABLE,
@@ -107,11 +106,19 @@ _PREFIX = [
     ("StockReserved", "event", "inventory", "reserve-stock", "", ""),
     ("RetrievePayment", "command", "orchestrator", "payment", "", ""),
 ]
+_SHIPPING = [
+    *_PREFIX,
+    ("PaymentReceived", "event", "payment", "payment", "", ""),
+    ("ShipOrder", "command", "orchestrator", "shipping", "", ""),
+]
+_REFUNDING = [
+    *_SHIPPING,
+    ("ShippingFailed", "event", "shipping", "shipping", "compensating", ""),
+    ("RefundPayment", "command", "orchestrator", "refund", "", "payment"),
+]
 _FLOWS = {
     "completed": [
-        *_PREFIX,
-        ("PaymentReceived", "event", "payment", "payment", "", ""),
-        ("ShipOrder", "command", "orchestrator", "shipping", "", ""),
+        *_SHIPPING,
         ("OrderShipped", "event", "shipping", "shipping", "", ""),
         ("NotifyCustomer", "command", "orchestrator", "notify", "", ""),
         ("CustomerNotified", "event", "notification", "notify", "", ""),
@@ -119,22 +126,12 @@ _FLOWS = {
     ],
     "failed": [*_PREFIX, ("PaymentFailed", "event", "payment", "payment", "failed", "")],
     "compensated": [
-        *_PREFIX,
-        ("PaymentReceived", "event", "payment", "payment", "", ""),
-        ("ShipOrder", "command", "orchestrator", "shipping", "", ""),
-        ("ShippingFailed", "event", "shipping", "shipping", "compensating", ""),
-        ("RefundPayment", "command", "orchestrator", "refund", "", "payment"),
+        *_REFUNDING,
         ("PaymentRefunded", "event", "payment", "refund", "", "payment"),
         ("ReleaseStock", "command", "orchestrator", "release", "", "reserve-stock"),
         ("StockReleased", "event", "inventory", "release", "compensated", "reserve-stock"),
     ],
-    "compensating": [
-        *_PREFIX,
-        ("PaymentReceived", "event", "payment", "payment", "", ""),
-        ("ShipOrder", "command", "orchestrator", "shipping", "", ""),
-        ("ShippingFailed", "event", "shipping", "shipping", "compensating", ""),
-        ("RefundPayment", "command", "orchestrator", "refund", "", "payment"),
-    ],
+    "compensating": _REFUNDING,
     "running": _PREFIX,
 }
 # Outcome by saga number % 100.
@@ -420,12 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each overview query")
     args = parser.parse_args(argv)
 
-    path = args.path or tempfile.mkdtemp(prefix="sagascope-bench-")
-    try:
-        store = ChdbStore(path, "bench")
-        store.command("DROP DATABASE IF EXISTS bench")
-        store = ChdbStore(path, "bench")
-        ensure_schema(store)
+    with fresh_store(args.path, "sagascope-bench-") as store:
         sagas = max(1, round(args.messages / mean_messages_per_saga()))
         t0 = time.perf_counter()
         store.command(generate_sql(sagas, time.time()))
@@ -448,9 +440,6 @@ def main(argv: list[str] | None = None) -> int:
         store.command("OPTIMIZE TABLE saga_state FINAL")
         print(f"\nmerged every table's parts (OPTIMIZE FINAL) in {time.perf_counter() - t0:.1f} s")
         _measure(store, args, sagas, n, "after merges")
-    finally:
-        if not args.path:
-            shutil.rmtree(path, ignore_errors=True)
     return 0
 
 

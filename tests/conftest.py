@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -35,12 +36,15 @@ _topic_counter = itertools.count()
 
 
 @pytest.fixture
-def make_topic(bootstrap_servers: str, request: pytest.FixtureRequest):
-    """Create a fresh topic with N partitions, named after the test."""
+def make_topic(bootstrap_servers: str, request: pytest.FixtureRequest) -> Callable[..., str]:
+    """Create a fresh topic with N partitions, named after the test and its parameters (the
+    same test on another parameter, e.g. each collector client, must not match this run's
+    topics with its prefix)."""
 
     def make(prefix: str = "t", partitions: int = 1) -> str:
         safe = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
-        name = f"{prefix}.{safe}.{next(_topic_counter)}"
+        tag = f"{zlib.crc32(request.node.nodeid.encode()):08x}"
+        name = f"{prefix}.{safe}-{tag}.{next(_topic_counter)}"
         create_topics(bootstrap_servers, {name: partitions})
         return name
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import end
+from waiting import wait_until
 
 from sagascope.embedded import free_port
 
@@ -41,18 +41,6 @@ def needs(*binaries: str) -> pytest.MarkDecorator:
     )
 
 
-def wait_until(condition: Callable[[], Any], timeout_s: float = 30.0, what: str = "") -> Any:
-    """Poll ``condition`` until truthy (returned) or fail at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or condition} (last: {last!r})")
-
-
 def http_json(url: str, *, data: Any = None, timeout_s: float = 5.0) -> Any:
     body = json.dumps(data).encode() if data is not None else None
     request = urllib.request.Request(
@@ -64,6 +52,11 @@ def http_json(url: str, *, data: Any = None, timeout_s: float = 5.0) -> Any:
 
 class _Program:
     name = ""
+    binary = ""
+    #: The option naming its data directory.
+    storage_option = ""
+    more_args: tuple[str, ...] = ()
+    config_path: Path
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         self.workdir = workdir
@@ -77,7 +70,14 @@ class _Program:
         return f"http://127.0.0.1:{self.port}"
 
     def _args(self) -> list[str]:
-        raise NotImplementedError
+        return [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"{self.storage_option}={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            *self.more_args,
+            "--log.level=warn",
+        ]
 
     def start(self) -> _Program:
         with self.log_path.open("ab") as log:
@@ -95,13 +95,7 @@ class _Program:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end(self.proc, grace_s=15)
         self.proc = None
 
 
@@ -109,6 +103,8 @@ class Prometheus(_Program):
     """Prometheus scraping ``targets`` every ``scrape_interval_s``, with ``rule_files``."""
 
     name = "prometheus"
+    binary = PROMETHEUS
+    storage_option = "--storage.tsdb.path"
 
     def __init__(
         self,
@@ -138,15 +134,6 @@ class Prometheus(_Program):
         self.config_path = workdir / "prometheus.yml"
         self.config_path.write_text(json.dumps(config, indent=2))
 
-    def _args(self) -> list[str]:
-        return [
-            PROMETHEUS,
-            f"--config.file={self.config_path}",
-            f"--storage.tsdb.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--log.level=warn",
-        ]
-
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query's result vector."""
         answer = http_json(f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}")
@@ -158,22 +145,15 @@ class Alertmanager(_Program):
     """Alertmanager (no clustering) with ``config`` (a dict written as JSON, or YAML text)."""
 
     name = "alertmanager"
+    binary = ALERTMANAGER
+    storage_option = "--storage.path"
+    more_args = ("--cluster.listen-address=",)
 
     def __init__(self, workdir: Path, config: dict[str, Any] | str, port: int | None = None):
         super().__init__(workdir, port)
         self.config_path = workdir / "alertmanager.yml"
         text = config if isinstance(config, str) else json.dumps(config, indent=2)
         self.config_path.write_text(text)
-
-    def _args(self) -> list[str]:
-        return [
-            ALERTMANAGER,
-            f"--config.file={self.config_path}",
-            f"--storage.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ]
 
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts Alertmanager holds as active (firing, not resolved)."""

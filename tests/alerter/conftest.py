@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from alert_sinks import RecordingSink
 from sagascope.queries import Alert
+from waiting import wait_until
 
 from sagascope.embedded import free_port
 
@@ -63,19 +62,13 @@ class WebhookReceiver:
             self._server = None
 
     def wait_for(self, count: int, timeout_s: float = 20.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def enough() -> list[dict[str, Any]] | None:
             with self._lock:
-                if len(self.received) >= count:
-                    return list(self.received)
-            time.sleep(0.02)
-        raise AssertionError(f"webhook got {len(self.received)} alerts, expected {count}")
+                return list(self.received) if len(self.received) >= count else None
 
-
-@pytest.fixture
-def recording_sink() -> type[RecordingSink]:
-    """The RecordingSink class (fixtures are how tests share helpers here)."""
-    return RecordingSink
+        return wait_until(
+            enough, timeout_s, lambda: f"{count} alerts (the webhook got {len(self.received)})", 0.02
+        )
 
 
 @pytest.fixture
@@ -114,19 +107,3 @@ def make_alert() -> Callable[..., Alert]:
         return Alert(**values)
 
     return make
-
-
-def _wait_until(condition: Callable[[], Any], timeout_s: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or condition}")
-
-
-@pytest.fixture
-def wait_until() -> Callable[..., Any]:
-    """Poll ``condition`` until it is truthy (returned) or the deadline passes."""
-    return _wait_until

@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from alert_sinks import RecordingSink
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sagascope.alerter import Alerter, KafkaSink, WebhookSink
 from sagascope.collector import Collector
 from sagascope.instrumentation import contract
 from sagascope.queries import SagaQueries, list_alerts
+from waiting import collect, polled, wait_until
 
 from sagascope.settings import AlertSettings, CollectorSettings
 
@@ -116,12 +118,7 @@ def read_topic(bootstrap_servers: str, topic: str, expected: int) -> list[Any]:
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
-        records: list[Any] = []
-        deadline = time.monotonic() + 30
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
+        return collect(lambda: polled(consumer, 500), expected, 30)
     finally:
         consumer.close()
 
@@ -133,11 +130,11 @@ def stored_count(store, saga_id: str) -> int:
 
 
 def test_stalled_sagas_alert_once_finished_never_and_resumed_resolve(
-    store, bootstrap_servers, pipeline, receiver, make_topic, wait_until, recording_sink
+    store, bootstrap_servers, pipeline, receiver, make_topic
 ):
     services, collector_settings = pipeline
     threshold_s, interval_s = 2.0, 0.5
-    recording = recording_sink()
+    recording = RecordingSink()
     webhook = WebhookSink(receiver.url, timeout_s=2, retries=5, backoff_s=0.1)
     alert_topic = make_topic("alerts")
     kafka = KafkaSink(bootstrap_servers, alert_topic, timeout_s=10, retries=5, backoff_s=0.1)
@@ -175,7 +172,7 @@ def test_stalled_sagas_alert_once_finished_never_and_resumed_resolve(
             what="the resumed saga's alert resolved",
         )
         seen = alerter.evaluations
-        wait_until(lambda: alerter.evaluations >= seen + 3, what="three more evaluations")
+        wait_until(lambda: alerter.evaluations >= seen + 3, timeout_s=20, what="three more evaluations")
         assert webhook.flush(20) and kafka.flush(30)
 
     events = Counter((a.saga_id, a.event) for a in recording.sent)
@@ -194,11 +191,11 @@ def test_stalled_sagas_alert_once_finished_never_and_resumed_resolve(
 
 
 def test_paused_collector_raises_no_false_alerts(
-    store, bootstrap_servers, pipeline, wait_until, recording_sink
+    store, bootstrap_servers, pipeline
 ):
     services, collector_settings = pipeline
     threshold_s = 1.5
-    recording = recording_sink()
+    recording = RecordingSink()
     alerter = Alerter(
         store, SagaQueries(store), AlertSettings(default_threshold_s=threshold_s, interval_s=0.3),
         [recording], "http://127.0.0.1:8501",
@@ -210,7 +207,7 @@ def test_paused_collector_raises_no_false_alerts(
             services.flush()
             wait_until(
                 lambda: stored_count(store, "slow-1") and stored_count(store, "dropped-1"),
-                what="both commands stored",
+                timeout_s=20, what="both commands stored",
             )
         # The collector is stopped: the payment service answers, nobody reads it.
         services.pay_and_complete("slow-1")
@@ -219,13 +216,13 @@ def test_paused_collector_raises_no_false_alerts(
         seen = alerter.evaluations
         wait_until(
             lambda: time.monotonic() - paused_at > 3 * threshold_s and alerter.evaluations > seen + 3,
-            what="evaluations over three thresholds of collector pause",
+            timeout_s=20, what="evaluations over three thresholds of collector pause",
         )
         assert recording.sent == [], "alert raised for silence the collector had not read"
         assert stored_count(store, "slow-1") == 1
 
         with running_collector(store, bootstrap_servers, collector_settings):
-            wait_until(lambda: stored_count(store, "slow-1") == 3, what="the reply caught up")
+            wait_until(lambda: stored_count(store, "slow-1") == 3, timeout_s=20, what="the reply caught up")
             # The saga that really stalled alerts once the collector caught up.
             wait_until(lambda: recording.sent, timeout_s=30, what="the dropped saga's alert")
     assert [(a.saga_id, a.event) for a in recording.sent] == [("dropped-1", "opened")]

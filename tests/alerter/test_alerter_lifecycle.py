@@ -8,10 +8,12 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alert_sinks import RecordingSink
 from sagascope.alerter import Alerter, WebhookSink
 from sagascope.alerter.thresholds import percentile_of
 from sagascope.queries import SagaQueries, list_alerts
 from seeding import SagaScript, order_saga, seed
+from waiting import wait_until
 
 from sagascope.settings import AlertSettings, ThresholdRule
 
@@ -31,11 +33,11 @@ def set_watermark(store, read_until: datetime) -> None:
 
 
 @pytest.fixture
-def make_alerter(recording_sink):
+def make_alerter():
     """An Alerter with a recording sink, and the sink."""
 
     def make(store, **settings):
-        sink = recording_sink()
+        sink = RecordingSink()
         alert_settings = AlertSettings(**{"default_threshold_s": 60.0, "interval_s": 0.5, **settings})
         alerter = Alerter(
             store, SagaQueries(store), alert_settings, [sink], "http://dash.example:8501/"
@@ -180,7 +182,7 @@ def test_explicit_rule_sets_the_threshold_per_type_and_step(store, now, make_ale
     assert result.opened == [] and result.resolved == [] and result.open == 1
 
 
-def test_dead_webhook_is_retried_while_evaluation_goes_on(store, now, down_receiver, wait_until):
+def test_dead_webhook_is_retried_while_evaluation_goes_on(store, now, down_receiver):
     seed(store, [order_saga(f"order-w{i}", "stalled", start=now - timedelta(hours=1)) for i in range(5)])
     set_watermark(store, now)
     webhook = WebhookSink(down_receiver.url, timeout_s=1, retries=30, backoff_s=0.05, backoff_max_s=0.2)
@@ -190,7 +192,9 @@ def test_dead_webhook_is_retried_while_evaluation_goes_on(store, now, down_recei
     stop = threading.Event()
     alerter.start(stop)
     try:
-        wait_until(lambda: alerter.evaluations >= 3, what="evaluations while the webhook is down")
+        wait_until(
+            lambda: alerter.evaluations >= 3, timeout_s=20, what="evaluations while the webhook is down"
+        )
         assert len(list_alerts(store, state="open")) == 5
         assert webhook.stats.delivered == 0 and webhook.stats.retried >= 1
         down_receiver.start()

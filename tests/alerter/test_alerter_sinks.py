@@ -10,6 +10,7 @@ import threading
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from sagascope.alerter import KafkaSink, LogSink, WebhookSink, build_sinks
+from waiting import wait_until
 
 from sagascope.exceptions import ConfigError
 from sagascope.settings import AlertSettings
@@ -73,7 +74,7 @@ def test_webhook_gives_up_after_its_retries(down_receiver, make_alert, caplog):
     assert "gave up" in caplog.text and "order-lost" in caplog.text
 
 
-def test_hanging_webhook_does_not_block_send(make_alert, wait_until):
+def test_hanging_webhook_does_not_block_send(make_alert):
     # A server that accepts connections and never answers.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -95,7 +96,7 @@ def test_hanging_webhook_does_not_block_send(make_alert, wait_until):
     finally:
         sink.close(timeout_s=0.2)
         # The delivery in flight at close times out and is given up, not retried.
-        wait_until(lambda: sink.stats.failed == 20, what="in-flight delivery given up")
+        wait_until(lambda: sink.stats.failed == 20, timeout_s=20, what="in-flight delivery given up")
         listener.close()
     assert sink.stats.delivered == 0
 

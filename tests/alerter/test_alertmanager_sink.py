@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from promstack import ALERTMANAGER, Alertmanager, alertmanager_config, needs, wait_until
+from promstack import ALERTMANAGER, Alertmanager, alertmanager_config, needs
 from sagascope.alerter import Alerter, AlertmanagerSink, build_sinks
 from sagascope.alerter.alertmanager import ALERT_NAME, alertmanager_payload
 from sagascope.queries import flow_link
 from seeding import SagaScript, order_saga, seed
+from waiting import wait_until
 
 from sagascope.exceptions import ConfigError
 from sagascope.settings import AlertSettings, DashboardSettings, Settings

@@ -1,30 +1,14 @@
-"""Helpers of the collector tests: waiting on conditions, records, a producer that logs acks."""
+"""Helpers of the collector tests: records, a producer that logs acks (waits: ``waiting``)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
-
-
-def wait_until(
-    condition: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1
-) -> Any:
-    """Poll ``condition`` until truthy (returned) or fail naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(interval_s)
 
 
 def make_record(

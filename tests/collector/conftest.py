@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import pytest
 from sagascope.collector.clients import CLIENTS
 
-from sagascope.embedded import create_topics
 from sagascope.settings import CollectorSettings
 
 _group_counter = itertools.count()
@@ -43,23 +41,5 @@ def collector_settings(
             client=consumer_client,
         )
         return replace(base, **overrides)
-
-    return make
-
-
-_topic_counter = itertools.count()
-
-
-@pytest.fixture
-def make_topic(bootstrap_servers: str, request: pytest.FixtureRequest) -> Callable[..., str]:
-    """Create a fresh topic with N partitions, named after the test and its parameters (the
-    same test on each client must not match the other run's topics with its prefix)."""
-
-    def make(prefix: str = "t", partitions: int = 1) -> str:
-        safe = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
-        tag = f"{zlib.crc32(request.node.nodeid.encode()):08x}"
-        name = f"{prefix}.{safe}-{tag}.{next(_topic_counter)}"
-        create_topics(bootstrap_servers, {name: partitions})
-        return name
 
     return make

@@ -16,8 +16,9 @@ import urllib.request
 from collections import Counter
 
 import pytest
-from collector_helpers import ProducedLog, producer, send_all, wait_until
+from collector_helpers import ProducedLog, producer, send_all
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_until
 
 from sagascope.embedded import create_topics, free_port
 

@@ -9,10 +9,11 @@ import struct
 import time
 
 import pytest
-from collector_helpers import producer, wait_until
+from collector_helpers import producer
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from sagascope.collector import Collector
 from sagascope.store import verify
+from waiting import wait_until
 
 from sagascope.connections import _request as kafka_request
 

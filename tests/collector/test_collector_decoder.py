@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import orjson
 import pytest
-from collector_helpers import ProducedLog, make_record, producer, send_all, wait_until
+from collector_helpers import ProducedLog, make_record, producer, send_all
 from sagascope.collector import Collector
 from sagascope.collector.assignment import Partition, PartitionState
 from sagascope.collector.batch import Batch, add_records
@@ -26,6 +26,7 @@ from sagascope.collector.record_batches import ParsedRecords, as_records, record
 from sagascope.collector.writer import write_batch
 from sagascope.store import ChdbStore, ensure_schema, verify
 from sagascope.store.audit import link_hash, row_digest
+from waiting import wait_until
 
 from sagascope.settings import CorrelationRule, RedactionRule
 
@@ -165,6 +166,35 @@ def check_partition_chunks(batch: Batch, states: dict[tuple[str, int], Partition
         assert batch.ranges[key] == [offsets[0], offsets[-1]]
 
 
+def check_stored(store, batch: Batch, expected) -> None:
+    """The batch written: the store's chain verifies over exactly the expected rows."""
+    write_batch(store, batch)
+    report = verify(store)
+    assert report.ok and report.rows == sum(len(v) for v in expected.values())
+
+
+@contextmanager
+def started_pool(workers: int) -> Iterator[DecodePool]:
+    pool = DecodePool(RULES, workers)
+    try:
+        pool.start()
+        yield pool
+    finally:
+        pool.close()
+
+
+@contextmanager
+def hung_child_pool(monkeypatch) -> Iterator[tuple[DecodePool, int]]:
+    """(pool, pid): a pool of one child that is stopped (alive, never answers); an answer is
+    overdue after a second."""
+    monkeypatch.setattr(_decoder, "_ANSWER_TIMEOUT_S", 1.0)
+    with started_pool(1) as pool:
+        (worker,) = pool._workers
+        pid = worker._process.pid
+        os.kill(pid, signal.SIGSTOP)
+        yield pool, pid
+
+
 # -- 1. the same rows as in-process ------------------------------------------------------
 
 
@@ -181,6 +211,7 @@ def test_the_pool_stores_exactly_what_in_process_decoding_stores(store, chdb_pat
              ("legacy.wms", 0, range(0, 30)), ("text", 2, range(100, 125))]
     pool = DecodePool(RULES, 2)
     assert pool.start()
+    # A second database beside the shared ``store``: the two decode paths write side by side.
     other = ChdbStore(chdb_path, f"{store.database}_inproc")
     ensure_schema(other)
     try:
@@ -242,9 +273,7 @@ def test_the_pool_stores_exactly_what_in_process_decoding_stores(store, chdb_pat
 
 
 def test_many_interleaved_chunks_stay_in_order_and_chain(store):
-    pool = DecodePool(RULES, 2)
-    pool.start()
-    try:
+    with started_pool(2) as pool:
         batch = Batch()
         keys = [("orders", 0), ("orders", 1), ("legacy.wms", 0)]
         states = {k: PartitionState(*k, None, "") for k in keys}
@@ -273,11 +302,7 @@ def test_many_interleaved_chunks_stay_in_order_and_chain(store):
         pool.submit(states[keys[0]], records_for(*keys[0], range(0, 5)), batch)
         pool.drain(batch, wait=True)
         assert batch.rows == before
-        write_batch(store, batch)
-        report = verify(store)
-        assert report.ok and report.rows == sum(len(v) for v in expected.values())
-    finally:
-        pool.close()
+        check_stored(store, batch, expected)
 
 
 def test_a_waiting_drain_leaves_the_asked_number_of_records_queued(store):
@@ -316,9 +341,7 @@ def worker_of(pool: DecodePool, key: tuple[str, int]) -> DecodeWorker:
 
 @pytest.mark.parametrize("stopped_first", [False, True], ids=["answering", "stopped"])
 def test_a_killed_child_loses_and_reorders_nothing(store, stopped_first):
-    pool = DecodePool(RULES, 2)
-    pool.start()
-    try:
+    with started_pool(2) as pool:
         batch = Batch()
         keys = [("orders", 0), ("orders", 1), ("orders", 2)]
         states = {k: PartitionState(*k, None, "") for k in keys}
@@ -356,21 +379,11 @@ def test_a_killed_child_loses_and_reorders_nothing(store, stopped_first):
         assert victim._process is not None and victim._process.pid != pid
         assert victim._restarts == 1
         check_partition_chunks(batch, states, expected)
-        write_batch(store, batch)
-        report = verify(store)
-        assert report.ok and report.rows == sum(len(v) for v in expected.values())
-    finally:
-        pool.close()
+        check_stored(store, batch, expected)
 
 
 def test_a_hung_child_is_replaced_and_its_chunks_decoded_in_process(store, monkeypatch):
-    monkeypatch.setattr(_decoder, "_ANSWER_TIMEOUT_S", 1.0)
-    pool = DecodePool(RULES, 1)
-    try:
-        pool.start()
-        (worker,) = pool._workers
-        pid = worker._process.pid
-        os.kill(pid, signal.SIGSTOP)  # alive, never answers
+    with hung_child_pool(monkeypatch) as (pool, pid):
         key = ("dec.hung", 0)
         states = {key: PartitionState(*key, None, "")}
         batch = Batch()
@@ -382,20 +395,12 @@ def test_a_hung_child_is_replaced_and_its_chunks_decoded_in_process(store, monke
         check_partition_chunks(batch, states, {key: list(range(40))})
         write_batch(store, batch)
         assert verify(store).ok
-    finally:
-        pool.close()
 
 
 def test_a_hung_child_is_replaced_even_when_the_loop_never_waits(store, monkeypatch):
     """At low traffic the collector only drains without waiting: an overdue chunk still
     counts as a hung child."""
-    monkeypatch.setattr(_decoder, "_ANSWER_TIMEOUT_S", 1.0)
-    pool = DecodePool(RULES, 1)
-    try:
-        pool.start()
-        (worker,) = pool._workers
-        pid = worker._process.pid
-        os.kill(pid, signal.SIGSTOP)
+    with hung_child_pool(monkeypatch) as (pool, pid):
         key = ("dec.hung.nowait", 0)
         states = {key: PartitionState(*key, None, "")}
         batch = Batch()
@@ -406,8 +411,6 @@ def test_a_hung_child_is_replaced_even_when_the_loop_never_waits(store, monkeypa
         pool.drain(batch, wait=False)
         assert not alive(pid)
         check_partition_chunks(batch, states, {key: list(range(5))})
-    finally:
-        pool.close()
 
 
 def test_repeated_deaths_leave_decoding_in_process(store):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from collector_helpers import ProducedLog, producer, send_all, wait_until
+from collector_helpers import ProducedLog, producer, send_all
 from sagascope.collector import Collector
 from sagascope.store import verify
+from waiting import wait_until
 
 from sagascope.embedded import create_topics, free_port
 

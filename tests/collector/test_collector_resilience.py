@@ -8,9 +8,10 @@ import time
 
 import pytest
 from chdb_http import ChdbHttpServer
-from collector_helpers import ProducedLog, producer, send_all, wait_until
+from collector_helpers import ProducedLog, producer, send_all
 from sagascope.collector import Collector
 from sagascope.store import ChdbStore, ClickHouseStore, StoreError, ensure_schema, verify
+from waiting import stays_true, wait_until
 
 
 def offsets(store, topic: str) -> list[tuple[str, int, int]]:
@@ -39,6 +40,8 @@ def test_a_30s_store_outage_loses_and_duplicates_nothing(
     server = ChdbHttpServer(chdb_path).start()
     port = server.port
     store = ClickHouseStore(f"{server.url}/{database}?connect_timeout=2")
+    # Not the shared ``store`` fixture: the database the loopback server serves, read here
+    # directly while that server is down.
     local = ChdbStore(chdb_path, database)
     # The collector creates its schema as it starts, in its own thread: created here first,
     # the reads below cannot run before the table exists (seen under load).
@@ -63,9 +66,12 @@ def test_a_30s_store_outage_loses_and_duplicates_nothing(
             wait_until(
                 lambda: collector.metrics.value("store_available") == 0, 30, "the outage noticed"
             )
-            while time.monotonic() - outage_started < 30:
-                assert len(offsets(local, topic)) == 1000  # nothing can be stored meanwhile
-                time.sleep(1)
+            stays_true(
+                lambda: len(offsets(local, topic)) == 1000,
+                30 - (time.monotonic() - outage_started),
+                "nothing stored during the outage",
+                interval_s=1,
+            )
             assert collector.metrics.value("errors", kind="store") >= 3  # retried with backoff
             server = ChdbHttpServer(chdb_path, port=port).start()
             wait_until(
@@ -205,6 +211,7 @@ def test_a_collector_started_before_its_broker_connects_once_it_is_up(
         wait_until(
             lambda: collector.metrics.value("errors", kind="broker") > 0, 30, "a failed connect"
         )
+        # Not the shared broker: this one must start after the collector, on a port it knows.
         with EmbeddedBroker(port=port) as broker:
             create_topics(broker.bootstrap_servers, {topic: 1})
             log = ProducedLog()

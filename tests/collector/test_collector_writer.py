@@ -10,6 +10,7 @@ import pytest
 from collector_helpers import ProducedLog, producer, send_all
 from sagascope.collector import Collector
 from sagascope.store import StoreError, StoreUnavailable, verify
+from waiting import poll_until, wait_until
 
 
 class Intercepted:
@@ -47,12 +48,10 @@ class FailFirstInsert(Intercepted):
 
     def _before(self, table):
         if table == "messages" and not self.failed.is_set():
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                if self.collector.metrics.value("consumed") >= self._read_past:
-                    self.overlapped = True
-                    break
-                time.sleep(0.01)
+            # In the collector's thread: a timeout is not failed here, the test asserts on it.
+            self.overlapped = bool(poll_until(
+                lambda: self.collector.metrics.value("consumed") >= self._read_past, 20, 0.01
+            ))
             self.failed.set()
             raise self._error
 
@@ -90,9 +89,7 @@ def test_a_failed_insert_while_the_next_batch_is_decoded_loses_and_duplicates_no
     failing.collector = collector
     collector.start()
     try:
-        deadline = time.monotonic() + 60
-        while len(offsets(store, topic)) < 300 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        poll_until(lambda: len(offsets(store, topic)) >= 300, 60)
     finally:
         collector.stop()
     assert failing.failed.is_set()
@@ -137,17 +134,12 @@ def test_reading_goes_on_while_a_batch_is_inserted_up_to_a_second_batch(
         assert held.held.wait(30), "no insert started"
         # The first batch (100 rows) is held in its insert: the loop reads on into the next
         # batch past its 100 rows (it used to wait for the insert once that batch was full).
-        deadline = time.monotonic() + 20
-        while collector.metrics.value("consumed") < 260 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert collector.metrics.value("consumed") >= 260
+        wait_until(lambda: collector.metrics.value("consumed") >= 260, 20, "260 records read", 0.05)
         time.sleep(0.5)  # ... and no further than a second batch: then it waits
         assert collector.metrics.value("consumed") <= 300
         assert collector.metrics.value("stored") == 0
         held.release.set()
-        deadline = time.monotonic() + 60
-        while len(offsets(store, topic)) < 400 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        poll_until(lambda: len(offsets(store, topic)) >= 400, 60)
     finally:
         held.release.set()
         collector.stop()

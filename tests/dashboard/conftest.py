@@ -6,7 +6,6 @@ import itertools
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from sagascope.dashboard import APP_PATH, runtime
 from sagascope.store import ChdbStore, ensure_schema
 from seeding import SagaScript, order_saga, seed
 from streamlit.testing.v1 import AppTest
+from waiting import read_lines_until
 
 from sagascope.settings import Settings
 
@@ -143,16 +143,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDashboard
         cwd=work,
     )
     assert process.stdout is not None and process.stdin is not None
-    url, ids = "", {}
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (url and ids):
-        line = process.stdout.readline()
-        if not line:
-            break
+    printed: dict[str, Any] = {"url": "", "ids": {}}
+
+    def both_printed(line: str) -> bool:
         if line.startswith("URL "):
-            url = line.split()[1]
+            printed["url"] = line.split()[1]
         elif line.startswith("SAGAS "):
-            ids = json.loads(line[len("SAGAS "):])
+            printed["ids"] = json.loads(line[len("SAGAS "):])
+        return bool(printed["url"] and printed["ids"])
+
+    read_lines_until(process.stdout, both_printed, 60)
+    url, ids = printed["url"], printed["ids"]
     if not url:
         process.kill()
         pytest.fail("the dashboard server subprocess did not print its URL")

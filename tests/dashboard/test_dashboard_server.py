@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import read_lines_until
 
 
 def get(url: str) -> tuple[int, str]:
@@ -38,14 +38,13 @@ def _start_cli(tmp_path: Path, port: int) -> subprocess.Popen[str]:
 
 def _read_url(process: subprocess.Popen[str], deadline_s: float = 60) -> str:
     assert process.stdout is not None
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        if line.startswith("sagascope dashboard: "):
-            return line.split(": ", 1)[1].strip()
-    raise AssertionError("sagascope dashboard printed no URL")
+    url = read_lines_until(
+        process.stdout,
+        lambda line: line.split(": ", 1)[1].strip() if line.startswith("sagascope dashboard: ") else "",
+        deadline_s,
+    )
+    assert url, "sagascope dashboard printed no URL"
+    return url
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 from sagascope.demo_services import SagaTruth
+from waiting import poll_until
 
 from sagascope.settings import DemoSettings
 
@@ -88,15 +88,16 @@ def read_all(bootstrap_servers: str, topics: list[str],
         enable_auto_commit=False, consumer_timeout_ms=500,
     )
     by_saga: dict[str, SagaRecords] = defaultdict(SagaRecords)
-    deadline = time.monotonic() + timeout_s
+
+    def read_more() -> bool:
+        for rec in consumer:  # until half a second passes without a record
+            headers = {k: (v or b"").decode() for k, v in rec.headers or ()}
+            sent = Sent(rec.topic, rec.timestamp, headers, json.loads(rec.value))
+            by_saga[sent.saga_id].records.append(sent)
+        return done(by_saga)
+
     try:
-        while time.monotonic() < deadline:
-            for rec in consumer:
-                headers = {k: (v or b"").decode() for k, v in rec.headers or ()}
-                sent = Sent(rec.topic, rec.timestamp, headers, json.loads(rec.value))
-                by_saga[sent.saga_id].records.append(sent)
-            if done(by_saga):
-                break
+        poll_until(read_more, timeout_s, interval_s=0)
     finally:
         consumer.close()
     return by_saga

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from waiting import read_lines_until, wait_until
 
 from sagascope.embedded import free_port
 
@@ -78,28 +79,32 @@ def test_demo_serves_the_dashboard_and_stops_cleanly(tmp_path, stop_signal):
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        url = broker = None
-        deadline = time.monotonic() + 90
-        assert proc.stdout is not None
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
+        started = time.monotonic()  # one 90 s timeout for the URLs and the first rows
+        printed: dict[str, str] = {}
+
+        def url_printed(line: str) -> str | None:
             if m := re.search(r"embedded broker at (\S+)", line):
-                broker = m.group(1)
+                printed["broker"] = m.group(1)
             if m := re.search(r"dashboard at (\S+)", line):
-                url = m.group(1)
+                printed["url"] = m.group(1)
+            return printed.get("url")
+
+        assert proc.stdout is not None
+        url = read_lines_until(proc.stdout, url_printed, 90)
+        broker = printed.get("broker")
         assert url and broker, f"no dashboard URL printed; stderr: {proc.stderr.read()[-2000:]}"
         with urllib.request.urlopen(url, timeout=10) as response:
             assert response.status == 200
         metrics = f"http://127.0.0.1:{metrics_port}/metrics"
-        while time.monotonic() < deadline:
+
+        def first_rows() -> bool:
             stored = _stored_by_topic(metrics)
-            if all(stored.get(topic, 0) > 0 for topic in FIRST_TOPICS):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"the four flows did not reach the store: {stored}")
+            return all(stored.get(topic, 0) > 0 for topic in FIRST_TOPICS)
+
+        wait_until(
+            first_rows, 90 - (time.monotonic() - started),
+            lambda: f"the four flows in the store (stored: {_stored_by_topic(metrics)})", 0.5,
+        )
         children = _children(proc.pid)
         assert children, "the embedded broker runs as a child process"
         proc.send_signal(stop_signal)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from sagascope.alerter import Alerter
 from sagascope.collector import Collector
 from sagascope.demo_services import DemoRunner
 from sagascope.queries import SagaFilter, SagaQueries
+from waiting import poll_until
 
 from sagascope.settings import AlertSettings, load_settings
 
@@ -26,15 +26,6 @@ pytestmark = pytest.mark.slow
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "sagascope.toml"
 STALL_TIMEOUT_S = 6.0
-
-
-def _wait(condition, timeout_s: float, interval_s: float = 0.5):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval_s)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +41,7 @@ def demo_in_store(bootstrap_servers, chdb_path):
     )
     alert_settings = AlertSettings(interval_s=0.5, default_threshold_s=STALL_TIMEOUT_S,
                                    sinks="log")
+    # Not the shared ``store`` fixture (one per test): this module's tests share one demo run.
     store = ChdbStore(chdb_path, f"demo_e2e_{prefix.strip('.').replace('.', '_')}")
     ensure_schema(store)
     runner = DemoRunner(demo, bootstrap_servers, telemetry_topic=collector_settings.telemetry_topic)
@@ -78,7 +70,7 @@ def demo_in_store(bootstrap_servers, chdb_path):
             )
             return (summaries, alerted) if done else None
 
-        outcome = _wait(settled, 90.0)
+        outcome = poll_until(settled, 90.0, 0.5)
         summaries = {s.saga_id: s for s in queries.sagas(SagaFilter(), limit=10_000)}
         alerted = set(store.query("SELECT DISTINCT saga_id FROM alerts").column("saga_id"))
         yield runner, truths, queries, summaries, alerted, outcome is not None, store
@@ -182,7 +174,7 @@ def test_services_export_handler_spans_and_injected_failures_show_as_errors(demo
         ).scalar()
         return (services, errors) if services >= instrumented and errors else None
 
-    found = _wait(spans, 30.0)
+    found = poll_until(spans, 30.0, 0.5)
     assert found, "handler spans of every instrumented service, some failed, were expected"
     services, _errors = found
     assert "legacy-wms" not in services

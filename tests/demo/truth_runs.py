@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ from sagascope.collector import Collector
 from sagascope.demo_services import DemoRunner, SagaTruth
 from sagascope.queries import SagaFilter, SagaQueries
 from sagascope.store import ChdbStore, ensure_schema
+from waiting import poll_until
 
 from sagascope.settings import AlertSettings, DemoSettings, load_settings
 
@@ -34,6 +34,7 @@ def settled_demo_run(
         shipped.collector, group_id=f"{prefix}collector", include=f"{re.escape(prefix)}.*",
         telemetry_topic=f"{prefix}spans", flush_interval_s=0.3, max_poll_interval_ms=3000,
     )
+    # Not the shared ``store`` fixture (one per test): a run is shared by a module's tests.
     store = ChdbStore(chdb_path, database)
     ensure_schema(store)
     runner = DemoRunner(demo, bootstrap_servers, telemetry_topic=collector_settings.telemetry_topic)
@@ -48,12 +49,12 @@ def settled_demo_run(
         runner.traffic.start()
         assert runner.traffic.wait_finished(60)
         truths = runner.ground_truth.sagas()
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+
+        def settled() -> bool:
             stored = {s.saga_id: s.status for s in queries.sagas(SagaFilter(), limit=10_000)}
-            if all(stored.get(t.saga_id) == t.status for t in truths):
-                break
-            time.sleep(0.5)
+            return all(stored.get(t.saga_id) == t.status for t in truths)
+
+        poll_until(settled, 90, 0.5)  # the tests compare what is stored by then
         yield store, truths, queries
     finally:
         runner.stop()

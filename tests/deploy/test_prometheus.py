@@ -8,11 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from promstack import AMTOOL, PROMETHEUS, PROMTOOL, Prometheus, needs, wait_until
+from promstack import AMTOOL, PROMETHEUS, PROMTOOL, Prometheus, needs
+from waiting import read_lines_until, wait_until
 
 from sagascope.embedded import free_port
 
@@ -55,42 +55,33 @@ def _sagascope(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _tool(*args: str, timeout_s: float = 60) -> str:
+    """Run a Prometheus tool that must succeed; its standard output."""
+    out = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
 @needs(PROMTOOL)
 def test_promtool_checks_the_shipped_rules():
-    out = subprocess.run(
-        [PROMTOOL, "check", "rules", str(DEPLOY / "prometheus" / "sagascope-rules.yml")],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 9 rules found" in out.stdout
+    out = _tool(PROMTOOL, "check", "rules", str(DEPLOY / "prometheus" / "sagascope-rules.yml"))
+    assert "SUCCESS: 9 rules found" in out
 
 
 @needs(PROMTOOL)
 def test_promtool_unit_tests_of_the_shipped_rules_pass():
-    out = subprocess.run(
-        [PROMTOOL, "test", "rules", str(DEPLOY / "prometheus" / "tests" / "sagascope-rules.test.yml")],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS" in out.stdout
+    tests = DEPLOY / "prometheus" / "tests" / "sagascope-rules.test.yml"
+    assert "SUCCESS" in _tool(PROMTOOL, "test", "rules", str(tests), timeout_s=120)
 
 
 @needs(PROMTOOL)
 def test_the_shipped_prometheus_config_is_valid():
-    out = subprocess.run(
-        [PROMTOOL, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    _tool(PROMTOOL, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
 
 
 @needs(AMTOOL)
 def test_the_shipped_alertmanager_config_is_valid():
-    out = subprocess.run(
-        [AMTOOL, "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml")],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    _tool(AMTOOL, "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml"))
 
 
 def _value(result: list[dict]) -> float:
@@ -181,15 +172,8 @@ def test_prometheus_scrapes_the_demo_and_its_stalled_count_is_what_sagascope_sta
     prometheus = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{port}"], scrape_interval_s=3)
     try:
         assert demo.stdout is not None
-        deadline = time.monotonic() + 90
-        url = None
-        while url is None and time.monotonic() < deadline:
-            line = demo.stdout.readline()
-            if not line:
-                break
-            if m := re.search(r"saga metrics at (\S+)", line):
-                url = m.group(1)
-        assert url == f"http://127.0.0.1:{port}/metrics"
+        printed = read_lines_until(demo.stdout, lambda line: re.search(r"saga metrics at (\S+)", line), 90)
+        assert printed and printed.group(1) == f"http://127.0.0.1:{port}/metrics"
         prometheus.start()
         wait_until(
             lambda: prometheus.query(f"sum(sagascope_sagas_started_total) == {sagas}"),

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from waiting import collect, poll_until, polled
 
 from sagascope.testing import SpanCapture, capture_spans
 
@@ -36,17 +37,13 @@ def read_records(bootstrap_servers: str) -> Iterator[ReadRecords]:
     def read(topic: str, n: int, timeout_s: float = 20.0) -> list[Any]:
         consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
         consumers.append(consumer)
-        deadline = time.monotonic() + timeout_s
-        partitions = None
-        while not partitions and time.monotonic() < deadline:
-            partitions = consumer.partitions_for_topic(topic)
+        started = time.monotonic()
+        partitions = poll_until(lambda: consumer.partitions_for_topic(topic), timeout_s, 0)
         assert partitions, f"topic {topic} has no partitions"
         consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
         consumer.seek_to_beginning()
-        records: list[Any] = []
-        while len(records) < n and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(batch)
+        left_s = timeout_s - (time.monotonic() - started)  # one timeout for both waits
+        records = collect(lambda: polled(consumer), n, left_s)
         assert len(records) >= n, f"read {len(records)} of {n} records from {topic}"
         return sorted(records, key=lambda r: (r.partition, r.offset))[:n]
 

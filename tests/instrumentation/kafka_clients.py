@@ -4,8 +4,10 @@ and counting what a topic holds."""
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from typing import Any
+
+from waiting import collect
 
 
 def confluent_producer(bootstrap_servers: str) -> Any:
@@ -13,6 +15,11 @@ def confluent_producer(bootstrap_servers: str) -> Any:
 
     return Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 1,
                      "log_level": 3})
+
+
+def good_message(message: Any) -> list[Any]:
+    """A confluent_kafka poll's message as a list: empty for none or an error event."""
+    return [message] if message is not None and message.error() is None else []
 
 
 def read_confluent(bootstrap_servers: str, topic: str, n: int, timeout_s: float = 30.0) -> list[Any]:
@@ -23,12 +30,7 @@ def read_confluent(bootstrap_servers: str, topic: str, n: int, timeout_s: float 
                          "enable.auto.commit": False, "log_level": 3})
     try:
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        messages: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while len(messages) < n and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                messages.append(message)
+        messages = collect(lambda: good_message(consumer.poll(0.2)), n, timeout_s)
         assert len(messages) >= n, f"read {len(messages)} of {n} messages from {topic}"
         return messages[:n]
     finally:
@@ -47,10 +49,14 @@ async def read_aiokafka(bootstrap_servers: str, topic: str, n: int,
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
         records: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while len(records) < n and time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                records.extend(batch)
+
+        async def read() -> None:
+            while len(records) < n:
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+
+        with contextlib.suppress(TimeoutError):  # waiting.collect, the asyncio way
+            await asyncio.wait_for(read(), timeout_s)
         assert len(records) >= n, f"read {len(records)} of {n} records from {topic}"
         return records[:n]
     finally:

@@ -375,18 +375,3 @@ def test_send_and_wait_names_the_call_to_use_with_the_other_clients(
     with pytest.raises(TypeError, match="flush"):
         InstrumentedProducer(confluent_producer(bootstrap_servers), service="orders").send_and_wait(
             "t", b"{}", type="T")
-
-
-def test_headers_given_as_a_mapping_are_sent_beside_the_contract(
-    kafka_producer, make_topic, read_records
-):
-    topic = make_topic()
-    producer = InstrumentedProducer(kafka_producer, service="orders")
-    with start_saga("order", "order-12"):
-        producer.send(topic, b"{}", type="OrderPlaced",
-                      headers={"x-tenant": b"acme", c.CE_SOURCE: b"forged"})
-    producer.flush()
-    (record,) = read_records(topic, 1)
-    assert header_of(record.headers, "x-tenant") == "acme"
-    assert [v for k, v in record.headers if k == c.CE_SOURCE] == [b"orders"]
-    assert contract_violations(record.headers) == []

@@ -7,7 +7,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -27,6 +26,7 @@ from sagascope.instrumentation import (
     start_saga,
 )
 from sagascope.instrumentation import contract as c
+from waiting import poll_until, wait_until
 
 from sagascope.testing import contract_violations
 from sagascope.testing import header_value as header
@@ -137,18 +137,25 @@ def test_send_outside_a_saga_still_has_trace_and_message_headers(
     assert header(record, c.CE_SAGAID) is None
 
 
+@pytest.mark.parametrize(
+    ("extra", "forged", "kept"),
+    [
+        ([("tenant", b"acme"), (c.CE_SAGAID, b"forged")], c.CE_SAGAID, b"real-id"),
+        ({"tenant": b"acme", c.CE_SOURCE: b"forged"}, c.CE_SOURCE, b"orders"),
+    ],
+    ids=["pairs", "mapping"],
+)
 def test_extra_headers_are_kept_but_cannot_override_the_contract(
-    kafka_producer, make_topic, read_records
+    kafka_producer, make_topic, read_records, extra, forged, kept
 ):
     topic = make_topic()
     producer = InstrumentedProducer(kafka_producer, service="orders")
     with start_saga("s", "real-id"):
-        producer.send(topic, b"x", type="T",
-                      headers=[("tenant", b"acme"), (c.CE_SAGAID, b"forged")])
+        producer.send(topic, b"x", type="T", headers=extra)
     producer.flush()
     record = read_records(topic, 1)[0]
     assert header(record, "tenant") == "acme"
-    assert [v for k, v in record.headers if k == c.CE_SAGAID] == [b"real-id"]
+    assert [v for k, v in record.headers if k == forged] == [kept]
     assert contract_violations(record.headers) == []
 
 
@@ -282,9 +289,7 @@ def test_producer_spans_are_recorded_in_the_background_without_flush(
     producer = InstrumentedProducer(kafka_producer, service="orders", tracer_provider=spans.tracer_provider)
     with start_saga("order", tracer_provider=spans.tracer_provider):
         producer.send(topic, b"x", type="T")
-    deadline = time.monotonic() + 10
-    while not spans.finished(kind="PRODUCER") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll_until(lambda: spans.finished(kind="PRODUCER"), 10, 0.05)
     assert len(spans.finished(kind="PRODUCER")) == 1
 
 
@@ -298,10 +303,11 @@ def test_a_burst_of_sends_is_recorded_before_the_drain_interval(
     with start_saga("order", tracer_provider=spans.tracer_provider):
         for _ in range(_producer_spans.WAKE_AT):
             producer.send(topic, b"x", type="T")
-    deadline = time.monotonic() + 10
-    while len(spans.finished(kind="PRODUCER")) < _producer_spans.WAKE_AT:
-        assert time.monotonic() < deadline, len(spans.finished(kind="PRODUCER"))
-        time.sleep(0.05)
+    wait_until(
+        lambda: len(spans.finished(kind="PRODUCER")) >= _producer_spans.WAKE_AT, 10,
+        lambda: f"{_producer_spans.WAKE_AT} spans (got {len(spans.finished(kind='PRODUCER'))})",
+        0.05,
+    )
     ids = {s.context.span_id for s in spans.finished(kind="PRODUCER")}
     assert len(ids) == _producer_spans.WAKE_AT
 
@@ -485,13 +491,10 @@ def _wait_or_kill(pid: int, timeout_s: float = 30) -> None:
     import os
     import signal
 
-    deadline = time.monotonic() + timeout_s
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child did not finish")
-        time.sleep(0.02)
+    if not poll_until(lambda: os.waitpid(pid, os.WNOHANG) != (0, 0), timeout_s, 0.02):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child did not finish")
 
 
 def test_service_is_a_keyword_argument(kafka_producer):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +15,7 @@ from sagascope.instrumentation import (
     start_saga,
 )
 from sagascope.instrumentation import contract as c
+from waiting import collect, polled
 
 from sagascope.testing import contract_violations
 from sagascope.testing import header_value as header
@@ -27,11 +27,7 @@ def consume(bootstrap_servers: str, topic: str, n: int, timeout_s: float = 20.0)
     try:
         consumer.assign([TopicPartition(topic, 0)])
         consumer.seek_to_beginning()
-        records: list = []
-        deadline = time.monotonic() + timeout_s
-        while len(records) < n and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(batch)
+        records = collect(lambda: polled(consumer), n, timeout_s)
         assert len(records) == n, f"{topic}: {len(records)} of {n} records"
         return records
     finally:
@@ -143,14 +139,10 @@ def test_a_stock_instrumented_producer_is_read_by_our_handler(
         stock_producer.close()
     (stock_send,) = spans.finished(kind="PRODUCER")
 
-    records: list = []
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     consumer.assign([TopicPartition(legacy_topic, 0)])
     consumer.seek_to_beginning()
-    deadline = time.monotonic() + 20
-    while not records and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=200).values():
-            records.extend(batch)
+    records = collect(lambda: polled(consumer), 1, 20)
     consumer.close()
     (record,) = records
     assert [k for k, _ in record.headers] == [c.TRACEPARENT]

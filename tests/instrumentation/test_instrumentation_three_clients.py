@@ -8,12 +8,11 @@ consume in their own consumer groups (both join on Tansu within a few seconds wh
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka_clients import confluent_producer
+from kafka_clients import confluent_producer, good_message
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -25,6 +24,7 @@ from sagascope.instrumentation import (
     saga_outcome,
     start_saga,
 )
+from waiting import polled, wait_until
 
 from sagascope.settings import CollectorSettings
 from sagascope.testing import contract_violations
@@ -32,17 +32,6 @@ from sagascope.testing import contract_violations
 pytestmark = pytest.mark.slow
 
 SAGA = "order-3clients-1"
-
-
-def _wait(condition: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def _confluent_poll_one(bootstrap_servers: str, topic: str, group: str) -> Any:
@@ -55,12 +44,11 @@ def _confluent_poll_one(bootstrap_servers: str, topic: str, group: str) -> Any:
     })
     consumer.subscribe([topic])
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                return message
-        pytest.fail(f"confluent-kafka group {group} got nothing from {topic}")
+        (message,) = wait_until(
+            lambda: good_message(consumer.poll(0.2)), 60,
+            f"a message from {topic} for confluent-kafka group {group}", interval_s=0,
+        )
+        return message
     finally:
         consumer.close()
 
@@ -148,7 +136,7 @@ def test_one_saga_crosses_the_three_clients_and_is_stored_in_causal_order(
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     consumer.assign([TopicPartition(stock, 0)])
     consumer.seek_to_beginning()
-    (record,) = _wait(lambda: [r for b in consumer.poll(200).values() for r in b], 30, "stock")
+    (record,) = wait_until(lambda: polled(consumer), 30, "stock")
     consumer.close()
     on_stock_reserved(record)
     shipper.flush(10)
@@ -161,8 +149,8 @@ def test_one_saga_crosses_the_three_clients_and_is_stored_in_causal_order(
     ))
     collector.start()
     try:
-        flow = _wait(lambda: _flow_of_four(SagaQueries(store)), 90, "the four messages")
-        stored_spans = _wait(lambda: _stored_spans(store, telemetry), 60, "the spans")
+        flow = wait_until(lambda: _flow_of_four(SagaQueries(store)), 90, "the four messages")
+        stored_spans = wait_until(lambda: _stored_spans(store, telemetry), 60, "the spans")
     finally:
         collector.stop()
         provider.shutdown()

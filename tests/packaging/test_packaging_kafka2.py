@@ -29,6 +29,7 @@ bootstrap, first, second = sys.argv[1:4]
 producer = InstrumentedProducer(KafkaProducer(bootstrap_servers=bootstrap), service="orders")
 
 def read(topic):
+    # Its own wait: this runs in the kafka-python 2.x venv, without pytest or tests/waiting.py.
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     consumer.assign([TopicPartition(topic, 0)])
     consumer.seek_to_beginning()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from sagascope.collector import Collector
 from sagascope.queries import SagaQueries
+from waiting import wait_until
 
 from sagascope.embedded import create_topics
 from sagascope.replay import read_log, replay
@@ -31,14 +31,6 @@ def _pm4py_frame(path: Path):
             timestamp_key="time:timestamp",
         )
     return pm4py.read_xes(str(path))
-
-
-def _wait_until(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -67,9 +59,9 @@ def test_replayed_log_matches_pm4py(log_file, store, bootstrap_servers):
     thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        _wait_until(
+        wait_until(
             lambda: store.query("SELECT count() FROM messages").scalar() >= len(event_log.events),
-            120, f"{len(event_log.events)} stored messages",
+            120, f"{len(event_log.events)} stored messages", interval_s=0.2,
         )
     finally:
         stop.set()

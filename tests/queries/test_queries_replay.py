@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sagascope.instrumentation import contract as c
+from waiting import collect, polled
 
 from sagascope.replay import ReplayError, build_messages, read_log, replay
 
@@ -125,11 +125,7 @@ def test_replay_sends_every_event_to_kafka(tmp_path: Path, make_topic, bootstrap
     try:
         consumer.assign([TopicPartition(topic, 0)])
         consumer.seek_to_beginning()
-        records = []
-        deadline = time.monotonic() + 30
-        while len(records) < 4 and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
+        records = collect(lambda: polled(consumer, 500), 4, 30)
     finally:
         consumer.close()
     assert [dict(r.headers)[c.CE_TYPE].decode() for r in records] == [

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from waiting import wait_until
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -35,3 +38,36 @@ def start_sagascope(
         [sys.executable, "-m", "sagascope", *args], cwd=cwd, env=clean_env(env),
         stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
+
+
+def _running(process: subprocess.Popen[bytes], log: Path) -> bool:
+    assert process.poll() is None, f"exited with {process.returncode}: {log.read_text()[-3000:]}"
+    return True
+
+
+def wait_for_log(process: subprocess.Popen[bytes], log: Path, text: str, timeout_s: float) -> None:
+    """Wait until ``text`` is in the ``log`` of the running ``process``; fail with the log if
+    the process exits or the time runs out."""
+    wait_until(
+        lambda: _running(process, log) and text in log.read_text(), timeout_s,
+        lambda: f"{text!r} in the log: {log.read_text()[-3000:]}",
+    )
+
+
+def wait_for_page(
+    url: str, process: subprocess.Popen[bytes], log: Path, ready: Callable[[str], bool],
+    timeout_s: float, what: str,
+) -> str:
+    """GET ``url`` (served by ``process``) until ``ready(text)``; the text. Fails with the log
+    if the process exits or the time runs out."""
+
+    def page() -> str | None:
+        _running(process, log)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        return text if ready(text) else None
+
+    return wait_until(page, timeout_s, lambda: f"{what}: {log.read_text()[-3000:]}", 0.2)

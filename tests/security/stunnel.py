@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
+
+from processes import end
+from waiting import poll_until
 
 from sagascope.embedded import free_port
 
@@ -55,28 +57,25 @@ class Stunnel:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                log = self.log_path.read_text() if self.log_path.exists() else ""
-                raise RuntimeError(f"stunnel exited with {self._process.returncode}: {log[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+        if poll_until(self._listening, timeout_s, 0.05):
+            return self
         self.stop()
         raise RuntimeError(f"stunnel did not listen on {self.port}")
 
+    def _listening(self) -> bool:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            log = self.log_path.read_text() if self.log_path.exists() else ""
+            raise RuntimeError(f"stunnel exited with {self._process.returncode}: {log[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        end(process)
 
     def __enter__(self) -> Stunnel:
         return self.start()

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import stat
-import subprocess
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import end
 from sagascope.dashboard import auth
 
 from sagascope.embedded import free_port
 from sagascope.exceptions import ConfigError
 from sagascope.settings import DashboardSettings
-from tests.security.clirun import sagascope, start_sagascope
+from tests.security.clirun import sagascope, start_sagascope, wait_for_log
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery staple"
@@ -93,18 +92,10 @@ def guarded_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         directory, env={"SAGASCOPE_DASHBOARD_PASSWORD": PASSWORD}, log=log,
     )
     try:
-        deadline = time.monotonic() + 60
-        while "sagascope dashboard:" not in log.read_text():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_for_log(process, log, "sagascope dashboard:", 60)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        end(process, grace_s=20)
 
 
 @pytest.fixture(scope="module")

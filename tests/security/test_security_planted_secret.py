@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +19,7 @@ from seeding import message_row
 
 from sagascope.embedded import EmbeddedBroker, free_port
 from tests.collector.chdb_http import ChdbHttpServer
-from tests.security.clirun import sagascope, start_sagascope
+from tests.security.clirun import sagascope, start_sagascope, wait_for_log, wait_for_page
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +148,11 @@ def test_no_command_shows_a_planted_secret(
         log=log,
     )
     try:
-        seen.add("metrics", _get_when_up(f"http://127.0.0.1:{port}/metrics", collector, log))
+        seen.add("metrics", wait_for_page(
+            f"http://127.0.0.1:{port}/metrics", collector, log,
+            lambda text: "sagascope_collector_store_available 1.0" in text, 60,
+            "metrics showing a connected collector",
+        ))
     finally:
         collector.send_signal(signal.SIGTERM)
         collector.wait(timeout=60)
@@ -162,21 +164,6 @@ def test_no_command_shows_a_planted_secret(
     # The runs did fail where meant to, with errors (not silence) to search.
     assert "store.password" in seen.texts["flow-wrong stderr"]
     assert "broker.sasl_mechanism" in seen.texts["replay-plain stderr"]
-
-
-def _get_when_up(url: str, process: Any, log: Path) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode()
-            if "sagascope_collector_store_available 1.0" in text:
-                return text
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("metrics never showed a connected collector: " + log.read_text()[-3000:])
 
 
 def _dashboard_pages(tmp_path: Path, env: dict[str, str]) -> str:
@@ -192,10 +179,7 @@ def _dashboard_pages(tmp_path: Path, env: dict[str, str]) -> str:
     )
     shown = ""
     try:
-        deadline = time.monotonic() + 60
-        while "sagascope dashboard:" not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_for_log(process, log, "sagascope dashboard:", 60)
         base = f"http://127.0.0.1:{port}"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])

@@ -6,36 +6,40 @@ import json
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sagascope.connections import BrokerConnectionError, check_broker, kafka_python_config
 from sagascope.embedded import create_topics, free_port
-from tests.security.clirun import sagascope, start_sagascope
+from sagascope.settings import BrokerSettings
+from tests.security.clirun import sagascope, start_sagascope, wait_for_page
 from tests.security.tls_setup import Pki, TlsBroker, toml_broker_section
 
 pytestmark = pytest.mark.slow
 
 
+def _values(topic: str, config: dict[str, Any]) -> list[bytes]:
+    """Every record value on ``topic``, read over the broker ``config`` until 20 s bring none."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, **config, auto_offset_reset="earliest", consumer_timeout_ms=20000)
+    try:
+        return [record.value for record in consumer]
+    finally:
+        consumer.close()
+
+
 def test_kafka_python_produces_and_consumes_through_mutual_tls(tls_broker: TlsBroker, pki: Pki) -> None:
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import KafkaProducer
 
     config = kafka_python_config(tls_broker.settings(pki))
     create_topics(tls_broker.bootstrap_servers, {"tls.roundtrip": 1}, client_config=config)
     producer = KafkaProducer(**config)
     producer.send("tls.roundtrip", b"over tls").get(timeout=30)
     producer.close()
-    consumer = KafkaConsumer(
-        "tls.roundtrip", **config, auto_offset_reset="earliest", consumer_timeout_ms=20000
-    )
-    try:
-        values = [record.value for record in consumer]
-    finally:
-        consumer.close()
-    assert values == [b"over tls"]
+    assert _values("tls.roundtrip", config) == [b"over tls"]
 
 
 @pytest.mark.parametrize(
@@ -72,10 +76,10 @@ def test_tls_client_against_a_plaintext_listener_fails_within_the_connect_timeou
         check_broker(settings)
 
 
-def _write_config(directory: Path, broker_section: str, extra: str = "") -> Path:
+def _write_config(directory: Path, broker: BrokerSettings, extra: str = "") -> Path:
     path = directory / "sagascope.toml"
     path.write_text(
-        broker_section
+        toml_broker_section(broker)
         + f'\n[store]\npath = "{directory / "store"}"\ndatabase = "tls"\n'
         + extra
     )
@@ -96,32 +100,26 @@ _LOG = (
 
 
 def _wait_stored(metrics_port: int, at_least: int, collector: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert collector.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
-                text = r.read().decode()
-            stored = sum(
-                float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                if line.startswith("sagascope_collector_stored_total{") and "tls.orders" in line
-            )
-            if stored >= at_least:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("collector stored nothing within 120 s: " + log.read_text()[-3000:])
+    def stored_enough(text: str) -> bool:
+        stored = sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("sagascope_collector_stored_total{") and "tls.orders" in line
+        )
+        return stored >= at_least
+
+    wait_for_page(
+        f"http://127.0.0.1:{metrics_port}/metrics", collector, log, stored_enough, 120,
+        f"{at_least} rows of tls.orders stored",
+    )
 
 
 def test_replay_collect_and_kafka_alert_sink_work_through_tls_configured_only_by_the_toml(
     tls_broker: TlsBroker, pki: Pki, tmp_path: Path
 ) -> None:
-    from kafka import KafkaConsumer
 
     settings = tls_broker.settings(pki)
     config = _write_config(
-        tmp_path, toml_broker_section(settings),
+        tmp_path, settings,
         '\n[collector]\ngroup_id = "tls-collector"\ninclude = "tls\\\\.orders"\n'
         'decode_workers = 0\nmax_poll_interval_ms = 3000\n'
         '\n[alerts]\nsinks = "kafka"\nkafka_topic = "tls.alerts"\ndefault_threshold_s = 0.1\n',
@@ -153,14 +151,7 @@ def test_replay_collect_and_kafka_alert_sink_work_through_tls_configured_only_by
     assert alerted.returncode == 0, alerted.stdout + alerted.stderr
     assert "tls-B" in alerted.stdout
 
-    consumer = KafkaConsumer(
-        "tls.alerts", **kafka_python_config(settings), auto_offset_reset="earliest",
-        consumer_timeout_ms=20000,
-    )
-    try:
-        alerts = [json.loads(record.value) for record in consumer]
-    finally:
-        consumer.close()
+    alerts = [json.loads(value) for value in _values("tls.alerts", kafka_python_config(settings))]
     assert [a["saga_id"] for a in alerts] == ["tls-B"]
 
 
@@ -179,7 +170,7 @@ def test_commands_fail_once_naming_the_setting_instead_of_retrying(
 ) -> None:
     paths = {"OTHER_CA": str(pki.other_ca.cert_path)}
     settings = tls_broker.settings(pki, **{k: paths.get(v, v) for k, v in edit.items()})
-    config = _write_config(tmp_path, toml_broker_section(settings))
+    config = _write_config(tmp_path, settings)
     (tmp_path / "orders.csv").write_text(_LOG)
     args = ["collect"] if command == "collect" else ["replay", "orders.csv", "--no-progress"]
     # Bounded: a client retrying forever would hit this timeout and fail the test.
@@ -194,7 +185,6 @@ def test_commands_fail_once_naming_the_setting_instead_of_retrying(
 def test_span_exporter_sends_through_mutual_tls_with_the_broker_settings(
     tls_broker: TlsBroker, pki: Pki
 ) -> None:
-    from kafka import KafkaConsumer
     from sagascope.instrumentation import configure_tracing
 
     config = kafka_python_config(tls_broker.settings(pki))
@@ -207,22 +197,14 @@ def test_span_exporter_sends_through_mutual_tls_with_the_broker_settings(
     with provider.get_tracer("tls-test").start_as_current_span("handled-over-tls"):
         pass
     provider.shutdown()
-    consumer = KafkaConsumer(
-        "tls.spans", **config, auto_offset_reset="earliest", consumer_timeout_ms=20000
-    )
-    try:
-        records = [record.value for record in consumer]
-    finally:
-        consumer.close()
-    assert any(b"handled-over-tls" in value for value in records)
+    assert any(b"handled-over-tls" in value for value in _values("tls.spans", config))
 
 
 def test_demo_against_an_external_mutual_tls_broker_runs_all_three_clients_through_it(
     tls_broker: TlsBroker, pki: Pki, tmp_path: Path
 ) -> None:
-    settings = tls_broker.settings(pki)
     config = _write_config(
-        tmp_path, toml_broker_section(settings),
+        tmp_path, tls_broker.settings(pki),
         '\n[collector]\ngroup_id = "tls-demo"\ndecode_workers = 0\n'
         '\n[demo]\ntopic_prefix = "tlsdemo."\nrate = 3.0\nmax_sagas = 12\nfailure_rate = 0.0\n'
         'drop_rate = 0.0\nduplicate_rate = 0.0\nerror_rate = 0.0\n',
