@@ -3,7 +3,7 @@
 :data:`COMMANDS` names each subcommand's module and one-line help. The module defines
 ``add_arguments(parser)`` and ``run(args, settings) -> int``; it is imported only when its
 subcommand runs, so the base install (instrumentation only) still answers ``--help`` and names
-missing extras clearly. A renamed subcommand keeps its old name in :data:`ALIASES` for a release.
+missing extras clearly.
 """
 
 from __future__ import annotations
@@ -34,9 +34,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("replay", "replay a CSV or XES event log into Kafka with the contract headers"),
     "bench": ("bench", "run the benchmarks in bench/"),
 }
-
-#: Old subcommand name -> its current name; accepted, with a notice, for one release.
-ALIASES: dict[str, str] = {"stuck": "stalled"}
 
 
 def _common_flags(parser: argparse.ArgumentParser) -> None:
@@ -111,8 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sagascope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_module, help_text) in COMMANDS.items():
-        aliases = [old for old, new in ALIASES.items() if new == name]
-        sp = sub.add_parser(name, aliases=aliases, help=help_text, description=help_text)
+        sp = sub.add_parser(name, help=help_text, description=help_text)
         _common_flags(sp)
         sp.set_defaults(_command=name)
     return parser
@@ -168,10 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Subcommand flags are added only for the chosen command, so that `sagascope --help`
     # works on the base install.
     name = next((a for a in argv if not a.startswith("-")), None)
-    if name in ALIASES:
-        print(f"sagascope: '{name}' is now '{ALIASES[name]}'; the old name goes in a later release",
-              file=sys.stderr)
-        name = ALIASES[name]
     if name is not None and name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose from: {', '.join(COMMANDS)}")
     try:

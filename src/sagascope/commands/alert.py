@@ -20,10 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between evaluations (env SAGASCOPE_ALERTS_INTERVAL_S)",
     )
     parser.add_argument(
-        "--default-threshold", "--default-timeout", dest="alerts.default_threshold_s",
-        type=float, metavar="SECONDS",
+        "--default-threshold", dest="alerts.default_threshold_s", type=float, metavar="SECONDS",
         help="seconds of silence before a saga no rule matches is stalled "
-        "(env SAGASCOPE_ALERTS_DEFAULT_THRESHOLD_S; --default-timeout is its deprecated name)",
+        "(env SAGASCOPE_ALERTS_DEFAULT_THRESHOLD_S)",
     )
     parser.add_argument(
         "--sinks", dest="alerts.sinks", metavar="LIST",
