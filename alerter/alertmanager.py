@@ -26,9 +26,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sagascope.alerter.sinks import RetryingSink, post_json
+from sagascope.alerter.retrying import RetryingSink
+from sagascope.alerter.sinks import post_json
 from sagascope.queries.alerts import STATE_OPEN, Alert
 from sagascope.queries.formatting import format_duration
+from sagascope.store.timetext import format_time
 
 from sagascope.exceptions import ConfigError
 
@@ -42,10 +44,6 @@ ALERT_NAME = "SagaStalled"
 VALIDITY_INTERVALS = 4
 #: How long a resolved alert's final state is remembered (late retries of it send that state).
 _FORGET_RESOLVED_S = 3600.0
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def alertmanager_payload(
@@ -75,8 +73,8 @@ def alertmanager_payload(
             "threshold": format_duration(alert.threshold_s),
             **({"resolution": alert.resolution} if alert.resolution else {}),
         },
-        "startsAt": _rfc3339(alert.opened_at),
-        "endsAt": _rfc3339(ends_at),
+        "startsAt": format_time(alert.opened_at),
+        "endsAt": format_time(ends_at),
         "generatorURL": alert.link,
     }
 

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from sagascope.queries.exceptions import QueryError
 from sagascope.store import Store
-from sagascope.store.timetext import as_utc
+from sagascope.store.timetext import as_utc, format_time
 
 __all__ = [
     "ACK_ACTIONS",
@@ -71,12 +71,13 @@ class Alert:
         return "opened" if self.state == STATE_OPEN else "resolved"
 
     def to_json(self) -> dict[str, Any]:
-        """The alert as the webhook and Kafka sinks send it (times in RFC 3339)."""
+        """The alert as the webhook and Kafka sinks send it (times as every sink writes them:
+        ``format_time``, RFC 3339 with milliseconds)."""
         out = asdict(self)
         out["event"] = self.event
         for key, value in out.items():
             if isinstance(value, datetime):
-                out[key] = value.isoformat().replace("+00:00", "Z")
+                out[key] = format_time(value)
         return out
 
 
