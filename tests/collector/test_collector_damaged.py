@@ -14,7 +14,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from sagascope.collector import Collector
 from sagascope.store import verify
 
-from sagascope.connections import _request as kafka_request
+from sagascope.broker_check import kafka_request
 
 
 def damaged_batch(values: list[bytes]) -> bytes:

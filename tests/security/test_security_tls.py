@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sagascope.connections import BrokerConnectionError, check_broker, kafka_python_config
+from sagascope.broker_check import BrokerConnectionError, check_broker
+from sagascope.connections import kafka_python_config
 from sagascope.embedded import create_topics, free_port
 from tests.security.clirun import sagascope, start_sagascope
 from tests.security.tls_setup import Pki, TlsBroker, toml_broker_section

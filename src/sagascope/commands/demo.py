@@ -187,9 +187,9 @@ def _client_configs(settings: Settings) -> Any:
     A secured external broker is checked once first, so a wrong CA or password is one error
     naming the setting instead of services retrying forever.
     """
+    from sagascope.broker_check import check_broker
     from sagascope.connections import (
         aiokafka_config,
-        check_broker,
         confluent_config,
         kafka_python_config,
         uses_sasl,
