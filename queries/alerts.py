@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sagascope.queries.exceptions import QueryError
-from sagascope.store import Store
+from sagascope.store import Store, StoreReader
 from sagascope.store.timetext import as_utc, format_time
 
 __all__ = [
@@ -100,7 +100,7 @@ def alert_row(alert: Alert) -> dict[str, Any]:
 
 
 def list_alerts(
-    store: Store,
+    store: StoreReader,
     *,
     state: str | None = None,
     since: datetime | None = None,
@@ -179,7 +179,7 @@ class Acknowledgement:
         return self.action == "silenced" and self.until is not None and self.until > now
 
 
-def acknowledgements(store: Store) -> dict[tuple[str, str], Acknowledgement]:
+def acknowledgements(store: StoreReader) -> dict[tuple[str, str], Acknowledgement]:
     """The latest action per alert group, by (saga type, step)."""
     rows = store.query(
         "SELECT saga_type, step, action, by, at, until FROM alert_acks FINAL"

@@ -43,6 +43,7 @@ from sagascope.queries.results import (
     Variant,
 )
 from sagascope.queries.state import StateQuery, state_sql
+from sagascope.store.base import StoreReader
 from sagascope.store.timetext import as_utc
 
 from sagascope.settings import AlertSettings, StatusRule
@@ -84,7 +85,7 @@ class SagaQueries:
 
     def __init__(
         self,
-        store: Any,
+        store: StoreReader,
         *,
         status_rules: Sequence[StatusRule] = (),
         stall_rules: Sequence[StallRule] = (),
@@ -97,7 +98,7 @@ class SagaQueries:
 
     @classmethod
     def from_settings(
-        cls, store: Any, alerts: AlertSettings, *, hide_payloads: bool = False
+        cls, store: StoreReader, alerts: AlertSettings, *, hide_payloads: bool = False
     ) -> SagaQueries:
         """Status rules, fixed thresholds and the default threshold from ``[alerts]``."""
         stall_rules = [

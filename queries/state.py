@@ -13,6 +13,7 @@ from typing import Any
 from sagascope.instrumentation.contract import SAGA_STATUSES
 from sagascope.queries.exceptions import QueryError
 from sagascope.queries.results import STATUSES, SagaFilter, StallRule
+from sagascope.store.base import StoreReader
 from sagascope.store.headers import header_sql
 from sagascope.store.schema import STATUS_RANK, activity_hash
 from sagascope.store.timetext import as_utc, clickhouse_param
@@ -230,7 +231,7 @@ class StateQuery:
 
     def __init__(
         self,
-        store: Any,
+        store: StoreReader,
         status_rules: Sequence[StatusRule],
         stall_rules: Sequence[StallRule],
         default_threshold_s: float,

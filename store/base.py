@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sagascope.store.exceptions import StoreError
 
@@ -49,17 +49,11 @@ class QueryResult:
         return len(self.rows)
 
 
-class Store(abc.ABC):
-    """What every part uses to talk to ClickHouse; the one description of the interface.
+class StoreReader(Protocol):
+    """What the read side (the query layer) asks of a store: SELECTs, nothing else.
 
-    Backends (``ChdbStore``, ``ClickHouseStore``) implement ``query``, ``command``,
-    ``insert_encoded`` and ``close``; the rest is shared. Implementations are thread-safe.
+    Every :class:`Store` is one, a read-only one included; so is any object with this method.
     """
-
-    database: str
-    #: ``chdb`` or ``server``
-    backend: str
-    read_only: bool
 
     @abc.abstractmethod
     def query(
@@ -70,6 +64,20 @@ class Store(abc.ABC):
         settings: Mapping[str, Any] | None = None,
     ) -> QueryResult:
         """Run a SELECT; ``settings`` are query-level ClickHouse settings (never in ``sql``)."""
+
+
+class Store(StoreReader, abc.ABC):
+    """What every part uses to talk to ClickHouse; the one description of the interface.
+
+    Backends (``ChdbStore``, ``ClickHouseStore``) implement ``query`` (see
+    :class:`StoreReader`), ``command``, ``insert_encoded`` and ``close``; the rest is shared.
+    Implementations are thread-safe.
+    """
+
+    database: str
+    #: ``chdb`` or ``server``
+    backend: str
+    read_only: bool
 
     @abc.abstractmethod
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -85,13 +93,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the connection."""
-
-    def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
-        """The result as a pandas DataFrame (for the dashboard)."""
-        import pandas as pd
-
-        res = self.query(sql, params)
-        return pd.DataFrame(res.rows, columns=list(res.column_names))
 
     def insert(
         self,
