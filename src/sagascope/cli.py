@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sagascope import __version__
+from sagascope.commands._flags import setting_flag
 from sagascope.exceptions import ConfigError, SagascopeError
 from sagascope.settings import load_settings, secret_values
 
@@ -38,21 +39,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="path of sagascope.toml (env SAGASCOPE_CONFIG)")
-    parser.add_argument(
-        "--bootstrap-servers", dest="broker.bootstrap_servers", metavar="HOST:PORT",
-        help="Kafka bootstrap servers (env SAGASCOPE_BROKER_BOOTSTRAP_SERVERS)",
-    )
-    parser.add_argument(
-        "--clickhouse-url", dest="store.url", metavar="URL",
-        help="ClickHouse server URL; default is embedded chDB (env SAGASCOPE_STORE_URL)",
-    )
-    parser.add_argument(
-        "--store-path", dest="store.path", metavar="DIR",
-        help="chDB data directory (env SAGASCOPE_STORE_PATH)",
-    )
-    parser.add_argument(
-        "--database", dest="store.database", help="database name (env SAGASCOPE_STORE_DATABASE)"
-    )
+    for flag, setting, metavar, help_text in (
+        ("--bootstrap-servers", "broker.bootstrap_servers", "HOST:PORT", "Kafka bootstrap servers"),
+        ("--clickhouse-url", "store.url", "URL", "ClickHouse server URL; default is embedded chDB"),
+        ("--store-path", "store.path", "DIR", "chDB data directory"),
+        ("--database", "store.database", None, "database name"),
+    ):
+        setting_flag(parser, flag, setting=setting, metavar=metavar, help=help_text)
     _security_flags(parser)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
 
@@ -78,27 +71,19 @@ def _security_flags(parser: argparse.ArgumentParser) -> None:
          "OAUTHBEARER token provider"),
     )
     for flag, name, metavar, help_text in flags:
-        kafka.add_argument(
-            flag, dest=f"broker.{name}", metavar=metavar,
-            help=f"{help_text} (env SAGASCOPE_BROKER_{name.upper()})",
-        )
+        setting_flag(kafka, flag, setting=f"broker.{name}", metavar=metavar, help=help_text)
     kafka.add_argument(
         "--no-ssl-check-hostname", dest="broker.ssl_check_hostname", action="store_const",
         const=False, help="do not check that the broker's certificate names its host",
     )
     store = parser.add_argument_group("ClickHouse server", "password via SAGASCOPE_STORE_PASSWORD or a file")
-    store.add_argument(
-        "--clickhouse-user", dest="store.username", metavar="USER",
-        help="ClickHouse user (env SAGASCOPE_STORE_USERNAME)",
-    )
-    store.add_argument(
-        "--clickhouse-password-file", dest="store.password_file", metavar="FILE",
-        help="file holding the ClickHouse password (env SAGASCOPE_STORE_PASSWORD_FILE)",
-    )
-    store.add_argument(
-        "--clickhouse-ca-file", dest="store.ca_file", metavar="PEM",
-        help="CA file of an https:// ClickHouse server (env SAGASCOPE_STORE_CA_FILE)",
-    )
+    for flag, setting, metavar, help_text in (
+        ("--clickhouse-user", "store.username", "USER", "ClickHouse user"),
+        ("--clickhouse-password-file", "store.password_file", "FILE",
+         "file holding the ClickHouse password"),
+        ("--clickhouse-ca-file", "store.ca_file", "PEM", "CA file of an https:// ClickHouse server"),
+    ):
+        setting_flag(store, flag, setting=setting, metavar=metavar, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -295,6 +295,11 @@ class Settings:
     demo: DemoSettings = field(default_factory=DemoSettings)
 
 
+def env_name(setting: str) -> str:
+    """The environment variable of a setting (``"section.name"``): ``SAGASCOPE_SECTION_NAME``."""
+    return f"{ENV_PREFIX}{setting.replace('.', '_')}".upper()
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -318,9 +323,9 @@ def load_settings(
         section_type = _resolve_type(Settings, section.name)
         raw = dict(data.pop(section.name, {}) or {})
         for f in dataclasses.fields(section_type):
-            env_name = f"{ENV_PREFIX}{section.name}_{f.name}".upper()
-            if env_name in env and not _is_rules(section_type, f.name):
-                raw[f.name] = env[env_name]
+            variable = env_name(f"{section.name}.{f.name}")
+            if variable in env and not _is_rules(section_type, f.name):
+                raw[f.name] = env[variable]
         for key, value in (overrides or {}).items():
             sec, _, name = key.partition(".")
             if sec == section.name and value is not None:
