@@ -24,9 +24,9 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
-from sagascope.alerter.retrying import RetryingSink
+from sagascope.alerter.retrying import Delivery, RetryingSink
 from sagascope.alerter.sinks import post_json
 from sagascope.queries.alerts import STATE_OPEN, Alert
 from sagascope.queries.formatting import format_duration
@@ -100,11 +100,7 @@ class AlertmanagerSink(RetryingSink):
         severity: str = "warning",
         resend_s: float = 60.0,
         min_validity_s: float = 0.0,
-        timeout_s: float = 5.0,
-        retries: int = 5,
-        backoff_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        max_queue: int = 10000,
+        **delivery: Unpack[Delivery],
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -114,15 +110,12 @@ class AlertmanagerSink(RetryingSink):
             raise ConfigError(f"setting alerts.alertmanager_resend_s must be > 0, got {resend_s}")
         if not severity:
             raise ConfigError("setting alerts.alertmanager_severity must not be empty")
-        super().__init__(
-            retries=retries, backoff_s=backoff_s, backoff_max_s=backoff_max_s, max_queue=max_queue
-        )
+        super().__init__(**delivery)
         self.url = url.rstrip("/")
         self.endpoint = f"{self.url}/api/v2/alerts"
         self.severity = severity
         self.resend_s = resend_s
         self.valid_for_s = VALIDITY_INTERVALS * max(resend_s, min_validity_s)
-        self.timeout_s = timeout_s
         self._state_lock = threading.Lock()
         #: The latest state of every alert this sink was given, so a retry of an older state
         #: (an "open" still in backoff after the alert resolved) sends the current one.

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from sagascope.alerter.alertmanager import AlertmanagerSink
-from sagascope.alerter.retrying import AlertSink
+from sagascope.alerter.retrying import AlertSink, Delivery
 from sagascope.alerter.sinks import KafkaSink, LogSink, WebhookSink
 from sagascope.queries.alerts import Alert
 
@@ -56,29 +56,28 @@ def build_sinks(
         elif name == "webhook":
             if not settings.webhook_url:
                 raise ConfigError("alert sink 'webhook' needs the setting alerts.webhook_url")
-            sinks.append(
-                WebhookSink(
-                    settings.webhook_url,
-                    timeout_s=settings.sink_timeout_s,
-                    retries=settings.sink_retries,
-                    backoff_s=settings.retry_backoff_s,
-                    backoff_max_s=settings.retry_backoff_max_s,
-                )
-            )
+            sinks.append(WebhookSink(settings.webhook_url, **delivery(settings)))
         else:
             sinks.append(
                 KafkaSink(
                     bootstrap_servers,
                     settings.kafka_topic,
                     client_id=f"{client_id}-alerter",
-                    timeout_s=settings.sink_timeout_s,
-                    retries=settings.sink_retries,
-                    backoff_s=settings.retry_backoff_s,
-                    backoff_max_s=settings.retry_backoff_max_s,
                     client_config=kafka_config,
+                    **delivery(settings),
                 )
             )
     return sinks
+
+
+def delivery(settings: AlertSettings) -> Delivery:
+    """How the webhook, Kafka and Alertmanager sinks deliver, from ``[alerts]``."""
+    return Delivery(
+        timeout_s=settings.sink_timeout_s,
+        retries=settings.sink_retries,
+        backoff_s=settings.retry_backoff_s,
+        backoff_max_s=settings.retry_backoff_max_s,
+    )
 
 
 def _alertmanager_sinks(settings: AlertSettings) -> list[AlertSink]:
@@ -91,10 +90,7 @@ def _alertmanager_sinks(settings: AlertSettings) -> list[AlertSink]:
             severity=settings.alertmanager_severity,
             resend_s=settings.alertmanager_resend_s,
             min_validity_s=settings.interval_s,
-            timeout_s=settings.sink_timeout_s,
-            retries=settings.sink_retries,
-            backoff_s=settings.retry_backoff_s,
-            backoff_max_s=settings.retry_backoff_max_s,
+            **delivery(settings),
         )
         for url in dict.fromkeys(urls)
     ]

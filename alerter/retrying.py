@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from sagascope.alerter.exceptions import PermanentDeliveryError
 from sagascope.queries.alerts import Alert
@@ -59,10 +59,24 @@ class _Pending:
     alert: Alert = field(compare=False)
 
 
+class Delivery(TypedDict, total=False):
+    """How a retrying sink delivers (the keyword arguments every one takes; defaults below)."""
+
+    #: Per attempt (``alerts.sink_timeout_s``).
+    timeout_s: float
+    #: Retries after a failed attempt (``alerts.sink_retries``).
+    retries: int
+    #: First retry delay, doubling per attempt up to ``backoff_max_s``.
+    backoff_s: float
+    backoff_max_s: float
+    #: Alerts queued or in flight at most; more are dropped (and counted).
+    max_queue: int
+
+
 class RetryingSink:
     """Base of sinks that deliver in a background thread with retries and backoff.
 
-    Subclasses implement ``_deliver(alert)``, raising on failure.
+    Subclasses implement ``_deliver(alert)``, raising on failure, within ``timeout_s``.
     """
 
     name = "retrying"
@@ -70,11 +84,14 @@ class RetryingSink:
     def __init__(
         self,
         *,
-        retries: int,
-        backoff_s: float,
-        backoff_max_s: float,
+        timeout_s: float = 5.0,
+        retries: int = 5,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 30.0,
         max_queue: int = 10000,
     ) -> None:
+        if timeout_s <= 0:
+            raise ConfigError(f"setting alerts.sink_timeout_s must be > 0, got {timeout_s}")
         if retries < 0:
             raise ConfigError(f"setting alerts.sink_retries must be >= 0, got {retries}")
         if backoff_s <= 0 or backoff_max_s < backoff_s:
@@ -82,6 +99,7 @@ class RetryingSink:
                 "settings alerts.retry_backoff_s must be > 0 and "
                 f"alerts.retry_backoff_max_s >= it, got {backoff_s} and {backoff_max_s}"
             )
+        self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s

@@ -10,10 +10,10 @@ import logging
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from sagascope.alerter.exceptions import PermanentDeliveryError
-from sagascope.alerter.retrying import RetryingSink, SinkStats
+from sagascope.alerter.retrying import Delivery, RetryingSink, SinkStats
 from sagascope.queries.alerts import STATE_OPEN, Alert
 from sagascope.store.timetext import format_time
 
@@ -64,25 +64,11 @@ class WebhookSink(RetryingSink):
 
     name = "webhook"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout_s: float = 5.0,
-        retries: int = 5,
-        backoff_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        max_queue: int = 10000,
-    ) -> None:
+    def __init__(self, url: str, **delivery: Unpack[Delivery]) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"setting alerts.webhook_url must be an http(s) URL, got {url!r}")
-        if timeout_s <= 0:
-            raise ConfigError(f"setting alerts.sink_timeout_s must be > 0, got {timeout_s}")
-        super().__init__(
-            retries=retries, backoff_s=backoff_s, backoff_max_s=backoff_max_s, max_queue=max_queue
-        )
+        super().__init__(**delivery)
         self.url = url
-        self.timeout_s = timeout_s
 
     def _deliver(self, alert: Alert) -> None:
         post_json(self.url, alert.to_json(), self.timeout_s)
@@ -123,24 +109,17 @@ class KafkaSink(RetryingSink):
         topic: str,
         *,
         client_id: str = "sagascope-alerter",
-        timeout_s: float = 5.0,
-        retries: int = 5,
-        backoff_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        max_queue: int = 10000,
         client_config: Mapping[str, Any] | None = None,
+        **delivery: Unpack[Delivery],
     ) -> None:
         if not bootstrap_servers:
             raise ConfigError("the kafka alert sink needs broker.bootstrap_servers")
         if not topic:
             raise ConfigError("setting alerts.kafka_topic must not be empty")
-        super().__init__(
-            retries=retries, backoff_s=backoff_s, backoff_max_s=backoff_max_s, max_queue=max_queue
-        )
+        super().__init__(**delivery)
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.client_id = client_id
-        self.timeout_s = timeout_s
         #: kafka-python TLS/SASL arguments (``sagascope.connections.kafka_python_config``).
         self.client_config = dict(client_config or {})
         self._producer: Any = None
