@@ -35,10 +35,8 @@ scan), and the histogram bucket by ``arrayFirstIndex`` with a lambda cost ~2x ``
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -47,13 +45,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_queries import generate_sql
+from bench_queries import bench_store, generate_sql, merge
 from sagascope.alerter.saga_metrics import (
     SagaMetricsCollector,
     saga_metrics_registry,
 )
 from sagascope.queries import SagaQueries
-from sagascope.store import ChdbStore, ensure_schema
+from sagascope.store import ChdbStore
 
 SCRAPE_INTERVAL_S = 15.0
 
@@ -143,22 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--path", help="chDB directory (default: a temporary one, removed)")
     args = parser.parse_args(argv)
-    path = args.path or tempfile.mkdtemp(prefix="sagascope-bench-metrics-")
-    try:
-        store = ChdbStore(path, "bench")
-        store.command("DROP DATABASE IF EXISTS bench")
-        store = ChdbStore(path, "bench")
-        ensure_schema(store)
+    with bench_store(args.path, "sagascope-bench-metrics-") as store:
         _seed(store, args.sagas, args.alerts)
         _measure(store, args.runs, "as inserted")
-        t0 = time.perf_counter()
-        store.command("OPTIMIZE TABLE saga_state FINAL")
-        store.command("OPTIMIZE TABLE alerts FINAL")
-        print(f"\nmerged saga_state and alerts (OPTIMIZE FINAL) in {time.perf_counter() - t0:.1f} s")
+        merge(store, "saga_state", "alerts")
         _measure(store, args.runs, "after merges")
-    finally:
-        if not args.path:
-            shutil.rmtree(path, ignore_errors=True)
     return 0
 
 

@@ -82,7 +82,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -411,6 +412,30 @@ def _measure(store: ChdbStore, args: argparse.Namespace, sagas: int, n: int, lab
     print("largest columns (B/msg):", ", ".join(f"{c} {b / n:.1f}" for c, b in columns))
 
 
+@contextmanager
+def bench_store(path: str | None, prefix: str) -> Iterator[ChdbStore]:
+    """An empty ``bench`` database with the schema, in chDB at ``path`` or in a temporary
+    directory removed afterwards (the query benchmarks' one way to start)."""
+    directory = path or tempfile.mkdtemp(prefix=prefix)
+    try:
+        store = ChdbStore(directory, "bench")
+        store.command("DROP DATABASE IF EXISTS bench")
+        store = ChdbStore(directory, "bench")
+        ensure_schema(store)
+        yield store
+    finally:
+        if not path:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def merge(store: ChdbStore, *tables: str) -> None:
+    """Merge the tables' parts (``OPTIMIZE FINAL``), saying how long it took."""
+    t0 = time.perf_counter()
+    for table in tables:
+        store.command(f"OPTIMIZE TABLE {table} FINAL")
+    print(f"\nmerged {', '.join(tables)} (OPTIMIZE FINAL) in {time.perf_counter() - t0:.1f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=10_000_000)
@@ -420,12 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each overview query")
     args = parser.parse_args(argv)
 
-    path = args.path or tempfile.mkdtemp(prefix="sagascope-bench-")
-    try:
-        store = ChdbStore(path, "bench")
-        store.command("DROP DATABASE IF EXISTS bench")
-        store = ChdbStore(path, "bench")
-        ensure_schema(store)
+    with bench_store(args.path, "sagascope-bench-") as store:
         sagas = max(1, round(args.messages / mean_messages_per_saga()))
         t0 = time.perf_counter()
         store.command(generate_sql(sagas, time.time()))
@@ -443,14 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         _measure(store, args, sagas, n, "as inserted")
-        t0 = time.perf_counter()
-        store.command("OPTIMIZE TABLE messages FINAL")
-        store.command("OPTIMIZE TABLE saga_state FINAL")
-        print(f"\nmerged every table's parts (OPTIMIZE FINAL) in {time.perf_counter() - t0:.1f} s")
+        merge(store, "messages", "saga_state")
         _measure(store, args, sagas, n, "after merges")
-    finally:
-        if not args.path:
-            shutil.rmtree(path, ignore_errors=True)
     return 0
 
 
