@@ -69,15 +69,30 @@ class StoreReader(Protocol):
 class Store(StoreReader, abc.ABC):
     """What every part uses to talk to ClickHouse; the one description of the interface.
 
-    Backends (``ChdbStore``, ``ClickHouseStore``) implement ``query`` (see
-    :class:`StoreReader`), ``command``, ``insert_encoded`` and ``close``; the rest is shared.
-    Implementations are thread-safe.
+    Backends (``ChdbStore``, ``ClickHouseStore``) implement ``_arrow_query``, ``command``,
+    ``insert_encoded`` and ``close``; the rest is shared. Implementations are thread-safe.
     """
 
     database: str
     #: ``chdb`` or ``server``
     backend: str
     read_only: bool
+
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        """Run a SELECT; ``settings`` are query-level ClickHouse settings (never in ``sql``)."""
+        return _arrow_to_result(self._arrow_query(sql, params, _query_settings(self.read_only, settings)))
+
+    @abc.abstractmethod
+    def _arrow_query(
+        self, sql: str, params: Mapping[str, Any] | None, settings: Mapping[str, Any]
+    ) -> bytes:
+        """The result of a SELECT as an Arrow stream, run with exactly these settings."""
 
     @abc.abstractmethod
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
