@@ -134,11 +134,7 @@ def ssl_context(broker: BrokerSettings) -> ssl.SSLContext:
 
 def kafka_python_config(broker: BrokerSettings) -> dict[str, Any]:
     """kafka-python client arguments (``KafkaConsumer``/``KafkaProducer``/``KafkaAdminClient``)."""
-    check_broker_settings(broker)
-    config: dict[str, Any] = {
-        "bootstrap_servers": broker.bootstrap_servers,
-        "security_protocol": broker.security_protocol.upper(),
-    }
+    config = _checked_common(broker)
     if uses_tls(broker):
         config["ssl_check_hostname"] = broker.ssl_check_hostname
         config["ssl_cafile"] = broker.ssl_cafile or None
@@ -147,6 +143,15 @@ def kafka_python_config(broker: BrokerSettings) -> dict[str, Any]:
             config["ssl_keyfile"] = broker.ssl_keyfile
             config["ssl_password"] = secret(broker, "ssl_key_password", "broker") or None
     return _with_sasl(config, broker, _kafka_python_token_provider)
+
+
+def _checked_common(broker: BrokerSettings) -> dict[str, Any]:
+    """The settings checked, and the arguments kafka-python and aiokafka name alike."""
+    check_broker_settings(broker)
+    return {
+        "bootstrap_servers": broker.bootstrap_servers,
+        "security_protocol": broker.security_protocol.upper(),
+    }
 
 
 def _with_sasl(
@@ -214,11 +219,7 @@ def confluent_config(broker: BrokerSettings) -> dict[str, Any]:
 
 def aiokafka_config(broker: BrokerSettings) -> dict[str, Any]:
     """aiokafka client arguments: TLS as an ``ssl_context``, OAUTHBEARER as an async provider."""
-    check_broker_settings(broker)
-    config: dict[str, Any] = {
-        "bootstrap_servers": broker.bootstrap_servers,
-        "security_protocol": broker.security_protocol.upper(),
-    }
+    config = _checked_common(broker)
     if uses_tls(broker):
         config["ssl_context"] = ssl_context(broker)
     return _with_sasl(config, broker, _aiokafka_token_provider)
