@@ -39,10 +39,9 @@ from sagascope.queries import (
     flow_link,
     list_alerts,
 )
+from sagascope.settings import AlertSettings, Settings
 from sagascope.store import Store, StoreError
 from sagascope.store.timetext import as_utc, epoch_ms
-
-from sagascope.settings import AlertSettings, Settings
 
 log = logging.getLogger(__name__)
 

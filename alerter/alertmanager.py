@@ -28,11 +28,10 @@ from typing import Any, Unpack
 
 from sagascope.alerter.retrying import Delivery, RetryingSink
 from sagascope.alerter.sinks import post_json
+from sagascope.exceptions import ConfigError
 from sagascope.queries.alerts import STATE_OPEN, Alert
 from sagascope.queries.formatting import format_duration
 from sagascope.store.timetext import format_time
-
-from sagascope.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,8 @@ from typing import Any, Protocol, runtime_checkable
 from sagascope.alerter.alertmanager import AlertmanagerSink
 from sagascope.alerter.retrying import AlertSink, Delivery
 from sagascope.alerter.sinks import KafkaSink, LogSink, WebhookSink
-from sagascope.queries.alerts import Alert
-
 from sagascope.exceptions import ConfigError
+from sagascope.queries.alerts import Alert
 from sagascope.settings import AlertSettings
 
 log = logging.getLogger(__name__)

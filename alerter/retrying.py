@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypedDict
 
 from sagascope.alerter.exceptions import PermanentDeliveryError
-from sagascope.queries.alerts import Alert
-
 from sagascope.exceptions import ConfigError
+from sagascope.queries.alerts import Alert
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,9 @@ from typing import Any, Unpack
 
 from sagascope.alerter.exceptions import PermanentDeliveryError
 from sagascope.alerter.retrying import Delivery, RetryingSink, SinkStats
+from sagascope.exceptions import ConfigError
 from sagascope.queries.alerts import STATE_OPEN, Alert
 from sagascope.store.timetext import format_time
-
-from sagascope.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
 

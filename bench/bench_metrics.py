@@ -46,6 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_queries import bench_store, generate_sql, merge
+
 from sagascope.alerter.saga_metrics import (
     SagaMetricsCollector,
     saga_metrics_registry,

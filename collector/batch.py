@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from sagascope.collector.assignment import Partition, PartitionState
 from sagascope.collector.decode.rows import DecodeContext, decode_row, fallback_row
 from sagascope.collector.record_batches import DamagedBatch, Record

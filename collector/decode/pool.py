@@ -43,10 +43,9 @@ from sagascope.collector.record_batches import (
     parse_batches,
     record_count,
 )
+from sagascope.settings import CorrelationRule, RedactionRule
 from sagascope.store.audit import link_hash, open_link
 from sagascope.store.base import encode_rows
-
-from sagascope.settings import CorrelationRule, RedactionRule
 
 log = logging.getLogger(__name__)
 
