@@ -9,7 +9,9 @@
 from sagascope.alerter.alerter import Alerter, Evaluation
 from sagascope.alerter.alertmanager import AlertmanagerSink
 from sagascope.alerter.exceptions import AlerterError, PermanentDeliveryError
-from sagascope.alerter.sinks import AlertSink, KafkaSink, LogSink, WebhookSink, build_sinks
+from sagascope.alerter.registry import build_sinks
+from sagascope.alerter.retrying import AlertSink
+from sagascope.alerter.sinks import KafkaSink, LogSink, WebhookSink
 from sagascope.alerter.thresholds import StepDurations, Threshold, Thresholds
 
 __all__ = [

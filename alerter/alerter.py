@@ -18,12 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sagascope.alerter.sinks import (
-    AlertSink,
-    build_sinks,
-    refresh_all,
-    send_to_all,
-)
+from sagascope.alerter.registry import build_sinks, refresh_all, send_to_all
+from sagascope.alerter.retrying import AlertSink
 from sagascope.alerter.thresholds import (
     StepDurations,
     Threshold,
@@ -43,10 +39,9 @@ from sagascope.queries import (
     flow_link,
     list_alerts,
 )
-from sagascope.store import Store, StoreError
-from sagascope.store.timetext import as_utc
-
 from sagascope.settings import AlertSettings, Settings
+from sagascope.store import Store, StoreError
+from sagascope.store.timetext import as_utc, epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +54,8 @@ RESOLVED_GONE = "saga no longer stored"
 
 def _alert_id(saga_id: str, since: datetime) -> str:
     # One alert per stall episode: same saga, same moment it went silent.
-    key = f"{saga_id}\x00{_ms(since)}".encode()
+    key = f"{saga_id}\x00{epoch_ms(since)}".encode()
     return hashlib.sha256(key).hexdigest()[:24]
-
-
-def _ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)
 
 
 @dataclass(frozen=True)
@@ -190,7 +181,7 @@ class Alerter:
         for saga_id, saga in stalled.items():
             since = as_utc(saga.since)
             existing = open_alerts.get(saga_id)
-            if existing is not None and _ms(existing.since) == _ms(since):
+            if existing is not None and epoch_ms(existing.since) == epoch_ms(since):
                 continue
             if existing is not None:
                 # Silent again, after a later message: the old stall is over.
@@ -204,7 +195,7 @@ class Alerter:
                 state = current.get(alert.saga_id)
                 if state is None:
                     resolved.append(self._resolved(alert, RESOLVED_GONE, now))
-                elif _ms(as_utc(state.last_kafka_time)) > _ms(alert.since):
+                elif epoch_ms(as_utc(state.last_kafka_time)) > epoch_ms(alert.since):
                     outcome = state.status if state.status in SAGA_STATUSES else RESOLVED_MOVED_ON
                     resolved.append(self._resolved(alert, outcome, now))
                 # else: same last message, but no longer past its threshold (a learned

@@ -24,13 +24,14 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
-from sagascope.alerter.sinks import RetryingSink, post_json
+from sagascope.alerter.retrying import Delivery, RetryingSink
+from sagascope.alerter.sinks import post_json
+from sagascope.exceptions import ConfigError
 from sagascope.queries.alerts import STATE_OPEN, Alert
 from sagascope.queries.formatting import format_duration
-
-from sagascope.exceptions import ConfigError
+from sagascope.store.timetext import format_time
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,6 @@ ALERT_NAME = "SagaStalled"
 VALIDITY_INTERVALS = 4
 #: How long a resolved alert's final state is remembered (late retries of it send that state).
 _FORGET_RESOLVED_S = 3600.0
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def alertmanager_payload(
@@ -75,8 +72,8 @@ def alertmanager_payload(
             "threshold": format_duration(alert.threshold_s),
             **({"resolution": alert.resolution} if alert.resolution else {}),
         },
-        "startsAt": _rfc3339(alert.opened_at),
-        "endsAt": _rfc3339(ends_at),
+        "startsAt": format_time(alert.opened_at),
+        "endsAt": format_time(ends_at),
         "generatorURL": alert.link,
     }
 
@@ -102,11 +99,7 @@ class AlertmanagerSink(RetryingSink):
         severity: str = "warning",
         resend_s: float = 60.0,
         min_validity_s: float = 0.0,
-        timeout_s: float = 5.0,
-        retries: int = 5,
-        backoff_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        max_queue: int = 10000,
+        **delivery: Unpack[Delivery],
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -116,15 +109,12 @@ class AlertmanagerSink(RetryingSink):
             raise ConfigError(f"setting alerts.alertmanager_resend_s must be > 0, got {resend_s}")
         if not severity:
             raise ConfigError("setting alerts.alertmanager_severity must not be empty")
-        super().__init__(
-            retries=retries, backoff_s=backoff_s, backoff_max_s=backoff_max_s, max_queue=max_queue
-        )
+        super().__init__(**delivery)
         self.url = url.rstrip("/")
         self.endpoint = f"{self.url}/api/v2/alerts"
         self.severity = severity
         self.resend_s = resend_s
         self.valid_for_s = VALIDITY_INTERVALS * max(resend_s, min_validity_s)
-        self.timeout_s = timeout_s
         self._state_lock = threading.Lock()
         #: The latest state of every alert this sink was given, so a retry of an older state
         #: (an "open" still in backoff after the alert resolved) sends the current one.

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_queries import generate_sql
+from bench_queries import generate_sql, merge
 from benchstore import fresh_store
 from sagascope.alerter.saga_metrics import (
     SagaMetricsCollector,
@@ -145,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     with fresh_store(args.path, "sagascope-bench-metrics-") as store:
         _seed(store, args.sagas, args.alerts)
         _measure(store, args.runs, "as inserted")
-        t0 = time.perf_counter()
-        store.command("OPTIMIZE TABLE saga_state FINAL")
-        store.command("OPTIMIZE TABLE alerts FINAL")
-        print(f"\nmerged saga_state and alerts (OPTIMIZE FINAL) in {time.perf_counter() - t0:.1f} s")
+        merge(store, "saga_state", "alerts")
         _measure(store, args.runs, "after merges")
     return 0
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from sagascope.collector.assignment import Partition, PartitionState
 from sagascope.collector.decode.rows import DecodeContext, decode_row, fallback_row
 from sagascope.collector.record_batches import DamagedBatch, Record
-from sagascope.store.audit import link_hash, row_digest
+from sagascope.store.audit import seal
 from sagascope.store.timetext import clickhouse_ms as ms_text
 
 
@@ -69,6 +70,69 @@ class Batch:
             self.ranges.pop(key, None)
 
 
+@dataclass(slots=True)
+class Link:
+    """The rows decoded from records of one partition, in offset order: one link of its chain
+    (not yet sealed)."""
+
+    rows: list[dict[str, Any]]
+    #: Rows with a parse error.
+    errors: int
+    #: Offset of the first row, and the offset after the last (both -1 without rows).
+    first: int
+    next_offset: int
+    #: Kafka time of the latest record that has one; None if none has.
+    kafka_ms: int | None
+
+
+def decode_link(
+    topic: str,
+    partition: int,
+    records: Iterable[Any],
+    floor: int,
+    ctx: DecodeContext,
+    ingest_ms: int,
+    *,
+    spans: bool,
+) -> Link:
+    """Decode the records of one partition at offsets from ``floor`` on, each offset once:
+    the one loop of every decode path (in the collector thread and in the decoding processes).
+
+    ``records`` come in offset order as record objects, :data:`Fields` tuples, or
+    damaged batches (:class:`DamagedBatch`), whose offsets become rows carrying the damage.
+    """
+    ingest_text = ms_text(ingest_ms)
+    rows: list[dict[str, Any]] = []
+    append = rows.append
+    errors = 0
+    kafka_ms = None
+    for item in records:
+        if type(item) is DamagedBatch:
+            for offset in range(max(item.base_offset, floor), item.last_offset + 1):
+                empty = Record(topic, partition, offset, None, None, None, None)
+                row = fallback_row(empty, ingest_ms, item.message, spans=spans)
+                append(row)
+                if row["parse_error"]:
+                    errors += 1
+            floor = max(floor, item.last_offset + 1)
+            continue
+        record = Record(topic, partition, *item) if type(item) is tuple else item
+        offset = record.offset
+        if offset < floor:
+            continue  # already stored or buffered: a replayed fetch
+        row = decode_row(record, ctx, ingest_ms, ingest_text, spans=spans)
+        append(row)
+        if row["parse_error"]:
+            errors += 1
+        floor = offset + 1
+        timestamp = record.timestamp
+        if timestamp is not None and timestamp >= 0:
+            kafka_ms = timestamp
+    if not rows:
+        return Link(rows, 0, -1, -1, kafka_ms)
+    return Link(rows, errors, rows[0]["offset"], floor, kafka_ms)
+
+
 def add_records(
     batch: Batch,
     state: PartitionState,
@@ -78,61 +142,24 @@ def add_records(
     spans: bool,
 ) -> None:
     """Decode records of one partition into the batch: one link of its hash chain."""
-    ingest_ms = time.time_ns() // 1_000_000
-    ingest_text = ms_text(ingest_ms)
-    append = batch.spans.append if spans else batch.messages.append
-    next_offset = state.buffered_next
+    floor = -1 if state.buffered_next is None else state.buffered_next
+    link = decode_link(
+        state.topic, state.partition, records, floor, ctx, time.time_ns() // 1_000_000,
+        spans=spans,
+    )
+    if not link.rows:
+        return
     head = state.buffered_chain
-    kafka_ms = state.buffered_kafka_ms
-    first: int | None = None
-    errors = 0
-    n = 0
-    digests: list[str] = []
-    last: dict[str, Any] | None = None
-    try:
-        for record, damage in _with_damage(state, records):
-            offset = record.offset
-            if next_offset is not None and offset < next_offset:
-                continue  # already stored or buffered: a replayed fetch
-            if damage is None:
-                row = decode_row(record, ctx, ingest_ms, ingest_text, spans=spans)
-            else:
-                row = fallback_row(record, ingest_ms, damage, spans=spans)
-            if not spans:
-                digests.append(row_digest(row))
-                row["chain_hash"] = ""
-            append(row)
-            last = row
-            if row["parse_error"]:
-                errors += 1
-            n += 1
-            if first is None:
-                first = offset
-            next_offset = offset + 1
-            timestamp = record.timestamp
-            if timestamp is not None and timestamp >= 0:
-                kafka_ms = timestamp
-    finally:  # what was appended is accounted for, even if something above raised
-        if digests and last is not None:  # seal the link on its last row
-            head = link_hash(head, digests)
-            last["chain_hash"] = head
-        if first is not None and next_offset is not None:
-            account(
-                batch, state, first=first, next_offset=next_offset, head=head,
-                kafka_ms=kafka_ms, rows=n, errors=errors,
-            )
-
-
-def _with_damage(state: PartitionState, records: Iterable[Any]) -> Iterator[tuple[Any, str | None]]:
-    """(record, None) per record; (an empty record, what is wrong) per offset of a damaged
-    batch, whose bytes the client could not give (each offset is stored with the damage)."""
-    for record in records:
-        if type(record) is DamagedBatch:
-            for offset in range(record.base_offset, record.last_offset + 1):
-                empty = Record(state.topic, state.partition, offset, None, None, None, None)
-                yield empty, record.message
-        else:
-            yield record, None
+    if spans:
+        batch.spans.extend(link.rows)
+    else:
+        head = seal(link.rows, head)
+        batch.messages.extend(link.rows)
+    account(
+        batch, state, first=link.first, next_offset=link.next_offset, head=head,
+        kafka_ms=state.buffered_kafka_ms if link.kafka_ms is None else link.kafka_ms,
+        rows=len(link.rows), errors=link.errors,
+    )
 
 
 def account(

@@ -12,7 +12,6 @@ row the store refuses cannot block a partition forever.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -132,7 +131,3 @@ def restore(
         except Exception:  # no longer assigned: whoever owns it reads from the store
             log.debug("cannot seek %s back to %d", key, first, exc_info=True)
     return failed.batch
-
-
-def elapsed_since(started: float) -> float:
-    return time.monotonic() - started

@@ -1,8 +1,8 @@
-"""Fast identifiers and timestamps for the send hot path.
+"""Fast identifiers for the send hot path, and the ``ce_time`` of the current millisecond.
 
-Same formats as :mod:`sagascope.instrumentation.contract` (``new_message_id``,
-``format_time``), but built for one call per message: no syscall per id, and the RFC 3339
-seconds prefix is formatted once per second.
+Same formats as :mod:`sagascope.instrumentation.contract` (``new_message_id``; ``ce_time`` is
+the contract's own ``rfc3339_ms``), but built for one call per message: no syscall per id, and
+the time text made once per millisecond.
 """
 
 from __future__ import annotations
@@ -13,14 +13,11 @@ import random
 import time
 from collections.abc import Iterator
 
-from sagascope.instrumentation.contract import CE_TIME
+from sagascope.instrumentation.contract import CE_TIME, rfc3339_ms
 
 # Ids need uniqueness, not unpredictability; the random module reseeds itself in forked children.
 _getrandbits = random.getrandbits
 _time_ns = time.time_ns
-
-# (second, formatted prefix) in one object, so threads never see a half-updated cache.
-_cached: tuple[int, bytes] = (-1, b"")
 
 
 def new_span_id() -> int:
@@ -65,7 +62,7 @@ os.register_at_fork(after_in_child=lambda: current_tick.__setitem__(0, _NO_TICK)
 def tick_at(ms: int) -> Tick:
     """The tick of millisecond ``ms``, made current (sends call this when the ms changed)."""
     prefix, counter = uuid7_tick(ms)
-    tick = (ms, prefix, counter, (CE_TIME, rfc3339_at(ms)))
+    tick = (ms, prefix, counter, (CE_TIME, rfc3339_ms(ms).encode()))
     current_tick[0] = tick
     return tick
 
@@ -74,17 +71,6 @@ def message_id_at(ms: int) -> str:
     """A UUIDv7 string (RFC 9562) for the Unix time ``ms`` in milliseconds."""
     prefix, counter = uuid7_tick(ms)
     return (b"%s%012x" % (prefix, next(counter))).decode()
-
-
-def rfc3339_at(ms: int) -> bytes:
-    """``ms`` (Unix milliseconds) as RFC 3339 UTC bytes, e.g. ``b"2026-11-22T10:15:30.123Z"``."""
-    global _cached
-    second, millis = divmod(ms, 1000)
-    cached_second, prefix = _cached
-    if second != cached_second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
-        _cached = (second, prefix)
-    return b"%s.%03dZ" % (prefix, millis)
 
 
 def now_ns() -> int:

@@ -147,20 +147,50 @@ def new_message_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Epoch second -> its text up to the milliseconds ("2026-11-22T10:15:30."), and the
+#: millisecond texts ("123Z"): a time is two lookups and one concatenation.
+_second_texts: dict[int, str] = {}
+_MILLI_TEXTS = tuple(f"{millis:03d}Z" for millis in range(1000))
+
+
+def epoch_ms(value: datetime | int) -> int:
+    """Milliseconds since the epoch of a datetime (naive is UTC), floored and exact (no float
+    rounding); any other value is taken as epoch ms already."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        delta = value - _EPOCH
+        return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+    return int(value)
+
+
+def rfc3339_ms(ms: int) -> str:
+    """Epoch ms as ``ce_time`` is written: RFC 3339 in UTC with milliseconds, e.g.
+    ``2026-11-22T10:15:30.123Z``. The one definition of the wire's time text; the seconds'
+    text is cached, as this runs for every record decoded and every millisecond sent in."""
+    seconds, millis = divmod(ms, 1000)
+    prefix = _second_texts.get(seconds)
+    if prefix is None:
+        if len(_second_texts) > 4096:
+            _second_texts.clear()
+        prefix = _second_texts[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
+    return prefix + _MILLI_TEXTS[millis]
+
+
 def format_time(moment: datetime | float | None = None) -> str:
-    """RFC 3339 in UTC with milliseconds, e.g. ``2026-11-22T10:15:30.123Z``.
+    """``moment`` as :func:`rfc3339_ms` writes it, floored to the millisecond.
 
     ``moment`` is a datetime (naive means UTC), seconds since the epoch, or None for now.
     """
     if moment is None:
-        moment = time.time()
-    if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        moment = moment.timestamp()
-    ms = round(moment * 1000)
-    seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+        ms = time.time_ns() // 1_000_000
+    elif isinstance(moment, datetime):
+        ms = epoch_ms(moment)
+    else:
+        # Float seconds hold about a microsecond: read them so (as datetime does), then floor.
+        ms = round(moment * 1_000_000) // 1000
+    return rfc3339_ms(ms)
 
 
 def parse_time(value: str) -> datetime:

@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import quote
 
 from sagascope.queries.exceptions import QueryError
-from sagascope.store import Store
-from sagascope.store.timetext import as_utc
+from sagascope.store import Store, StoreReader
+from sagascope.store.timetext import as_utc, format_time
 
 __all__ = [
     "ACK_ACTIONS",
@@ -71,12 +71,13 @@ class Alert:
         return "opened" if self.state == STATE_OPEN else "resolved"
 
     def to_json(self) -> dict[str, Any]:
-        """The alert as the webhook and Kafka sinks send it (times in RFC 3339)."""
+        """The alert as the webhook and Kafka sinks send it (times as every sink writes them:
+        ``format_time``, RFC 3339 with milliseconds)."""
         out = asdict(self)
         out["event"] = self.event
         for key, value in out.items():
             if isinstance(value, datetime):
-                out[key] = value.isoformat().replace("+00:00", "Z")
+                out[key] = format_time(value)
         return out
 
 
@@ -99,7 +100,7 @@ def alert_row(alert: Alert) -> dict[str, Any]:
 
 
 def list_alerts(
-    store: Store,
+    store: StoreReader,
     *,
     state: str | None = None,
     since: datetime | None = None,
@@ -178,7 +179,7 @@ class Acknowledgement:
         return self.action == "silenced" and self.until is not None and self.until > now
 
 
-def acknowledgements(store: Store) -> dict[tuple[str, str], Acknowledgement]:
+def acknowledgements(store: StoreReader) -> dict[tuple[str, str], Acknowledgement]:
     """The latest action per alert group, by (saga type, step)."""
     rows = store.query(
         "SELECT saga_type, step, action, by, at, until FROM alert_acks FINAL"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -44,6 +43,7 @@ from sagascope.queries.results import (
     Variant,
 )
 from sagascope.queries.state import StateQuery, state_sql
+from sagascope.store.base import StoreReader
 from sagascope.store.timetext import as_utc
 
 from sagascope.settings import AlertSettings, StatusRule
@@ -73,41 +73,32 @@ class SagaQueries:
     r"""Answers about sagas from a store.
 
     Args:
-        store: any :class:`~sagascope.collector.Store` (read-only is enough).
+        store: any :class:`~sagascope.store.StoreReader` (a read-only store is enough).
         status_rules: ``StatusRule(type, status, saga_type="")``: a message of ``type`` marks
             the saga ``status`` when it carries no ``ce_sagastatus``.
         stall_rules: :class:`StallRule`\ s ``(saga_type or "*", step or "*", threshold_s)``;
-            the first match wins. Plain tuples are accepted for one release.
+            the first match wins.
         default_threshold_s: the threshold where no rule matches.
-        default_timeout_s: deprecated name of ``default_threshold_s`` (one release).
         hide_payloads: flows carry :data:`HIDDEN_PAYLOAD` instead of message payloads (size
             and truncation stay), for dashboards whose viewers may not read them.
     """
 
     def __init__(
         self,
-        store: Any,
+        store: StoreReader,
         *,
         status_rules: Sequence[StatusRule] = (),
-        stall_rules: Sequence[StallRule | tuple[str, str, float]] = (),
+        stall_rules: Sequence[StallRule] = (),
         default_threshold_s: float = 300.0,
-        default_timeout_s: float | None = None,
         hide_payloads: bool = False,
     ) -> None:
-        if default_timeout_s is not None:
-            warnings.warn(
-                "SagaQueries(default_timeout_s=) is deprecated; use default_threshold_s=",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            default_threshold_s = default_timeout_s
         self._q = StateQuery(store, status_rules, stall_rules, default_threshold_s)
         self.store = store
         self.hide_payloads = hide_payloads
 
     @classmethod
     def from_settings(
-        cls, store: Any, alerts: AlertSettings, *, hide_payloads: bool = False
+        cls, store: StoreReader, alerts: AlertSettings, *, hide_payloads: bool = False
     ) -> SagaQueries:
         """Status rules, fixed thresholds and the default threshold from ``[alerts]``."""
         stall_rules = [

@@ -13,6 +13,7 @@ from typing import Any
 from sagascope.instrumentation.contract import SAGA_STATUSES
 from sagascope.queries.exceptions import QueryError
 from sagascope.queries.results import STATUSES, SagaFilter, StallRule
+from sagascope.store.base import StoreReader
 from sagascope.store.headers import header_sql
 from sagascope.store.schema import STATUS_RANK, activity_hash
 from sagascope.store.timetext import as_utc, clickhouse_param
@@ -44,20 +45,13 @@ def check_status_rules(rules: Sequence[StatusRule]) -> tuple[StatusRule, ...]:
     return tuple(rules)
 
 
-def check_stall_rules(
-    rules: Sequence[StallRule | tuple[str, str, float]],
-) -> tuple[StallRule, ...]:
-    """The rules as ``StallRule``s (empty names as ``*``); a ``(saga_type, step, threshold_s)``
-    tuple is still accepted for one release."""
+def check_stall_rules(rules: Sequence[StallRule]) -> tuple[StallRule, ...]:
+    """The rules checked, empty names as ``*``."""
     out = []
     for i, rule in enumerate(rules):
         try:
-            if isinstance(rule, StallRule):
-                saga_type, step, threshold = rule.saga_type, rule.step, rule.threshold_s
-            else:
-                saga_type, step, threshold = rule
-            threshold = float(threshold)
-        except (TypeError, ValueError) as exc:
+            saga_type, step, threshold = rule.saga_type, rule.step, float(rule.threshold_s)
+        except (AttributeError, TypeError, ValueError) as exc:
             raise QueryError(
                 f"stall_rules[{i}] must be a StallRule(saga_type or '*', step or '*', threshold_s)"
             ) from exc
@@ -237,9 +231,9 @@ class StateQuery:
 
     def __init__(
         self,
-        store: Any,
+        store: StoreReader,
         status_rules: Sequence[StatusRule],
-        stall_rules: Sequence[StallRule | tuple[str, str, float]],
+        stall_rules: Sequence[StallRule],
         default_threshold_s: float,
     ) -> None:
         if default_threshold_s <= 0:

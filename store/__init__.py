@@ -8,7 +8,7 @@
 """
 
 from sagascope.store.audit import AuditReport, PartitionAudit, verify
-from sagascope.store.base import QueryResult, Store
+from sagascope.store.base import QueryResult, Store, StoreReader
 from sagascope.store.chdb import ChdbStore
 from sagascope.store.exceptions import StoreError, StoreUnavailable
 from sagascope.store.open import open_store, open_store_from_settings
@@ -23,6 +23,7 @@ __all__ = [
     "QueryResult",
     "Store",
     "StoreError",
+    "StoreReader",
     "StoreUnavailable",
     "ensure_schema",
     "open_store",

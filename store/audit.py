@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,17 +77,28 @@ def row_digest(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(values)).hexdigest()
 
 
-def chain(previous: str, digest: str) -> str:
-    """The chain hash of a link of one row."""
-    return hashlib.sha256((previous + digest).encode("ascii")).hexdigest()
+def link_hash(previous: str, digests: Iterable[str]) -> str:
+    """The chain hash sealing a link: SHA-256 of the previous link's chain hash followed by
+    the row digests (hex) of the link's rows, in offset order.
 
-
-def link_hash(previous: str, digests: list[str]) -> str:
-    """The chain hash sealing a link of rows with these digests (in offset order)."""
+    The one computation of a link, for every decode path and for :func:`verify`. Only the
+    concatenation of the digests counts: a caller holding them joined already (the decoding
+    processes send them so) passes that one string, as ``(joined,)``.
+    """
     h = hashlib.sha256(previous.encode("ascii"))
     for digest in digests:
         h.update(digest.encode("ascii"))
     return h.hexdigest()
+
+
+def open_link(rows: list[dict[str, Any]]) -> list[str]:
+    """The row digests of a link's rows (one partition, offset order), each row given an
+    empty ``chain_hash`` as its last column, where the seal goes."""
+    digests = []
+    for row in rows:
+        digests.append(row_digest(row))
+        row["chain_hash"] = ""
+    return digests
 
 
 def sealed(chain_hash: Any) -> bool:
@@ -101,9 +112,7 @@ def seal(rows: list[dict[str, Any]], previous: str) -> str:
     """Make ``rows`` (one partition, offset order) one link after ``previous``; its hash."""
     if not rows:
         return previous
-    head = link_hash(previous, [row_digest(row) for row in rows])
-    for row in rows:
-        row["chain_hash"] = ""
+    head = link_hash(previous, open_link(rows))
     rows[-1]["chain_hash"] = head
     return head
 

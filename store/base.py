@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sagascope.store.exceptions import StoreError
 
@@ -49,17 +49,11 @@ class QueryResult:
         return len(self.rows)
 
 
-class Store(abc.ABC):
-    """What every part uses to talk to ClickHouse; the one description of the interface.
+class StoreReader(Protocol):
+    """What the read side (the query layer) asks of a store: SELECTs, nothing else.
 
-    Backends (``ChdbStore``, ``ClickHouseStore``) implement ``query``, ``command``,
-    ``insert_encoded`` and ``close``; the rest is shared. Implementations are thread-safe.
+    Every :class:`Store` is one, a read-only one included; so is any object with this method.
     """
-
-    database: str
-    #: ``chdb`` or ``server``
-    backend: str
-    read_only: bool
 
     @abc.abstractmethod
     def query(
@@ -70,6 +64,35 @@ class Store(abc.ABC):
         settings: Mapping[str, Any] | None = None,
     ) -> QueryResult:
         """Run a SELECT; ``settings`` are query-level ClickHouse settings (never in ``sql``)."""
+
+
+class Store(StoreReader, abc.ABC):
+    """What every part uses to talk to ClickHouse; the one description of the interface.
+
+    Backends (``ChdbStore``, ``ClickHouseStore``) implement ``_arrow_query``, ``command``,
+    ``insert_encoded`` and ``close``; the rest is shared. Implementations are thread-safe.
+    """
+
+    database: str
+    #: ``chdb`` or ``server``
+    backend: str
+    read_only: bool
+
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        """Run a SELECT; ``settings`` are query-level ClickHouse settings (never in ``sql``)."""
+        return _arrow_to_result(self._arrow_query(sql, params, _query_settings(self.read_only, settings)))
+
+    @abc.abstractmethod
+    def _arrow_query(
+        self, sql: str, params: Mapping[str, Any] | None, settings: Mapping[str, Any]
+    ) -> bytes:
+        """The result of a SELECT as an Arrow stream, run with exactly these settings."""
 
     @abc.abstractmethod
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -85,13 +108,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the connection."""
-
-    def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
-        """The result as a pandas DataFrame (for the dashboard)."""
-        import pandas as pd
-
-        res = self.query(sql, params)
-        return pd.DataFrame(res.rows, columns=list(res.column_names))
 
     def insert(
         self,

@@ -9,10 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from sagascope.store.base import (
-    QueryResult,
     Store,
-    _arrow_to_result,
-    _query_settings,
     _quote,
     _with_settings,
     check_identifier,
@@ -69,16 +66,11 @@ class ChdbStore(Store):
             except Exception as exc:
                 raise StoreError(f"query failed: {exc}") from exc
 
-    def query(
-        self,
-        sql: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        settings: Mapping[str, Any] | None = None,
-    ) -> QueryResult:
-        merged = _query_settings(self.read_only, settings)
-        result = self._run(_with_settings(sql, merged), params, "ArrowStream")
-        return _arrow_to_result(result.bytes())
+    def _arrow_query(
+        self, sql: str, params: Mapping[str, Any] | None, settings: Mapping[str, Any]
+    ) -> bytes:
+        result: bytes = self._run(_with_settings(sql, settings), params, "ArrowStream").bytes()
+        return result
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._check_writable()

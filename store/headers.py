@@ -61,10 +61,10 @@ _PLAIN = tuple(
     (header, column, 1 << i) for i, (header, column) in enumerate(ELIDABLE)
     if header not in (TRACEPARENT, CE_SPECVERSION, CE_TIME)
 )
-_PLAIN_BY_HEADER = {header: (column, bit) for header, column, bit in _PLAIN}
 _TRACEPARENT_BIT = 1 << BIT[TRACEPARENT]
 _SPECVERSION_BIT = 1 << BIT[CE_SPECVERSION]
 _TIME_BIT = 1 << BIT[CE_TIME]
+
 
 def traceparent_text(trace_id: str, span_id: str) -> str:
     return f"00-{trace_id}-{span_id}-01"

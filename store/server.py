@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from sagascope.store.base import QueryResult, Store, _arrow_to_result, _query_settings, check_identifier
+from sagascope.store.base import Store, check_identifier
 from sagascope.store.exceptions import StoreError, StoreUnavailable
 from sagascope.store.params import server_parameters
 
@@ -76,25 +76,20 @@ class ClickHouseStore(Store):
             ) from None
         self._client = admin
 
-    def query(
-        self,
-        sql: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        settings: Mapping[str, Any] | None = None,
-    ) -> QueryResult:
-        merged = _query_settings(self.read_only, settings)
+    def _arrow_query(
+        self, sql: str, params: Mapping[str, Any] | None, settings: Mapping[str, Any]
+    ) -> bytes:
         try:
             with self._lock:
-                data = self._client.raw_query(
+                data: bytes = self._client.raw_query(
                     sql,
                     parameters=server_parameters(params),
-                    settings=merged,
+                    settings=dict(settings),
                     fmt="ArrowStream",
                 )
         except Exception as exc:
             raise _map_error(exc) from exc
-        return _arrow_to_result(data)
+        return data
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._check_writable()

@@ -10,14 +10,16 @@ function                  text                                        used for
 :func:`stored_ms`         :func:`clickhouse_ms` of a read-back time   the audit row digest
 :func:`clickhouse_param`  ``2026-11-22 10:15:30.123``                 a DateTime64(3) parameter
 :func:`clickhouse_literal` ``2026-11-22 10:15:30.123456``             a chDB parameter or literal
-:func:`rfc3339_ms`        ``2026-11-22T10:15:30.123Z``                ``ce_time`` rebuilt from a row
+:func:`rfc3339_ms`        ``2026-11-22T10:15:30.123Z``                ``ce_time``, from epoch ms
+:func:`format_time`       the same, from a datetime                   alerts, to every sink
 ========================  ==========================================  ============================
 
-and back: :func:`epoch_ms` (a stored time or epoch ms as epoch ms) and :func:`as_utc` (a
-time read from the store as an aware datetime). The wire format itself, RFC 3339 with
-milliseconds, is written by ``sagascope.instrumentation.contract.format_time`` and parsed by
-``contract.parse_time``; :func:`rfc3339_ms` writes the same text from epoch ms, cached per
-second because it runs for every record decoded.
+and back: :func:`epoch_ms` (a datetime or epoch ms as epoch ms, floored) and :func:`as_utc`
+(a time read from the store as an aware datetime). The wire format itself, RFC 3339 with
+milliseconds, belongs to the contract: :func:`rfc3339_ms`, :func:`format_time` and
+:func:`epoch_ms` are ``sagascope.instrumentation.contract``'s (the instrumentation imports
+nothing of ours, so its definitions are the ones everyone shares), parsed back by
+``contract.parse_time``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from sagascope.instrumentation.contract import epoch_ms, format_time, rfc3339_ms
 from sagascope.store.exceptions import StoreError
 
 __all__ = [
@@ -35,13 +38,10 @@ __all__ = [
     "clickhouse_param",
     "clickhouse_us",
     "epoch_ms",
+    "format_time",
     "rfc3339_ms",
     "stored_ms",
 ]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_second_texts: dict[int, str] = {}
-
 
 def clickhouse_ms(ms: int) -> str:
     """Milliseconds since the epoch as the ``seconds.mmm`` text a DateTime64(3) column stores."""
@@ -87,29 +87,6 @@ def clickhouse_literal(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.isoformat(sep=" ", timespec="microseconds" if moment.microsecond else "seconds")
-
-
-def rfc3339_ms(ms: int) -> str:
-    """``ce_time`` as the instrumentation writes it (``contract.format_time``), from epoch
-    ms, with the seconds' text cached (this runs for every record decoded)."""
-    seconds, millis = divmod(ms, 1000)
-    prefix = _second_texts.get(seconds)
-    if prefix is None:
-        if len(_second_texts) > 4096:
-            _second_texts.clear()
-        prefix = _second_texts[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{prefix}.{millis:03d}Z"
-
-
-def epoch_ms(value: Any) -> int:
-    """Milliseconds since the epoch of a datetime (naive is UTC), exact to the millisecond
-    (no float rounding); any other value is taken as epoch ms already."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        delta = value - _EPOCH
-        return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
-    return int(value)
 
 
 def as_utc(value: Any) -> datetime:

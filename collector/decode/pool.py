@@ -17,7 +17,6 @@ later chunks; after repeated deaths decoding stays in-process.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import marshal
 import os
@@ -33,23 +32,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from sagascope.collector.assignment import Partition, PartitionState
-from sagascope.collector.batch import Batch, EncodedChunk, account
+from sagascope.collector.batch import Batch, EncodedChunk, account, decode_link
 from sagascope.collector.decode.correlate import Correlator
 from sagascope.collector.decode.redact import Redactor
-from sagascope.collector.decode.rows import DecodeContext, decode_row, fallback_row
+from sagascope.collector.decode.rows import DecodeContext
 from sagascope.collector.record_batches import (
     DamagedBatch,
     ParsedRecords,
     RawBatch,
-    Record,
     parse_batches,
     record_count,
 )
-from sagascope.store.audit import row_digest
-from sagascope.store.base import encode_rows
-from sagascope.store.timetext import clickhouse_ms as ms_text
-
 from sagascope.settings import CorrelationRule, RedactionRule
+from sagascope.store.audit import link_hash, open_link
+from sagascope.store.base import encode_rows
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +78,7 @@ Request = tuple[str, int, int, int, bool, Any]
 #: parse error, rows, first offset, next offset, latest Kafka time or None). The digests are
 #: what ``audit.link_hash`` hashes after the previous link's hash, so sealing the link costs
 #: the collector thread one SHA-256 call.
-Answer = tuple[bytes, bytes, int, int, int, int, "int | None"]
+Answer = tuple[bytes, str, int, int, int, int, "int | None"]
 
 
 @dataclass
@@ -97,44 +93,12 @@ class _Chunk:
 def decode_chunk(ctx: DecodeContext, request: Request) -> Answer:
     """Decode one request (in the child, or in-process when there is none)."""
     topic, partition, ingest_ms, floor, raw, payload = request
-    ingest_text = ms_text(ingest_ms)
     records: Any = parse_batches(payload, floor) if raw else payload
-    rows = []
-    digests = []
-    errors = 0
-    first = next_offset = -1
-    kafka_ms = None
-    for fields in records:
-        if type(fields) is DamagedBatch:  # its offsets, each a row carrying the damage
-            new_rows = [
-                fallback_row(Record(topic, partition, offset, None, None, None, None),
-                             ingest_ms, fields.message, spans=False)
-                for offset in range(max(fields.base_offset, floor), fields.last_offset + 1)
-            ]
-            if not new_rows:
-                continue  # a header so damaged that it declares no offsets
-            last_offset = fields.last_offset
-        else:
-            offset, timestamp, key, value, headers = fields
-            if offset < floor:
-                continue
-            record = Record(topic, partition, offset, timestamp, key, value, headers)
-            new_rows = [decode_row(record, ctx, ingest_ms, ingest_text, spans=False)]
-            last_offset = offset
-            if timestamp is not None and timestamp >= 0:
-                kafka_ms = timestamp
-        for row in new_rows:
-            digests.append(row_digest(row))
-            row["chain_hash"] = ""
-            if row["parse_error"]:
-                errors += 1
-            rows.append(row)
-        if first < 0:
-            first = new_rows[0]["offset"]
-        next_offset = last_offset + 1
+    link = decode_link(topic, partition, records, floor, ctx, ingest_ms, spans=False)
+    digests = "".join(open_link(link.rows))
     return (
-        encode_rows(rows), "".join(digests).encode("ascii"), errors, len(rows), first,
-        next_offset, kafka_ms,
+        encode_rows(link.rows), digests, link.errors, len(link.rows), link.first,
+        link.next_offset, link.kafka_ms,
     )
 
 
@@ -371,8 +335,7 @@ class DecodeWorker:
         if not rows:
             return  # every record was below the floor
         state = chunk.state
-        # = audit.link_hash(previous, digests), the digests already concatenated
-        head = hashlib.sha256(state.buffered_chain.encode("ascii") + digests).hexdigest()
+        head = link_hash(state.buffered_chain, (digests,))  # the digests come concatenated
         # encode_rows ends every row so, with orjson or the stdlib (compact separators both).
         if not data.endswith(_OPEN_SEAL):
             raise RuntimeError("encoded rows do not end with an empty chain_hash")

@@ -36,7 +36,7 @@ from sagascope.instrumentation.contract import (
 )
 from sagascope.store.headers import elide
 from sagascope.store.timetext import clickhouse_ms as ms_text
-from sagascope.store.timetext import clickhouse_us
+from sagascope.store.timetext import clickhouse_us, epoch_ms
 
 log = logging.getLogger(__name__)
 _sha256 = hashlib.sha256
@@ -114,7 +114,7 @@ def _event_ms(text: str) -> int:
         moment = None
     if moment is None or moment.tzinfo is not UTC:  # naive, another offset, or not ISO
         moment = parse_time(text)
-    return _epoch_ms(moment)
+    return epoch_ms(moment)
 
 
 def decode_message(
@@ -264,7 +264,7 @@ def _apply_rule(
         if moment is None:
             errors.append(f"{rule.label}: unparseable event time {extracted['event_time'][:80]!r}")
         else:
-            event_ms = _epoch_ms(moment)
+            event_ms = epoch_ms(moment)
     if not found.saga_id and rule.rule.key_fallback and key:
         found.saga_id, found.correlation = key, "key"
     return event_ms
@@ -280,10 +280,6 @@ def _redacted(redactor: Redactor, topic: str, document: Any, text: str) -> str:
     if not changed:
         return text
     return clean_text(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
-
-
-def _epoch_ms(moment: Any) -> int:
-    return int(moment.timestamp() * 1000 // 1)
 
 
 def _str(value: Any) -> str:

@@ -3,7 +3,7 @@
 :data:`COMMANDS` names each subcommand's module and one-line help. The module defines
 ``add_arguments(parser)`` and ``run(args, settings) -> int``; it is imported only when its
 subcommand runs, so the base install (instrumentation only) still answers ``--help`` and names
-missing extras clearly. A renamed subcommand keeps its old name in :data:`ALIASES` for a release.
+missing extras clearly.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sagascope import __version__
+from sagascope.commands._flags import setting_flag
 from sagascope.exceptions import ConfigError, SagascopeError
 from sagascope.settings import load_settings, secret_values
 
@@ -36,27 +37,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "run the benchmarks in bench/"),
 }
 
-#: Old subcommand name -> its current name; accepted, with a notice, for one release.
-ALIASES: dict[str, str] = {"stuck": "stalled"}
-
 
 def _common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="path of sagascope.toml (env SAGASCOPE_CONFIG)")
-    parser.add_argument(
-        "--bootstrap-servers", dest="broker.bootstrap_servers", metavar="HOST:PORT",
-        help="Kafka bootstrap servers (env SAGASCOPE_BROKER_BOOTSTRAP_SERVERS)",
-    )
-    parser.add_argument(
-        "--clickhouse-url", dest="store.url", metavar="URL",
-        help="ClickHouse server URL; default is embedded chDB (env SAGASCOPE_STORE_URL)",
-    )
-    parser.add_argument(
-        "--store-path", dest="store.path", metavar="DIR",
-        help="chDB data directory (env SAGASCOPE_STORE_PATH)",
-    )
-    parser.add_argument(
-        "--database", dest="store.database", help="database name (env SAGASCOPE_STORE_DATABASE)"
-    )
+    for flag, setting, metavar, help_text in (
+        ("--bootstrap-servers", "broker.bootstrap_servers", "HOST:PORT", "Kafka bootstrap servers"),
+        ("--clickhouse-url", "store.url", "URL", "ClickHouse server URL; default is embedded chDB"),
+        ("--store-path", "store.path", "DIR", "chDB data directory"),
+        ("--database", "store.database", None, "database name"),
+    ):
+        setting_flag(parser, flag, setting=setting, metavar=metavar, help=help_text)
     _security_flags(parser)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
 
@@ -82,27 +72,19 @@ def _security_flags(parser: argparse.ArgumentParser) -> None:
          "OAUTHBEARER token provider"),
     )
     for flag, name, metavar, help_text in flags:
-        kafka.add_argument(
-            flag, dest=f"broker.{name}", metavar=metavar,
-            help=f"{help_text} (env SAGASCOPE_BROKER_{name.upper()})",
-        )
+        setting_flag(kafka, flag, setting=f"broker.{name}", metavar=metavar, help=help_text)
     kafka.add_argument(
         "--no-ssl-check-hostname", dest="broker.ssl_check_hostname", action="store_const",
         const=False, help="do not check that the broker's certificate names its host",
     )
     store = parser.add_argument_group("ClickHouse server", "password via SAGASCOPE_STORE_PASSWORD or a file")
-    store.add_argument(
-        "--clickhouse-user", dest="store.username", metavar="USER",
-        help="ClickHouse user (env SAGASCOPE_STORE_USERNAME)",
-    )
-    store.add_argument(
-        "--clickhouse-password-file", dest="store.password_file", metavar="FILE",
-        help="file holding the ClickHouse password (env SAGASCOPE_STORE_PASSWORD_FILE)",
-    )
-    store.add_argument(
-        "--clickhouse-ca-file", dest="store.ca_file", metavar="PEM",
-        help="CA file of an https:// ClickHouse server (env SAGASCOPE_STORE_CA_FILE)",
-    )
+    for flag, setting, metavar, help_text in (
+        ("--clickhouse-user", "store.username", "USER", "ClickHouse user"),
+        ("--clickhouse-password-file", "store.password_file", "FILE",
+         "file holding the ClickHouse password"),
+        ("--clickhouse-ca-file", "store.ca_file", "PEM", "CA file of an https:// ClickHouse server"),
+    ):
+        setting_flag(store, flag, setting=setting, metavar=metavar, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,8 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sagascope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_module, help_text) in COMMANDS.items():
-        aliases = [old for old, new in ALIASES.items() if new == name]
-        sp = sub.add_parser(name, aliases=aliases, help=help_text, description=help_text)
+        sp = sub.add_parser(name, help=help_text, description=help_text)
         _common_flags(sp)
         sp.set_defaults(_command=name)
     return parser
@@ -169,10 +150,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Subcommand flags are added only for the chosen command, so that `sagascope --help`
     # works on the base install.
     name = next((a for a in argv if not a.startswith("-")), None)
-    if name in ALIASES:
-        print(f"sagascope: '{name}' is now '{ALIASES[name]}'; the old name goes in a later release",
-              file=sys.stderr)
-        name = ALIASES[name]
     if name is not None and name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose from: {', '.join(COMMANDS)}")
     try:

@@ -4,16 +4,11 @@ Every scalar setting ``<section>.<name>`` can be set in the TOML file under ``[<
 by the environment variable ``SAGASCOPE_<SECTION>_<NAME>`` (upper case), or by a CLI flag.
 Lists of rules (correlation, redaction, status and threshold rules) live only in the file.
 Applications call :func:`load_settings`; libraries take arguments and never read the environment.
-
-A renamed setting keeps its old name for a release: a field declares it with
-``metadata=formerly("old_name")``, and the old name is then accepted in the file (also inside
-rule tables), in the environment and in ``overrides``, with a warning naming the new one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import tomllib
 import types
@@ -29,13 +24,6 @@ from sagascope.exceptions import ConfigError
 ENV_CONFIG_FILE = "SAGASCOPE_CONFIG"
 DEFAULT_CONFIG_FILE = "sagascope.toml"
 ENV_PREFIX = "SAGASCOPE_"
-
-log = logging.getLogger(__name__)
-
-
-def formerly(*old_names: str) -> dict[str, tuple[str, ...]]:
-    """Field metadata: the names this setting had before; they stay accepted, with a warning."""
-    return {"formerly": old_names}
 
 
 @dataclass(frozen=True)
@@ -217,7 +205,7 @@ class ThresholdRule:
     saga_type: str = "*"
     step: str = "*"
     #: Fixed threshold in seconds (0: none; then ``learn_percentile`` must be set).
-    threshold_s: float = field(default=0.0, metadata=formerly("timeout_s"))
+    threshold_s: float = 0.0
     #: Learn the threshold: this percentile of the step's historical transition time ...
     learn_percentile: float = 0.0
     #: ... times this factor ...
@@ -227,28 +215,19 @@ class ThresholdRule:
     #: ... and only with at least this many samples (else ``threshold_s`` or the default).
     learn_min_samples: int = 20
 
-    @property
-    def timeout_s(self) -> float:
-        """Deprecated name of :attr:`threshold_s` (kept for one release)."""
-        return self.threshold_s
-
-
-#: Deprecated name of :class:`ThresholdRule` (kept for one release).
-AlertRule = ThresholdRule
-
 
 @dataclass(frozen=True)
 class AlertSettings:
     interval_s: float = 5.0
     #: Threshold (seconds of silence before a saga is stalled) where no rule matches.
-    default_threshold_s: float = field(default=300.0, metadata=formerly("default_timeout_s"))
+    default_threshold_s: float = 300.0
     #: Sinks: any of ``log``, ``webhook``, ``kafka``, ``alertmanager`` (comma separated).
     sinks: str = "log"
     webhook_url: str = ""
     #: Per-attempt timeout of the webhook and Kafka sinks.
-    sink_timeout_s: float = field(default=5.0, metadata=formerly("webhook_timeout_s"))
+    sink_timeout_s: float = 5.0
     #: Retries of the webhook and Kafka sinks after a failed attempt.
-    sink_retries: int = field(default=5, metadata=formerly("webhook_retries"))
+    sink_retries: int = 5
     #: First retry delay of the webhook and Kafka sinks; doubles per attempt up to the max.
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 30.0
@@ -271,22 +250,6 @@ class AlertSettings:
     metrics_port: int = 0
     #: Address the saga metrics endpoint listens on.
     metrics_host: str = "127.0.0.1"
-
-    # Deprecated names, kept for one release (the file, env and flags accept them too).
-    @property
-    def default_timeout_s(self) -> float:
-        """Deprecated name of :attr:`default_threshold_s`."""
-        return self.default_threshold_s
-
-    @property
-    def webhook_timeout_s(self) -> float:
-        """Deprecated name of :attr:`sink_timeout_s`."""
-        return self.sink_timeout_s
-
-    @property
-    def webhook_retries(self) -> int:
-        """Deprecated name of :attr:`sink_retries`."""
-        return self.sink_retries
 
 
 @dataclass(frozen=True)
@@ -368,6 +331,11 @@ class Settings:
     demo: DemoSettings = field(default_factory=DemoSettings)
 
 
+def env_name(setting: str) -> str:
+    """The environment variable of a setting (``"section.name"``): ``SAGASCOPE_SECTION_NAME``."""
+    return f"{ENV_PREFIX}{setting.replace('.', '_')}".upper()
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -389,24 +357,15 @@ def load_settings(
     sections: dict[str, Any] = {}
     for section in dataclasses.fields(Settings):
         section_type = _resolve_type(Settings, section.name)
-        where = section.name
-        file_values = dict(data.pop(section.name, {}) or {})
-        raw = _current_names(section_type, file_values, where, f"config file {path or DEFAULT_CONFIG_FILE}")
-        from_env: dict[str, Any] = {}
+        raw = dict(data.pop(section.name, {}) or {})
         for f in dataclasses.fields(section_type):
-            if _is_rules(section_type, f.name):
-                continue
-            for name in (f.name, *f.metadata.get("formerly", ())):
-                env_name = f"{ENV_PREFIX}{section.name}_{name}".upper()
-                if env_name in env:
-                    from_env[name] = env[env_name]
-        raw.update(_current_names(section_type, from_env, where, "the environment"))
-        flags: dict[str, Any] = {}
+            variable = env_name(f"{section.name}.{f.name}")
+            if variable in env and not _is_rules(section_type, f.name):
+                raw[f.name] = env[variable]
         for key, value in (overrides or {}).items():
             sec, _, name = key.partition(".")
             if sec == section.name and value is not None:
-                flags[name] = value
-        raw.update(_current_names(section_type, flags, where, "the command line"))
+                raw[name] = value
         sections[section.name] = _build(section_type, raw, section.name)
     if data:
         raise ConfigError(f"unknown settings section(s): {', '.join(sorted(data))}")
@@ -431,40 +390,7 @@ def _is_rules(cls: type, name: str) -> bool:
     return typing.get_origin(_resolve_type(cls, name)) is tuple
 
 
-def _renamed(cls: Any) -> dict[str, str]:
-    """Old name -> current name of every renamed field of a settings dataclass."""
-    return {
-        old: f.name for f in dataclasses.fields(cls) for old in f.metadata.get("formerly", ())
-    }
-
-
-def _current_names(
-    cls: Any, raw: Mapping[str, Any], where: str, source: object
-) -> dict[str, Any]:
-    """``raw`` (one source's values) with deprecated names replaced by the current ones.
-
-    Raises:
-        ConfigError: if one source sets a setting under both its names.
-    """
-    renamed = _renamed(cls)
-    out = {key: value for key, value in raw.items() if key not in renamed}
-    for old, value in raw.items():
-        new = renamed.get(old)
-        if new is None:
-            continue
-        if new in out:
-            raise ConfigError(
-                f"{where}.{new} is set twice in {source}, also under its old name {old}; "
-                f"keep only {new}"
-            )
-        log.warning("setting %s.%s (in %s) is deprecated: it is now %s.%s",
-                    where, old, source, where, new)
-        out[new] = value
-    return out
-
-
 def _build(cls: Any, raw: Mapping[str, Any], where: str) -> Any:
-    raw = _current_names(cls, raw, where, "the config file")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(raw) - known

@@ -100,7 +100,7 @@ def test_alert_command_runs_until_sigterm_and_posts_to_the_webhook(tmp_path, rec
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "sagascope", "alert", "--store-path", store_dir,
-            "--database", "alerting", "--interval", "0.2", "--default-timeout", "60",
+            "--database", "alerting", "--interval", "0.2", "--default-threshold", "60",
             "--sinks", "log,webhook", "--webhook-url", receiver.url,
         ],
         cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,

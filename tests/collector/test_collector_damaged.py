@@ -15,7 +15,7 @@ from sagascope.collector import Collector
 from sagascope.store import verify
 from waiting import wait_until
 
-from sagascope.connections import _request as kafka_request
+from sagascope.broker_check import kafka_request
 
 
 def damaged_batch(values: list[bytes]) -> bytes:

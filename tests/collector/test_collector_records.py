@@ -226,7 +226,7 @@ def test_damaged_offsets_are_stored_as_rows_with_the_error_and_chained():
     assert [r["offset"] for r in stored] == list(range(n_first + n_second))
     for row in stored[n_first:]:
         assert "failed its CRC check" in row["parse_error"] and row["payload_size"] == 0
-    assert digests == "".join(row_digest(r) for r in stored).encode()
+    assert digests == "".join(row_digest(r) for r in stored)
 
 
 # -- the decoding worker -------------------------------------------------------------------

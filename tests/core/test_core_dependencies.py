@@ -1,5 +1,6 @@
-"""The architecture holds: imports between parts go only the way DESIGN.md draws them, every
-package's ``__all__`` names exist, and the query side loads no Kafka client or metrics library.
+"""The architecture holds: imports between parts go only the way DESIGN.md draws them, with no
+exception; no module of ours imports itself round a circle; every package's ``__all__`` is
+complete and names only what exists; and the query side loads no Kafka client or metrics library.
 
 Allowed directions ("A -> B": A may import B; each part may always import itself and the
 base modules ``sagascope.settings``, ``sagascope.exceptions``, ``sagascope.connections``)::
@@ -8,6 +9,7 @@ base modules ``sagascope.settings``, ``sagascope.exceptions``, ``sagascope.conne
     collector ---------------------> store
     demo_services, replay, testing -> instrumentation
     alerter -> sagascope.embedded (create_topics, for its Kafka sink)
+    broker_check -> (base only: the connection check the CLI runs)
     cli, commands -> anything (only the CLI wires parts together)
 
 Lower parts are reachable transitively (the alerter may read the store directly), nothing
@@ -20,7 +22,8 @@ import ast
 import importlib
 import subprocess
 import sys
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -55,16 +58,8 @@ DIRECT = {
     "replay": {"instrumentation"},
     "testing": {"instrumentation"},
     "embedded": set(),
+    "broker_check": set(),
     "cli": {"*"},
-}
-
-#: The documented exceptions: (importing module, imported part).
-EXCEPTIONS = {
-    # Deprecated aliases kept for one release (README documented these paths).
-    ("sagascope.collector.queries", "queries"),
-    ("sagascope.collector.alerter", "alerter"),
-    ("sagascope.collector.alerter", "queries"),  # Alert, list_alerts, flow_link lived there
-    ("sagascope.collector", "queries"),  # the NotFound alias, loaded only when asked for
 }
 
 
@@ -88,7 +83,7 @@ def part_of(module: str) -> str:
     parts = module.split(".")
     second = parts[1] if len(parts) > 1 else ""
     if second in {"instrumentation", "store", "collector", "queries", "alerter", "dashboard",
-                  "demo_services", "replay", "testing", "embedded"}:
+                  "demo_services", "replay", "testing", "embedded", "broker_check"}:
         return second
     if second in {"cli", "commands", "__main__"}:
         return "cli"
@@ -106,8 +101,6 @@ def allowed(importer_module: str, target_module: str) -> bool:
     if importer == "instrumentation.contract" and target == "instrumentation":
         # contract's own exceptions module (instrumentation.exceptions) only
         return target_module == "sagascope.instrumentation.exceptions"
-    if (importer_module, target) in EXCEPTIONS:
-        return True
     if importer == "base" or importer.startswith("unplaced") or target.startswith("unplaced"):
         return False
     reach = _reachable(importer)
@@ -126,17 +119,25 @@ def module_name(path: Path) -> str:
     raise AssertionError(f"{path} is in no part folder")
 
 
-def imports_of(source: str, module: str) -> Iterator[tuple[int, str]]:
-    """(line, module) of every ``sagascope`` import in the source, lazy ones included.
+def imports_of(
+    source: str, module: str, modules: Collection[str] | None = None
+) -> Iterator[tuple[int, str]]:
+    """(line, module) of every import of our own package in the source, lazy ones included.
 
     ``from package import name`` counts as an import of ``package.name`` when that is a
-    module of ours (e.g. ``from sagascope.instrumentation import contract``).
+    module of ours (e.g. ``from sagascope.instrumentation import contract``). ``modules``: the
+    modules there are (default: sagascope's, as the folders hold them).
     """
-    package = module if module.count(".") and _is_package(module) else module.rpartition(".")[0]
+    is_module: Callable[[str], bool] = _is_module if modules is None else modules.__contains__
+    is_package = _is_package if modules is None else (
+        lambda name: any(m.startswith(name + ".") for m in modules)
+    )
+    top = module.split(".")[0]
+    package = module if module.count(".") and is_package(module) else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] == "sagascope":
+                if alias.name.split(".")[0] == top:
                     yield node.lineno, alias.name
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
@@ -144,11 +145,11 @@ def imports_of(source: str, module: str) -> Iterator[tuple[int, str]]:
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
-            if base.split(".")[0] != "sagascope":
+            if base.split(".")[0] != top:
                 continue
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
-                yield node.lineno, sub if _is_module(sub) else base
+                yield node.lineno, sub if is_module(sub) else base
 
 
 def _is_package(module: str) -> bool:
@@ -215,6 +216,95 @@ def test_the_direction_check_catches_an_upward_import(folder: str, source: str) 
     assert targets and not all(allowed(module, t) for t in targets)
 
 
+def module_files(folders: Mapping[Path, str]) -> dict[str, Path]:
+    """Module name -> file, for folders given as folder -> the package name it maps to."""
+    files = {}
+    for folder, package in folders.items():
+        for path in sorted(folder.rglob("*.py")):
+            names = [n for n in path.relative_to(folder).with_suffix("").parts if n != "__init__"]
+            files[".".join([package, *names])] = path
+    return files
+
+
+def import_graph(folders: Mapping[Path, str]) -> dict[str, set[str]]:
+    """Module -> the modules of ours it imports (lazy imports included)."""
+    files = module_files(folders)
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        targets = {target for _line, target in imports_of(path.read_text(), module, files)}
+        # `import a.b.c` of a name that is no module: the deepest module it names
+        graph[module] = {_deepest_module(t, files) for t in targets} - {None, module}  # type: ignore[misc]
+    return graph
+
+
+def _deepest_module(name: str, modules: Collection[str]) -> str | None:
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_circles(graph: Mapping[str, Collection[str]]) -> list[list[str]]:
+    """Every group of modules that import each other round a circle (Tarjan's strongly
+    connected components with more than one module), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in graph.get(module, ()):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(circles)
+
+
+def test_no_module_of_ours_imports_itself_round_a_circle() -> None:
+    graph = import_graph({ROOT / folder: package for folder, package in FOLDERS.items()})
+    assert len(graph) > 100 and graph["sagascope.alerter.registry"]  # the graph is read
+    assert import_circles(graph) == []
+
+
+def test_the_circle_check_finds_a_planted_circle(tmp_path: Path) -> None:
+    package = tmp_path / "planted"
+    (package / "inner").mkdir(parents=True)
+    sources = {
+        "__init__.py": "",
+        "a.py": "from planted.b import thing\n",
+        "b.py": "import planted.inner.c\nthing = 1\n",
+        # lazy, relative and through a package: still a circle back to a
+        "inner/__init__.py": "",
+        "inner/c.py": "def later():\n    from .. import a\n    return a\n",
+        "d.py": "from planted import a\n",  # imports into the circle, is not part of it
+    }
+    for name, text in sources.items():
+        (package / name).write_text(text)
+    graph = import_graph({package: "planted"})
+    assert import_circles(graph) == [["planted.a", "planted.b", "planted.inner.c"]]
+    (package / "inner/c.py").write_text("def later():\n    return 1\n")
+    assert import_circles(import_graph({package: "planted"})) == []
+
+
 def packages() -> list[str]:
     names = []
     for folder, package in FOLDERS.items():
@@ -224,8 +314,28 @@ def packages() -> list[str]:
     return names
 
 
+def public_names(module: types.ModuleType, *, constants: bool) -> list[str]:
+    """The public names a module's namespace holds that it (a package: it or its submodules)
+    defines, as httpx's ``test_all_imports_are_exported`` reads them; names imported from
+    elsewhere for its own use (``Any``, another part's types) aside. A constant does not say
+    where it was defined: with ``constants`` it counts as defined here."""
+    home = module.__name__
+
+    def defined_here(value: object) -> bool:
+        where = getattr(value, "__module__", None)
+        if not isinstance(where, str):  # a constant: only classes and functions say
+            return constants
+        return where == home or (hasattr(module, "__path__") and where.startswith(home + "."))
+
+    return sorted(
+        name for name, value in vars(module).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        and defined_here(value)
+    )
+
+
 @pytest.mark.parametrize("package", packages())
-def test_every_name_in_a_packages_all_exists(package: str) -> None:
+def test_a_packages_all_is_complete_and_names_only_what_exists(package: str) -> None:
     module = importlib.import_module(package)
     exported = getattr(module, "__all__", None)
     if package in ("sagascope.commands", "sagascope.dashboard.views"):
@@ -233,8 +343,23 @@ def test_every_name_in_a_packages_all_exists(package: str) -> None:
         return
     assert isinstance(exported, list), f"{package} has no __all__"
     assert len(exported) == len(set(exported)), f"{package}.__all__ lists a name twice"
-    missing = [name for name in exported if not hasattr(module, name)]
-    assert missing == []
+    assert [name for name in exported if not hasattr(module, name)] == []
+    left_out = [n for n in public_names(module, constants=True) if n not in exported]
+    assert left_out == [], f"{package}.__all__ leaves these out: export them or make them private"
+
+
+def test_the_completeness_check_sees_a_name_left_out() -> None:
+    planted = types.ModuleType("planted")
+    exec(
+        "from typing import Any\n"
+        "LIMIT = 3\n"
+        "def listed(x: Any) -> None: ...\n"
+        "def forgotten() -> None: ...\n"
+        "__all__ = ['listed']\n",
+        vars(planted),
+    )
+    assert public_names(planted, constants=True) == ["LIMIT", "forgotten", "listed"]
+    assert public_names(planted, constants=False) == ["forgotten", "listed"]
 
 
 def modules_declaring_all() -> list[str]:
@@ -246,10 +371,15 @@ def modules_declaring_all() -> list[str]:
 
 
 @pytest.mark.parametrize("module_name", modules_declaring_all())
-def test_every_name_in_a_modules_all_exists(module_name: str) -> None:
+def test_a_modules_all_lists_its_functions_and_classes_and_only_what_exists(
+    module_name: str,
+) -> None:
     module = importlib.import_module(module_name)
     exported = getattr(module, "__all__", [])
     assert [name for name in exported if not hasattr(module, name)] == []
+    # Its constants cannot be told from imported ones at run time: functions and classes.
+    left_out = [n for n in public_names(module, constants=False) if n not in exported]
+    assert left_out == [], f"{module_name}.__all__ leaves these out"
 
 
 @pytest.mark.parametrize("module", ["sagascope.queries", "sagascope.store"])

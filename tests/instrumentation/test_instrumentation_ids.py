@@ -12,7 +12,6 @@ from sagascope.instrumentation._ids import (
     current_tick,
     message_id_at,
     new_span_id,
-    rfc3339_at,
     tick_at,
     uuid7_tick,
 )
@@ -33,10 +32,12 @@ def test_message_ids_are_unique_and_sort_by_time() -> None:
     assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)
 
 
-def test_rfc3339_matches_the_contract_format_across_seconds() -> None:
+def test_the_ticks_ce_time_is_the_contract_format_across_seconds() -> None:
     now_ms = time.time_ns() // 1_000_000
     for ms in (now_ms, now_ms + 1, now_ms + 999, now_ms + 1000, 0, 1_763_800_000_999):
-        text = rfc3339_at(ms).decode()
+        header, value = tick_at(ms)[3]
+        text = value.decode()
+        assert header == c.CE_TIME
         assert text == c.format_time(ms / 1000)
         assert c.parse_time(text) == datetime.fromtimestamp(ms / 1000, UTC)
 

@@ -43,11 +43,3 @@ def test_stalled_lists_stalled_sagas(store, chdb_path, now, capsys):
     assert "o-stuck" in out and "o-done" not in out
     assert "PaymentReceived (reply to RetrievePayment)" in out
     assert "1 stalled saga(s)" in out
-
-
-def test_the_old_name_stuck_still_lists_stalled_sagas_with_a_notice(store, chdb_path, now, capsys):
-    seed(store, order_saga("o-stuck", "stalled", start=now - timedelta(hours=1)))
-    assert main(_args(store, chdb_path, "stuck", "--json")) == 0
-    captured = capsys.readouterr()
-    assert json.loads(captured.out)["saga_id"] == "o-stuck"
-    assert "'stuck' is now 'stalled'" in captured.err

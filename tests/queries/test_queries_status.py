@@ -97,15 +97,6 @@ def test_stall_rules_pick_the_first_matching_threshold(store, now):
     assert wildcard_after.stalled() == []
 
 
-def test_the_old_spellings_of_thresholds_still_work_for_a_release(store, now):
-    seed(store, order_saga("o-wait", "running", start=now - timedelta(seconds=130)))
-    with pytest.warns(DeprecationWarning, match="default_threshold_s"):
-        by_old_default = SagaQueries(store, default_timeout_s=60)
-    by_tuple = SagaQueries(store, stall_rules=[("order-fulfillment", "payment", 60)])
-    assert [s.threshold_s for s in by_old_default.stalled()] == [60.0]
-    assert [s.threshold_s for s in by_tuple.stalled()] == [60.0]
-
-
 def test_stalled_saga_says_what_it_waits_for(store, now):
     history = [
         order_saga(f"o-done-{i}", "completed", start=now - timedelta(hours=3)) for i in range(3)

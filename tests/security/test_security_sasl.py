@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from sagascope.broker_check import BrokerConnectionError, check_broker
 from sagascope.connections import (
-    BrokerConnectionError,
     aiokafka_config,
-    check_broker,
     confluent_config,
     kafka_python_config,
 )

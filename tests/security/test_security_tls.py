@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from sagascope.connections import BrokerConnectionError, check_broker, kafka_python_config
+from sagascope.broker_check import BrokerConnectionError, check_broker
+from sagascope.connections import kafka_python_config
 from sagascope.embedded import create_topics, free_port
 from sagascope.settings import BrokerSettings
 from tests.security.clirun import sagascope, start_sagascope, wait_for_page

@@ -18,7 +18,8 @@ def kafka_client_config(settings: Settings, command: str) -> dict[str, Any]:
         ConfigError: no bootstrap servers, or inconsistent security settings.
         BrokerConnectionError: the broker cannot be reached as configured.
     """
-    from sagascope.connections import check_broker, kafka_python_config
+    from sagascope.broker_check import check_broker
+    from sagascope.connections import kafka_python_config
 
     if not settings.broker.bootstrap_servers:
         raise ConfigError(

@@ -9,40 +9,25 @@ import threading
 from types import FrameType
 from typing import Any
 
+from sagascope.commands._flags import setting_flag
 from sagascope.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--interval", dest="alerts.interval_s", type=float, metavar="SECONDS",
-        help="seconds between evaluations (env SAGASCOPE_ALERTS_INTERVAL_S)",
-    )
-    parser.add_argument(
-        "--default-threshold", "--default-timeout", dest="alerts.default_threshold_s",
-        type=float, metavar="SECONDS",
-        help="seconds of silence before a saga no rule matches is stalled "
-        "(env SAGASCOPE_ALERTS_DEFAULT_THRESHOLD_S; --default-timeout is its deprecated name)",
-    )
-    parser.add_argument(
-        "--sinks", dest="alerts.sinks", metavar="LIST",
-        help="comma-separated sinks: log, webhook, kafka, alertmanager (env SAGASCOPE_ALERTS_SINKS)",
-    )
-    parser.add_argument(
-        "--webhook-url", dest="alerts.webhook_url", metavar="URL",
-        help="URL the webhook sink POSTs alerts to (env SAGASCOPE_ALERTS_WEBHOOK_URL)",
-    )
-    parser.add_argument(
-        "--alertmanager-urls", dest="alerts.alertmanager_urls", metavar="LIST",
-        help="comma-separated Alertmanager URLs for the alertmanager sink "
-        "(env SAGASCOPE_ALERTS_ALERTMANAGER_URLS)",
-    )
-    parser.add_argument(
-        "--metrics-port", dest="alerts.metrics_port", type=int, metavar="PORT",
-        help="serve saga metrics for Prometheus on this port; 0 disables "
-        "(env SAGASCOPE_ALERTS_METRICS_PORT)",
-    )
+    setting_flag(parser, "--interval", setting="alerts.interval_s", type=float,
+                 metavar="SECONDS", help="seconds between evaluations")
+    setting_flag(parser, "--default-threshold", setting="alerts.default_threshold_s", type=float,
+                 metavar="SECONDS", help="seconds of silence before a saga no rule matches is stalled")
+    setting_flag(parser, "--sinks", setting="alerts.sinks", metavar="LIST",
+                 help="comma-separated sinks: log, webhook, kafka, alertmanager")
+    setting_flag(parser, "--webhook-url", setting="alerts.webhook_url", metavar="URL",
+                 help="URL the webhook sink POSTs alerts to")
+    setting_flag(parser, "--alertmanager-urls", setting="alerts.alertmanager_urls", metavar="LIST",
+                 help="comma-separated Alertmanager URLs for the alertmanager sink")
+    setting_flag(parser, "--metrics-port", setting="alerts.metrics_port", type=int, metavar="PORT",
+                 help="serve saga metrics for Prometheus on this port; 0 disables")
     parser.add_argument(
         "--once", action="store_true",
         help="evaluate once, print what opened and resolved, deliver, and exit",

@@ -8,40 +8,28 @@ import signal
 import threading
 from typing import Any
 
+from sagascope.commands._flags import setting_flag
 from sagascope.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--group-id", dest="collector.group_id", metavar="GROUP",
-        help="consumer group (env SAGASCOPE_COLLECTOR_GROUP_ID)",
-    )
-    parser.add_argument(
-        "--include", dest="collector.include", metavar="REGEX",
-        help="topics to consume (env SAGASCOPE_COLLECTOR_INCLUDE)",
-    )
-    parser.add_argument(
-        "--exclude", dest="collector.exclude", metavar="REGEX",
-        help="topics never consumed (env SAGASCOPE_COLLECTOR_EXCLUDE)",
-    )
-    parser.add_argument(
-        "--metrics-port", dest="collector.metrics_port", type=int, metavar="PORT",
-        help="serve Prometheus metrics on this port; 0 disables (env SAGASCOPE_COLLECTOR_METRICS_PORT)",
-    )
-    parser.add_argument(
-        "--batch-rows", dest="collector.batch_rows", type=int, metavar="N",
-        help="rows per insert at most (env SAGASCOPE_COLLECTOR_BATCH_ROWS)",
-    )
-    parser.add_argument(
-        "--flush-interval", dest="collector.flush_interval_s", type=float, metavar="SECONDS",
-        help="insert at least this often (env SAGASCOPE_COLLECTOR_FLUSH_INTERVAL_S)",
-    )
-    parser.add_argument(
-        "--client", dest="collector.client", choices=("kafka-python", "confluent-kafka"),
-        help="Kafka client to consume with (env SAGASCOPE_COLLECTOR_CLIENT; default kafka-python)",
-    )
+    setting_flag(parser, "--group-id", setting="collector.group_id", metavar="GROUP",
+                 help="consumer group")
+    setting_flag(parser, "--include", setting="collector.include", metavar="REGEX",
+                 help="topics to consume")
+    setting_flag(parser, "--exclude", setting="collector.exclude", metavar="REGEX",
+                 help="topics never consumed")
+    setting_flag(parser, "--metrics-port", setting="collector.metrics_port", type=int,
+                 metavar="PORT", help="serve Prometheus metrics on this port; 0 disables")
+    setting_flag(parser, "--batch-rows", setting="collector.batch_rows", type=int, metavar="N",
+                 help="rows per insert at most")
+    setting_flag(parser, "--flush-interval", setting="collector.flush_interval_s", type=float,
+                 metavar="SECONDS", help="insert at least this often")
+    setting_flag(parser, "--client", setting="collector.client",
+                 choices=("kafka-python", "confluent-kafka"),
+                 help="Kafka client to consume with; default kafka-python")
     parser.add_argument("--collector-id", help="name of this collector in the progress table")
 
 

@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 
+from sagascope.commands._flags import setting_flag
 from sagascope.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--host", dest="dashboard.host", metavar="HOST",
-        help="address to listen on (env SAGASCOPE_DASHBOARD_HOST, default 127.0.0.1)",
-    )
-    parser.add_argument(
-        "--port", dest="dashboard.port", type=int, metavar="PORT",
-        help="port to listen on; 0 picks a free one (env SAGASCOPE_DASHBOARD_PORT, default 8501)",
-    )
+    setting_flag(parser, "--host", setting="dashboard.host", metavar="HOST",
+                 help="address to listen on, default 127.0.0.1")
+    setting_flag(parser, "--port", setting="dashboard.port", type=int, metavar="PORT",
+                 help="port to listen on, default 8501; 0 picks a free one")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from sagascope.commands._flags import setting_flag
 from sagascope.settings import DEFAULT_CONFIG_FILE, ENV_CONFIG_FILE, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -32,31 +33,20 @@ PACKAGED_CONFIG = "demo.toml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--rate", dest="demo.rate", type=float, metavar="SAGAS_PER_S",
-        help="sagas started per second (env SAGASCOPE_DEMO_RATE)",
-    )
-    parser.add_argument(
-        "--seed", dest="demo.seed", type=int, metavar="N",
-        help="seed of the traffic and faults (env SAGASCOPE_DEMO_SEED)",
-    )
-    parser.add_argument(
-        "--max-sagas", dest="demo.max_sagas", type=int, metavar="N",
-        help="start at most N sagas, then keep running (env SAGASCOPE_DEMO_MAX_SAGAS)",
-    )
-    parser.add_argument(
-        "--port", dest="dashboard.port", type=int, metavar="PORT",
-        help="dashboard port; 0 picks a free one (env SAGASCOPE_DASHBOARD_PORT)",
-    )
+    setting_flag(parser, "--rate", setting="demo.rate", type=float, metavar="SAGAS_PER_S",
+                 help="sagas started per second")
+    setting_flag(parser, "--seed", setting="demo.seed", type=int, metavar="N",
+                 help="seed of the traffic and faults")
+    setting_flag(parser, "--max-sagas", setting="demo.max_sagas", type=int, metavar="N",
+                 help="start at most N sagas, then keep running")
+    setting_flag(parser, "--port", setting="dashboard.port", type=int, metavar="PORT",
+                 help="dashboard port; 0 picks a free one")
     parser.add_argument(
         "--duration", type=float, default=0.0, metavar="SECONDS",
         help="stop by itself after this many seconds (default: run until Ctrl-C)",
     )
-    parser.add_argument(
-        "--metrics-port", dest="alerts.metrics_port", type=int, metavar="PORT",
-        help="port of the saga metrics for Prometheus; 0 picks a free one "
-        "(env SAGASCOPE_ALERTS_METRICS_PORT)",
-    )
+    setting_flag(parser, "--metrics-port", setting="alerts.metrics_port", type=int, metavar="PORT",
+                 help="port of the saga metrics for Prometheus; 0 picks a free one")
     parser.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
     parser.add_argument(
         "--ground-truth", metavar="PATH",
@@ -187,9 +177,9 @@ def _client_configs(settings: Settings) -> Any:
     A secured external broker is checked once first, so a wrong CA or password is one error
     naming the setting instead of services retrying forever.
     """
+    from sagascope.broker_check import check_broker
     from sagascope.connections import (
         aiokafka_config,
-        check_broker,
         confluent_config,
         kafka_python_config,
         uses_sasl,

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from sagascope.commands._flags import setting_flag
 from sagascope.settings import Settings
 
 if TYPE_CHECKING:
@@ -18,10 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("key", help="saga id, trace id or message id")
     parser.add_argument("--json", action="store_true", help="print the flow as JSON")
     parser.add_argument("--headers", action="store_true", help="show every message's headers")
-    parser.add_argument(
-        "--hide-payloads", dest="dashboard.hide_payloads", action="store_const", const=True,
-        help="never print message payloads (env SAGASCOPE_DASHBOARD_HIDE_PAYLOADS)",
-    )
+    setting_flag(parser, "--hide-payloads", setting="dashboard.hide_payloads",
+                 action="store_const", const=True, help="never print message payloads")
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
