@@ -6,6 +6,7 @@ process; :class:`GroundTruth` holds what each started saga must look like in the
 """
 
 from sagascope.demo_services._faults import FaultyProducer, ServiceFaultConfig, resolve_faults
+from sagascope.demo_services._isolation import foreign_topics
 from sagascope.demo_services._runtime import ClientConfigs
 from sagascope.demo_services.ground_truth import (
     ExpectedMessage,
@@ -29,6 +30,7 @@ __all__ = [
     "ServiceFaultConfig",
     "TrafficGenerator",
     "expected_truth",
+    "foreign_topics",
     "plan_sagas",
     "resolve_faults",
 ]
