@@ -22,7 +22,7 @@ from sagascope.store.server import ClickHouseStore
 from sagascope.settings import StoreSettings, secret
 
 #: How long an opener that lost the race for the directory waits for its owner's file.
-OWNER_FILE_WAIT_S = 10.0
+OWNER_FILE_WAIT_S = 5.0
 
 _owners: dict[str, StoreOwner] = {}
 _owners_lock = threading.Lock()

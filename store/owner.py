@@ -24,7 +24,6 @@ import logging
 import os
 import secrets
 import shlex
-import sys
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -123,7 +122,9 @@ def process_command(pid: int) -> str:
     except OSError:
         return "unknown command"
     args = [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
-    return _short_command(args) or "unknown command"
+    command = _short_command(args)
+    # A `python -c` script would fill the screen; the start of the line names it well enough.
+    return (command[:157] + "...") if len(command) > 160 else command or "unknown command"
 
 
 def _short_command(args: list[str]) -> str:
@@ -149,7 +150,7 @@ class StoreOwner:
         ).start()
         self.record = OwnerRecord(
             pid=os.getpid(),
-            command=_short_command(sys.argv) if sys.argv and sys.argv[0] else "python",
+            command=process_command(os.getpid()),
             port=self._server.port,
             token=token,
             alerts_token=alerts_token,
