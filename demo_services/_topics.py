@@ -54,3 +54,8 @@ DEMO_KEY = re.compile(r"^(ord|ful|shp|trp)-.+-\d{6}$")
 def topic(prefix: str, name: str) -> str:
     """The full name of a demo topic in a run with this prefix."""
     return f"{prefix}{name}"
+
+
+def demo_topics(prefix: str) -> list[str]:
+    """Every topic a demo run with this prefix writes its sagas to."""
+    return [topic(prefix, name) for name in ALL_TOPICS]

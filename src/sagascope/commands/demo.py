@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from sagascope.commands.serve import with_setting
-from sagascope.demo_services._topics import ALL_TOPICS, EXTERNAL_PREFIX, topic
 from sagascope.settings import DEFAULT_CONFIG_FILE, ENV_CONFIG_FILE, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +37,7 @@ PACKAGED_CONFIG = "demo.toml"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sagascope.commands.serve import add_machine_arguments
+    from sagascope.demo_services import EXTERNAL_PREFIX
 
     parser.add_argument(
         "--rate", dest="demo.rate", type=float, metavar="SAGAS_PER_S",
@@ -76,6 +76,8 @@ def _demo_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 def _isolated(settings: Settings) -> Settings:
     """On a broker the demo did not start: its topics, groups and spans under its own prefix,
     and its collector reading those only, so nothing of the broker's other users is touched."""
+    from sagascope.demo_services import EXTERNAL_PREFIX
+
     prefix = settings.demo.topic_prefix or EXTERNAL_PREFIX
     collector = settings.collector
     settings = with_setting(settings, "demo", topic_prefix=prefix)
@@ -90,7 +92,7 @@ def _isolated(settings: Settings) -> Settings:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.commands.serve import OneMachine, StopSignals, wait_for_stop
     from sagascope.connections import kafka_python_config
-    from sagascope.demo_services import DemoRunner, foreign_topics
+    from sagascope.demo_services import DemoRunner, demo_topics, foreign_topics
     from sagascope.embedded import EmbeddedBroker
     from sagascope.exceptions import ConfigError
 
@@ -108,8 +110,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if settings.broker.bootstrap_servers:
             settings = _isolated(settings)
             clients = _client_configs(settings)
-            topics = [topic(settings.demo.topic_prefix, name) for name in ALL_TOPICS]
-            foreign = foreign_topics(settings.broker.bootstrap_servers, topics,
+            foreign = foreign_topics(settings.broker.bootstrap_servers,
+                                     demo_topics(settings.demo.topic_prefix),
                                      client_config=clients.kafka_python)
             if foreign:
                 raise ConfigError(
