@@ -16,7 +16,13 @@ import time
 from sagascope.store.base import Store
 from sagascope.store.chdb import ChdbStore
 from sagascope.store.exceptions import StoreError, StoreHeld
-from sagascope.store.owner import StoreOwner, StoreThroughOwner, holder, read_owner
+from sagascope.store.owner import (
+    StoreOwner,
+    StoreThroughOwner,
+    discard_owner_file,
+    holder,
+    read_owner,
+)
 from sagascope.store.server import ClickHouseStore
 
 from sagascope.settings import StoreSettings, secret
@@ -57,7 +63,13 @@ def open_store(
     os.makedirs(path, exist_ok=True)
     owner = read_owner(path)
     if owner is not None and owner.pid != os.getpid():
-        return StoreThroughOwner(owner, database, read_only=read_only)
+        try:
+            return StoreThroughOwner(owner, database, read_only=read_only)
+        except StoreHeld:
+            if holder(path) is not None:
+                raise
+            # Nobody holds the directory: the file's pid lives on in another process.
+            discard_owner_file(path, owner)
     store = _open_chdb(path, database, read_only=read_only)
     if isinstance(store, ChdbStore) and serve_reads:
         with _owners_lock:

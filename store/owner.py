@@ -82,11 +82,16 @@ def read_owner(path: str) -> OwnerRecord | None:
         log.warning("ignoring unreadable owner file %s: %s", file, exc)
         return None
     if record.pid != os.getpid() and not pid_alive(record.pid):
-        log.info("removing stale owner file %s of dead %s", file, record.describe())
-        with contextlib.suppress(FileNotFoundError):
-            file.unlink()
+        discard_owner_file(path, record)
         return None
     return record
+
+
+def discard_owner_file(path: str, record: OwnerRecord) -> None:
+    """Remove the file of an owner that is gone (its pid dead, or holding nothing)."""
+    log.warning("removing the stale owner file of %s in %s", record.describe(), path)
+    with contextlib.suppress(FileNotFoundError):
+        owner_file(path).unlink()
 
 
 def holder(path: str) -> tuple[int, str] | None:

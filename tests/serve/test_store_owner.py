@@ -15,6 +15,8 @@ import clickhouse_connect
 import pytest
 from sagascope.store import read_owner
 
+from sagascope.embedded import free_port
+
 TESTS = Path(__file__).resolve().parents[1]
 
 # Owns (or, with "hold", merely opens) the store at argv[1], with one stalled saga in it,
@@ -155,3 +157,15 @@ def test_a_store_held_by_a_process_that_does_not_serve_names_it(tmp_path: Path) 
     assert result.returncode == 1
     assert f"held by pid {proc.pid} (" in result.stderr
     assert "does not serve it" in result.stderr
+
+
+def test_an_owner_file_whose_pid_holds_nothing_is_removed(tmp_path: Path) -> None:
+    # The pid lives (this test process) but holds no store and serves nothing: a reused pid.
+    store_path = tmp_path / "store"
+    store_path.mkdir()
+    file = store_path / "owner.json"
+    file.write_text(json.dumps({"pid": os.getpid(), "command": "sagascope collect",
+                                "port": free_port(), "token": "t", "alerts_token": "a"}))
+    result = _sagascope("alerts", store_path=store_path)
+    assert "does not answer" not in result.stderr
+    assert not file.exists()
