@@ -104,7 +104,16 @@ class HttpRequest:
 
 
 class RequestRefused(Exception):
-    """A statement the request's grant does not allow (answered as ClickHouse's READONLY)."""
+    """A request this server does not run; answered with ClickHouse's code and name for it
+    (by default 164 READONLY: a statement the request's grant does not allow)."""
+
+    def __init__(self, message: str, code: int = 164, name: str = "READONLY") -> None:
+        super().__init__(message)
+        self.code = code
+        self.name = name
+
+    def response(self) -> bytes:
+        return f"Code: {self.code}. DB::Exception: {self}. ({self.name})".encode()
 
 
 class ChdbHttpServer:
@@ -179,6 +188,12 @@ class ChdbHttpServer:
         settings = {k: v for k, v in request.settings.items() if k not in _TRANSPORT}
         query = request.query.strip().rstrip(";")
         grant = request.grant
+        if request.settings.get("compress") == "1" or request.settings.get("decompress") == "1":
+            # ClickHouse's own compressed framing; plain HTTP compression is merely not used.
+            raise RequestRefused(
+                "compress=1 and decompress=1 are not supported here: turn the client's "
+                "compression off", code=1, name="UNSUPPORTED_METHOD",
+            )
         inserting = request.method == "POST" and bool(request.body) and _is_insert(query)
         if not grant.any_statement:
             _check_allowed(query, grant, database, inserting)
@@ -234,7 +249,7 @@ def _settings_clause(settings: Mapping[str, str]) -> str:
     parts = []
     for key, value in settings.items():
         if not re.fullmatch(r"\w+", key):
-            raise RequestRefused(f"invalid setting name {key!r}")
+            raise RequestRefused(f"invalid setting name {key!r}", code=115, name="UNKNOWN_SETTING")
         quoted = (
             value
             if value.lstrip("-").replace(".", "", 1).isdigit()
@@ -323,7 +338,7 @@ def _make_handler(server: ChdbHttpServer) -> type[BaseHTTPRequestHandler]:
             try:
                 data = server.run(request)
             except RequestRefused as exc:
-                self._reply(500, f"Code: 164. DB::Exception: {exc}. (READONLY)".encode(), "164")
+                self._reply(500, exc.response(), str(exc.code))
                 return
             except Exception as exc:
                 text = str(exc).removeprefix("query failed: ")

@@ -8,6 +8,8 @@ import os
 import stat
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,8 @@ TESTS = Path(__file__).resolve().parents[1]
 # says "ready", and keeps it until its stdin closes.
 _HOLDER = """
 import sys
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 sys.path.insert(0, {tests!r})
 from seeding import SagaScript, seed
@@ -169,3 +173,14 @@ def test_an_owner_file_whose_pid_holds_nothing_is_removed(tmp_path: Path) -> Non
     result = _sagascope("alerts", store_path=store_path)
     assert "does not answer" not in result.stderr
     assert not file.exists()
+
+
+def test_clickhouse_compressed_framing_is_refused_not_garbled(owned: Path) -> None:
+    owner = read_owner(str(owned))
+    assert owner is not None
+    request = urllib.request.Request(
+        f"{owner.url}/?compress=1&query=SELECT+1", headers={"X-ClickHouse-Key": owner.token})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 500
+    assert b"(UNSUPPORTED_METHOD)" in refused.value.read()
