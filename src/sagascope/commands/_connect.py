@@ -61,6 +61,7 @@ def open_owned_store(cfg: StoreSettings, command: str) -> tuple[Store, StoreOwne
             f"the store at {cfg.path} is owned by {owner.describe()}, which serves reads at "
             f"{owner.url}; an embedded store has one writer. Stop that process first, or give "
             f"'sagascope {command}' another --store-path ('sagascope serve' runs the collector, "
-            "alerter, saga metrics and dashboard in one process)"
+            "alerter, saga metrics and dashboard in one process; 'sagascope alert' started "
+            "after 'collect' records its alerts through it)"
         )
     return store, None if cfg.url else store_owner(cfg.path)
