@@ -83,6 +83,7 @@ def _end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]
 
 
 def _demo(bootstrap: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    tmp_path.mkdir(exist_ok=True)
     env = {**os.environ, "SAGASCOPE_STORE_PATH": str(tmp_path / "store")}
     env.pop("SAGASCOPE_CONFIG", None)
     return subprocess.run(
@@ -120,3 +121,17 @@ def test_demo_refuses_topics_of_its_prefix_holding_other_records(their_broker: s
     assert "team.payments.commands" in result.stderr
     assert "not a demo saga id" in result.stderr
     assert _end_offsets(their_broker, list(theirs)) == ends
+
+
+def test_demo_runs_again_on_the_topics_it_wrote(their_broker: str, tmp_path: Path) -> None:
+    first = _demo(their_broker, tmp_path / "first", "--topic-prefix", "again.", "--duration", "8")
+    assert first.returncode == 0, first.stdout + first.stderr
+    written = _end_offsets(their_broker, ["again.orders.commands"])
+    assert sum(written.values()) > 0
+
+    second = _demo(their_broker, tmp_path / "second", "--topic-prefix", "again.",
+                   "--duration", "8")
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert sum(_end_offsets(their_broker, ["again.orders.commands"]).values()) > sum(
+        written.values())
