@@ -96,11 +96,14 @@ def open_store_from_settings(
 
 
 def _open_chdb(path: str, database: str, *, read_only: bool) -> Store:
-    try:
-        return ChdbStore(path, database, read_only=read_only)
-    except StoreError as exc:
-        opened_error = exc
+    # Asked first, so a held directory does not cost chDB's own lock error on stderr.
     held_by = holder(path)
+    if held_by is None:
+        try:
+            return ChdbStore(path, database, read_only=read_only)
+        except StoreError as exc:
+            opened_error = exc
+        held_by = holder(path)
     if held_by is None:
         if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
             raise StoreError(
@@ -109,12 +112,15 @@ def _open_chdb(path: str, database: str, *, read_only: bool) -> Store:
                 "--store-path"
             ) from None
         raise opened_error
-    # Lost a race with a starting owner: its file comes once its read server listens.
+    # A starting owner writes its file once its read server listens; a short-lived holder
+    # (a `flow`) may be about to let go.
     deadline = time.monotonic() + OWNER_FILE_WAIT_S
-    while time.monotonic() < deadline and holder(path) is not None:
+    while time.monotonic() < deadline:
         owner = read_owner(path)
         if owner is not None:
             return StoreThroughOwner(owner, database, read_only=read_only)
+        if holder(path) is None:
+            return ChdbStore(path, database, read_only=read_only)
         time.sleep(0.1)
     pid, command = held_by
     raise StoreHeld(

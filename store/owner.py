@@ -105,9 +105,28 @@ def holder(path: str) -> tuple[int, str] | None:
         key, _, value = line.partition(":")
         if key.strip() == "PID" and value.strip().isdigit():
             pid = int(value.strip())
-            if pid != os.getpid() and pid_alive(pid):
+            if pid != os.getpid() and pid_alive(pid) and _has_open(pid, Path(path) / "status"):
                 return pid, process_command(pid)
     return None
+
+
+def _has_open(pid: int, file: Path) -> bool:
+    """Whether ``pid`` has ``file`` open (chDB keeps its lock file open); True when this
+    process may not look (another user's), as the lock then tells."""
+    target = os.path.realpath(file)
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    for fd in descriptors:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def pid_alive(pid: int) -> bool:
