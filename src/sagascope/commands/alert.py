@@ -72,6 +72,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         ensure_schema(store, settings.store.cluster)
     owner = None if settings.store.url else store_owner(settings.store.path)
+    if owner is not None:
+        print(f"sagascope alert: store {settings.store.path}; other processes read it at "
+              f"{owner.url}, token in {settings.store.path}/owner.json", flush=True)
     alerter = Alerter.from_settings(store, settings)
     metrics = None
     try:
