@@ -6,7 +6,9 @@ process; :class:`GroundTruth` holds what each started saga must look like in the
 """
 
 from sagascope.demo_services._faults import FaultyProducer, ServiceFaultConfig, resolve_faults
+from sagascope.demo_services._isolation import foreign_topics
 from sagascope.demo_services._runtime import ClientConfigs
+from sagascope.demo_services._topics import EXTERNAL_PREFIX, demo_topics
 from sagascope.demo_services.ground_truth import (
     ExpectedMessage,
     GroundTruth,
@@ -18,6 +20,7 @@ from sagascope.demo_services.runner import SERVICES, DemoRunner
 from sagascope.demo_services.traffic import TrafficGenerator, plan_sagas
 
 __all__ = [
+    "EXTERNAL_PREFIX",
     "SERVICES",
     "ClientConfigs",
     "DemoRunner",
@@ -28,7 +31,9 @@ __all__ = [
     "SagaTruth",
     "ServiceFaultConfig",
     "TrafficGenerator",
+    "demo_topics",
     "expected_truth",
+    "foreign_topics",
     "plan_sagas",
     "resolve_faults",
 ]

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
+#: The demo's prefix on a broker it did not start (``--bootstrap-servers``): many real systems
+#: have topics called ``payments.commands`` or ``inventory.events``. ``demo.topic_prefix``
+#: replaces it; the demo never runs there without one.
+EXTERNAL_PREFIX = "sagascope-demo."
+
 ORDERS_COMMANDS = "orders.commands"
 ORDERS_EVENTS = "orders.events"
 CHECKOUT_EVENTS = "checkout.events"
@@ -40,6 +47,15 @@ TRIP_BOOKING = "trip-booking"
 SAGA_TYPES: tuple[str, ...] = (ORDER, ORDER_FULFILLMENT, SHIPMENT, TRIP_BOOKING)
 
 
+#: The key of every record the demo writes: the saga id, ``<ord|ful|shp|trp>-<run id>-<seq>``.
+DEMO_KEY = re.compile(r"^(ord|ful|shp|trp)-.+-\d{6}$")
+
+
 def topic(prefix: str, name: str) -> str:
     """The full name of a demo topic in a run with this prefix."""
     return f"{prefix}{name}"
+
+
+def demo_topics(prefix: str) -> list[str]:
+    """Every topic a demo run with this prefix writes its sagas to."""
+    return [topic(prefix, name) for name in ALL_TOPICS]

@@ -10,8 +10,9 @@
 from sagascope.store.audit import AuditReport, PartitionAudit, verify
 from sagascope.store.base import QueryResult, Store, StoreReader
 from sagascope.store.chdb import ChdbStore
-from sagascope.store.exceptions import StoreError, StoreUnavailable
-from sagascope.store.open import open_store, open_store_from_settings
+from sagascope.store.exceptions import StoreError, StoreHeld, StoreUnavailable
+from sagascope.store.open import open_store, open_store_from_settings, store_owner
+from sagascope.store.owner import OwnerRecord, StoreOwner, StoreThroughOwner, read_owner
 from sagascope.store.schema import ensure_schema
 from sagascope.store.server import ClickHouseStore
 
@@ -19,14 +20,20 @@ __all__ = [
     "AuditReport",
     "ChdbStore",
     "ClickHouseStore",
+    "OwnerRecord",
     "PartitionAudit",
     "QueryResult",
     "Store",
     "StoreError",
+    "StoreHeld",
+    "StoreOwner",
     "StoreReader",
+    "StoreThroughOwner",
     "StoreUnavailable",
     "ensure_schema",
     "open_store",
     "open_store_from_settings",
+    "read_owner",
+    "store_owner",
     "verify",
 ]

@@ -97,6 +97,50 @@ class ChdbStore(Store):
             except Exception as exc:
                 raise StoreError(f"insert into {table} failed: {exc}") from exc
 
+    def execute(
+        self,
+        sql: str,
+        fmt: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        database: str | None = None,
+    ) -> bytes:
+        """Run ``sql`` as it is (settings included) in ``database``; the output in ``fmt``.
+
+        For the read server (``store.serving``), which answers in the format the client named;
+        ``params`` are already in the text form of ClickHouse's ``param_<name>``.
+        """
+        with ChdbStore._lock:
+            self._use(database or self.database)
+            try:
+                result = self._session.query(sql, fmt, params=dict(params) if params else None)
+            except Exception as exc:
+                raise StoreError(f"query failed: {exc}") from exc
+            return bytes(result.bytes()) if result is not None else b""
+
+    def insert_formatted(
+        self, sql: str, fmt: str, data: bytes, *, database: str | None = None
+    ) -> None:
+        """``INSERT INTO ...`` (without its FORMAT clause) of ``data`` in ``fmt``."""
+        self._check_writable()
+        with ChdbStore._lock:
+            self._use(database or self.database)
+            try:
+                inserter = self._session.send_insert(sql, fmt)
+                inserter.append(data)
+                inserter.finish()
+            except Exception as exc:
+                raise StoreError(f"query failed: {exc}") from exc
+
+    def _use(self, database: str) -> None:
+        """Make ``database`` the session's current one (the caller holds the lock)."""
+        if ChdbStore._current_db.get(self.path) != database:
+            try:
+                self._session.query(f"USE {check_identifier(database)}")
+            except Exception as exc:
+                raise StoreError(f"query failed: {exc}") from exc
+            ChdbStore._current_db[self.path] = database
+
     def close(self) -> None:
         """Sessions stay open for the life of the process (chDB cannot reopen another path)."""
 

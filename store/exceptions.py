@@ -9,3 +9,7 @@ class StoreError(SagascopeError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached right now; the caller retries with backoff."""
+
+
+class StoreHeld(StoreError):
+    """The embedded store is held by another process, which this one cannot use or reach."""

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 #: subcommand -> (module under sagascope.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("demo", "run everything locally: broker, store, demo traffic, collector, alerter, dashboard"),
+    "serve": ("serve", "watch your Kafka on one machine: collector, alerter, metrics, dashboard"),
+    "demo": ("demo", "serve plus demo traffic, on an embedded broker unless --bootstrap-servers"),
     "collect": ("collect", "consume Kafka topics into the store"),
     "verify": ("verify", "prove the stored audit trail complete and unedited"),
     "alert": ("alert", "evaluate stalled-saga rules and send alerts"),

@@ -37,14 +37,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.alerter import Alerter
     from sagascope.commands._connect import kafka_client_config
-    from sagascope.store import ensure_schema, open_store_from_settings
+    from sagascope.store import (
+        StoreThroughOwner,
+        ensure_schema,
+        open_store_from_settings,
+        store_owner,
+    )
 
     sinks = {name.strip() for name in settings.alerts.sinks.split(",")}
     if "kafka" in sinks:
         # Fails now, naming the setting, rather than in the sink's retry loop.
         kafka_client_config(settings, "the kafka alert sink")
-    store = open_store_from_settings(settings.store)
-    ensure_schema(store, settings.store.cluster)
+    # First on an embedded store, this process owns it and serves it; beside its owner (a
+    # `collect`), it reads and records alerts through the owner's alerts token.
+    store = open_store_from_settings(settings.store, serve_reads=True)
+    if isinstance(store, StoreThroughOwner):
+        print(f"sagascope alert: the store is owned by {store.owner.describe()}; "
+              f"reading it and recording alerts through {store.owner.url}", flush=True)
+    else:
+        ensure_schema(store, settings.store.cluster)
+    owner = None if settings.store.url else store_owner(settings.store.path)
+    if owner is not None:
+        print(f"sagascope alert: store {settings.store.path}; other processes read it at "
+              f"{owner.url}, token in {settings.store.path}/owner.json", flush=True)
     alerter = Alerter.from_settings(store, settings)
     metrics = None
     try:
@@ -76,6 +91,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             metrics.close()
         alerter.close()
         store.close()
+        if owner is not None:
+            owner.close()
 
 
 def _serve_metrics(store: Any, settings: Settings) -> Any:

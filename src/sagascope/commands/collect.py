@@ -35,16 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.collector import Collector
-    from sagascope.commands._connect import kafka_client_config
-    from sagascope.store import open_store_from_settings
+    from sagascope.commands._connect import consumer_config, open_owned_store
 
-    kafka_config = kafka_client_config(settings, "collect")
-    if settings.collector.client == "confluent-kafka":
-        # The same [broker] security settings, in librdkafka's property names.
-        from sagascope.connections import confluent_config
-
-        kafka_config = confluent_config(settings.broker)
-    store = open_store_from_settings(settings.store)
+    kafka_config = consumer_config(settings, "collect")
+    store, owner = open_owned_store(settings.store, "collect")
+    if owner is not None:
+        print(f"sagascope collect: store {settings.store.path}; other processes read it at "
+              f"{owner.url}, token in {settings.store.path}/owner.json", flush=True)
     collector = Collector(
         store, settings.broker.bootstrap_servers, settings.collector,
         collector_id=args.collector_id, consumer_config=kafka_config,
@@ -57,5 +54,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    collector.run(stop)
+    try:
+        collector.run(stop)
+    finally:
+        if owner is not None:
+            owner.close()
     return 0

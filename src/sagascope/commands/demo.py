@@ -1,29 +1,33 @@
-"""``sagascope demo``: everything local in one command.
+"""``sagascope demo``: ``sagascope serve`` plus demo traffic, everything local in one command.
 
 Starts the embedded broker (unless ``--bootstrap-servers``), the store (embedded chDB unless
 ``--clickhouse-url``), the collector, the demo services and their traffic, the alerter and the
-dashboard, all in this one process (a chDB directory opens in one process only). Prints the
-dashboard URL; Ctrl-C or SIGTERM stops everything, in reverse order, and joins every thread.
+dashboard, all in this one process (the parts ``serve`` starts, through
+:class:`~sagascope.commands.serve.OneMachine`). Prints one line per part; Ctrl-C or SIGTERM
+stops everything, in reverse order, and joins every thread.
+
+On a broker it did not start, the demo's topics, consumer groups and spans carry their own
+prefix (``sagascope-demo.`` unless ``demo.topic_prefix`` says otherwise), its collector reads
+those only, and it refuses to start when one of its topics holds records it did not write.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
+import re
 import resource
-import signal
 import sys
 import threading
 import time
 from contextlib import ExitStack
 from importlib import resources
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from sagascope.commands._flags import setting_flag
+from sagascope.commands.serve import with_setting
 from sagascope.settings import DEFAULT_CONFIG_FILE, ENV_CONFIG_FILE, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -33,21 +37,19 @@ PACKAGED_CONFIG = "demo.toml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sagascope.commands.serve import add_machine_arguments
+    from sagascope.demo_services import EXTERNAL_PREFIX
+
     setting_flag(parser, "--rate", setting="demo.rate", type=float, metavar="SAGAS_PER_S",
                  help="sagas started per second")
     setting_flag(parser, "--seed", setting="demo.seed", type=int, metavar="N",
                  help="seed of the traffic and faults")
     setting_flag(parser, "--max-sagas", setting="demo.max_sagas", type=int, metavar="N",
                  help="start at most N sagas, then keep running")
-    setting_flag(parser, "--port", setting="dashboard.port", type=int, metavar="PORT",
-                 help="dashboard port; 0 picks a free one")
-    parser.add_argument(
-        "--duration", type=float, default=0.0, metavar="SECONDS",
-        help="stop by itself after this many seconds (default: run until Ctrl-C)",
-    )
-    setting_flag(parser, "--metrics-port", setting="alerts.metrics_port", type=int, metavar="PORT",
-                 help="port of the saga metrics for Prometheus; 0 picks a free one")
-    parser.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
+    setting_flag(parser, "--topic-prefix", setting="demo.topic_prefix", metavar="PREFIX",
+                 help="prefix of the demo's topics and consumer groups "
+                 f"(against --bootstrap-servers the default is {EXTERNAL_PREFIX!r})")
+    add_machine_arguments(parser)
     parser.add_argument(
         "--ground-truth", metavar="PATH",
         help="at exit, write each started saga's plan, expected messages and status (JSON lines)",
@@ -64,110 +66,93 @@ def _demo_settings(args: argparse.Namespace, settings: Settings) -> Settings:
         return load_settings(path, overrides)
 
 
-def _with(settings: Settings, section: str, **values: Any) -> Settings:
-    return dataclasses.replace(
-        settings, **{section: dataclasses.replace(getattr(settings, section), **values)}
+def _isolated(settings: Settings) -> Settings:
+    """On a broker the demo did not start: its topics, groups and spans under its own prefix,
+    and its collector reading those only, so nothing of the broker's other users is touched."""
+    from sagascope.demo_services import EXTERNAL_PREFIX
+
+    prefix = settings.demo.topic_prefix or EXTERNAL_PREFIX
+    collector = settings.collector
+    settings = with_setting(settings, "demo", topic_prefix=prefix)
+    return with_setting(
+        settings, "collector",
+        include=f"^{re.escape(prefix)}.*",
+        group_id=f"{prefix}{collector.group_id}",
+        telemetry_topic=f"{prefix}{collector.telemetry_topic.lstrip('_')}",
     )
 
 
-class _StopSignals:
-    """SIGINT and SIGTERM set an event (restored on exit), so shutdown runs in order."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._stop = stop
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping the demo", signum)
-        self._stop.set()
-
-    def __enter__(self) -> _StopSignals:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sagascope.alerter import Alerter
-    from sagascope.collector import Collector
-    from sagascope.demo_services import DemoRunner
+    from sagascope.commands.serve import OneMachine, StopSignals, wait_for_stop
+    from sagascope.connections import kafka_python_config
+    from sagascope.demo_services import DemoRunner, demo_topics, foreign_topics
     from sagascope.embedded import EmbeddedBroker
-    from sagascope.store import ensure_schema, open_store_from_settings
+    from sagascope.exceptions import ConfigError
 
     settings = _demo_settings(args, settings)
     if not args.verbose:
         # kafka-python warns about slow event-loop turns on a busy machine: noise in a demo.
         logging.getLogger("kafka").setLevel(logging.ERROR)
     if args.duration < 0:
-        from sagascope.exceptions import ConfigError
-
         raise ConfigError(f"--duration must be >= 0 seconds, got {args.duration}")
     stop = threading.Event()
     started = time.monotonic()
-    with _StopSignals(stop), ExitStack() as stack:
-        if not settings.broker.bootstrap_servers:
+    with StopSignals(stop), ExitStack() as stack:
+        machine = OneMachine("demo", settings, stack)
+        machine.open_store()
+        if settings.broker.bootstrap_servers:
+            settings = _isolated(settings)
+            clients = _client_configs(settings)
+            foreign = foreign_topics(settings.broker.bootstrap_servers,
+                                     demo_topics(settings.demo.topic_prefix),
+                                     client_config=clients.kafka_python)
+            if foreign:
+                raise ConfigError(
+                    "the demo will not write into topics that hold other records: "
+                    + "; ".join(f"{name} ({why})" for name, why in sorted(foreign.items()))
+                    + ". Give the demo another prefix with --topic-prefix"
+                )
+            machine.settings = settings
+            machine.say_broker(settings.broker.bootstrap_servers,
+                               f"topics {settings.demo.topic_prefix}* on the broker")
+        else:
             broker = EmbeddedBroker().start()
             stack.callback(broker.stop)
-            settings = _with(settings, "broker", bootstrap_servers=broker.bootstrap_servers)
-            print(f"sagascope demo: embedded broker at {broker.bootstrap_servers}", flush=True)
+            settings = with_setting(settings, "broker", bootstrap_servers=broker.bootstrap_servers)
+            machine.settings = settings
+            clients = _client_configs(settings)
+            machine.say_broker(broker.bootstrap_servers, "embedded broker")
         bootstrap = settings.broker.bootstrap_servers
-        cfg = settings.store
-        store = open_store_from_settings(cfg)
-        stack.callback(store.close)
-        ensure_schema(store, cfg.cluster)
 
         # The dashboard first: a taken port fails fast, and the URL is there soonest.
-        url = _serve_dashboard(settings, store, stack) if not args.no_dashboard else ""
-        if url:
-            print(f"sagascope demo: dashboard at {url}", flush=True)
-            if settings.dashboard.public_url.rstrip("/") != url.rstrip("/"):
-                settings = _with(settings, "dashboard", public_url=url)
+        url = machine.serve_dashboard() if not args.no_dashboard else ""
+        settings = machine.settings
 
         runner = DemoRunner(settings.demo, bootstrap,
                             telemetry_topic=settings.collector.telemetry_topic,
                             client_id=f"{settings.broker.client_id}-demo",
-                            clients=_client_configs(settings))
+                            clients=clients)
         # Topics first, so the collector's pattern subscription sees them from the start.
         runner.start(traffic=False)
         stack.callback(_finish, runner, args.ground_truth, started)
 
-        from sagascope.connections import kafka_python_config
-
-        collector = Collector(store, bootstrap, settings.collector, collector_id="demo",
-                              consumer_config=kafka_python_config(settings.broker))
-        collector.start()
-        stack.callback(collector.stop)
-
-        metrics = _serve_metrics(settings, store)
-        stack.callback(metrics.close)
-        print(f"sagascope demo: saga metrics at {metrics.url}", flush=True)
-
-        alerter_stop = threading.Event()
-        alerter = Alerter.from_settings(store, settings)
-        alerter_thread = alerter.start(alerter_stop)
-        stack.callback(alerter.close)
-        stack.callback(alerter_thread.join, 15.0)
-        stack.callback(alerter_stop.set)
+        machine.start_collector(kafka_python_config(settings.broker), collector_id="demo")
+        machine.serve_metrics()
+        machine.start_alerter()
 
         assert runner.traffic is not None
         runner.traffic.start()
         stack.callback(runner.stop)
-        print(f"sagascope demo: {settings.demo.rate:g} sagas/s over the four saga types; "
-              "Ctrl-C to stop", flush=True)
-        deadline = started + args.duration if args.duration else None
+        machine.say(f"{settings.demo.rate:g} sagas/s over the four saga types; Ctrl-C to stop")
         first_stored = False
-        while not stop.is_set():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            stop.wait(0.5 if remaining is None else min(0.5, remaining))
+
+        def _tick() -> None:
+            nonlocal first_stored
             if not first_stored:
-                first_stored = _announce_first_saga(store, runner, url, started)
-        print("sagascope demo: stopping", flush=True)
+                first_stored = _announce_first_saga(machine.store, runner, url, started)
+
+        wait_for_stop(stop, args.duration, _tick)
+        machine.say("stopping")
     return 0
 
 
@@ -216,37 +201,6 @@ def _announce_first_saga(store: Any, runner: Any, url: str, started: float) -> b
     print(f"sagascope demo: first saga stored after {time.monotonic() - started:.1f} s: {where}",
           flush=True)
     return True
-
-
-def _serve_metrics(settings: Settings, store: Any) -> Any:
-    """The saga metrics endpoint (``alerts.metrics_port``, 0 = a free port)."""
-    from sagascope.alerter.saga_metrics import serve_saga_metrics
-    from sagascope.exceptions import SagascopeError
-    from sagascope.queries import SagaQueries
-
-    cfg = settings.alerts
-    try:
-        return serve_saga_metrics(
-            SagaQueries.from_settings(store, cfg), cfg.metrics_port, cfg.metrics_host
-        )
-    except OSError as exc:
-        raise SagascopeError(
-            f"cannot serve saga metrics on {cfg.metrics_host}:{cfg.metrics_port}: {exc} "
-            "(choose another port with --metrics-port; 0 picks a free one)"
-        ) from exc
-
-
-def _serve_dashboard(settings: Settings, store: Any, stack: ExitStack) -> str:
-    from sagascope.dashboard.exceptions import DashboardError
-    from sagascope.dashboard.server import serve
-    from sagascope.exceptions import SagascopeError
-
-    try:
-        handle = serve(settings, store, block=False)
-    except DashboardError as exc:
-        raise SagascopeError(f"{exc} (choose another port with --port; 0 picks a free one)") from exc
-    stack.callback(handle.stop)
-    return str(handle.url)
 
 
 def _finish(runner: Any, ground_truth_path: str | None, started: float) -> None:
