@@ -28,6 +28,7 @@ __all__ = [
     "alert_row",
     "flow_link",
     "list_alerts",
+    "waited_message",
 ]
 
 STATE_OPEN = "open"
@@ -324,7 +325,10 @@ def _group(row: Mapping[str, Any], ack: Acknowledgement | None, now: datetime) -
           and ack.at >= as_utc(row["oldest_opened"])):
         handled = "acknowledged"
     state = (handled or "open") if open_count else "resolved"
-    waiting = row["waiting_open"] if open_count else row["waiting_all"]
+    waiting: dict[str, int] = {}
+    for text, n in (row["waiting_open"] if open_count else row["waiting_all"]).items():
+        message = waited_message(str(text))
+        waiting[message] = waiting.get(message, 0) + int(n)
     last_resolved = row["last_resolved"]
     return AlertGroup(
         saga_type=row["saga_type"],
@@ -332,8 +336,8 @@ def _group(row: Mapping[str, Any], ack: Acknowledgement | None, now: datetime) -
         state=state,
         open=open_count,
         resolved=int(row["resolved"]),
-        waiting_for=tuple(sorted(((str(k), int(v)) for k, v in waiting.items()),
-                                 key=lambda item: (-item[1], item[0]))),
+        waiting_for=tuple(sorted(waiting.items(),
+                                 key=lambda item: (-item[1], item[0] == "", item[0]))),
         oldest_since=as_utc(row["oldest_since"]) if open_count else None,
         example_saga_id=row["oldest_saga"] if open_count else row["latest_saga"],
         newest_opened=as_utc(row["newest_opened"]),
@@ -344,6 +348,16 @@ def _group(row: Mapping[str, Any], ack: Acknowledgement | None, now: datetime) -
         silenced_until=ack.until if handled == "silenced" and ack else None,
         note=ack.note if handled and ack else "",
     )
+
+
+def waited_message(waiting_for: str) -> str:
+    """The message an alert waits for, without the command it replies to.
+
+    ``PaymentReceived (reply to RetrievePayment)`` -> ``PaymentReceived``; texts that name no
+    expected message (``reply to RetrievePayment``, ``next step after payment``) stay whole.
+    """
+    message, found, _ = waiting_for.partition(" (reply to ")
+    return message if found else waiting_for
 
 
 def _group_order(group: AlertGroup) -> tuple[Any, ...]:

@@ -404,7 +404,8 @@ class AlertGroup:
     #: Alerts resolved within the range asked about.
     resolved: int
     #: What the open alerts wait for (in a resolved group: what its alerts waited for), as
-    #: ``(what, how many)``, most first.
+    #: ``(message type, how many)``, most first; a wait that names no message type (``reply
+    #: to RetrievePayment``) counts under its own text.
     waiting_for: tuple[tuple[str, int], ...]
     #: Kafka time of the last message of the open alert silent longest, and its saga.
     oldest_since: datetime | None

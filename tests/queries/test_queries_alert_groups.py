@@ -37,17 +37,21 @@ def _groups(store: Any, now: datetime, **kwargs: Any) -> dict[tuple[str, str], A
     return {(g.saga_type, g.step): g for g in alert_groups(store, now=now, **kwargs)}
 
 
-def test_a_group_counts_what_its_open_alerts_wait_for_per_message(store: Any,
-                                                                   now: datetime) -> None:
+def test_a_group_counts_what_its_open_alerts_wait_for_per_message_type(
+        store: Any, now: datetime) -> None:
     store.insert("alerts", [
-        *(_alert(f"p{i}", now=now) for i in range(7)),
+        *(_alert(f"p{i}", now=now) for i in range(5)),
+        # The same message after another last message: counted with the others.
+        *(_alert(f"q{i}", now=now, waiting_for="PaymentReceived") for i in range(2)),
         *(_alert(f"s{i}", now=now, waiting_for=STOCK) for i in range(2)),
+        _alert("c1", now=now, waiting_for="reply to ChargeCard"),
         _alert("r1", now=now, state="resolved", waiting_for="Shipped", resolved_ago_s=60),
     ])
     (group,) = alert_groups(store, now=now)
-    assert group.waiting_for == ((PAYMENT, 7), (STOCK, 2))
-    assert group.waiting_text == f"{PAYMENT} ×7, {STOCK} ×2"
-    assert (group.open, group.resolved) == (9, 1)
+    assert group.waiting_for == (
+        ("PaymentReceived", 7), ("StockReserved", 2), ("reply to ChargeCard", 1))
+    assert group.waiting_text == "PaymentReceived ×7, StockReserved ×2, reply to ChargeCard ×1"
+    assert (group.open, group.resolved) == (10, 1)
 
 
 def test_a_resolved_group_says_what_its_alerts_waited_for(store: Any, now: datetime) -> None:
@@ -57,7 +61,7 @@ def test_a_resolved_group_says_what_its_alerts_waited_for(store: Any, now: datet
     ])
     (group,) = alert_groups(store, now=now)
     assert group.state == "resolved"
-    assert group.waiting_text == f"unknown ×1, {PAYMENT} ×1"
+    assert group.waiting_text == "PaymentReceived ×1, unknown ×1"
     assert group.example_saga_id == "saga-r2"  # the one resolved last
 
 
