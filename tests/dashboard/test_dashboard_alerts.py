@@ -148,3 +148,27 @@ def test_an_open_alert_is_listed_with_its_saga(empty_store: Any, open_page: Any)
     at = open_page("alerts", empty_store, range="all")
     assert list(_table(at, "saga")["saga"]) == ["order-only"]
     assert _metrics(at)["Open"] == "1"
+
+
+def test_the_page_and_the_cli_count_the_same_alerts(empty_store: Any, open_page: Any,
+                                                    chdb_path: str, capsys: Any,
+                                                    monkeypatch: Any, tmp_path: Any) -> None:
+    from sagascope.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no stray ./sagascope.toml for the CLI
+    now = datetime.now(UTC)
+    _storm(empty_store, now)
+    empty_store.insert("alerts", [_alert("ship-days-ago", now=now, step="shipping",
+                                         state="resolved", resolved_ago_s=30 * 3600)])
+    acknowledge(empty_store, "order-fulfillment", "stock", action="silenced", by="dana",
+                until=now + timedelta(hours=1))
+    acknowledge(empty_store, "order-fulfillment", "payment", action="acknowledged", by="sam")
+    at = open_page("alerts", empty_store, range="24h")
+    shown = _metrics(at)
+    assert main(["alerts", "--hours", "24", "--store-path", chdb_path,
+                 "--database", empty_store.database]) == 0
+    summary = capsys.readouterr().out.splitlines()[0]
+    assert summary == (f"{shown['Open']} open ({shown['Acknowledged (of open)']} acknowledged), "
+                       f"{shown['Silenced']} silenced, {shown['Resolved']} resolved in the last "
+                       "24 h")
+    assert summary == "9 open (9 acknowledged), 3 silenced, 2 resolved in the last 24 h"
