@@ -37,6 +37,18 @@ VIEWS = {
     "all": ("open", "acknowledged", "silenced", "resolved"),
 }
 DEFAULT_VIEW = "open"
+#: The group columns of each view, state and handling first; what says nothing in a view
+#: (nothing is open in a resolved group) left out, what matters there early.
+_OPEN_COLUMNS = ("status", "handled by", "saga type", "step", "open", "waiting for",
+                 "silent since", "resolved", "note", "example")
+_COLUMNS_IN_VIEW: dict[str, tuple[str, ...]] = {
+    "open": _OPEN_COLUMNS,
+    "silenced": _OPEN_COLUMNS,
+    "resolved": ("status", "handled by", "saga type", "step", "resolved", "last resolved",
+                 "waiting for", "note", "example"),
+    "all": ("status", "handled by", "saga type", "step", "open", "waiting for",
+            "silent since", "resolved", "last resolved", "note", "example"),
+}
 
 #: A group's state as its row shows it: a marker that reads without colour, and its colours.
 STATE_MARKS = {
@@ -127,13 +139,19 @@ def alerts_table(alerts: Sequence[Alert], states: dict[tuple[str, str], str]) ->
         "saga": frame["saga_id"],
         "saga type": frame["saga_type"],
         "stalled after": frame["step"],
+        # Before the rest: in the resolved view what happened matters first.
+        # Text (ISO, so it sorts): an open alert's reads as nothing rather than "None".
+        "resolved": [_time_text(a.resolved_at) for a in alerts],
+        "resolution": frame["resolution"],
         "waiting for": frame["waiting_for"],
         "silent since": frame["since"],
         "threshold": frame["threshold_s"].map(figures.format_duration),
         "opened": frame["opened_at"],
-        "resolved": frame["resolved_at"],
-        "resolution": frame["resolution"],
     })
+
+
+def _time_text(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment is not None else ""
 
 
 def _state_of(alert: Alert, group_states: dict[tuple[str, str], str]) -> str:
@@ -150,8 +168,8 @@ def history_table(history: Sequence[Acknowledgement]) -> pd.DataFrame:
         "by": [a.by for a in history],
         "saga type": [a.saga_type for a in history],
         "step": [a.step for a in history],
-        # Text, so an acknowledgement's missing end reads as nothing rather than "None".
-        "until": [f"{a.until:%Y-%m-%d %H:%M:%S}" if a.until else "" for a in history],
+        # Text: an acknowledgement's missing end reads as nothing rather than "None".
+        "until": [_time_text(a.until) for a in history],
         "note": [a.note for a in history],
     }, columns=["at", "action", "by", "saga type", "step", "until", "note"])
 
@@ -163,20 +181,24 @@ def _choose_view(groups: Sequence[AlertGroup]) -> str:
     in_view = {view: sum(1 for g in groups if g.state in states)
                for view, states in VIEWS.items()}
     st.segmented_control("Show", list(VIEWS), key=key, required=True,
-                         format_func=lambda view: f"{view} ({in_view[view]})",
+                         format_func=lambda view: f"{view} ({_groups_text(in_view[view])})",
                          help="open groups include acknowledged ones; silenced groups are "
                               "apart until their silence ends")
     _page.sync_url({"show": DEFAULT_VIEW})
     return str(st.session_state.get(key) or DEFAULT_VIEW)
 
 
+def _groups_text(n: int) -> str:
+    return f"{n} group" if n == 1 else f"{n} groups"
+
+
 def _group_key(group: AlertGroup) -> str:
     return f"{group.saga_type} · {group.step}"
 
 
-def _groups_grid(shown: Sequence[AlertGroup], now: datetime) -> None:
+def _groups_grid(shown: Sequence[AlertGroup], now: datetime, view: str) -> None:
     """The groups, selectable: selecting one picks it for the actions below."""
-    table = groups_table(shown, now)
+    table = groups_table(shown, now)[list(_COLUMNS_IN_VIEW[view])]
     generation = int(st.session_state.get("_alert_groups_generation", 0))
     event = st.dataframe(
         _styled(table, [g.state for g in shown]), hide_index=True, width="stretch",
@@ -267,7 +289,7 @@ def _alerts_of_view(view: str, groups: Sequence[AlertGroup], saga_type: str | No
         _styled(table, alert_states), hide_index=True, width="stretch", key=f"alerts_{view}",
         on_select="rerun", selection_mode="single-row",
         column_config={"status": st.column_config.TextColumn(width=_STATUS_PX, pinned=True),
-                       **{name: _TIME for name in ("silent since", "opened", "resolved")}},
+                       **{name: _TIME for name in ("silent since", "opened")}},
     )
     chosen = _page.selected_row(event)
     if chosen is not None:
@@ -284,13 +306,13 @@ def render() -> None:
     groups = q.alert_groups(since=since, saga_type=saga_type, now=now)
     counts = AlertCounts.of(groups)
     cols = st.columns(4)
-    cols[0].metric("Open", f"{counts.open:,}",
+    cols[0].metric("Open alerts", f"{counts.open:,}",
                    help="open alerts not under a silence, acknowledged ones included")
     cols[1].metric("Acknowledged (of open)", f"{counts.acknowledged:,}",
                    help="open alerts of groups someone acknowledged")
-    cols[2].metric("Silenced", f"{counts.silenced:,}",
+    cols[2].metric("Silenced alerts", f"{counts.silenced:,}",
                    help="open alerts of silenced groups: not counted as open, not notified")
-    cols[3].metric("Resolved", f"{counts.resolved:,}")
+    cols[3].metric("Resolved alerts", f"{counts.resolved:,}")
     st.caption(f"Open and silenced alerts whenever they opened; resolved ones: "
                f"{_page.time_range_label().lower()}.")
     if not groups:
@@ -300,7 +322,7 @@ def render() -> None:
     view = _choose_view(groups)
     shown = [g for g in groups if g.state in VIEWS[view]]
     if shown:
-        _groups_grid(shown, now)
+        _groups_grid(shown, now, view)
     else:
         st.success(f"No {view} groups.", icon=":material/notifications_off:")
     _group_actions(groups, now)

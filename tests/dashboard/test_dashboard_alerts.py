@@ -88,7 +88,8 @@ def test_silenced_groups_are_apart_and_not_counted_as_open(empty_store: Any,
                 until=now + timedelta(hours=1))
     at = open_page("alerts", empty_store, range="all")
     shown = _metrics(at)
-    assert (shown["Open"], shown["Silenced"], shown["Resolved"]) == ("9", "3", "2")
+    assert (shown["Open alerts"], shown["Silenced alerts"], shown["Resolved alerts"]) == (
+        "9", "3", "2")
     assert list(_groups(at)["step"]) == ["payment"]
     assert set(_table(at, "saga")["stalled after"]) == {"payment"}
 
@@ -147,7 +148,7 @@ def test_an_open_alert_is_listed_with_its_saga(empty_store: Any, open_page: Any)
     empty_store.insert("alerts", [_alert("only", now=now)])
     at = open_page("alerts", empty_store, range="all")
     assert list(_table(at, "saga")["saga"]) == ["order-only"]
-    assert _metrics(at)["Open"] == "1"
+    assert _metrics(at)["Open alerts"] == "1"
 
 
 def test_the_page_and_the_cli_count_the_same_alerts(empty_store: Any, open_page: Any,
@@ -168,7 +169,8 @@ def test_the_page_and_the_cli_count_the_same_alerts(empty_store: Any, open_page:
     assert main(["alerts", "--hours", "24", "--store-path", chdb_path,
                  "--database", empty_store.database]) == 0
     summary = capsys.readouterr().out.splitlines()[0]
-    assert summary == (f"{shown['Open']} open ({shown['Acknowledged (of open)']} acknowledged), "
-                       f"{shown['Silenced']} silenced, {shown['Resolved']} resolved in the last "
-                       "24 h")
+    assert summary == (
+        f"{shown['Open alerts']} open ({shown['Acknowledged (of open)']} acknowledged), "
+        f"{shown['Silenced alerts']} silenced, {shown['Resolved alerts']} resolved in the last "
+        "24 h")
     assert summary == "9 open (9 acknowledged), 3 silenced, 2 resolved in the last 24 h"

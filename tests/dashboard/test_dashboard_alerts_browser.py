@@ -156,7 +156,7 @@ def test_acknowledging_a_group_marks_its_row(storm_url: str, page: Any, shots: P
 def test_silenced_groups_are_listed_apart(storm_url: str, page: Any, shots: Path) -> None:
     page.goto(f"{storm_url}/alerts?range=all")
     _settled(page)
-    page.get_by_role("radio", name=re.compile(r"^silenced \(1\)$")).click()
+    page.get_by_role("radio", name=re.compile(r"^silenced \(1 group\)$")).click()
     page.wait_for_url(re.compile(r"show=silenced"), timeout=30000)
     _settled(page)
     page.get_by_text("Alerts (silenced)").wait_for(timeout=30000)
