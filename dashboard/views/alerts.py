@@ -217,7 +217,7 @@ def _group_actions(groups: Sequence[AlertGroup], now: datetime) -> None:
     if st.session_state.get("alert_group") not in by_key:
         st.session_state["alert_group"] = None
     with st.container(border=True):
-        picked = st.selectbox("Group", list(by_key), key="alert_group",
+        picked = st.selectbox("Acknowledge or silence a group", list(by_key), key="alert_group",
                               placeholder="select a row above, or pick a group here")
         if picked is None:
             return
