@@ -1,4 +1,4 @@
-"""The numbers behind the saga metrics: one pass over the saga state, three small reads.
+"""The numbers behind the saga metrics: one pass over the saga state, a few small reads.
 
 What Prometheus scrapes (``sagascope.alerter.saga_metrics``) is asked here, of the same saga
 state every other question uses, so a gauge agrees with ``sagascope stalled`` and the dashboard:
