@@ -11,6 +11,7 @@ turns the answer into metric families with prometheus-client:
 ``sagascope_sagas_finished_total``               counter    ``saga_type``, ``outcome``
 ``sagascope_saga_cycle_time_seconds``            histogram  ``saga_type``
 ``sagascope_alerts_open``                        gauge      ``saga_type``
+``sagascope_alerts_silenced``                    gauge      ``saga_type``
 ``sagascope_newest_message_age_seconds``         gauge
 ``sagascope_collector_watermark_age_seconds``    gauge      (only with collector progress)
 ``sagascope_saga_metrics_up``                    gauge      1 when the store answered
@@ -155,11 +156,19 @@ class SagaMetricsCollector(Collector):
         yield finished
         yield self._cycle_times(m)
         alerts = GaugeMetricFamily(
-            f"{PREFIX}_alerts_open", "Open stalled-saga alerts by saga type", labels=["saga_type"]
+            f"{PREFIX}_alerts_open", "Open stalled-saga alerts by saga type, silenced ones apart",
+            labels=["saga_type"],
         )
         for saga_type, n in sorted(m.open_alerts.items()):
             alerts.add_metric([saga_type], n)
         yield alerts
+        silenced = GaugeMetricFamily(
+            f"{PREFIX}_alerts_silenced", "Open stalled-saga alerts of silenced groups",
+            labels=["saga_type"],
+        )
+        for saga_type, n in sorted(m.silenced_alerts.items()):
+            silenced.add_metric([saga_type], n)
+        yield silenced
         if m.now is not None:
             newest = GaugeMetricFamily(
                 f"{PREFIX}_newest_message_age_seconds",

@@ -1,11 +1,12 @@
-"""The numbers behind the saga metrics: one pass over the saga state, three small reads.
+"""The numbers behind the saga metrics: one pass over the saga state, a few small reads.
 
 What Prometheus scrapes (``sagascope.alerter.saga_metrics``) is asked here, of the same saga
 state every other question uses, so a gauge agrees with ``sagascope stalled`` and the dashboard:
 
 - sagas by (saga type, status), and stalled sagas by (saga type, step they are stalled after);
 - finished sagas by (saga type, outcome) and their cycle times, bucketed for a histogram;
-- open alerts by saga type (the ``alerts`` table);
+- open alerts by saga type (the ``alerts`` table), those of silenced groups apart, as the
+  Alerts page and ``sagascope alerts`` count them;
 - the Kafka time of the newest stored saga message, and the collector's watermark.
 
 All of it is one scan of ``saga_state`` grouped into a few hundred rows at most (types x
@@ -16,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from sagascope.queries.alerts import alert_groups
 from sagascope.queries.exceptions import QueryError
 from sagascope.queries.results import FINISHED_STATUSES
 from sagascope.queries.state import StateQuery
@@ -61,8 +63,10 @@ class SagaMetrics:
     stalled: dict[tuple[str, str], int] = field(default_factory=dict)
     #: saga type -> cycle times of its finished sagas.
     cycle_times: dict[str, CycleTimeBuckets] = field(default_factory=dict)
-    #: saga type -> open alerts.
+    #: saga type -> open alerts not under a silence.
     open_alerts: dict[str, int] = field(default_factory=dict)
+    #: saga type -> open alerts of silenced groups.
+    silenced_alerts: dict[str, int] = field(default_factory=dict)
     #: Kafka time of the newest stored saga message (None: no saga stored).
     newest_message: datetime | None = None
     #: The collector's watermark (None: no collector reports progress).
@@ -127,12 +131,11 @@ def saga_metrics(q: StateQuery, bounds_s: Sequence[float] = CYCLE_TIME_BUCKETS_S
         newest = as_utc(newest)
         if out.newest_message is None or newest > out.newest_message:
             out.newest_message = newest
-    out.open_alerts = {
-        str(t): int(n)
-        for t, n in q.run(
-            "SELECT saga_type, count() FROM alerts FINAL WHERE state = 'open' GROUP BY saga_type"
-        ).rows
-    }
+    # Since now: open alerts only (resolved ones are not counted here).
+    for group in alert_groups(q.store, since=datetime.now(UTC)):
+        counted = out.silenced_alerts if group.state == "silenced" else out.open_alerts
+        if group.open:
+            counted[group.saga_type] = counted.get(group.saga_type, 0) + group.open
     out.watermark, out.now = _watermark_and_now(q)
     return out
 

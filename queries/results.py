@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -381,22 +381,71 @@ class SagaDiagnosis:
     failure: FailureCount | None = None
 
 
+#: An alert group's state, in the order a person deals with them: ``open`` (open alerts nobody
+#: has taken), ``acknowledged`` (open, someone is on it), ``silenced`` (open, notifications held
+#: until the silence ends), ``resolved`` (none open).
+GROUP_STATES: tuple[str, ...] = ("open", "acknowledged", "silenced", "resolved")
+
+
 @dataclass(frozen=True)
 class AlertGroup:
-    """Alerts of one saga type and step, as one line for a human."""
+    """Alerts of one saga type and step, as one line for a human.
+
+    ``handled_*`` describe the group's latest acknowledgement or silence when it applies to
+    the alerts open now (``state`` says which); they are empty otherwise.
+    """
 
     saga_type: str
     step: str
+    #: One of :data:`GROUP_STATES`.
+    state: str
+    #: Alerts open now (under a silence or not).
     open: int
+    #: Alerts resolved within the range asked about.
     resolved: int
-    acknowledged: int
-    silenced: int
+    #: What the open alerts wait for (in a resolved group: what its alerts waited for), as
+    #: ``(message type, how many)``, most first; a wait that names no message type (``reply
+    #: to RetrievePayment``) counts under its own text.
+    waiting_for: tuple[tuple[str, int], ...]
+    #: Kafka time of the last message of the open alert silent longest, and its saga.
     oldest_since: datetime | None
-    newest_opened: datetime | None
     example_saga_id: str
-    acknowledged_by: str = ""
-    acknowledged_at: datetime | None = None
+    newest_opened: datetime | None
+    last_resolved: datetime | None
+    #: ``acknowledged`` or ``silenced``; who, when, a silence's end and the note left.
+    handled_action: str = ""
+    handled_by: str = ""
+    handled_at: datetime | None = None
     silenced_until: datetime | None = None
+    note: str = ""
+
+    @property
+    def waiting_text(self) -> str:
+        """``PaymentReceived ×7, StockReserved ×2`` (``unknown`` for alerts that do not say)."""
+        return ", ".join(f"{what or 'unknown'} ×{n}" for what, n in self.waiting_for)
+
+
+@dataclass(frozen=True)
+class AlertCounts:
+    """The alert numbers every view shows, summed from the same groups so they agree."""
+
+    #: Open alerts not under a silence (acknowledged ones included: they are still open).
+    open: int = 0
+    #: Of ``open``, those in acknowledged groups.
+    acknowledged: int = 0
+    #: Open alerts in silenced groups: not counted as open.
+    silenced: int = 0
+    #: Resolved within the range asked about.
+    resolved: int = 0
+
+    @classmethod
+    def of(cls, groups: Sequence[AlertGroup]) -> AlertCounts:
+        return cls(
+            open=sum(g.open for g in groups if g.state in ("open", "acknowledged")),
+            acknowledged=sum(g.open for g in groups if g.state == "acknowledged"),
+            silenced=sum(g.open for g in groups if g.state == "silenced"),
+            resolved=sum(g.resolved for g in groups),
+        )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from sagascope.queries.flows import FLOW_COLUMNS, MAX_FLOW_ROWS, causal_order
 from sagascope.queries.results import (
     FINISHED_STATUSES,
     STATUSES,
+    AlertGroup,
     CompensationPair,
     CompensationSummary,
     CycleTimeStats,
@@ -476,6 +477,25 @@ class SagaQueries:
     def acknowledgements(self) -> dict[tuple[str, str], _alerts.Acknowledgement]:
         """The latest acknowledgement or silence per alert group (saga type, step)."""
         return _alerts.acknowledgements(self.store)
+
+    def alert_groups(
+        self,
+        *,
+        since: datetime | None = None,
+        saga_type: str | None = None,
+        now: datetime | None = None,
+    ) -> list[AlertGroup]:
+        """Alerts by (saga type, step) with their state and handling (see
+        :func:`sagascope.queries.alerts.alert_groups`)."""
+        return _alerts.alert_groups(self.store, since=since, saga_type=saga_type, now=now)
+
+    def acknowledgement_history(
+        self, *, saga_type: str | None = None, since: datetime | None = None, limit: int = 200
+    ) -> list[_alerts.Acknowledgement]:
+        """Every acknowledgement, silence and clearing, newest first."""
+        return _alerts.acknowledgement_history(
+            self.store, saga_type=saga_type, since=since, limit=limit
+        )
 
     # ---- metrics -------------------------------------------------------------------------
 

@@ -220,7 +220,9 @@ SAGA_STATE = Table(
 )
 
 # Acknowledgements and silences of alert groups (saga type, step), written by the dashboard:
-# who did what, when, and until when a silence lasts. The latest row per group wins.
+# who did what, when, until when a silence lasts, and why. Every row is kept (the history);
+# the latest row per group is its handling. (Stores created before 2026-12-07 replace rows
+# per group, so they keep no history from before.)
 ALERT_ACKS = Table(
     name="alert_acks",
     columns=(
@@ -231,9 +233,10 @@ ALERT_ACKS = Table(
         ("by", "String"),
         ("at", "DateTime64(3, 'UTC')"),
         ("until", "Nullable(DateTime64(3, 'UTC'))"),
+        ("note", "String"),
     ),
-    engine="ReplacingMergeTree(at)",
-    order_by="(saga_type, step)",
+    engine="MergeTree",
+    order_by="(saga_type, step, at)",
     sharding_key="cityHash64(saga_type, step)",
 )
 

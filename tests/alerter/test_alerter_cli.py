@@ -46,13 +46,68 @@ def test_alert_once_applies_rules_from_the_config_file(store, cli_args, tmp_path
 
     assert main(["alerts", *cli_args]) == 0
     table = capsys.readouterr().out
-    assert table.splitlines()[0].startswith("STATE")
+    assert table.splitlines()[0] == "1 open (0 acknowledged), 0 silenced, 0 resolved in the last 24 h"
+    assert table.splitlines()[1].startswith("STATE")
     assert "order-cli-1" in table and "flow_explorer?saga=order-cli-1" in table
 
     assert main(["alerts", "--json", "--state", "open", *cli_args]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     alert = json.loads(line)
     assert (alert["saga_id"], alert["state"], alert["threshold_s"]) == ("order-cli-1", "open", 90.0)
+
+
+def _alert(alert_id: str, step: str, now: datetime, state: str = "open") -> dict[str, object]:
+    opened = now - timedelta(minutes=30)
+    resolved = now - timedelta(minutes=5) if state == "resolved" else None
+    return {
+        "alert_id": alert_id, "state": state, "saga_id": f"order-{alert_id}",
+        "saga_type": "order-fulfillment", "step": step,
+        "waiting_for": "PaymentReceived (reply to RetrievePayment)",
+        "since": opened - timedelta(minutes=5), "threshold_s": 300.0, "opened_at": opened,
+        "resolved_at": resolved, "resolution": "moved on" if resolved else "",
+        "link": f"http://dash/flow_explorer?saga=order-{alert_id}", "updated_at": resolved or opened,
+    }
+
+
+def test_alerts_lists_and_counts_silenced_ones_apart_from_open_ones(store, cli_args, capsys):
+    from sagascope.queries import acknowledge
+
+    now = datetime.now(UTC)
+    store.insert("alerts", [_alert("p1", "payment", now), _alert("p2", "payment", now),
+                            _alert("s1", "shipping", now), _alert("r1", "payment", now, "resolved")])
+    acknowledge(store, "order-fulfillment", "shipping", action="silenced", by="dana",
+                until=now + timedelta(hours=1))
+    assert main(["alerts", *cli_args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "2 open (0 acknowledged), 1 silenced, 1 resolved in the last 24 h"
+    assert [line.split()[:2] for line in lines[2:]] == [
+        ["open", "order-p1"], ["open", "order-p2"], ["silenced", "order-s1"],
+        ["resolved", "order-r1"]]
+    assert main(["alerts", "--json", "--state", "open", *cli_args]) == 0
+    opened = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(a["saga_id"] for a in opened) == ["order-p1", "order-p2"]
+    assert main(["alerts", "--json", "--state", "silenced", *cli_args]) == 0
+    (silenced,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (silenced["saga_id"], silenced["state"], silenced["group_state"]) == (
+        "order-s1", "open", "silenced")
+
+
+def test_alerts_groups_say_who_handles_them_and_what_they_wait_for(store, cli_args, capsys):
+    from sagascope.queries import acknowledge
+
+    now = datetime.now(UTC)
+    store.insert("alerts", [_alert("p1", "payment", now), _alert("p2", "payment", now)])
+    acknowledge(store, "order-fulfillment", "payment", action="acknowledged", by="sam",
+                note="on it")
+    assert main(["alerts", "--groups", *cli_args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:5] == ["STATE", "TYPE", "STEP", "OPEN", "RESOLVED"]
+    assert lines[2].split()[:5] == ["acknowledged", "order-fulfillment", "payment", "2", "0"]
+    assert " sam at " in lines[2] and lines[2].endswith("PaymentReceived ×2")
+    assert main(["alerts", "--groups", "--json", *cli_args]) == 0
+    (group,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (group["state"], group["handled_by"], group["note"], group["waiting_for"]) == (
+        "acknowledged", "sam", "on it", {"PaymentReceived": 2})
 
 
 def test_alerts_with_none_says_so(cli_args, capsys):

@@ -87,6 +87,23 @@ def test_open_alerts_and_freshness_come_from_the_store(store):
     assert m.watermark is None  # no collector progress
 
 
+def test_open_alerts_of_silenced_groups_are_counted_apart(store):
+    from sagascope.queries import acknowledge
+
+    now = datetime.now(UTC)
+    store.insert("alerts", [{
+        "alert_id": f"a-{step}", "state": "open", "saga_id": f"x-{step}",
+        "saga_type": "trip-booking", "step": step, "waiting_for": "", "since": now,
+        "threshold_s": 1.0, "opened_at": now, "resolved_at": None, "resolution": "", "link": "",
+        "updated_at": now,
+    } for step in ("BookFlight", "BookHotel")])
+    acknowledge(store, "trip-booking", "BookHotel", action="silenced", by="dana",
+                until=now + timedelta(hours=1))
+    samples = _samples(SagaMetricsCollector(SagaQueries(store)))
+    assert _get(samples, "sagascope_alerts_open", saga_type="trip-booking") == 1
+    assert _get(samples, "sagascope_alerts_silenced", saga_type="trip-booking") == 1
+
+
 def test_the_exposition_has_bounded_labels_and_every_metric(store):
     seed_scenarios(store)
     samples = _samples(SagaMetricsCollector(SagaQueries(store)))

@@ -22,22 +22,17 @@ _TABLE_COLUMNS = {
     "stalled_table": "stalled after",
     "saga_list": "current step",
     "steps_table": "stalled now",
-    "alert_groups": "newest opened",
     "failures_table": "example",
     "compensations_table": "step undone",
     "variants_table": "path",
     "transitions_table": "from",
-    "open_alerts": "opened",
 }
 
 
 def table(at: AppTest, name: str) -> pd.DataFrame:
     """The page's table ``name`` (found by a column only it has)."""
     frames = [f.value for f in at.dataframe]
-    if name == "resolved_alerts":
-        found = [f for f in frames if "resolution" in f.columns]
-    else:
-        found = [f for f in frames if _TABLE_COLUMNS[name] in f.columns]
+    found = [f for f in frames if _TABLE_COLUMNS[name] in f.columns]
     if not found:
         raise AssertionError(f"no table {name!r} on the page")
     return found[0]
@@ -250,39 +245,6 @@ def test_saga_list_filters_by_a_process_map_arrow(seeded: Seeded, open_page: Any
         "order-completed", "order-skewed", "order-compensating", "order-compensated"}
 
 
-# ---- Alerts -----------------------------------------------------------------------------
-
-
-def _alert(alert_id: str, state: str, saga_id: str, seeded: Seeded) -> dict[str, Any]:
-    since = seeded.now - timedelta(hours=1)
-    return {
-        "alert_id": alert_id, "state": state, "saga_id": saga_id,
-        "saga_type": "order-fulfillment", "step": "payment",
-        "waiting_for": "PaymentReceived (reply to RetrievePayment)", "since": since,
-        "threshold_s": 300.0, "opened_at": since + timedelta(minutes=5),
-        "resolved_at": seeded.now if state == "resolved" else None,
-        "resolution": "moved on" if state == "resolved" else "",
-        "link": f"http://127.0.0.1:8501/flow_explorer?saga={saga_id}",
-        "updated_at": seeded.now,
-    }
-
-
-def test_alerts_lists_open_and_resolved(seeded: Seeded, empty_store: Any,
-                                        open_page: Any) -> None:
-    empty_store.insert("alerts", [
-        _alert("a1", "open", "order-stalled", seeded),
-        _alert("a2", "resolved", "order-1", seeded),
-    ])
-    at = open_page("alerts", empty_store)
-    at.selectbox(key="url_range").select("all").run()
-    assert metrics(at)["Open"] == "1" and metrics(at)["Resolved"] == "1"
-    groups = table(at, "alert_groups")
-    assert (groups.iloc[0]["open"], groups.iloc[0]["resolved"]) == (1, 1)
-    assert list(table(at, "open_alerts")["saga"]) == ["order-stalled"]
-    resolved = table(at, "resolved_alerts")
-    assert list(resolved["resolution"]) == ["moved on"]
-
-
 # ---- empty store ------------------------------------------------------------------------
 
 
@@ -337,18 +299,6 @@ def test_where_time_goes_splits_waiting_from_handling(empty_store: Any, open_pag
     assert by_step["inventory"]["waiting p50"] == "2.00 s"
     assert by_step["inventory"]["handling p50"] == "250.0 ms"
     assert metrics(at)["Handler runs"] == "2"
-
-
-def test_acknowledging_an_alert_group_records_who_and_when(seeded: Seeded, empty_store: Any,
-                                                           open_page: Any) -> None:
-    from sagascope.queries import acknowledge
-
-    empty_store.insert("alerts", [_alert("a1", "open", "order-stalled", seeded)])
-    acknowledge(empty_store, "order-fulfillment", "payment", action="acknowledged", by="dana")
-    at = open_page("alerts", empty_store, range="all")
-    groups = table(at, "alert_groups")
-    assert groups.iloc[0]["handled"].startswith("acknowledged by dana at ")
-    assert metrics(at)["Groups handled"] == "1"
 
 
 def test_the_search_looks_up_the_id_as_typed_not_trimmed(seeded: Seeded, open_page: Any) -> None:
