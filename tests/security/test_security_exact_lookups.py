@@ -75,9 +75,14 @@ def _saga_rows(saga_id: str, saga_type: str, message_id: str, trace_id: str, cus
     ]
 
 
-def _decoy(text: str) -> str:
-    """What a misreading binding turns the text into: backslashes dropped, blanks trimmed."""
-    return text.replace("\\", "").strip() or text + "-decoy"
+def _decoy(text: str, texts: tuple[str, ...]) -> str:
+    """What a misreading binding turns the text into (backslashes dropped, blanks trimmed), but
+    never one of the real saga's texts: a decoy saga id equal to the real message id would
+    rightly win that lookup."""
+    decoy = text.replace("\\", "").strip() or text + "-decoy"
+    while decoy == text or decoy in texts:
+        decoy += "\\"
+    return decoy
 
 
 @settings(
@@ -94,7 +99,7 @@ def test_every_lookup_returns_exactly_the_saga_its_text_names(
     start = datetime(2025, 3, 1, tzinfo=UTC)
     rows = _saga_rows(saga_id, saga_type, message_id, trace_id, customer, start)
     texts = (saga_id, saga_type, message_id, trace_id, customer)
-    decoys = tuple(_decoy(t) if _decoy(t) != t else t + "\\" for t in texts)
+    decoys = tuple(_decoy(t, texts) for t in texts)
     decoy_id = decoys[0]
     rows += _saga_rows(*decoys, start + timedelta(minutes=1))
     backend.insert("messages", rows)
