@@ -426,6 +426,9 @@ class DemoService:
                 self._log_failure(message)
                 return
 
+    # The asyncio twin of _process (and _fire_timers_async of _fire_timers), kept on purpose:
+    # the one difference is the ``await``, and a loop body cannot be shared across it without
+    # running the synchronous clients' handlers on an event loop too.
     async def _process_async(self, record: Any) -> None:
         message = self._admit(record)
         if message is None:
