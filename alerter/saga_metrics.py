@@ -44,6 +44,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+
 from sagascope.queries import SagaQueries
 from sagascope.queries.metrics import CycleTimeBuckets, SagaMetrics
 
@@ -120,22 +121,16 @@ class SagaMetricsCollector(Collector):
             yield from self._families(snapshot)
 
     def _families(self, m: SagaMetrics) -> Iterator[Metric]:
-        sagas = GaugeMetricFamily(
+        yield _gauge(
             f"{PREFIX}_sagas", "Sagas in the store by saga type and status",
-            labels=["saga_type", "status"],
+            ["saga_type", "status"], m.sagas,
         )
-        for (saga_type, status), n in sorted(m.sagas.items()):
-            sagas.add_metric([saga_type, status], n)
-        yield sagas
-        stalled = GaugeMetricFamily(
+        yield _gauge(
             f"{PREFIX}_sagas_stalled",
             "Unfinished sagas silent past their threshold, by saga type and the step they are "
             "stalled after",
-            labels=["saga_type", "step"],
+            ["saga_type", "step"], m.stalled,
         )
-        for (saga_type, step), n in sorted(m.stalled.items()):
-            stalled.add_metric([saga_type, step], n)
-        yield stalled
         started = CounterMetricFamily(
             f"{PREFIX}_sagas_started", "Sagas stored (started), by saga type", labels=["saga_type"]
         )
@@ -155,20 +150,14 @@ class SagaMetricsCollector(Collector):
             )
         yield finished
         yield self._cycle_times(m)
-        alerts = GaugeMetricFamily(
+        yield _gauge(
             f"{PREFIX}_alerts_open", "Open stalled-saga alerts by saga type, silenced ones apart",
-            labels=["saga_type"],
+            ["saga_type"], m.open_alerts,
         )
-        for saga_type, n in sorted(m.open_alerts.items()):
-            alerts.add_metric([saga_type], n)
-        yield alerts
-        silenced = GaugeMetricFamily(
+        yield _gauge(
             f"{PREFIX}_alerts_silenced", "Open stalled-saga alerts of silenced groups",
-            labels=["saga_type"],
+            ["saga_type"], m.silenced_alerts,
         )
-        for saga_type, n in sorted(m.silenced_alerts.items()):
-            silenced.add_metric([saga_type], n)
-        yield silenced
         if m.now is not None:
             newest = GaugeMetricFamily(
                 f"{PREFIX}_newest_message_age_seconds",
@@ -236,6 +225,17 @@ def saga_metrics_registry(collector: SagaMetricsCollector) -> CollectorRegistry:
     registry.register(collector)
     return registry
 
+
+
+def _gauge(
+    name: str, documentation: str, labels: list[str], counts: Mapping[Any, int]
+) -> GaugeMetricFamily:
+    """One sample per key of ``counts``, in key order; a key is the label values (a tuple) or,
+    for one label, its value."""
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    for key, n in sorted(counts.items()):
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], n)
+    return family
 
 @dataclass
 class MetricsServer:

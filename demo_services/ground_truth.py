@@ -90,23 +90,33 @@ Faults = Callable[[str], ServiceFaultConfig]
 E = ExpectedMessage
 
 
+def _command(name: str, source: str, saga_status: str = "", compensates: str = "",
+             *, with_previous: bool = False) -> E:
+    """A command: the step it asks for is named after it."""
+    return E(name, source, "command", name, saga_status, compensates, with_previous)
+
+
+def _refunded(source: str, compensates: str) -> list[E]:
+    """``source`` has the payment of step ``compensates`` refunded: the saga compensates."""
+    return [_command("RefundPayment", source, "compensating", compensates),
+            E("PaymentRefunded", "payment", step="RefundPayment")]
+
+
 def _order(plan: SagaPlan, faults: Faults) -> list[E]:
     o = "order-orchestrator"
-    seq = [E("PlaceOrder", "storefront", "command", "PlaceOrder"),
-           E("ConfirmPayment", o, "command", "ConfirmPayment")]
+    seq = [_command("PlaceOrder", "storefront"),
+           _command("ConfirmPayment", o)]
     if plan.scenario == "insufficient_funds":
         return [*seq, E("PaymentDeclined", "payment", step="ConfirmPayment"),
                 E("OrderCancelled", o, step="CancelOrder", saga_status="failed")]
     seq += [E("PaymentConfirmed", "payment", step="ConfirmPayment"),
-            E("CheckStock", o, "command", "CheckStock")]
+            _command("CheckStock", o)]
     if plan.scenario == "out_of_stock":
         return [*seq, E("StockUnavailable", "inventory", step="CheckStock"),
-                E("RefundPayment", o, "command", "RefundPayment", "compensating",
-                  "ConfirmPayment"),
-                E("PaymentRefunded", "payment", step="RefundPayment"),
+                *_refunded(o, "ConfirmPayment"),
                 E("OrderCancelled", o, step="CancelOrder", saga_status="compensated")]
     return [*seq, E("StockAvailable", "inventory", step="CheckStock"),
-            E("DeductStock", o, "command", "DeductStock"),
+            _command("DeductStock", o),
             E("StockDeducted", "inventory", step="DeductStock"),
             E("OrderConfirmed", o, step="ConfirmOrder", saga_status="completed")]
 
@@ -114,7 +124,7 @@ def _order(plan: SagaPlan, faults: Faults) -> list[E]:
 def _fulfillment(plan: SagaPlan, faults: Faults) -> list[E]:
     o = "order-service"
     seq = [E("OrderPlaced", "checkout", step="PlaceOrder"),
-           E("RetrievePayment", o, "command", "RetrievePayment")]
+           _command("RetrievePayment", o)]
     if plan.scenario in ("card_updated", "card_expired"):
         seq.append(E("CardUpdateRequested", "payment", step="RetrievePayment"))
         if plan.scenario == "card_expired":
@@ -122,15 +132,13 @@ def _fulfillment(plan: SagaPlan, faults: Faults) -> list[E]:
                             saga_status="failed")]
         seq.append(E("CardUpdated", "customer", step="UpdateCard"))
     seq += [E("PaymentRetrieved", "payment", step="RetrievePayment"),
-            E("FetchGoods", o, "command", "FetchGoods")]
+            _command("FetchGoods", o)]
     if plan.scenario == "goods_unavailable":
         return [*seq, E("GoodsOutOfStock", "legacy-wms", kind=""),
-                E("RefundPayment", o, "command", "RefundPayment", "compensating",
-                  "RetrievePayment"),
-                E("PaymentRefunded", "payment", step="RefundPayment"),
+                *_refunded(o, "RetrievePayment"),
                 E("OrderCancelled", o, step="CancelOrder", saga_status="compensated")]
     return [*seq, E("GoodsPicked", "legacy-wms", kind=""),
-            E("ShipGoods", o, "command", "ShipGoods"),
+            _command("ShipGoods", o),
             E("GoodsShipped", "shipping", step="ShipGoods"),
             E("CustomerNotified", "notification", step="NotifyCustomer",
               saga_status="completed")]
@@ -138,11 +146,11 @@ def _fulfillment(plan: SagaPlan, faults: Faults) -> list[E]:
 
 def _shipment(plan: SagaPlan, faults: Faults) -> list[E]:
     s = "shipping"
-    seq = [E("ShipOrder", "shop", "command", "ShipOrder"),
-           E("ChargePayment", s, "command", "ChargePayment"),
+    seq = [_command("ShipOrder", "shop"),
+           _command("ChargePayment", s),
            E("PaymentCharged", "payment", step="ChargePayment"),
-           E("ReserveInventory", s, "command", "ReserveInventory")]
-    notify = [E("NotifyCustomer", s, "command", "NotifyCustomer", with_previous=True)]
+           _command("ReserveInventory", s)]
+    notify = [_command("NotifyCustomer", s, with_previous=True)]
     if plan.scenario == "ok":
         return [*seq, E("InventoryReserved", "inventory", step="ReserveInventory"),
                 E("OrderShipped", s, step="Ship"), *notify,
@@ -153,9 +161,7 @@ def _shipment(plan: SagaPlan, faults: Faults) -> list[E]:
         return [*seq, E("OrderBackOrdered", s, step="BackOrder"), *notify,
                 E("CustomerNotified", "notification", step="NotifyCustomer",
                   saga_status="completed")]
-    return [*seq, E("RefundPayment", s, "command", "RefundPayment", "compensating",
-                    "ChargePayment"),
-            E("PaymentRefunded", "payment", step="RefundPayment"),
+    return [*seq, *_refunded(s, "ChargePayment"),
             E("OrderCancelled", s, step="CancelOrder"), *notify,
             E("CustomerNotified", "notification", step="NotifyCustomer",
               saga_status="compensated")]
@@ -164,7 +170,7 @@ def _shipment(plan: SagaPlan, faults: Faults) -> list[E]:
 def _booking(step: str, failed: str, service: str, plan: SagaPlan, faults: Faults) -> list[E]:
     out: list[E] = []
     for attempt in range(1, MAX_BOOKING_ATTEMPTS + 1):
-        out.append(E(step, "travel-agency", "command", step))
+        out.append(_command(step, "travel-agency"))
         last = attempt == MAX_BOOKING_ATTEMPTS
         if not last and faults(service).fails(plan.saga_id, step, attempt):
             out.append(E(failed, service, step=step))
@@ -175,22 +181,21 @@ def _booking(step: str, failed: str, service: str, plan: SagaPlan, faults: Fault
 
 def _trip(plan: SagaPlan, faults: Faults) -> list[E]:
     a = "travel-agency"
-    seq = [E("BookTrip", "travel-portal", "command", "BookTrip"),
-           E("ChargePayment", a, "command", "ChargePayment"),
+    seq = [_command("BookTrip", "travel-portal"),
+           _command("ChargePayment", a),
            E("PaymentCharged", "payment", step="ChargePayment")]
     seq += _booking("BookFlight", "FlightBookingFailed", "airline", plan, faults)
     seq.append(E("FlightBooked", "airline", step="BookFlight"))
     seq += _booking("BookHotel", "HotelBookingFailed", "hotel", plan, faults)
     if plan.scenario == "hotel_unavailable":
         return [*seq, E("HotelUnavailable", "hotel", step="BookHotel"),
-                E("CancelFlight", a, "command", "CancelFlight", "compensating", "BookFlight"),
+                _command("CancelFlight", a, "compensating", "BookFlight"),
                 E("FlightCancelled", "airline", step="CancelFlight"),
-                E("ReimbursePayment", a, "command", "ReimbursePayment", "",
-                  "ChargePayment"),
+                _command("ReimbursePayment", a, compensates="ChargePayment"),
                 E("PaymentReimbursed", "payment", step="ReimbursePayment"),
                 E("TripCancelled", a, step="CancelTrip", saga_status="compensated")]
     return [*seq, E("HotelBooked", "hotel", step="BookHotel"),
-            E("NotifyCustomer", a, "command", "NotifyCustomer"),
+            _command("NotifyCustomer", a),
             E("CustomerNotified", "notification", step="NotifyCustomer",
               saga_status="completed")]
 

@@ -26,10 +26,6 @@ class LegacyWarehouse(DemoService):
             "system": self.name,
             "event": "GoodsPicked" if picked else "GoodsOutOfStock",
             "orderRef": str(order.get("order_id", message.saga_id)),
-            "timestamp": _rfc3339(self.faults.now()),
+            "timestamp": contract.format_time(self.faults.now()),
             "order": order,
         }, key=str(order.get("order_id", message.saga_id)))
-
-
-def _rfc3339(seconds: float) -> str:
-    return contract.format_time(seconds)

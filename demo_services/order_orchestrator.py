@@ -5,6 +5,13 @@ from __future__ import annotations
 from sagascope.demo_services import _topics as t
 from sagascope.demo_services._runtime import DemoService, Message
 
+#: The forward steps: event -> (topic, command) that takes the saga on.
+_NEXT_COMMAND: dict[str, tuple[str, str]] = {
+    "PlaceOrder": (t.PAYMENTS_COMMANDS, "ConfirmPayment"),
+    "PaymentConfirmed": (t.INVENTORY_COMMANDS, "CheckStock"),
+    "StockAvailable": (t.INVENTORY_COMMANDS, "DeductStock"),
+}
+
 
 class OrderOrchestrator(DemoService):
     """The central controller of the ``order`` saga: every step is its command."""
@@ -16,26 +23,21 @@ class OrderOrchestrator(DemoService):
     def on_message(self, message: Message) -> None:
         order = message.data
         saga_id = message.saga_id
-        if message.type == "PlaceOrder":
-            self.send(t.PAYMENTS_COMMANDS, "ConfirmPayment", order, saga_id=saga_id,
-                      kind="command", step="ConfirmPayment")
+        if message.type in _NEXT_COMMAND:
+            self.command(*_NEXT_COMMAND[message.type], order, saga_id=saga_id)
         elif message.type == "PaymentDeclined":
-            self.send(t.ORDERS_EVENTS, "OrderCancelled", {**order, "reason": "insufficient funds"},
-                      saga_id=saga_id, step="CancelOrder", saga_status="failed")
-        elif message.type == "PaymentConfirmed":
-            self.send(t.INVENTORY_COMMANDS, "CheckStock", order, saga_id=saga_id,
-                      kind="command", step="CheckStock")
-        elif message.type == "StockAvailable":
-            self.send(t.INVENTORY_COMMANDS, "DeductStock", order, saga_id=saga_id,
-                      kind="command", step="DeductStock")
+            self._cancel(order, saga_id, "insufficient funds", saga_status="failed")
         elif message.type == "StockUnavailable":
             # The payment was taken: undo it before cancelling.
-            self.send(t.PAYMENTS_COMMANDS, "RefundPayment", order, saga_id=saga_id,
-                      kind="command", step="RefundPayment", saga_status="compensating",
-                      compensates="ConfirmPayment")
+            self.compensate(t.PAYMENTS_COMMANDS, "RefundPayment", order, saga_id=saga_id,
+                            compensates="ConfirmPayment")
         elif message.type == "PaymentRefunded":
-            self.send(t.ORDERS_EVENTS, "OrderCancelled", {**order, "reason": "out of stock"},
-                      saga_id=saga_id, step="CancelOrder", saga_status="compensated")
+            self._cancel(order, saga_id, "out of stock", saga_status="compensated")
         elif message.type == "StockDeducted":
             self.send(t.ORDERS_EVENTS, "OrderConfirmed", order, saga_id=saga_id,
                       step="ConfirmOrder", saga_status="completed")
+
+    def _cancel(self, order: dict[str, object], saga_id: str, reason: str, *,
+                saga_status: str) -> None:
+        self.send(t.ORDERS_EVENTS, "OrderCancelled", {**order, "reason": reason},
+                  saga_id=saga_id, step="CancelOrder", saga_status=saga_status)

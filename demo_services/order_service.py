@@ -12,6 +12,12 @@ from sagascope.demo_services import _topics as t
 from sagascope.demo_services._runtime import DemoService, Message
 from sagascope.instrumentation import start_saga
 
+#: The forward steps: event -> (topic, command) that takes the saga on.
+_NEXT_COMMAND: dict[str, tuple[str, str]] = {
+    "OrderPlaced": (t.PAYMENTS_COMMANDS, "RetrievePayment"),
+    "PaymentRetrieved": (t.WAREHOUSE_COMMANDS, "FetchGoods"),
+}
+
 
 class OrderService(DemoService):
     name = "order-service"
@@ -21,12 +27,8 @@ class OrderService(DemoService):
     def on_message(self, message: Message) -> None:
         order = message.data
         saga_id = message.saga_id
-        if message.type == "OrderPlaced":
-            self.send(t.PAYMENTS_COMMANDS, "RetrievePayment", order, saga_id=saga_id,
-                      kind="command", step="RetrievePayment")
-        elif message.type == "PaymentRetrieved":
-            self.send(t.WAREHOUSE_COMMANDS, "FetchGoods", order, saga_id=saga_id,
-                      kind="command", step="FetchGoods")
+        if message.type in _NEXT_COMMAND:
+            self.command(*_NEXT_COMMAND[message.type], order, saga_id=saga_id)
         elif message.type == "PaymentRefunded":
             self.send(t.ORDERS_EVENTS, "OrderCancelled", order, saga_id=saga_id,
                       step="CancelOrder", saga_status="compensated")
@@ -40,9 +42,7 @@ class OrderService(DemoService):
         with start_saga(t.ORDER_FULFILLMENT, saga_id,
                         tracer_provider=self.env.tracer_provider):
             if message.type == "GoodsPicked":
-                self.send(t.SHIPPING_COMMANDS, "ShipGoods", order, saga_id=saga_id,
-                          kind="command", step="ShipGoods")
+                self.command(t.SHIPPING_COMMANDS, "ShipGoods", order, saga_id=saga_id)
             else:
-                self.send(t.PAYMENTS_COMMANDS, "RefundPayment", order, saga_id=saga_id,
-                          kind="command", step="RefundPayment", saga_status="compensating",
-                          compensates="RetrievePayment")
+                self.compensate(t.PAYMENTS_COMMANDS, "RefundPayment", order, saga_id=saga_id,
+                                compensates="RetrievePayment")

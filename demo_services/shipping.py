@@ -10,6 +10,12 @@ from __future__ import annotations
 from sagascope.demo_services import _topics as t
 from sagascope.demo_services._runtime import DemoService, Message
 
+#: The forward steps of ``shipment``: event -> (topic, command) that takes the saga on.
+_NEXT_COMMAND: dict[str, tuple[str, str]] = {
+    "ShipOrder": (t.PAYMENTS_COMMANDS, "ChargePayment"),
+    "PaymentCharged": (t.INVENTORY_COMMANDS, "ReserveInventory"),
+}
+
 
 class Shipping(DemoService):
     name = "shipping"
@@ -19,35 +25,24 @@ class Shipping(DemoService):
     def on_message(self, message: Message) -> None:
         order = message.data
         saga_id = message.saga_id
+        customer_id = order.get("customer_id")
         if message.type == "ShipGoods":
             self.send(t.SHIPPING_EVENTS, "GoodsShipped", order, saga_id=saga_id, step="ShipGoods")
         elif message.saga_type != t.SHIPMENT:
             return
-        elif message.type == "ShipOrder":
-            self.send(t.PAYMENTS_COMMANDS, "ChargePayment", order, saga_id=saga_id,
-                      kind="command", step="ChargePayment")
-        elif message.type == "PaymentCharged":
-            self.send(t.INVENTORY_COMMANDS, "ReserveInventory", order, saga_id=saga_id,
-                      kind="command", step="ReserveInventory")
+        elif message.type in _NEXT_COMMAND:
+            self.command(*_NEXT_COMMAND[message.type], order, saga_id=saga_id)
         elif message.type == "InventoryReserved":
             self.send(t.SHIPPING_EVENTS, "OrderShipped", order, saga_id=saga_id, step="Ship")
-            self._notify(order, saga_id, "shipped", "completed")
+            self.notify_customer(saga_id, customer_id, "shipped", "completed")
         elif message.type == "InventoryShort" and order.get("backorder_allowed"):
             self.send(t.SHIPPING_EVENTS, "OrderBackOrdered", {**order, "status": "BackOrdered"},
                       saga_id=saga_id, step="BackOrder")
-            self._notify(order, saga_id, "backordered", "completed")
+            self.notify_customer(saga_id, customer_id, "backordered", "completed")
         elif message.type == "InventoryShort":
-            self.send(t.PAYMENTS_COMMANDS, "RefundPayment", order, saga_id=saga_id,
-                      kind="command", step="RefundPayment", saga_status="compensating",
-                      compensates="ChargePayment")
+            self.compensate(t.PAYMENTS_COMMANDS, "RefundPayment", order, saga_id=saga_id,
+                            compensates="ChargePayment")
         elif message.type == "PaymentRefunded":
             self.send(t.SHIPPING_EVENTS, "OrderCancelled", {**order, "status": "Cancelled"},
                       saga_id=saga_id, step="CancelOrder")
-            self._notify(order, saga_id, "cancelled", "compensated")
-
-    def _notify(self, order: dict[str, object], saga_id: str, template: str,
-                outcome: str) -> None:
-        self.send(t.NOTIFICATIONS_COMMANDS, "NotifyCustomer",
-                  {"order_id": saga_id, "customer_id": order.get("customer_id"),
-                   "template": template, "outcome": outcome},
-                  saga_id=saga_id, kind="command", step="NotifyCustomer")
+            self.notify_customer(saga_id, customer_id, "cancelled", "compensated")

@@ -22,8 +22,7 @@ class TravelAgency(DemoService):
         saga_id = message.saga_id
         kind = message.type
         if kind == "BookTrip":
-            self.send(t.PAYMENTS_COMMANDS, "ChargePayment", trip, saga_id=saga_id,
-                      kind="command", step="ChargePayment")
+            self.command(t.PAYMENTS_COMMANDS, "ChargePayment", trip, saga_id=saga_id)
         elif kind == "PaymentCharged":
             self._book(t.AIRLINE_COMMANDS, "BookFlight", trip, saga_id, 1)
         elif kind == "FlightBookingFailed":
@@ -33,25 +32,21 @@ class TravelAgency(DemoService):
         elif kind == "HotelBookingFailed":
             self._book(t.HOTEL_COMMANDS, "BookHotel", trip, saga_id, _next(trip))
         elif kind == "HotelBooked":
-            self.send(t.NOTIFICATIONS_COMMANDS, "NotifyCustomer",
-                      {"order_id": saga_id, "customer_id": trip.get("customer_id"),
-                       "template": "trip booked", "outcome": "completed"},
-                      saga_id=saga_id, kind="command", step="NotifyCustomer")
+            self.notify_customer(saga_id, trip.get("customer_id"), "trip booked", "completed")
         elif kind == "HotelUnavailable":
-            self.send(t.AIRLINE_COMMANDS, "CancelFlight", trip, saga_id=saga_id,
-                      kind="command", step="CancelFlight", saga_status="compensating",
-                      compensates="BookFlight")
+            self.compensate(t.AIRLINE_COMMANDS, "CancelFlight", trip, saga_id=saga_id,
+                            compensates="BookFlight")
         elif kind == "FlightCancelled":
-            self.send(t.PAYMENTS_COMMANDS, "ReimbursePayment", trip, saga_id=saga_id,
-                      kind="command", step="ReimbursePayment", compensates="ChargePayment")
+            self.command(t.PAYMENTS_COMMANDS, "ReimbursePayment", trip, saga_id=saga_id,
+                         compensates="ChargePayment")
         elif kind == "PaymentReimbursed":
             self.send(t.TRAVEL_EVENTS, "TripCancelled", trip, saga_id=saga_id,
                       step="CancelTrip", saga_status="compensated")
 
     def _book(self, topic_name: str, command: str, trip: dict[str, object], saga_id: str,
               attempt: int) -> None:
-        self.send(topic_name, command, {**trip, "attempt": min(attempt, MAX_BOOKING_ATTEMPTS)},
-                  saga_id=saga_id, kind="command", step=command)
+        self.command(topic_name, command,
+                     {**trip, "attempt": min(attempt, MAX_BOOKING_ATTEMPTS)}, saga_id=saga_id)
 
 
 def _next(trip: dict[str, object]) -> int:

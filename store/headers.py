@@ -61,13 +61,29 @@ _PLAIN = tuple(
     (header, column, 1 << i) for i, (header, column) in enumerate(ELIDABLE)
     if header not in (TRACEPARENT, CE_SPECVERSION, CE_TIME)
 )
-_TRACEPARENT_BIT = 1 << BIT[TRACEPARENT]
-_SPECVERSION_BIT = 1 << BIT[CE_SPECVERSION]
+#: Headers a column reproduces in another format (the order :func:`elide` compares them in).
+_SPECIAL = (TRACEPARENT, CE_TIME, CE_SPECVERSION)
+_COLUMN: dict[str, str] = dict(ELIDABLE)
 _TIME_BIT = 1 << BIT[CE_TIME]
 
 
 def traceparent_text(trace_id: str, span_id: str) -> str:
     return f"00-{trace_id}-{span_id}-01"
+
+
+def _column_text(header: str, row: Mapping[str, Any], event_ms: int) -> Any:
+    """The value the columns of ``row`` give contract header ``header`` (None: they give none).
+
+    The one definition both :func:`elide` (is the header reproduced?) and :func:`rebuild` use.
+    """
+    if header == TRACEPARENT:
+        trace_id = row["trace_id"]
+        return traceparent_text(trace_id, row["span_id"]) if trace_id else None
+    if header == CE_TIME:
+        return rfc3339_ms(event_ms)
+    if header == CE_SPECVERSION:
+        return SPECVERSION
+    return row[_COLUMN[header]]
 
 
 def elide(headers: dict[str, str], row: Mapping[str, Any], event_ms: int) -> tuple[dict[str, str], int]:
@@ -87,38 +103,19 @@ def elide(headers: dict[str, str], row: Mapping[str, Any], event_ms: int) -> tup
         plan = _plans[names] = _Plan(names)
     bits = 0
     rest: dict[str, str] | None = None
+    checks = plan.special
     if plan.plain_bits:
         if plan.header_values(headers) == plan.column_values(row):
             bits = plan.plain_bits
         else:  # a rule filled a column whose header was empty: compare one by one
-            for header, column, bit in plan.plain:
-                if headers[header] == row[column]:
-                    bits |= bit
-                else:
-                    rest = rest or {}
-                    rest[header] = headers[header]
-    if plan.traceparent:
-        value = headers[TRACEPARENT]
-        trace_id = row["trace_id"]
-        if trace_id and value == f"00-{trace_id}-{row['span_id']}-01":
-            bits |= _TRACEPARENT_BIT
+            checks = plan.plain + plan.special
+    for header, bit in checks:
+        value = headers[header]
+        if value == _column_text(header, row, event_ms):
+            bits |= bit
         else:
             rest = rest or {}
-            rest[TRACEPARENT] = value
-    if plan.time:
-        value = headers[CE_TIME]
-        if value == rfc3339_ms(event_ms):
-            bits |= _TIME_BIT
-        else:
-            rest = rest or {}
-            rest[CE_TIME] = value
-    if plan.specversion:
-        value = headers[CE_SPECVERSION]
-        if value == SPECVERSION:
-            bits |= _SPECVERSION_BIT
-        else:
-            rest = rest or {}
-            rest[CE_SPECVERSION] = value
+            rest[header] = value
     if plan.others:
         rest = rest or {}
         for header in plan.others:
@@ -130,17 +127,16 @@ class _Plan:
     """How to elide the headers of messages carrying exactly these header names."""
 
     def __init__(self, names: tuple[str, ...]) -> None:
-        self.plain = tuple(
-            (header, column, bit) for header, column, bit in _PLAIN if header in names
-        )
+        plain = [(header, column, bit) for header, column, bit in _PLAIN if header in names]
+        #: (header, bit) of the plain headers present, compared all at once first
+        self.plain = tuple((header, bit) for header, _, bit in plain)
         self.plain_bits = 0
-        for _, _, bit in self.plain:
+        for _, bit in self.plain:
             self.plain_bits |= bit
-        self.header_values = _getter(*(header for header, _, _ in self.plain))
-        self.column_values = _getter(*(column for _, column, _ in self.plain))
-        self.traceparent = TRACEPARENT in names
-        self.time = CE_TIME in names
-        self.specversion = CE_SPECVERSION in names
+        self.header_values = _getter(*(header for header, _, _ in plain))
+        self.column_values = _getter(*(column for _, column, _ in plain))
+        #: (header, bit) of the headers rebuilt from a column's value in the contract's format
+        self.special = tuple((header, 1 << BIT[header]) for header in _SPECIAL if header in names)
         self.others = tuple(name for name in names if name not in BIT)
 
 
@@ -162,18 +158,11 @@ def rebuild(row: Mapping[str, Any]) -> dict[str, str]:
     bits = int(row.get("headers_elided") or 0)
     if not bits:
         return stored
+    event_ms = epoch_ms(row["event_time"]) if bits & _TIME_BIT else 0
     out: dict[str, str] = {}
-    for i, (header, column) in enumerate(ELIDABLE):
-        if not bits >> i & 1:
-            continue
-        if header == TRACEPARENT:
-            out[header] = traceparent_text(row["trace_id"], row["span_id"])
-        elif header == CE_SPECVERSION:
-            out[header] = SPECVERSION
-        elif header == CE_TIME:
-            out[header] = rfc3339_ms(epoch_ms(row["event_time"]))
-        else:
-            out[header] = str(row[column])
+    for i, (header, _) in enumerate(ELIDABLE):
+        if bits >> i & 1:
+            out[header] = str(_column_text(header, row, event_ms))
     out.update(stored)
     return out
 

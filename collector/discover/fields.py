@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 from sagascope.collector.decode.correlate import parse_event_time
 from sagascope.collector.discover import words as w
-from sagascope.collector.discover.profile import SourceValues, TopicProfile, is_time_value
+from sagascope.collector.discover.profile import (
+    SourceValues,
+    TopicProfile,
+    is_number,
+    is_time_value,
+)
 
 _TIME_NAMES = ("time", "ts", "timestamp", "date", "at", "occurred", "created", "when")
 #: Names of type fields, best first (lower case, separators dropped).
@@ -67,7 +72,7 @@ def find_type(profile: TopicProfile, taken: set[str]) -> str | None:
         distinct = values.distinct()
         if len(distinct) > 60 or len(distinct) > max(2, values.present // 2):
             continue
-        if any(_is_number(v) for v in distinct) or not all(_TYPE_VALUE.fullmatch(v) for v in distinct):
+        if any(is_number(v) for v in distinct) or not all(_TYPE_VALUE.fullmatch(v) for v in distinct):
             continue
         name = _plain(values.name)
         if name in w.OUTCOME_NAMES:
@@ -125,11 +130,3 @@ def _named_like_a_type(value: str) -> bool:
     """Two or more words of letters: ``StockReserved``, ``order_placed``, ``Create Fine``."""
     parts = w.words(value)
     return len(parts) >= 2 and all(p.isalpha() for p in parts)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

@@ -104,13 +104,14 @@ class SourceValues:
             return False
         if all(v in ("true", "false") for v in sample):
             return False
-        numeric = [v for v in sample if _is_number(v)]
+        numeric = [v for v in sample if is_number(v)]
         if len(numeric) == len(sample) and not all(_INTEGER.fullmatch(v) for v in numeric):
             return False  # amounts, ratios
         return sum(1 for v in sample if is_time_value(v)) < len(sample) / 2
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether ``text`` reads as a number (``12``, ``-0.5``, ``1e3``)."""
     try:
         float(text)
     except ValueError:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka_clients import records_in
+
 from sagascope.instrumentation import (
     InstrumentedProducer,
     current_saga,
@@ -18,7 +21,6 @@ from sagascope.instrumentation import (
     start_saga,
 )
 from sagascope.instrumentation import contract as c
-
 from sagascope.testing import consumer_record
 from sagascope.testing import header_value as header
 
@@ -102,12 +104,18 @@ def _run_loop(client: str, bootstrap_servers: str, topic: str, body: Any, provid
         asyncio.run(_loop_aiokafka(bootstrap_servers, topic, async_body, provider))
 
 
-async def _started_aiokafka_producer(bootstrap_servers: str, **options: Any) -> Any:
+@contextlib.asynccontextmanager
+async def _aiokafka_producer(bootstrap_servers: str, **options: Any) -> AsyncIterator[Any]:
+    """An instrumented aiokafka producer, started, and closed when the block ends."""
     from aiokafka import AIOKafkaProducer
 
     client = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
     await client.start()
-    return InstrumentedProducer(client, **options)
+    producer = InstrumentedProducer(client, **options)
+    try:
+        yield producer
+    finally:
+        await producer.close()
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -120,17 +128,14 @@ def test_each_record_is_handled_in_its_saga_and_what_the_body_sends_joins_it(
 
     if client == "aiokafka":
         async def serve() -> None:
-            producer = await _started_aiokafka_producer(bootstrap_servers, service="payment")
+            async with _aiokafka_producer(bootstrap_servers, service="payment") as producer:
 
-            async def body(record: Any) -> str:
-                await producer.send(outbox, {"type": "PaymentReserved"})
-                handled_ids.append(current_saga().saga_id)
-                return "stop" if len(handled_ids) == len(SAGAS) else "go on"
+                async def body(record: Any) -> str:
+                    await producer.send(outbox, {"type": "PaymentReserved"})
+                    handled_ids.append(current_saga().saga_id)
+                    return "stop" if len(handled_ids) == len(SAGAS) else "go on"
 
-            try:
                 await _loop_aiokafka(bootstrap_servers, inbox, body, spans.tracer_provider)
-            finally:
-                await producer.close()
 
         asyncio.run(serve())
     else:
@@ -200,19 +205,16 @@ def test_async_for_awaits_an_aiokafka_outcome_before_the_next_record(
     markers_seen = []
 
     async def serve() -> None:
-        producer = await _started_aiokafka_producer(bootstrap_servers, service="orders",
-                                                    outcome_topic=outcomes)
+        async with _aiokafka_producer(bootstrap_servers, service="orders",
+                                      outcome_topic=outcomes) as producer:
 
-        async def body(record: Any) -> str:
-            await producer.flush()
-            markers_seen.append(records_in(bootstrap_servers, outcomes))
-            saga_outcome("completed")
-            return "stop" if len(markers_seen) == len(SAGAS) else "go on"
+            async def body(record: Any) -> str:
+                await producer.flush()
+                markers_seen.append(records_in(bootstrap_servers, outcomes))
+                saga_outcome("completed")
+                return "stop" if len(markers_seen) == len(SAGAS) else "go on"
 
-        try:
             await _loop_aiokafka(bootstrap_servers, inbox, body, spans.tracer_provider)
-        finally:
-            await producer.close()
 
     asyncio.run(serve())
     assert markers_seen == [0, 1]

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from kafka_clients import read_aiokafka, read_confluent, run
+from span_checks import errored_consumer_span
+
 from sagascope.instrumentation import (
     InstrumentedProducer,
     current_saga,
@@ -16,7 +18,6 @@ from sagascope.instrumentation import (
     start_saga,
 )
 from sagascope.instrumentation import contract as c
-
 from sagascope.testing import consumer_record
 
 
@@ -77,9 +78,7 @@ def test_handling_records_an_exception_and_reraises_it(spans):
     with pytest.raises(KeyError) as caught, handling(record, tracer_provider=spans.tracer_provider):
         raise error
     assert caught.value is error
-    (span,) = spans.finished(kind="CONSUMER")
-    assert span.status.status_code.name == "ERROR"
-    assert [e.name for e in span.events] == ["exception"]
+    errored_consumer_span(spans)
     assert current_saga() is None
 
 
