@@ -45,6 +45,8 @@ from sagascope.settings import CollectorSettings
 
 log = logging.getLogger(__name__)
 
+#: Values of the ``collector.start_from`` setting.
+START_FROM = ("earliest", "latest")
 _POLL_CAP_S = 0.2
 #: Poll timeout cap while a batch is being written or decoded, so that its commit follows soon.
 _POLL_CAP_WRITING_S = 0.02
@@ -74,6 +76,8 @@ def _check_settings(settings: CollectorSettings) -> None:
         raise ConfigError("setting collector.decode_workers must be 0 (decode in-process) or more")
     if settings.client not in CLIENTS:
         raise ConfigError(f"setting collector.client must be one of {', '.join(CLIENTS)}")
+    if settings.start_from not in START_FROM:
+        raise ConfigError(f"setting collector.start_from must be one of {', '.join(START_FROM)}")
 
 
 class Collector(Rebalancing):

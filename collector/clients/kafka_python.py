@@ -123,6 +123,13 @@ class KafkaPythonConsumer:
     def seek(self, partition: Partition, offset: int) -> None:
         self._consumer.seek(TopicPartition(*partition), offset)
 
+    def seek_to_start(self, partition: Partition, start_from: str) -> None:
+        tp = TopicPartition(*partition)
+        if start_from == "latest":
+            self._consumer.seek_to_end(tp)
+        else:
+            self._consumer.seek_to_beginning(tp)
+
     def position(self, partition: Partition) -> int | None:
         return self._consumer.position(TopicPartition(*partition), timeout_ms=100)
 

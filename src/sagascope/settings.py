@@ -161,6 +161,12 @@ class CollectorSettings:
     #: Kafka client the collector consumes with: ``kafka-python`` or ``confluent-kafka``
     #: (librdkafka; needs the ``confluent`` extra).
     client: str = "kafka-python"
+    #: Where a partition the store holds nothing of starts: ``earliest`` (the oldest record
+    #: Kafka retains) or ``latest`` (only records produced from now on). Partitions the store
+    #: holds rows of always resume right after them; committed group offsets never decide.
+    start_from: str = "earliest"
+    #: How often a progress line (stored, rate, lag) is logged while catching up; 0: never.
+    progress_log_s: float = 10.0
 
 
 @dataclass(frozen=True)
