@@ -33,6 +33,7 @@ from sagascope.collector.decode.rows import DecodeContext
 from sagascope.collector.exceptions import BrokerError
 from sagascope.collector.inflight import InFlight, InFlightWrite, StoreHealth, restore
 from sagascope.collector.metrics import CollectorMetrics
+from sagascope.collector.progress_log import ProgressLog
 from sagascope.collector.rebalance import Rebalancing
 from sagascope.collector.record_batches import as_records, record_count
 from sagascope.collector.writer import salvage_batch, write_batch, write_progress
@@ -80,6 +81,12 @@ def _check_settings(settings: CollectorSettings) -> None:
         raise ConfigError(f"setting collector.start_from must be one of {', '.join(START_FROM)}")
 
 
+def _store_text(store: Store) -> str:
+    """Which store, for the log (a server's URL is left out: it may carry a password)."""
+    path = getattr(store, "path", "")
+    return f"{store.backend}{f' at {path}' if path else ''}, database {store.database}"
+
+
 class Collector(Rebalancing):
     """Consume Kafka into the store. ``run(stop_event)`` in any thread, or ``start()``/``stop()``.
 
@@ -113,6 +120,7 @@ class Collector(Rebalancing):
         )
         self.pattern = topic_pattern(settings.include, settings.exclude)
         self.metrics = CollectorMetrics(self.collector_id)
+        self._progress_log = ProgressLog(self.metrics, settings.progress_log_s)
         #: Port of the metrics endpoint once serving (``settings.metrics_port``), else None.
         self.metrics_port: int | None = None
         self._ctx = DecodeContext(
@@ -172,8 +180,15 @@ class Collector(Rebalancing):
 
     def run(self, stop_event: threading.Event) -> None:
         """Consume until ``stop_event`` is set; never raises for broker or store trouble."""
+        log.info("store: %s", _store_text(self.store))
+        log.info(
+            "broker: %s, client %s, group %s; topics: include %s exclude %s, new partitions "
+            "start at %s", self.bootstrap_servers, self.settings.client, self.settings.group_id,
+            self.settings.include, self.settings.exclude, self.settings.start_from,
+        )
         if self.settings.metrics_port:
             self.metrics_port = self.metrics.serve(self.settings.metrics_port)
+            log.info("metrics: http://127.0.0.1:%d/metrics", self.metrics_port)
         self._writes = InFlightWrite(self.store, f"collector-writer-{self.collector_id}")
         if self.settings.decode_workers > 0:
             rules = (self.settings.correlation, self.settings.redaction, self.settings.payload_cap_bytes)
@@ -229,10 +244,7 @@ class Collector(Rebalancing):
                 log.warning("broker unavailable, retrying in %.1fs: %s", backoff.delay_s, exc)
                 stop_event.wait(backoff.failed())
                 continue
-            log.info(
-                "collector %s connected client=%s group=%s include=%s", self.collector_id,
-                self.settings.client, self.settings.group_id, self.pattern.pattern,
-            )
+            log.debug("collector %s connected to %s", self.collector_id, self.bootstrap_servers)
             self._subscribed = frozenset()
             if self._watcher is not None:
                 self._watcher.stop()
@@ -479,10 +491,12 @@ class Collector(Rebalancing):
 
     def _write_progress(self) -> bool:
         self._last_progress = time.monotonic()
-        return write_progress(
+        written = write_progress(
             self.store, self._consumer, self._table, self.metrics,
             self.settings.group_id, self.collector_id, self._caught_up_ms,
         )
+        self._progress_log.tick()
+        return written
 
     def _store_failed(self, exc: StoreError) -> None:
         self.metrics.errors.labels("store").inc()

@@ -68,6 +68,7 @@ class KafkaPythonFactory:
     def open_lister(self) -> tuple[Callable[[], Collection[str]], Callable[[], None]]:
         config = {k: v for k, v in self.config.items() if k not in _GROUP_SETTINGS}
         config["client_id"] = f"{self.config.get('client_id', 'sagascope-collector')}-topics"
+        config["enable_auto_commit"] = False  # no group: else kafka-python warns it disables it
         try:
             client = KafkaConsumer(**config)
         except KafkaError as exc:

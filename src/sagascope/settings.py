@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
 import tomllib
 import types
 import typing
@@ -263,8 +264,9 @@ class AlertSettings:
 class DashboardSettings:
     host: str = "127.0.0.1"
     port: int = 8501
-    #: Base URL the alerts link to (``<public_url>/flow_explorer?saga=<id>``).
-    public_url: str = "http://127.0.0.1:8501"
+    #: Base URL the alerts link to (``<public_url>/flow_explorer?saga=<id>``), as the people
+    #: opening them reach the dashboard (e.g. behind a proxy); empty: ``http://host:port``.
+    public_url: str = ""
     refresh_s: float = 10.0
     #: Link from a trace id to the team's tracer, ``{trace_id}`` replaced, e.g.
     #: ``http://jaeger:16686/trace/{trace_id}`` or a Grafana Tempo explore URL; empty: no link.
@@ -282,6 +284,15 @@ class DashboardSettings:
     oidc_client_secret_file: str = ""
     #: Hide message payloads from the flow view (headers and payload size/hash stay).
     hide_payloads: bool = False
+
+    @property
+    def link_url(self) -> str:
+        """Base of every link to the dashboard: ``public_url``, else where it listens (this
+        machine's name when it listens on every address)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = socket.gethostname() if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
 
 @dataclass(frozen=True)

@@ -211,3 +211,30 @@ def test_one_sink_per_alertmanager_url():
     sinks = build_sinks(AlertSettings(
         sinks="alertmanager", alertmanager_urls="http://a:9093, http://b:9093/,http://a:9093"))
     assert [s.url for s in sinks] == ["http://a:9093", "http://b:9093"]  # type: ignore[attr-defined]
+
+
+def test_alert_links_point_at_the_dashboards_own_address_without_a_public_url(store):
+    _stalled(store, "order-link")
+    settings = Settings(
+        alerts=AlertSettings(sinks="log"), dashboard=DashboardSettings(host="127.0.0.2", port=9123)
+    )
+    alerter = Alerter.from_settings(store, settings)
+    try:
+        (alert,) = alerter.evaluate_once().opened
+    finally:
+        alerter.close()
+    assert alert.link == flow_link("http://127.0.0.2:9123", "order-link")
+
+
+def test_alert_links_use_the_public_url_when_set(store):
+    _stalled(store, "order-public")
+    settings = Settings(
+        alerts=AlertSettings(sinks="log"),
+        dashboard=DashboardSettings(port=9123, public_url="https://sagas.example.com/"),
+    )
+    alerter = Alerter.from_settings(store, settings)
+    try:
+        (alert,) = alerter.evaluate_once().opened
+    finally:
+        alerter.close()
+    assert alert.link == flow_link("https://sagas.example.com", "order-public")

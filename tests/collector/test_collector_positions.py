@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Iterator
 
@@ -100,3 +101,27 @@ def test_start_from_latest_skips_what_kafka_held_before(
     assert stored(store, topic) == log.acked == {(topic, 0, o) for o in range(10, 15)}
     (partition,) = verify(store, topic).partitions
     assert partition.ok and partition.never_stored == (0, 9)
+
+
+def test_the_collector_says_where_it_stores_and_where_each_partition_starts(
+    store, bootstrap_servers, make_topic, collector_settings, caplog
+):
+    topic = make_topic("said", partitions=2)
+    with producer(bootstrap_servers) as p:
+        send_all(p, [(topic, None, b'{"n": 1}', [], "")] * 4, ProducedLog())
+    collector = Collector(store, bootstrap_servers, collector_settings(include=topic))
+    caplog.clear()  # the test's producer's warnings
+    with caplog.at_level(logging.INFO):
+        collector.start()
+        try:
+            wait_until(lambda: len(stored(store, topic)) == 4, 60, "4 rows")
+        finally:
+            collector.stop()
+    lines = [r.getMessage() for r in caplog.records]
+    assert f"store: chdb at {store.path}, database {store.database}" in lines
+    assert any(line.startswith(f"broker: {bootstrap_servers}, client ") for line in lines)
+    assert (
+        f"topic {topic}: partition@start 0@earliest (nothing stored), 1@earliest (nothing stored)"
+        in lines
+    )
+    assert not [r for r in caplog.records if r.name.startswith("kafka") and r.levelno >= logging.WARNING]

@@ -50,6 +50,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.commands._connect import kafka_client_config
     from sagascope.store import open_store_from_settings
 
+    if not args.verbose:
+        # Say what the collector does (store, broker, partitions and where each starts,
+        # progress while catching up) without the Kafka client's routine warnings.
+        logging.getLogger("sagascope.collector").setLevel(logging.INFO)
+        logging.getLogger("kafka").setLevel(logging.ERROR)
     kafka_config = kafka_client_config(settings, "collect")
     if settings.collector.client == "confluent-kafka":
         # The same [broker] security settings, in librdkafka's property names.
