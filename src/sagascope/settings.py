@@ -93,6 +93,12 @@ class StoreSettings:
     ca_file: str = ""
     #: Verify the server's TLS certificate (``https://`` URLs).
     verify_tls: bool = True
+    #: Memory the embedded store's caches may hold together (marks, primary indexes, query
+    #: conditions, compiled expressions; uncompressed blocks are not cached).
+    chdb_cache_mb: int = 64
+    #: The embedded store's total memory limit (a query or insert beyond it fails and is
+    #: retried); 0: chDB's own, 90 % of the machine's memory.
+    chdb_memory_limit_mb: int = 0
 
 
 @dataclass(frozen=True)
