@@ -33,7 +33,7 @@ from sagascope.collector.decode.rows import DecodeContext
 from sagascope.collector.exceptions import BrokerError
 from sagascope.collector.inflight import InFlight, InFlightWrite, StoreHealth, restore
 from sagascope.collector.metrics import CollectorMetrics
-from sagascope.collector.progress_log import ProgressLog
+from sagascope.collector.progress_log import ProgressLog, log_start
 from sagascope.collector.rebalance import Rebalancing
 from sagascope.collector.record_batches import as_records, record_count
 from sagascope.collector.writer import salvage_batch, write_batch, write_progress
@@ -79,12 +79,6 @@ def _check_settings(settings: CollectorSettings) -> None:
         raise ConfigError(f"setting collector.client must be one of {', '.join(CLIENTS)}")
     if settings.start_from not in START_FROM:
         raise ConfigError(f"setting collector.start_from must be one of {', '.join(START_FROM)}")
-
-
-def _store_text(store: Store) -> str:
-    """Which store, for the log (a server's URL is left out: it may carry a password)."""
-    path = getattr(store, "path", "")
-    return f"{store.backend}{f' at {path}' if path else ''}, database {store.database}"
 
 
 class Collector(Rebalancing):
@@ -180,22 +174,17 @@ class Collector(Rebalancing):
 
     def run(self, stop_event: threading.Event) -> None:
         """Consume until ``stop_event`` is set; never raises for broker or store trouble."""
-        log.info("store: %s", _store_text(self.store))
-        log.info(
-            "broker: %s, client %s, group %s; topics: include %s exclude %s, new partitions "
-            "start at %s", self.bootstrap_servers, self.settings.client, self.settings.group_id,
-            self.settings.include, self.settings.exclude, self.settings.start_from,
-        )
+        log_start(self.store, self.bootstrap_servers, self.settings)
         if self.settings.metrics_port:
             self.metrics_port = self.metrics.serve(self.settings.metrics_port)
             log.info("metrics: http://127.0.0.1:%d/metrics", self.metrics_port)
         self._writes = InFlightWrite(self.store, f"collector-writer-{self.collector_id}")
         if self.settings.decode_workers > 0:
             rules = (self.settings.correlation, self.settings.redaction, self.settings.payload_cap_bytes)
+            # Its processes start at the first poll that brings a backlog (_start_decoders).
             self._decoder = DecodePool(
                 rules, self.settings.decode_workers, name=f"sagascope-decoder-{self.collector_id}"
             )
-            self._decoder.start()  # now, not on the first record: it takes ~0.5 s
         try:
             if not self._wait_for_schema(stop_event):
                 return
@@ -314,6 +303,9 @@ class Collector(Rebalancing):
                 stop_event.wait(0.5)
                 continue
             with self._lock:
+                if self._decoder is not None and not self._decoder.started:
+                    fetched = sum(record_count(items) for items in records.values())
+                    self._decoder.start_on_backlog(fetched, settings.batch_rows // 2)
                 for key, recs in records.items():
                     self._add(key, recs)
                 self._apply_decoded()

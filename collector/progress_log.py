@@ -1,5 +1,7 @@
-"""What the collector tells its log while it runs: a line every ``collector.progress_log_s``
-while it is behind (rows stored, rate, records still to read), and one when it caught up."""
+"""What the collector tells its log: at start, the store and the broker; while it runs, a line
+every ``collector.progress_log_s`` while it is behind (rows stored, rate, records still to
+read), and one when it caught up. (Each topic's partitions and where they start are logged
+when they are positioned, by ``rebalance``.)"""
 
 from __future__ import annotations
 
@@ -8,8 +10,23 @@ import time
 from collections.abc import Callable
 
 from sagascope.collector.metrics import CollectorMetrics
+from sagascope.store.base import Store
+
+from sagascope.settings import CollectorSettings
 
 log = logging.getLogger(__name__)
+
+
+def log_start(store: Store, bootstrap_servers: str, settings: CollectorSettings) -> None:
+    """One line for the store, one for the broker (a server's URL is left out of the store's
+    line: it may carry a password)."""
+    path = getattr(store, "path", "")
+    log.info("store: %s%s, database %s", store.backend, f" at {path}" if path else "", store.database)
+    log.info(
+        "broker: %s, client %s, group %s; topics: include %s exclude %s, new partitions start "
+        "at %s", bootstrap_servers, settings.client, settings.group_id, settings.include,
+        settings.exclude, settings.start_from,
+    )
 
 
 class ProgressLog:
