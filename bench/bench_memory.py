@@ -3,6 +3,7 @@
 
     python bench/bench_memory.py long [--command "demo --rate 20 ..."] [--seconds 1800]
                                       [--warmup-s 300] [--out samples.json]
+                                      [--traffic-rate 20]
     python bench/bench_memory.py collect [--records 150000] [--partitions 4]
                                          [--clients kafka-python,confluent-kafka]
 
@@ -15,7 +16,10 @@ engine is a 555 MB shared library whose mapped code counts as resident), the dec
 processes, the embedded broker, other children. It prints a line a minute, then the peak of
 the tree and of the tree without the broker (against a user's own Kafka there is none), and
 the growth after the warm-up: the mean of the last minute against the mean of the minute after
-``--warmup-s`` (targets: at most 10 % growth, peak at most 512 MB).
+``--warmup-s`` (targets: at most 10 % growth, peak at most 512 MB). With ``--traffic-rate`` an
+embedded broker (``{bootstrap}``) carries demo traffic from a process of its own, not measured:
+e.g. ``--command "collect --bootstrap-servers {bootstrap} --store-path {store}"`` measures
+the collector and its store alone, as they would run against a user's Kafka.
 
 ``collect``: for each client the embedded broker (started here) is filled with ``--records``
 records (the 300-byte JSON values with the 10 contract headers of ``bench_collector.py``),
@@ -38,6 +42,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,11 +180,14 @@ def _mean(samples: list[Sample], attr: str) -> float:
     return statistics.fmean(getattr(s, attr) for s in samples) if samples else 0.0
 
 
-def long_run(command: str, seconds: float, warmup_s: float, out: str) -> dict[str, float]:
+def long_run(
+    command: str, seconds: float, warmup_s: float, out: str, bootstrap: str = ""
+) -> dict[str, float]:
     """Run ``sagascope <command>`` for ``seconds``, sampling its tree every second."""
     samples: list[Sample] = []
     with tempfile.TemporaryDirectory() as data:
-        argv = [SAGASCOPE, *shlex.split(command.replace("{store}", data))]
+        command = command.replace("{store}", data).replace("{bootstrap}", bootstrap)
+        argv = [SAGASCOPE, *shlex.split(command)]
         process = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=data,
             start_new_session=True,
@@ -233,6 +242,26 @@ def long_run(command: str, seconds: float, warmup_s: float, out: str) -> dict[st
     return result
 
 
+@contextmanager
+def demo_traffic(bootstrap: str, rate: float) -> Iterator[None]:
+    """``sagascope demo`` at ``rate`` sagas/s on ``bootstrap`` (its own store, no dashboard)."""
+    with tempfile.TemporaryDirectory() as data:
+        process = subprocess.Popen(
+            [SAGASCOPE, "demo", "--bootstrap-servers", bootstrap, "--rate", str(rate),
+             "--no-dashboard", "--store-path", data],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=data, start_new_session=True,
+        )
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     modes = parser.add_subparsers(dest="mode", required=True)
@@ -242,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     long.add_argument("--seconds", type=float, default=1800.0)
     long.add_argument("--warmup-s", type=float, default=300.0)
     long.add_argument("--out", default="", help="write every sample to this JSON file")
+    long.add_argument(
+        "--traffic-rate", type=float, default=0.0,
+        help="also start an embedded broker ({bootstrap} in the command) and, in a process of "
+        "its own and not measured, demo traffic at this many sagas/s on it",
+    )
     collect = modes.add_parser("collect", help="a full-speed collect per client")
     collect.add_argument("--records", type=int, default=150_000)
     collect.add_argument("--partitions", type=int, default=4)
@@ -250,7 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, float]] = {}
     if args.mode == "long":
         print(f"sagascope {args.command} for {args.seconds:.0f} s:", flush=True)
-        results["long"] = r = long_run(args.command, args.seconds, args.warmup_s, args.out)
+        with ExitStack() as stack:
+            bootstrap = ""
+            if args.traffic_rate > 0:
+                bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
+                stack.enter_context(demo_traffic(bootstrap, args.traffic_rate))
+            results["long"] = r = long_run(
+                args.command, args.seconds, args.warmup_s, args.out, bootstrap
+            )
         print(
             f"peak {r['peak_tree_mb']} MB with every child, {r['peak_without_broker_mb']} MB "
             f"without the broker (sagascope process {r['peak_sagascope_mb']} MB, of it "
