@@ -8,10 +8,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from collector_helpers import ProducedLog, producer, send_all, wait_until
+from collector_helpers import ProducedLog, producer, send_all
 from kafka import KafkaConsumer, TopicPartition
 from sagascope.collector import Collector
 from sagascope.store import ChdbStore, ensure_schema, verify
+from waiting import wait_until
 
 _fresh = itertools.count()
 
