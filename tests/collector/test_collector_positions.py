@@ -126,3 +126,23 @@ def test_the_collector_says_where_it_stores_and_where_each_partition_starts(
         in lines
     )
     assert not [r for r in caplog.records if r.name.startswith("kafka") and r.levelno >= logging.WARNING]
+
+
+def test_a_row_deleted_by_hand_from_a_collected_partition_is_reported_as_deleted(
+    store, bootstrap_servers, make_topic, collector_settings
+):
+    topic = make_topic("handdel")
+    with producer(bootstrap_servers) as p:
+        send_all(p, [(topic, None, b'{"n": 1}', [], "")] * 10, ProducedLog())
+    collector = Collector(store, bootstrap_servers, collector_settings(include=topic))
+    collector.start()
+    try:
+        wait_until(lambda: len(stored(store, topic)) == 10, 60, "10 rows")
+    finally:
+        collector.stop()
+    store.command(
+        "ALTER TABLE messages DELETE WHERE topic = {t:String} AND offset = 5 "
+        "SETTINGS mutations_sync = 2", {"t": topic},
+    )
+    (partition,) = verify(store, topic).partitions
+    assert partition.deleted == [(5, 5)] and not partition.lost and partition.never_stored is None
