@@ -123,7 +123,7 @@ class Alerter:
                 client_id=settings.broker.client_id,
                 kafka_config=_kafka_config(settings),
             )
-        return cls(store, queries, settings.alerts, sinks, settings.dashboard.public_url)
+        return cls(store, queries, settings.alerts, sinks, settings.dashboard.link_url)
 
     # -- thresholds ---------------------------------------------------------------------
 

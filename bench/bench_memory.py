@@ -1,17 +1,31 @@
-"""Peak resident memory of a stand-alone ``sagascope collect`` at full speed, and of ``sagascope demo``.
+"""Resident memory of a long-running sagascope command (its process tree), and of a stand-alone
+``sagascope collect`` at full speed.
 
-    python bench/bench_memory.py [--records 150000] [--partitions 4]
-                                 [--clients kafka-python,confluent-kafka] [--demo-s 60]
+    python bench/bench_memory.py long [--command "demo --rate 20 ..."] [--seconds 1800]
+                                      [--warmup-s 300] [--out samples.json]
+                                      [--traffic-rate 20]
+    python bench/bench_memory.py collect [--records 150000] [--partitions 4]
+                                         [--clients kafka-python,confluent-kafka]
 
-For each client: the embedded broker (started here) is filled with ``--records`` records (the
-300-byte JSON values with the 10 contract headers of ``bench_collector.py``), then
-``sagascope collect`` runs as its own process on a fresh chDB directory and reads them all at
-full speed. Its resident memory and that of its children (the decoding processes) is sampled
-every 0.1 s from ``/proc`` until its ``sagascope_collector_stored_total`` metric reaches the
-record count; the time from launch (group join included) to the last record stored is
-reported beside the peaks (``bench_collector.py`` measures the rate). Then ``sagascope demo``
-(broker, store, demo traffic, collector, alerter, dashboard server; no browser open) runs for
-``--demo-s`` seconds and its peak, with and without its children (decoders, Tansu), is reported.
+``long``: runs ``sagascope <command>`` (default ``demo --rate 20``: broker, store, demo
+traffic at 20 sagas/s, collector, alerter, dashboard server; ``serve`` takes the same place
+when given as the command) on a fresh store directory (``{store}`` in the command) for
+``--seconds``, and samples the resident memory of the process and each descendant every
+second from ``/proc``: the sagascope process (anonymous and file-backed pages apart: chDB's
+engine is a 555 MB shared library whose mapped code counts as resident), the decoding
+processes, the embedded broker, other children. It prints a line a minute, then the peak of
+the tree and of the tree without the broker (against a user's own Kafka there is none), and
+the growth after the warm-up: the mean of the last minute against the mean of the minute after
+``--warmup-s`` (targets: at most 10 % growth, peak at most 512 MB). With ``--traffic-rate`` an
+embedded broker (``{bootstrap}``) carries demo traffic from a process of its own, not measured:
+e.g. ``--command "collect --bootstrap-servers {bootstrap} --store-path {store}"`` measures
+the collector and its store alone, as they would run against a user's Kafka.
+
+``collect``: for each client the embedded broker (started here) is filled with ``--records``
+records (the 300-byte JSON values with the 10 contract headers of ``bench_collector.py``),
+then ``sagascope collect`` runs as its own process on a fresh chDB directory and reads them
+all at full speed; its tree's memory is sampled every 0.1 s until its
+``sagascope_collector_stored_total`` metric reaches the record count.
 """
 
 from __future__ import annotations
@@ -19,22 +33,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_collector import produce
-from procstat import descendants, rss_mb
+from procstat import command_line, descendants, rss_mb, rss_split_mb
 
 from sagascope.embedded import EmbeddedBroker, create_topics
 
 SAGASCOPE = str(Path(sys.executable).with_name("sagascope"))
+DEFAULT_LONG_COMMAND = "demo --rate 20 --port 0 --metrics-port 0 --store-path {store}"
 
 
 def free_port() -> int:
@@ -43,21 +63,63 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def kind_of(pid: int) -> str:
+    """Which part a descendant process is, from its command line."""
+    line = command_line(pid)
+    if "tansu" in line:
+        return "broker"
+    if "decode" in line:
+        return "decoders"
+    return "other"
+
+
+@dataclass
+class Sample:
+    """One look at the tree, in MB."""
+
+    at_s: float
+    own_anon: float
+    own_file: float
+    parts: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def own(self) -> float:
+        return self.own_anon + self.own_file
+
+    @property
+    def total(self) -> float:
+        return self.own + sum(self.parts.values())
+
+    @property
+    def without_broker(self) -> float:
+        return self.total - self.parts.get("broker", 0.0)
+
+
+def sample(pid: int, at_s: float) -> Sample:
+    anon, file = rss_split_mb(pid)
+    parts: dict[str, float] = {}
+    for child in descendants(pid):
+        kind = kind_of(child)
+        parts[kind] = parts.get(kind, 0.0) + rss_mb(child)
+    return Sample(at_s, anon, file, parts)
+
+
 class Peaks:
-    """Peak resident memory of a process alone and with its descendants."""
+    """Peak resident memory of a process alone, of its descendants, and of both."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.own = 0.0
+        self.own_anon = 0.0
         self.children = 0.0
         self.total = 0.0
 
     def sample(self) -> None:
-        own = rss_mb(self.pid)
-        children = sum(rss_mb(p) for p in descendants(self.pid))
-        self.own = max(self.own, own)
-        self.children = max(self.children, children)
-        self.total = max(self.total, own + children)
+        s = sample(self.pid, 0.0)
+        self.own = max(self.own, s.own)
+        self.own_anon = max(self.own_anon, s.own_anon)
+        self.children = max(self.children, sum(s.parts.values()))
+        self.total = max(self.total, s.total)
 
 
 def stored(metrics_port: int) -> int:
@@ -74,7 +136,7 @@ def stored(metrics_port: int) -> int:
 
 
 def collect_run(bootstrap: str, topic: str, records: int, client: str) -> dict[str, float]:
-    """Run ``sagascope collect`` until it stored every record; its peaks and rate."""
+    """Run ``sagascope collect`` until it stored every record; its peaks and time."""
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         command = [
@@ -108,55 +170,153 @@ def collect_run(bootstrap: str, topic: str, records: int, client: str) -> dict[s
                 process.kill()
                 process.wait()
     return {
-        "rss_mb": round(peaks.own), "decoders_rss_mb": round(peaks.children),
-        "total_rss_mb": round(peaks.total), "seconds": round(last - started, 1),
+        "rss_mb": round(peaks.own), "anon_rss_mb": round(peaks.own_anon),
+        "decoders_rss_mb": round(peaks.children), "total_rss_mb": round(peaks.total),
+        "seconds": round(last - started, 1),
     }
 
 
-def demo_run(seconds: float) -> dict[str, float]:
-    """Run ``sagascope demo`` for ``seconds``; its peaks."""
+def _mean(samples: list[Sample], attr: str) -> float:
+    return statistics.fmean(getattr(s, attr) for s in samples) if samples else 0.0
+
+
+def long_run(
+    command: str, seconds: float, warmup_s: float, out: str, bootstrap: str = ""
+) -> dict[str, float]:
+    """Run ``sagascope <command>`` for ``seconds``, sampling its tree every second."""
+    samples: list[Sample] = []
     with tempfile.TemporaryDirectory() as data:
-        command = [
-            SAGASCOPE, "demo", "--port", "0", "--duration", str(seconds), "--store-path", data,
-            "--metrics-port", "0",
-        ]
+        command = command.replace("{store}", data).replace("{bootstrap}", bootstrap)
+        argv = [SAGASCOPE, *shlex.split(command)]
         process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=data
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=data,
+            start_new_session=True,
         )
-        peaks = Peaks(process.pid)
-        while process.poll() is None:
-            peaks.sample()
-            time.sleep(0.2)
-    return {"rss_mb": round(peaks.own), "total_rss_mb": round(peaks.total)}
+        started = time.monotonic()
+        next_line = 60.0
+        try:
+            while (at := time.monotonic() - started) < seconds:
+                if process.poll() is not None:
+                    raise RuntimeError(f"sagascope {command} exited with {process.returncode}")
+                samples.append(sample(process.pid, at))
+                if at >= next_line:
+                    s = samples[-1]
+                    print(
+                        f"  {at / 60:4.0f} min: tree {s.total:.0f} MB (sagascope {s.own:.0f}: "
+                        f"anon {s.own_anon:.0f}, file {s.own_file:.0f}; "
+                        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(s.parts.items()))
+                        + f"); without broker {s.without_broker:.0f} MB",
+                        flush=True,
+                    )
+                    next_line += 60.0
+                time.sleep(max(0.0, 1.0 - (time.monotonic() - started - at)))
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    if out:
+        Path(out).write_text(json.dumps([
+            {"at_s": round(s.at_s, 1), "own_anon": round(s.own_anon, 1),
+             "own_file": round(s.own_file, 1), **{k: round(v, 1) for k, v in s.parts.items()}}
+            for s in samples
+        ]))
+    after_warmup = [s for s in samples if warmup_s <= s.at_s < warmup_s + 60]
+    last_minute = [s for s in samples if s.at_s >= samples[-1].at_s - 60]
+    result: dict[str, float] = {
+        "seconds": round(samples[-1].at_s),
+        "peak_tree_mb": round(max(s.total for s in samples)),
+        "peak_without_broker_mb": round(max(s.without_broker for s in samples)),
+        "peak_sagascope_mb": round(max(s.own for s in samples)),
+        "peak_sagascope_anon_mb": round(max(s.own_anon for s in samples)),
+    }
+    for attr in ("total", "without_broker", "own_anon"):
+        first, last = _mean(after_warmup, attr), _mean(last_minute, attr)
+        result[f"{attr}_after_warmup_mb"] = round(first)
+        result[f"{attr}_last_minute_mb"] = round(last)
+        result[f"{attr}_growth_pct"] = round(100 * (last - first) / first, 1) if first else 0.0
+    for kind in sorted({k for s in samples for k in s.parts}):
+        result[f"peak_{kind}_mb"] = round(max(s.parts.get(kind, 0.0) for s in samples))
+    return result
+
+
+@contextmanager
+def demo_traffic(bootstrap: str, rate: float) -> Iterator[None]:
+    """``sagascope demo`` at ``rate`` sagas/s on ``bootstrap`` (its own store, no dashboard)."""
+    with tempfile.TemporaryDirectory() as data:
+        process = subprocess.Popen(
+            [SAGASCOPE, "demo", "--bootstrap-servers", bootstrap, "--rate", str(rate),
+             "--no-dashboard", "--store-path", data],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=data, start_new_session=True,
+        )
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--records", type=int, default=150_000)
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--clients", default="kafka-python,confluent-kafka")
-    parser.add_argument("--demo-s", type=float, default=60.0, help="0 skips the demo")
+    modes = parser.add_subparsers(dest="mode", required=True)
+    long = modes.add_parser("long", help="a long run of one command (default: demo at 20 sagas/s)")
+    long.add_argument("--command", default=DEFAULT_LONG_COMMAND,
+                      help="sagascope arguments; {store} becomes a fresh store directory")
+    long.add_argument("--seconds", type=float, default=1800.0)
+    long.add_argument("--warmup-s", type=float, default=300.0)
+    long.add_argument("--out", default="", help="write every sample to this JSON file")
+    long.add_argument(
+        "--traffic-rate", type=float, default=0.0,
+        help="also start an embedded broker ({bootstrap} in the command) and, in a process of "
+        "its own and not measured, demo traffic at this many sagas/s on it",
+    )
+    collect = modes.add_parser("collect", help="a full-speed collect per client")
+    collect.add_argument("--records", type=int, default=150_000)
+    collect.add_argument("--partitions", type=int, default=4)
+    collect.add_argument("--clients", default="kafka-python,confluent-kafka")
     args = parser.parse_args(argv)
     results: dict[str, dict[str, float]] = {}
-    with EmbeddedBroker() as broker:
-        bootstrap = broker.bootstrap_servers
-        topic = "bench.memory"
-        create_topics(bootstrap, {topic: args.partitions})
-        produce(bootstrap, topic, args.records)
-        for client in args.clients.split(","):
-            results[f"collect/{client}"] = found = collect_run(bootstrap, topic, args.records, client)
-            print(
-                f"sagascope collect ({client}), {args.records:,} records at full speed: "
-                f"all stored {found['seconds']} s after launch; peak RSS {found['rss_mb']} MB, decoding "
-                f"processes {found['decoders_rss_mb']} MB, together {found['total_rss_mb']} MB",
-                flush=True,
+    if args.mode == "long":
+        print(f"sagascope {args.command} for {args.seconds:.0f} s:", flush=True)
+        with ExitStack() as stack:
+            bootstrap = ""
+            if args.traffic_rate > 0:
+                bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
+                stack.enter_context(demo_traffic(bootstrap, args.traffic_rate))
+            results["long"] = r = long_run(
+                args.command, args.seconds, args.warmup_s, args.out, bootstrap
             )
-    if args.demo_s > 0:
-        results["demo"] = found = demo_run(args.demo_s)
         print(
-            f"sagascope demo for {args.demo_s:.0f} s: peak RSS {found['rss_mb']} MB, "
-            f"{found['total_rss_mb']} MB with its children (decoders, broker)"
+            f"peak {r['peak_tree_mb']} MB with every child, {r['peak_without_broker_mb']} MB "
+            f"without the broker (sagascope process {r['peak_sagascope_mb']} MB, of it "
+            f"anonymous {r['peak_sagascope_anon_mb']} MB); after {args.warmup_s:.0f} s: tree "
+            f"{r['total_after_warmup_mb']} -> {r['total_last_minute_mb']} MB "
+            f"({r['total_growth_pct']:+.1f} %), without broker {r['without_broker_after_warmup_mb']}"
+            f" -> {r['without_broker_last_minute_mb']} MB ({r['without_broker_growth_pct']:+.1f} %)"
         )
+    else:
+        with EmbeddedBroker() as broker:
+            bootstrap = broker.bootstrap_servers
+            topic = "bench.memory"
+            create_topics(bootstrap, {topic: args.partitions})
+            produce(bootstrap, topic, args.records)
+            for client in args.clients.split(","):
+                results[f"collect/{client}"] = found = collect_run(
+                    bootstrap, topic, args.records, client
+                )
+                print(
+                    f"sagascope collect ({client}), {args.records:,} records at full speed: all "
+                    f"stored {found['seconds']} s after launch; peak RSS {found['rss_mb']} MB (of "
+                    f"it anonymous {found['anon_rss_mb']} MB), decoding processes "
+                    f"{found['decoders_rss_mb']} MB, together {found['total_rss_mb']} MB",
+                    flush=True,
+                )
     print(f"load average: {os.getloadavg()}")
     print(json.dumps(results))
     return 0

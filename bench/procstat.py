@@ -17,6 +17,29 @@ def rss_kb(pid: int | str = "self") -> int:
     return 0
 
 
+def rss_split_mb(pid: int | str = "self") -> tuple[float, float]:
+    """(anonymous, file-backed) resident memory of one process in MB; file-backed pages are
+    mapped files such as shared libraries (chDB's engine is one), shared with other
+    processes that map the same file. (0, 0) once it is gone."""
+    found = {"RssAnon:": 0, "RssFile:": 0, "RssShmem:": 0}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            head = line.split(None, 1)[0] if line else ""
+            if head in found:
+                found[head] = int(line.split()[1])
+    except OSError:
+        pass
+    return (found["RssAnon:"] + found["RssShmem:"]) / 1024, found["RssFile:"] / 1024
+
+
+def command_line(pid: int) -> str:
+    """The command line of a process ('' once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def rss_mb(pid: int | str = "self") -> float:
     """Resident memory of one process in MB (0 once it is gone)."""
     return rss_kb(pid) / 1024

@@ -49,6 +49,9 @@ class PartitionState:
     #: Next offset after the records handed to the decoding process and not yet buffered
     #: (None when nothing is in flight there).
     submitted_next: int | None = None
+    #: First offset the store collected of this partition (records before it were never
+    #: stored); None until known: from the store on resume, else the first position or record.
+    start_offset: int | None = None
 
     def __post_init__(self) -> None:
         self.buffered_next = self.stored_next
@@ -114,12 +117,18 @@ class PartitionTable:
         self.unpositioned.update(new)
         return new
 
-    def position(self, found: Mapping[Partition, tuple[int, str]]) -> list[tuple[Partition, int | None]]:
-        """Position every waiting partition from the store's answer; (partition, next offset)."""
+    def position(
+        self, found: Mapping[Partition, tuple[int, str]], starts: Mapping[Partition, int]
+    ) -> list[tuple[Partition, int | None]]:
+        """Position every waiting partition from the store's answer (next offset and chain,
+        and the first offset collected); (partition, next offset or None: nothing stored)."""
         out = []
         for key in sorted(self.unpositioned):
             next_offset, last_chain = found.get(key, (None, ""))
-            self.states[key] = PartitionState(key.topic, key.partition, next_offset, last_chain)
+            self.states[key] = PartitionState(
+                key.topic, key.partition, next_offset, last_chain,
+                start_offset=starts.get(key) if next_offset is not None else None,
+            )
             out.append((key, next_offset))
         self.unpositioned.clear()
         return out

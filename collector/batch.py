@@ -175,6 +175,8 @@ def account(
 ) -> None:
     """Record in ``batch`` and ``state`` that a partition's rows first..next_offset-1 (one
     link of its chain, ending in ``head``) were added to the batch."""
+    if state.start_offset is None:  # the first record collected of a partition
+        state.start_offset = first
     state.buffered_next = next_offset
     state.buffered_chain = head
     state.buffered_kafka_ms = kafka_ms

@@ -33,6 +33,7 @@ from sagascope.collector.decode.rows import DecodeContext
 from sagascope.collector.exceptions import BrokerError
 from sagascope.collector.inflight import InFlight, InFlightWrite, StoreHealth, restore
 from sagascope.collector.metrics import CollectorMetrics
+from sagascope.collector.progress_log import ProgressLog, log_start
 from sagascope.collector.rebalance import Rebalancing
 from sagascope.collector.record_batches import as_records, record_count
 from sagascope.collector.writer import salvage_batch, write_batch, write_progress
@@ -45,6 +46,8 @@ from sagascope.settings import CollectorSettings
 
 log = logging.getLogger(__name__)
 
+#: Values of the ``collector.start_from`` setting.
+START_FROM = ("earliest", "latest")
 _POLL_CAP_S = 0.2
 #: Poll timeout cap while a batch is being written or decoded, so that its commit follows soon.
 _POLL_CAP_WRITING_S = 0.02
@@ -74,6 +77,8 @@ def _check_settings(settings: CollectorSettings) -> None:
         raise ConfigError("setting collector.decode_workers must be 0 (decode in-process) or more")
     if settings.client not in CLIENTS:
         raise ConfigError(f"setting collector.client must be one of {', '.join(CLIENTS)}")
+    if settings.start_from not in START_FROM:
+        raise ConfigError(f"setting collector.start_from must be one of {', '.join(START_FROM)}")
 
 
 class Collector(Rebalancing):
@@ -109,6 +114,7 @@ class Collector(Rebalancing):
         )
         self.pattern = topic_pattern(settings.include, settings.exclude)
         self.metrics = CollectorMetrics(self.collector_id)
+        self._progress_log = ProgressLog(self.metrics, settings.progress_log_s)
         #: Port of the metrics endpoint once serving (``settings.metrics_port``), else None.
         self.metrics_port: int | None = None
         self._ctx = DecodeContext(
@@ -168,15 +174,17 @@ class Collector(Rebalancing):
 
     def run(self, stop_event: threading.Event) -> None:
         """Consume until ``stop_event`` is set; never raises for broker or store trouble."""
+        log_start(self.store, self.bootstrap_servers, self.settings)
         if self.settings.metrics_port:
             self.metrics_port = self.metrics.serve(self.settings.metrics_port)
+            log.info("metrics: http://127.0.0.1:%d/metrics", self.metrics_port)
         self._writes = InFlightWrite(self.store, f"collector-writer-{self.collector_id}")
         if self.settings.decode_workers > 0:
             rules = (self.settings.correlation, self.settings.redaction, self.settings.payload_cap_bytes)
+            # Its processes start at the first poll that brings a backlog (_start_decoders).
             self._decoder = DecodePool(
                 rules, self.settings.decode_workers, name=f"sagascope-decoder-{self.collector_id}"
             )
-            self._decoder.start()  # now, not on the first record: it takes ~0.5 s
         try:
             if not self._wait_for_schema(stop_event):
                 return
@@ -225,10 +233,7 @@ class Collector(Rebalancing):
                 log.warning("broker unavailable, retrying in %.1fs: %s", backoff.delay_s, exc)
                 stop_event.wait(backoff.failed())
                 continue
-            log.info(
-                "collector %s connected client=%s group=%s include=%s", self.collector_id,
-                self.settings.client, self.settings.group_id, self.pattern.pattern,
-            )
+            log.debug("collector %s connected to %s", self.collector_id, self.bootstrap_servers)
             self._subscribed = frozenset()
             if self._watcher is not None:
                 self._watcher.stop()
@@ -298,6 +303,9 @@ class Collector(Rebalancing):
                 stop_event.wait(0.5)
                 continue
             with self._lock:
+                if self._decoder is not None and not self._decoder.started:
+                    fetched = sum(record_count(items) for items in records.values())
+                    self._decoder.start_on_backlog(fetched, settings.batch_rows // 2)
                 for key, recs in records.items():
                     self._add(key, recs)
                 self._apply_decoded()
@@ -475,10 +483,12 @@ class Collector(Rebalancing):
 
     def _write_progress(self) -> bool:
         self._last_progress = time.monotonic()
-        return write_progress(
+        written = write_progress(
             self.store, self._consumer, self._table, self.metrics,
             self.settings.group_id, self.collector_id, self._caught_up_ms,
         )
+        self._progress_log.tick()
+        return written
 
     def _store_failed(self, exc: StoreError) -> None:
         self.metrics.errors.labels("store").inc()

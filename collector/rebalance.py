@@ -18,9 +18,11 @@ from sagascope.collector.assignment import Partition, PartitionTable
 from sagascope.collector.batch import Batch
 from sagascope.collector.inflight import InFlight, StoreHealth
 from sagascope.collector.metrics import CollectorMetrics
-from sagascope.collector.writer import stored_positions, write_batch
+from sagascope.collector.writer import stored_positions, stored_starts, write_batch
 from sagascope.store import StoreError
 from sagascope.store.base import Store
+
+from sagascope.settings import CollectorSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ class Rebalancing:
 
     store: Store
     collector_id: str
+    settings: CollectorSettings
     metrics: CollectorMetrics
     ready: threading.Event
     _lock: threading.RLock
@@ -61,19 +64,23 @@ class Rebalancing:
                 return
             try:
                 found = stored_positions(self.store, pending)
+                starts = stored_starts(self.store, pending)
             except StoreError as exc:
                 self.metrics.errors.labels("position").inc()
                 log.warning("cannot read stored positions, retrying: %s", exc)
                 self._health.backoff.failed()
                 return
             consumer = self._consumer
-            for key, next_offset in self._table.position(found):
-                if next_offset is not None:
+            start_from = self.settings.start_from
+            positions = self._table.position(found, starts)
+            for key, next_offset in positions:
+                # The store is the truth: a partition it holds nothing of starts at
+                # start_from, never at an offset the group committed into another store.
+                if next_offset is None:
+                    consumer.seek_to_start(key, start_from)
+                else:
                     consumer.seek(key, next_offset)
-                log.info(
-                    "positioned %s[%d] at %s", key.topic, key.partition,
-                    next_offset if next_offset is not None else "committed/earliest",
-                )
+            log_positions(positions, start_from)
             self.metrics.assigned_partitions.set(len(self._table))
             if not self._health.outage:
                 consumer.resume(pending)
@@ -129,3 +136,14 @@ class Rebalancing:
         if settled is not None:
             self._table.commit_later(settled.batch.ranges)
             self._count_stored(settled.batch, settled.started)
+
+
+def log_positions(positions: list[tuple[Partition, int | None]], start_from: str) -> None:
+    """One line per topic: its partitions and where each starts (the next stored offset, or
+    ``start_from`` for a partition the store holds nothing of)."""
+    by_topic: dict[str, list[str]] = {}
+    for key, next_offset in positions:
+        where = f"{next_offset} (stored)" if next_offset is not None else f"{start_from} (nothing stored)"
+        by_topic.setdefault(key.topic, []).append(f"{key.partition}@{where}")
+    for topic, parts in sorted(by_topic.items()):
+        log.info("topic %s: partition@start %s", topic, ", ".join(parts))

@@ -77,6 +77,32 @@ def stored_positions(
     return {k: v for k, v in found.items() if k in set(partitions)}
 
 
+def stored_starts(store: Store, partitions: Collection[Partition]) -> dict[Partition, int]:
+    """Partition -> first offset the store collected of it (``progress.start_offset``, or the
+    lowest stored offset), for partitions the store knows; kept across restarts so that rows
+    removed from a partition's start still show as removed."""
+    topics = sorted({t for t, _ in partitions})
+    if not topics:
+        return {}
+    starts: dict[Partition, int] = {}
+    for t, p, first in (
+        *store.query(
+            "SELECT topic, partition, min(offset) FROM messages "
+            "WHERE topic IN {topics:Array(String)} GROUP BY topic, partition",
+            {"topics": topics},
+        ).rows,
+        *store.query(
+            "SELECT topic, partition, min(start_offset) FROM progress FINAL "
+            "WHERE topic IN {topics:Array(String)} GROUP BY topic, partition",
+            {"topics": topics},
+        ).rows,
+    ):
+        key = Partition(t, int(p))
+        starts[key] = min(int(first), starts.get(key, int(first)))
+    wanted = set(partitions)
+    return {k: v for k, v in starts.items() if k in wanted}
+
+
 def progress_rows(
     group_id: str,
     collector_id: str,
@@ -99,6 +125,7 @@ def progress_rows(
             "topic": st.topic,
             "partition": st.partition,
             "stored_offset": st.stored_next,
+            "start_offset": st.stored_next if st.start_offset is None else st.start_offset,
             "end_offset": end,
             "read_until": ms_text(caught_up_ms if caught_up else st.stored_kafka_ms),
             "updated_at": now,
@@ -222,6 +249,8 @@ def write_progress(
                 position = consumer.position(key)
                 if position is not None and st.buffered_next is None:
                     st.stored_next = st.buffered_next = position
+                    if st.start_offset is None:  # nothing before it is this store's to hold
+                        st.start_offset = position
             highwaters[key] = consumer.highwater(key)
         except Exception:  # revoked meanwhile, or no position yet
             continue

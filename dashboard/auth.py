@@ -70,7 +70,7 @@ def write_oidc_secrets(settings: DashboardSettings) -> str:
     secret: sessions do not outlive the server.
     """
     values = {
-        "redirect_uri": settings.public_url.rstrip("/") + "/oauth2callback",
+        "redirect_uri": settings.link_url + "/oauth2callback",
         "cookie_secret": secrets.token_urlsafe(32),
         "client_id": settings.oidc_client_id,
         "client_secret": secret(settings, "oidc_client_secret", "dashboard"),

@@ -134,13 +134,20 @@ class PartitionAudit:
     edited: list[tuple[int, int]] = field(default_factory=list)
     #: Offsets stored more than once.
     duplicates: list[int] = field(default_factory=list)
+    #: Offsets before the first one collected (before ``collector.start_from``, or gone from
+    #: Kafka by retention before collection): never stored, and no fault of the trail.
+    never_stored: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.deleted or self.edited or self.duplicates)
 
     def problems(self) -> list[str]:
-        out = [f"lost offsets {a}-{b} (never stored)" for a, b in self.lost]
+        out = [
+            f"lost offsets {a}-{b} (never stored: not in Kafka when collected, e.g. removed "
+            "by retention meanwhile)"
+            for a, b in self.lost
+        ]
         out += [f"deleted offsets {a}-{b} (stored, then removed)" for a, b in self.deleted]
         out += [
             f"edited row at offset {a}" if a == b else f"edited row(s) among offsets {a}-{b}"
@@ -148,6 +155,16 @@ class PartitionAudit:
         ]
         out += [f"duplicate offset {o}" for o in self.duplicates]
         return out
+
+    def notes(self) -> list[str]:
+        """What is worth knowing but no fault of the trail."""
+        if self.never_stored is None:
+            return []
+        a, b = self.never_stored
+        return [
+            f"offsets {a}-{b} never stored (before the first offset collected: before "
+            "collector.start_from, or gone from Kafka by retention)"
+        ]
 
 
 @dataclass
@@ -167,13 +184,19 @@ _CHUNK_ROWS = 20000
 
 
 def verify_partition(
-    store: Store, topic: str, partition: int, stored_until: int | None = None
+    store: Store,
+    topic: str,
+    partition: int,
+    stored_until: int | None = None,
+    start_offset: int | None = None,
 ) -> PartitionAudit:
     """Walk one partition in offset order, checking contiguity and the hash chain.
 
     Args:
         stored_until: next offset the collector reported as stored (``progress``), if known;
             rows missing below it at the end of the partition were deleted.
+        start_offset: first offset the collector reported collecting (``progress``), if
+            known; offsets below it were never stored, rows missing from it on were deleted.
     """
     audit = PartitionAudit(topic, partition)
     where = "topic = {topic:String} AND partition = {partition:UInt32}"
@@ -218,9 +241,9 @@ def verify_partition(
                 audit.lost.extend(gaps)
             elif gaps:
                 audit.deleted.extend(gaps)
-            elif link_after is None and link_first > 0:
+            elif link_after is None and link_first > (start_offset or 0):
                 # The first link no longer starts the chain: rows before it were removed.
-                audit.deleted.append((0, link_first - 1))
+                audit.deleted.append((start_offset or 0, link_first - 1))
             else:
                 audit.edited.append((link_first, offset))
             previous_chain = row["chain_hash"]
@@ -233,11 +256,28 @@ def verify_partition(
         audit.deleted.extend(gaps)
         audit.edited.append((link_first, previous_offset))
     audit.last_offset = previous_offset
+    collected_from = _collected_from(audit, start_offset)
+    if collected_from > 0:
+        audit.never_stored = (0, collected_from - 1)
     if stored_until is not None:
-        next_expected = 0 if previous_offset is None else previous_offset + 1
+        next_expected = collected_from if previous_offset is None else previous_offset + 1
         if stored_until > next_expected:
             audit.deleted.append((next_expected, stored_until - 1))
     return audit
+
+
+def _collected_from(audit: PartitionAudit, start_offset: int | None) -> int:
+    """Where collection of the partition began: offsets before it were never stored.
+
+    The collector's own record (``progress``) says it when present; else, when the first
+    stored link chains from the genesis (no rows were removed before it), its first offset.
+    """
+    if start_offset is not None:
+        return start_offset
+    removed_before = any(a == 0 for a, _ in audit.deleted)
+    if audit.first_offset is None or removed_before:
+        return 0
+    return audit.first_offset
 
 
 def verify(store: Store, topic_pattern: str = "") -> AuditReport:
@@ -248,14 +288,13 @@ def verify(store: Store, topic_pattern: str = "") -> AuditReport:
         "GROUP BY topic, partition ORDER BY topic, partition",
         params,
     ).rows
-    progress = {
-        (row[0], int(row[1])): int(row[2])
-        for row in store.query(
-            "SELECT topic, partition, max(stored_offset) FROM progress FINAL "
-            "WHERE match(topic, {pattern:String}) GROUP BY topic, partition",
-            params,
-        ).rows
-    }
+    progress_rows = store.query(
+        "SELECT topic, partition, max(stored_offset), min(start_offset) FROM progress FINAL "
+        "WHERE match(topic, {pattern:String}) GROUP BY topic, partition",
+        params,
+    ).rows
+    progress = {(row[0], int(row[1])): int(row[2]) for row in progress_rows}
+    starts = {(row[0], int(row[1])): int(row[3]) for row in progress_rows}
     # The telemetry topic is stored in `spans`, outside the chain: leave it out.
     span_topics = set(store.query(
         "SELECT DISTINCT topic FROM spans WHERE match(topic, {pattern:String})", params
@@ -263,7 +302,8 @@ def verify(store: Store, topic_pattern: str = "") -> AuditReport:
     progress = {tp: until for tp, until in progress.items() if tp[0] not in span_topics}
     known = {(t, int(p)) for t, p in partitions}
     # A partition whose rows were all deleted is known only from progress.
-    known |= {tp for tp, until in progress.items() if until > 0}
-    return AuditReport(
-        [verify_partition(store, t, p, progress.get((t, p))) for t, p in sorted(known)]
-    )
+    known |= {tp for tp, until in progress.items() if until > starts[tp]}
+    return AuditReport([
+        verify_partition(store, t, p, progress.get((t, p)), starts.get((t, p)))
+        for t, p in sorted(known)
+    ])

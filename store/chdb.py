@@ -20,6 +20,35 @@ from sagascope.store.params import chdb_parameters
 log = logging.getLogger(__name__)
 
 
+#: Default of ``store.chdb_cache_mb``.
+DEFAULT_CACHE_MB = 64
+
+
+def cache_limits(cache_mb: int) -> dict[str, int]:
+    """chDB's cache sizes (bytes) within ``cache_mb``: ClickHouse's defaults are sized for a
+    server (5 GiB mark and primary-index caches), and an embedded store keeps whatever it
+    cached for the life of the process. Uncompressed-block caches stay off, as in ClickHouse."""
+    budget = max(cache_mb, 1) * 1024 * 1024
+    return {
+        "mark_cache_size": budget // 2,
+        "primary_index_cache_size": budget // 4,
+        "query_condition_cache_size": budget // 8,
+        "index_mark_cache_size": budget // 16,
+        "compiled_expression_cache_size": budget // 16,
+        "uncompressed_cache_size": 0,
+        "index_uncompressed_cache_size": 0,
+        "page_cache_max_size": 0,
+    }
+
+
+def _startup_options(cache_mb: int, memory_limit_mb: int) -> str:
+    """chDB's server settings, as its connection string takes them (``path?name=value&...``)."""
+    options = cache_limits(cache_mb)
+    if memory_limit_mb > 0:
+        options["max_server_memory_usage"] = memory_limit_mb * 1024 * 1024
+    return "?" + "&".join(f"{name}={value}" for name, value in options.items())
+
+
 class ChdbStore(Store):
     """Embedded ClickHouse (chDB). A process holds one data directory; stores share its session."""
 
@@ -29,7 +58,23 @@ class ChdbStore(Store):
     _lock = threading.RLock()
     _current_db: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, path: str, database: str = "sagascope", *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        database: str = "sagascope",
+        *,
+        read_only: bool = False,
+        cache_mb: int = DEFAULT_CACHE_MB,
+        memory_limit_mb: int = 0,
+    ) -> None:
+        """Open (or share) the process's chDB session on ``path``.
+
+        Args:
+            cache_mb: memory chDB's caches may hold together (see :func:`cache_limits`);
+                applies when this process opens the directory first.
+            memory_limit_mb: chDB's total memory limit (queries and inserts beyond it fail);
+                0: chDB's own (90 % of the machine's memory).
+        """
         from chdb import session as chdb_session
 
         self.path = path
@@ -45,7 +90,7 @@ class ChdbStore(Store):
                         f"a process can open one directory only (asked for {path})"
                     )
                 try:
-                    sess = chdb_session.Session(path)
+                    sess = chdb_session.Session(path + _startup_options(cache_mb, memory_limit_mb))
                 except Exception as exc:  # chDB raises bare RuntimeErrors
                     raise StoreError(f"cannot open chDB directory {path}: {exc}") from exc
                 if not ChdbStore._sessions:

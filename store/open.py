@@ -14,7 +14,7 @@ import threading
 import time
 
 from sagascope.store.base import Store
-from sagascope.store.chdb import ChdbStore
+from sagascope.store.chdb import DEFAULT_CACHE_MB, ChdbStore
 from sagascope.store.exceptions import StoreError, StoreHeld
 from sagascope.store.owner import (
     StoreOwner,
@@ -25,6 +25,7 @@ from sagascope.store.owner import (
 )
 from sagascope.store.server import ClickHouseStore
 
+from sagascope.exceptions import ConfigError
 from sagascope.settings import StoreSettings, secret
 
 #: How long an opener that lost the race for the directory waits for its owner's file.
@@ -45,12 +46,16 @@ def open_store(
     password: str = "",
     ca_file: str = "",
     verify_tls: bool = True,
+    chdb_cache_mb: int = DEFAULT_CACHE_MB,
+    chdb_memory_limit_mb: int = 0,
 ) -> Store:
     """The store the settings name: a server when ``url`` is set, else embedded chDB at ``path``.
 
     Args:
         serve_reads: when this call opens the chDB directory, serve it to other processes
             (:func:`store_owner` has the address); ``serve``, ``collect``, ``demo``, ``alert``.
+        chdb_cache_mb: what the embedded store's caches may hold together.
+        chdb_memory_limit_mb: the embedded store's memory limit (0: chDB's own).
 
     Raises:
         StoreHeld: the directory is held by a process that does not serve it.
@@ -70,7 +75,10 @@ def open_store(
                 raise
             # Nobody holds the directory: the file's pid lives on in another process.
             discard_owner_file(path, owner)
-    store = _open_chdb(path, database, read_only=read_only)
+    store = _open_chdb(
+        path, database, read_only=read_only, cache_mb=chdb_cache_mb,
+        memory_limit_mb=chdb_memory_limit_mb,
+    )
     if isinstance(store, ChdbStore) and serve_reads:
         with _owners_lock:
             if path not in _owners:
@@ -88,19 +96,29 @@ def open_store_from_settings(
     cfg: StoreSettings, *, read_only: bool = False, serve_reads: bool = False
 ) -> Store:
     """The store ``[store]`` names, with its user, password (or password file) and CA file."""
+    if cfg.chdb_cache_mb < 1:
+        raise ConfigError("setting store.chdb_cache_mb must be at least 1")
+    if cfg.chdb_memory_limit_mb < 0:
+        raise ConfigError("setting store.chdb_memory_limit_mb must be 0 (chDB's own) or more")
     return open_store(
         cfg.url, cfg.path, cfg.database, read_only=read_only, serve_reads=serve_reads,
         username=cfg.username, password=secret(cfg, "password", "store"), ca_file=cfg.ca_file,
-        verify_tls=cfg.verify_tls,
+        verify_tls=cfg.verify_tls, chdb_cache_mb=cfg.chdb_cache_mb,
+        chdb_memory_limit_mb=cfg.chdb_memory_limit_mb,
     )
 
 
-def _open_chdb(path: str, database: str, *, read_only: bool) -> Store:
+def _open_chdb(
+    path: str, database: str, *, read_only: bool, cache_mb: int, memory_limit_mb: int
+) -> Store:
     # Asked first, so a held directory does not cost chDB's own lock error on stderr.
     held_by = holder(path)
     if held_by is None:
         try:
-            return ChdbStore(path, database, read_only=read_only)
+            return ChdbStore(
+                path, database, read_only=read_only, cache_mb=cache_mb,
+                memory_limit_mb=memory_limit_mb,
+            )
         except StoreError as exc:
             opened_error = exc
         held_by = holder(path)
@@ -120,7 +138,10 @@ def _open_chdb(path: str, database: str, *, read_only: bool) -> Store:
         if owner is not None:
             return StoreThroughOwner(owner, database, read_only=read_only)
         if holder(path) is None:
-            return ChdbStore(path, database, read_only=read_only)
+            return ChdbStore(
+                path, database, read_only=read_only, cache_mb=cache_mb,
+                memory_limit_mb=memory_limit_mb,
+            )
         time.sleep(0.1)
     pid, command = held_by
     raise StoreHeld(

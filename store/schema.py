@@ -169,6 +169,10 @@ PROGRESS = Table(
         # stored record. The alerter measures silence against min(read_until).
         ("read_until", "DateTime64(3, 'UTC')"),
         ("updated_at", "DateTime64(3, 'UTC')"),
+        # First offset this store collected of the partition: records before it were never
+        # stored (before collector.start_from, or gone from Kafka by retention). 0 in rows
+        # written before the column existed.
+        ("start_offset", "UInt64"),
     ),
     engine="ReplacingMergeTree(updated_at)",
     order_by="(group_id, topic, partition)",

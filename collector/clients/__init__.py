@@ -39,6 +39,10 @@ class ConsumerClient(Protocol):
 
     def seek(self, partition: Partition, offset: int) -> None: ...
 
+    def seek_to_start(self, partition: Partition, start_from: str) -> None:
+        """Fetch from the oldest retained record (``earliest``) or the log end (``latest``),
+        never from the group's committed offset."""
+
     def position(self, partition: Partition) -> int | None: ...
 
     def highwater(self, partition: Partition) -> int | None: ...

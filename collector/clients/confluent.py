@@ -12,7 +12,14 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from sagascope.collector.assignment import AssignmentHandler, Partition
 from sagascope.collector.exceptions import BrokerError
@@ -262,9 +269,32 @@ class ConfluentConsumer:
             where = f"{partition.topic}[{partition.partition}]"
             raise BrokerError(f"cannot seek {where} to {offset}: {exc}") from exc
 
+    def seek_to_start(self, partition: Partition, start_from: str) -> None:
+        # Resolved to an offset here (librdkafka reports no position before the first
+        # record, and progress needs one); librdkafka's logical offset if the broker does not
+        # answer (auto.offset.reset covers an offset retention removed meanwhile).
+        tp = TopicPartition(partition.topic, partition.partition)
+        offset: int | None = None
+        try:
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
+            offset = high if start_from == "latest" else low
+        except KafkaException as exc:
+            log.warning("no watermarks of %s[%d] (%s): starting at %s", *partition, exc, start_from)
+        if offset is None or offset < 0:
+            self._next.pop((partition.topic, partition.partition), None)
+            offset = OFFSET_END if start_from == "latest" else OFFSET_BEGINNING
+            if self._assigning is not None and partition in self._assigning_set:
+                self._assigning[partition] = offset
+            else:
+                self._consumer.seek(TopicPartition(partition.topic, partition.partition, offset))
+            return
+        self.seek(partition, int(offset))
+
     def position(self, partition: Partition) -> int | None:
         (tp,) = self._consumer.position([TopicPartition(partition.topic, partition.partition)])
-        return None if tp.offset < 0 else int(tp.offset)
+        if tp.offset < 0:  # nothing consumed yet: where it was sought, if known
+            return self._next.get((partition.topic, partition.partition))
+        return int(tp.offset)
 
     def highwater(self, partition: Partition) -> int | None:
         tp = TopicPartition(partition.topic, partition.partition)

@@ -68,6 +68,7 @@ class KafkaPythonFactory:
     def open_lister(self) -> tuple[Callable[[], Collection[str]], Callable[[], None]]:
         config = {k: v for k, v in self.config.items() if k not in _GROUP_SETTINGS}
         config["client_id"] = f"{self.config.get('client_id', 'sagascope-collector')}-topics"
+        config["enable_auto_commit"] = False  # no group: else kafka-python warns it disables it
         try:
             client = KafkaConsumer(**config)
         except KafkaError as exc:
@@ -122,6 +123,13 @@ class KafkaPythonConsumer:
 
     def seek(self, partition: Partition, offset: int) -> None:
         self._consumer.seek(TopicPartition(*partition), offset)
+
+    def seek_to_start(self, partition: Partition, start_from: str) -> None:
+        tp = TopicPartition(*partition)
+        if start_from == "latest":
+            self._consumer.seek_to_end(tp)
+        else:
+            self._consumer.seek_to_beginning(tp)
 
     def position(self, partition: Partition) -> int | None:
         return self._consumer.position(TopicPartition(*partition), timeout_ms=100)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 import types
 import typing
@@ -80,6 +81,12 @@ class StoreSettings:
     ca_file: str = ""
     #: Verify the server's TLS certificate (``https://`` URLs).
     verify_tls: bool = True
+    #: Memory the embedded store's caches may hold together (marks, primary indexes, query
+    #: conditions, compiled expressions; uncompressed blocks are not cached).
+    chdb_cache_mb: int = 64
+    #: The embedded store's total memory limit (a query or insert beyond it fails and is
+    #: retried); 0: chDB's own, 90 % of the machine's memory.
+    chdb_memory_limit_mb: int = 0
 
 
 @dataclass(frozen=True)
@@ -185,6 +192,12 @@ class CollectorSettings:
     #: Kafka client the collector consumes with: ``kafka-python`` or ``confluent-kafka``
     #: (librdkafka; needs the ``confluent`` extra).
     client: str = "kafka-python"
+    #: Where a partition the store holds nothing of starts: ``earliest`` (the oldest record
+    #: Kafka retains) or ``latest`` (only records produced from now on). Partitions the store
+    #: holds rows of always resume right after them; committed group offsets never decide.
+    start_from: str = "earliest"
+    #: How often a progress line (stored, rate, lag) is logged while catching up; 0: never.
+    progress_log_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -256,8 +269,9 @@ class AlertSettings:
 class DashboardSettings:
     host: str = "127.0.0.1"
     port: int = 8501
-    #: Base URL the alerts link to (``<public_url>/flow_explorer?saga=<id>``).
-    public_url: str = "http://127.0.0.1:8501"
+    #: Base URL the alerts link to (``<public_url>/flow_explorer?saga=<id>``), as the people
+    #: opening them reach the dashboard (e.g. behind a proxy); empty: ``http://host:port``.
+    public_url: str = ""
     refresh_s: float = 10.0
     #: Link from a trace id to the team's tracer, ``{trace_id}`` replaced, e.g.
     #: ``http://jaeger:16686/trace/{trace_id}`` or a Grafana Tempo explore URL; empty: no link.
@@ -275,6 +289,15 @@ class DashboardSettings:
     oidc_client_secret_file: str = ""
     #: Hide message payloads from the flow view (headers and payload size/hash stay).
     hide_payloads: bool = False
+
+    @property
+    def link_url(self) -> str:
+        """Base of every link to the dashboard: ``public_url``, else where it listens (this
+        machine's name when it listens on every address)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = socket.gethostname() if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
 
 @dataclass(frozen=True)

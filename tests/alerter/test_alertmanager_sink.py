@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from promstack import ALERTMANAGER, Alertmanager, alertmanager_config, needs
+from promstack import ALERTMANAGER, Alertmanager, alertmanager_config, http_json, needs
 from sagascope.alerter import Alerter, AlertmanagerSink, build_sinks
 from sagascope.alerter.alertmanager import ALERT_NAME, alertmanager_payload
 from sagascope.queries import flow_link
@@ -180,6 +181,96 @@ def test_open_alerts_are_resent_with_a_later_end_and_a_restarted_alerter_resends
         am.stop()
 
 
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+def _shipped_config(receiver_url: str) -> str:
+    """The shipped Alertmanager configuration, its receivers pointed at ``receiver_url`` and
+    its waits shortened; route, grouping and inhibition as shipped."""
+    text = SHIPPED_CONFIG.read_text()
+    shortened = (("group_wait: 30s", "group_wait: 0s"), ("group_interval: 5m", "group_interval: 1s"))
+    for shipped, fast in shortened:
+        assert shipped in text
+        text = text.replace(shipped, fast)
+    return text.replace("http://127.0.0.1:5001/", receiver_url + "/")
+
+
+def _step_alert(am: Alertmanager, *, resolved: bool) -> None:
+    """SagasStalledAtStep, as Prometheus sends it from the shipped rules."""
+    now = datetime.now(UTC)
+    end = now if resolved else now + timedelta(minutes=5)
+    http_json(f"{am.url}/api/v2/alerts", data=[{
+        "labels": {"alertname": "SagasStalledAtStep", "saga_type": "order-fulfillment",
+                   "step": "payment", "severity": "critical"},
+        "annotations": {"summary": "12 order-fulfillment sagas stalled after payment"},
+        "startsAt": now.isoformat(), "endsAt": end.isoformat(),
+    }])
+
+
+def _aggregation_groups(am: Alertmanager) -> int:
+    """Alertmanager's count of alert groups it holds (from its own metrics)."""
+    with urllib.request.urlopen(f"{am.url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    (line,) = [
+        line for line in text.splitlines()
+        if line.startswith("alertmanager_dispatcher_aggregation_groups ")
+    ]
+    return int(float(line.split()[1]))
+
+
+def _noticed(receiver, name: str, status: str) -> set[str]:
+    """saga_id (or alertname) of every alert ``name`` was notified of in that status."""
+    return {
+        a["labels"].get("saga_id", a["labels"]["alertname"])
+        for n in list(receiver.received) if n["receiver"] == name
+        for a in n["alerts"] if a["status"] == status
+    }
+
+
+@needs(ALERTMANAGER)
+@pytest.mark.slow
+def test_with_the_shipped_config_every_owner_hears_that_a_mass_stall_recovered(
+    store, tmp_path, receiver
+):
+    """12 sagas stall at one step, the step alert fires too, the sagas recover before the step
+    alert resolves: every saga's owner still gets its resolved notice."""
+    sagas = [_stalled(store, f"order-mass-{i:02d}") for i in range(12)]
+    ids = {s.saga_id for s in sagas}
+    am = Alertmanager(tmp_path / "am", _shipped_config(receiver.url.rsplit("/", 1)[0])).start()
+    alerter = Alerter.from_settings(store, _settings(am.url, alertmanager_severity="warning"))
+    try:
+        assert len(alerter.evaluate_once().opened) == 12
+        assert alerter.flush(20)
+        wait_until(lambda: _noticed(receiver, "saga-owners", "firing") == ids, what="12 firing")
+        _step_alert(am, resolved=False)
+        wait_until(
+            lambda: "SagasStalledAtStep" in _noticed(receiver, "on-call", "firing"),
+            what="the step alert paged on-call",
+        )
+        for saga in sagas:
+            _complete(store, saga)
+        assert len(alerter.evaluate_once().resolved) == 12
+        assert alerter.flush(20)
+        # Alertmanager drops the per-saga group once it has flushed its resolved alerts (sent,
+        # or muted by an inhibition): that must happen while the step alert still fires.
+        wait_until(
+            lambda: _aggregation_groups(am) == 1,
+            what="the per-saga alerts resolved and flushed while the step alert fires",
+        )
+        _step_alert(am, resolved=True)
+        wait_until(
+            lambda: _noticed(receiver, "saga-owners", "resolved") == ids,
+            what="a resolved notice for every saga",
+        )
+        wait_until(
+            lambda: "SagasStalledAtStep" in _noticed(receiver, "on-call", "resolved"),
+            what="the step alert's resolved notice",
+        )
+    finally:
+        alerter.close()
+        am.stop()
+
+
 def test_the_payload_carries_labels_annotations_link_and_an_end_ahead(make_alert):
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
     alert = make_alert("order-9", since=now - timedelta(seconds=90), threshold_s=60.0)
@@ -212,3 +303,30 @@ def test_one_sink_per_alertmanager_url():
     sinks = build_sinks(AlertSettings(
         sinks="alertmanager", alertmanager_urls="http://a:9093, http://b:9093/,http://a:9093"))
     assert [s.url for s in sinks] == ["http://a:9093", "http://b:9093"]  # type: ignore[attr-defined]
+
+
+def test_alert_links_point_at_the_dashboards_own_address_without_a_public_url(store):
+    _stalled(store, "order-link")
+    settings = Settings(
+        alerts=AlertSettings(sinks="log"), dashboard=DashboardSettings(host="127.0.0.2", port=9123)
+    )
+    alerter = Alerter.from_settings(store, settings)
+    try:
+        (alert,) = alerter.evaluate_once().opened
+    finally:
+        alerter.close()
+    assert alert.link == flow_link("http://127.0.0.2:9123", "order-link")
+
+
+def test_alert_links_use_the_public_url_when_set(store):
+    _stalled(store, "order-public")
+    settings = Settings(
+        alerts=AlertSettings(sinks="log"),
+        dashboard=DashboardSettings(port=9123, public_url="https://sagas.example.com/"),
+    )
+    alerter = Alerter.from_settings(store, settings)
+    try:
+        (alert,) = alerter.evaluate_once().opened
+    finally:
+        alerter.close()
+    assert alert.link == flow_link("https://sagas.example.com", "order-public")

@@ -122,7 +122,7 @@ def test_a_missing_offset_is_reported_as_a_loss(store, capsys):
     (p,) = verify(store).partitions
     assert p.lost == [(5, 6)] and not p.deleted and not p.edited
     code, out = run_verify_cli(store, capsys)
-    assert code == 1 and "lost offsets 5-6 (never stored)" in out
+    assert code == 1 and "lost offsets 5-6 (never stored" in out
 
 
 def test_rows_deleted_from_the_end_show_against_progress(store):
@@ -152,3 +152,40 @@ def test_verify_can_be_limited_to_topics(store):
 def test_the_chain_starts_where_the_collector_started(store, first):
     store_offsets(store, range(first, first + 3))
     assert verify(store).ok
+
+
+def test_offsets_before_the_first_collected_one_were_never_stored(store, capsys):
+    """A collector that began at offset 5 (start_from, or retention): 0-4 are no loss."""
+    state = store_offsets(store, range(5, 10))
+    store.insert("progress", progress_rows("g", "c", [state], {("audit", 0): 10}, 0))
+    (p,) = verify(store).partitions
+    assert p.ok and p.never_stored == (0, 4)
+    code, out = run_verify_cli(store, capsys)
+    assert code == 0
+    assert "offsets 0-4 never stored" in out and "deleted" not in out
+
+
+def test_a_partition_positioned_but_never_stored_is_not_a_deletion(store, capsys):
+    """Progress of a partition the collector started at offset 32 and stored nothing of."""
+    state = PartitionState("audit", 0, 32, "", start_offset=32)
+    store.insert("progress", progress_rows("g", "c", [state], {("audit", 0): 32}, 0))
+    assert verify(store).ok
+    code, out = run_verify_cli(store, capsys)
+    assert code == 0 and "deleted" not in out
+
+
+def test_rows_deleted_from_the_start_of_a_late_partition_are_deleted(store):
+    state = store_offsets(store, range(5, 15), link=5)
+    store.insert("progress", progress_rows("g", "c", [state], {("audit", 0): 15}, 0))
+    mutate(store, "ALTER TABLE messages DELETE WHERE offset < 10")
+    (p,) = verify(store).partitions
+    assert p.deleted == [(5, 9)] and not p.edited and not p.lost
+    assert p.never_stored == (0, 4)
+
+
+def test_every_row_deleted_shows_against_progress_from_where_collection_began(store):
+    state = store_offsets(store, range(5, 10))
+    store.insert("progress", progress_rows("g", "c", [state], {("audit", 0): 10}, 0))
+    mutate(store, "ALTER TABLE messages DELETE WHERE offset >= 0")
+    (p,) = verify(store).partitions
+    assert p.deleted == [(5, 9)] and p.never_stored == (0, 4)

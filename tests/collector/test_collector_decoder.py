@@ -309,6 +309,7 @@ def test_a_waiting_drain_leaves_the_asked_number_of_records_queued(store):
     """The loop waits for the children only until one batch is left queued for them, so they
     never run dry while it waits; a full drain applies everything, in order."""
     worker = DecodeWorker(RULES)
+    assert worker.start()
     try:
         batch = Batch()
         state = PartitionState("orders", 0, None, "")
@@ -588,6 +589,38 @@ def test_collectors_with_and_without_decoding_processes_store_every_record(
     assert not set(decoder_children()) - before
     assert not decoder_children()
 
+
+
+def test_until_started_the_pool_decodes_in_the_calling_thread():
+    pool = DecodePool(RULES, 2)
+    try:
+        batch = Batch()
+        state = PartitionState("orders", 0, None, "")
+        pool.submit(state, records_for("orders", 0, range(40)), batch)
+        assert pool.pending_records == 0 and batch.rows == 40  # decoded at once, here
+        assert all(w._process is None for w in pool._workers) and not decoder_children()
+    finally:
+        pool.close()
+
+
+def test_a_collector_at_light_traffic_starts_no_decoding_process(
+    store, bootstrap_servers, make_topic, collector_settings
+):
+    topic = make_topic("light", partitions=2)
+    log = ProducedLog()
+    before = set(decoder_children())
+    collector = Collector(store, bootstrap_servers, collector_settings(include=topic, decode_workers=2))
+    collector.start()
+    try:
+        wait_until(collector.ready.is_set, 60, "partitions positioned")
+        with producer(bootstrap_servers) as p:
+            for i in range(5):
+                send_all(p, [(topic, None, b'{"n": %d}' % i, [], "")] * 4, log)
+        wait_until(lambda: len(stored_offsets(store, topic)) == 20, 60, "20 rows")
+        assert not set(decoder_children()) - before
+    finally:
+        collector.stop()
+    assert stored_offsets(store, topic) == log.acked
 
 
 class _PositionedConsumer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sagascope.exceptions import ConfigError
@@ -66,3 +67,11 @@ def open_owned_store(cfg: StoreSettings, command: str) -> tuple[Store, StoreOwne
             "after 'collect' records its alerts through it)"
         )
     return store, None if cfg.url else store_owner(cfg.path)
+
+
+def quiet_kafka_clients(verbose: int) -> None:
+    """Unless ``-v``: say what the collector does (store, broker, partitions and where each
+    starts, progress while catching up) without the Kafka client's routine warnings."""
+    if not verbose:
+        logging.getLogger("sagascope.collector").setLevel(logging.INFO)
+        logging.getLogger("kafka").setLevel(logging.ERROR)

@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.collector import Collector
-    from sagascope.commands._connect import consumer_config, open_owned_store
+    from sagascope.commands._connect import consumer_config, open_owned_store, quiet_kafka_clients
 
+    quiet_kafka_clients(args.verbose)
     kafka_config = consumer_config(settings, "collect")
     store, owner = open_owned_store(settings.store, "collect")
     if owner is not None:

@@ -83,6 +83,7 @@ def _isolated(settings: Settings) -> Settings:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from sagascope.commands._connect import quiet_kafka_clients
     from sagascope.commands.serve import OneMachine, StopSignals, wait_for_stop
     from sagascope.connections import kafka_python_config
     from sagascope.demo_services import DemoRunner, demo_topics, foreign_topics
@@ -90,9 +91,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.exceptions import ConfigError
 
     settings = _demo_settings(args, settings)
-    if not args.verbose:
-        # kafka-python warns about slow event-loop turns on a busy machine: noise in a demo.
-        logging.getLogger("kafka").setLevel(logging.ERROR)
+    quiet_kafka_clients(args.verbose)
     if args.duration < 0:
         raise ConfigError(f"--duration must be >= 0 seconds, got {args.duration}")
     stop = threading.Event()

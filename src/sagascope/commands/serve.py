@@ -52,8 +52,9 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sagascope.commands._connect import consumer_config
+    from sagascope.commands._connect import consumer_config, quiet_kafka_clients
 
+    quiet_kafka_clients(args.verbose)
     config = consumer_config(settings, "serve")
     stop = threading.Event()
     with StopSignals(stop), ExitStack() as stack:

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     "topic": p.topic, "partition": p.partition, "rows": p.rows,
                     "first_offset": p.first_offset, "last_offset": p.last_offset,
                     "lost": p.lost, "deleted": p.deleted, "edited": p.edited,
-                    "duplicates": p.duplicates, "ok": p.ok,
+                    "duplicates": p.duplicates, "never_stored": p.never_stored, "ok": p.ok,
                 }
                 for p in report.partitions
             ],
@@ -39,6 +39,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{'OK  ' if p.ok else 'FAIL'} {p.topic}[{p.partition}] {p.rows} rows, {span}")
             for problem in p.problems():
                 print(f"     {problem}")
+            for note in p.notes():
+                print(f"     note: {note}")
         bad = sum(not p.ok for p in report.partitions)
         print(
             f"{len(report.partitions)} partition(s), {report.rows} rows: "
