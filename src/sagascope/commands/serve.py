@@ -180,7 +180,9 @@ class OneMachine:
         url = str(handle.url)
         self.dashboard_url = url
         self.say(f"dashboard at {url}")
-        if self.settings.dashboard.public_url.rstrip("/") != url.rstrip("/"):
+        if not self.settings.dashboard.public_url:
+            # Links go where it really listens (--port 0 picks a port); a public URL the user
+            # set (a proxy in front) stays.
             self.settings = with_setting(self.settings, "dashboard", public_url=url)
         return url
 
