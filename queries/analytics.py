@@ -8,7 +8,7 @@ redelivered copies (same message id) counted once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sagascope.queries.exceptions import QueryError
@@ -27,6 +27,8 @@ from sagascope.queries.results import (
 from sagascope.queries.state import StateQuery
 from sagascope.store.schema import activity_hash
 from sagascope.store.timetext import as_utc
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Pseudo-activities marking where sagas start and end, in the one pass over the pairs.
 _START, _END = "\x02start", "\x03end"
@@ -236,7 +238,7 @@ def cycle_times_over_time(
     params["bucket"] = _bucket_param(bucket_s)
     rows = q.run(
         f"""
-SELECT {_bucket('last_event')} AS bucket, saga_type,
+SELECT {_bucket('ended')} AS bucket, saga_type,
        count() AS n, {_quantile_cols("duration_s")}, avg(duration_s) AS mean_s,
        max(duration_s) AS max_s
 FROM ({sql}) WHERE 1 {_finished(filters)}
@@ -247,7 +249,8 @@ GROUP BY bucket, saga_type ORDER BY bucket, saga_type""",
 
 
 def throughput(q: StateQuery, filters: SagaFilter | None, bucket_s: float) -> list[ThroughputPoint]:
-    """Messages, sagas started and sagas finished per bucket (event time)."""
+    """Messages, sagas started and sagas finished (at their end) per bucket of event time,
+    every bucket up to the watermark's (zeros included; that last one ``partial``)."""
     bucket = _bucket_param(bucket_s)
     scope, params = q.message_scope(filters)
     params["bucket"] = bucket
@@ -266,7 +269,7 @@ SELECT bucket, sum(is_start) AS n_started, sum(is_end) AS n_finished FROM (
     SELECT {_bucket('started')} AS bucket,
            1 AS is_start, 0 AS is_end FROM ({sql})
     UNION ALL
-    SELECT {_bucket('last_event')} AS bucket,
+    SELECT {_bucket('ended')} AS bucket,
            0, 1 FROM ({sql}) WHERE 1 {_finished(None)}
 ) GROUP BY bucket""",
         sparams,
@@ -277,7 +280,36 @@ SELECT bucket, sum(is_start) AS n_started, sum(is_end) AS n_finished FROM (
     for when, started, finished in sagas:
         entry = points.setdefault(as_utc(when), [0, 0, 0])
         entry[1], entry[2] = int(started), int(finished)
-    return [ThroughputPoint(k, *v) for k, v in sorted(points.items())]
+    if not points:
+        return []
+    return _every_bucket(points, bucket, q.watermark(), filters)
+
+
+def _every_bucket(
+    points: dict[datetime, list[int]], bucket_s: int, watermark: datetime,
+    filters: SagaFilter | None,
+) -> list[ThroughputPoint]:
+    """Every bucket from the first (or the range's start) to the watermark's, empty ones as
+    zeros (a chart must not carry a value over a quiet minute); a bucket not over by the
+    watermark is ``partial``."""
+    width = timedelta(seconds=bucket_s)
+
+    def floor(moment: datetime) -> datetime:
+        return _EPOCH + (moment - _EPOCH) // width * width
+
+    first, last = min(points), max(points)
+    f = filters or SagaFilter()
+    if f.time_from is not None:
+        first = min(first, floor(as_utc(f.time_from)))
+    end = watermark if f.time_to is None else min(watermark, as_utc(f.time_to))
+    last = max(last, floor(end))
+    out = []
+    at = first
+    while at <= last:
+        counts = points.get(at, [0, 0, 0])
+        out.append(ThroughputPoint(at, *counts, partial=at + width > watermark))
+        at += width
+    return out
 
 
 def transitions(q: StateQuery, filters: SagaFilter | None, by: str = "step") -> list[Transition]:
@@ -376,19 +408,20 @@ def step_times(q: StateQuery, filters: SagaFilter | None) -> list[StepTime]:
     handler picked them up, and how long the handler ran (its span), p50 and p95.
 
     Waiting is the handler span's start minus the message's Kafka time; handling is the span's
-    duration. Both clocks are the services' wall clocks (spans), not ``ce_time``.
+    duration. Both clocks are the services' wall clocks (spans), not ``ce_time``. (The
+    aggregate is not named ``saga_type``: the scope's type filter would then read it.)
     """
     scope, params = q.message_scope(filters)
     rows = q.run(
         f"""
-SELECT m.saga_type AS st, m.step_name AS step, s.service AS service, count() AS n,
+SELECT m.of_saga_type AS st, m.step_name AS step, s.service AS service, count() AS n,
        quantiles(0.5, 0.95)(greatest(dateDiff('millisecond', m.kafka_time, s.start_time), 0)
                             / 1000.0) AS wait,
        quantiles(0.5, 0.95)(dateDiff('microsecond', s.start_time, s.end_time) / 1e6) AS handle
 FROM (SELECT service, message_id, start_time, end_time FROM spans
       WHERE kind = 'CONSUMER' AND message_id != '') AS s
 INNER JOIN (
-    SELECT message_id, any(saga_type) AS saga_type,
+    SELECT message_id, any(saga_type) AS of_saga_type,
            any(if(step != '', toString(step), toString(type))) AS step_name,
            min(kafka_time) AS kafka_time
     FROM messages

@@ -152,7 +152,10 @@ class Flow:
     status: str
     messages: list[FlowMessage]
     trace_ids: tuple[str, ...]
+    #: The saga's causal start (the event time of its first message heard), as the saga
+    #: state has it; for messages of no saga, their earliest event time.
     started: datetime | None
+    #: The latest event time of its messages.
     last_event: datetime | None
     #: Other sagas sharing the trace or message asked for.
     related_sagas: tuple[str, ...] = ()
@@ -228,6 +231,8 @@ class ThroughputPoint:
     messages: int
     sagas_started: int
     sagas_finished: int
+    #: The bucket is not over at the watermark (the data's "now"): its counts will grow.
+    partial: bool = False
 
 
 @dataclass(frozen=True)

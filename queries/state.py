@@ -93,6 +93,10 @@ def state_sql(
 ) -> str:
     """A subquery with one row per saga and its derived columns (status included).
 
+    A saga runs from ``started`` (the event time of its first message heard: its causal
+    start) to ``ended`` (its latest event time), so ``duration_s`` is never negative, however
+    wrong the clock of the service heard last (in-flight sagas included).
+
     Needs the parameters ``ref`` (DateTime64: the watermark), ``default_threshold``,
     ``stall_types``, ``stall_steps``, ``stall_thresholds`` (and the rule arrays with rules).
     """
@@ -122,9 +126,11 @@ SELECT
         silent_s > threshold_s, 'stalled',
         marker = 'compensating', 'compensating',
         'running') AS status,
-    dateDiff('millisecond', started, last_event) / 1000.0 AS duration_s
+    greatest(last_event, fromUnixTimestamp64Milli(latest_event_ms, 'UTC')) AS ended,
+    dateDiff('millisecond', started, ended) / 1000.0 AS duration_s
 FROM (
-    SELECT saga_id, saga_type, first_message, message_count, last_message, status_mark
+    SELECT saga_id, saga_type, first_message, message_count, last_message, status_mark,
+           arrayMax(arrayMap(x -> x.1, path)) AS latest_event_ms
     FROM saga_state FINAL
     {where}
 ) AS state
@@ -219,7 +225,7 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
         post.append("saga_type = {f_saga_type:String}")
         params["f_saga_type"] = f.saga_type
     if f.time_from is not None:
-        post.append("last_event >= {f_time_from:DateTime64(3, 'UTC')}")
+        post.append("ended >= {f_time_from:DateTime64(3, 'UTC')}")
         params["f_time_from"] = f.time_from
     if f.time_to is not None:
         post.append("started < {f_time_to:DateTime64(3, 'UTC')}")

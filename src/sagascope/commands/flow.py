@@ -79,10 +79,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     if flow.related_sagas:
         print(f"also in: {', '.join(flow.related_sagas)}")
+    from sagascope.queries import causal_times
+
+    # On the causal timeline from the saga's causal start (the dashboard's swimlane too), so
+    # a clock running behind neither moves the start nor puts a reply before its command.
     start = flow.started
     rows = []
-    for m in flow.messages:
-        offset = (m.event_time - start).total_seconds() if start else 0.0
+    for m, at in zip(flow.messages, causal_times(flow), strict=True):
+        offset = (at - start).total_seconds() if start else 0.0
         notes = []
         if m.duplicates:
             notes.append(f"duplicate x{m.duplicates + 1}")
