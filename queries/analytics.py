@@ -116,17 +116,36 @@ def _ids(params: dict[str, Any]) -> dict[str, Any]:
 def _pair_counts(
     q: StateQuery, scope: str, params: dict[str, Any], by: str, names: dict[int, str]
 ) -> list[Any]:
-    """Exact (saga_type, a, b, count) over all sagas, from the variants."""
+    """Exact (saga_type, a, b, times, sagas) over all sagas, from the variants: how often
+    ``b`` directly followed ``a``, and in how many sagas."""
     rows = q.run(
         f"""
-SELECT saga_type, a, b, sum(n) AS n
-FROM ({_variant_counts_sql(scope, by)})
-ARRAY JOIN arrayPushFront(acts, toUInt32({{start:UInt32}})) AS a,
-           arrayPushBack(acts, toUInt32({{end:UInt32}})) AS b
+SELECT saga_type, p.1 AS a, p.2 AS b, sum(n * countEqual(pairs, p)) AS times, sum(n) AS sagas
+FROM (
+    SELECT saga_type, n,
+           arrayZip(arrayPushFront(acts, toUInt32({{start:UInt32}})),
+                    arrayPushBack(acts, toUInt32({{end:UInt32}}))) AS pairs
+    FROM ({_variant_counts_sql(scope, by)})
+)
+ARRAY JOIN arrayDistinct(pairs) AS p
 GROUP BY saga_type, a, b""",
         _ids(params),
     ).rows
-    return [(t, names.get(int(a), f"#{a}"), names.get(int(b), f"#{b}"), n) for t, a, b, n in rows]
+    return [(t, names.get(int(a), f"#{a}"), names.get(int(b), f"#{b}"), n, k)
+            for t, a, b, n, k in rows]
+
+
+def _sagas_through(q: StateQuery, scope: str, params: dict[str, Any], by: str,
+                   names: dict[int, str]) -> dict[str, int]:
+    """Activity -> how many sagas passed through it (at least once)."""
+    rows = q.run(
+        f"""
+SELECT a, sum(n) FROM ({_variant_counts_sql(scope, by)})
+ARRAY JOIN arrayDistinct(acts) AS a
+GROUP BY a""",
+        params,
+    ).rows
+    return {names.get(int(a), f"#{a}"): int(n) for a, n in rows}
 
 
 def _pair_durations(
@@ -204,7 +223,7 @@ def usual_next(q: StateQuery, pairs: set[tuple[str, str]]) -> dict[tuple[str, st
         return {}
     params: dict[str, Any] = {"types": sorted({t for t, _ in pairs})}
     best: dict[tuple[str, str], tuple[int, str]] = {}
-    for saga_type, a, b, n in _pair_counts(
+    for saga_type, a, b, n, _sagas in _pair_counts(
         q, "saga_type IN {types:Array(String)}", params, "type", activity_names(q)
     ):
         key = (saga_type, a)
@@ -326,7 +345,7 @@ def transitions(q: StateQuery, filters: SagaFilter | None, by: str = "step") -> 
         q, scope, params, by, names, "0.5, 0.9, 0.95, 0.99", per_type=True
     )
     out = []
-    for saga_type, a, b, n in counts:
+    for saga_type, a, b, n, _sagas in counts:
         if a == _START or b == _END:
             continue
         quantiles, max_s = durations.get((saga_type, a, b), ([0.0] * 4, 0.0))
@@ -344,13 +363,18 @@ def transitions(q: StateQuery, filters: SagaFilter | None, by: str = "step") -> 
 def process_map(q: StateQuery, filters: SagaFilter | None, by: str = "type") -> ProcessMap:
     """Directly-follows graph with exact counts and median/p95 durations, plus activity counts.
 
-    Durations come from a sample of about ``DURATION_SAMPLE_SAGAS`` sagas (see transitions).
+    Every node and arrow also says how many sagas it stands for (``sagas``): what a link to
+    the saga list opens. Durations come from a sample of about ``DURATION_SAMPLE_SAGAS``
+    sagas (see transitions).
     """
     scope, params = q.message_scope(filters)
     merged: dict[tuple[str, str], int] = {}
+    merged_sagas: dict[tuple[str, str], int] = {}
     names = activity_names(q)
-    for _saga_type, a, b, n in _pair_counts(q, scope, params, by, names):
+    for _saga_type, a, b, n, k in _pair_counts(q, scope, params, by, names):
         merged[(a, b)] = merged.get((a, b), 0) + int(n)
+        merged_sagas[(a, b)] = merged_sagas.get((a, b), 0) + int(k)
+    through = _sagas_through(q, scope, params, by, names)
     sampled = {
         (key[0], key[1]): quantiles
         for key, (quantiles, _max) in _pair_durations(
@@ -370,10 +394,11 @@ def process_map(q: StateQuery, filters: SagaFilter | None, by: str = "type") -> 
             counts.setdefault(target, [0, 0, 0])[0] += int(n)
         if source != _START and target != _END:
             edges.append(
-                ProcessEdge(source, target, int(n), float(quantiles[0]), float(quantiles[1]))
+                ProcessEdge(source, target, int(n), float(quantiles[0]), float(quantiles[1]),
+                            sagas=merged_sagas[(source, target)])
             )
     nodes = sorted(
-        (ProcessNode(a, c[0], c[1], c[2]) for a, c in counts.items()),
+        (ProcessNode(a, c[0], c[1], c[2], sagas=through.get(a, 0)) for a, c in counts.items()),
         key=lambda node: (-node.count, node.activity),
     )
     return ProcessMap(nodes=nodes, edges=edges, sagas=sum(node.starts for node in nodes))

@@ -7,7 +7,7 @@ complete when its completion event arrives.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sagascope.queries.exceptions import QueryError
 from sagascope.queries.results import (
@@ -17,8 +17,10 @@ from sagascope.queries.results import (
     FailureCount,
     SagaFilter,
 )
-from sagascope.queries.state import StateQuery
 from sagascope.store.timetext import as_utc
+
+if TYPE_CHECKING:  # state.py builds the cause filter from this module
+    from sagascope.queries.state import StateQuery
 
 #: Header and payload fields that carry the reason a message gives for a failure, in order.
 REASON_FIELDS = ("error", "reason", "failureReason")
@@ -138,6 +140,19 @@ FROM (
         FROM ({failure_causes_sql(scope)})
     )
 )"""
+
+
+def cause_filter_sql() -> str:
+    """A condition on saga ids: the failing sagas whose cause is ``{f_cause_*}`` (saga type,
+    step, service, message type, reason), as ``failures`` counts them. Needs
+    ``failure_types``; only sagas holding a message of the cause's type are read."""
+    scope = "saga_id IN (SELECT saga_id FROM messages WHERE type = {f_cause_error:String})"
+    return (
+        f"saga_id IN (SELECT saga_id FROM ({cause_rows_sql(scope)}) "
+        "WHERE saga_type = {f_cause_type:String} AND step = {f_cause_step:String} "
+        "AND service = {f_cause_service:String} AND error = {f_cause_error:String} "
+        "AND reason = {f_cause_reason:String})"
+    )
 
 
 def _failing_sql(sagas_sql: str) -> str:

@@ -36,6 +36,8 @@ class SagaFilter:
     saga_type: str | None = None
     status: str | None = None
     service: str | None = None
+    #: Sagas that passed through this step: a message of that step, or of that type when it
+    #: names no step (the process map's activities).
     step: str | None = None
     attribute: str | tuple[str, str] | None = None
     #: Saga ids starting with this text.
@@ -44,6 +46,9 @@ class SagaFilter:
     current_step: str | None = None
     #: Sagas in which step (or type) ``b`` directly followed ``a``: a process-map arrow.
     transition: tuple[str, str] | None = None
+    #: Failing sagas of one cause, as :class:`FailureCount` names it: ``(saga type, step,
+    #: service, message type, reason)``, each matched exactly (an empty reason: none given).
+    cause: tuple[str, str, str, str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -320,19 +325,25 @@ class CompensationSummary:
 @dataclass(frozen=True)
 class ProcessNode:
     activity: str
+    #: Times the activity happened (a saga may pass it more than once).
     count: int
     #: Sagas starting / ending with this activity.
     starts: int = 0
     ends: int = 0
+    #: Sagas that passed through it: what ``SagaFilter(step=activity)`` lists.
+    sagas: int = 0
 
 
 @dataclass(frozen=True)
 class ProcessEdge:
     source: str
     target: str
+    #: Times ``target`` directly followed ``source``.
     count: int
     median_s: float
     p95_s: float
+    #: Sagas that took this arrow: what ``SagaFilter(transition=(source, target))`` lists.
+    sagas: int = 0
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,8 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
         pre.append("saga_id IN (SELECT saga_id FROM messages WHERE source = {f_service:String})")
         params["f_service"] = f.service
     if f.step:
-        pre.append("saga_id IN (SELECT saga_id FROM messages WHERE step = {f_step:String})")
+        pre.append("saga_id IN (SELECT saga_id FROM messages WHERE step = {f_step:String} "
+                   "OR (step = '' AND type = {f_step:String}))")
         params["f_step"] = f.step
     if f.attribute:
         key, value = parse_attribute(f.attribute)
@@ -218,6 +219,13 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
             f"({activity_hash('{f_from:String}')}, {activity_hash('{f_to:String}')})))"
         )
         params["f_from"], params["f_to"] = f.transition
+    if f.cause:
+        from sagascope.queries.failures import FAILING_MARKERS, cause_filter_sql
+
+        pre.append(cause_filter_sql())
+        post.append(f"marker IN ({', '.join(repr(m) for m in FAILING_MARKERS)})")
+        (params["f_cause_type"], params["f_cause_step"], params["f_cause_service"],
+         params["f_cause_error"], params["f_cause_reason"]) = f.cause
     if f.current_step:
         post.append("last_step = {f_current_step:String}")
         params["f_current_step"] = f.current_step
@@ -236,6 +244,10 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
         post.append("status = {f_status:String}")
         params["f_status"] = f.status
     return " AND ".join(pre), " AND ".join(post), params
+
+
+def _has_cause(filters: SagaFilter | None) -> bool:
+    return filters is not None and filters.cause is not None
 
 
 class StateQuery:
@@ -283,6 +295,8 @@ class StateQuery:
                 ref if ref is not None else self.watermark(),
             )
         )
+        if _has_cause(filters):
+            params["failure_types"] = self.failure_types()
         sql = f"SELECT * FROM ({state_sql(prefilter=pre, with_rules=bool(self.status_rules))})"
         if post:
             sql += f" WHERE {post}"
@@ -293,7 +307,7 @@ class StateQuery:
         f = filters or SagaFilter()
         if not any(
             (f.time_from, f.time_to, f.status, f.service, f.step, f.attribute,
-             f.saga_id_prefix, f.current_step, f.transition)
+             f.saga_id_prefix, f.current_step, f.transition, f.cause)
         ):
             if f.saga_type:
                 return "saga_id != '' AND saga_type = {f_saga_type:String}", {

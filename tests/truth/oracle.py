@@ -69,6 +69,10 @@ class Expected:
     pairs: dict[tuple[str, str], str]
     #: saga type -> (a, b) -> count, start/end edges left out.
     edges: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
+    #: saga type -> step (else type) -> sagas through it, and (a, b) -> sagas that took it,
+    #: on the dashboard's map (activities by step).
+    step_sagas: dict[str, Counter[str]] = field(default_factory=dict)
+    arrow_sagas: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
     #: saga type -> step -> status -> count, for unfinished sagas.
     waiting: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
@@ -163,15 +167,15 @@ def _saga_facts(saga_id: str, rows: list[Message], watermark_ms: int) -> SagaFac
     )
 
 
-def _path(rows: Iterable[Message]) -> list[str]:
-    """Message types by arrival, each message once (its first copy)."""
+def _path(rows: Iterable[Message], by: str = "type") -> list[str]:
+    """Activities (message types, or steps else types) by arrival, each message once."""
     seen: set[str] = set()
     out = []
     for m in sorted(rows, key=_arrival):
         if m.message_id in seen:
             continue
         seen.add(m.message_id)
-        out.append(m.type)
+        out.append(m.type if by == "type" else (m.step or m.type))
     return out
 
 
@@ -199,13 +203,19 @@ def expect(system: SagaSystem, watermark_ms: int) -> Expected:
         if key in undone[truth.saga_type]
     }
     edges: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+    step_sagas: dict[str, Counter[str]] = defaultdict(Counter)
+    arrow_sagas: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     for sid, rows in by_saga.items():
         path = _path(rows)
         edges[sagas[sid].saga_type].update(itertools.pairwise(path))
+        steps = _path(rows, by="step")
+        step_sagas[sagas[sid].saga_type].update(set(steps))
+        arrow_sagas[sagas[sid].saga_type].update(set(itertools.pairwise(steps)))
     waiting: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
     for s in sagas.values():
         if s.status in ("running", "stalled", "compensating"):
             per_step = waiting[s.saga_type].setdefault(s.last_step, {})
             per_step[s.status] = per_step.get(s.status, 0) + 1
     return Expected(sagas=sagas, causes=causes, pairs=pairs, edges=dict(edges),
+                    step_sagas=dict(step_sagas), arrow_sagas=dict(arrow_sagas),
                     waiting=dict(waiting))

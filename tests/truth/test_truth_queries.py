@@ -110,3 +110,32 @@ def test_finished_statuses_are_the_oracles(truth: Seeded, seed: int) -> None:
         status = truth.expected[seed].sagas[saga.saga_id].status
         if saga.outcome in FINISHED:
             assert status == saga.outcome, saga.saga_id
+
+
+def test_a_failure_cause_lists_exactly_the_sagas_it_counts(truth: Seeded, seed: int) -> None:
+    causes = truth.expected[seed].causes
+    for f in truth.queries.failures():
+        if not f.saga_type.startswith(truth.systems[seed].prefix + "-"):
+            continue
+        key = (f.saga_type, f.step, f.service, f.error, f.reason)
+        page = truth.queries.saga_page(SagaFilter(cause=key), limit=1000)
+        want = {sid for sid, c in causes.items()
+                if (c.saga_type, c.step, c.service, c.error, c.reason) == key}
+        assert {s.saga_id for s in page.sagas} == want
+        assert page.total == sum(g.sagas for g in truth.queries.failures()
+                                 if (g.saga_type, g.step, g.service, g.error, g.reason) == key)
+
+
+def test_a_map_step_or_arrow_lists_as_many_sagas_as_it_says(truth: Seeded, seed: int) -> None:
+    for saga_type in _types(truth, seed):
+        graph = truth.queries.process_map(SagaFilter(saga_type=saga_type), by="step")
+        assert {n.activity: n.sagas for n in graph.nodes} == dict(
+            truth.expected[seed].step_sagas[saga_type])
+        for node in graph.nodes:
+            page = truth.queries.saga_page(SagaFilter(saga_type=saga_type, step=node.activity))
+            assert page.total == node.sagas, node.activity
+        for edge in graph.edges:
+            page = truth.queries.saga_page(
+                SagaFilter(saga_type=saga_type, transition=(edge.source, edge.target)))
+            assert page.total == edge.sagas == truth.expected[seed].arrow_sagas[saga_type][
+                (edge.source, edge.target)], (edge.source, edge.target)
