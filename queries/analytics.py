@@ -325,8 +325,9 @@ def _every_bucket(
     out = []
     at = first
     while at <= last:
-        counts = points.get(at, [0, 0, 0])
-        out.append(ThroughputPoint(at, *counts, partial=at + width > watermark))
+        messages, started, finished = points.get(at, [0, 0, 0])
+        out.append(ThroughputPoint(at, messages, started, finished,
+                                   partial=at + width > watermark))
         at += width
     return out
 

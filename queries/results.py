@@ -428,3 +428,38 @@ class StepTime:
     handle_count: int
     handle_p50_s: float
     handle_p95_s: float
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How current the stored data is, read at ``checked_at`` (the store's clock)."""
+
+    checked_at: datetime
+    #: Time up to which every partition is stored (the collector's progress); None before a
+    #: collector reported any.
+    watermark: datetime | None
+    #: When the newest message was stored (its ingest time); None for an empty store.
+    newest_message: datetime | None
+
+    def age_s(self, moment: datetime | None) -> float | None:
+        return None if moment is None else max((self.checked_at - moment).total_seconds(), 0.0)
+
+    def warning(self, stale_after_s: float) -> str:
+        """Why the data may be stale, for a person; empty when both times are recent enough.
+
+        A collector that stopped and a quiet night both show as "nothing new": the watermark
+        (refreshed by a running collector even without traffic) tells them apart.
+        """
+        from sagascope.queries.formatting import format_duration
+
+        watermark_age = self.age_s(self.watermark)
+        newest_age = self.age_s(self.newest_message)
+        if watermark_age is not None and watermark_age > stale_after_s:
+            return (f"The collector has not reported progress for {format_duration(watermark_age)}"
+                    f" (watermark {self.watermark:%Y-%m-%d %H:%M:%S} UTC): is it running and "
+                    "keeping up? Numbers stop at that time.")
+        if newest_age is not None and newest_age > stale_after_s:
+            return (f"No message has arrived for {format_duration(newest_age)} (newest stored "
+                    f"{self.newest_message:%Y-%m-%d %H:%M:%S} UTC).")
+        return ""
+

@@ -31,6 +31,7 @@ from sagascope.queries.results import (
     CycleTimeStats,
     FailureCount,
     Flow,
+    Freshness,
     ProcessMap,
     SagaDiagnosis,
     SagaFilter,
@@ -358,6 +359,20 @@ class SagaQueries:
         if value[0]:
             return as_utc(value[1])
         return as_utc(value[2]) if value[3] else None
+
+    def freshness(self) -> Freshness:
+        """The collector's watermark and when the newest message was stored, by the store's
+        clock; ``Freshness.warning(limit_s)`` says when either is too old."""
+        checked, progressed, watermark, newest, stored = self._q.run(
+            "SELECT now64(3, 'UTC'), (SELECT count() FROM progress), "
+            "(SELECT min(read_until) FROM (SELECT read_until FROM progress FINAL)), "
+            "(SELECT max(ingest_time) FROM messages), (SELECT count() FROM messages)"
+        ).rows[0]
+        return Freshness(
+            checked_at=as_utc(checked),
+            watermark=as_utc(watermark) if progressed else None,
+            newest_message=as_utc(newest) if stored else None,
+        )
 
     # ---- the saga list, why a saga is where it is, alert history (dashboard) --------------
 

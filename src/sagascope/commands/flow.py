@@ -59,10 +59,18 @@ def open_queries(settings: Settings) -> SagaQueries:
     )
 
 
+def warn_if_stale(queries: SagaQueries, settings: Settings) -> None:
+    """Say on stderr when the data is older than ``dashboard.stale_after_s``."""
+    warning = queries.freshness().warning(settings.dashboard.stale_after_s)
+    if warning:
+        print(f"sagascope: warning: {warning}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.queries import NotFound
 
     queries = open_queries(settings)
+    warn_if_stale(queries, settings)
     try:
         flow = queries.flow(args.key)
     except NotFound as exc:
