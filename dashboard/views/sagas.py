@@ -104,10 +104,10 @@ def render() -> None:
     if _value("cause"):
         cause = (_value("cause_type"), _value("cause_step"), _value("cause_service"),
                  _value("cause"), _value("reason"))
-        reason = f" ({_page.escape_md(cause[4])})" if cause[4] else ""
+        reason = f", reason “{_page.escape_md(cause[4])}”" if cause[4] else ", no reason given"
         st.markdown(f"Sagas of **{_page.escape_md(cause[0])}** that failed at "
                     f"**{_page.escape_md(cause[1])}**: **{_page.escape_md(cause[3])}** from "
-                    f"{_page.escape_md(cause[2])}{reason} (a Failures page cause).")
+                    f"{_page.escape_md(cause[2])}{reason} (a cause on the Failures page).")
     filters = _page.current_filter(
         transition=transition, cause=cause,
         status=_value("status") or None, current_step=_value("at") or None,

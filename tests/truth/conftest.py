@@ -1,8 +1,9 @@
 """The truth harness's one store: several random saga systems, sent as Kafka records with the
 contract headers through the embedded broker, stored by the real collector, seeded once.
 
-Seeds: a fixed set by default; ``SAGASCOPE_TRUTH_SYSTEMS=N`` adds N random ones (their seeds
-drawn by hypothesis, printed on failure through the test ids) for a long local run.
+Seeds: a fixed set by default; ``SAGASCOPE_TRUTH_SYSTEMS=N`` adds N random ones (drawn from
+``SAGASCOPE_TRUTH_SEED``, default 26; each seed is in the failing test's id) for a long local
+run, e.g. ``SAGASCOPE_TRUTH_SYSTEMS=50 SAGASCOPE_TRUTH_SEED=1 pytest tests/truth``.
 """
 
 from __future__ import annotations
