@@ -12,6 +12,7 @@ from typing import Any
 
 from sagascope.instrumentation.contract import SAGA_STATUSES
 from sagascope.queries.exceptions import QueryError
+from sagascope.queries.failures import FAILING_MARKERS, cause_filter_sql
 from sagascope.queries.results import STATUSES, SagaFilter, StallRule
 from sagascope.store.headers import header_sql
 from sagascope.store.schema import STATUS_RANK, activity_hash
@@ -126,7 +127,7 @@ SELECT
         silent_s > threshold_s, 'stalled',
         marker = 'compensating', 'compensating',
         'running') AS status,
-    greatest(last_event, fromUnixTimestamp64Milli(latest_event_ms, 'UTC')) AS ended,
+    fromUnixTimestamp64Milli(latest_event_ms, 'UTC') AS ended,
     dateDiff('millisecond', started, ended) / 1000.0 AS duration_s
 FROM (
     SELECT saga_id, saga_type, first_message, message_count, last_message, status_mark,
@@ -220,8 +221,6 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
         )
         params["f_from"], params["f_to"] = f.transition
     if f.cause:
-        from sagascope.queries.failures import FAILING_MARKERS, cause_filter_sql
-
         pre.append(cause_filter_sql())
         post.append(f"marker IN ({', '.join(repr(m) for m in FAILING_MARKERS)})")
         (params["f_cause_type"], params["f_cause_step"], params["f_cause_service"],
