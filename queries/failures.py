@@ -217,14 +217,22 @@ def failure_of(q: StateQuery, saga_id: str, status: str) -> FailureCount | None:
     )
 
 
+def _fresh_reason_sql(message: str) -> str:
+    """SQL: the reason of ``message`` (``pairs_sql``'s layout), unless it only repeats the one
+    of the message it answers (a payload passed along with an earlier attempt's error)."""
+    parent = f"arrayFirst(y -> y.3 != '' AND y.3 = {message}.4, seq).12"
+    return f"if({message}.12 != {parent}, {message}.12, '')"
+
+
 def _done_failed_sql(message: str) -> str:
     """SQL: the message tuple ``message`` (``pairs_sql``'s layout) reports its step failed."""
-    return reports_failure_sql(f"{message}.9", f"{message}.12", f"{message}.6")
+    return reports_failure_sql(f"{message}.9", _fresh_reason_sql(message), f"{message}.6")
 
 
 def _undo_failed_sql(message: str) -> str:
     """SQL: the undo's completion ``message`` reports the undo failed."""
-    return reports_failure_sql(f"{message}.9", f"{message}.12", f"{message}.6", ("failed",))
+    return reports_failure_sql(f"{message}.9", _fresh_reason_sql(message), f"{message}.6",
+                               ("failed",))
 
 
 def pairs_sql(undoing: str, scope: str) -> str:
@@ -235,8 +243,9 @@ def pairs_sql(undoing: str, scope: str) -> str:
     id, kind, type, step, compensates, saga status, saga type, position, reason). ``done`` is
     the saga's last event of the step: of that step, or of that type, or (an event naming no
     step) answering the command of that step or type, as the README's instrumentation example
-    sends them; a step whose last event reports a failure (``reports_failure_sql``) was not
-    done, so there is nothing to undo. ``asked`` are the messages undoing it; the completion
+    sends them; a step whose last event reports a failure (``reports_failure_sql``; a reason
+    it only repeats from the message it answers is stale) was not done, so there is nothing
+    to undo. ``asked`` are the messages undoing it; the completion
     is the first event that answers an undo command (caused by it, or of its step) or itself
     carries ``ce_compensates`` for the step.
     """

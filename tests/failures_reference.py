@@ -7,8 +7,8 @@ not defined), that the reason expression and the failing markers, which the pair
 not compare, are the module's own, and the rules the truth harness (tests/truth) made right:
 the failing message is its own cause unless it decided on an event that reports a failure;
 a message without a step has the step of the command it answers; a step was done unless its
-last event reports a failure by status, reason or (last) a word. Not shipped: only the tests
-use it.
+last event reports a failure by status, its own (not repeated) reason or (last) a word. Not
+shipped: only the tests use it.
 """
 
 from __future__ import annotations
@@ -221,6 +221,11 @@ def _pair_saga(
     last_event: dict[str, tuple[Any, ...]] = {}
     undos: dict[str, list[tuple[Any, ...]]] = {}
     commands = {m[2]: m for m in seq if m[4] == "command" and m[2]}
+    reasons = {m[2]: m[9] for m in seq if m[2]}
+
+    def fresh(m: tuple[Any, ...]) -> str:  # a reason only repeated from its cause is stale
+        return "" if m[9] == reasons.get(m[3], "") else str(m[9])
+
     for m in seq:
         if m[7]:
             undos.setdefault(m[7], []).append(m)
@@ -233,7 +238,7 @@ def _pair_saga(
                 last_event[step] = m
     out = []
     for step, done in last_event.items():
-        if _reports_failure(done[5], done[8], done[9]):
+        if _reports_failure(done[5], done[8], fresh(done)):
             continue
         asked = undos.get(step, [])
         ids = {m[2] or f"#{i}" for i, m in enumerate(asked)}
@@ -246,7 +251,7 @@ def _pair_saga(
             None,
         )
         if completion is not None and _reports_failure(completion[5], completion[8],
-                                                       completion[9], ("failed",)):
+                                                       fresh(completion), ("failed",)):
             state = "failed"
         elif len({m[2] for m in requests if m[2]}) > 1:
             state = "duplicated"
