@@ -96,6 +96,9 @@ class SagaType:
     stepless_service: str
     #: One topic for every message, or a command and a reply topic per service.
     shared_topic: bool
+    #: Each message carries on the payload of the one it answers (``{**data, ...}``), an
+    #: earlier attempt's error included: a reason only repeated is not the message's own.
+    carries_payload: bool
     started_type: str
     completed_type: str
     compensated_type: str
@@ -166,6 +169,7 @@ def _saga_type(rng: random.Random, prefix: str, index: int) -> SagaType:
         named_steps=rng.random() < 0.7,
         stepless_service=rng.choice(steps).service,
         shared_topic=rng.random() < 0.5,
+        carries_payload=rng.random() < 0.5,
         started_type=f"{nouns[0]}Requested",
         completed_type=f"{nouns[0]}JourneyCompleted",
         compensated_type=f"{nouns[0]}JourneyCompensated",
@@ -200,6 +204,9 @@ class _Writer:
         if not self.kind.named_steps or (source == self.kind.stepless_service and kind != "command"):
             step = ""
         body: dict[str, object] = {"orderRef": self.saga_id, "amount": rng.randint(1, 900)}
+        own_reason = any(k in REASON_FIELDS for k in (payload or {}))
+        if self.kind.carries_payload and cause is not None and not own_reason:
+            body.update({k: v for k, v in cause.payload.items() if k in REASON_FIELDS})
         body.update(payload or {})
         message = Message(
             saga_id=self.saga_id, saga_type=self.kind.name, type=type_, source=source,
@@ -225,9 +232,18 @@ class _Build:
         self.skews = skews
 
 
-def _reason(rng: random.Random) -> dict[str, object]:
-    field_name = rng.choice(("reason", "error", "failureReason"))
-    return {field_name: rng.choice(_REASONS)}
+#: Where services put the reason of a failure.
+REASON_FIELDS = ("reason", "error", "failureReason")
+
+
+def _reason(rng: random.Random, w: _Writer) -> dict[str, object]:
+    """A reason in one of the fields, never one the saga gave before (so a repeated reason
+    is always one carried along, never a message's own)."""
+    used = {str(v) for m in w.out for k, v in m.payload.items() if k in REASON_FIELDS}
+    text = rng.choice([r for r in _REASONS if r not in used] or [f"error {len(used)}"])
+    if text in used:
+        text = f"{text} ({len(used)})"
+    return {rng.choice(REASON_FIELDS): text}
 
 
 def _plan(rng: random.Random, n_steps: int) -> tuple[str, int]:
@@ -257,6 +273,11 @@ def _write_saga(b: _Build, kind: SagaType, saga_id: str,
                              step=step.name, new_trace=resumed)
             if rng.random() < 0.08:  # a retry: the same command again, answered once
                 command = w.send(step.command, kind.orchestrator, "command", cause=last,
+                                 step=step.name)
+            elif rng.random() < 0.1:  # an attempt that failed (no status marker), retried
+                attempt = w.send(step.failure, step.service, "event", cause=command,
+                                 step=step.name, payload=_reason(rng, w))
+                command = w.send(step.command, kind.orchestrator, "command", cause=attempt,
                                  step=step.name)
             asked = command
         else:
@@ -290,7 +311,7 @@ def _fail(b: _Build, w: _Writer, kind: SagaType, truth: SagaTruth, asked: Messag
     # orchestrator's decision after it does (then the reply still reports the failure).
     on_reply = not kind.orchestrated or rng.random() < 0.5
     failure = w.send(step.failure, step.service, "event", cause=asked, step=step.name,
-                     status=marker if on_reply else "", payload=_reason(rng))
+                     status=marker if on_reply else "", payload=_reason(rng, w))
     truth.cause = failure
     last = failure
     if not on_reply:
@@ -322,12 +343,12 @@ def _fail(b: _Build, w: _Writer, kind: SagaType, truth: SagaTruth, asked: Messag
             reply_type = done_step.undo_refused if fate == "failed" else done_step.undone
             last = w.send(reply_type, done_step.service, "event", cause=undo,
                           step=f"Undo{done_step.name}",
-                          payload=_reason(rng) if fate == "failed" else None)
+                          payload=_reason(rng, w) if fate == "failed" else None)
         else:
             reply_type = done_step.undo_refused if fate == "failed" else done_step.undone
             last = w.send(reply_type, done_step.service, "event", cause=last,
                           step=f"Undo{done_step.name}", compensates=key,
-                          payload=_reason(rng) if fate == "failed" else None)
+                          payload=_reason(rng, w) if fate == "failed" else None)
         any_failed = any_failed or fate == "failed"
     if any_pending:
         truth.outcome = "compensating"

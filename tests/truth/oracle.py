@@ -29,7 +29,7 @@ from generator import THRESHOLD_S, Message, SagaSystem
 
 _RANK = ("compensating", "failed", "completed", "compensated")
 FINISHED = ("completed", "failed", "compensated")
-REASON_FIELDS = ("error", "reason", "failureReason")
+REASON_FIELDS = ("error", "reason", "failureReason")  # the product reads them in this order
 
 
 @dataclass
