@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Seeded
-from generator import THRESHOLD_S, utc
+from truth_generator import THRESHOLD_S, utc
+from truth_store import Seeded
 
 from sagascope.cli import main
 

@@ -9,12 +9,12 @@ from typing import Any
 import pandas as pd
 import pytest
 import streamlit as st
-from conftest import FIXED_SEEDS, Seeded
-from generator import THRESHOLD_S
 from sagascope.dashboard import APP_PATH, runtime
 from sagascope.dashboard.views.failures import cause_link
 from sagascope.queries.formatting import format_duration
 from streamlit.testing.v1 import AppTest
+from truth_generator import THRESHOLD_S
+from truth_store import FIXED_SEEDS, Seeded
 
 from sagascope.settings import AlertSettings, Settings
 

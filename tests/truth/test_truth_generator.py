@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from generator import THRESHOLD_S, generate_system
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracle import FINISHED, expect
+from truth_generator import THRESHOLD_S, generate_system
+from truth_oracle import FINISHED, expect
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import Seeded
-from oracle import FINISHED
 from sagascope.queries import SagaFilter
+from truth_oracle import FINISHED
+from truth_store import Seeded
 
 MS = 0.0015  # event times are stored to the millisecond
 

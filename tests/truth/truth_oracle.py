@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from generator import THRESHOLD_S, Message, SagaSystem
+from truth_generator import THRESHOLD_S, Message, SagaSystem
 
 _RANK = ("compensating", "failed", "completed", "compensated")
 FINISHED = ("completed", "failed", "compensated")
