@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import runtime
+from sagascope.dashboard import freshness, runtime
 from sagascope.queries import (
     Alert,
     CompensationSummary,
@@ -353,8 +353,7 @@ def refresh_data_as_of() -> None:
     """Read the watermark once per run; cached answers are keyed by it."""
     as_of = _data_as_of()
     st.session_state["_data_as_of"] = as_of
-    text = as_of.strftime("%Y-%m-%d %H:%M:%S UTC") if as_of else "no data yet"
-    st.caption(f":material/schedule: Data as of **{text}**")
+    freshness.show(queries(), as_of, runtime.settings().dashboard.stale_after_s)
 
 
 def _data_as_of() -> datetime | None:

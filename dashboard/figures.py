@@ -297,9 +297,11 @@ def process_map_dot(
 
     ``nodes``: ``activity``, ``count``, ``starts``, ``ends``; ``edges``: ``source``,
     ``target``, ``count``, ``median_s``, ``p95_s``. ``overlay``: ``frequency`` (counts on the
-    arrows) or ``duration`` (median and p95). ``live``: activity -> {"running": n,
-    "stalled": n} drawn on the node. ``node_link(activity)`` and ``edge_link(a, b)`` give each
-    node and arrow a URL (clickable in the browser).
+    arrows) or ``duration`` (median and p95); ``sagas`` (when given) is what a node's or an
+    arrow's link opens, and the label says it. ``live``: activity -> {"running": n,
+    "compensating": n, "stalled": n} drawn on the node (running and compensating as
+    waiting). ``node_link(activity)`` and ``edge_link(a, b)`` give each node and arrow a URL
+    (clickable in the browser).
     """
     live = live or {}
     lines = [
@@ -318,9 +320,12 @@ def process_map_dot(
               float(nodes["starts"].max()) if not nodes.empty else 1.0, 1.0)
     for row in nodes.to_dict("records"):
         name = str(row["activity"])
-        label = f"{name}\n{int(row['count']):,} times"
+        # Labelled with what its link opens (the sagas through it), and how often it ran.
+        times, sagas = int(row["count"]), int(row.get("sagas", row["count"]))
+        label = f"{name}\n{sagas:,} sagas" + (f" · {times:,} times" if times != sagas else "")
         counts = live.get(name, {})
-        waiting, stalled = int(counts.get("running", 0)), int(counts.get("stalled", 0))
+        waiting = int(counts.get("running", 0)) + int(counts.get("compensating", 0))
+        stalled = int(counts.get("stalled", 0))
         extra = ""
         if waiting or stalled:
             label += f"\n{waiting} waiting · {stalled} stalled"
@@ -342,7 +347,8 @@ def process_map_dot(
             label = (f"{format_duration(row.get('median_s')) or '0 s'} · "
                      f"p95 {format_duration(row.get('p95_s')) or '0 s'}")
         else:
-            label = f"{int(row['count']):,}"
+            times, sagas = int(row["count"]), int(row.get("sagas", row["count"]))
+            label = f"{sagas:,}" if times == sagas else f"{sagas:,} sagas · {times:,} times"
         width = 1 + 4 * float(row["count"]) / top
         link = f", URL={_dot_text(edge_link(a, b))}, target=\"_self\"" if edge_link else ""
         lines.append(f"  {_dot_text(a)} -> {_dot_text(b)} [label={_dot_text(' ' + label)}, "

@@ -8,7 +8,7 @@ redelivered copies (same message id) counted once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sagascope.queries.exceptions import QueryError
@@ -27,6 +27,8 @@ from sagascope.queries.results import (
 from sagascope.queries.state import StateQuery
 from sagascope.store.schema import activity_hash
 from sagascope.store.timetext import as_utc
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Pseudo-activities marking where sagas start and end, in the one pass over the pairs.
 _START, _END = "\x02start", "\x03end"
@@ -114,17 +116,36 @@ def _ids(params: dict[str, Any]) -> dict[str, Any]:
 def _pair_counts(
     q: StateQuery, scope: str, params: dict[str, Any], by: str, names: dict[int, str]
 ) -> list[Any]:
-    """Exact (saga_type, a, b, count) over all sagas, from the variants."""
+    """Exact (saga_type, a, b, times, sagas) over all sagas, from the variants: how often
+    ``b`` directly followed ``a``, and in how many sagas."""
     rows = q.run(
         f"""
-SELECT saga_type, a, b, sum(n) AS n
-FROM ({_variant_counts_sql(scope, by)})
-ARRAY JOIN arrayPushFront(acts, toUInt32({{start:UInt32}})) AS a,
-           arrayPushBack(acts, toUInt32({{end:UInt32}})) AS b
+SELECT saga_type, p.1 AS a, p.2 AS b, sum(n * countEqual(pairs, p)) AS times, sum(n) AS sagas
+FROM (
+    SELECT saga_type, n,
+           arrayZip(arrayPushFront(acts, toUInt32({{start:UInt32}})),
+                    arrayPushBack(acts, toUInt32({{end:UInt32}}))) AS pairs
+    FROM ({_variant_counts_sql(scope, by)})
+)
+ARRAY JOIN arrayDistinct(pairs) AS p
 GROUP BY saga_type, a, b""",
         _ids(params),
     ).rows
-    return [(t, names.get(int(a), f"#{a}"), names.get(int(b), f"#{b}"), n) for t, a, b, n in rows]
+    return [(t, names.get(int(a), f"#{a}"), names.get(int(b), f"#{b}"), n, k)
+            for t, a, b, n, k in rows]
+
+
+def _sagas_through(q: StateQuery, scope: str, params: dict[str, Any], by: str,
+                   names: dict[int, str]) -> dict[str, int]:
+    """Activity -> how many sagas passed through it (at least once)."""
+    rows = q.run(
+        f"""
+SELECT a, sum(n) FROM ({_variant_counts_sql(scope, by)})
+ARRAY JOIN arrayDistinct(acts) AS a
+GROUP BY a""",
+        params,
+    ).rows
+    return {names.get(int(a), f"#{a}"): int(n) for a, n in rows}
 
 
 def _pair_durations(
@@ -202,7 +223,7 @@ def usual_next(q: StateQuery, pairs: set[tuple[str, str]]) -> dict[tuple[str, st
         return {}
     params: dict[str, Any] = {"types": sorted({t for t, _ in pairs})}
     best: dict[tuple[str, str], tuple[int, str]] = {}
-    for saga_type, a, b, n in _pair_counts(
+    for saga_type, a, b, n, _sagas in _pair_counts(
         q, "saga_type IN {types:Array(String)}", params, "type", activity_names(q)
     ):
         key = (saga_type, a)
@@ -236,7 +257,7 @@ def cycle_times_over_time(
     params["bucket"] = _bucket_param(bucket_s)
     rows = q.run(
         f"""
-SELECT {_bucket('last_event')} AS bucket, saga_type,
+SELECT {_bucket('ended')} AS bucket, saga_type,
        count() AS n, {_quantile_cols("duration_s")}, avg(duration_s) AS mean_s,
        max(duration_s) AS max_s
 FROM ({sql}) WHERE 1 {_finished(filters)}
@@ -247,7 +268,8 @@ GROUP BY bucket, saga_type ORDER BY bucket, saga_type""",
 
 
 def throughput(q: StateQuery, filters: SagaFilter | None, bucket_s: float) -> list[ThroughputPoint]:
-    """Messages, sagas started and sagas finished per bucket (event time)."""
+    """Messages, sagas started and sagas finished (at their end) per bucket of event time,
+    every bucket up to the watermark's (zeros included; that last one ``partial``)."""
     bucket = _bucket_param(bucket_s)
     scope, params = q.message_scope(filters)
     params["bucket"] = bucket
@@ -266,7 +288,7 @@ SELECT bucket, sum(is_start) AS n_started, sum(is_end) AS n_finished FROM (
     SELECT {_bucket('started')} AS bucket,
            1 AS is_start, 0 AS is_end FROM ({sql})
     UNION ALL
-    SELECT {_bucket('last_event')} AS bucket,
+    SELECT {_bucket('ended')} AS bucket,
            0, 1 FROM ({sql}) WHERE 1 {_finished(None)}
 ) GROUP BY bucket""",
         sparams,
@@ -277,7 +299,37 @@ SELECT bucket, sum(is_start) AS n_started, sum(is_end) AS n_finished FROM (
     for when, started, finished in sagas:
         entry = points.setdefault(as_utc(when), [0, 0, 0])
         entry[1], entry[2] = int(started), int(finished)
-    return [ThroughputPoint(k, *v) for k, v in sorted(points.items())]
+    if not points:
+        return []
+    return _every_bucket(points, bucket, q.watermark(), filters)
+
+
+def _every_bucket(
+    points: dict[datetime, list[int]], bucket_s: int, watermark: datetime,
+    filters: SagaFilter | None,
+) -> list[ThroughputPoint]:
+    """Every bucket from the first (or the range's start) to the watermark's, empty ones as
+    zeros (a chart must not carry a value over a quiet minute); a bucket not over by the
+    watermark is ``partial``."""
+    width = timedelta(seconds=bucket_s)
+
+    def floor(moment: datetime) -> datetime:
+        return _EPOCH + (moment - _EPOCH) // width * width
+
+    first, last = min(points), max(points)
+    f = filters or SagaFilter()
+    if f.time_from is not None:
+        first = min(first, floor(as_utc(f.time_from)))
+    end = watermark if f.time_to is None else min(watermark, as_utc(f.time_to))
+    last = max(last, floor(end))
+    out = []
+    at = first
+    while at <= last:
+        messages, started, finished = points.get(at, [0, 0, 0])
+        out.append(ThroughputPoint(at, messages, started, finished,
+                                   partial=at + width > watermark))
+        at += width
+    return out
 
 
 def transitions(q: StateQuery, filters: SagaFilter | None, by: str = "step") -> list[Transition]:
@@ -294,7 +346,7 @@ def transitions(q: StateQuery, filters: SagaFilter | None, by: str = "step") -> 
         q, scope, params, by, names, "0.5, 0.9, 0.95, 0.99", per_type=True
     )
     out = []
-    for saga_type, a, b, n in counts:
+    for saga_type, a, b, n, _sagas in counts:
         if a == _START or b == _END:
             continue
         quantiles, max_s = durations.get((saga_type, a, b), ([0.0] * 4, 0.0))
@@ -312,13 +364,18 @@ def transitions(q: StateQuery, filters: SagaFilter | None, by: str = "step") -> 
 def process_map(q: StateQuery, filters: SagaFilter | None, by: str = "type") -> ProcessMap:
     """Directly-follows graph with exact counts and median/p95 durations, plus activity counts.
 
-    Durations come from a sample of about ``DURATION_SAMPLE_SAGAS`` sagas (see transitions).
+    Every node and arrow also says how many sagas it stands for (``sagas``): what a link to
+    the saga list opens. Durations come from a sample of about ``DURATION_SAMPLE_SAGAS``
+    sagas (see transitions).
     """
     scope, params = q.message_scope(filters)
     merged: dict[tuple[str, str], int] = {}
+    merged_sagas: dict[tuple[str, str], int] = {}
     names = activity_names(q)
-    for _saga_type, a, b, n in _pair_counts(q, scope, params, by, names):
+    for _saga_type, a, b, n, k in _pair_counts(q, scope, params, by, names):
         merged[(a, b)] = merged.get((a, b), 0) + int(n)
+        merged_sagas[(a, b)] = merged_sagas.get((a, b), 0) + int(k)
+    through = _sagas_through(q, scope, params, by, names)
     sampled = {
         (key[0], key[1]): quantiles
         for key, (quantiles, _max) in _pair_durations(
@@ -338,10 +395,11 @@ def process_map(q: StateQuery, filters: SagaFilter | None, by: str = "type") -> 
             counts.setdefault(target, [0, 0, 0])[0] += int(n)
         if source != _START and target != _END:
             edges.append(
-                ProcessEdge(source, target, int(n), float(quantiles[0]), float(quantiles[1]))
+                ProcessEdge(source, target, int(n), float(quantiles[0]), float(quantiles[1]),
+                            sagas=merged_sagas[(source, target)])
             )
     nodes = sorted(
-        (ProcessNode(a, c[0], c[1], c[2]) for a, c in counts.items()),
+        (ProcessNode(a, c[0], c[1], c[2], sagas=through.get(a, 0)) for a, c in counts.items()),
         key=lambda node: (-node.count, node.activity),
     )
     return ProcessMap(nodes=nodes, edges=edges, sagas=sum(node.starts for node in nodes))
@@ -376,19 +434,20 @@ def step_times(q: StateQuery, filters: SagaFilter | None) -> list[StepTime]:
     handler picked them up, and how long the handler ran (its span), p50 and p95.
 
     Waiting is the handler span's start minus the message's Kafka time; handling is the span's
-    duration. Both clocks are the services' wall clocks (spans), not ``ce_time``.
+    duration. Both clocks are the services' wall clocks (spans), not ``ce_time``. (The
+    aggregate is not named ``saga_type``: the scope's type filter would then read it.)
     """
     scope, params = q.message_scope(filters)
     rows = q.run(
         f"""
-SELECT m.saga_type AS st, m.step_name AS step, s.service AS service, count() AS n,
+SELECT m.of_saga_type AS st, m.step_name AS step, s.service AS service, count() AS n,
        quantiles(0.5, 0.95)(greatest(dateDiff('millisecond', m.kafka_time, s.start_time), 0)
                             / 1000.0) AS wait,
        quantiles(0.5, 0.95)(dateDiff('microsecond', s.start_time, s.end_time) / 1e6) AS handle
 FROM (SELECT service, message_id, start_time, end_time FROM spans
       WHERE kind = 'CONSUMER' AND message_id != '') AS s
 INNER JOIN (
-    SELECT message_id, any(saga_type) AS saga_type,
+    SELECT message_id, any(saga_type) AS of_saga_type,
            any(if(step != '', toString(step), toString(type))) AS step_name,
            min(kafka_time) AS kafka_time
     FROM messages

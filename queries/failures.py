@@ -7,7 +7,7 @@ complete when its completion event arrives.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sagascope.queries.exceptions import QueryError
 from sagascope.queries.results import (
@@ -17,19 +17,38 @@ from sagascope.queries.results import (
     FailureCount,
     SagaFilter,
 )
-from sagascope.queries.state import StateQuery
 from sagascope.store.timetext import as_utc
+
+if TYPE_CHECKING:  # state.py builds the cause filter from this module
+    from sagascope.queries.state import StateQuery
+
+#: Header and payload fields that carry the reason a message gives for a failure, in order.
+REASON_FIELDS = ("error", "reason", "failureReason")
+
+#: Words in a message type that say it reports a failure (lower case): the last resort, for
+#: a message without a status marker and without a reason field.
+FAILURE_WORDS = ("fail", "declin", "reject", "error", "unavailable", "outofstock", "noseats",
+                 "insufficient", "refused", "denied", "expired", "timedout")
 
 
 def _reason_expr() -> str:
-    """The reason a message gives for itself: an ``error``/``reason`` header or JSON field."""
-    return (
-        "multiIf(headers['error'] != '', headers['error'], "
-        "headers['reason'] != '', headers['reason'], "
-        "JSONExtractString(payload, 'error') != '', JSONExtractString(payload, 'error'), "
-        "JSONExtractString(payload, 'reason') != '', JSONExtractString(payload, 'reason'), "
-        "parse_error)"
-    )
+    """The reason a message gives for itself: a reason header or JSON field (REASON_FIELDS)."""
+    parts = [f"headers['{name}'] != '', headers['{name}']" for name in REASON_FIELDS]
+    parts += [f"JSONExtractString(payload, '{name}') != '', JSONExtractString(payload, '{name}')"
+              for name in REASON_FIELDS]
+    return f"multiIf({', '.join(parts)}, parse_error)"
+
+
+def reports_failure_sql(
+    status: str, reason: str, type_: str, statuses: tuple[str, ...] = ("failed", "compensating")
+) -> str:
+    """SQL: a message reports a failure, by its status marker (one of ``statuses``), else a
+    reason field, else (the last resort) a word in its type. Arguments are SQL expressions of
+    the message's ``saga_status``, its reason (``_reason_expr``) and its type."""
+    words = ", ".join(f"'{w}'" for w in FAILURE_WORDS)
+    marked = ", ".join(f"'{v}'" for v in statuses)
+    return (f"({status} IN ({marked}) OR {reason} != '' "
+            f"OR multiSearchAny(lowerUTF8({type_}), [{words}]))")
 
 
 #: Statuses of a saga that failed (the saga state's ``marker``).
@@ -41,10 +60,13 @@ def failure_causes_sql(scope: str) -> str:
 
     The mark is the saga's first message saying it failed or started compensating (by
     ``ce_sagastatus``, a status rule or ``ce_compensates``), in arrival order. The cause is the
-    event the mark answered (its causation, else the message heard before it); when the mark
-    answered a command, the mark reported the failure itself. Tuples: (Kafka time, event
-    time, offset, message id, causation id, kind, type, source, step or type, is mark, reason);
-    ``parent`` is the message that the cause answered (index 0 without one). Needs
+    message that reported the failure: the mark itself, unless the mark is a decision on an
+    earlier event (its causation, else the message heard before it) that reports a failure
+    (``reports_failure_sql``), or an undo (then what it answered). A mark answering a command
+    reported the failure itself; so does a choreographed participant's failure event
+    answering another service's successful event. Tuples: (Kafka time, event time, offset,
+    message id, causation id, kind, type, source, step, is mark, reason, is undo, reports a
+    failure); ``parent`` is the message that the cause answered (index 0 without one). Needs
     ``failure_types``.
     """
     # One layer per derived value: an alias used twice in one SELECT is expanded at each use
@@ -56,7 +78,8 @@ FROM (
            arrayFirstIndex(x -> x.4 != '' AND x.4 = cause.5, seq) AS parent_at
     FROM (
         SELECT saga_id, saga_type, seq, mark_at, mark,
-               if(before = 0 OR seq[before].6 = 'command', mark, seq[before]) AS cause
+               multiIf(before = 0 OR seq[before].6 = 'command', mark,
+                       mark.12 OR seq[before].13, seq[before], mark) AS cause
         FROM (
             SELECT saga_id, saga_type, seq, mark_at, mark,
                    arrayFirstIndex(x -> x.4 != '' AND x.4 = mark.5, seq) AS by_causation,
@@ -68,12 +91,14 @@ FROM (
                            arraySort(x -> (x.1, x.2, x.3), groupArray(tuple(
                                kafka_time, event_time, offset, message_id, causation_id,
                                toString(kind), toString(type), toString(source),
-                               if(step != '', toString(step), toString(type)),
+                               toString(step),
                                saga_status IN ('failed', 'compensating', 'compensated')
                                    OR compensates != ''
                                    OR (saga_status = ''
                                        AND has({{failure_types:Array(String)}}, type)),
-                               {_reason_expr()}))) AS seq,
+                               {_reason_expr()}, compensates != '',
+                               {reports_failure_sql("saga_status", _reason_expr(), "type")}
+                                   OR has({{failure_types:Array(String)}}, type)))) AS seq,
                            arrayFirstIndex(x -> x.10, seq) AS mark_at
                     FROM messages
                     WHERE {scope}
@@ -89,9 +114,11 @@ FROM (
 def cause_rows_sql(scope: str) -> str:
     """Per failing saga in ``scope``: ``saga_id, saga_type, step, service, error, reason, at``.
 
-    The reason is the cause's own; one it only copied from the command it answers (a payload
-    passed along with an earlier attempt's error) is stale, and then the mark's counts when
-    the mark is an event. A message without an id gives no reason (nothing names it).
+    The step is the cause's own, else that of the command it answers, else its type (a
+    participant that sets no step). The reason is the cause's own; one it only copied from
+    the command it answers (a payload passed along with an earlier attempt's error) is stale,
+    and then the mark's counts when the mark is an event. A message without an id gives no
+    reason (nothing names it).
     """
     return f"""
 SELECT saga_id, saga_type, step, service, error,
@@ -102,13 +129,30 @@ FROM (
     SELECT *, if(own_reason != '' AND parent_reason = own_reason, '', own_reason)
                   AS fresh_reason
     FROM (
-        SELECT saga_id, saga_type, cause.9 AS step, cause.8 AS service, cause.7 AS error,
+        SELECT saga_id, saga_type,
+               multiIf(cause.9 != '', cause.9,
+                       cause.6 != 'command' AND parent_at > 0 AND parent.6 = 'command',
+                       if(parent.9 != '', parent.9, parent.7), cause.7) AS step,
+               cause.8 AS service, cause.7 AS error,
                cause.2 AS at, cause.4 AS cause_id, if(cause.4 != '', cause.11, '') AS own_reason,
                if(parent_at > 0, parent.11, '') AS parent_reason, mark.4 AS mark_id,
                mark.6 AS mark_kind, mark.11 AS mark_reason
         FROM ({failure_causes_sql(scope)})
     )
 )"""
+
+
+def cause_filter_sql() -> str:
+    """A condition on saga ids: the failing sagas whose cause is ``{f_cause_*}`` (saga type,
+    step, service, message type, reason), as ``failures`` counts them. Needs
+    ``failure_types``; only sagas holding a message of the cause's type are read."""
+    scope = "saga_id IN (SELECT saga_id FROM messages WHERE type = {f_cause_error:String})"
+    return (
+        f"saga_id IN (SELECT saga_id FROM ({cause_rows_sql(scope)}) "
+        "WHERE saga_type = {f_cause_type:String} AND step = {f_cause_step:String} "
+        "AND service = {f_cause_service:String} AND error = {f_cause_error:String} "
+        "AND reason = {f_cause_reason:String})"
+    )
 
 
 def _failing_sql(sagas_sql: str) -> str:
@@ -173,26 +217,37 @@ def failure_of(q: StateQuery, saga_id: str, status: str) -> FailureCount | None:
     )
 
 
-#: Words in a message type that say it reports a failure (lower case).
-_FAILURE_WORDS = ("fail", "declin", "reject", "error")
+def _fresh_reason_sql(message: str) -> str:
+    """SQL: the reason of ``message`` (``pairs_sql``'s layout), unless it only repeats the one
+    of the message it answers (a payload passed along with an earlier attempt's error)."""
+    parent = f"arrayFirst(y -> y.3 != '' AND y.3 = {message}.4, seq).12"
+    return f"if({message}.12 != {parent}, {message}.12, '')"
 
 
-def _reports_failure_sql(message: str) -> str:
-    """SQL: the message tuple ``message`` (``pairs_sql``'s layout) reports a failure."""
-    words = ", ".join(f"'{w}'" for w in _FAILURE_WORDS)
-    return f"({message}.9 = 'failed' OR multiSearchAny(lowerUTF8({message}.6), [{words}]))"
+def _done_failed_sql(message: str) -> str:
+    """SQL: the message tuple ``message`` (``pairs_sql``'s layout) reports its step failed."""
+    return reports_failure_sql(f"{message}.9", _fresh_reason_sql(message), f"{message}.6")
+
+
+def _undo_failed_sql(message: str) -> str:
+    """SQL: the undo's completion ``message`` reports the undo failed."""
+    return reports_failure_sql(f"{message}.9", _fresh_reason_sql(message), f"{message}.6",
+                               ("failed",))
 
 
 def pairs_sql(undoing: str, scope: str) -> str:
     """One row per step a saga in ``undoing`` (a subquery of saga ids) did and had to undo.
 
     A step needs an undo when some saga of its type in ``scope`` compensated it (``steps``).
-    Per saga, its messages (every event, and the undo commands) in arrival order are tuples
-    (Kafka time, event time, id, causation id, kind, type, step, compensates, saga status,
-    saga type, position). ``done`` is the saga's last event of the step; a step whose last
-    event reports a failure was not done, so there is nothing to undo. ``asked`` are the
-    messages undoing it; the completion is the first event that answers an undo command
-    (caused by it, or of its step) or itself carries ``ce_compensates`` for the step.
+    Per saga, its messages in arrival order are tuples (Kafka time, event time, id, causation
+    id, kind, type, step, compensates, saga status, saga type, position, reason). ``done`` is
+    the saga's last event of the step: of that step, or of that type, or (an event naming no
+    step) answering the command of that step or type, as the README's instrumentation example
+    sends them; a step whose last event reports a failure (``reports_failure_sql``; a reason
+    it only repeats from the message it answers is stale) was not done, so there is nothing
+    to undo. ``asked`` are the messages undoing it; the completion
+    is the first event that answers an undo command (caused by it, or of its step) or itself
+    carries ``ce_compensates`` for the step.
     """
     return f"""
 SELECT saga_id, saga_type, step, done.2 AS done_at,
@@ -203,7 +258,7 @@ SELECT saga_id, saga_type, step, done.2 AS done_at,
        if(length(request_ids) > 0, length(request_ids),
           length(arrayDistinct(arrayFilter(i -> i != '', arrayMap(x -> x.3, asked))))
           + countEqual(arrayMap(x -> x.3, asked), '')) AS undo_count,
-       multiIf(completion_at > 0 AND {_reports_failure_sql("completion")}, 'failed',
+       multiIf(completion_at > 0 AND {_undo_failed_sql("completion")}, 'failed',
                length(request_ids) > 1, 'duplicated',
                length(asked) = 0, 'missing',
                completion_at = 0, 'pending', 'completed') AS state,
@@ -217,7 +272,10 @@ FROM (
            seq[completion_at] AS completion
     FROM (
         SELECT saga_id, saga_type, step, seq,
-               arrayLastIndex(x -> x.8 = '' AND x.7 = step AND x.5 != 'command', seq) AS done_at,
+               arrayLastIndex(x -> x.8 = '' AND x.5 != 'command' AND (
+                   x.7 = step OR x.6 = step OR (x.7 = '' AND x.4 != '' AND arrayExists(
+                       y -> y.3 = x.4 AND y.5 = 'command' AND (y.7 = step OR y.6 = step), seq))),
+                   seq) AS done_at,
                seq[done_at] AS done,
                arrayFilter(x -> x.8 = step, seq) AS asked,
                arrayFilter(x -> x.5 = 'command', asked) AS requests,
@@ -236,9 +294,10 @@ FROM (
                                kafka_time, event_time, message_id, causation_id,
                                toString(kind), toString(type), toString(step),
                                toString(compensates), toString(saga_status),
-                               toString(saga_type), tuple(topic, partition, offset)))) AS seq
+                               toString(saga_type), tuple(topic, partition, offset),
+                               {_reason_expr()}))) AS seq
                     FROM messages
-                    WHERE saga_id IN ({undoing}) AND (kind != 'command' OR compensates != '')
+                    WHERE saga_id IN ({undoing})
                     GROUP BY saga_id
                 )
             ) AS s
@@ -249,7 +308,7 @@ FROM (
         )
         ARRAY JOIN steps AS step
     )
-    WHERE done_at > 0 AND NOT {_reports_failure_sql("done")}
+    WHERE done_at > 0 AND NOT {_done_failed_sql("done")}
 )"""
 
 

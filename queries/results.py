@@ -36,6 +36,8 @@ class SagaFilter:
     saga_type: str | None = None
     status: str | None = None
     service: str | None = None
+    #: Sagas that passed through this step: a message of that step, or of that type when it
+    #: names no step (the process map's activities).
     step: str | None = None
     attribute: str | tuple[str, str] | None = None
     #: Saga ids starting with this text.
@@ -44,6 +46,9 @@ class SagaFilter:
     current_step: str | None = None
     #: Sagas in which step (or type) ``b`` directly followed ``a``: a process-map arrow.
     transition: tuple[str, str] | None = None
+    #: Failing sagas of one cause, as :class:`FailureCount` names it: ``(saga type, step,
+    #: service, message type, reason)``, each matched exactly (an empty reason: none given).
+    cause: tuple[str, str, str, str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,10 @@ class Flow:
     status: str
     messages: list[FlowMessage]
     trace_ids: tuple[str, ...]
+    #: The saga's causal start (the event time of its first message heard), as the saga
+    #: state has it; for messages of no saga, their earliest event time.
     started: datetime | None
+    #: The latest event time of its messages.
     last_event: datetime | None
     #: Other sagas sharing the trace or message asked for.
     related_sagas: tuple[str, ...] = ()
@@ -228,6 +236,8 @@ class ThroughputPoint:
     messages: int
     sagas_started: int
     sagas_finished: int
+    #: The bucket is not over at the watermark (the data's "now"): its counts will grow.
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -315,19 +325,25 @@ class CompensationSummary:
 @dataclass(frozen=True)
 class ProcessNode:
     activity: str
+    #: Times the activity happened (a saga may pass it more than once).
     count: int
     #: Sagas starting / ending with this activity.
     starts: int = 0
     ends: int = 0
+    #: Sagas that passed through it: what ``SagaFilter(step=activity)`` lists.
+    sagas: int = 0
 
 
 @dataclass(frozen=True)
 class ProcessEdge:
     source: str
     target: str
+    #: Times ``target`` directly followed ``source``.
     count: int
     median_s: float
     p95_s: float
+    #: Sagas that took this arrow: what ``SagaFilter(transition=(source, target))`` lists.
+    sagas: int = 0
 
 
 @dataclass(frozen=True)
@@ -461,3 +477,38 @@ class StepTime:
     handle_count: int
     handle_p50_s: float
     handle_p95_s: float
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How current the stored data is, read at ``checked_at`` (the store's clock)."""
+
+    checked_at: datetime
+    #: Time up to which every partition is stored (the collector's progress); None before a
+    #: collector reported any.
+    watermark: datetime | None
+    #: When the newest message was stored (its ingest time); None for an empty store.
+    newest_message: datetime | None
+
+    def age_s(self, moment: datetime | None) -> float | None:
+        return None if moment is None else max((self.checked_at - moment).total_seconds(), 0.0)
+
+    def warning(self, stale_after_s: float) -> str:
+        """Why the data may be stale, for a person; empty when both times are recent enough.
+
+        A collector that stopped and a quiet night both show as "nothing new": the watermark
+        (refreshed by a running collector even without traffic) tells them apart.
+        """
+        from sagascope.queries.formatting import format_duration
+
+        watermark_age = self.age_s(self.watermark)
+        newest_age = self.age_s(self.newest_message)
+        if watermark_age is not None and watermark_age > stale_after_s:
+            return (f"The collector has not reported progress for {format_duration(watermark_age)}"
+                    f" (watermark {self.watermark:%Y-%m-%d %H:%M:%S} UTC): is it running and "
+                    "keeping up? Numbers stop at that time.")
+        if newest_age is not None and newest_age > stale_after_s:
+            return (f"No message has arrived for {format_duration(newest_age)} (newest stored "
+                    f"{self.newest_message:%Y-%m-%d %H:%M:%S} UTC).")
+        return ""
+

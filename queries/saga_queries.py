@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sagascope.queries import alerts as _alerts
@@ -31,6 +31,7 @@ from sagascope.queries.results import (
     CycleTimeStats,
     FailureCount,
     Flow,
+    Freshness,
     ProcessMap,
     SagaDiagnosis,
     SagaFilter,
@@ -65,6 +66,8 @@ SAGA_SORT_KEYS: dict[str, str] = {
 
 __all__ = ["HIDDEN_PAYLOAD", "SAGA_SORT_KEYS", "SagaQueries"]
 
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: The payload text of every flow message when payloads are hidden.
 HIDDEN_PAYLOAD = "(payload hidden: dashboard.hide_payloads)"
@@ -168,8 +171,9 @@ class SagaQueries:
 
     def _saga_rows(
         self, saga_id: str, params: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], tuple[str, str, float] | None]:
-        """The saga's messages and its (status, saga type) from the saga state, in one query.
+    ) -> tuple[list[dict[str, Any]], tuple[str, str, float, datetime] | None]:
+        """The saga's messages and its (status, saga type, cycle time, causal start) from the
+        saga state, in one query.
 
         One query instead of two (messages, then saga state) saved 3-8 ms of a ~35 ms flow at
         10M messages (interleaved A/B, bench_queries.py): the state rides along as a scalar
@@ -178,7 +182,8 @@ class SagaQueries:
         state = state_sql(prefilter="saga_id = {saga_id:String}", with_rules=bool(self._q.status_rules))
         result = self._q.run_point(
             f"SELECT {FLOW_COLUMNS}, "
-            f"(SELECT groupArray([status, saga_type, toString(duration_s)]) FROM ({state})) "
+            f"(SELECT groupArray([status, saga_type, toString(duration_s), "
+            f"toString(toUnixTimestamp64Milli(started))]) FROM ({state})) "
             f"AS flow_state "
             f"FROM messages WHERE saga_id = {{saga_id:String}} "
             f"ORDER BY event_time LIMIT {MAX_FLOW_ROWS}",
@@ -190,7 +195,8 @@ class SagaQueries:
         found = rows[0]["flow_state"] if rows else []
         if not found:
             return rows, None
-        return rows, (str(found[0][0]), str(found[0][1]), float(found[0][2]))
+        started = _EPOCH + timedelta(milliseconds=int(found[0][3]))
+        return rows, (str(found[0][0]), str(found[0][1]), float(found[0][2]), started)
 
     def _flow(
         self,
@@ -199,13 +205,14 @@ class SagaQueries:
         saga_id: str,
         rows: list[dict[str, Any]],
         related: tuple[str, ...],
-        state: tuple[str, str, float] | None,
+        state: tuple[str, str, float, datetime] | None,
     ) -> Flow:
         if self.hide_payloads:
             rows = [{**r, "payload": HIDDEN_PAYLOAD} for r in rows]
         messages = causal_order(rows)
-        status, saga_type, cycle_s = state if state is not None else ("", "", None)
         times = [m.event_time for m in messages]
+        status, saga_type, cycle_s, started = (
+            state if state is not None else ("", "", None, min(times) if times else None))
         traces = tuple(dict.fromkeys(m.trace_id for m in messages if m.trace_id))
         return Flow(
             key=key,
@@ -215,7 +222,7 @@ class SagaQueries:
             status=status,
             messages=messages,
             trace_ids=traces,
-            started=min(times) if times else None,
+            started=started,
             last_event=max(times) if times else None,
             related_sagas=related,
             cycle_time_s=cycle_s,
@@ -344,6 +351,20 @@ class SagaQueries:
         if value[0]:
             return as_utc(value[1])
         return as_utc(value[2]) if value[3] else None
+
+    def freshness(self) -> Freshness:
+        """The collector's watermark and when the newest message was stored, by the store's
+        clock; ``Freshness.warning(limit_s)`` says when either is too old."""
+        checked, progressed, watermark, newest, stored = self._q.run(
+            "SELECT now64(3, 'UTC'), (SELECT count() FROM progress), "
+            "(SELECT min(read_until) FROM (SELECT read_until FROM progress FINAL)), "
+            "(SELECT max(ingest_time) FROM messages), (SELECT count() FROM messages)"
+        ).rows[0]
+        return Freshness(
+            checked_at=as_utc(checked),
+            watermark=as_utc(watermark) if progressed else None,
+            newest_message=as_utc(newest) if stored else None,
+        )
 
     # ---- the saga list, why a saga is where it is, alert history (dashboard) --------------
 

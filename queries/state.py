@@ -12,6 +12,7 @@ from typing import Any
 
 from sagascope.instrumentation.contract import SAGA_STATUSES
 from sagascope.queries.exceptions import QueryError
+from sagascope.queries.failures import FAILING_MARKERS, cause_filter_sql
 from sagascope.queries.results import STATUSES, SagaFilter, StallRule
 from sagascope.store.base import StoreReader
 from sagascope.store.headers import header_sql
@@ -87,6 +88,10 @@ def state_sql(
 ) -> str:
     """A subquery with one row per saga and its derived columns (status included).
 
+    A saga runs from ``started`` (the event time of its first message heard: its causal
+    start) to ``ended`` (its latest event time), so ``duration_s`` is never negative, however
+    wrong the clock of the service heard last (in-flight sagas included).
+
     Needs the parameters ``ref`` (DateTime64: the watermark), ``default_threshold``,
     ``stall_types``, ``stall_steps``, ``stall_thresholds`` (and the rule arrays with rules).
     """
@@ -116,9 +121,11 @@ SELECT
         silent_s > threshold_s, 'stalled',
         marker = 'compensating', 'compensating',
         'running') AS status,
-    dateDiff('millisecond', started, last_event) / 1000.0 AS duration_s
+    fromUnixTimestamp64Milli(latest_event_ms, 'UTC') AS ended,
+    dateDiff('millisecond', started, ended) / 1000.0 AS duration_s
 FROM (
-    SELECT saga_id, saga_type, first_message, message_count, last_message, status_mark
+    SELECT saga_id, saga_type, first_message, message_count, last_message, status_mark,
+           arrayMax(arrayMap(x -> x.1, path)) AS latest_event_ms
     FROM saga_state FINAL
     {where}
 ) AS state
@@ -172,7 +179,8 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
         pre.append("saga_id IN (SELECT saga_id FROM messages WHERE source = {f_service:String})")
         params["f_service"] = f.service
     if f.step:
-        pre.append("saga_id IN (SELECT saga_id FROM messages WHERE step = {f_step:String})")
+        pre.append("saga_id IN (SELECT saga_id FROM messages WHERE step = {f_step:String} "
+                   "OR (step = '' AND type = {f_step:String}))")
         params["f_step"] = f.step
     if f.attribute:
         key, value = parse_attribute(f.attribute)
@@ -206,6 +214,11 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
             f"({activity_hash('{f_from:String}')}, {activity_hash('{f_to:String}')})))"
         )
         params["f_from"], params["f_to"] = f.transition
+    if f.cause:
+        pre.append(cause_filter_sql())
+        post.append(f"marker IN ({', '.join(repr(m) for m in FAILING_MARKERS)})")
+        (params["f_cause_type"], params["f_cause_step"], params["f_cause_service"],
+         params["f_cause_error"], params["f_cause_reason"]) = f.cause
     if f.current_step:
         post.append("last_step = {f_current_step:String}")
         params["f_current_step"] = f.current_step
@@ -213,7 +226,7 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
         post.append("saga_type = {f_saga_type:String}")
         params["f_saga_type"] = f.saga_type
     if f.time_from is not None:
-        post.append("last_event >= {f_time_from:DateTime64(3, 'UTC')}")
+        post.append("ended >= {f_time_from:DateTime64(3, 'UTC')}")
         params["f_time_from"] = f.time_from
     if f.time_to is not None:
         post.append("started < {f_time_to:DateTime64(3, 'UTC')}")
@@ -224,6 +237,10 @@ def filter_sql(filters: SagaFilter | None) -> tuple[str, str, dict[str, Any]]:
         post.append("status = {f_status:String}")
         params["f_status"] = f.status
     return " AND ".join(pre), " AND ".join(post), params
+
+
+def _has_cause(filters: SagaFilter | None) -> bool:
+    return filters is not None and filters.cause is not None
 
 
 class StateQuery:
@@ -271,6 +288,8 @@ class StateQuery:
                 ref if ref is not None else self.watermark(),
             )
         )
+        if _has_cause(filters):
+            params["failure_types"] = self.failure_types()
         sql = f"SELECT * FROM ({state_sql(prefilter=pre, with_rules=bool(self.status_rules))})"
         if post:
             sql += f" WHERE {post}"
@@ -281,7 +300,7 @@ class StateQuery:
         f = filters or SagaFilter()
         if not any(
             (f.time_from, f.time_to, f.status, f.service, f.step, f.attribute,
-             f.saga_id_prefix, f.current_step, f.transition)
+             f.saga_id_prefix, f.current_step, f.transition, f.cause)
         ):
             if f.saga_type:
                 return "saga_id != '' AND saga_type = {f_saga_type:String}", {

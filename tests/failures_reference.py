@@ -3,8 +3,12 @@ pairing of ``sagascope.queries.failures`` is checked against.
 
 Kept as it was (commit e37b5e9), except that messages of the same Kafka and event time are
 ordered by their position in Kafka, as the SQL pairing orders them (before, their order was
-not defined), and that the reason expression and the failing markers, which the pairing does
-not compare, are the module's own. Not shipped: only the tests use it.
+not defined), that the reason expression and the failing markers, which the pairing does
+not compare, are the module's own, and the rules the truth harness (tests/truth) made right:
+the failing message is its own cause unless it decided on an event that reports a failure;
+a message without a step has the step of the command it answers; a step was done unless its
+last event reports a failure by status, its own (not repeated) reason or (last) a word. Not
+shipped: only the tests use it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,12 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from sagascope.queries.failures import FAILING_MARKERS, _reason_expr
+from sagascope.queries.failures import (
+    FAILING_MARKERS,
+    FAILURE_WORDS,
+    _reason_expr,
+    reports_failure_sql,
+)
 from sagascope.queries.results import CompensationPair, FailureCount, SagaFilter
 from sagascope.queries.state import StateQuery
 from sagascope.store.timetext import as_utc
@@ -32,16 +41,24 @@ def failure_causes_sql(scope: str) -> str:
 SELECT saga_id, any(saga_type) AS saga_type,
        arraySort(x -> (x.1, x.2, x.3), groupArray(tuple(
            kafka_time, event_time, offset, message_id, causation_id, toString(kind),
-           toString(type), toString(source), if(step != '', toString(step), toString(type)),
+           toString(type), toString(source), toString(step),
            saga_status IN ('failed', 'compensating', 'compensated') OR compensates != ''
-               OR (saga_status = '' AND has({{failure_types:Array(String)}}, type))))) AS seq,
+               OR (saga_status = '' AND has({{failure_types:Array(String)}}, type)),
+           compensates != '',
+           {reports_failure_sql("saga_status", _reason_expr(), "type")}
+               OR has({{failure_types:Array(String)}}, type)))) AS seq,
        arrayFirstIndex(x -> x.10, seq) AS mark_at,
        seq[mark_at] AS mark,
        arrayFirstIndex(x -> x.4 != '' AND x.4 = mark.5, seq) AS by_causation,
        if(by_causation > 0, by_causation, mark_at - 1) AS before,
-       if(before = 0 OR seq[before].6 = 'command', mark, seq[before]) AS cause,
+       multiIf(before = 0 OR seq[before].6 = 'command', mark,
+               mark.11 OR seq[before].12, seq[before], mark) AS cause,
        arrayFirstIndex(x -> x.4 != '' AND x.4 = cause.5, seq) AS cause_parent,
-       if(cause_parent > 0, seq[cause_parent].4, '') AS parent_id
+       if(cause_parent > 0, seq[cause_parent].4, '') AS parent_id,
+       multiIf(cause.9 != '', cause.9,
+               cause.6 != 'command' AND cause_parent > 0 AND seq[cause_parent].6 = 'command',
+               if(seq[cause_parent].9 != '', seq[cause_parent].9, seq[cause_parent].7),
+               cause.7) AS cause_step
 FROM messages
 WHERE {scope}
 GROUP BY saga_id
@@ -71,7 +88,7 @@ def _cause_rows(q: StateQuery, scope: str, params: dict[str, Any]) -> list[tuple
     """
     # Scalars, not the tuples: converting nested values costs more than the query.
     rows = q.run(
-        f"SELECT saga_id, saga_type, cause.2, cause.4, cause.7, cause.8, cause.9, mark.4, "
+        f"SELECT saga_id, saga_type, cause.2, cause.4, cause.7, cause.8, cause_step, mark.4, "
         f"mark.6, parent_id FROM ({failure_causes_sql(scope)})",
         {**params, "failure_types": q.failure_types()},
     ).rows
@@ -143,12 +160,11 @@ def failure_of(q: StateQuery, saga_id: str, status: str) -> FailureCount | None:
     )
 
 
-_FAILURE_WORDS = ("fail", "declin", "reject", "error")
-
-
-def _reports_failure(type_: str, saga_status: str) -> bool:
+def _reports_failure(type_: str, saga_status: str, reason: str,
+                     statuses: tuple[str, ...] = ("failed", "compensating")) -> bool:
     lowered = type_.lower()
-    return saga_status == "failed" or any(word in lowered for word in _FAILURE_WORDS)
+    return (saga_status in statuses or bool(reason)
+            or any(word in lowered for word in FAILURE_WORDS))
 
 
 def compensations(q: StateQuery, filters: SagaFilter | None) -> list[CompensationPair]:
@@ -178,11 +194,12 @@ def compensations(q: StateQuery, filters: SagaFilter | None) -> list[Compensatio
         return []
     # Flat rows (one per message), grouped here: nested arrays cost more to convert.
     result = q.run(
-        """
+        f"""
 SELECT saga_id, saga_type, kafka_time, event_time, message_id, causation_id, toString(kind),
-       toString(type), toString(step), toString(compensates), toString(saga_status)
+       toString(type), toString(step), toString(compensates), toString(saga_status),
+       {_reason_expr()}
 FROM messages
-WHERE saga_id IN {ids:Array(String)} AND (kind != 'command' OR compensates != '')
+WHERE saga_id IN {{ids:Array(String)}}
 ORDER BY saga_id, kafka_time, event_time, topic, partition, offset""",
         {"ids": sorted(undoing)},
     )
@@ -200,17 +217,28 @@ def _pair_saga(
     saga_id: str, saga_type: str, seq: list[Any], steps: set[str]
 ) -> list[CompensationPair]:
     """The pairs of one saga from its messages ``(kafka, event, id, cause, kind, type, step,
-    compensates, status)`` in arrival order."""
+    compensates, status, reason)`` in arrival order."""
     last_event: dict[str, tuple[Any, ...]] = {}
     undos: dict[str, list[tuple[Any, ...]]] = {}
+    commands = {m[2]: m for m in seq if m[4] == "command" and m[2]}
+    reasons = {m[2]: m[9] for m in seq if m[2]}
+
+    def fresh(m: tuple[Any, ...]) -> str:  # a reason only repeated from its cause is stale
+        return "" if m[9] == reasons.get(m[3], "") else str(m[9])
+
     for m in seq:
         if m[7]:
             undos.setdefault(m[7], []).append(m)
-        elif m[6] in steps and m[4] != "command":
-            last_event[m[6]] = m
+        elif m[4] != "command":
+            names = {m[6], m[5]}
+            answered = commands.get(m[3]) if not m[6] and m[3] else None
+            if answered is not None:
+                names |= {answered[6], answered[5]}
+            for step in names & steps:
+                last_event[step] = m
     out = []
     for step, done in last_event.items():
-        if _reports_failure(done[5], done[8]):
+        if _reports_failure(done[5], done[8], fresh(done)):
             continue
         asked = undos.get(step, [])
         ids = {m[2] or f"#{i}" for i, m in enumerate(asked)}
@@ -222,7 +250,8 @@ def _pair_saga(
                 m[7] == step or m[3] in request_ids or (m[6] and m[6] in request_steps))),
             None,
         )
-        if completion is not None and _reports_failure(completion[5], completion[8]):
+        if completion is not None and _reports_failure(completion[5], completion[8],
+                                                       fresh(completion), ("failed",)):
             state = "failed"
         elif len({m[2] for m in requests if m[2]}) > 1:
             state = "duplicated"

@@ -27,6 +27,13 @@ def causes_table(failures: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def cause_link(row: pd.Series) -> dict[str, str]:
+    """The saga list's URL filters naming one row of ``causes_table`` (see ``SagaFilter.cause``)."""
+    return {"cause_type": str(row["saga type"]), "cause_step": str(row["failed at step"]),
+            "cause_service": str(row["service"]), "cause": str(row["cause"]),
+            "reason": str(row["reason"])}
+
+
 def pairing_table(summary: CompensationSummary) -> pd.DataFrame:
     """The summary's compensation pairs, in its order (problems first, latest first)."""
     table = _page.frame(summary.pairs)
@@ -83,8 +90,9 @@ def _failures(filters: SagaFilter) -> None:
     chosen = _page.selected_row(event)
     if chosen is not None:
         row = table.iloc[chosen]
-        _page.open_sagas(type=str(row["saga type"]), step=str(row["failed at step"]),
-                         status="", range=str(st.session_state.get(_page.url_key("range"), "")))
+        # Exactly the sagas the row counts; the sidebar's saga type and range stay as chosen.
+        _page.open_sagas(**cause_link(row),
+                         range=str(st.session_state.get(_page.url_key("range"), "")))
     st.caption("Select a cause to list its sagas. Statuses: " + ", ".join(
         f"{status} {int(n):,}" for status, n in by_status.items()))
 

@@ -37,14 +37,20 @@ def steps_table(nodes: pd.DataFrame, live: dict[str, dict[str, int]], saga_type:
     """Each step with its counts and links to its sagas (passed through, stalled there)."""
     return pd.DataFrame({
         "step": nodes["activity"],
+        "sagas": nodes["sagas"],
         "times": nodes["count"],
-        "waiting now": [live.get(a, {}).get("running", 0) for a in nodes["activity"]],
+        "waiting now": [_waiting(live.get(a, {})) for a in nodes["activity"]],
         "stalled now": [live.get(a, {}).get("stalled", 0) for a in nodes["activity"]],
         "sagas through it": [sagas_link(type=saga_type, step=a, range=time_range)
                              for a in nodes["activity"]],
         "stalled here": [sagas_link(type=saga_type, at=a, status="stalled", range="all")
                          for a in nodes["activity"]],
     })
+
+
+def _waiting(counts: dict[str, int]) -> int:
+    """Unfinished sagas not (yet) stalled: running ones and those compensating."""
+    return int(counts.get("running", 0)) + int(counts.get("compensating", 0))
 
 
 def _choose_type() -> str | None:
@@ -80,7 +86,8 @@ def _map(graph: ProcessMap, live: dict[str, dict[str, int]], saga_type: str, ove
     cols = st.columns(4)
     cols[0].metric("Sagas", f"{graph.sagas:,}")
     cols[1].metric("Steps", len(graph.nodes))
-    cols[2].metric("Waiting now", sum(c.get("running", 0) for c in live.values()))
+    cols[2].metric("Waiting now", sum(_waiting(c) for c in live.values()),
+                   help="running or compensating sagas whose last message was of that step")
     cols[3].metric("Stalled now", sum(c.get("stalled", 0) for c in live.values()))
     dot = figures.process_map_dot(
         _page.frame(graph.nodes), _page.frame(graph.edges), overlay=overlay, live=live,
@@ -89,9 +96,10 @@ def _map(graph: ProcessMap, live: dict[str, dict[str, int]], saga_type: str, ove
                                               "range": time_range}),
     )
     st.graphviz_chart(dot, width="stretch")
-    st.caption("Laid out by Graphviz (dot). Click a step to open the sagas that passed through "
-               "it, an arrow (or its label) to open the sagas that took it. Orange steps have "
-               "stalled sagas right now (live, whatever the time range).")
+    st.caption("Laid out by Graphviz (dot). Each step and arrow says how many sagas passed "
+               "through it (and how often, when some did more than once): click a step to open "
+               "those sagas, an arrow (or its label) to open the sagas that took it. Orange "
+               "steps have stalled sagas right now (live, whatever the time range).")
 
 
 def _steps(nodes: pd.DataFrame, live: dict[str, dict[str, int]], saga_type: str,

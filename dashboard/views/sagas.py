@@ -16,6 +16,8 @@ PAGE_SIZE = 50
 FILTERS: dict[str, str] = {
     "status": "", "at": "", "step": "", "service": "", "attr": "", "prefix": "",
     "from": "", "to": "",
+    # A failure cause, as the Failures page's table names it (all five, or none).
+    "cause_type": "", "cause_step": "", "cause_service": "", "cause": "", "reason": "",
     "sort": "last_heard", "order": "desc", "page": "1",
 }
 _SORT_LABELS = {
@@ -98,8 +100,16 @@ def render() -> None:
     if transition:
         st.markdown(f"Sagas in which **{_page.escape_md(transition[1])}** directly followed "
                     f"**{_page.escape_md(transition[0])}** (a process-map arrow).")
+    cause = None
+    if _value("cause"):
+        cause = (_value("cause_type"), _value("cause_step"), _value("cause_service"),
+                 _value("cause"), _value("reason"))
+        reason = f", reason “{_page.escape_md(cause[4])}”" if cause[4] else ", no reason given"
+        st.markdown(f"Sagas of **{_page.escape_md(cause[0])}** that failed at "
+                    f"**{_page.escape_md(cause[1])}**: **{_page.escape_md(cause[3])}** from "
+                    f"{_page.escape_md(cause[2])}{reason} (a cause on the Failures page).")
     filters = _page.current_filter(
-        transition=transition,
+        transition=transition, cause=cause,
         status=_value("status") or None, current_step=_value("at") or None,
         step=_value("step") or None, service=_value("service") or None,
         attribute=attribute or None, saga_id_prefix=_value("prefix").strip() or None,

@@ -289,6 +289,9 @@ class DashboardSettings:
     oidc_client_secret_file: str = ""
     #: Hide message payloads from the flow view (headers and payload size/hash stay).
     hide_payloads: bool = False
+    #: Every page, ``flow`` and ``stalled`` warn when the collector's watermark or the newest
+    #: message is older than this many seconds.
+    stale_after_s: float = 300.0
 
     @property
     def link_url(self) -> str:

@@ -58,8 +58,17 @@ def open_queries(settings: Settings) -> SagaQueries:
     )
 
 
+def warn_if_stale(queries: SagaQueries, settings: Settings) -> None:
+    """Say on stderr when the data is older than ``dashboard.stale_after_s``."""
+    warning = queries.freshness().warning(settings.dashboard.stale_after_s)
+    if warning:
+        print(f"sagascope: warning: {warning}", file=sys.stderr)
+
+
 def format_flow(flow: Flow) -> str:
     """A flow as ``sagascope flow`` prints it: a title line, then one table row per message."""
+    from sagascope.queries import causal_times
+
     title = f"saga {flow.saga_id}" if flow.saga_id else f"messages of {flow.key} (no saga)"
     lines = [
         f"{title}  type={flow.saga_type or '-'}  status={flow.status or '-'}  "
@@ -68,10 +77,12 @@ def format_flow(flow: Flow) -> str:
     ]
     if flow.related_sagas:
         lines.append(f"also in: {', '.join(flow.related_sagas)}")
+    # On the causal timeline from the saga's causal start (the dashboard's swimlane too), so
+    # a clock running behind neither moves the start nor puts a reply before its command.
     start = flow.started
     rows = []
-    for m in flow.messages:
-        offset = (m.event_time - start).total_seconds() if start else 0.0
+    for m, at in zip(flow.messages, causal_times(flow), strict=True):
+        offset = (at - start).total_seconds() if start else 0.0
         notes = []
         if m.duplicates:
             notes.append(f"duplicate x{m.duplicates + 1}")
@@ -103,6 +114,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from sagascope.queries import NotFound
 
     queries = open_queries(settings)
+    warn_if_stale(queries, settings)
     try:
         flow = queries.flow(args.key)
     except NotFound as exc:

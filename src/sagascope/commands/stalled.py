@@ -15,11 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sagascope.commands.flow import format_table, open_queries
+    from sagascope.commands.flow import format_table, open_queries, warn_if_stale
     from sagascope.queries import SagaFilter
     from sagascope.queries.formatting import format_duration
 
     queries = open_queries(settings)
+    # A stopped collector makes "no stalled sagas" a false comfort: say so first.
+    warn_if_stale(queries, settings)
     stalled = queries.stalled(SagaFilter(saga_type=args.saga_type or None))
     shown = stalled[: max(args.limit, 0)]
     if args.json:

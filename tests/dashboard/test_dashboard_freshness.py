@@ -1,0 +1,45 @@
+"""Every page says how current its data is, and warns when the collector stopped reporting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from seeding import order_saga, seed
+
+
+def _stale(store: Any, minutes: float) -> None:
+    now = datetime.now(UTC)
+    seed(store, order_saga("o-quiet", "completed", start=now - timedelta(minutes=40)))
+    read_until = now - timedelta(minutes=minutes)
+    store.insert("progress", [{
+        "group_id": "g", "collector_id": "c", "topic": "orders", "partition": 0,
+        "stored_offset": 1, "end_offset": 1, "read_until": read_until, "updated_at": read_until,
+    }])
+
+
+def _html(at: Any) -> str:
+    return "\n".join(str(e.proto.body) for e in at.get("html"))
+
+
+#: Every page of the app (tests/dashboard/conftest.py's PAGES keys).
+ALL_PAGES = ("alerts", "failures", "flow", "overview", "process_map", "sagas", "stalled", "time")
+
+
+@pytest.mark.parametrize("page", ALL_PAGES)
+def test_every_page_warns_when_the_collector_stopped(page: str, empty_store: Any,
+                                                     open_page: Any) -> None:
+    _stale(empty_store, minutes=15)
+    at = open_page(page, empty_store, saga="o-quiet") if page == "flow" else open_page(
+        page, empty_store)
+    assert "Data as of" in _html(at)
+    assert any("collector has not reported progress for 15 min" in w.value
+               for w in at.warning), [w.value for w in at.warning]
+
+
+def test_no_collector_warning_while_the_collector_reports(empty_store: Any, open_page: Any) -> None:
+    _stale(empty_store, minutes=0)
+    at = open_page("overview", empty_store)
+    assert "Data as of" in _html(at)
+    assert not any("collector" in w.value for w in at.warning)

@@ -1,0 +1,115 @@
+"""The dashboard's pages (AppTest on the real app) against the oracle, on two systems."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+import streamlit as st
+from sagascope.dashboard import APP_PATH, runtime
+from sagascope.dashboard.views.failures import cause_link
+from sagascope.queries.formatting import format_duration
+from streamlit.testing.v1 import AppTest
+from truth_generator import THRESHOLD_S
+from truth_store import FIXED_SEEDS, Seeded
+
+from sagascope.settings import AlertSettings, Settings
+
+#: Systems whose pages are opened (each page run takes seconds).
+PAGE_SEEDS = (FIXED_SEEDS[4], FIXED_SEEDS[5])  # mixed, stepless; README-like, compensating
+PAGES = {"sagas": "views/sagas.py", "failures": "views/failures.py",
+         "process_map": "views/process_map.py"}
+
+
+@pytest.fixture
+def page(truth: Seeded) -> Iterator[Any]:
+    def run(name: str, **query: str) -> AppTest:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        runtime.configure(Settings(alerts=AlertSettings(default_threshold_s=THRESHOLD_S)),
+                          truth.store)
+        at = AppTest.from_file(str(APP_PATH), default_timeout=90)
+        at.run()
+        at.switch_page(PAGES[name])
+        for key, value in query.items():
+            at.query_params[key] = value
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    yield run
+    runtime.reset()
+
+
+def _table(at: AppTest, column: str) -> pd.DataFrame:
+    frames = [f.value for f in at.dataframe]
+    found = [f for f in frames if column in f.columns]
+    assert found, [list(f.columns) for f in frames]
+    return found[0]
+
+
+def _matching(at: AppTest) -> int:
+    text = "\n".join(str(m.value) for m in at.markdown)
+    found = re.search(r"\*\*([\d,]+) sagas\*\* match", text)
+    assert found, text
+    return int(found.group(1).replace(",", ""))
+
+
+@pytest.mark.parametrize("page_seed", PAGE_SEEDS)
+def test_saga_list_shows_each_status_and_cycle_time(truth: Seeded, page_seed: int, page: Any) -> None:
+    expected = truth.expected[page_seed]
+    for kind in truth.systems[page_seed].saga_types:
+        want = expected.of_type(kind.name)
+        if not want:
+            continue
+        at = page("sagas", type=kind.name, range="all")
+        assert _matching(at) == len(want)
+        rows = _table(at, "current step").set_index("saga")
+        for facts in want:
+            row = rows.loc[facts.saga_id]
+            assert (row["status"], row["cycle time"]) == (
+                facts.status, format_duration(facts.duration_s)), facts.saga_id
+
+
+@pytest.mark.parametrize("page_seed", PAGE_SEEDS)
+def test_failures_page_causes_and_their_lists(truth: Seeded, page_seed: int, page: Any) -> None:
+    prefix = truth.systems[page_seed].prefix + "-"
+    at = page("failures", range="all")
+    causes = _table(at, "example")
+    mine = causes[causes["saga type"].str.startswith(prefix)]
+    want: dict[tuple[str, ...], int] = {}
+    for c in truth.expected[page_seed].causes.values():
+        key = (c.saga_type, c.step, c.service, c.error, c.reason)
+        want[key] = want.get(key, 0) + 1
+    got = {(r["saga type"], r["failed at step"], r["service"], r["cause"], r["reason"]):
+           int(r["sagas"]) for r in mine.to_dict("records")}
+    assert got == want
+    for row in mine.head(3).to_dict("records"):
+        link = cause_link(pd.Series(row))
+        assert "type" not in link  # the sidebar's saga type is the user's
+        listed = page("sagas", range="all", **link)
+        assert _matching(listed) == int(row["sagas"])
+        assert listed.query_params.get("type") in (None, "", [])
+
+
+@pytest.mark.parametrize("page_seed", PAGE_SEEDS)
+def test_process_map_counts_and_waiting_now(truth: Seeded, page_seed: int, page: Any) -> None:
+    expected = truth.expected[page_seed]
+    for kind in truth.systems[page_seed].saga_types:
+        if not expected.of_type(kind.name):
+            continue
+        at = page("process_map", type=kind.name, range="all")
+        steps = _table(at, "stalled now").set_index("step")
+        assert dict(steps["sagas"]) == dict(expected.step_sagas[kind.name])
+        waiting = expected.waiting.get(kind.name, {})
+        for step, row in steps.iterrows():
+            counts = waiting.get(str(step), {})
+            assert row["waiting now"] == counts.get("running", 0) + counts.get(
+                "compensating", 0), step
+            assert row["stalled now"] == counts.get("stalled", 0), step
+        for step in list(steps.index)[:2]:
+            listed = page("sagas", type=kind.name, step=str(step), range="all")
+            assert _matching(listed) == steps.loc[step, "sagas"]
