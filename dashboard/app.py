@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-from sagascope.dashboard import _page, auth, runtime
+from sagascope.dashboard import auth, chrome, runtime
 
 _PAGES = Path(__file__).with_name("views")
 
@@ -20,11 +20,6 @@ def _stuck_alias() -> None:
 
 
 def main() -> None:
-    st.set_page_config(
-        page_title="sagascope", page_icon=":material/travel_explore:", layout="wide",
-        initial_sidebar_state="expanded",
-    )
-    _page.style()
     pages = [
         st.Page(_PAGES / "overview.py", title="Overview", icon=":material/monitoring:",
                 default=True),
@@ -43,9 +38,11 @@ def main() -> None:
     # Navigation hidden, not skipped, before the login: the page asked for (and its ?saga=)
     # stays the page shown once admitted.
     page = st.navigation(pages, position="sidebar" if auth.admitted(access) else "hidden")
+    chrome.page_setup(page.title)
     auth.gate(access)
-    _page.sidebar()
-    _page.run_page(page)
+    chrome.read_watermark()
+    chrome.sidebar()
+    chrome.run_page(page)
 
 
 main()

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _page, figures, runtime
+from sagascope.dashboard import chrome, figures, links, runtime, tables, url_state
+from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import Acknowledgement, Alert, QueryError, acknowledge
 
 #: Silence choices (label -> length).
@@ -59,7 +60,7 @@ def _ack_text(ack: Acknowledgement) -> str:
 
 
 def alerts_table(alerts: Sequence[Alert]) -> pd.DataFrame:
-    frame = _page.frame(alerts)
+    frame = tables.frame(alerts)
     return pd.DataFrame({
         "saga": frame["saga_id"],
         "saga type": frame["saga_type"],
@@ -83,15 +84,15 @@ def _table(alerts: Sequence[Alert], key: str, drop: Sequence[str] = ()) -> None:
     table = alerts_table(alerts).drop(columns=list(drop))
     event = st.dataframe(table, hide_index=True, width="stretch", key=key, on_select="rerun",
                          selection_mode="single-row", column_config=_TIMES)
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is not None:
-        _page.open_flow(str(table["saga"].iloc[chosen]))
+        links.open_flow(str(table["saga"].iloc[chosen]))
 
 
 def _group_actions(group: pd.Series) -> None:
     saga_type, step = str(group["saga type"]), str(group["step"])
     with st.container(border=True):
-        st.markdown(f"**{_page.escape_md(saga_type)} · {_page.escape_md(step)}**: "
+        st.markdown(f"**{tables.escape_md(saga_type)} · {tables.escape_md(step)}**: "
                     f"{int(group['open'])} open, {int(group['resolved'])} resolved"
                     + (f" · {group['handled']}" if group["handled"] else ""))
         cols = st.columns([2, 1, 1.2, 1, 1.3], vertical_alignment="bottom")
@@ -103,7 +104,7 @@ def _group_actions(group: pd.Series) -> None:
         if cols[3].button("Silence", key="silence_button"):
             action = ("silenced", datetime.now(UTC) + SILENCES[str(silence)])
         if cols[4].button("Open its sagas", key="group_sagas"):
-            _page.open_sagas(type=saga_type, at=step, status="stalled", range="all")
+            links.open_sagas(type=saga_type, at=step, status="stalled", range="all")
         if group["handled"] and st.button("Clear acknowledgement", key="ack_clear"):
             action = ("cleared", None)
         if action is not None:
@@ -118,18 +119,18 @@ def _group_actions(group: pd.Series) -> None:
 
 def render() -> None:
     st.title("Alerts")
-    ask = _page.ask()
-    since = _page.range_start()
-    saga_type = _page.saga_type()
-    open_alerts = ask.alerts(saga_type=saga_type, state="open", since=since, limit=ALERT_LIMIT)
-    resolved = ask.alerts(saga_type=saga_type, state="resolved", since=since, limit=ALERT_LIMIT)
-    groups = alert_groups(open_alerts, resolved, _page.queries().acknowledgements())
+    answers = ask()
+    since = url_state.range_start()
+    saga_type = url_state.saga_type()
+    open_alerts = answers.alerts(saga_type=saga_type, state="open", since=since, limit=ALERT_LIMIT)
+    resolved = answers.alerts(saga_type=saga_type, state="resolved", since=since, limit=ALERT_LIMIT)
+    groups = alert_groups(open_alerts, resolved, answers.acknowledgements())
     cols = st.columns(4)
     cols[0].metric("Open", f"{len(open_alerts):,}")
     cols[1].metric("Resolved", f"{len(resolved):,}")
     cols[2].metric("Groups (saga type · step)", len(groups))
     cols[3].metric("Groups handled", int((groups["handled"] != "").sum()) if len(groups) else 0)
-    st.caption(f"Alerts opened or changed in the {_page.time_range_label().lower()}.")
+    st.caption(f"Alerts opened or changed in the {url_state.time_range_label().lower()}.")
     st.subheader("By saga type and step")
     if groups.empty:
         st.success("No alerts in this range.", icon=":material/notifications_off:")
@@ -139,7 +140,7 @@ def render() -> None:
         selection_mode="single-row",
         column_config={name: _TIMES[name] for name in ("silent since", "newest opened")},
     )
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is None:
         st.caption("Select a group to acknowledge or silence it, or to list its sagas.")
     else:
@@ -157,4 +158,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _page, figures
+from sagascope.dashboard import chrome, figures, links, tables, url_state
+from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import CompensationSummary, SagaFilter
 
 #: Rows shown per table; the counts above each table cover all.
@@ -29,7 +30,7 @@ def causes_table(failures: pd.DataFrame) -> pd.DataFrame:
 
 def pairing_table(summary: CompensationSummary) -> pd.DataFrame:
     """The summary's compensation pairs, in its order (problems first, latest first)."""
-    table = _page.frame(summary.pairs)
+    table = tables.frame(summary.pairs)
     return pd.DataFrame({
         "state": table["state"],
         "saga": table["saga_id"],
@@ -45,7 +46,7 @@ def pairing_table(summary: CompensationSummary) -> pd.DataFrame:
 
 
 def _failures(filters: SagaFilter) -> None:
-    failures = _page.frame(_page.ask().failures(filters))
+    failures = tables.frame(ask().failures(filters))
     if failures.empty:
         st.success("No saga failed in this range.", icon=":material/check_circle:")
         return
@@ -80,17 +81,17 @@ def _failures(filters: SagaFilter) -> None:
             "reason": st.column_config.TextColumn(width="medium"),
         },
     )
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is not None:
         row = table.iloc[chosen]
-        _page.open_sagas(type=str(row["saga type"]), step=str(row["failed at step"]),
-                         status="", range=str(st.session_state.get(_page.url_key("range"), "")))
+        links.open_sagas(type=str(row["saga type"]), step=str(row["failed at step"]),
+                         status="", range=str(st.session_state.get(url_state.url_key("range"), "")))
     st.caption("Select a cause to list its sagas. Statuses: " + ", ".join(
         f"{status} {int(n):,}" for status, n in by_status.items()))
 
 
 def _compensations(filters: SagaFilter) -> None:
-    summary = _page.ask().compensation_summary(filters, MAX_ROWS)
+    summary = ask().compensation_summary(filters, MAX_ROWS)
     if not summary.total:
         st.caption("No compensations in this range.")
         return
@@ -118,16 +119,16 @@ def _compensations(filters: SagaFilter) -> None:
             "completed at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
         },
     )
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is not None:
-        _page.open_flow(str(table["saga"].iloc[chosen]))
+        links.open_flow(str(table["saga"].iloc[chosen]))
 
 
 def render() -> None:
     st.title("Failures & compensations")
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
-    filters = _page.current_filter()
+    filters = url_state.current_filter()
     st.subheader("Failures")
     _failures(filters)
     st.subheader("Compensation pairing")
@@ -135,4 +136,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _page, figures, runtime
+from sagascope.dashboard import chrome, figures, links, runtime, tables, url_state
+from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import Flow, NotFound, SagaDiagnosis, causal_times
 
 #: Longest search text accepted: long enough for any id a service may send (the exact-lookup
@@ -56,17 +58,21 @@ def swimlane_frame(flow: Flow) -> pd.DataFrame:
 
 
 def _search_box() -> str:
-    linked = str(st.query_params.get("saga", ""))
+    """The search box; the saga searched is in the URL (``?saga=``) and kept by the session,
+    so coming back to this page shows it again."""
+    url_state.url_bound("saga")
+    linked = url_state.value("saga")
     if len(linked) > MAX_KEY_LENGTH:
         st.error(f"The link's saga id is longer than {MAX_KEY_LENGTH:,} characters: not an id.")
         linked = ""
+        st.session_state[url_state.url_key("saga")] = ""
     if "flow_key" not in st.session_state or st.session_state.get("_flow_linked") != linked:
         st.session_state["flow_key"] = linked
         st.session_state["_flow_linked"] = linked
     with st.form("flow_search", border=False):
         left, right = st.columns([5, 1], vertical_alignment="bottom")
         left.text_input(
-            "Order / saga id, trace id or message id", key="flow_key",
+            "Order / saga id, trace id, traceparent or message id", key="flow_key",
             max_chars=MAX_KEY_LENGTH, placeholder="e.g. order-1042",
         )
         submitted = right.form_submit_button("Search", type="primary", width="stretch")
@@ -74,16 +80,32 @@ def _search_box() -> str:
     # Not stripped: ids may hold any character; the query layer tries the exact key first.
     key = typed if typed.strip() else ""
     if submitted and key != linked:
-        # The URL then names the saga, so it can be shared and reloaded.
-        st.query_params["saga"] = key
+        st.session_state[url_state.url_key("saga")] = key
         st.session_state["_flow_linked"] = key
+    # The URL names the saga, so it can be shared and reloaded.
+    url_state.sync_url({"saga": ""})
     return key
+
+
+#: A W3C ``traceparent`` header value, as copied from a message: version-trace-span-flags.
+TRACEPARENT = re.compile(r"^\s*[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}\s*$")
+
+
+def _find(key: str) -> Flow:
+    """The flow ``key`` names; a pasted ``traceparent`` finds its trace."""
+    try:
+        return ask().flow(key)
+    except NotFound:
+        traceparent = TRACEPARENT.match(key.lower())
+        if traceparent is None:
+            raise
+        return ask().flow(traceparent.group(1))
 
 
 def _header(flow: Flow) -> None:
     st.markdown(
         f"#### {html.escape(flow.saga_id or '(no saga)')} &nbsp; "
-        f"{_page.status_badge(flow.status)} &nbsp; "
+        f"{chrome.status_badge(flow.status)} &nbsp; "
         f"<span style='color:#5c6370'>{html.escape(flow.saga_type)}</span>",
         unsafe_allow_html=True,
     )
@@ -102,7 +124,7 @@ def _header(flow: Flow) -> None:
         notes.append(f"found by {flow.matched_by.replace('_', ' ')} `{_escape_md(flow.key)}`")
     st.caption(" · ".join(notes))
     if flow.related_sagas:
-        links = ", ".join(f"[{_escape_md(s)}]({_page.flow_url(s)})" for s in flow.related_sagas)
+        links = ", ".join(f"[{_escape_md(s)}]({links.flow_url(s)})" for s in flow.related_sagas)
         st.caption(f"Other sagas on this trace or message: {links}")
     template = runtime.settings().dashboard.trace_url
     if template and flow.trace_ids:
@@ -114,7 +136,7 @@ def _header(flow: Flow) -> None:
             st.caption(f"Traces: {links}")
 
 
-_escape_md = _page.escape_md
+_escape_md = tables.escape_md
 
 
 def why_box(diagnosis: SagaDiagnosis) -> str:
@@ -184,17 +206,17 @@ def render() -> None:
         st.info("Search an order or saga id, a trace id or a message id to see its flow. "
                 "Alerts link here with `?saga=<id>`.", icon=":material/search:")
         return
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
     try:
-        flow = _page.ask().flow(key)
+        flow = _find(key)
     except NotFound:
         st.warning(f"No saga, trace or message matches `{_escape_md(key)}`. The search "
                    "covers all stored data, whatever the time range.",
                    icon=":material/search_off:")
         return
     _header(flow)
-    diagnosis = _page.ask().diagnosis(flow.saga_id) if flow.saga_id else None
+    diagnosis = ask().diagnosis(flow.saga_id) if flow.saga_id else None
     text = why_box(diagnosis) if diagnosis is not None else ""
     if text:
         st.markdown(f"<div class='why-box'>\n\n{text}\n\n</div>", unsafe_allow_html=True)
@@ -253,4 +275,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

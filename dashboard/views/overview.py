@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import streamlit as st
-from sagascope.dashboard import _page, figures
+from sagascope.dashboard import chrome, figures, tables, url_state
+from sagascope.dashboard.cached_queries import ask
 
 _UNSUCCESSFUL = ("failed", "compensating", "compensated")
 _FINISHED_OR_UNDOING = ("completed", "failed", "compensating", "compensated")
@@ -19,11 +20,11 @@ def failure_rate(counts: dict[str, int]) -> float | None:
 
 def render() -> None:
     st.title("Overview")
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
-    filters = _page.current_filter()
-    ask = _page.ask()
-    counts = {k: int(v) for k, v in ask.status_counts(filters).items()}
+    filters = url_state.current_filter()
+    answers = ask()
+    counts = {k: int(v) for k, v in answers.status_counts(filters).items()}
     total = sum(counts.values())
     if total == 0:
         st.info("No sagas in the selected time range and saga type. Widen the time range "
@@ -41,21 +42,21 @@ def render() -> None:
     cols[5].metric("Failure rate", "–" if rate is None else f"{rate:.1%}",
                    help="failed, compensating or compensated, among sagas with an outcome")
 
-    width_s = _page.bucket_seconds()
+    width_s = url_state.bucket_seconds()
     left, right = st.columns([2, 3])
     with left:
         st.plotly_chart(figures.status_bars(counts), key="status_bars")
     with right:
-        points = _page.frame(ask.throughput(filters, width_s))
+        points = tables.frame(answers.throughput(filters, width_s))
         fig = figures.throughput_lines(points)
-        fig.update_layout(title_text=f"Started / finished per {_page.describe_bucket(width_s)}")
+        fig.update_layout(title_text=f"Started / finished per {url_state.describe_bucket(width_s)}")
         st.plotly_chart(fig, key="throughput")
 
-    over_time = _page.frame(ask.cycle_times_over_time(filters, width_s))
+    over_time = tables.frame(answers.cycle_times_over_time(filters, width_s))
     st.plotly_chart(figures.cycle_time_lines(over_time), key="cycle_times")
 
     st.subheader("Cycle time by saga type")
-    stats = _page.frame(ask.cycle_times(filters))
+    stats = tables.frame(answers.cycle_times(filters))
     if stats.empty:
         st.caption("No finished sagas in this range yet.")
         return
@@ -68,4 +69,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _page, figures
+from sagascope.dashboard import chrome, figures, links, tables, url_state
+from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import FINISHED_STATUSES, SAGA_SORT_KEYS, STATUSES, SagaPage
 
 PAGE_SIZE = 50
@@ -26,7 +27,7 @@ _SORT_LABELS = {
 
 
 def saga_table(page: SagaPage) -> pd.DataFrame:
-    frame = _page.frame(page.sagas)
+    frame = tables.frame(page.sagas)
     return pd.DataFrame({
         "saga": frame["saga_id"],
         "saga type": frame["saga_type"],
@@ -44,7 +45,7 @@ def saga_table(page: SagaPage) -> pd.DataFrame:
 
 
 def _filters_form() -> None:
-    keys = {p: _page.url_bound(p, d, strict=True) for p, d in FILTERS.items()}
+    keys = {p: url_state.url_bound(p, d, strict=True) for p, d in FILTERS.items()}
     # Values from a hand-edited URL that no widget offers fall back to the default.
     if st.session_state[keys["status"]] not in ("", *STATUSES):
         st.session_state[keys["status"]] = ""
@@ -56,7 +57,7 @@ def _filters_form() -> None:
         st.session_state[keys["page"]] = max(1, int(st.session_state[keys["page"]] or 1))
     except (TypeError, ValueError):
         st.session_state[keys["page"]] = 1
-    choices = _page.ask().filter_choices(_page.saga_type())
+    choices = ask().filter_choices(url_state.saga_type())
     row = st.columns([1.2, 1.4, 1.4, 1.4, 2, 1.4])
     row[0].selectbox("Status", ["", *STATUSES], key=keys["status"],
                      format_func=lambda s: s or "any status")
@@ -81,12 +82,12 @@ def _with(options: list[str], key: str) -> list[str]:
 
 
 def _value(param: str) -> str:
-    return str(st.session_state.get(_page.url_key(param)) or "")
+    return str(st.session_state.get(url_state.url_key(param)) or "")
 
 
 def render() -> None:
     st.title("Sagas")
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
     _filters_form()
     attribute = _value("attr").strip()
@@ -96,29 +97,29 @@ def render() -> None:
         attribute = ""
     transition = (_value("from"), _value("to")) if _value("from") and _value("to") else None
     if transition:
-        st.markdown(f"Sagas in which **{_page.escape_md(transition[1])}** directly followed "
-                    f"**{_page.escape_md(transition[0])}** (a process-map arrow).")
-    filters = _page.current_filter(
+        st.markdown(f"Sagas in which **{tables.escape_md(transition[1])}** directly followed "
+                    f"**{tables.escape_md(transition[0])}** (a process-map arrow).")
+    filters = url_state.current_filter(
         transition=transition,
         status=_value("status") or None, current_step=_value("at") or None,
         step=_value("step") or None, service=_value("service") or None,
         attribute=attribute or None, saga_id_prefix=_value("prefix").strip() or None,
     )
-    number = int(st.session_state[_page.url_key("page")])
+    number = int(st.session_state[url_state.url_key("page")])
     sort = _value("sort") if _value("sort") in SAGA_SORT_KEYS else "last_heard"
     descending = _value("order") != "asc"
-    page = _page.ask().saga_page(filters, sort=sort, descending=descending,
+    page = ask().saga_page(filters, sort=sort, descending=descending,
                                  offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     pages = max(1, -(-page.total // PAGE_SIZE))
     if number > pages:
         number = pages
-        st.session_state[_page.url_key("page")] = pages
+        st.session_state[url_state.url_key("page")] = pages
     nav = st.columns([3, 1])
-    nav[0].markdown(f"**{page.total:,} sagas** match ({_page.time_range_label().lower()})"
+    nav[0].markdown(f"**{page.total:,} sagas** match ({url_state.time_range_label().lower()})"
                     f" · page {number} of {pages:,}")
     nav[1].number_input("Page", min_value=1, max_value=pages, step=1,
-                        key=_page.url_key("page"), label_visibility="collapsed")
-    _page.sync_url(FILTERS)
+                        key=url_state.url_key("page"), label_visibility="collapsed")
+    url_state.sync_url(FILTERS)
     if not page.sagas:
         st.info("No saga matches these filters. Widen the time range or clear a filter.",
                 icon=":material/filter_alt_off:")
@@ -133,10 +134,10 @@ def render() -> None:
         },
     )
     st.caption("Select a row to open its flow.")
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is not None:
-        _page.open_flow(str(table["saga"].iloc[chosen]))
+        links.open_flow(str(table["saga"].iloc[chosen]))
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

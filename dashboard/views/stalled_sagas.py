@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _page, figures
+from sagascope.dashboard import chrome, figures, links, tables, url_state
+from sagascope.dashboard.cached_queries import ask
 
 #: Rows shown in the table; the counts above it cover all.
 MAX_ROWS = 500
@@ -30,9 +31,9 @@ def stalled_table(stalled: pd.DataFrame) -> pd.DataFrame:
 
 def render() -> None:
     st.title("Stalled sagas")
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
-    stalled = _page.frame(_page.ask().stalled(_page.current_filter()))
+    stalled = tables.frame(ask().stalled(url_state.current_filter()))
     if stalled.empty:
         st.success("No saga is stalled: every unfinished saga was heard from within its "
                    "threshold.", icon=":material/check_circle:")
@@ -61,9 +62,9 @@ def render() -> None:
         column_config={"since": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
     )
     st.caption("Select a row to open its flow and read why it is stalled.")
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is not None:
-        _page.open_flow(str(table["saga"].iloc[chosen]))
+        links.open_flow(str(table["saga"].iloc[chosen]))
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

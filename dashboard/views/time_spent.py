@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from sagascope.dashboard import _page, figures
+from sagascope.dashboard import chrome, figures, tables, url_state
+from sagascope.dashboard.cached_queries import ask
 
 
 def short_duration(seconds: float) -> str:
@@ -47,9 +48,9 @@ def time_bars(times: pd.DataFrame) -> go.Figure:
 
 def render() -> None:
     st.title("Where time goes")
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
-    times = _page.frame(_page.ask().step_times(_page.current_filter()))
+    times = tables.frame(ask().step_times(url_state.current_filter()))
     if times.empty:
         st.info("No handler spans in this range: services instrumented with sagascope's "
                 "`saga_handler` report them.", icon=":material/timer_off:")
@@ -66,4 +67,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import streamlit as st
 from sagascope.dashboard import APP_PATH, runtime
+from sagascope.dashboard.cached_queries import forget_watermarks
 from sagascope.store import ChdbStore, ensure_schema
 from seeding import SagaScript, order_saga, seed
 from streamlit.testing.v1 import AppTest
@@ -105,6 +106,7 @@ def open_page() -> Iterator[Callable[..., AppTest]]:
     def run(page: str, store: Any, settings: Settings | None = None, **query: str) -> AppTest:
         st.cache_data.clear()
         st.cache_resource.clear()
+        forget_watermarks()
         runtime.configure(settings or Settings(), store)
         at = AppTest.from_file(str(APP_PATH), default_timeout=60)
         at.run()

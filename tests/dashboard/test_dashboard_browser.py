@@ -77,7 +77,7 @@ def test_every_page_loads_without_error(served: Any, browser_page: Any, shots: P
 def test_search_an_order_id(served: Any, browser_page: Any, shots: Path) -> None:
     browser_page.goto(f"{served.url}/flow_explorer")
     _settled(browser_page, "Search an order")
-    box = browser_page.get_by_label("Order / saga id, trace id or message id")
+    box = browser_page.get_by_label("Order / saga id, trace id, traceparent or message id")
     box.fill(served.ids["failed"])
     browser_page.get_by_role("button", name="Search").click()
     _settled(browser_page, "Audit trail")
