@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +16,7 @@ from sagascope.dashboard import APP_PATH, runtime
 from sagascope.dashboard.cached_queries import forget_watermarks
 from sagascope.store import ChdbStore, ensure_schema
 from seeding import SagaScript, order_saga, seed
+from served_dashboard import CHROMIUM, CHROMIUM_ARGS, ServedDashboard, serve_seeded
 from streamlit.testing.v1 import AppTest
 
 from sagascope.settings import Settings
@@ -125,43 +123,33 @@ def open_page() -> Iterator[Callable[..., AppTest]]:
 # ---- the real server in a subprocess (its own chDB directory) ---------------------------
 
 
-@dataclass
-class ServedDashboard:
-    url: str
-    process: subprocess.Popen[str]
-    ids: dict[str, str]
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDashboard]:
+    """The dashboard served in a subprocess over a seeded store (shared by the browser tests)."""
+    with serve_seeded(tmp_path_factory.mktemp("served")) as dashboard:
+        yield dashboard
+
+
+# ---- headless Debian Chromium -------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDashboard]:
-    """The dashboard served by ``serve()`` in a subprocess over a seeded chDB directory."""
-    import json
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (never ``playwright install``)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
 
-    work = tmp_path_factory.mktemp("served")
-    script = Path(__file__).with_name("dashboard_seeded_server.py")
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(work / "store")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        cwd=work,
-    )
-    assert process.stdout is not None and process.stdin is not None
-    url, ids = "", {}
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (url and ids):
-        line = process.stdout.readline()
-        if not line:
-            break
-        if line.startswith("URL "):
-            url = line.split()[1]
-        elif line.startswith("SAGAS "):
-            ids = json.loads(line[len("SAGAS "):])
-    if not url:
-        process.kill()
-        pytest.fail("the dashboard server subprocess did not print its URL")
-    yield ServedDashboard(url=url, process=process, ids=ids)
-    process.stdin.close()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: $SAGASCOPE_SCREENSHOT_DIR, else a temporary directory."""
+    target = os.environ.get("SAGASCOPE_SCREENSHOT_DIR")
+    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,14 +1,22 @@
 """Serve the real dashboard over a freshly seeded chDB store (run as a subprocess by tests/bench).
 
-    python dashboard_seeded_server.py STORE_DIR
+    python dashboard_seeded_server.py STORE_DIR [REFRESH_S]
 prints ``URL <url>`` then ``SAGAS <json {status: saga_id}>`` and serves until stdin closes.
+Commands on stdin, one per line, each answered by one line on stdout:
+
+- ``queries``: ``QUERIES <json {"watermark": n, "other": n}>``, the store queries run so far
+  in this process (counted at ``ChdbStore.query``), the watermark checks apart;
+- ``traffic``: store one more saga, just now (the watermark moves); ``TRAFFIC <saga id>``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sys
+import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +27,23 @@ from sagascope.store import ChdbStore, ensure_schema
 from seeding import order_saga, seed, seed_scenarios
 
 from sagascope.settings import load_settings
+
+#: Store queries run in this process: "watermark" (the live check) and "other".
+QUERIES: Counter[str] = Counter()
+_count_lock = threading.Lock()
+
+
+def _count_queries() -> None:
+    """Count every query the dashboard runs in this process, at the store."""
+    original = ChdbStore.query
+
+    def counted(self: ChdbStore, sql: str, *args: object, **kwargs: object) -> object:
+        kind = "watermark" if "max(ingest_time)" in sql and "progress" in sql else "other"
+        with _count_lock:
+            QUERIES[kind] += 1
+        return original(self, sql, *args, **kwargs)  # type: ignore[arg-type]
+
+    ChdbStore.query = counted  # type: ignore[assignment,method-assign]
 
 
 def _alert(alert_id: str, state: str, saga_id: str, now: datetime) -> dict[str, object]:
@@ -51,11 +76,24 @@ def main() -> int:
     ids["skewed"] = "order-skewed"
     store.insert("alerts", [_alert(f"a-{status}", status, ids["stalled"], now)
                             for status in ("open",)])
-    settings = load_settings(overrides={"dashboard.host": "127.0.0.1"}, environ={})
+    overrides: dict[str, object] = {"dashboard.host": "127.0.0.1"}
+    if len(sys.argv) > 2:
+        overrides["dashboard.refresh_s"] = float(sys.argv[2])
+    settings = load_settings(overrides=overrides, environ={})
+    _count_queries()
     handle = serve(settings, store, port=0, block=False)
     print(f"URL {handle.url}", flush=True)
     print(f"SAGAS {json.dumps(ids)}", flush=True)
-    sys.stdin.read()
+    traffic = itertools.count(1)
+    for line in sys.stdin:
+        if line.strip() == "queries":
+            with _count_lock:
+                print(f"QUERIES {json.dumps(dict(QUERIES))}", flush=True)
+        elif line.strip() == "traffic":
+            saga_id = f"live-{next(traffic)}"
+            seed(store, order_saga(saga_id, "completed",
+                                   start=datetime.now(UTC) - timedelta(seconds=8)))
+            print(f"TRAFFIC {saga_id}", flush=True)
     handle.stop()
     return 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +10,6 @@ from typing import Any
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 #: url path -> (text the page must show when it is done, screenshot name)
 PAGES = {
@@ -29,26 +25,11 @@ PAGES = {
 
 
 @pytest.fixture(scope="module")
-def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        # Streamlit scrolls inside its own container, so a tall viewport shows the whole page.
-        page = browser.new_page(viewport={"width": 1400, "height": 2200})
-        yield page
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go: $SAGASCOPE_SCREENSHOT_DIR, else a temporary directory."""
-    target = os.environ.get("SAGASCOPE_SCREENSHOT_DIR")
-    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def browser_page(chromium: Any) -> Iterator[Any]:
+    # Streamlit scrolls inside its own container, so a tall viewport shows the whole page.
+    page = chromium.new_page(viewport={"width": 1400, "height": 2200})
+    yield page
+    page.close()
 
 
 def _settled(page: Any, text: str) -> None:
