@@ -101,7 +101,7 @@ def _elided_bits() -> int:
 # The services' spans of those messages, as the instrumentation reports them: a PRODUCER span
 # per message (its traceparent's span id, ending at its Kafka time), a CONSUMER span where the
 # next message's service handled it (child of the producer; 5-45 ms in Kafka, 0.2-30 ms of
-# handling; the failed payment an error), the next PRODUCER span a child of that handler.
+# handling; the payment handler that declined an error), the next PRODUCER span a child of that handler.
 _SPANS_SQL = """
 INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, service, start_time, end_time,
     status_code, status_message, saga_id, saga_type, message_id, ingest_time, topic, partition,
@@ -115,6 +115,8 @@ FROM (
         lower(hex(cityHash64('consumer', message_id))) AS handler_span, span_id,
         leadInFrame(source) OVER (PARTITION BY saga_id ORDER BY offset
                                   ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS handled_by,
+        leadInFrame(type) OVER (PARTITION BY saga_id ORDER BY offset
+                                ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS answered_with,
         kafka_time + toIntervalMillisecond(5 + offset % 41) AS handle_start,
         200 + (offset * 7919) % 30000 AS handle_us
     FROM messages
@@ -129,7 +131,7 @@ ARRAY JOIN
         AS start_time,
     [toDateTime64(kafka_time, 6),
      toDateTime64(handle_start, 6) + toIntervalMicrosecond(handle_us)] AS end_time,
-    ['UNSET', if(type = 'PaymentFailed', 'ERROR', 'UNSET')] AS status_code
+    ['UNSET', if(answered_with = 'PaymentFailed', 'ERROR', 'UNSET')] AS status_code
 WHERE service != ''
 """
 

@@ -33,10 +33,10 @@ def alert_groups(open_alerts: Sequence[Alert], resolved: Sequence[Alert],
             "newest opened": alert.opened_at, "example": alert.saga_id,
         })
         group["open" if alert.state == "open" else "resolved"] += 1  # type: ignore[operator]
-        if alert.state == "open" and alert.since < group["silent since"]:  # type: ignore[operator]
+        if alert.state == "open" and alert.since < group["silent since"]:
             group["silent since"] = alert.since
             group["example"] = alert.saga_id
-        if alert.opened_at > group["newest opened"]:  # type: ignore[operator]
+        if alert.opened_at > group["newest opened"]:
             group["newest opened"] = alert.opened_at
     acks = acks or {}
     moment = now or datetime.now(UTC)

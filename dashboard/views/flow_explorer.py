@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import chrome, figures, links, runtime, tables, url_state
+from sagascope.dashboard import chrome, figures, links, runtime, tables, url_state, waterfall
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import Flow, NotFound, SagaDiagnosis, causal_times
 
@@ -199,6 +199,37 @@ def _compensations(flow: Flow) -> list[dict[str, Any]]:
     return pairs
 
 
+def _trace(flow: Flow) -> None:
+    """The stored spans of one of the saga's traces as a waterfall (``?trace=`` picks one)."""
+    st.subheader("Trace")
+    spans = ask().trace_spans(flow.trace_ids)
+    if not spans:
+        st.caption("No spans stored for this saga's traces: services report them through "
+                   "sagascope's `saga_handler` and instrumented producer.")
+        return
+    traces = list(dict.fromkeys(s.trace_id for s in spans))
+    key = url_state.url_bound("trace", traces[0], strict=True)
+    if st.session_state.get(key) not in traces:
+        st.session_state[key] = traces[0]
+    if len(traces) > 1:
+        st.selectbox(f"Trace ({len(traces)} with spans)", traces, key=key,
+                     format_func=lambda t: f"{t} ({sum(s.trace_id == t for s in spans)} spans)")
+    url_state.sync_url({"trace": traces[0]})
+    chosen = str(st.session_state[key])
+    frame = waterfall.waterfall_frame([s for s in spans if s.trace_id == chosen])
+    totals = waterfall.trace_summary(frame)
+    cols = st.columns(4)
+    cols[0].metric("Spans", f"{int(totals['spans']):,}")
+    cols[1].metric("Handling", waterfall.ms_text(totals["handling_ms"]),
+                   help="sum of the handler (CONSUMER) spans")
+    cols[2].metric("Waiting in Kafka", waterfall.ms_text(totals["waiting_ms"]),
+                   help="from each message's PRODUCER span end to its handler's start")
+    cols[3].metric("Failed spans", int(totals["errors"]))
+    if len(frame) > waterfall.MAX_SPANS:
+        st.caption(f"Showing the first {waterfall.MAX_SPANS} of {len(frame):,} spans.")
+    st.plotly_chart(waterfall.trace_waterfall(frame, title=f"Trace {chosen}"), key="waterfall")
+
+
 def render() -> None:
     st.title("Flow explorer")
     key = _search_box()
@@ -231,6 +262,7 @@ def render() -> None:
                    "cause and marked ⚠ skewed.")
     silent = diagnosis.silent_s if diagnosis is not None and now is not None else None
     st.plotly_chart(figures.swimlane(frame, now=now, silent_s=silent), key="swimlane")
+    _trace(flow)
 
     pairs = _compensations(flow)
     if pairs:

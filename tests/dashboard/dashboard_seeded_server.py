@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sagascope.dashboard import serve
 from sagascope.store import ChdbStore, ensure_schema
+from seeded_spans import span_rows
 from seeding import order_saga, seed, seed_scenarios
 
 from sagascope.settings import load_settings
@@ -65,11 +66,15 @@ def main() -> int:
     now = datetime.now(UTC)
     ids = seed_scenarios(store, now)
     outcomes = ["completed"] * 12 + ["failed"] * 2 + ["compensated"] * 2 + ["compensating"]
-    seed(store, [
+    traced = [
         order_saga(f"order-{1000 + i}", outcome, start=now - timedelta(minutes=50 - 2 * i),
                    step_s=1.0 + i % 5)
         for i, outcome in enumerate(outcomes)
-    ])
+    ]
+    seed(store, traced)
+    # Their services report spans; the scenarios' sagas (order-<status>) report none.
+    store.insert("spans", [row for saga in traced for row in span_rows(saga)])
+    ids["traced_failed"] = "order-1012"
     # The inventory service's clock runs 30 s behind in this one.
     seed(store, order_saga("order-skewed", "completed", start=now - timedelta(minutes=20),
                            inventory_skew_s=-30))

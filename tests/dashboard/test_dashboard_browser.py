@@ -223,3 +223,19 @@ def test_a_skewed_saga_is_drawn_in_causal_order(served: Any, browser_page: Any,
     assert skewed_box["x"] + skewed_box["width"] / 2 > cause_box["x"] + cause_box["width"] / 2
     assert page.get_by_text("clock running behind", exact=False).count() > 0
     page.screenshot(path=str(shots / "task_skewed.png"), full_page=True)
+
+
+def test_a_flow_shows_its_trace_as_a_span_waterfall(served: Any, browser_page: Any,
+                                                    shots: Path) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/flow_explorer?saga={served.ids['traced_failed']}")
+    _settled(page, "Audit trail")
+    chart = page.locator('[data-testid="stPlotlyChart"]', has_text="waiting in Kafka").first
+    chart.wait_for(timeout=30000)
+    # Every span is a row, named by its service; the payment handler that declined is marked.
+    for label in ("orders · OrderPlaced send", "inventory · ReserveStock process",
+                  "⚠ ↳ payment · RetrievePayment process"):
+        assert chart.locator("text", has_text=label).count() == 1, label
+    assert page.get_by_text("Failed spans").count() == 1
+    chart.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "flow_waterfall.png"), full_page=True)
