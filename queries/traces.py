@@ -81,13 +81,14 @@ def slowest_handlings(
     params.update(x_type=saga_type, x_step=step, x_service=service, x_limit=int(limit))
     rows = q.run(
         f"""
-SELECT m.saga_id, m.message_id, s.trace_id, m.kafka_time,
-       greatest(dateDiff('millisecond', m.kafka_time, s.start_time), 0) / 1000.0 AS wait_s,
+SELECT m.sent_saga, m.message_id, s.trace_id, m.sent_at,
+       greatest(dateDiff('millisecond', m.sent_at, s.start_time), 0) / 1000.0 AS wait_s,
        dateDiff('microsecond', s.start_time, s.end_time) / 1e6 AS handle_s
 FROM (SELECT message_id, trace_id, start_time, end_time FROM spans
       WHERE kind = 'CONSUMER' AND message_id != '' AND service = {{x_service:String}}) AS s
 INNER JOIN (
-    SELECT message_id, any(saga_id) AS saga_id, min(kafka_time) AS kafka_time
+    -- Aliases unlike the columns: the scope's WHERE reads saga_id and kafka_time themselves.
+    SELECT message_id, any(saga_id) AS sent_saga, min(kafka_time) AS sent_at
     FROM messages
     WHERE {scope} AND saga_type = {{x_type:String}}
         AND if(step != '', toString(step), toString(type)) = {{x_step:String}}
@@ -95,7 +96,7 @@ INNER JOIN (
                            WHERE kind = 'CONSUMER' AND service = {{x_service:String}})
     GROUP BY message_id
 ) AS m ON m.message_id = s.message_id
-ORDER BY wait_s + handle_s DESC, m.saga_id
+ORDER BY wait_s + handle_s DESC, m.sent_saga
 LIMIT {{x_limit:UInt32}}""",
         params,
     ).rows

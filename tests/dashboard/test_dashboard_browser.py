@@ -239,3 +239,38 @@ def test_a_flow_shows_its_trace_as_a_span_waterfall(served: Any, browser_page: A
     assert page.get_by_text("Failed spans").count() == 1
     chart.scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "flow_waterfall.png"), full_page=True)
+
+
+def test_where_time_goes_opens_the_slow_sagas_and_their_trace(served: Any, browser_page: Any,
+                                                              shots: Path) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/time_spent?range=all")
+    _settled(page, "Handler runs")
+    _click_row(page, 0, 0)
+    _settled(page, "Slowest handlings of")
+    page.screenshot(path=str(shots / "task_time_exemplars.png"), full_page=True)
+    _click_row(page, 1, 0)
+    linked: list[str] = []
+    link = re.compile(r"flow_explorer\?.*saga=order-10\d\d.*trace=([0-9a-f]{32})")
+    # The link names the saga and the trace (the page drops ?trace= once it is the only one).
+    page.wait_for_url(lambda url: bool(link.search(url)) and not linked.append(url),
+                      timeout=30000)
+    _settled(page, "Audit trail")
+    trace = link.search(linked[0])
+    assert trace is not None
+    # The waterfall drawn is that trace's.
+    page.locator('[data-testid="stPlotlyChart"]', has_text=f"Trace {trace.group(1)}").first \
+        .wait_for(timeout=30000)
+    page.screenshot(path=str(shots / "task_time_trace.png"), full_page=True)
+
+
+def test_where_time_goes_lists_the_sagas_of_a_step(served: Any, browser_page: Any) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/time_spent?range=all")
+    _settled(page, "Handler runs")
+    _click_row(page, 0, 0)
+    _settled(page, "Slowest handlings of")
+    page.get_by_role("button", name="Open its sagas").click()
+    page.wait_for_url(re.compile(r"/sagas\?.*step=.*service="), timeout=30000)
+    _settled(page, "sagas match")
+    assert _matches(page) > 0
