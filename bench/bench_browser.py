@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import statistics
@@ -234,14 +235,14 @@ def cold_visit(browser: Any, url: str, text: str) -> float:
         context.close()
 
 
-def warm_visits(browser: Any, base: str, name: str, runs: int) -> list[float]:
+def warm_visits(browser: Any, base: str, name: str, runs: int, time_range: str) -> list[float]:
     """Open the page, then ``runs`` times: click another page's link, then this page's."""
     path, title, text = PAGES[name]
     _, away_title, away_text = PAGES[AWAY.get(name, "overview")]
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
-        page.goto(f"{base}/{path}")
+        page.goto(f"{base}/{with_range(path, time_range)}")
         wait_idle(page, text)
         times = []
         for _ in range(runs):
@@ -284,14 +285,26 @@ class PageTimes:
     warm: float
 
 
-def measure_pages(browser: Any, base: str, pages: list[str], runs: int) -> dict[str, PageTimes]:
+def with_range(path: str, time_range: str) -> str:
+    return f"{path}{'&' if '?' in path else '?'}range={time_range}"
+
+
+def measure_pages(browser: Any, base: str, pages: list[str], runs: int,
+                  time_range: str) -> dict[str, PageTimes]:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     out = {}
     for name in pages:
         path, _, text = PAGES[name]
-        url = f"{base}/{path}"
-        first = cold_visit(browser, url, text)
-        cold = [cold_visit(browser, url, text) for _ in range(runs)]
-        warm = warm_visits(browser, base, name, runs)
+        url = f"{base}/{with_range(path, time_range)}"
+        try:
+            first = cold_visit(browser, url, text)
+            cold = [cold_visit(browser, url, text) for _ in range(runs)]
+            warm = warm_visits(browser, base, name, runs, time_range)
+        except PlaywrightTimeout:
+            print(f"  {name:<15} not idle within {TIMEOUT_MS / 1000:.0f} s", flush=True)
+            out[name] = PageTimes(math.inf, math.inf, math.inf)
+            continue
         out[name] = PageTimes(first, statistics.median(cold), statistics.median(warm))
         print(f"  {name:<15} first {first:5.2f}  cold {out[name].cold:5.2f}  "
               f"warm {out[name].warm:5.2f}", flush=True)
@@ -313,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="store sizes: sagas (< 100,000) or messages (default 5000,1000000)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pages", default=",".join(PAGES))
+    parser.add_argument("--range", default="all", dest="time_range",
+                        help="the sidebar's time range (URL value; default all: every saga)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--serve-store", nargs=2, metavar=("DIR", "SAGAS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -339,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                 floor_cold, floor_warm = measure_floor(browser, empty.url, args.runs)
                 print(f"  {'empty page':<15} cold {floor_cold:5.2f}  warm {floor_warm:5.2f}",
                       flush=True)
-                times = measure_pages(browser, store.url, pages, args.runs)
+                times = measure_pages(browser, store.url, pages, args.runs, args.time_range)
                 load = os.getloadavg()
             results["stores"][label] = {
                 "floor": [floor_cold, floor_warm], "load": load,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import chrome, figures, links, tables, url_state
+from sagascope.dashboard import charts, chrome, links, tables, url_state
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import CompensationSummary, SagaFilter
 
@@ -59,18 +59,14 @@ def _failures(filters: SagaFilter) -> None:
     cols[3].metric("Compensating", f"{int(by_status.get('compensating', 0)):,}")
     cols[4].metric("Stalled while failing", f"{int(by_status.get('stalled', 0)):,}")
     by_cause, by_step, by_service = st.tabs(["By cause", "By step", "By service"])
-    with by_cause:
-        st.plotly_chart(figures.count_bars(failures, "error", "sagas",
-                                           title="Failing sagas by cause"),
-                        key="failures_by_cause")
-    with by_step:
-        st.plotly_chart(figures.count_bars(failures, "step", "sagas",
-                                           title="Failing sagas by step"),
-                        key="failures_by_step")
-    with by_service:
-        st.plotly_chart(figures.count_bars(failures, "service", "sagas",
-                                           title="Failing sagas by service"),
-                        key="failures_by_service")
+    for tab, column, title in ((by_cause, "error", "Failing sagas by cause"),
+                               (by_step, "step", "Failing sagas by step"),
+                               (by_service, "service", "Failing sagas by service")):
+        with tab:
+            spec, total = charts.count_bars(failures, column, "sagas", title=title)
+            st.vega_lite_chart(spec, width="stretch", key=f"failures_by_{column}")
+            if total > 25:
+                st.caption(f"The 25 largest of {total} shown; the table lists every one.")
     table = causes_table(failures)
     event = st.dataframe(
         table.head(MAX_ROWS), hide_index=True, width="stretch", key="failures_table",
@@ -85,7 +81,7 @@ def _failures(filters: SagaFilter) -> None:
     if chosen is not None:
         row = table.iloc[chosen]
         links.open_sagas(type=str(row["saga type"]), step=str(row["failed at step"]),
-                         status="", range=str(st.session_state.get(url_state.url_key("range"), "")))
+                         **url_state.range_params())
     st.caption("Select a cause to list its sagas. Statuses: " + ", ".join(
         f"{status} {int(n):,}" for status, n in by_status.items()))
 

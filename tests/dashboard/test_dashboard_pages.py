@@ -60,7 +60,8 @@ def test_overview_counts_sagas_by_status(seeded: Seeded, open_page: Any) -> None
     assert shown["Running"] == "1"
     assert shown["Stalled"] == "1"
     assert shown["Completed"] == "3"  # order-completed, order-skewed, trip-1
-    assert shown["Failed or undone"] == "3"
+    assert shown["Failed"] == "1"
+    assert shown["Compensated"] == "1"
     # failed + compensating + compensated (3) among sagas with an outcome (6)
     assert shown["Failure rate"] == "50.0%"
 
