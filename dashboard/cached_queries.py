@@ -104,6 +104,9 @@ class CachedQueries:
     def acknowledgements(self) -> dict[tuple[str, str], Acknowledgement]:
         return self.q.acknowledgements()
 
+    def acknowledgement_history(self) -> list[Acknowledgement]:
+        return self.q.acknowledgement_history()
+
     def flow(self, key: str) -> Flow:
         return self.q.flow(key)
 
