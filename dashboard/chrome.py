@@ -99,6 +99,10 @@ def data_as_of_caption() -> None:
 
 # ---- the sidebar -------------------------------------------------------------------------
 
+#: A page that needs one saga type sets this; the sidebar's picker takes it on the next run.
+PENDING_TYPE = "_pending_saga_type"
+
+
 
 def sidebar() -> None:
     """The global filters (time range, saga type) in the URL, and the "data as of" time."""
@@ -106,6 +110,8 @@ def sidebar() -> None:
         st.markdown("### :material/travel_explore: sagascope")
         _time_range()
         type_key = url_state.url_bound("type", url_state.ALL)
+        if PENDING_TYPE in st.session_state:
+            st.session_state[type_key] = st.session_state.pop(PENDING_TYPE)
         types = [url_state.ALL, *_safe_saga_types()]
         if st.session_state.get(type_key) not in types:
             types.append(str(st.session_state.get(type_key)))

@@ -121,19 +121,19 @@ def _header(flow: Flow) -> None:
     last = max(positions).strftime("%Y-%m-%d %H:%M:%S") if positions else "–"
     notes = [f"Started {started} UTC · last event {last} UTC"]
     if flow.matched_by != "saga_id":
-        notes.append(f"found by {flow.matched_by.replace('_', ' ')} `{_escape_md(flow.key)}`")
+        notes.append(f"found by {flow.matched_by.replace('_', ' ')} {tables.code_md(flow.key)}")
     st.caption(" · ".join(notes))
     if flow.related_sagas:
-        links = ", ".join(f"[{_escape_md(s)}]({links.flow_url(s)})" for s in flow.related_sagas)
-        st.caption(f"Other sagas on this trace or message: {links}")
+        related = ", ".join(f"[{_escape_md(s)}]({links.flow_url(s)})" for s in flow.related_sagas)
+        st.caption(f"Other sagas on this trace or message: {related}")
     template = runtime.settings().dashboard.trace_url
     if template and flow.trace_ids:
         if "{trace_id}" not in template:
             st.warning("`dashboard.trace_url` must contain `{trace_id}`; no trace links shown.")
         else:
-            links = ", ".join(f"[{t[:16]}…]({template.replace('{trace_id}', t)})"
-                              for t in flow.trace_ids)
-            st.caption(f"Traces: {links}")
+            traces = ", ".join(f"[{t[:16]}…]({template.replace('{trace_id}', t)})"
+                               for t in flow.trace_ids)
+            st.caption(f"Traces in your tracer: {traces}")
 
 
 _escape_md = tables.escape_md
@@ -146,12 +146,12 @@ def why_box(diagnosis: SagaDiagnosis) -> str:
     if failure is not None:
         reason = f" ({_escape_md(failure.reason)})" if failure.reason else ""
         lines.append(f"**Failed at step {_escape_md(failure.step)}**: "
-                     f"`{failure.error}` from *{_escape_md(failure.service)}*{reason}.")
+                     f"{tables.code_md(failure.error)} from *{_escape_md(failure.service)}*{reason}.")
     if diagnosis.status in ("running", "stalled", "compensating"):
         verb = "Stalled" if diagnosis.status == "stalled" else "Waiting"
         lines.append(
             f"**{verb} after step {_escape_md(diagnosis.last_step)}**: last message "
-            f"`{diagnosis.last_type}` from *{_escape_md(diagnosis.last_source)}*."
+            f"{tables.code_md(diagnosis.last_type)} from *{_escape_md(diagnosis.last_source)}*."
         )
         if diagnosis.waiting_for:
             lines.append(f"**Waiting for** {_escape_md(diagnosis.waiting_for)} "
@@ -242,7 +242,7 @@ def render() -> None:
     try:
         flow = _find(key)
     except NotFound:
-        st.warning(f"No saga, trace or message matches `{_escape_md(key)}`. The search "
+        st.warning(f"No saga, trace or message matches {tables.code_md(key)}. The search "
                    "covers all stored data, whatever the time range.",
                    icon=":material/search_off:")
         return
@@ -294,14 +294,15 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Headers**")
-        st.json(message.headers, expanded=True)
+        # Plain text: a JSON viewer or highlighter costs a first visit megabytes of script.
+        st.text(json.dumps(message.headers, indent=2, ensure_ascii=False, sort_keys=True))
     with right:
         st.markdown("**Payload** (redacted" + (", truncated" if message.payload_truncated else "")
                     + f", {message.payload_size:,} bytes)")
         try:
-            st.json(json.loads(message.payload), expanded=True)
+            st.text(json.dumps(json.loads(message.payload), indent=2, ensure_ascii=False))
         except ValueError:
-            st.code(message.payload or "(empty)", language=None)
+            st.text(message.payload or "(empty)")
         if message.parse_error:
             st.warning(f"Stored with a parse error: {message.parse_error}")
 

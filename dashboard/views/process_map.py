@@ -6,8 +6,6 @@ stall at each step right now.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import pandas as pd
 import streamlit as st
 from sagascope.dashboard import chrome, figures, links, tables, url_state
@@ -16,11 +14,6 @@ from sagascope.queries import ProcessMap, SagaFilter
 
 VARIANT_LIMIT = 20
 _OVERLAYS = {"frequency": "Frequency", "duration": "Duration (median · p95)"}
-
-
-def sagas_link(**params: str) -> str:
-    """Relative URL of the saga list with these filters."""
-    return "sagas?" + urlencode({k: v for k, v in params.items() if v})
 
 
 def variants_table(variants: pd.DataFrame) -> pd.DataFrame:
@@ -41,27 +34,31 @@ def steps_table(nodes: pd.DataFrame, live: dict[str, dict[str, int]], saga_type:
         "times": nodes["count"],
         "waiting now": [live.get(a, {}).get("running", 0) for a in nodes["activity"]],
         "stalled now": [live.get(a, {}).get("stalled", 0) for a in nodes["activity"]],
-        "sagas through it": [sagas_link(type=saga_type, step=a, range=time_range)
+        "sagas through it": [links.sagas_url(type=saga_type, step=a, range=time_range)
                              for a in nodes["activity"]],
-        "stalled here": [sagas_link(type=saga_type, at=a, status="stalled", range="all")
+        "stalled here": [links.sagas_url(type=saga_type, at=a, status="stalled", range="all")
                          for a in nodes["activity"]],
     })
 
 
+PENDING_TYPE = chrome.PENDING_TYPE
+
+
 def _choose_type() -> str | None:
+    """One saga type at a time, the sidebar's: with none chosen there, its first type.
+
+    One picker (the sidebar's), so the map and every other page agree on the type.
+    """
     chosen = url_state.saga_type()
     if chosen:
         return chosen
     types = ask().saga_types()
     if not types:
         return None
-    key = url_state.url_bound("map", types[0], strict=True)
-    if st.session_state.get(key) not in types:
-        st.session_state[key] = types[0]
-    st.selectbox("Saga type", types, key=key,
-                 help="one saga type at a time; the sidebar's saga type picks it too")
-    url_state.sync_url({"map": types[0]})
-    return str(st.session_state[key])
+    # The sidebar's widget is drawn already in this run: it takes the type on the next.
+    st.session_state[PENDING_TYPE] = types[0]
+    st.rerun()
+    return None
 
 
 def _choose_overlay() -> str:
@@ -85,8 +82,8 @@ def _map(graph: ProcessMap, live: dict[str, dict[str, int]], saga_type: str, ove
     cols[3].metric("Stalled now", sum(c.get("stalled", 0) for c in live.values()))
     dot = figures.process_map_dot(
         tables.frame(graph.nodes), tables.frame(graph.edges), overlay=overlay, live=live,
-        node_link=lambda a: sagas_link(type=saga_type, step=a, range=time_range),
-        edge_link=lambda a, b: sagas_link(**{"type": saga_type, "from": a, "to": b,
+        node_link=lambda a: links.sagas_url(type=saga_type, step=a, range=time_range),
+        edge_link=lambda a, b: links.sagas_url(**{"type": saga_type, "from": a, "to": b,
                                               "range": time_range}),
     )
     st.graphviz_chart(dot, width="stretch")

@@ -234,7 +234,9 @@ def test_compensation_pairing_flags_missing_and_pending_undos(seeded: Seeded,
 def test_process_map_shows_one_saga_type_with_live_counts(seeded: Seeded,
                                                          open_page: Any) -> None:
     at = open_page("process_map", seeded.store, range="all")
-    assert at.selectbox(key="url_map").value == "order-fulfillment"
+    # One saga-type picker, the sidebar's: with none chosen, the map takes the first type.
+    assert at.selectbox(key="url_type").value == "order-fulfillment"
+    assert not [s for s in at.selectbox if s.label == "Saga type" and s.key != "url_type"]
     assert metrics(at)["Sagas"] == "7"
     steps = table(at, "steps_table")
     payment = steps[steps["step"] == "payment"].iloc[0]
