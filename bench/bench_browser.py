@@ -24,7 +24,7 @@ A page is **idle** when all of these hold at once: Streamlit's script state on t
 is ``notRunning`` (``[data-testid=stApp][data-test-script-state]``) and its running indicator
 (``stStatusWidget``) is gone; no element is marked stale (``[data-stale=true]``, what a
 rerun greys out) and no skeleton is shown; the page's own content text is on screen; every
-Plotly chart has drawn its SVG, every data grid its canvas, every Graphviz chart its SVG.
+The clock runs from the navigation (``goto`` or the click) to the first animation frame at
 The clock runs from the navigation (``goto`` or the click) to the first animation frame at
 which the page is idle.
 """
@@ -82,11 +82,16 @@ IDLE_JS = """
   if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"]')) return false;
   const main = document.querySelector('[data-testid="stMain"]') || document.body;
   if (!main.innerText.includes(text)) return false;
-  for (const c of main.querySelectorAll('[data-testid="stPlotlyChart"]'))
+  // Only what is on the page to see: a collapsed expander or hidden tab draws nothing.
+  const shown = (selector) => [...main.querySelectorAll(selector)]
+    .filter(e => e.getClientRects().length > 0);
+  for (const c of shown('[data-testid="stPlotlyChart"]'))
     if (!c.querySelector('.main-svg')) return false;
-  for (const g of main.querySelectorAll('[data-testid="stDataFrame"]'))
+  for (const c of shown('[data-testid="stVegaLiteChart"]'))
+    if (!c.querySelector('canvas, svg')) return false;
+  for (const g of shown('[data-testid="stDataFrame"]'))
     if (!g.querySelector('canvas')) return false;
-  for (const g of main.querySelectorAll('[data-testid="stGraphVizChart"]'))
+  for (const g of shown('[data-testid="stGraphVizChart"]'))
     if (!g.querySelector('svg')) return false;
   return true;
 }
