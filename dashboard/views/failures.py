@@ -110,9 +110,11 @@ def _compensations(filters: SagaFilter) -> None:
         table, hide_index=True, width="stretch", key="compensations_table",
         on_select="rerun", selection_mode="single-row",
         column_config={
-            "done at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-            "undo asked at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-            "completed at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            # Every column fits at 1440 px: times without the year, the state narrow.
+            "state": st.column_config.TextColumn(width="small"),
+            "done at": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
+            "undo asked at": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
+            "completed at": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
         },
     )
     chosen = tables.selected_row(event)

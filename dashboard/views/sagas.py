@@ -81,33 +81,30 @@ def _with(options: list[str], key: str) -> list[str]:
     return ["", *options] + ([current] if current and current not in options else [])
 
 
-def _value(param: str) -> str:
-    return str(st.session_state.get(url_state.url_key(param)) or "")
-
-
 def render() -> None:
     st.title("Sagas")
     if chrome.empty_store_notice():
         return
     _filters_form()
-    attribute = _value("attr").strip()
+    attribute = url_state.value("attr").strip()
     if attribute and "=" not in attribute:
         st.warning("An attribute filter is key=value, e.g. `customer_id=C-2779`.",
                    icon=":material/filter_alt:")
         attribute = ""
-    transition = (_value("from"), _value("to")) if _value("from") and _value("to") else None
+    arrow = (url_state.value("from"), url_state.value("to"))
+    transition = arrow if all(arrow) else None
     if transition:
         st.markdown(f"Sagas in which **{tables.escape_md(transition[1])}** directly followed "
                     f"**{tables.escape_md(transition[0])}** (a process-map arrow).")
     filters = url_state.current_filter(
         transition=transition,
-        status=_value("status") or None, current_step=_value("at") or None,
-        step=_value("step") or None, service=_value("service") or None,
-        attribute=attribute or None, saga_id_prefix=_value("prefix").strip() or None,
+        status=url_state.value("status") or None, current_step=url_state.value("at") or None,
+        step=url_state.value("step") or None, service=url_state.value("service") or None,
+        attribute=attribute or None, saga_id_prefix=url_state.value("prefix").strip() or None,
     )
     number = int(st.session_state[url_state.url_key("page")])
-    sort = _value("sort") if _value("sort") in SAGA_SORT_KEYS else "last_heard"
-    descending = _value("order") != "asc"
+    sort = url_state.value("sort") if url_state.value("sort") in SAGA_SORT_KEYS else "last_heard"
+    descending = url_state.value("order") != "asc"
     page = ask().saga_page(filters, sort=sort, descending=descending,
                                  offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     pages = max(1, -(-page.total // PAGE_SIZE))
@@ -128,9 +125,15 @@ def render() -> None:
     event = st.dataframe(
         table, hide_index=True, width="stretch", key="saga_list", on_select="rerun",
         selection_mode="single-row", height=35 * (len(table) + 1) + 3,
+        # Every column fits at 1440 px: times without the year (a hover shows it), the
+        # short columns narrow.
         column_config={
-            "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-            "last heard": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            "started": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
+            "last heard": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
+            "status": st.column_config.TextColumn(width="small"),
+            "cycle time": st.column_config.TextColumn(width="small"),
+            "silent for": st.column_config.TextColumn(width="small"),
+            "messages": st.column_config.NumberColumn(width="small"),
         },
     )
     st.caption("Select a row to open its flow.")

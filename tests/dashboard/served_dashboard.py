@@ -83,11 +83,16 @@ IDLE_JS = """
   if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"]')) return false;
   const main = document.querySelector('[data-testid="stMain"]') || document.body;
   if (!main.innerText.includes(text)) return false;
-  for (const c of main.querySelectorAll('[data-testid="stPlotlyChart"]'))
+  // Only what is on the page to see: a collapsed expander or hidden tab draws nothing.
+  const shown = (selector) => [...main.querySelectorAll(selector)]
+    .filter(e => e.getClientRects().length > 0);
+  for (const c of shown('[data-testid="stPlotlyChart"]'))
     if (!c.querySelector('.main-svg')) return false;
-  for (const g of main.querySelectorAll('[data-testid="stDataFrame"]'))
+  for (const c of shown('[data-testid="stVegaLiteChart"]'))
+    if (!c.querySelector('canvas, svg')) return false;
+  for (const g of shown('[data-testid="stDataFrame"]'))
     if (!g.querySelector('canvas')) return false;
-  for (const g of main.querySelectorAll('[data-testid="stGraphVizChart"]'))
+  for (const g of shown('[data-testid="stGraphVizChart"]'))
     if (!g.querySelector('svg')) return false;
   return true;
 }

@@ -132,6 +132,27 @@ def test_search_by_message_id_finds_its_saga(seeded: Seeded, open_page: Any) -> 
     assert len(table(at, "audit_trail")) == 11
 
 
+def test_search_by_a_full_traceparent_finds_its_trace(seeded: Seeded, open_page: Any) -> None:
+    row = seeded.store.query(
+        "SELECT trace_id, span_id FROM messages WHERE saga_id = 'order-compensated' LIMIT 1"
+    ).rows[0]
+    at = open_page("flow", seeded.store, saga=f"00-{row[0]}-{row[1]}-01")
+    assert "found by trace id" in texts(at)
+    assert len(table(at, "audit_trail")) == 11
+
+
+def test_a_fixed_range_in_the_link_counts_only_its_window(seeded: Seeded,
+                                                         open_page: Any) -> None:
+    # Sagas active in the 5 minutes after the 30-minute-old ones began: those three only.
+    since = seeded.now - timedelta(minutes=31)
+    until = seeded.now - timedelta(minutes=26)
+    at = open_page("overview", seeded.store, range="fixed",
+                   since=since.strftime("%Y-%m-%d %H:%M:%S"),
+                   until=until.strftime("%Y-%m-%d %H:%M:%S"))
+    assert metrics(at)["Sagas"] == "3"  # order-completed, -failed, -compensated
+    assert at.query_params["since"] == since.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def test_unknown_id_gives_a_friendly_message(seeded: Seeded, open_page: Any) -> None:
     at = open_page("flow", seeded.store, saga="order-does-not-exist")
     assert at.warning[0].value.startswith("No saga, trace or message matches")
