@@ -18,7 +18,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 import streamlit as st
 from sagascope.dashboard import runtime
-from sagascope.queries import Acknowledgement, Flow, SagaDiagnosis, SagaQueries
+from sagascope.queries import Acknowledgement, SagaQueries
 from sagascope.store import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class cached(Generic[P, R]):
 
 
 class CachedQueries:
-    """The questions pages ask, cached for the same data (a flow, a point lookup, is not)."""
+    """The questions pages ask, cached for the same data (acknowledgements are not)."""
 
     def __init__(self, q: SagaQueries, key: DataKey) -> None:
         self.q = q
@@ -100,18 +100,17 @@ class CachedQueries:
     slowest_handlings = cached(SagaQueries.slowest_handlings)
     data_since = cached(SagaQueries.data_since)
 
-    # Always fresh: point queries, and what this dashboard itself writes.
+    # One saga: point queries, cached too (a click on the page reruns it; new data has a
+    # new watermark, so a new answer).
+    flow = cached(SagaQueries.flow)
+    diagnosis = cached(SagaQueries.diagnosis)
+
+    # Always fresh: what this dashboard itself writes.
     def acknowledgements(self) -> dict[tuple[str, str], Acknowledgement]:
         return self.q.acknowledgements()
 
     def acknowledgement_history(self) -> list[Acknowledgement]:
         return self.q.acknowledgement_history()
-
-    def flow(self, key: str) -> Flow:
-        return self.q.flow(key)
-
-    def diagnosis(self, saga_id: str) -> SagaDiagnosis | None:
-        return self.q.diagnosis(saga_id)
 
 
 def ask() -> CachedQueries:
