@@ -84,7 +84,7 @@ IDLE_JS = """
   if (!main.innerText.includes(text)) return false;
   // Only what is on the page to see: a collapsed expander or hidden tab draws nothing.
   const shown = (selector) => [...main.querySelectorAll(selector)]
-    .filter(e => e.getClientRects().length > 0);
+    .filter(e => !e.closest('details:not([open])') && e.getClientRects().length > 0);
   for (const c of shown('[data-testid="stPlotlyChart"]'))
     if (!c.querySelector('.main-svg')) return false;
   for (const c of shown('[data-testid="stVegaLiteChart"]'))
