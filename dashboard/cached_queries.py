@@ -109,9 +109,6 @@ class CachedQueries:
     def acknowledgements(self) -> dict[tuple[str, str], Acknowledgement]:
         return self.q.acknowledgements()
 
-    def acknowledgement_history(self) -> list[Acknowledgement]:
-        return self.q.acknowledgement_history()
-
 
 def ask() -> CachedQueries:
     """The cached query layer for the data as of this run (:func:`data_as_of`)."""

@@ -190,20 +190,6 @@ def acknowledgements(store: Store) -> dict[tuple[str, str], Acknowledgement]:
     }
 
 
-def acknowledgement_history(store: Store, limit: int = 200) -> list[Acknowledgement]:
-    """Actions on alert groups, newest first, as far as the store keeps them (``alert_acks``
-    keeps the latest per group; older ones go when the table merges)."""
-    rows = store.query(
-        "SELECT saga_type, step, action, by, at, until FROM alert_acks "
-        "ORDER BY at DESC LIMIT {limit:UInt32}", {"limit": int(limit)},
-    ).rows
-    return [
-        Acknowledgement(r[0], r[1], r[2], r[3], as_utc(r[4]),
-                        as_utc(r[5]) if r[5] is not None else None)
-        for r in rows
-    ]
-
-
 def acknowledge(
     store: Store,
     saga_type: str,

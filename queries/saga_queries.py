@@ -501,10 +501,6 @@ class SagaQueries:
         """The latest acknowledgement or silence per alert group (saga type, step)."""
         return _alerts.acknowledgements(self.store)
 
-    def acknowledgement_history(self, limit: int = 200) -> list[_alerts.Acknowledgement]:
-        """Actions on alert groups, newest first (as far as the store keeps them)."""
-        return _alerts.acknowledgement_history(self.store, limit)
-
     # ---- metrics -------------------------------------------------------------------------
 
     def metrics(

@@ -34,8 +34,6 @@ _TABLE_COLUMNS = {
 def table(at: AppTest, name: str) -> pd.DataFrame:
     """The page's table ``name`` (found by a column only it has)."""
     frames = [f.value for f in at.dataframe]
-    if name == "alert_groups":
-        frames = [t.value.reset_index() for t in at.table]
     if name == "resolved_alerts":
         found = [f for f in frames if "resolution" in f.columns]
     else:
