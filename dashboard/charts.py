@@ -25,7 +25,8 @@ _FONT = "Inter, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"
 Spec = dict[str, Any]
 
 
-def _spec(rows: list[dict[str, Any]], *, title: str = "", height: int | str = 280,
+def _spec(rows: list[dict[str, Any]], *, title: str = "",
+          height: int | str | dict[str, int] = 280,
           **parts: Any) -> Spec:
     spec: Spec = {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
@@ -79,7 +80,7 @@ def status_bars(counts: Mapping[str, int]) -> Spec:
              "scale": {"domain": present,
                        "range": [STATUS_COLORS.get(s, "#495057") for s in present]}}
     return _spec(
-        rows, title="Sagas by status (click a bar to list them)", height=36 * len(rows) + 20,
+        rows, title="Sagas by status (click a bar to list them)", height={"step": 30},
         encoding={"y": {"field": "status", "type": "nominal", "sort": present, "title": None},
                   "x": {"field": "sagas", "type": "quantitative", "title": None}},
         layer=[
@@ -205,7 +206,7 @@ def count_bars(frame: pd.DataFrame, label: str, value: str = "count", *, title: 
     rows = rows.assign(**{label: rows[label].astype(str)})
     order = list(rows[label])
     spec = _spec(
-        _records(rows), title=title, height=26 * len(rows) + 20,
+        _records(rows), title=title, height={"step": 26},
         encoding={"y": {"field": label, "type": "nominal", "sort": order, "title": None,
                         "axis": {"labelLimit": 320}},
                   "x": {"field": value, "type": "quantitative", "title": None,

@@ -73,7 +73,7 @@ def render() -> None:
     event = st.dataframe(
         table, hide_index=True, width="stretch", key="stalled_table", on_select="rerun",
         selection_mode="single-row",
-        column_config={"since": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+        column_config={"since": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss")},
     )
     st.caption("Select a row to open its flow and read why it is stalled.")
     chosen = tables.selected_row(event)
