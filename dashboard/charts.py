@@ -1,7 +1,7 @@
 """Light charts: Vega-Lite specs (pure functions, data in, spec out) for the pages a person
 opens most. Plotly's script is ~4.7 MB that a browser must parse before drawing anything;
 Vega-Lite's is a sixth of it, which is most of a first visit's wait (bench_browser.py).
-Plotly stays where its interactivity matters: the flow's swimlane and trace waterfall.
+Plotly stays on the flow page only: its swimlane and trace waterfall.
 
 Bars that lead somewhere carry a point selection named :data:`PICK`: a page passes
 ``on_select="rerun"`` and reads the picked row with :func:`picked`.
@@ -221,3 +221,27 @@ def count_bars(frame: pd.DataFrame, label: str, value: str = "count", *, title: 
         ],
     )
     return spec, len(sums)
+
+
+def variant_bars(variants: pd.DataFrame) -> Spec:
+    """Variants by frequency (columns ``activities``, the activity sequence, and ``count``),
+    most frequent first, labelled V1, V2, ... as the variants table is; the path on hover."""
+    if variants.empty:
+        return empty_chart("No variants in this range")
+    frame = variants.sort_values("count", ascending=False).reset_index(drop=True)
+    rows = [{"variant": f"V{i + 1}", "count": int(c),
+             "path": " → ".join(map(str, a)) if isinstance(a, list | tuple) else str(a)}
+            for i, (a, c) in enumerate(zip(frame["activities"], frame["count"], strict=True))]
+    order = [r["variant"] for r in rows]
+    return _spec(
+        rows, title="Variants", height={"step": 24},
+        encoding={"y": {"field": "variant", "type": "nominal", "sort": order, "title": None},
+                  "x": {"field": "count", "type": "quantitative", "title": "sagas"}},
+        layer=[
+            {"mark": {"type": "bar", "color": "#3b5bdb", "cornerRadiusEnd": 3},
+             "encoding": {"tooltip": [{"field": "variant"}, {"field": "count", "format": ","},
+                                      {"field": "path"}]}},
+            {"mark": {"type": "text", "align": "left", "dx": 4, "color": "#343a40"},
+             "encoding": {"text": {"field": "count", "format": ","}}},
+        ],
+    )

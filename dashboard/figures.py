@@ -265,21 +265,3 @@ def process_map_dot(
                      f"penwidth={width:.2f}, tooltip={_dot_text(f'{a} → {b}')}{link}];")
     lines.append("}")
     return "\n".join(lines)
-
-
-def variant_bars(variants: pd.DataFrame) -> go.Figure:
-    """Variants by frequency: columns ``activities`` (the activity sequence) and ``count``."""
-    if variants.empty:
-        return empty_figure("No variants in this range")
-    frame = variants.sort_values("count", ascending=False)
-    labels = [f"V{i + 1}" for i in range(len(frame))]
-    fig = go.Figure(
-        go.Bar(
-            x=frame["count"], y=labels, orientation="h", text=frame["count"],
-            textposition="auto", marker_color="#3b5bdb",
-            hovertext=[" → ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-                       for v in frame["activities"]], hoverinfo="text+x",
-        )
-    )
-    fig.update_yaxes(autorange="reversed")
-    return _base(fig, height=80 + 28 * len(frame), title="Variants")

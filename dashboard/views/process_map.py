@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import chrome, figures, links, tables, url_state
+from sagascope.dashboard import charts, chrome, figures, links, tables, url_state
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import ProcessMap, SagaFilter
 
@@ -118,7 +118,7 @@ def _variants(filters: SagaFilter) -> None:
     if variants.empty:
         st.caption("No variants.")
         return
-    st.plotly_chart(figures.variant_bars(variants), key="variants")
+    st.vega_lite_chart(charts.variant_bars(variants), width="stretch", key="variants")
     st.dataframe(
         variants_table(variants), hide_index=True, width="stretch", key="variants_table",
         column_config={

@@ -4,10 +4,8 @@ a row opens the slowest handlings behind its p95, each opening its saga's trace.
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
-from sagascope.dashboard import chrome, figures, links, tables, url_state
+from sagascope.dashboard import charts, chrome, figures, links, tables, url_state
 from sagascope.dashboard.cached_queries import ask
 
 #: Bars drawn (largest total first) and slow handlings listed per row.
@@ -33,30 +31,51 @@ def time_table(times: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def time_bars(times: pd.DataFrame) -> go.Figure:
+def time_bars(times: pd.DataFrame) -> charts.Spec:
     """p50 and p95 per step · service, waiting and handling side by side, each on its own
     scale (handling is often a thousand times shorter than waiting: on one axis it vanishes)."""
     frame = times.assign(label=times["saga_type"] + " · " + times["step"] + " · "
                          + times["service"],
                          total=times["wait_p95_s"] + times["handle_p95_s"])
     frame = frame.sort_values("total", ascending=False).head(TOP_ROWS)
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
-                        subplot_titles=("waiting in Kafka", "handling"))
-    for column, (name, color, col) in {
-        "wait_p50_s": ("waiting p50", "#f08c00", 1), "wait_p95_s": ("waiting p95", "#ffc078", 1),
-        "handle_p50_s": ("handling p50", "#3b5bdb", 2),
-        "handle_p95_s": ("handling p95", "#91a7ff", 2),
-    }.items():
-        fig.add_trace(go.Bar(
-            y=frame["label"], x=frame[column] * 1000, name=name, orientation="h",
-            marker_color=color, customdata=[short_duration(v) for v in frame[column]],
-            hovertemplate="%{y}: %{customdata}<extra>" + name + "</extra>",
-        ), row=1, col=col)
-    fig.update_layout(barmode="group")
-    fig.update_yaxes(autorange="reversed", automargin=True, row=1, col=1)
-    fig.update_xaxes(title_text="ms", rangemode="tozero")
-    return figures.style_figure(fig, height=150 + 34 * len(frame),
-                                title="Where time goes per step and service (p50, p95)")
+    order = list(frame["label"])
+    rows = [
+        {"label": label, "panel": panel, "measure": measure, "pct": measure[-3:],
+         "ms": float(value) * 1000, "shown": short_duration(float(value))}
+        for label, w50, w95, h50, h95 in zip(frame["label"], frame["wait_p50_s"],
+                                            frame["wait_p95_s"], frame["handle_p50_s"],
+                                            frame["handle_p95_s"], strict=True)
+        for panel, measure, value in (("waiting in Kafka", "waiting p50", w50),
+                                      ("waiting in Kafka", "waiting p95", w95),
+                                      ("handling", "handling p50", h50),
+                                      ("handling", "handling p95", h95))
+    ]
+    measures = ["waiting p50", "waiting p95", "handling p50", "handling p95"]
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "title": {"text": "Where time goes per step and service (p50, p95)", "anchor": "start",
+                  "fontSize": 15},
+        "data": {"values": rows},
+        "facet": {"column": {"field": "panel", "type": "nominal", "title": None,
+                             "sort": ["waiting in Kafka", "handling"]}},
+        "resolve": {"scale": {"x": "independent"}},
+        "spec": {
+            "width": 330, "height": {"step": 12},
+            "mark": {"type": "bar", "cornerRadiusEnd": 2},
+            "encoding": {
+                "y": {"field": "label", "type": "nominal", "sort": order, "title": None,
+                      "axis": {"labelLimit": 320}},
+                "yOffset": {"field": "pct", "sort": ["p50", "p95"]},
+                "x": {"field": "ms", "type": "quantitative", "title": "ms"},
+                "color": {"field": "measure", "type": "nominal", "title": None,
+                          "scale": {"domain": measures,
+                                    "range": ["#f08c00", "#ffc078", "#3b5bdb", "#91a7ff"]},
+                          "legend": {"orient": "bottom"}},
+                "tooltip": [{"field": "label", "title": "step · service"},
+                            {"field": "measure"}, {"field": "shown", "title": "time"}],
+            },
+        },
+    }
 
 
 def slow_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -111,7 +130,7 @@ def render() -> None:
     cols[0].metric("Handler runs", f"{int(times['count'].sum()):,}")
     cols[1].metric("Slowest wait (p95)", short_duration(float(times["wait_p95_s"].max())))
     cols[2].metric("Slowest handler (p95)", short_duration(float(times["handle_p95_s"].max())))
-    st.plotly_chart(time_bars(times), key="time_bars")
+    st.vega_lite_chart(time_bars(times), key="time_bars")
     table = time_table(times)
     event = st.dataframe(table, hide_index=True, width="stretch", key="time_table",
                          on_select="rerun", selection_mode="single-row")

@@ -66,6 +66,15 @@ def test_count_bars_sums_by_label_largest_first_and_counts_what_is_left_out() ->
     assert total == 3
 
 
+def test_variant_bars_most_frequent_first_with_the_path_on_hover() -> None:
+    variants = pd.DataFrame({"activities": [("A", "C"), ("A", "B", "C")], "count": [2, 9]})
+    spec = charts.variant_bars(variants)
+    assert [(r["variant"], r["count"], r["path"]) for r in spec["data"]["values"]] == [
+        ("V1", 9, "A → B → C"), ("V2", 2, "A → C")]
+    assert charts.variant_bars(pd.DataFrame())["data"]["values"] == [
+        {"text": "No variants in this range"}]
+
+
 def _span(span_id: str, parent: str, kind: str, start_ms: int, end_ms: int,
           status: str = "UNSET") -> TraceSpan:
     return TraceSpan(trace_id="t", span_id=span_id, parent_span_id=parent, name=span_id,

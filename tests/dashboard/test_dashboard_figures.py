@@ -89,15 +89,7 @@ def test_process_map_dot_links_every_step_and_labels_arrows() -> None:
     assert "1 min 05 s · p95 1 min 10 s" in durations
 
 
-def test_variant_bars_most_frequent_first() -> None:
-    variants = pd.DataFrame({"activities": [("A", "C"), ("A", "B", "C")], "count": [2, 9]})
-    fig = figures.variant_bars(variants)
-    assert list(fig.data[0].x) == [9, 2]
-    assert fig.data[0].hovertext[0] == "A → B → C"
-
-
-@pytest.mark.parametrize("chart", [figures.swimlane, figures.variant_bars])
-def test_empty_data_gives_a_captioned_blank_chart(chart: object) -> None:
-    fig = chart(pd.DataFrame())  # type: ignore[operator]
+def test_an_empty_swimlane_says_why() -> None:
+    fig = figures.swimlane(pd.DataFrame())
     assert not fig.data
     assert fig.layout.annotations[0].text
