@@ -98,7 +98,59 @@ def _elided_bits() -> int:
     return sum(1 << BIT[name] for name in names)
 
 
-def build_store(path: str, database: str, messages: int, span_s: int) -> Any:
+# The services' spans of those messages, as the instrumentation reports them: a PRODUCER span
+# per message (its traceparent's span id, ending at its Kafka time), a CONSUMER span where the
+# next message's service handled it (child of the producer; 5-45 ms in Kafka, 0.2-30 ms of
+# handling; the payment handler that declined an error), the next PRODUCER span a child of that handler.
+_SPANS_SQL = """
+INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, service, start_time, end_time,
+    status_code, status_message, saga_id, saga_type, message_id, ingest_time, topic, partition,
+    offset)
+SELECT trace_id, span, parent, name, kind, service, start_time, end_time, status_code, '',
+    saga_id, saga_type, message_id, ingest_time, 'sagascope.spans', 0, rowNumberInAllBlocks()
+FROM (
+    SELECT trace_id, saga_id, saga_type, message_id, ingest_time, kafka_time, type, source,
+        if(causation_id = '', '', lower(hex(cityHash64('consumer', causation_id))))
+            AS cause_handler,
+        lower(hex(cityHash64('consumer', message_id))) AS handler_span, span_id,
+        leadInFrame(source) OVER (PARTITION BY saga_id ORDER BY offset
+                                  ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS handled_by,
+        leadInFrame(type) OVER (PARTITION BY saga_id ORDER BY offset
+                                ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS answered_with,
+        kafka_time + toIntervalMillisecond(5 + offset % 41) AS handle_start,
+        200 + (offset * 7919) % 30000 AS handle_us
+    FROM messages
+)
+ARRAY JOIN
+    [span_id, handler_span] AS span,
+    [cause_handler, span_id] AS parent,
+    [concat(type, ' send'), concat(type, ' process')] AS name,
+    ['PRODUCER', 'CONSUMER'] AS kind,
+    [source, handled_by] AS service,
+    [toDateTime64(kafka_time, 6) - toIntervalMicrosecond(800), toDateTime64(handle_start, 6)]
+        AS start_time,
+    [toDateTime64(kafka_time, 6),
+     toDateTime64(handle_start, 6) + toIntervalMicrosecond(handle_us)] AS end_time,
+    ['UNSET', if(answered_with = 'PaymentFailed', 'ERROR', 'UNSET')] AS status_code
+WHERE service != ''
+"""
+
+# An open alert for each stalled saga, as the alerter writes it.
+_ALERTS_SQL = """
+INSERT INTO alerts (alert_id, state, saga_id, saga_type, step, waiting_for, since, threshold_s,
+    opened_at, resolved_at, resolution, link, updated_at)
+SELECT concat('alert-', saga_id), 'open', saga_id, saga_type, last_message.3,
+    'OrderShipped (reply to ShipOrder)', last_message.1, 300.0,
+    last_message.1 + toIntervalSecond(300), NULL, '',
+    concat('http://127.0.0.1:8501/flow_explorer?saga=', saga_id), now64(3)
+FROM saga_state FINAL
+WHERE last_message.4 = 'ShipOrder'
+"""
+
+
+def build_store(path: str, database: str, messages: int, span_s: int, *, spans: bool = False,
+                alerts: bool = False) -> Any:
+    """A fresh chDB database of generated sagas (and their spans and alerts, if asked)."""
     from sagascope.store import ChdbStore, ensure_schema
 
     store = ChdbStore(path, database)
@@ -106,6 +158,10 @@ def build_store(path: str, database: str, messages: int, span_s: int) -> Any:
     sagas = max(messages // MESSAGES_PER_SAGA, 1)
     store.command(_SQL, {"messages": messages, "sagas": sagas, "span_s": span_s,
                          "elided": _elided_bits()})
+    if spans:
+        store.command(_SPANS_SQL)
+    if alerts:
+        store.command(_ALERTS_SQL)
     return store
 
 
@@ -165,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generated {args.messages:,} messages in {time.perf_counter() - started:.1f} s")
     small = build_store(path, "bench_small", args.baseline_messages, span_s)
 
-    from sagascope.dashboard._page import RESULT_TTL_S
+    from sagascope.dashboard.cached_queries import RESULT_TTL_S
 
     worst_cold = worst_warm = 0.0
     for time_range in TIME_RANGES:

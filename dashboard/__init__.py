@@ -1,8 +1,10 @@
 """The Streamlit dashboard over the query layer (:mod:`sagascope.queries`).
 
 ``serve(settings, store=None, port=None, block=True)`` starts it in this process. The pages
-(``dashboard/views``, one script each) are thin and ask the query layer through the typed,
-cached facade in ``_page.py``; the charts in :mod:`sagascope.dashboard.figures` are pure.
+(``dashboard/views``, one script each) are thin: they ask the query layer through
+``cached_queries`` (each cached question written once), keep their filters in the URL
+(``url_state``), share the chrome (``chrome``: sidebar, watermark, live refresh) and draw with
+pure functions (``charts``: Vega-Lite; ``figures`` and ``waterfall``: Plotly).
 """
 
 from sagascope.dashboard.exceptions import DashboardError

@@ -9,22 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-from sagascope.dashboard import _page, auth, runtime
+from sagascope.dashboard import auth, chrome, runtime
 
 _PAGES = Path(__file__).with_name("views")
 
 
-def _stuck_alias() -> None:
-    """The old "Stuck sagas" address keeps working: it opens Stalled sagas."""
-    st.switch_page(str(_PAGES / "stalled_sagas.py"), query_params=dict(st.query_params))
-
-
 def main() -> None:
-    st.set_page_config(
-        page_title="sagascope", page_icon=":material/travel_explore:", layout="wide",
-        initial_sidebar_state="expanded",
-    )
-    _page.style()
     pages = [
         st.Page(_PAGES / "overview.py", title="Overview", icon=":material/monitoring:",
                 default=True),
@@ -37,15 +27,16 @@ def main() -> None:
         st.Page(_PAGES / "process_map.py", title="Process map", icon=":material/account_tree:"),
         st.Page(_PAGES / "time_spent.py", title="Where time goes", icon=":material/timer:"),
         st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notifications_active:"),
-        st.Page(_stuck_alias, title="Stuck sagas", url_path="stuck_sagas", visibility="hidden"),
     ]
     access = runtime.settings().dashboard
     # Navigation hidden, not skipped, before the login: the page asked for (and its ?saga=)
     # stays the page shown once admitted.
     page = st.navigation(pages, position="sidebar" if auth.admitted(access) else "hidden")
+    chrome.page_setup(page.title)
     auth.gate(access)
-    _page.sidebar()
-    _page.run_page(page)
+    chrome.read_watermark()
+    chrome.sidebar()
+    chrome.run_page(page)
 
 
 main()

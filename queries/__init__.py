@@ -54,6 +54,7 @@ from sagascope.queries.results import (
     Variant,
 )
 from sagascope.queries.saga_queries import HIDDEN_PAYLOAD, SAGA_SORT_KEYS, SagaQueries
+from sagascope.queries.traces import SlowHandling, TraceSpan
 
 __all__ = [
     "ACK_ACTIONS",
@@ -86,10 +87,12 @@ __all__ = [
     "SagaPage",
     "SagaQueries",
     "SagaSummary",
+    "SlowHandling",
     "StallRule",
     "StalledSaga",
     "StepTime",
     "ThroughputPoint",
+    "TraceSpan",
     "Transition",
     "Variant",
     "acknowledge",

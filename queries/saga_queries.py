@@ -20,6 +20,7 @@ from sagascope.queries import alerts as _alerts
 from sagascope.queries import analytics as _analytics
 from sagascope.queries import failures as _failures
 from sagascope.queries import metrics as _metrics
+from sagascope.queries import traces as _traces
 from sagascope.queries.exceptions import NotFound, QueryError
 from sagascope.queries.flows import FLOW_COLUMNS, MAX_FLOW_ROWS, causal_order
 from sagascope.queries.results import (
@@ -481,6 +482,20 @@ class SagaQueries:
     def step_times(self, filters: SagaFilter | None = None) -> list[StepTime]:
         """Where time goes: per step and service, waiting in Kafka versus handling (spans)."""
         return _analytics.step_times(self._q, filters)
+
+    def trace_spans(self, trace_ids: Sequence[str]) -> list[_traces.TraceSpan]:
+        """Every stored span of these traces (a flow's waterfall), by start time."""
+        return _traces.trace_spans(self._q, trace_ids)
+
+    def slowest_handlings(
+        self, filters: SagaFilter | None, saga_type: str, step: str, service: str, limit: int = 10
+    ) -> list[_traces.SlowHandling]:
+        """The handlings of a step by a service that took longest (exemplars of its p95)."""
+        return _traces.slowest_handlings(self._q, filters, saga_type, step, service, limit)
+
+    def data_since(self) -> datetime | None:
+        """The oldest event time stored; None for an empty store."""
+        return _traces.data_since(self._q)
 
     def alerts(
         self,

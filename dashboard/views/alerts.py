@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
-from sagascope.dashboard import _page, figures, runtime
+from sagascope.dashboard import cached_queries, chrome, figures, links, runtime, tables, url_state
 from sagascope.queries import (
     Acknowledgement,
     Alert,
@@ -133,7 +133,7 @@ def _styled(table: pd.DataFrame, states: Sequence[str]) -> Styler:
 
 def alerts_table(alerts: Sequence[Alert], states: dict[tuple[str, str], str]) -> pd.DataFrame:
     """One row per alert, its group's state first."""
-    frame = _page.frame(alerts)
+    frame = tables.frame(alerts)
     return pd.DataFrame({
         "status": [STATE_MARKS[_state_of(a, states)] for a in alerts],
         "saga": frame["saga_id"],
@@ -175,7 +175,7 @@ def history_table(history: Sequence[Acknowledgement]) -> pd.DataFrame:
 
 
 def _choose_view(groups: Sequence[AlertGroup]) -> str:
-    key = _page.url_bound("show", DEFAULT_VIEW, strict=True)
+    key = url_state.url_bound("show", DEFAULT_VIEW, strict=True)
     if st.session_state.get(key) not in VIEWS:
         st.session_state[key] = DEFAULT_VIEW
     in_view = {view: sum(1 for g in groups if g.state in states)
@@ -184,7 +184,7 @@ def _choose_view(groups: Sequence[AlertGroup]) -> str:
                          format_func=lambda view: f"{view} ({_groups_text(in_view[view])})",
                          help="open groups include acknowledged ones; silenced groups are "
                               "apart until their silence ends")
-    _page.sync_url({"show": DEFAULT_VIEW})
+    url_state.sync_url({"show": DEFAULT_VIEW})
     return str(st.session_state.get(key) or DEFAULT_VIEW)
 
 
@@ -205,7 +205,7 @@ def _groups_grid(shown: Sequence[AlertGroup], now: datetime, view: str) -> None:
         key=f"alert_groups_{generation}", on_select="rerun", selection_mode="single-row",
         column_config=_GROUP_COLUMNS,
     )
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     # Follow a new selection only: a refresh that reorders the rows keeps the group picked.
     if chosen is not None and chosen != st.session_state.get("_alert_groups_row"):
         st.session_state["alert_group"] = _group_key(shown[chosen])
@@ -225,12 +225,12 @@ def _group_actions(groups: Sequence[AlertGroup], now: datetime) -> None:
         state = group.state
         summary = f"**{STATE_MARKS[state]}**"
         if group.handled_by:
-            summary += f" by {_page.escape_md(handled_text(group, now))}"
+            summary += f" by {tables.escape_md(handled_text(group, now))}"
         summary += f" · {group.open} open, {group.resolved} resolved"
         if group.waiting_text:
-            summary += f" · waiting for {_page.escape_md(group.waiting_text)}"
+            summary += f" · waiting for {tables.escape_md(group.waiting_text)}"
         if group.note:
-            summary += f" · note: {_page.escape_md(group.note)}"
+            summary += f" · note: {tables.escape_md(group.note)}"
         st.markdown(summary)
         cols = st.columns([1.5, 2, 1, 1, 1], vertical_alignment="bottom")
         who = cols[0].text_input("Your name", key="ack_by", placeholder="who is handling it")
@@ -246,7 +246,7 @@ def _group_actions(groups: Sequence[AlertGroup], now: datetime) -> None:
                                                help="end the acknowledgement or silence"):
             action = ("cleared", None)
         if more[1].button("Open its sagas", key="group_sagas"):
-            _page.open_sagas(type=group.saga_type, at=group.step, status="stalled", range="all")
+            links.open_sagas(type=group.saga_type, at=group.step, status="stalled", range="all")
         if action is not None:
             try:
                 acknowledge(runtime.writer(), group.saga_type, group.step, action=action[0],
@@ -266,7 +266,7 @@ def _group_actions(groups: Sequence[AlertGroup], now: datetime) -> None:
 
 def _alerts_of_view(view: str, groups: Sequence[AlertGroup], saga_type: str | None,
                     since: datetime | None) -> None:
-    ask = _page.ask()
+    ask = cached_queries.ask()
     states = {(g.saga_type, g.step): g.state for g in groups}
     wanted = VIEWS[view]
     alerts: list[Alert] = []
@@ -291,16 +291,16 @@ def _alerts_of_view(view: str, groups: Sequence[AlertGroup], saga_type: str | No
         column_config={"status": st.column_config.TextColumn(width=_STATUS_PX, pinned=True),
                        **{name: _TIME for name in ("silent since", "opened")}},
     )
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is not None:
-        _page.open_flow(str(table["saga"].iloc[chosen]))
+        links.open_flow(str(table["saga"].iloc[chosen]))
 
 
 def render() -> None:
     st.title("Alerts")
-    since = _page.range_start()
-    saga_type = _page.saga_type()
-    q = _page.queries()
+    since = url_state.range_start()
+    saga_type = url_state.saga_type()
+    q = cached_queries.queries()
     # Silences end on the clock, not with the data: the real now.
     now = datetime.now(UTC)
     groups = q.alert_groups(since=since, saga_type=saga_type, now=now)
@@ -314,7 +314,7 @@ def render() -> None:
                    help="open alerts of silenced groups: not counted as open, not notified")
     cols[3].metric("Resolved alerts", f"{counts.resolved:,}")
     st.caption(f"Open and silenced alerts whenever they opened; resolved ones: "
-               f"{_page.time_range_label().lower()}.")
+               f"{url_state.time_range_label().lower()}.")
     if not groups:
         st.success("No alerts in this range.", icon=":material/notifications_off:")
         return
@@ -337,4 +337,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _page, figures
+from sagascope.dashboard import charts, chrome, links, tables, url_state
+from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import CompensationSummary, SagaFilter
 
 #: Rows shown per table; the counts above each table cover all.
@@ -36,7 +37,7 @@ def cause_link(row: pd.Series) -> dict[str, str]:
 
 def pairing_table(summary: CompensationSummary) -> pd.DataFrame:
     """The summary's compensation pairs, in its order (problems first, latest first)."""
-    table = _page.frame(summary.pairs)
+    table = tables.frame(summary.pairs)
     return pd.DataFrame({
         "state": table["state"],
         "saga": table["saga_id"],
@@ -52,7 +53,7 @@ def pairing_table(summary: CompensationSummary) -> pd.DataFrame:
 
 
 def _failures(filters: SagaFilter) -> None:
-    failures = _page.frame(_page.ask().failures(filters))
+    failures = tables.frame(ask().failures(filters))
     if failures.empty:
         st.success("No saga failed in this range.", icon=":material/check_circle:")
         return
@@ -65,18 +66,14 @@ def _failures(filters: SagaFilter) -> None:
     cols[3].metric("Compensating", f"{int(by_status.get('compensating', 0)):,}")
     cols[4].metric("Stalled while failing", f"{int(by_status.get('stalled', 0)):,}")
     by_cause, by_step, by_service = st.tabs(["By cause", "By step", "By service"])
-    with by_cause:
-        st.plotly_chart(figures.count_bars(failures, "error", "sagas",
-                                           title="Failing sagas by cause"),
-                        key="failures_by_cause")
-    with by_step:
-        st.plotly_chart(figures.count_bars(failures, "step", "sagas",
-                                           title="Failing sagas by step"),
-                        key="failures_by_step")
-    with by_service:
-        st.plotly_chart(figures.count_bars(failures, "service", "sagas",
-                                           title="Failing sagas by service"),
-                        key="failures_by_service")
+    for tab, column, title in ((by_cause, "error", "Failing sagas by cause"),
+                               (by_step, "step", "Failing sagas by step"),
+                               (by_service, "service", "Failing sagas by service")):
+        with tab:
+            spec, total = charts.count_bars(failures, column, "sagas", title=title)
+            st.vega_lite_chart(spec, width="stretch", key=f"failures_by_{column}")
+            if total > 25:
+                st.caption(f"The 25 largest of {total} shown; the table lists every one.")
     table = causes_table(failures)
     event = st.dataframe(
         table.head(MAX_ROWS), hide_index=True, width="stretch", key="failures_table",
@@ -87,18 +84,17 @@ def _failures(filters: SagaFilter) -> None:
             "reason": st.column_config.TextColumn(width="medium"),
         },
     )
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is not None:
         row = table.iloc[chosen]
         # Exactly the sagas the row counts; the sidebar's saga type and range stay as chosen.
-        _page.open_sagas(**cause_link(row),
-                         range=str(st.session_state.get(_page.url_key("range"), "")))
+        links.open_sagas(**cause_link(row), **url_state.range_params())
     st.caption("Select a cause to list its sagas. Statuses: " + ", ".join(
         f"{status} {int(n):,}" for status, n in by_status.items()))
 
 
 def _compensations(filters: SagaFilter) -> None:
-    summary = _page.ask().compensation_summary(filters, MAX_ROWS)
+    summary = ask().compensation_summary(filters, MAX_ROWS)
     if not summary.total:
         st.caption("No compensations in this range.")
         return
@@ -121,21 +117,23 @@ def _compensations(filters: SagaFilter) -> None:
         table, hide_index=True, width="stretch", key="compensations_table",
         on_select="rerun", selection_mode="single-row",
         column_config={
-            "done at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-            "undo asked at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-            "completed at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            # Every column fits at 1440 px: times without the year, the state narrow.
+            "state": st.column_config.TextColumn(width="small"),
+            "done at": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
+            "undo asked at": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
+            "completed at": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
         },
     )
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is not None:
-        _page.open_flow(str(table["saga"].iloc[chosen]))
+        links.open_flow(str(table["saga"].iloc[chosen]))
 
 
 def render() -> None:
     st.title("Failures & compensations")
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
-    filters = _page.current_filter()
+    filters = url_state.current_filter()
     st.subheader("Failures")
     _failures(filters)
     st.subheader("Compensation pairing")
@@ -143,4 +141,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _page, figures, runtime
+from sagascope.dashboard import chrome, figures, links, runtime, tables, url_state, waterfall
+from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import Flow, NotFound, SagaDiagnosis, causal_times
 
 #: Longest search text accepted: long enough for any id a service may send (the exact-lookup
@@ -56,17 +58,21 @@ def swimlane_frame(flow: Flow) -> pd.DataFrame:
 
 
 def _search_box() -> str:
-    linked = str(st.query_params.get("saga", ""))
+    """The search box; the saga searched is in the URL (``?saga=``) and kept by the session,
+    so coming back to this page shows it again."""
+    url_state.url_bound("saga")
+    linked = url_state.value("saga")
     if len(linked) > MAX_KEY_LENGTH:
         st.error(f"The link's saga id is longer than {MAX_KEY_LENGTH:,} characters: not an id.")
         linked = ""
+        st.session_state[url_state.url_key("saga")] = ""
     if "flow_key" not in st.session_state or st.session_state.get("_flow_linked") != linked:
         st.session_state["flow_key"] = linked
         st.session_state["_flow_linked"] = linked
     with st.form("flow_search", border=False):
         left, right = st.columns([5, 1], vertical_alignment="bottom")
         left.text_input(
-            "Order / saga id, trace id or message id", key="flow_key",
+            "Order / saga id, trace id, traceparent or message id", key="flow_key",
             max_chars=MAX_KEY_LENGTH, placeholder="e.g. order-1042",
         )
         submitted = right.form_submit_button("Search", type="primary", width="stretch")
@@ -74,16 +80,32 @@ def _search_box() -> str:
     # Not stripped: ids may hold any character; the query layer tries the exact key first.
     key = typed if typed.strip() else ""
     if submitted and key != linked:
-        # The URL then names the saga, so it can be shared and reloaded.
-        st.query_params["saga"] = key
+        st.session_state[url_state.url_key("saga")] = key
         st.session_state["_flow_linked"] = key
+    # The URL names the saga, so it can be shared and reloaded.
+    url_state.sync_url({"saga": ""})
     return key
+
+
+#: A W3C ``traceparent`` header value, as copied from a message: version-trace-span-flags.
+TRACEPARENT = re.compile(r"^\s*[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}\s*$")
+
+
+def _find(key: str) -> Flow:
+    """The flow ``key`` names; a pasted ``traceparent`` finds its trace."""
+    try:
+        return ask().flow(key)
+    except NotFound:
+        traceparent = TRACEPARENT.match(key.lower())
+        if traceparent is None:
+            raise
+        return ask().flow(traceparent.group(1))
 
 
 def _header(flow: Flow) -> None:
     st.markdown(
         f"#### {html.escape(flow.saga_id or '(no saga)')} &nbsp; "
-        f"{_page.status_badge(flow.status)} &nbsp; "
+        f"{chrome.status_badge(flow.status)} &nbsp; "
         f"<span style='color:#5c6370'>{html.escape(flow.saga_type)}</span>",
         unsafe_allow_html=True,
     )
@@ -99,22 +121,22 @@ def _header(flow: Flow) -> None:
     last = max(positions).strftime("%Y-%m-%d %H:%M:%S") if positions else "–"
     notes = [f"Started {started} UTC · last event {last} UTC"]
     if flow.matched_by != "saga_id":
-        notes.append(f"found by {flow.matched_by.replace('_', ' ')} `{_escape_md(flow.key)}`")
+        notes.append(f"found by {flow.matched_by.replace('_', ' ')} {tables.code_md(flow.key)}")
     st.caption(" · ".join(notes))
     if flow.related_sagas:
-        links = ", ".join(f"[{_escape_md(s)}]({_page.flow_url(s)})" for s in flow.related_sagas)
-        st.caption(f"Other sagas on this trace or message: {links}")
+        related = ", ".join(f"[{_escape_md(s)}]({links.flow_url(s)})" for s in flow.related_sagas)
+        st.caption(f"Other sagas on this trace or message: {related}")
     template = runtime.settings().dashboard.trace_url
     if template and flow.trace_ids:
         if "{trace_id}" not in template:
             st.warning("`dashboard.trace_url` must contain `{trace_id}`; no trace links shown.")
         else:
-            links = ", ".join(f"[{t[:16]}…]({template.replace('{trace_id}', t)})"
-                              for t in flow.trace_ids)
-            st.caption(f"Traces: {links}")
+            traces = ", ".join(f"[{t[:16]}…]({template.replace('{trace_id}', t)})"
+                               for t in flow.trace_ids)
+            st.caption(f"Traces in your tracer: {traces}")
 
 
-_escape_md = _page.escape_md
+_escape_md = tables.escape_md
 
 
 def why_box(diagnosis: SagaDiagnosis) -> str:
@@ -124,12 +146,12 @@ def why_box(diagnosis: SagaDiagnosis) -> str:
     if failure is not None:
         reason = f" ({_escape_md(failure.reason)})" if failure.reason else ""
         lines.append(f"**Failed at step {_escape_md(failure.step)}**: "
-                     f"`{failure.error}` from *{_escape_md(failure.service)}*{reason}.")
+                     f"{tables.code_md(failure.error)} from *{_escape_md(failure.service)}*{reason}.")
     if diagnosis.status in ("running", "stalled", "compensating"):
         verb = "Stalled" if diagnosis.status == "stalled" else "Waiting"
         lines.append(
             f"**{verb} after step {_escape_md(diagnosis.last_step)}**: last message "
-            f"`{diagnosis.last_type}` from *{_escape_md(diagnosis.last_source)}*."
+            f"{tables.code_md(diagnosis.last_type)} from *{_escape_md(diagnosis.last_source)}*."
         )
         if diagnosis.waiting_for:
             lines.append(f"**Waiting for** {_escape_md(diagnosis.waiting_for)} "
@@ -177,6 +199,37 @@ def _compensations(flow: Flow) -> list[dict[str, Any]]:
     return pairs
 
 
+def _trace(flow: Flow) -> None:
+    """The stored spans of one of the saga's traces as a waterfall (``?trace=`` picks one)."""
+    st.subheader("Trace")
+    spans = ask().trace_spans(flow.trace_ids)
+    if not spans:
+        st.caption("No spans stored for this saga's traces: services report them through "
+                   "sagascope's `saga_handler` and instrumented producer.")
+        return
+    traces = list(dict.fromkeys(s.trace_id for s in spans))
+    key = url_state.url_bound("trace", traces[0], strict=True)
+    if st.session_state.get(key) not in traces:
+        st.session_state[key] = traces[0]
+    if len(traces) > 1:
+        st.selectbox(f"Trace ({len(traces)} with spans)", traces, key=key,
+                     format_func=lambda t: f"{t} ({sum(s.trace_id == t for s in spans)} spans)")
+    url_state.sync_url({"trace": traces[0]})
+    chosen = str(st.session_state[key])
+    frame = waterfall.waterfall_frame([s for s in spans if s.trace_id == chosen])
+    totals = waterfall.trace_summary(frame)
+    cols = st.columns(4)
+    cols[0].metric("Spans", f"{int(totals['spans']):,}")
+    cols[1].metric("Handling", waterfall.ms_text(totals["handling_ms"]),
+                   help="sum of the handler (CONSUMER) spans")
+    cols[2].metric("Waiting in Kafka", waterfall.ms_text(totals["waiting_ms"]),
+                   help="from each message's PRODUCER span end to its handler's start")
+    cols[3].metric("Failed spans", int(totals["errors"]))
+    if len(frame) > waterfall.MAX_SPANS:
+        st.caption(f"Showing the first {waterfall.MAX_SPANS} of {len(frame):,} spans.")
+    st.plotly_chart(waterfall.trace_waterfall(frame, title=f"Trace {chosen}"), key="waterfall")
+
+
 def render() -> None:
     st.title("Flow explorer")
     key = _search_box()
@@ -184,17 +237,17 @@ def render() -> None:
         st.info("Search an order or saga id, a trace id or a message id to see its flow. "
                 "Alerts link here with `?saga=<id>`.", icon=":material/search:")
         return
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
     try:
-        flow = _page.ask().flow(key)
+        flow = _find(key)
     except NotFound:
-        st.warning(f"No saga, trace or message matches `{_escape_md(key)}`. The search "
+        st.warning(f"No saga, trace or message matches {tables.code_md(key)}. The search "
                    "covers all stored data, whatever the time range.",
                    icon=":material/search_off:")
         return
     _header(flow)
-    diagnosis = _page.ask().diagnosis(flow.saga_id) if flow.saga_id else None
+    diagnosis = ask().diagnosis(flow.saga_id) if flow.saga_id else None
     text = why_box(diagnosis) if diagnosis is not None else ""
     if text:
         st.markdown(f"<div class='why-box'>\n\n{text}\n\n</div>", unsafe_allow_html=True)
@@ -209,6 +262,7 @@ def render() -> None:
                    "cause and marked ⚠ skewed.")
     silent = diagnosis.silent_s if diagnosis is not None and now is not None else None
     st.plotly_chart(figures.swimlane(frame, now=now, silent_s=silent), key="swimlane")
+    _trace(flow)
 
     pairs = _compensations(flow)
     if pairs:
@@ -240,17 +294,18 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Headers**")
-        st.json(message.headers, expanded=True)
+        # Plain text: a JSON viewer or highlighter costs a first visit megabytes of script.
+        st.text(json.dumps(message.headers, indent=2, ensure_ascii=False, sort_keys=True))
     with right:
         st.markdown("**Payload** (redacted" + (", truncated" if message.payload_truncated else "")
                     + f", {message.payload_size:,} bytes)")
         try:
-            st.json(json.loads(message.payload), expanded=True)
+            st.text(json.dumps(json.loads(message.payload), indent=2, ensure_ascii=False))
         except ValueError:
-            st.code(message.payload or "(empty)", language=None)
+            st.text(message.payload or "(empty)")
         if message.parse_error:
             st.warning(f"Stored with a parse error: {message.parse_error}")
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

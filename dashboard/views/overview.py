@@ -1,12 +1,18 @@
-"""Overview: sagas by status, throughput, cycle-time percentiles over time, failure rate."""
+"""Overview: sagas by status, throughput, cycle-time percentiles over time, failure rate.
+Every tile and bar opens the saga list it counts."""
 
 from __future__ import annotations
 
 import streamlit as st
-from sagascope.dashboard import _page, figures
+from sagascope.dashboard import charts, chrome, figures, links, tables, url_state
+from sagascope.dashboard.cached_queries import ask
+from sagascope.queries import SagaFilter
 
 _UNSUCCESSFUL = ("failed", "compensating", "compensated")
 _FINISHED_OR_UNDOING = ("completed", "failed", "compensating", "compensated")
+#: Tiles: label -> the status the saga list is filtered by ("" for every saga).
+_TILES = {"Sagas": "", "Running": "running", "Stalled": "stalled", "Completed": "completed",
+          "Failed": "failed", "Compensated": "compensated"}
 
 
 def failure_rate(counts: dict[str, int]) -> float | None:
@@ -17,45 +23,73 @@ def failure_rate(counts: dict[str, int]) -> float | None:
     return sum(counts.get(s, 0) for s in _UNSUCCESSFUL) / decided
 
 
+def _list_params(status: str = "") -> dict[str, str]:
+    """The saga list's URL filters for what this page counts (type, range, status)."""
+    return {k: v for k, v in {"status": status, "type": url_state.value("type"),
+                              **url_state.range_params()}.items() if v}
+
+
+def _tiles(counts: dict[str, int], total: int) -> None:
+    cols = st.columns(len(_TILES) + 1)
+    for col, (label, status) in zip(cols, _TILES.items(), strict=False):
+        value = total if not status else counts.get(status, 0)
+        with col:
+            st.metric(label, f"{value:,}")
+            st.page_link(links.SAGAS_PAGE, label="List them", icon=":material/list:",
+                         query_params=_list_params(status))
+    rate = failure_rate(counts)
+    cols[-1].metric("Failure rate", "–" if rate is None else f"{rate:.1%}",
+                    help="failed, compensating or compensated, among sagas with an outcome")
+
+
+def _cycle_times(filters: SagaFilter, width_s: int) -> None:
+    key = url_state.url_bound("pct", "p95_s", strict=True)
+    if st.session_state.get(key) not in charts.PERCENTILES:
+        st.session_state[key] = "p95_s"
+    st.segmented_control("Cycle-time percentile", list(charts.PERCENTILES), key=key,
+                         format_func=lambda c: charts.PERCENTILES.get(c, c))
+    url_state.sync_url({"pct": "p95_s"})
+    percentile = str(st.session_state.get(key) or "p95_s")
+    over_time = tables.frame(ask().cycle_times_over_time(filters, width_s))
+    start, end = url_state.range_bounds()
+    st.vega_lite_chart(charts.cycle_time_multiples(
+        over_time, percentile, width_s, start or st.session_state.get("_data_since"),
+        end or url_state.anchor(), url_state.describe_bucket(width_s)), width="stretch")
+
+
 def render() -> None:
     st.title("Overview")
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
-    filters = _page.current_filter()
-    ask = _page.ask()
-    counts = {k: int(v) for k, v in ask.status_counts(filters).items()}
+    filters = url_state.current_filter()
+    answers = ask()
+    counts = {k: int(v) for k, v in answers.status_counts(filters).items()}
     total = sum(counts.values())
     if total == 0:
         st.info("No sagas in the selected time range and saga type. Widen the time range "
                 "(a replayed historical log needs *All time*).", icon=":material/filter_alt:")
         return
+    _tiles(counts, total)
 
-    rate = failure_rate(counts)
-    cols = st.columns(6)
-    cols[0].metric("Sagas", f"{total:,}")
-    cols[1].metric("Running", f"{counts.get('running', 0):,}")
-    cols[2].metric("Stalled", f"{counts.get('stalled', 0):,}")
-    cols[3].metric("Completed", f"{counts.get('completed', 0):,}")
-    cols[4].metric("Failed or undone",
-                   f"{sum(counts.get(s, 0) for s in _UNSUCCESSFUL):,}")
-    cols[5].metric("Failure rate", "–" if rate is None else f"{rate:.1%}",
-                   help="failed, compensating or compensated, among sagas with an outcome")
-
-    width_s = _page.bucket_seconds()
+    width_s = url_state.bucket_seconds()
+    start, end = url_state.range_bounds()
     left, right = st.columns([2, 3])
     with left:
-        st.plotly_chart(figures.status_bars(counts), key="status_bars")
+        event = st.vega_lite_chart(charts.status_bars(counts), width="stretch",
+                                   key="status_bars", on_select="rerun")
+        status = charts.picked(event, "status")
+        if status:
+            links.open_sagas(**_list_params(status))
     with right:
-        points = _page.frame(ask.throughput(filters, width_s))
-        fig = figures.throughput_lines(points)
-        fig.update_layout(title_text=f"Started / finished per {_page.describe_bucket(width_s)}")
-        st.plotly_chart(fig, key="throughput")
+        points = tables.frame(answers.throughput(filters, width_s))
+        st.vega_lite_chart(charts.throughput_bars(
+            points, width_s, start or st.session_state.get("_data_since"),
+            end or url_state.anchor(), url_state.describe_bucket(width_s)), width="stretch")
 
-    over_time = _page.frame(ask.cycle_times_over_time(filters, width_s))
-    st.plotly_chart(figures.cycle_time_lines(over_time), key="cycle_times")
+    _cycle_times(filters, width_s)
 
     st.subheader("Cycle time by saga type")
-    stats = _page.frame(ask.cycle_times(filters))
+    stats = tables.frame(answers.cycle_times(filters))
     if stats.empty:
         st.caption("No finished sagas in this range yet.")
         return
@@ -68,4 +102,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

@@ -6,20 +6,14 @@ stall at each step right now.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _page, figures
+from sagascope.dashboard import charts, chrome, figures, links, tables, url_state
+from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import ProcessMap, SagaFilter
 
 VARIANT_LIMIT = 20
 _OVERLAYS = {"frequency": "Frequency", "duration": "Duration (median · p95)"}
-
-
-def sagas_link(**params: str) -> str:
-    """Relative URL of the saga list with these filters."""
-    return "sagas?" + urlencode({k: v for k, v in params.items() if v})
 
 
 def variants_table(variants: pd.DataFrame) -> pd.DataFrame:
@@ -41,11 +35,14 @@ def steps_table(nodes: pd.DataFrame, live: dict[str, dict[str, int]], saga_type:
         "times": nodes["count"],
         "waiting now": [_waiting(live.get(a, {})) for a in nodes["activity"]],
         "stalled now": [live.get(a, {}).get("stalled", 0) for a in nodes["activity"]],
-        "sagas through it": [sagas_link(type=saga_type, step=a, range=time_range)
+        "sagas through it": [links.sagas_url(type=saga_type, step=a, range=time_range)
                              for a in nodes["activity"]],
-        "stalled here": [sagas_link(type=saga_type, at=a, status="stalled", range="all")
+        "stalled here": [links.sagas_url(type=saga_type, at=a, status="stalled", range="all")
                          for a in nodes["activity"]],
     })
+
+
+PENDING_TYPE = chrome.PENDING_TYPE
 
 
 def _waiting(counts: dict[str, int]) -> int:
@@ -54,29 +51,30 @@ def _waiting(counts: dict[str, int]) -> int:
 
 
 def _choose_type() -> str | None:
-    chosen = _page.saga_type()
+    """One saga type at a time, the sidebar's: with none chosen there, its first type.
+
+    One picker (the sidebar's), so the map and every other page agree on the type.
+    """
+    chosen = url_state.saga_type()
     if chosen:
         return chosen
-    types = _page.ask().saga_types()
+    types = ask().saga_types()
     if not types:
         return None
-    key = _page.url_bound("map", types[0], strict=True)
-    if st.session_state.get(key) not in types:
-        st.session_state[key] = types[0]
-    st.selectbox("Saga type", types, key=key,
-                 help="one saga type at a time; the sidebar's saga type picks it too")
-    _page.sync_url({"map": types[0]})
-    return str(st.session_state[key])
+    # The sidebar's widget is drawn already in this run: it takes the type on the next.
+    st.session_state[PENDING_TYPE] = types[0]
+    st.rerun()
+    return None
 
 
 def _choose_overlay() -> str:
     """The arrows' overlay (frequency or duration), bound to the URL."""
-    key = _page.url_bound("overlay", "frequency", strict=True)
+    key = url_state.url_bound("overlay", "frequency", strict=True)
     if st.session_state.get(key) not in _OVERLAYS:
         st.session_state[key] = "frequency"
     st.segmented_control("Arrows show", list(_OVERLAYS), key=key,
                          format_func=lambda name: _OVERLAYS.get(name, name))
-    _page.sync_url({"overlay": "frequency"})
+    url_state.sync_url({"overlay": "frequency"})
     return str(st.session_state.get(key) or "frequency")
 
 
@@ -90,9 +88,9 @@ def _map(graph: ProcessMap, live: dict[str, dict[str, int]], saga_type: str, ove
                    help="running or compensating sagas whose last message was of that step")
     cols[3].metric("Stalled now", sum(c.get("stalled", 0) for c in live.values()))
     dot = figures.process_map_dot(
-        _page.frame(graph.nodes), _page.frame(graph.edges), overlay=overlay, live=live,
-        node_link=lambda a: sagas_link(type=saga_type, step=a, range=time_range),
-        edge_link=lambda a, b: sagas_link(**{"type": saga_type, "from": a, "to": b,
+        tables.frame(graph.nodes), tables.frame(graph.edges), overlay=overlay, live=live,
+        node_link=lambda a: links.sagas_url(type=saga_type, step=a, range=time_range),
+        edge_link=lambda a, b: links.sagas_url(**{"type": saga_type, "from": a, "to": b,
                                               "range": time_range}),
     )
     st.graphviz_chart(dot, width="stretch")
@@ -113,22 +111,22 @@ def _steps(nodes: pd.DataFrame, live: dict[str, dict[str, int]], saga_type: str,
     )
     st.caption("Select a step to list the sagas stalled there (or, with none stalled, the "
                "sagas that passed through it).")
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is not None:
         row = table.iloc[chosen]
         if int(row["stalled now"]):
-            _page.open_sagas(type=saga_type, at=str(row["step"]), status="stalled", range="all")
-        _page.open_sagas(type=saga_type, step=str(row["step"]), range=time_range)
+            links.open_sagas(type=saga_type, at=str(row["step"]), status="stalled", range="all")
+        links.open_sagas(type=saga_type, step=str(row["step"]), range=time_range)
 
 
 def _variants(filters: SagaFilter) -> None:
     """The most frequent paths: a bar chart, a table, and each path in full."""
     st.subheader("Variants")
-    variants = _page.frame(_page.ask().variants(filters, VARIANT_LIMIT))
+    variants = tables.frame(ask().variants(filters, VARIANT_LIMIT, by="step"))
     if variants.empty:
         st.caption("No variants.")
         return
-    st.plotly_chart(figures.variant_bars(variants), key="variants")
+    st.vega_lite_chart(charts.variant_bars(variants), width="stretch", key="variants")
     st.dataframe(
         variants_table(variants), hide_index=True, width="stretch", key="variants_table",
         column_config={
@@ -158,27 +156,27 @@ def _transition_times(edges: pd.DataFrame) -> None:
 
 def render() -> None:
     st.title("Process map")
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
     saga_type = _choose_type()
     if saga_type is None:
         st.info("No saga types yet.", icon=":material/account_tree:")
         return
     overlay = _choose_overlay()
-    filters = SagaFilter(time_from=_page.range_start(), saga_type=saga_type)
-    ask = _page.ask()
-    graph = ask.process_map(filters)
+    filters = url_state.current_filter(saga_type=saga_type)
+    answers = ask()
+    graph = answers.process_map(filters, by="step")
     if not graph.edges:
         st.info(f"No transitions of {saga_type} in this range yet.",
                 icon=":material/account_tree:")
         return
-    live = ask.waiting_by_step(SagaFilter(saga_type=saga_type))
-    time_range = str(st.session_state.get(_page.url_key("range"), ""))
+    live = answers.waiting_by_step(SagaFilter(saga_type=saga_type))
+    time_range = str(st.session_state.get(url_state.url_key("range"), ""))
     _map(graph, live, saga_type, overlay, time_range)
-    _steps(_page.frame(graph.nodes), live, saga_type, time_range)
+    _steps(tables.frame(graph.nodes), live, saga_type, time_range)
     _variants(filters)
-    _transition_times(_page.frame(graph.edges))
+    _transition_times(tables.frame(graph.edges))
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _page, figures
+from sagascope.dashboard import chrome, figures, links, tables, url_state
+from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import FINISHED_STATUSES, SAGA_SORT_KEYS, STATUSES, SagaPage
 
 PAGE_SIZE = 50
@@ -28,7 +29,7 @@ _SORT_LABELS = {
 
 
 def saga_table(page: SagaPage) -> pd.DataFrame:
-    frame = _page.frame(page.sagas)
+    frame = tables.frame(page.sagas)
     return pd.DataFrame({
         "saga": frame["saga_id"],
         "saga type": frame["saga_type"],
@@ -46,7 +47,7 @@ def saga_table(page: SagaPage) -> pd.DataFrame:
 
 
 def _filters_form() -> None:
-    keys = {p: _page.url_bound(p, d, strict=True) for p, d in FILTERS.items()}
+    keys = {p: url_state.url_bound(p, d, strict=True) for p, d in FILTERS.items()}
     # Values from a hand-edited URL that no widget offers fall back to the default.
     if st.session_state[keys["status"]] not in ("", *STATUSES):
         st.session_state[keys["status"]] = ""
@@ -58,7 +59,7 @@ def _filters_form() -> None:
         st.session_state[keys["page"]] = max(1, int(st.session_state[keys["page"]] or 1))
     except (TypeError, ValueError):
         st.session_state[keys["page"]] = 1
-    choices = _page.ask().filter_choices(_page.saga_type())
+    choices = ask().filter_choices(url_state.saga_type())
     row = st.columns([1.2, 1.4, 1.4, 1.4, 2, 1.4])
     row[0].selectbox("Status", ["", *STATUSES], key=keys["status"],
                      format_func=lambda s: s or "any status")
@@ -82,53 +83,51 @@ def _with(options: list[str], key: str) -> list[str]:
     return ["", *options] + ([current] if current and current not in options else [])
 
 
-def _value(param: str) -> str:
-    return str(st.session_state.get(_page.url_key(param)) or "")
-
-
 def render() -> None:
     st.title("Sagas")
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
     _filters_form()
-    attribute = _value("attr").strip()
+    attribute = url_state.value("attr").strip()
     if attribute and "=" not in attribute:
         st.warning("An attribute filter is key=value, e.g. `customer_id=C-2779`.",
                    icon=":material/filter_alt:")
         attribute = ""
-    transition = (_value("from"), _value("to")) if _value("from") and _value("to") else None
+    arrow = (url_state.value("from"), url_state.value("to"))
+    transition = arrow if all(arrow) else None
     if transition:
-        st.markdown(f"Sagas in which **{_page.escape_md(transition[1])}** directly followed "
-                    f"**{_page.escape_md(transition[0])}** (a process-map arrow).")
+        st.markdown(f"Sagas in which **{tables.escape_md(transition[1])}** directly followed "
+                    f"**{tables.escape_md(transition[0])}** (a process-map arrow).")
     cause = None
-    if _value("cause"):
-        cause = (_value("cause_type"), _value("cause_step"), _value("cause_service"),
-                 _value("cause"), _value("reason"))
-        reason = f", reason “{_page.escape_md(cause[4])}”" if cause[4] else ", no reason given"
-        st.markdown(f"Sagas of **{_page.escape_md(cause[0])}** that failed at "
-                    f"**{_page.escape_md(cause[1])}**: **{_page.escape_md(cause[3])}** from "
-                    f"{_page.escape_md(cause[2])}{reason} (a cause on the Failures page).")
-    filters = _page.current_filter(
+    if url_state.value("cause"):
+        cause = (url_state.value("cause_type"), url_state.value("cause_step"),
+                 url_state.value("cause_service"), url_state.value("cause"),
+                 url_state.value("reason"))
+        reason = f", reason “{tables.escape_md(cause[4])}”" if cause[4] else ", no reason given"
+        st.markdown(f"Sagas of **{tables.escape_md(cause[0])}** that failed at "
+                    f"**{tables.escape_md(cause[1])}**: **{tables.escape_md(cause[3])}** from "
+                    f"{tables.escape_md(cause[2])}{reason} (a cause on the Failures page).")
+    filters = url_state.current_filter(
         transition=transition, cause=cause,
-        status=_value("status") or None, current_step=_value("at") or None,
-        step=_value("step") or None, service=_value("service") or None,
-        attribute=attribute or None, saga_id_prefix=_value("prefix").strip() or None,
+        status=url_state.value("status") or None, current_step=url_state.value("at") or None,
+        step=url_state.value("step") or None, service=url_state.value("service") or None,
+        attribute=attribute or None, saga_id_prefix=url_state.value("prefix").strip() or None,
     )
-    number = int(st.session_state[_page.url_key("page")])
-    sort = _value("sort") if _value("sort") in SAGA_SORT_KEYS else "last_heard"
-    descending = _value("order") != "asc"
-    page = _page.ask().saga_page(filters, sort=sort, descending=descending,
+    number = int(st.session_state[url_state.url_key("page")])
+    sort = url_state.value("sort") if url_state.value("sort") in SAGA_SORT_KEYS else "last_heard"
+    descending = url_state.value("order") != "asc"
+    page = ask().saga_page(filters, sort=sort, descending=descending,
                                  offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     pages = max(1, -(-page.total // PAGE_SIZE))
     if number > pages:
         number = pages
-        st.session_state[_page.url_key("page")] = pages
+        st.session_state[url_state.url_key("page")] = pages
     nav = st.columns([3, 1])
-    nav[0].markdown(f"**{page.total:,} sagas** match ({_page.time_range_label().lower()})"
+    nav[0].markdown(f"**{page.total:,} sagas** match ({url_state.time_range_label().lower()})"
                     f" · page {number} of {pages:,}")
     nav[1].number_input("Page", min_value=1, max_value=pages, step=1,
-                        key=_page.url_key("page"), label_visibility="collapsed")
-    _page.sync_url(FILTERS)
+                        key=url_state.url_key("page"), label_visibility="collapsed")
+    url_state.sync_url(FILTERS)
     if not page.sagas:
         st.info("No saga matches these filters. Widen the time range or clear a filter.",
                 icon=":material/filter_alt_off:")
@@ -137,16 +136,22 @@ def render() -> None:
     event = st.dataframe(
         table, hide_index=True, width="stretch", key="saga_list", on_select="rerun",
         selection_mode="single-row", height=35 * (len(table) + 1) + 3,
+        # Every column fits at 1440 px: times without the year (a hover shows it), the
+        # short columns narrow.
         column_config={
-            "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-            "last heard": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            "started": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
+            "last heard": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
+            "status": st.column_config.TextColumn(width="small"),
+            "cycle time": st.column_config.TextColumn(width="small"),
+            "silent for": st.column_config.TextColumn(width="small"),
+            "messages": st.column_config.NumberColumn(width="small"),
         },
     )
     st.caption("Select a row to open its flow.")
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is not None:
-        _page.open_flow(str(table["saga"].iloc[chosen]))
+        links.open_flow(str(table["saga"].iloc[chosen]))
 
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

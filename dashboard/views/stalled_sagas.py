@@ -1,13 +1,11 @@
-"""Stalled sagas: after which step, waiting for what, since when, against which threshold.
-
-Its old address (``/stuck_sagas``) still opens it.
-"""
+"""Stalled sagas: after which step, waiting for what, since when, against which threshold."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sagascope.dashboard import _page, figures
+from sagascope.dashboard import charts, chrome, figures, links, tables, url_state
+from sagascope.dashboard.cached_queries import ask
 
 #: Rows shown in the table; the counts above it cover all.
 MAX_ROWS = 500
@@ -28,11 +26,16 @@ def stalled_table(stalled: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _shown_of(total: int, top: int = 25) -> None:
+    if total > top:
+        st.caption(f"The {top} largest of {total} shown; the table below lists every one.")
+
+
 def render() -> None:
     st.title("Stalled sagas")
-    if _page.empty_store_notice():
+    if chrome.empty_store_notice():
         return
-    stalled = _page.frame(_page.ask().stalled(_page.current_filter()))
+    stalled = tables.frame(ask().stalled(url_state.current_filter()))
     if stalled.empty:
         st.success("No saga is stalled: every unfinished saga was heard from within its "
                    "threshold.", icon=":material/check_circle:")
@@ -44,26 +47,35 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         by_step = stalled.groupby("step", as_index=False).size().rename(columns={"size": "count"})
-        st.plotly_chart(figures.count_bars(by_step, "step", title="Stalled after step",
-                                           color=figures.STATUS_COLORS["stalled"]),
-                        key="stalled_by_step")
+        spec, steps = charts.count_bars(by_step, "step",
+                                        title="Stalled after step (click to list them)",
+                                        color=figures.STATUS_COLORS["stalled"])
+        picked = st.vega_lite_chart(spec, width="stretch", key="stalled_by_step",
+                                    on_select="rerun")
+        _shown_of(steps)
+        step = charts.picked(picked, "step")
+        if step:
+            links.open_sagas(status="stalled", at=step, type=url_state.value("type"),
+                             **url_state.range_params())
     with right:
         by_wait = (stalled.groupby("waiting_for", as_index=False).size()
                    .rename(columns={"size": "count"}))
-        st.plotly_chart(figures.count_bars(by_wait, "waiting_for", title="Waiting for",
-                                           color="#f08c00"), key="stalled_waiting_for")
+        spec, waits = charts.count_bars(by_wait, "waiting_for", title="Waiting for",
+                                        color="#f08c00")
+        st.vega_lite_chart(spec, width="stretch", key="stalled_waiting_for")
+        _shown_of(waits)
     if len(stalled) > MAX_ROWS:
         st.caption(f"Showing the {MAX_ROWS} longest silent of {len(stalled):,}.")
     table = stalled_table(stalled)
     event = st.dataframe(
         table, hide_index=True, width="stretch", key="stalled_table", on_select="rerun",
         selection_mode="single-row",
-        column_config={"since": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+        column_config={"since": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss")},
     )
     st.caption("Select a row to open its flow and read why it is stalled.")
-    chosen = _page.selected_row(event)
+    chosen = tables.selected_row(event)
     if chosen is not None:
-        _page.open_flow(str(table["saga"].iloc[chosen]))
+        links.open_flow(str(table["saga"].iloc[chosen]))
 
 if __name__ == "__main__":
-    _page.live(render)
+    chrome.live(render)

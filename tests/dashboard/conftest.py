@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import streamlit as st
 from sagascope.dashboard import APP_PATH, runtime
+from sagascope.dashboard.cached_queries import forget_watermarks
 from sagascope.store import ChdbStore, ensure_schema
 from seeding import SagaScript, order_saga, seed
+from served_dashboard import CHROMIUM, CHROMIUM_ARGS, ServedDashboard, serve_seeded
 from streamlit.testing.v1 import AppTest
 from waiting import read_lines_until
 
@@ -105,6 +107,7 @@ def open_page() -> Iterator[Callable[..., AppTest]]:
     def run(page: str, store: Any, settings: Settings | None = None, **query: str) -> AppTest:
         st.cache_data.clear()
         st.cache_resource.clear()
+        forget_watermarks()
         runtime.configure(settings or Settings(), store)
         at = AppTest.from_file(str(APP_PATH), default_timeout=60)
         at.run()
@@ -123,17 +126,22 @@ def open_page() -> Iterator[Callable[..., AppTest]]:
 # ---- the real server in a subprocess (its own chDB directory) ---------------------------
 
 
-@dataclass
-class ServedDashboard:
-    url: str
-    process: subprocess.Popen[str]
-    ids: dict[str, str]
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDashboard]:
+    """The dashboard served in a subprocess over a seeded store (shared by the browser tests)."""
+    with serve_seeded(tmp_path_factory.mktemp("served")) as dashboard:
+        yield dashboard
+
+
+# ---- headless Debian Chromium -------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDashboard]:
-    """The dashboard served by ``serve()`` in a subprocess over a seeded chDB directory."""
-    import json
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (never ``playwright install``)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
 
     work = tmp_path_factory.mktemp("served")
     script = Path(__file__).with_name("dashboard_seeded_server.py")
@@ -164,3 +172,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDashboard
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: $SAGASCOPE_SCREENSHOT_DIR, else a temporary directory."""
+    target = os.environ.get("SAGASCOPE_SCREENSHOT_DIR")
+    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +10,6 @@ from typing import Any
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 #: url path -> (text the page must show when it is done, screenshot name)
 PAGES = {
@@ -29,26 +25,11 @@ PAGES = {
 
 
 @pytest.fixture(scope="module")
-def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        # Streamlit scrolls inside its own container, so a tall viewport shows the whole page.
-        page = browser.new_page(viewport={"width": 1400, "height": 2200})
-        yield page
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go: $SAGASCOPE_SCREENSHOT_DIR, else a temporary directory."""
-    target = os.environ.get("SAGASCOPE_SCREENSHOT_DIR")
-    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def browser_page(chromium: Any) -> Iterator[Any]:
+    # Streamlit scrolls inside its own container, so a tall viewport shows the whole page.
+    page = chromium.new_page(viewport={"width": 1400, "height": 2200})
+    yield page
+    page.close()
 
 
 def _settled(page: Any, text: str) -> None:
@@ -77,7 +58,7 @@ def test_every_page_loads_without_error(served: Any, browser_page: Any, shots: P
 def test_search_an_order_id(served: Any, browser_page: Any, shots: Path) -> None:
     browser_page.goto(f"{served.url}/flow_explorer")
     _settled(browser_page, "Search an order")
-    box = browser_page.get_by_label("Order / saga id, trace id or message id")
+    box = browser_page.get_by_label("Order / saga id, trace id, traceparent or message id")
     box.fill(served.ids["failed"])
     browser_page.get_by_role("button", name="Search").click()
     _settled(browser_page, "Audit trail")
@@ -242,3 +223,54 @@ def test_a_skewed_saga_is_drawn_in_causal_order(served: Any, browser_page: Any,
     assert skewed_box["x"] + skewed_box["width"] / 2 > cause_box["x"] + cause_box["width"] / 2
     assert page.get_by_text("clock running behind", exact=False).count() > 0
     page.screenshot(path=str(shots / "task_skewed.png"), full_page=True)
+
+
+def test_a_flow_shows_its_trace_as_a_span_waterfall(served: Any, browser_page: Any,
+                                                    shots: Path) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/flow_explorer?saga={served.ids['traced_failed']}")
+    _settled(page, "Audit trail")
+    chart = page.locator('[data-testid="stPlotlyChart"]', has_text="waiting in Kafka").first
+    chart.wait_for(timeout=30000)
+    # Every span is a row, named by its service; the payment handler that declined is marked.
+    for label in ("orders · OrderPlaced send", "inventory · ReserveStock process",
+                  "⚠ ↳ payment · RetrievePayment process"):
+        assert chart.locator("text", has_text=label).count() == 1, label
+    assert page.get_by_text("Failed spans").count() == 1
+    chart.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "flow_waterfall.png"), full_page=True)
+
+
+def test_where_time_goes_opens_the_slow_sagas_and_their_trace(served: Any, browser_page: Any,
+                                                              shots: Path) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/time_spent?range=all")
+    _settled(page, "Handler runs")
+    _click_row(page, 0, 0)
+    _settled(page, "Slowest handlings of")
+    page.screenshot(path=str(shots / "task_time_exemplars.png"), full_page=True)
+    _click_row(page, 1, 0)
+    linked: list[str] = []
+    link = re.compile(r"flow_explorer\?.*saga=order-10\d\d.*trace=([0-9a-f]{32})")
+    # The link names the saga and the trace (the page drops ?trace= once it is the only one).
+    page.wait_for_url(lambda url: bool(link.search(url)) and not linked.append(url),
+                      timeout=30000)
+    _settled(page, "Audit trail")
+    trace = link.search(linked[0])
+    assert trace is not None
+    # The waterfall drawn is that trace's.
+    page.locator('[data-testid="stPlotlyChart"]', has_text=f"Trace {trace.group(1)}").first \
+        .wait_for(timeout=30000)
+    page.screenshot(path=str(shots / "task_time_trace.png"), full_page=True)
+
+
+def test_where_time_goes_lists_the_sagas_of_a_step(served: Any, browser_page: Any) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/time_spent?range=all")
+    _settled(page, "Handler runs")
+    _click_row(page, 0, 0)
+    _settled(page, "Slowest handlings of")
+    page.get_by_role("button", name="Open its sagas").click()
+    page.wait_for_url(re.compile(r"/sagas\?.*step=.*service="), timeout=30000)
+    _settled(page, "sagas match")
+    assert _matches(page) > 0

@@ -55,7 +55,8 @@ def test_overview_counts_sagas_by_status(seeded: Seeded, open_page: Any) -> None
     assert shown["Running"] == "1"
     assert shown["Stalled"] == "1"
     assert shown["Completed"] == "3"  # order-completed, order-skewed, trip-1
-    assert shown["Failed or undone"] == "3"
+    assert shown["Failed"] == "1"
+    assert shown["Compensated"] == "1"
     # failed + compensating + compensated (3) among sagas with an outcome (6)
     assert shown["Failure rate"] == "50.0%"
 
@@ -122,6 +123,27 @@ def test_search_by_message_id_finds_its_saga(seeded: Seeded, open_page: Any) -> 
     at = open_page("flow", seeded.store, saga=seeded.message_id)
     assert "found by message id" in texts(at)
     assert len(table(at, "audit_trail")) == 11
+
+
+def test_search_by_a_full_traceparent_finds_its_trace(seeded: Seeded, open_page: Any) -> None:
+    row = seeded.store.query(
+        "SELECT trace_id, span_id FROM messages WHERE saga_id = 'order-compensated' LIMIT 1"
+    ).rows[0]
+    at = open_page("flow", seeded.store, saga=f"00-{row[0]}-{row[1]}-01")
+    assert "found by trace id" in texts(at)
+    assert len(table(at, "audit_trail")) == 11
+
+
+def test_a_fixed_range_in_the_link_counts_only_its_window(seeded: Seeded,
+                                                         open_page: Any) -> None:
+    # Sagas active in the 5 minutes after the 30-minute-old ones began: those three only.
+    since = seeded.now - timedelta(minutes=31)
+    until = seeded.now - timedelta(minutes=26)
+    at = open_page("overview", seeded.store, range="fixed",
+                   since=since.strftime("%Y-%m-%d %H:%M:%S"),
+                   until=until.strftime("%Y-%m-%d %H:%M:%S"))
+    assert metrics(at)["Sagas"] == "3"  # order-completed, -failed, -compensated
+    assert at.query_params["since"] == since.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def test_unknown_id_gives_a_friendly_message(seeded: Seeded, open_page: Any) -> None:
@@ -226,7 +248,9 @@ def test_compensation_pairing_flags_missing_and_pending_undos(seeded: Seeded,
 def test_process_map_shows_one_saga_type_with_live_counts(seeded: Seeded,
                                                          open_page: Any) -> None:
     at = open_page("process_map", seeded.store, range="all")
-    assert at.selectbox(key="url_map").value == "order-fulfillment"
+    # One saga-type picker, the sidebar's: with none chosen, the map takes the first type.
+    assert at.selectbox(key="url_type").value == "order-fulfillment"
+    assert not [s for s in at.selectbox if s.label == "Saga type" and s.key != "url_type"]
     assert metrics(at)["Sagas"] == "7"
     steps = table(at, "steps_table")
     payment = steps[steps["step"] == "payment"].iloc[0]

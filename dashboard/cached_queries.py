@@ -1,0 +1,155 @@
+"""The questions pages ask, typed and cached per store and watermark: each written once.
+
+A cached question is a :class:`SagaQueries` method named in :class:`CachedQueries`' body
+(``status_counts = cached(SagaQueries.status_counts)``): its signature and its result type are
+the query layer's own, and its answer is kept for the same store, the same watermark and the
+same arguments. The watermark itself (the one query a live page repeats) is read at most once
+per :data:`WATERMARK_MAX_AGE_S` per process, however many pages are open.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+
+import streamlit as st
+from sagascope.dashboard import runtime
+from sagascope.queries import Acknowledgement, SagaQueries
+from sagascope.store import StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+#: How long an answer is kept. Answers are keyed by the watermark, so new data gets new
+#: answers at once; the age limit only bounds what a range anchored at "now" may drift.
+RESULT_TTL_S = 300.0
+#: Answers kept per question (filters, ranges, pages of the saga list...).
+MAX_ENTRIES = 256
+#: A watermark read this recently is reused by every session of this process.
+WATERMARK_MAX_AGE_S = 1.0
+
+#: What a cached answer depends on besides its arguments: the store and its watermark.
+DataKey = tuple[int, "datetime | None"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@st.cache_resource(show_spinner=False)
+def _queries_for(_store: Any, store_key: int, rules_key: str) -> SagaQueries:
+    current = runtime.settings()
+    return SagaQueries.from_settings(
+        _store, current.alerts, hide_payloads=current.dashboard.hide_payloads
+    )
+
+
+def queries() -> SagaQueries:
+    """The query layer over the runtime's store, one per store and settings."""
+    current = runtime.store()
+    config = runtime.settings()
+    return _queries_for(current, id(current), repr((config.alerts, config.dashboard.hide_payloads)))
+
+
+class cached(Generic[P, R]):
+    """``name = cached(SagaQueries.name)`` in :class:`CachedQueries`: that question, cached."""
+
+    def __init__(self, question: Callable[Concatenate[SagaQueries, P], R]) -> None:
+        def answer(_q: SagaQueries, key: DataKey, *args: Any, **kwargs: Any) -> Any:
+            return question(_q, *args, **kwargs)
+
+        # Streamlit keys a cache by the function's module, qualified name and source: every
+        # ``answer`` has the same source, so the question's name tells them apart.
+        answer.__qualname__ = f"cached.{question.__name__}"
+        answer.__name__ = question.__name__
+        self._answer = st.cache_data(ttl=RESULT_TTL_S, max_entries=MAX_ENTRIES,
+                                     show_spinner=False)(answer)
+
+    def __get__(self, owner: CachedQueries, cls: type | None = None) -> Callable[P, R]:
+        def ask(*args: P.args, **kwargs: P.kwargs) -> R:
+            return self._answer(owner.q, owner.key, *args, **kwargs)
+
+        return ask
+
+
+class CachedQueries:
+    """The questions pages ask, cached for the same data (acknowledgements are not)."""
+
+    def __init__(self, q: SagaQueries, key: DataKey) -> None:
+        self.q = q
+        self.key = key
+
+    status_counts = cached(SagaQueries.status_counts)
+    throughput = cached(SagaQueries.throughput)
+    cycle_times = cached(SagaQueries.cycle_times)
+    cycle_times_over_time = cached(SagaQueries.cycle_times_over_time)
+    failures = cached(SagaQueries.failures)
+    compensation_summary = cached(SagaQueries.compensation_summary)
+    stalled = cached(SagaQueries.stalled)
+    process_map = cached(SagaQueries.process_map)
+    variants = cached(SagaQueries.variants)
+    saga_page = cached(SagaQueries.saga_page)
+    step_times = cached(SagaQueries.step_times)
+    waiting_by_step = cached(SagaQueries.waiting_by_step)
+    saga_types = cached(SagaQueries.saga_types)
+    filter_choices = cached(SagaQueries.filter_choices)
+    alerts = cached(SagaQueries.alerts)
+    trace_spans = cached(SagaQueries.trace_spans)
+    slowest_handlings = cached(SagaQueries.slowest_handlings)
+    data_since = cached(SagaQueries.data_since)
+
+    # One saga: point queries, cached too (a click on the page reruns it; new data has a
+    # new watermark, so a new answer).
+    flow = cached(SagaQueries.flow)
+    diagnosis = cached(SagaQueries.diagnosis)
+
+    # Always fresh: what this dashboard itself writes.
+    def acknowledgements(self) -> dict[tuple[str, str], Acknowledgement]:
+        return self.q.acknowledgements()
+
+
+def ask() -> CachedQueries:
+    """The cached query layer for the data as of this run (:func:`data_as_of`)."""
+    current = runtime.store()
+    return CachedQueries(queries(), (id(current), st.session_state.get("_data_as_of")))
+
+
+# ---- the watermark ---------------------------------------------------------------------------
+
+_watermark_lock = threading.Lock()
+_watermarks: dict[int, tuple[float, datetime | None]] = {}
+
+
+def forget_watermarks() -> None:
+    """Drop the remembered watermarks (tests that change the store under a page)."""
+    with _watermark_lock:
+        _watermarks.clear()
+
+
+def data_as_of() -> datetime | None:
+    """The store's watermark (:meth:`SagaQueries.data_as_of`), read at most once per
+    :data:`WATERMARK_MAX_AGE_S` in this process; None while the store holds nothing.
+
+    Raises:
+        StoreUnavailable: the store cannot be reached.
+    """
+    store = runtime.store()
+    now = time.monotonic()
+    with _watermark_lock:
+        seen = _watermarks.get(id(store))
+        if seen is not None and now - seen[0] < WATERMARK_MAX_AGE_S:
+            return seen[1]
+    try:
+        value = queries().data_as_of()
+    except StoreUnavailable:
+        raise
+    except StoreError as exc:
+        # A database without sagascope's tables yet: nothing collected so far.
+        log.warning("dashboard data_as_of failed: %s", exc)
+        value = None
+    as_of = value if isinstance(value, datetime) else None
+    with _watermark_lock:
+        _watermarks[id(store)] = (now, as_of)
+    return as_of

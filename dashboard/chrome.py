@@ -1,0 +1,237 @@
+"""What every page shares around its content: style, favicon and tab title, the sidebar's
+global filters, the data's watermark, live refresh, and friendly errors.
+
+Live refresh: a page runs once per visit or click. A small fragment checks the store's
+watermark every ``dashboard.refresh_s`` (one cheap query per process at most every
+:data:`~sagascope.dashboard.cached_queries.WATERMARK_MAX_AGE_S`) and reruns the page only when
+it moved; on a store where nothing changes, nothing else is asked. While a rerun redraws,
+the previous content stays readable (never greyed out) and is replaced in place.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import streamlit as st
+from sagascope.dashboard import freshness, runtime, url_state
+from sagascope.dashboard.cached_queries import ask, data_as_of, queries
+from sagascope.dashboard.figures import STATUS_COLORS
+from sagascope.store import StoreError, StoreUnavailable
+
+from sagascope.exceptions import SagascopeError
+
+log = logging.getLogger(__name__)
+
+_CSS = """
+<style>
+  .block-container {padding-top: 2.2rem; padding-bottom: 2rem; max-width: 1500px;}
+  div[data-testid="stMetric"] {background: #f8f9fb; border: 1px solid #e9ecef;
+      border-radius: 10px; padding: 10px 14px;}
+  div[data-testid="stMetricLabel"] p {color: #5c6370; font-size: 0.85rem;}
+  .saga-badge {display: inline-block; padding: 2px 10px; border-radius: 999px;
+      color: white; font-weight: 600; font-size: 0.85rem;}
+  .why-box {border-left: 4px solid #868e96; background: #f8f9fb; padding: 8px 14px;
+      border-radius: 6px; margin: 6px 0 12px 0;}
+  /* A rerun replaces the page's content in place: what is on screen stays readable until
+     then, never greyed out (Streamlit dims "stale" elements while a script runs). */
+  [data-stale="true"] {opacity: 1 !important; transition: none !important;}
+  /* The data grid's toolbar floats above the grid, not over the content above it. */
+  div[data-testid="stElementToolbar"] {top: -2.1rem;}
+</style>
+"""
+
+
+def style() -> None:
+    st.html(_CSS)
+
+
+@functools.cache
+def favicon() -> Any:
+    """The tab icon, drawn here: a favicon must not be fetched from the internet."""
+    from PIL import Image, ImageDraw
+
+    icon = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(icon)
+    draw.rounded_rectangle((2, 2, 62, 62), radius=14, fill="#3b5bdb")
+    for y, width in ((18, 34), (32, 24), (46, 14)):  # a flow's steps, shrinking: a waterfall
+        draw.rounded_rectangle((12 + (34 - width), y - 5, 12 + 34, y + 5), radius=4,
+                               fill="white")
+    return icon
+
+
+def page_setup(title: str) -> None:
+    """Tab title ("<page> · sagascope"), local favicon, wide layout, the house style."""
+    st.set_page_config(page_title=f"{title} · sagascope", page_icon=favicon(), layout="wide",
+                       initial_sidebar_state="expanded")
+    style()
+
+
+# ---- the watermark -----------------------------------------------------------------------
+
+
+def read_watermark() -> None:
+    """Read the store's watermark once per run; cached answers are keyed by it."""
+    try:
+        as_of = data_as_of()
+    except StoreUnavailable as exc:
+        st.session_state["_store_down"] = str(exc)
+        st.session_state["_data_as_of"] = None
+        return
+    st.session_state.pop("_store_down", None)
+    st.session_state["_data_as_of"] = as_of
+    if as_of is not None and "_data_since" not in st.session_state:
+        try:
+            st.session_state["_data_since"] = ask().data_since()
+        except StoreError as exc:
+            log.warning("dashboard data_since failed: %s", exc)
+
+
+def data_as_of_line() -> None:
+    """"Data as of" at the top of the page body, and a warning when the data is stale."""
+    if st.session_state.get("_store_down"):
+        return  # the page itself says the store cannot be reached
+    as_of = st.session_state.get("_data_as_of")
+    freshness.show(queries(), as_of if isinstance(as_of, datetime) else None,
+                   runtime.settings().dashboard.stale_after_s)
+
+
+# ---- the sidebar -------------------------------------------------------------------------
+
+#: A page that needs one saga type sets this; the sidebar's picker takes it on the next run.
+PENDING_TYPE = "_pending_saga_type"
+
+
+
+def sidebar() -> None:
+    """The global filters (time range, saga type) in the URL."""
+    with st.sidebar:
+        st.markdown("### :material/travel_explore: sagascope")
+        _time_range()
+        type_key = url_state.url_bound("type", url_state.ALL)
+        if PENDING_TYPE in st.session_state:
+            st.session_state[type_key] = st.session_state.pop(PENDING_TYPE)
+        types = [url_state.ALL, *_safe_saga_types()]
+        if st.session_state.get(type_key) not in types:
+            types.append(str(st.session_state.get(type_key)))
+        st.selectbox("Saga type", types, key=type_key,
+                     format_func=lambda t: t or "All saga types")
+        st.toggle(f"Refresh when new data arrives (checked every "
+                  f"{runtime.settings().dashboard.refresh_s:g} s)", value=True,
+                  key="auto_refresh")
+    url_state.sync_url({"range": url_state.DEFAULT_TIME_RANGE, "type": url_state.ALL})
+    fixed = url_state.time_range() == "fixed"
+    url_state.sync_url({url_state.SINCE: "", url_state.UNTIL: ""} if fixed else {})
+    if not fixed:
+        for param in (url_state.SINCE, url_state.UNTIL):
+            if param in st.query_params:
+                del st.query_params[param]
+
+
+def _time_range() -> None:
+    range_key = url_state.url_bound("range", url_state.DEFAULT_TIME_RANGE)
+    since_key = url_state.url_bound(url_state.SINCE)
+    until_key = url_state.url_bound(url_state.UNTIL)
+    if st.session_state.get(range_key) not in url_state.TIME_RANGES:
+        st.session_state[range_key] = url_state.DEFAULT_TIME_RANGE
+    st.selectbox("Time range", list(url_state.TIME_RANGES), key=range_key,
+                 format_func=lambda k: url_state.TIME_RANGES[k][0], on_change=_pin_range,
+                 args=(st.session_state.get(range_key),))
+    if st.session_state.get(range_key) == "fixed":
+        left, right = st.columns(2)
+        left.text_input("From (UTC)", key=since_key, placeholder="2026-12-07 08:00")
+        right.text_input("Until (UTC)", key=until_key, placeholder="now")
+        for key in (since_key, until_key):
+            if st.session_state.get(key) and url_state.parse_time(str(st.session_state[key])) is None:
+                st.warning(f"Not a time: {st.session_state[key]!r} (e.g. 2026-12-07 08:00).")
+
+
+def _pin_range(previous: str | None) -> None:
+    """Choosing "Fixed" starts from the window shown so far, so a shared link shows it."""
+    if st.session_state.get(url_state.url_key("range")) != "fixed":
+        return
+    window = url_state.TIME_RANGES.get(previous or "", ("", None))[1]
+    end = url_state.anchor()
+    start = end - window if window is not None else st.session_state.get("_data_since")
+    if isinstance(start, datetime):
+        st.session_state[url_state.url_key(url_state.SINCE)] = _minute(start)
+    st.session_state[url_state.url_key(url_state.UNTIL)] = _minute(end, up=True)
+
+
+def _minute(moment: datetime, *, up: bool = False) -> str:
+    """The minute holding ``moment`` (``up``: the next one, so the range covers it)."""
+    minute = moment.astimezone(UTC).replace(second=0, microsecond=0)
+    return (minute + timedelta(minutes=1 if up else 0)).strftime("%Y-%m-%d %H:%M")
+
+
+def _safe_saga_types() -> list[str]:
+    try:
+        return ask().saga_types()
+    except StoreError as exc:
+        log.warning("dashboard saga_types failed: %s", exc)
+        return []
+
+
+# ---- running a page: live data, friendly errors -------------------------------------------
+
+
+def run_page(page: Any) -> None:
+    """Run the selected page; store trouble becomes a message, not a traceback."""
+    data_as_of_line()
+    guarded(page.run)
+
+
+def guarded(body: Callable[[], None]) -> None:
+    try:
+        body()
+    except StoreUnavailable as exc:
+        st.warning(f"The store cannot be reached right now; retrying on the next refresh. "
+                   f"({exc})", icon=":material/cloud_off:")
+    except SagascopeError as exc:
+        log.exception("dashboard page failed")
+        st.error(f"This page could not be shown: {exc}", icon=":material/error:")
+
+
+def live(render: Callable[[], None]) -> None:
+    """Run a page's ``render`` (a fragment: its own clicks rerun only it), and rerun the page
+    when the store's watermark moves (see the module docstring)."""
+    st.fragment(guarded)(render)
+    if st.session_state.get("auto_refresh", True):
+        st.fragment(run_every=runtime.settings().dashboard.refresh_s)(_rerun_on_new_data)()
+
+
+def _rerun_on_new_data() -> None:
+    try:
+        latest = data_as_of()
+    except StoreUnavailable as exc:
+        if not st.session_state.get("_store_down"):
+            st.session_state["_store_down"] = str(exc)
+            st.rerun()
+        return
+    if latest != st.session_state.get("_data_as_of") or st.session_state.get("_store_down"):
+        st.rerun()
+
+
+def empty_store_notice() -> bool:
+    """Say so and return True when the store holds no messages at all."""
+    if st.session_state.get("_data_as_of") is not None:
+        return False
+    if st.session_state.get("_store_down"):
+        st.warning("The store cannot be reached right now; this page retries on the next "
+                   f"refresh. ({st.session_state['_store_down']})", icon=":material/cloud_off:")
+        return True
+    st.info(
+        "No saga messages stored yet. Start the collector (`sagascope collect`) or the demo "
+        "(`sagascope demo`), and this page fills in as messages arrive.",
+        icon=":material/inbox:",
+    )
+    return True
+
+
+def status_badge(status: str) -> str:
+    color = STATUS_COLORS.get(status, "#495057")
+    return f'<span class="saga-badge" style="background:{color}">{html.escape(status)}</span>'

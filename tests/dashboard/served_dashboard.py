@@ -1,0 +1,104 @@
+"""The real dashboard served in a subprocess over a seeded store, and how a test waits for a
+page in Chromium to be idle (the definition ``bench/bench_browser.py`` measures to)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@dataclass
+class ServedDashboard:
+    url: str
+    process: subprocess.Popen[str]
+    ids: dict[str, str]
+
+    def command(self, line: str) -> str:
+        """Send the server process a command (see dashboard_seeded_server.py); its reply."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def queries(self) -> dict[str, int]:
+        """Store queries the server process ran so far: ``watermark`` checks and ``other``."""
+        reply = self.command("queries")
+        assert reply.startswith("QUERIES "), reply
+        return {"watermark": 0, "other": 0, **json.loads(reply[len("QUERIES "):])}
+
+
+@contextmanager
+def serve_seeded(work: Path, refresh_s: float | None = None) -> Iterator[ServedDashboard]:
+    """The dashboard served by ``serve()`` in a subprocess over a seeded chDB directory."""
+    script = Path(__file__).with_name("dashboard_seeded_server.py")
+    extra = [] if refresh_s is None else [str(refresh_s)]
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(work / "store"), *extra],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=work,
+    )
+    assert process.stdout is not None and process.stdin is not None
+    url, ids = "", {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (url and ids):
+        line = process.stdout.readline()
+        if not line:
+            break
+        if line.startswith("URL "):
+            url = line.split()[1]
+        elif line.startswith("SAGAS "):
+            ids = json.loads(line[len("SAGAS "):])
+    if not url:
+        process.kill()
+        pytest.fail("the dashboard server subprocess did not print its URL")
+    yield ServedDashboard(url=url, process=process, ids=ids)
+    process.stdin.close()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+#: True once the page is idle: Streamlit's script finished and connected, its running
+#: indicator gone, nothing stale or still loading, every chart and grid drawn, ``text`` shown.
+IDLE_JS = """
+(text) => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
+  if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
+  if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"]')) return false;
+  const main = document.querySelector('[data-testid="stMain"]') || document.body;
+  if (!main.innerText.includes(text)) return false;
+  // Only what is on the page to see: a collapsed expander or hidden tab draws nothing.
+  const shown = (selector) => [...main.querySelectorAll(selector)]
+    .filter(e => !e.closest('details:not([open])') && e.getClientRects().length > 0);
+  for (const c of shown('[data-testid="stPlotlyChart"]'))
+    if (!c.querySelector('.main-svg')) return false;
+  for (const c of shown('[data-testid="stVegaLiteChart"]'))
+    if (!c.querySelector('canvas, svg')) return false;
+  for (const g of shown('[data-testid="stDataFrame"]'))
+    if (!g.querySelector('canvas')) return false;
+  for (const g of shown('[data-testid="stGraphVizChart"]'))
+    if (!g.querySelector('svg')) return false;
+  return true;
+}
+"""
+
+
+def wait_idle(page: Any, text: str, timeout_ms: int = 60000) -> None:
+    """Wait until the page is idle (``IDLE_JS``) and shows ``text``."""
+    page.wait_for_function(IDLE_JS, arg=text, timeout=timeout_ms)

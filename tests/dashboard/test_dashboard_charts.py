@@ -1,0 +1,104 @@
+"""The light charts are pure functions: hand-made data in, the expected Vega-Lite spec out;
+the trace waterfall likewise, spans in, rows and a Plotly figure out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from sagascope.dashboard import charts, waterfall
+from sagascope.dashboard.figures import STATUS_COLORS
+from sagascope.queries import TraceSpan
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _bars(spec: dict) -> dict:
+    return spec["layer"][0]
+
+
+def test_status_bars_in_canonical_order_without_zeros_and_clickable() -> None:
+    spec = charts.status_bars({"failed": 2, "completed": 7, "running": 0, "weird": 1})
+    assert [r["status"] for r in spec["data"]["values"]] == ["completed", "failed", "weird"]
+    color = _bars(spec)["encoding"]["color"]["scale"]
+    assert color["range"][:2] == [STATUS_COLORS["completed"], STATUS_COLORS["failed"]]
+    assert _bars(spec)["params"][0]["name"] == charts.PICK
+
+
+def test_status_bars_without_sagas_says_so() -> None:
+    spec = charts.status_bars({"running": 0})
+    assert spec["data"]["values"] == [{"text": "No sagas in this range"}]
+
+
+def test_throughput_draws_empty_buckets_as_zero_not_the_previous_value() -> None:
+    frame = pd.DataFrame({"bucket": [T0, T0 + timedelta(minutes=3)],
+                          "sagas_started": [3, 4], "sagas_finished": [1, 5]})
+    full = charts.zero_filled(frame, ["sagas_started", "sagas_finished"], 60, None,
+                              T0 + timedelta(minutes=3, seconds=10))
+    assert list(full["sagas_started"]) == [3, 0, 0, 4]
+
+
+def test_throughput_marks_the_last_bucket_while_it_fills() -> None:
+    frame = pd.DataFrame({"bucket": [T0], "sagas_started": [3], "sagas_finished": [1]})
+    filling = charts.throughput_bars(frame, 60, T0, T0 + timedelta(seconds=30), "1 min")
+    assert "still filling" in filling["title"]["text"]
+    assert filling["layer"][0]["mark"]["type"] == "rect"
+    done = charts.throughput_bars(frame, 60, T0, T0 + timedelta(seconds=60), "1 min")
+    assert "still filling" not in done["title"]["text"]
+
+
+def test_cycle_times_one_small_chart_per_type_for_the_chosen_percentile() -> None:
+    frame = pd.DataFrame({
+        "bucket": [T0, T0, T0 + timedelta(hours=1)], "saga_type": ["order", "trip", "order"],
+        "count": [1, 2, 3], "p50_s": [1.0, 2.0, 3.0], "p95_s": [4.0, 5.0, 6.0],
+    })
+    spec = charts.cycle_time_multiples(frame, "p95_s", 3600, None, T0 + timedelta(hours=2),
+                                       "1 h")
+    assert spec["facet"]["row"]["field"] == "saga_type"
+    assert [r["value"] for r in spec["data"]["values"]] == [4.0, 5.0, 6.0]
+    assert "p95" in spec["title"]["text"]
+
+
+def test_count_bars_sums_by_label_largest_first_and_counts_what_is_left_out() -> None:
+    frame = pd.DataFrame({"step": ["pay", "ship", "pay", "pack"], "count": [1, 3, 4, 1]})
+    spec, total = charts.count_bars(frame, "step", top=2)
+    assert [(r["step"], r["count"]) for r in spec["data"]["values"]] == [("pay", 5), ("ship", 3)]
+    assert total == 3
+
+
+def test_variant_bars_most_frequent_first_with_the_path_on_hover() -> None:
+    variants = pd.DataFrame({"activities": [("A", "C"), ("A", "B", "C")], "count": [2, 9]})
+    spec = charts.variant_bars(variants)
+    assert [(r["variant"], r["count"], r["path"]) for r in spec["data"]["values"]] == [
+        ("V1", 9, "A → B → C"), ("V2", 2, "A → C")]
+    assert charts.variant_bars(pd.DataFrame())["data"]["values"] == [
+        {"text": "No variants in this range"}]
+
+
+def _span(span_id: str, parent: str, kind: str, start_ms: int, end_ms: int,
+          status: str = "UNSET") -> TraceSpan:
+    return TraceSpan(trace_id="t", span_id=span_id, parent_span_id=parent, name=span_id,
+                     kind=kind, service=f"svc-{span_id}", start=T0 + timedelta(milliseconds=start_ms),
+                     end=T0 + timedelta(milliseconds=end_ms), status_code=status,
+                     status_message="", message_id="")
+
+
+def test_waterfall_rows_in_tree_order_with_the_wait_in_kafka() -> None:
+    spans = [_span("send2", "handle1", "PRODUCER", 40, 41),
+             _span("send1", "", "PRODUCER", 0, 1),
+             _span("handle1", "send1", "CONSUMER", 21, 30, status="ERROR")]
+    rows = waterfall.waterfall_frame(spans)
+    assert list(rows["span_id"]) == ["send1", "handle1", "send2"]
+    assert list(rows["depth"]) == [0, 1, 2]
+    assert rows["wait_ms"].iloc[1] == 20.0
+    assert list(rows["failed"]) == [False, True, False]
+    totals = waterfall.trace_summary(rows)
+    assert totals["handling_ms"] == 9.0 and totals["waiting_ms"] == 20.0 and totals["errors"] == 1
+
+
+def test_waterfall_figure_labels_each_span_and_marks_failures() -> None:
+    spans = [_span("send1", "", "PRODUCER", 0, 1),
+             _span("handle1", "send1", "CONSUMER", 21, 30, status="ERROR")]
+    fig = waterfall.trace_waterfall(waterfall.waterfall_frame(spans))
+    labels = list(fig.layout.yaxis.ticktext)
+    assert labels == ["svc-send1 · send1", "⚠ ↳ svc-handle1 · handle1"]

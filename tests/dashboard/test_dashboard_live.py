@@ -1,0 +1,88 @@
+"""Live pages in Chromium: on a frozen store an open page asks nothing; under traffic it
+refreshes in place, never stale (greyed) for longer than one refresh."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from served_dashboard import ServedDashboard, serve_seeded, wait_idle
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REFRESH_S = 2.0
+#: How long a person reads a page in the frozen-store test.
+OPEN_FOR_MS = 30_000
+
+#: Records, in the page, the longest time any element stayed marked stale (what a rerun
+#: greys out), sampled every 20 ms.
+STALE_WATCH_JS = """
+() => {
+  window.__stale = {longest: 0, since: null};
+  setInterval(() => {
+    const now = performance.now();
+    if (document.querySelector('[data-stale="true"]')) {
+      if (window.__stale.since === null) window.__stale.since = now;
+      window.__stale.longest = Math.max(window.__stale.longest, now - window.__stale.since);
+    } else {
+      window.__stale.since = null;
+    }
+  }, 20);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def live_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDashboard]:
+    """A dashboard of its own (refreshing every 2 s), so traffic here changes no other test."""
+    with serve_seeded(tmp_path_factory.mktemp("live"), refresh_s=REFRESH_S) as dashboard:
+        yield dashboard
+
+
+def _sagas_metric(page: Any) -> int:
+    label = page.locator('[data-testid="stMetric"]', has_text="Sagas").first
+    return int(re.sub(r"\D", "", label.locator('[data-testid="stMetricValue"]').inner_text()))
+
+
+def test_a_page_open_on_a_frozen_store_asks_no_query(live_served: ServedDashboard,
+                                                     chromium: Any) -> None:
+    page = chromium.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        page.goto(f"{live_served.url}/?range=all")
+        wait_idle(page, "Cycle time by saga type")
+        before = live_served.queries()
+        # The behaviour under test is a page left open: nothing to await but the time.
+        page.wait_for_timeout(OPEN_FOR_MS)
+        after = live_served.queries()
+    finally:
+        page.close()
+    assert after["other"] == before["other"], (before, after)
+    # The page stayed live: it checked the watermark on every refresh.
+    assert after["watermark"] - before["watermark"] >= OPEN_FOR_MS / 1000 / REFRESH_S / 2
+
+
+def test_under_traffic_no_element_stays_stale_longer_than_one_refresh(
+        live_served: ServedDashboard, chromium: Any, shots: Path) -> None:
+    page = chromium.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        page.goto(f"{live_served.url}/?range=all")
+        wait_idle(page, "Cycle time by saga type")
+        page.evaluate(STALE_WATCH_JS)
+        for _ in range(3):
+            shown = _sagas_metric(page)
+            assert live_served.command("traffic").startswith("TRAFFIC ")
+            # The new saga appears without a click: the page refreshed by itself.
+            page.wait_for_function(
+                """(n) => [...document.querySelectorAll('[data-testid="stMetric"]')]
+                     .some(m => m.innerText.startsWith('Sagas') &&
+                                parseInt(m.innerText.replace(/\\D/g, '')) === n)""",
+                arg=shown + 1, timeout=30000)
+            wait_idle(page, "Cycle time by saga type")
+        longest_ms = page.evaluate("() => window.__stale.longest")
+        page.screenshot(path=str(shots / "live_after_traffic.png"), full_page=True)
+    finally:
+        page.close()
+    assert longest_ms < REFRESH_S * 1000, f"an element stayed stale for {longest_ms:.0f} ms"
