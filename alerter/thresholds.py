@@ -15,9 +15,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sagascope.queries import StallRule
-
 from sagascope.exceptions import ConfigError
+from sagascope.queries import StallRule
 from sagascope.settings import AlertSettings, ThresholdRule
 
 ANY = "*"

@@ -123,8 +123,8 @@ def _free_port() -> int:
 def _serve_store(directory: str, sagas: int) -> int:
     """Child process: generate the store, serve the dashboard on it, print ``URL <url>``."""
     import bench_dashboard
-    from sagascope.dashboard import serve
 
+    from sagascope.dashboard import serve
     from sagascope.settings import load_settings
 
     started = time.perf_counter()
@@ -163,7 +163,6 @@ def served_store(sagas: int, workdir: str) -> Iterator[Served]:
 @contextmanager
 def served_empty(workdir: str) -> Iterator[Served]:
     from sagascope.dashboard.server import _streamlit_options
-
     from sagascope.settings import load_settings
 
     script = Path(workdir) / "empty_app.py"

@@ -52,18 +52,18 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from procstat import rss_kb
+
 from sagascope.collector import Collector
 from sagascope.collector.decode.correlate import Correlator
 from sagascope.collector.decode.redact import Redactor
 from sagascope.collector.decode.rows import DecodeContext, decode_row
 from sagascope.collector.record_batches import Record
+from sagascope.embedded import EmbeddedBroker, create_topics
 from sagascope.instrumentation.contract import format_time, new_message_id
+from sagascope.settings import CollectorSettings, RedactionRule
 from sagascope.store import ChdbStore, ensure_schema
 from sagascope.store.base import encode_rows
 from sagascope.store.timetext import clickhouse_ms
-
-from sagascope.embedded import EmbeddedBroker, create_topics
-from sagascope.settings import CollectorSettings, RedactionRule
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

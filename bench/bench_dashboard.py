@@ -170,9 +170,9 @@ def render_times(
 ) -> dict[str, tuple[list[float], list[float]]]:
     """Per page: ``runs`` renders with every cache empty, then ``runs`` warm reruns."""
     import streamlit as st
-    from sagascope.dashboard import APP_PATH, runtime
     from streamlit.testing.v1 import AppTest
 
+    from sagascope.dashboard import APP_PATH, runtime
     from sagascope.settings import Settings
 
     runtime.configure(Settings(), store)

@@ -33,6 +33,7 @@ from typing import Any
 from bench_producer import VALUE, DiscardingExporter, contract_headers
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
 from sagascope.instrumentation import saga_handler
 
 KEY = b"order-123456"

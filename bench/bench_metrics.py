@@ -47,6 +47,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_queries import generate_sql, merge
 from benchstore import fresh_store
+
 from sagascope.alerter.saga_metrics import (
     SagaMetricsCollector,
     saga_metrics_registry,

@@ -54,6 +54,7 @@ from typing import Any
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
+
 from sagascope.instrumentation import InstrumentedProducer, start_saga
 
 VALUE = json.dumps({"order_id": "order-123456", "items": ["x" * 40] * 5, "note": "y" * 60}).encode()

@@ -85,6 +85,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from benchstore import fresh_store
+
 from sagascope.instrumentation.contract import CE_SPECVERSION, CE_TIME, SPECVERSION, TRACEPARENT
 from sagascope.queries import SagaQueries
 from sagascope.store import ChdbStore

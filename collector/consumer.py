@@ -37,12 +37,11 @@ from sagascope.collector.progress_log import ProgressLog, log_start
 from sagascope.collector.rebalance import Rebalancing
 from sagascope.collector.record_batches import as_records, record_count
 from sagascope.collector.writer import salvage_batch, write_batch, write_progress
+from sagascope.exceptions import ConfigError
+from sagascope.settings import CollectorSettings
 from sagascope.store import StoreError, StoreUnavailable
 from sagascope.store.base import Store
 from sagascope.store.schema import ensure_schema
-
-from sagascope.exceptions import ConfigError
-from sagascope.settings import CollectorSettings
 
 log = logging.getLogger(__name__)
 

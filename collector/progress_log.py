@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable
 
 from sagascope.collector.metrics import CollectorMetrics
-from sagascope.store.base import Store
-
 from sagascope.settings import CollectorSettings
+from sagascope.store.base import Store
 
 log = logging.getLogger(__name__)
 

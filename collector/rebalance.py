@@ -19,10 +19,9 @@ from sagascope.collector.batch import Batch
 from sagascope.collector.inflight import InFlight, StoreHealth
 from sagascope.collector.metrics import CollectorMetrics
 from sagascope.collector.writer import stored_positions, stored_starts, write_batch
+from sagascope.settings import CollectorSettings
 from sagascope.store import StoreError
 from sagascope.store.base import Store
-
-from sagascope.settings import CollectorSettings
 
 log = logging.getLogger(__name__)
 

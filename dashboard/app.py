@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+
 from sagascope.dashboard import auth, chrome, runtime
 
 _PAGES = Path(__file__).with_name("views")

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 import streamlit as st
+
 from sagascope.dashboard import runtime
 from sagascope.queries import Acknowledgement, SagaQueries
 from sagascope.store import StoreError, StoreUnavailable

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+
 from sagascope.dashboard.figures import STATUS_COLORS, STATUS_ORDER
 from sagascope.queries.formatting import format_duration
 

@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import streamlit as st
+
 from sagascope.dashboard import freshness, runtime, url_state
 from sagascope.dashboard.cached_queries import ask, data_as_of, queries
 from sagascope.dashboard.figures import STATUS_COLORS
-from sagascope.store import StoreError, StoreUnavailable
-
 from sagascope.exceptions import SagascopeError
+from sagascope.store import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+
 from sagascope.queries.formatting import format_duration
 
 #: One colour per saga status, used by every chart and badge.

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 
 import streamlit as st
+
 from sagascope.queries import SagaQueries
 from sagascope.store import StoreError
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import streamlit as st
+
 from sagascope.queries import flow_link
 
 #: Where each page lives (its script, for ``st.switch_page``).

@@ -13,9 +13,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from sagascope.store import Store, open_store_from_settings
-
 from sagascope.settings import Settings, load_settings
+from sagascope.store import Store, open_store_from_settings
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,8 @@ from typing import Any
 
 from sagascope.dashboard import auth, runtime
 from sagascope.dashboard.exceptions import DashboardError
-from sagascope.store import Store
-
 from sagascope.settings import Settings
+from sagascope.store import Store
 
 log = logging.getLogger(__name__)
 

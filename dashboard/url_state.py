@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import streamlit as st
+
 from sagascope.queries import SagaFilter
 
 #: Time-range choices of the sidebar (URL value -> label, window); None is "all time".

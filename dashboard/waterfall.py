@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
 from sagascope.dashboard.figures import STATUS_COLORS, empty_figure, style_figure
 
 #: Spans drawn at most; a longer trace says how many are left out.

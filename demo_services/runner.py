@@ -16,6 +16,7 @@ from kafka import KafkaProducer
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
 from sagascope.demo_services import _topics as t
 from sagascope.demo_services._faults import ServiceFaultConfig, resolve_faults
 from sagascope.demo_services._runtime import ClientConfigs, DemoService, ServiceEnv
@@ -32,9 +33,8 @@ from sagascope.demo_services.payment import Payment
 from sagascope.demo_services.shipping import Shipping
 from sagascope.demo_services.traffic import TrafficGenerator
 from sagascope.demo_services.travel_agency import TravelAgency
-from sagascope.instrumentation import DEFAULT_TELEMETRY_TOPIC, KafkaSpanExporter
-
 from sagascope.embedded import create_topics
+from sagascope.instrumentation import DEFAULT_TELEMETRY_TOPIC, KafkaSpanExporter
 from sagascope.settings import DemoSettings
 
 log = logging.getLogger(__name__)

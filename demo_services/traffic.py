@@ -21,7 +21,6 @@ from sagascope.demo_services.hotel import FULL_HOTELS
 from sagascope.demo_services.inventory import OUT_OF_STOCK_SKUS
 from sagascope.demo_services.payment import CREDIT_LIMIT, REJECTED_CARDS
 from sagascope.instrumentation import InstrumentedProducer, start_saga
-
 from sagascope.settings import DemoSettings
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
+
 from sagascope.instrumentation._ids import new_span_id, new_trace_id, now_ns
 from sagascope.instrumentation._saga import TRACER_NAME
 

@@ -14,6 +14,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
+
 from sagascope.instrumentation import contract as c
 from sagascope.instrumentation._saga import ATTR_MESSAGE_ID, ATTR_SAGA_ID, ATTR_SAGA_TYPE, ATTR_SERVICE
 

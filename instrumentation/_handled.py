@@ -21,6 +21,7 @@ from typing import Any
 
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import TracerProvider
+
 from sagascope.instrumentation._handler import (
     _HandlerScope,
     _Instrumentation,

@@ -30,6 +30,7 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 from sagascope.instrumentation import contract as c
 from sagascope.instrumentation._carrier import kafka_getter
 from sagascope.instrumentation._consumer_span import SdkTarget, sdk_target, start_consumer_span

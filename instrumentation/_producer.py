@@ -15,6 +15,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TracerProvider, TraceState
+
 from sagascope.instrumentation import contract as c
 from sagascope.instrumentation._carrier import kafka_setter
 from sagascope.instrumentation._clients import (

@@ -32,6 +32,7 @@ from opentelemetry.trace import (
     TraceFlags,
     TracerProvider,
 )
+
 from sagascope.instrumentation._saga import (
     ATTR_CONVERSATION_ID,
     ATTR_MESSAGE_ID,

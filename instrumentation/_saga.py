@@ -24,6 +24,7 @@ from opentelemetry.trace import (
     TraceFlags,
     TracerProvider,
 )
+
 from sagascope.instrumentation import contract as c
 from sagascope.instrumentation._ids import message_id_at, new_span_id, new_trace_id, now_ns
 from sagascope.instrumentation.exceptions import ContractError

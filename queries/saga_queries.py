@@ -46,10 +46,9 @@ from sagascope.queries.results import (
     Variant,
 )
 from sagascope.queries.state import StateQuery, state_sql
+from sagascope.settings import AlertSettings, StatusRule
 from sagascope.store.base import StoreReader
 from sagascope.store.timetext import as_utc
-
-from sagascope.settings import AlertSettings, StatusRule
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,11 @@ from sagascope.instrumentation.contract import SAGA_STATUSES
 from sagascope.queries.exceptions import QueryError
 from sagascope.queries.failures import FAILING_MARKERS, cause_filter_sql
 from sagascope.queries.results import STATUSES, SagaFilter, StallRule
+from sagascope.settings import StatusRule
 from sagascope.store.base import StoreReader
 from sagascope.store.headers import header_sql
 from sagascope.store.schema import STATUS_RANK, activity_hash
 from sagascope.store.timetext import as_utc, clickhouse_param
-
-from sagascope.settings import StatusRule
 
 
 def bind(params: Mapping[str, Any]) -> dict[str, Any]:

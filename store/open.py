@@ -13,6 +13,8 @@ import os
 import threading
 import time
 
+from sagascope.exceptions import ConfigError
+from sagascope.settings import StoreSettings, secret
 from sagascope.store.base import Store
 from sagascope.store.chdb import DEFAULT_CACHE_MB, ChdbStore
 from sagascope.store.exceptions import StoreError, StoreHeld
@@ -24,9 +26,6 @@ from sagascope.store.owner import (
     read_owner,
 )
 from sagascope.store.server import ClickHouseStore
-
-from sagascope.exceptions import ConfigError
-from sagascope.settings import StoreSettings, secret
 
 #: How long an opener that lost the race for the directory waits for its owner's file.
 OWNER_FILE_WAIT_S = 5.0

@@ -21,6 +21,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
+
 from sagascope.collector.assignment import AssignmentHandler, Partition
 from sagascope.collector.exceptions import BrokerError
 from sagascope.collector.record_batches import DamagedBatch, ParsedRecords

@@ -14,6 +14,7 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
+
 from sagascope.collector.assignment import AssignmentHandler, Partition, partitions_of
 from sagascope.collector.exceptions import BrokerError
 from sagascope.collector.record_batches import hand_over_batches

@@ -18,7 +18,6 @@ from typing import Any
 
 from sagascope.collector.exceptions import RuleError
 from sagascope.instrumentation.contract import SAGA_STATUSES, MalformedHeader, parse_time
-
 from sagascope.settings import CorrelationRule
 
 #: The source fields a rule can set, in the order they are looked up.

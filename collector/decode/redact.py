@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sagascope.collector.decode.correlate import RuleError, parse_pointer
-
 from sagascope.settings import RedactionRule
 
 

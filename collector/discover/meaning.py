@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sagascope.collector.discover import words as w
-
 from sagascope.settings import TypeMeaning
 
 #: Share of a type's occurrences a pattern must hold in for discovery to believe it.

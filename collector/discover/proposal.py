@@ -27,9 +27,8 @@ from sagascope.collector.discover.linking import IdSpace, find_id_spaces
 from sagascope.collector.discover.meaning import Step, learn_meanings
 from sagascope.collector.discover.profile import TopicProfile, profile_topics
 from sagascope.collector.discover.sample import SampledRecord
-from sagascope.store.schema import STATUS_RANK
-
 from sagascope.settings import CorrelationRule, OutcomeValue
+from sagascope.store.schema import STATUS_RANK
 
 #: Saga statuses in the order the store ranks markers of the same Kafka time.
 _STATUS_RANK: tuple[str, ...] = tuple(ast.literal_eval(STATUS_RANK))

@@ -13,7 +13,6 @@ from pathlib import Path
 from sagascope.collector.decode.correlate import Correlator
 from sagascope.collector.discover.proposal import Proposal, TopicFinding
 from sagascope.collector.exceptions import DiscoverError
-
 from sagascope.settings import CorrelationRule, load_settings
 
 #: Comments discovery writes start so; ``--force`` removes them with the rules they describe.

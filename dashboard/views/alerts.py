@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
+
 from sagascope.dashboard import cached_queries, chrome, figures, links, runtime, tables, url_state
 from sagascope.queries import (
     Acknowledgement,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+
 from sagascope.dashboard import chrome, figures, links, runtime, tables, url_state, waterfall
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import Flow, NotFound, SagaDiagnosis, causal_times

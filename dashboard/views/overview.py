@@ -4,6 +4,7 @@ Every tile and bar opens the saga list it counts."""
 from __future__ import annotations
 
 import streamlit as st
+
 from sagascope.dashboard import charts, chrome, figures, links, tables, url_state
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import SagaFilter

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+
 from sagascope.dashboard import chrome, figures, links, tables, url_state
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import FINISHED_STATUSES, SAGA_SORT_KEYS, STATUSES, SagaPage

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+
 from sagascope.dashboard import charts, chrome, figures, links, tables, url_state
 from sagascope.dashboard.cached_queries import ask
 

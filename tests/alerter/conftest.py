@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from sagascope.queries import Alert
 from waiting import wait_until
 
 from sagascope.embedded import free_port
+from sagascope.queries import Alert
 
 
 class WebhookReceiver:

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from alert_sinks import RecordingSink
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from waiting import collect, polled, wait_until
+
 from sagascope.alerter import Alerter, KafkaSink, WebhookSink
 from sagascope.collector import Collector
 from sagascope.instrumentation import contract
 from sagascope.queries import SagaQueries, list_alerts
-from waiting import collect, polled, wait_until
-
 from sagascope.settings import AlertSettings, CollectorSettings
 
 pytestmark = pytest.mark.slow

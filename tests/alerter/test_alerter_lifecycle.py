@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alert_sinks import RecordingSink
-from sagascope.alerter import Alerter, WebhookSink
-from sagascope.alerter.thresholds import percentile_of
-from sagascope.queries import SagaQueries, list_alerts
 from seeding import SagaScript, order_saga, seed
 from waiting import wait_until
 
+from sagascope.alerter import Alerter, WebhookSink
+from sagascope.alerter.thresholds import percentile_of
+from sagascope.queries import SagaQueries, list_alerts
 from sagascope.settings import AlertSettings, ThresholdRule
 
 _progress_version = itertools.count(1)

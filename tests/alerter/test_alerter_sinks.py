@@ -9,9 +9,9 @@ import threading
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from sagascope.alerter import KafkaSink, LogSink, WebhookSink, build_sinks
 from waiting import wait_until
 
+from sagascope.alerter import KafkaSink, LogSink, WebhookSink, build_sinks
 from sagascope.exceptions import ConfigError
 from sagascope.settings import AlertSettings
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
+
 from sagascope.alerter.thresholds import (
     StepDurations,
     Thresholds,
     mixture_percentile,
     percentile_of,
 )
-from sagascope.queries import StallRule
-
 from sagascope.exceptions import ConfigError
+from sagascope.queries import StallRule
 from sagascope.settings import AlertSettings, ThresholdRule
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from promstack import ALERTMANAGER, Alertmanager, alertmanager_config, http_json, needs
-from sagascope.alerter import Alerter, AlertmanagerSink, build_sinks
-from sagascope.alerter.alertmanager import ALERT_NAME, alertmanager_payload
-from sagascope.queries import flow_link
 from seeding import SagaScript, order_saga, seed
 from waiting import wait_until
 
+from sagascope.alerter import Alerter, AlertmanagerSink, build_sinks
+from sagascope.alerter.alertmanager import ALERT_NAME, alertmanager_payload
 from sagascope.exceptions import ConfigError
+from sagascope.queries import flow_link
 from sagascope.settings import AlertSettings, DashboardSettings, Settings
 
 DASHBOARD = "http://dashboard.example:8501"

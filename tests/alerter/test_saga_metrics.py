@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from seeding import SagaScript, order_saga, seed, seed_scenarios
+
 from sagascope.alerter.saga_metrics import (
     SagaMetricsCollector,
     saga_metrics_registry,
@@ -15,7 +17,6 @@ from sagascope.alerter.saga_metrics import (
 )
 from sagascope.queries import SagaFilter, SagaQueries
 from sagascope.queries.exceptions import QueryError
-from seeding import SagaScript, order_saga, seed, seed_scenarios
 
 
 def _samples(collector: SagaMetricsCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -8,8 +8,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from sagascope.collector.clients import CLIENTS
 
+from sagascope.collector.clients import CLIENTS
 from sagascope.settings import CollectorSettings
 
 _group_counter = itertools.count()

@@ -6,6 +6,8 @@ import json
 
 import pytest
 from collector_helpers import make_record
+
+from sagascope.cli import main
 from sagascope.collector.assignment import PartitionState
 from sagascope.collector.batch import Batch, add_records
 from sagascope.collector.decode.correlate import Correlator
@@ -13,8 +15,6 @@ from sagascope.collector.decode.redact import Redactor
 from sagascope.collector.decode.rows import DecodeContext
 from sagascope.collector.writer import progress_rows, write_batch
 from sagascope.store import verify
-
-from sagascope.cli import main
 
 CTX = DecodeContext(Correlator(), Redactor(), 65536)
 

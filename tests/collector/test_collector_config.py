@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from sagascope.collector import Collector
 from sagascope.collector.consumer import topic_pattern
+from sagascope.exceptions import ConfigError
+from sagascope.settings import CollectorSettings, load_settings
 from sagascope.store.audit import _canonical, _canonical_stdlib
 from sagascope.store.base import encode_rows
 from sagascope.store.timetext import clickhouse_ms
-
-from sagascope.exceptions import ConfigError
-from sagascope.settings import CollectorSettings, load_settings
 
 
 @pytest.mark.parametrize(

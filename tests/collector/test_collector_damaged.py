@@ -11,11 +11,11 @@ import time
 import pytest
 from collector_helpers import producer
 from kafka.record.default_records import DefaultRecordBatchBuilder
-from sagascope.collector import Collector
-from sagascope.store import verify
 from waiting import wait_until
 
 from sagascope.broker_check import kafka_request
+from sagascope.collector import Collector
+from sagascope.store import verify
 
 
 def damaged_batch(values: list[bytes]) -> bytes:

@@ -7,13 +7,13 @@ import json
 
 import pytest
 from collector_helpers import make_record
+
 from sagascope.collector.decode.correlate import Correlator, RuleError, parse_event_time
 from sagascope.collector.decode.redact import Redactor
 from sagascope.collector.decode.rows import DecodeContext, decode_message, decode_span
-from sagascope.store.headers import rebuild
-
 from sagascope.exceptions import ConfigError
 from sagascope.settings import CorrelationRule, RedactionRule
+from sagascope.store.headers import rebuild
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 INGEST_MS = 1_763_800_001_000

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import orjson
 import pytest
 from collector_helpers import ProducedLog, make_record, producer, send_all
+from waiting import wait_until
+
 from sagascope.collector import Collector
 from sagascope.collector.assignment import Partition, PartitionState
 from sagascope.collector.batch import Batch, add_records
@@ -24,11 +26,9 @@ from sagascope.collector.decode.redact import Redactor
 from sagascope.collector.decode.rows import DecodeContext
 from sagascope.collector.record_batches import ParsedRecords, as_records, record_count
 from sagascope.collector.writer import write_batch
+from sagascope.settings import CorrelationRule, RedactionRule
 from sagascope.store import ChdbStore, ensure_schema, verify
 from sagascope.store.audit import link_hash, row_digest
-from waiting import wait_until
-
-from sagascope.settings import CorrelationRule, RedactionRule
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 CAP = 2048

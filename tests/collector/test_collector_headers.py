@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from sagascope.instrumentation.contract import format_time
 from sagascope.store.headers import (
     BIT,

@@ -6,11 +6,11 @@ import json
 import urllib.request
 
 from collector_helpers import ProducedLog, producer, send_all
-from sagascope.collector import Collector
-from sagascope.store import verify
 from waiting import wait_until
 
+from sagascope.collector import Collector
 from sagascope.embedded import create_topics, free_port
+from sagascope.store import verify
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import pytest
 from collector_helpers import ProducedLog, producer, send_all
 from kafka import KafkaConsumer, TopicPartition
+from waiting import wait_until
+
 from sagascope.collector import Collector
 from sagascope.store import ChdbStore, ensure_schema, verify
-from waiting import wait_until
 
 _fresh = itertools.count()
 

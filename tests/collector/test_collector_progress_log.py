@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+
 from sagascope.collector.metrics import CollectorMetrics
 from sagascope.collector.progress_log import ProgressLog
 

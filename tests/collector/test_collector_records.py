@@ -13,6 +13,8 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 from kafka.record.util import calc_crc32c
+from waiting import wait_until
+
 from sagascope.collector.assignment import PartitionState
 from sagascope.collector.batch import Batch, add_records
 from sagascope.collector.decode.correlate import Correlator
@@ -27,10 +29,8 @@ from sagascope.collector.record_batches import (
     parse_batches,
     record_count,
 )
-from sagascope.store.audit import row_digest
-from waiting import wait_until
-
 from sagascope.settings import RedactionRule
+from sagascope.store.audit import row_digest
 
 GZIP = 1
 TP = TopicPartition("orders", 0)

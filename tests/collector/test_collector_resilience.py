@@ -9,9 +9,10 @@ import time
 import pytest
 from chdb_http import ChdbHttpServer
 from collector_helpers import ProducedLog, producer, send_all
+from waiting import stays_true, wait_until
+
 from sagascope.collector import Collector
 from sagascope.store import ChdbStore, ClickHouseStore, StoreError, ensure_schema, verify
-from waiting import stays_true, wait_until
 
 
 def offsets(store, topic: str) -> list[tuple[str, int, int]]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from chdb_http import ChdbHttpServer
+
 from sagascope.collector.writer import stored_positions
 from sagascope.store import ClickHouseStore, StoreError, ensure_schema
 
@@ -190,9 +191,8 @@ def test_a_read_only_server_store_refuses_writes_and_asks_readonly(loopback):
 
 
 def test_an_unreachable_server_is_store_unavailable(loopback):
-    from sagascope.store import StoreUnavailable
-
     from sagascope.embedded import free_port
+    from sagascope.store import StoreUnavailable
 
     with pytest.raises(StoreUnavailable, match="cannot reach ClickHouse"):
         ClickHouseStore(f"http://default:@127.0.0.1:{free_port()}/x?connect_timeout=1")

@@ -8,9 +8,10 @@ import time
 
 import pytest
 from collector_helpers import ProducedLog, producer, send_all
+from waiting import poll_until, wait_until
+
 from sagascope.collector import Collector
 from sagascope.store import StoreError, StoreUnavailable, verify
-from waiting import poll_until, wait_until
 
 
 class Intercepted:

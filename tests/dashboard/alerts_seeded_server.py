@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from seeding import ORDER_FLOW, SagaScript, order_saga, seed
+
 from sagascope.alerter import Alerter
 from sagascope.dashboard import serve
 from sagascope.queries import SagaQueries, acknowledge
-from sagascope.store import ChdbStore, ensure_schema
-from seeding import ORDER_FLOW, SagaScript, order_saga, seed
-
 from sagascope.settings import AlertSettings, load_settings
+from sagascope.store import ChdbStore, ensure_schema
 
 THRESHOLD_S = 300.0
 

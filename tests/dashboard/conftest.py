@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,15 +12,14 @@ from typing import Any
 
 import pytest
 import streamlit as st
-from sagascope.dashboard import APP_PATH, runtime
-from sagascope.dashboard.cached_queries import forget_watermarks
-from sagascope.store import ChdbStore, ensure_schema
 from seeding import SagaScript, order_saga, seed
 from served_dashboard import CHROMIUM, CHROMIUM_ARGS, ServedDashboard, serve_seeded
 from streamlit.testing.v1 import AppTest
-from waiting import read_lines_until
 
+from sagascope.dashboard import APP_PATH, runtime
+from sagascope.dashboard.cached_queries import forget_watermarks
 from sagascope.settings import Settings
+from sagascope.store import ChdbStore, ensure_schema
 
 PAGES = {
     "overview": "views/overview.py",
@@ -142,37 +139,6 @@ def chromium() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
-
-    work = tmp_path_factory.mktemp("served")
-    script = Path(__file__).with_name("dashboard_seeded_server.py")
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(work / "store")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        cwd=work,
-    )
-    assert process.stdout is not None and process.stdin is not None
-    printed: dict[str, Any] = {"url": "", "ids": {}}
-
-    def both_printed(line: str) -> bool:
-        if line.startswith("URL "):
-            printed["url"] = line.split()[1]
-        elif line.startswith("SAGAS "):
-            printed["ids"] = json.loads(line[len("SAGAS "):])
-        return bool(printed["url"] and printed["ids"])
-
-    read_lines_until(process.stdout, both_printed, 60)
-    url, ids = printed["url"], printed["ids"]
-    if not url:
-        process.kill()
-        pytest.fail("the dashboard server subprocess did not print its URL")
-    yield ServedDashboard(url=url, process=process, ids=ids)
-    process.stdin.close()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

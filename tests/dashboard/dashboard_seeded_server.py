@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sagascope.dashboard import serve
-from sagascope.store import ChdbStore, ensure_schema
 from seeded_spans import span_rows
 from seeding import order_saga, seed, seed_scenarios
 
+from sagascope.dashboard import serve
 from sagascope.settings import load_settings
+from sagascope.store import ChdbStore, ensure_schema
 
 #: Store queries run in this process: "watermark" (the live check) and "other".
 QUERIES: Counter[str] = Counter()

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import read_lines_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -42,28 +42,39 @@ class ServedDashboard:
 @contextmanager
 def serve_seeded(work: Path, refresh_s: float | None = None) -> Iterator[ServedDashboard]:
     """The dashboard served by ``serve()`` in a subprocess over a seeded chDB directory."""
-    script = Path(__file__).with_name("dashboard_seeded_server.py")
     extra = [] if refresh_s is None else [str(refresh_s)]
+    with serve_script("dashboard_seeded_server.py", work, extra) as dashboard:
+        yield dashboard
+
+
+@contextmanager
+def serve_script(
+    name: str, work: Path, extra: Sequence[str] = (), timeout_s: float = 60,
+    prints_ids: bool = True,
+) -> Iterator[ServedDashboard]:
+    """Run the seeding server script ``name`` (beside this file) over ``work/store`` until it
+    prints its URL (and ``SAGAS {...}``, with ``prints_ids``); stop it on leaving."""
+    script = Path(__file__).with_name(name)
     process = subprocess.Popen(
         [sys.executable, str(script), str(work / "store"), *extra],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         cwd=work,
     )
     assert process.stdout is not None and process.stdin is not None
-    url, ids = "", {}
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (url and ids):
-        line = process.stdout.readline()
-        if not line:
-            break
+    printed: dict[str, Any] = {"url": "", "ids": {}}
+
+    def url_and_ids_printed(line: str) -> bool:
         if line.startswith("URL "):
-            url = line.split()[1]
+            printed["url"] = line.split()[1]
         elif line.startswith("SAGAS "):
-            ids = json.loads(line[len("SAGAS "):])
-    if not url:
+            printed["ids"] = json.loads(line[len("SAGAS "):])
+        return bool(printed["url"] and (printed["ids"] or not prints_ids))
+
+    read_lines_until(process.stdout, url_and_ids_printed, timeout_s)
+    if not printed["url"]:
         process.kill()
-        pytest.fail("the dashboard server subprocess did not print its URL")
-    yield ServedDashboard(url=url, process=process, ids=ids)
+        pytest.fail(f"the dashboard server subprocess {name} did not print its URL")
+    yield ServedDashboard(url=printed["url"], process=process, ids=printed["ids"])
     process.stdin.close()
     try:
         process.wait(timeout=20)

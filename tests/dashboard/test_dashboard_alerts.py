@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sagascope.queries import acknowledge
 from streamlit.testing.v1 import AppTest
+
+from sagascope.queries import acknowledge
 
 PAYMENT = "PaymentReceived (reply to RetrievePayment)"
 STOCK = "StockReserved (reply to ReserveStock)"

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from served_dashboard import CHROMIUM, CHROMIUM_ARGS, serve_script
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 #: A common laptop screen: the brief's width, a browser window's height.
 VIEWPORT = {"width": 1440, "height": 900}
 ROW_PX = 35
@@ -28,31 +24,8 @@ ROW_PX = 35
 def storm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The dashboard served over the storm, in a subprocess with its own chDB directory."""
     work = tmp_path_factory.mktemp("alerts_served")
-    script = Path(__file__).with_name("alerts_seeded_server.py")
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(work / "store")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        cwd=work,
-    )
-    assert process.stdout is not None and process.stdin is not None
-    url = ""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not url:
-        line = process.stdout.readline()
-        if not line:
-            break
-        if line.startswith("URL "):
-            url = line.split()[1]
-    if not url:
-        process.kill()
-        pytest.fail("the alerts dashboard subprocess did not print its URL")
-    yield url
-    process.stdin.close()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with serve_script("alerts_seeded_server.py", work, timeout_s=120, prints_ids=False) as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+
 from sagascope.dashboard import charts, waterfall
 from sagascope.dashboard.figures import STATUS_COLORS
 from sagascope.queries import TraceSpan

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+
 from sagascope.dashboard import figures
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

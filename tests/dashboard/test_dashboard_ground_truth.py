@@ -19,10 +19,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo"))
 
 from demo_expect import make_faulty_demo_settings
-from sagascope.demo_services import SagaTruth
-from sagascope.queries import SagaFilter, SagaQueries
 from truth_runs import settled_demo_run
 
+from sagascope.demo_services import SagaTruth
+from sagascope.queries import SagaFilter, SagaQueries
 from sagascope.settings import AlertSettings, Settings
 
 pytestmark = pytest.mark.slow
@@ -70,8 +70,9 @@ def _undos(truth: SagaTruth) -> Counter[str]:
 
 def _page(store: Any) -> Any:
     import streamlit as st
-    from sagascope.dashboard import APP_PATH, runtime
     from streamlit.testing.v1 import AppTest
+
+    from sagascope.dashboard import APP_PATH, runtime
 
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -125,6 +126,7 @@ def test_sql_pairing_equals_the_python_pairing_on_the_demo_store(demo_store: Any
     """Real demo traffic (every fault on): the one-query pairing and failure causes equal what
     the previous Python pairing (``tests/failures_reference.py``) computes on the same store."""
     import failures_reference
+
     from sagascope.queries import failures as sql_pairing
 
     store, _truths = demo_store

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alert_sinks import RecordingSink
-from sagascope.alerter import Alerter
-from sagascope.queries import SagaQueries
 from seeding import SagaScript, order_saga, seed
 
+from sagascope.alerter import Alerter
+from sagascope.queries import SagaQueries
 from sagascope.settings import AlertSettings, Settings
 
 THRESHOLD_S = 60.0

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer
-from sagascope.demo_services import SagaTruth
 from waiting import poll_until
 
+from sagascope.demo_services import SagaTruth
 from sagascope.settings import DemoSettings
 
 _runs = itertools.count()

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sagascope.demo_services import SagaTruth
-from sagascope.queries import SagaFilter, SagaQueries
 from truth_runs import settled_demo_run
 
+from sagascope.demo_services import SagaTruth
+from sagascope.queries import SagaFilter, SagaQueries
 from sagascope.settings import DemoSettings, ServiceFaults
 
 pytestmark = pytest.mark.slow

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from demo_expect import expected_signatures, in_truth_order, make_faulty_demo_settings
+from waiting import poll_until
+
 from sagascope.alerter import Alerter
 from sagascope.collector import Collector
 from sagascope.demo_services import DemoRunner
 from sagascope.queries import SagaFilter, SagaQueries
-from waiting import poll_until
-
 from sagascope.settings import AlertSettings, load_settings
 
 pytestmark = pytest.mark.slow

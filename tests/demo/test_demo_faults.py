@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from kafka import KafkaConsumer, KafkaProducer
+
 from sagascope.demo_services import FaultyProducer, resolve_faults
 from sagascope.demo_services._faults import roll
-
 from sagascope.settings import DemoSettings, ServiceFaults, load_settings
 
 

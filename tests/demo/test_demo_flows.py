@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 from demo_expect import SagaRecords, make_faulty_demo_settings, mismatch, read_all
+
 from sagascope.demo_services import DemoRunner
 from sagascope.demo_services.ground_truth import SCENARIOS
 from sagascope.instrumentation import contract

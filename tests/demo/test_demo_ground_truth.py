@@ -6,9 +6,9 @@ import dataclasses
 import json
 
 import pytest
+
 from sagascope.demo_services import GroundTruth, SagaPlan, expected_truth, plan_sagas, resolve_faults
 from sagascope.demo_services.ground_truth import MAX_BOOKING_ATTEMPTS, SCENARIOS
-
 from sagascope.settings import DemoSettings
 
 
@@ -123,7 +123,6 @@ def test_a_rate_outside_zero_to_one_is_a_config_error_naming_it(name):
 ])
 def test_bad_demo_settings_fail_before_anything_runs(values, named):
     from sagascope.demo_services import DemoRunner
-
     from sagascope.exceptions import ConfigError
 
     with pytest.raises(ConfigError, match=named):

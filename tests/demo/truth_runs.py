@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from waiting import poll_until
+
 from sagascope.collector import Collector
 from sagascope.demo_services import DemoRunner, SagaTruth
 from sagascope.queries import SagaFilter, SagaQueries
-from sagascope.store import ChdbStore, ensure_schema
-from waiting import poll_until
-
 from sagascope.settings import AlertSettings, DemoSettings, load_settings
+from sagascope.store import ChdbStore, ensure_schema
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "sagascope.toml"
 

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from sagascope.store import ChdbStore, Store, ensure_schema
 
 _counter = itertools.count()

@@ -6,11 +6,11 @@ import re
 import threading
 from collections.abc import Sequence
 
-from sagascope.collector import Collector
-from sagascope.store import Store
 from waiting import wait_until
 
+from sagascope.collector import Collector
 from sagascope.settings import CollectorSettings, CorrelationRule
+from sagascope.store import Store
 
 
 def collect(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from discover_helpers import collect
-from sagascope.collector.discover import discover, sample_kafka
 
+from sagascope.collector.discover import discover, sample_kafka
 from sagascope.embedded import create_topics
 from sagascope.replay import read_log, replay
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
+
 from sagascope.collector.decode.correlate import Correlator, RuleError
 from sagascope.collector.decode.redact import Redactor
 from sagascope.collector.decode.rows import DecodeContext, decode_message
-from sagascope.store.timetext import clickhouse_ms
-
 from sagascope.settings import CorrelationRule, OutcomeValue, TypeMeaning, load_settings
+from sagascope.store.timetext import clickhouse_ms
 
 INGEST_MS = 1_763_800_001_000
 

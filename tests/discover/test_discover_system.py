@@ -18,9 +18,9 @@ import pytest
 from discover_helpers import collect
 from kafka.admin import KafkaAdminClient
 from saga_system import NOISE_TOPICS, SagaSystem, build_system, produce
-from sagascope.queries import SagaQueries
 
 from sagascope.cli import main
+from sagascope.queries import SagaQueries
 from sagascope.settings import CorrelationRule, load_settings
 
 _runs = itertools.count()

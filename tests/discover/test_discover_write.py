@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from sagascope.collector.discover import write_rules
 from sagascope.collector.discover.proposal import Proposal, TopicFinding
 from sagascope.collector.exceptions import DiscoverError
-
 from sagascope.settings import CorrelationRule, TypeMeaning, load_settings
 
 EXISTING = """# our warehouse rule

@@ -16,7 +16,6 @@ def collecting(store: Any, bootstrap_servers: str, include: str) -> Iterator[Any
     """Run a collector over the topics matching ``include``; yields ``SagaQueries`` on the store."""
     from sagascope.collector import Collector
     from sagascope.queries import SagaQueries
-
     from sagascope.settings import CollectorSettings
 
     collector = Collector(store, bootstrap_servers, CollectorSettings(

@@ -7,6 +7,8 @@ import logging
 
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
+
+from sagascope.embedded import free_port
 from sagascope.instrumentation import (
     SPAN_RECORD_TYPE,
     InstrumentedProducer,
@@ -17,8 +19,6 @@ from sagascope.instrumentation import (
     start_saga,
 )
 from sagascope.instrumentation import contract as c
-
-from sagascope.embedded import free_port
 from sagascope.testing import consumer_record
 from sagascope.testing import header_value as header
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from kafka_clients import read_aiokafka, records_in, run
+
 from sagascope.instrumentation import (
     ContractError,
     InstrumentedProducer,
@@ -17,7 +18,6 @@ from sagascope.instrumentation import (
     start_saga,
 )
 from sagascope.instrumentation import contract as c
-
 from sagascope.testing import consumer_record, contract_violations
 from sagascope.testing import header_value as header
 

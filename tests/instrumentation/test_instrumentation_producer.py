@@ -15,6 +15,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode, TraceState
+from waiting import poll_until, wait_until
+
 from sagascope.instrumentation import (
     ContractError,
     InstrumentedProducer,
@@ -26,8 +28,6 @@ from sagascope.instrumentation import (
     start_saga,
 )
 from sagascope.instrumentation import contract as c
-from waiting import poll_until, wait_until
-
 from sagascope.testing import contract_violations
 from sagascope.testing import header_value as header
 

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from opentelemetry import trace
+from waiting import collect, polled
+
 from sagascope.instrumentation import (
     InstrumentedProducer,
     compensating,
@@ -15,8 +17,6 @@ from sagascope.instrumentation import (
     start_saga,
 )
 from sagascope.instrumentation import contract as c
-from waiting import collect, polled
-
 from sagascope.testing import contract_violations
 from sagascope.testing import header_value as header
 

@@ -14,10 +14,10 @@ from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent
 from collected import collecting
 from kafka import KafkaProducer
-from sagascope.instrumentation import InstrumentedProducer, current_saga, handling, start_saga
-from sagascope.instrumentation import contract as c
 from waiting import wait_until
 
+from sagascope.instrumentation import InstrumentedProducer, current_saga, handling, start_saga
+from sagascope.instrumentation import contract as c
 from sagascope.testing import consumer_record
 from sagascope.testing import header_value as header
 

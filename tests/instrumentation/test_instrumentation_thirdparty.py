@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 from collected import collecting
-from sagascope.instrumentation import DEFAULT_OUTCOME_TOPIC
 from thirdparty.lines_changed import counts
 from waiting import wait_until
 
 from sagascope.embedded import create_topics
+from sagascope.instrumentation import DEFAULT_OUTCOME_TOPIC
 
 pytestmark = pytest.mark.slow
 

@@ -17,6 +17,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from waiting import polled, wait_until
+
 from sagascope.instrumentation import (
     InstrumentedProducer,
     KafkaSpanExporter,
@@ -24,8 +26,6 @@ from sagascope.instrumentation import (
     saga_outcome,
     start_saga,
 )
-from waiting import polled, wait_until
-
 from sagascope.settings import CollectorSettings
 from sagascope.testing import contract_violations
 
@@ -73,6 +73,7 @@ def test_one_saga_crosses_the_three_clients_and_is_stored_in_causal_order(
     bootstrap_servers, make_topic, store, chdb_path, capsys
 ):
     from aiokafka import AIOKafkaProducer
+
     from sagascope.collector import Collector
     from sagascope.queries import SagaQueries
 

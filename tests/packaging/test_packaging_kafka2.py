@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from packaging_venv import check, run
-from sagascope.instrumentation import contract as c
 
+from sagascope.instrumentation import contract as c
 from sagascope.testing import contract_violations
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sagascope.queries import SagaQueries
 from seeding import seed_scenarios
+
+from sagascope.queries import SagaQueries
 
 
 @pytest.fixture

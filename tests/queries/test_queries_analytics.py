@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sagascope.queries import QueryError, SagaFilter, SagaQueries
 from seeding import SagaScript, order_saga, seed
+
+from sagascope.queries import QueryError, SagaFilter, SagaQueries
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from datetime import timedelta
 
 import failures_reference
 import pytest
+from seeding import order_saga, seed, seed_scenarios
+
 from sagascope.queries import SagaFilter, SagaQueries
 from sagascope.queries import failures as sql_pairing
-from seeding import order_saga, seed, seed_scenarios
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sagascope.queries import NotFound, QueryError, SagaQueries
 from seeding import SagaScript, message_row, order_saga, seed
 
+from sagascope.queries import NotFound, QueryError, SagaQueries
 from sagascope.settings import StatusRule
 
 ORDER_TYPES = [

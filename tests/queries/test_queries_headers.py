@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from seeding import SagaScript, order_saga, seed
+
 from sagascope.queries import SagaFilter, SagaQueries
 from sagascope.store.timetext import rfc3339_ms
-from seeding import SagaScript, order_saga, seed
 
 
 def _ms(moment: datetime) -> int:

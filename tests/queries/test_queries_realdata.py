@@ -8,11 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sagascope.collector import Collector
-from sagascope.queries import SagaQueries
 from waiting import wait_until
 
+from sagascope.collector import Collector
 from sagascope.embedded import create_topics
+from sagascope.queries import SagaQueries
 from sagascope.replay import read_log, replay
 from sagascope.settings import CollectorSettings
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sagascope.instrumentation import contract as c
 from waiting import collect, polled
 
+from sagascope.instrumentation import contract as c
 from sagascope.replay import ReplayError, build_messages, read_log, replay
 
 CSV = """Case ID,Activity,Complete Timestamp,Resource

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from seeding import order_saga, seed
+
 from sagascope.queries import SagaQueries
 from sagascope.store import ensure_schema
-from seeding import order_saga, seed
 
 
 def _state(store):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sagascope.queries import QueryError, SagaFilter, SagaQueries, StallRule
 from seeding import SCENARIO_STATUSES, SagaScript, order_saga, seed
 
+from sagascope.queries import QueryError, SagaFilter, SagaQueries, StallRule
 from sagascope.settings import StatusRule
 
 

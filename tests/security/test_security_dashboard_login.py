@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from processes import end
-from sagascope.dashboard import auth
 
+from sagascope.dashboard import auth
 from sagascope.embedded import free_port
 from sagascope.exceptions import ConfigError
 from sagascope.settings import DashboardSettings

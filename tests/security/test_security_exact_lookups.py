@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sagascope.queries import SagaFilter, SagaQueries
-from sagascope.store import ClickHouseStore, Store, ensure_schema
 from seeding import message_row
 
+from sagascope.queries import SagaFilter, SagaQueries
+from sagascope.store import ClickHouseStore, Store, ensure_schema
 from tests.collector.chdb_http import ChdbHttpServer
 
 _db_counter = itertools.count()

@@ -8,11 +8,11 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from seeding import message_row
+
 from sagascope.queries import SagaQueries
 from sagascope.queries.saga_queries import HIDDEN_PAYLOAD
 from sagascope.store import ChdbStore
-from seeding import message_row
-
 from tests.security.clirun import sagascope
 
 CARD = "4111-1111-1111-1111"

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from sagascope.store import ClickHouseStore, ensure_schema
 from seeding import message_row
 
 from sagascope.embedded import EmbeddedBroker, free_port
+from sagascope.store import ClickHouseStore, ensure_schema
 from tests.collector.chdb_http import ChdbHttpServer
 from tests.security.clirun import sagascope, start_sagascope, wait_for_log, wait_for_page
 

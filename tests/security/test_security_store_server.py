@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sagascope.store import StoreUnavailable, open_store_from_settings
 
 from sagascope.settings import StoreSettings
+from sagascope.store import StoreUnavailable, open_store_from_settings
 from tests.collector.chdb_http import ChdbHttpServer
 from tests.security.stunnel import Stunnel
 from tests.security.tls_setup import Pki

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from sagascope.instrumentation import InstrumentedProducer, saga_handler, saga_outcome, start_saga
 
 from sagascope.embedded import create_topics
+from sagascope.instrumentation import InstrumentedProducer, saga_handler, saga_outcome, start_saga
 
 FLEET_COMMANDS = "fleet.commands"
 FLEET_EVENTS = "fleet.events"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import clickhouse_connect
 import pytest
+
 from sagascope.store import ChdbStore
 from sagascope.store.serving import READ_ONLY, ChdbHttpServer
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import clickhouse_connect
 import pytest
-from sagascope.store import read_owner
 
 from sagascope.embedded import free_port
+from sagascope.store import read_owner
 
 TESTS = Path(__file__).resolve().parents[1]
 

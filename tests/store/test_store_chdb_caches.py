@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from sagascope.store import open_store_from_settings
-from sagascope.store.chdb import DEFAULT_CACHE_MB, cache_limits
 
 from sagascope.exceptions import ConfigError
 from sagascope.settings import StoreSettings
+from sagascope.store import open_store_from_settings
+from sagascope.store.chdb import DEFAULT_CACHE_MB, cache_limits
 
 _SERVER_SETTINGS = (
     "SELECT name, value FROM system.server_settings WHERE name IN {names:Array(String)}"

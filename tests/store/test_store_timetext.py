@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from sagascope.instrumentation.contract import format_time, parse_time
 from sagascope.store import StoreError
 from sagascope.store.timetext import (

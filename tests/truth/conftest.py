@@ -11,15 +11,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sagascope.collector import Collector
-from sagascope.queries import SagaQueries
-from sagascope.store import ChdbStore, ensure_schema
 from truth_generator import THRESHOLD_S, generate_system
 from truth_oracle import expect
 from truth_store import REPO_CONFIG, Seeded, produce, truth_seeds
 from waiting import wait_until
 
+from sagascope.collector import Collector
+from sagascope.queries import SagaQueries
 from sagascope.settings import AlertSettings, load_settings
+from sagascope.store import ChdbStore, ensure_schema
 
 
 @pytest.fixture(scope="session")

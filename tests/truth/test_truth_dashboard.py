@@ -9,13 +9,13 @@ from typing import Any
 import pandas as pd
 import pytest
 import streamlit as st
-from sagascope.dashboard import APP_PATH, runtime
-from sagascope.dashboard.views.failures import cause_link
-from sagascope.queries.formatting import format_duration
 from streamlit.testing.v1 import AppTest
 from truth_generator import THRESHOLD_S
 from truth_store import FIXED_SEEDS, Seeded
 
+from sagascope.dashboard import APP_PATH, runtime
+from sagascope.dashboard.views.failures import cause_link
+from sagascope.queries.formatting import format_duration
 from sagascope.settings import AlertSettings, Settings
 
 #: Systems whose pages are opened (each page run takes seconds).

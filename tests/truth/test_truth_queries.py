@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from sagascope.queries import SagaFilter
 from truth_oracle import FINISHED
 from truth_store import Seeded
+
+from sagascope.queries import SagaFilter
 
 MS = 0.0015  # event times are stored to the millisecond
 

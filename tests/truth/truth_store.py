@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaProducer
+from truth_generator import Message, SagaSystem
+from truth_oracle import Expected
+
 from sagascope.instrumentation import contract as c
 from sagascope.queries import SagaQueries
 from sagascope.store import ChdbStore
 from sagascope.store.timetext import rfc3339_ms
-from truth_generator import Message, SagaSystem
-from truth_oracle import Expected
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "sagascope.toml"
 

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
+
 from sagascope.instrumentation import InstrumentedProducer, saga_handler
 
 LIMIT = 500

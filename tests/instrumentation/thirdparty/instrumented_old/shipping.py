@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
+
 from sagascope.instrumentation import InstrumentedProducer, saga_handler
 
 log = logging.getLogger(__name__)
