@@ -21,6 +21,7 @@ from sagascope.queries import analytics as _analytics
 from sagascope.queries import failures as _failures
 from sagascope.queries import metrics as _metrics
 from sagascope.queries import traces as _traces
+from sagascope.queries.causes import FAILING_MARKERS
 from sagascope.queries.exceptions import NotFound, QueryError
 from sagascope.queries.flows import FLOW_COLUMNS, MAX_FLOW_ROWS, causal_order
 from sagascope.queries.results import (
@@ -442,7 +443,7 @@ class SagaQueries:
         else:
             source = "alerts.default_threshold_s"
         failure = None
-        if r["marker"] in _failures.FAILING_MARKERS:
+        if r["marker"] in FAILING_MARKERS:
             failure = _failures.failure_of(self._q, saga_id, r["status"])
         return SagaDiagnosis(
             saga_id=saga_id,

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sagascope.instrumentation.contract import SAGA_STATUSES
+from sagascope.queries.causes import FAILING_MARKERS, cause_filter_sql
 from sagascope.queries.exceptions import QueryError
-from sagascope.queries.failures import FAILING_MARKERS, cause_filter_sql
 from sagascope.queries.results import STATUSES, SagaFilter, StallRule
 from sagascope.settings import StatusRule
 from sagascope.store.base import StoreReader

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from sagascope.queries.failures import (
+from sagascope.queries.causes import (
     FAILING_MARKERS,
     FAILURE_WORDS,
     _reason_expr,

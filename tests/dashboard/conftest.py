@@ -133,7 +133,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDashboard
 # ---- headless Debian Chromium -------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API runs an event loop in this thread while
+# it is open, and every later asyncio.run() (aiokafka tests) would fail beside it.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """Debian's Chromium driven by Playwright (never ``playwright install``)."""
     if not Path(CHROMIUM).exists():

@@ -184,7 +184,7 @@ def _dashboard_pages(tmp_path: Path, env: dict[str, str]) -> str:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
             page = browser.new_page()
-            for path in ("", "flow_explorer?saga=order-planted", "stuck_sagas", "alerts"):
+            for path in ("", "flow_explorer?saga=order-planted", "stalled_sagas", "alerts"):
                 # Each page load is a new Streamlit session: the login is asked again.
                 page.goto(f"{base}/{path}")
                 page.get_by_label("Password", exact=True).fill(SECRET)

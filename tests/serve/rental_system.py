@@ -76,7 +76,7 @@ class RentalSystem:
     def _producer(self, service: str) -> InstrumentedProducer:
         raw = KafkaProducer(bootstrap_servers=self.bootstrap_servers, client_id=service)
         self._producers.append(raw)
-        return InstrumentedProducer(raw, service)
+        return InstrumentedProducer(raw, service=service)
 
     def _serve(self, topic: str, handler: Callable[[Any], None],
                producer: InstrumentedProducer) -> None:
