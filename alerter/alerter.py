@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -262,22 +262,8 @@ class Alerter:
     def _resolved(alert: Alert, resolution: str, now: datetime) -> Alert:
         # ReplacingMergeTree keeps the row with the greatest updated_at: make it strictly later.
         updated = max(now, alert.updated_at + timedelta(milliseconds=1))
-        return Alert(
-            alert_id=alert.alert_id,
-            state=STATE_RESOLVED,
-            saga_id=alert.saga_id,
-            saga_type=alert.saga_type,
-            step=alert.step,
-            waiting_for=alert.waiting_for,
-            since=alert.since,
-            threshold_s=alert.threshold_s,
-            opened_at=alert.opened_at,
-            link=alert.link,
-            updated_at=updated,
-            last_type=alert.last_type,
-            threshold_source=alert.threshold_source,
-            resolved_at=updated,
-            resolution=resolution,
+        return replace(
+            alert, state=STATE_RESOLVED, updated_at=updated, resolved_at=updated, resolution=resolution
         )
 
     def open_alerts(self) -> list[Alert]:

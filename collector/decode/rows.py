@@ -288,6 +288,13 @@ def _str(value: Any) -> str:
     return clean_text(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
 
 
+#: The span's fields stored as text under their own names (columns of the ``spans`` table).
+_SPAN_TEXT_FIELDS = (
+    "trace_id", "span_id", "parent_span_id", "name", "kind", "service",
+    "status_code", "status_message", "saga_id", "saga_type", "message_id",
+)
+
+
 def decode_span(record: Any, ctx: DecodeContext, ingest_ms: int) -> dict[str, Any]:
     """A ``spans`` row for one record of the telemetry topic (format in docs/internals.md).
 
@@ -313,19 +320,9 @@ def decode_span(record: Any, ctx: DecodeContext, ingest_ms: int) -> dict[str, An
     links = span.get("links")
     events = span.get("events")
     return {
-        "trace_id": _str(span.get("trace_id")),
-        "span_id": _str(span.get("span_id")),
-        "parent_span_id": _str(span.get("parent_span_id")),
-        "name": _str(span.get("name")),
-        "kind": _str(span.get("kind")),
-        "service": _str(span.get("service")),
+        **{name: _str(span.get(name)) for name in _SPAN_TEXT_FIELDS},
         "start_time": clickhouse_us(span.get("start_time_unix_nano")),
         "end_time": clickhouse_us(span.get("end_time_unix_nano")),
-        "status_code": _str(span.get("status_code")),
-        "status_message": _str(span.get("status_message")),
-        "saga_id": _str(span.get("saga_id")),
-        "saga_type": _str(span.get("saga_type")),
-        "message_id": _str(span.get("message_id")),
         "attributes": (
             {_str(k): _str(v) for k, v in attributes.items()} if isinstance(attributes, dict) else {}
         ),

@@ -16,7 +16,7 @@ from waiting import wait_until
 from sagascope.alerter import Alerter, AlertmanagerSink, build_sinks
 from sagascope.alerter.alertmanager import ALERT_NAME, alertmanager_payload
 from sagascope.exceptions import ConfigError
-from sagascope.queries import flow_link
+from sagascope.queries import Alert, flow_link
 from sagascope.settings import AlertSettings, DashboardSettings, Settings
 
 DASHBOARD = "http://dashboard.example:8501"
@@ -63,6 +63,16 @@ def alertmanagers(tmp_path: Path, receiver) -> Iterator[list[Alertmanager]]:
     yield started  # type: ignore[misc]
     for am in started:
         am.stop()
+
+
+def _the_alert_opened(store, settings: Settings) -> Alert:
+    """The one alert an alerter with these settings opens in one evaluation."""
+    alerter = Alerter.from_settings(store, settings)
+    try:
+        (alert,) = alerter.evaluate_once().opened
+    finally:
+        alerter.close()
+    return alert
 
 
 def _firing(am: Alertmanager, saga_id: str) -> list[dict]:
@@ -310,12 +320,8 @@ def test_alert_links_point_at_the_dashboards_own_address_without_a_public_url(st
     settings = Settings(
         alerts=AlertSettings(sinks="log"), dashboard=DashboardSettings(host="127.0.0.2", port=9123)
     )
-    alerter = Alerter.from_settings(store, settings)
-    try:
-        (alert,) = alerter.evaluate_once().opened
-    finally:
-        alerter.close()
-    assert alert.link == flow_link("http://127.0.0.2:9123", "order-link")
+    link = _the_alert_opened(store, settings).link
+    assert link == flow_link("http://127.0.0.2:9123", "order-link")
 
 
 def test_alert_links_use_the_public_url_when_set(store):
@@ -324,9 +330,5 @@ def test_alert_links_use_the_public_url_when_set(store):
         alerts=AlertSettings(sinks="log"),
         dashboard=DashboardSettings(port=9123, public_url="https://sagas.example.com/"),
     )
-    alerter = Alerter.from_settings(store, settings)
-    try:
-        (alert,) = alerter.evaluate_once().opened
-    finally:
-        alerter.close()
-    assert alert.link == flow_link("https://sagas.example.com", "order-public")
+    link = _the_alert_opened(store, settings).link
+    assert link == flow_link("https://sagas.example.com", "order-public")

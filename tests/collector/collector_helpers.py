@@ -1,4 +1,5 @@
-"""Helpers of the collector tests: records, a producer that logs acks (waits: ``waiting``)."""
+"""Helpers of the collector tests: records, a producer that logs acks, a running collector
+(waits: ``waiting``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
+
+from sagascope.collector import Collector
 
 
 def make_record(
@@ -45,6 +48,16 @@ class ProducedLog:
 
     acked: set[tuple[str, int, int]] = field(default_factory=set)
     bad: dict[tuple[str, int, int], str] = field(default_factory=dict)
+
+
+@contextmanager
+def running(collector: Collector) -> Iterator[Collector]:
+    """The collector started for the block and stopped after it, also when the block fails."""
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
 
 
 @contextmanager

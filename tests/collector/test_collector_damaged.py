@@ -9,7 +9,7 @@ import struct
 import time
 
 import pytest
-from collector_helpers import producer
+from collector_helpers import producer, running
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from waiting import wait_until
 
@@ -71,8 +71,7 @@ def test_a_damaged_batch_becomes_rows_carrying_the_damage_and_the_partition_goes
     with producer(bootstrap_servers) as p:
         p.send(topic, b'{"n": 4}', headers=[("ce_sagaid", b"s1")]).get(10)
     collector = Collector(store, bootstrap_servers, collector_settings(topic, decode_workers=decode_workers))
-    collector.start()
-    try:
+    with running(collector):
         wait_until(
             lambda: store.query(
                 "SELECT count() FROM messages WHERE topic = {t:String}", {"t": topic}
@@ -80,8 +79,6 @@ def test_a_damaged_batch_becomes_rows_carrying_the_damage_and_the_partition_goes
             60,
             "5 rows: the good record, 3 damaged offsets, the record after them",
         )
-    finally:
-        collector.stop()
     rows = store.query(
         "SELECT offset, payload, parse_error FROM messages WHERE topic = {t:String} ORDER BY offset",
         {"t": topic},

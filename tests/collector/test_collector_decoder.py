@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import orjson
 import pytest
-from collector_helpers import ProducedLog, make_record, producer, send_all
+from collector_helpers import ProducedLog, make_record, producer, running, send_all
 from waiting import wait_until
 
 from sagascope.collector import Collector
@@ -610,16 +610,13 @@ def test_a_collector_at_light_traffic_starts_no_decoding_process(
     log = ProducedLog()
     before = set(decoder_children())
     collector = Collector(store, bootstrap_servers, collector_settings(include=topic, decode_workers=2))
-    collector.start()
-    try:
+    with running(collector):
         wait_until(collector.ready.is_set, 60, "partitions positioned")
         with producer(bootstrap_servers) as p:
             for i in range(5):
                 send_all(p, [(topic, None, b'{"n": %d}' % i, [], "")] * 4, log)
         wait_until(lambda: len(stored_offsets(store, topic)) == 20, 60, "20 rows")
         assert not set(decoder_children()) - before
-    finally:
-        collector.stop()
     assert stored_offsets(store, topic) == log.acked
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from collector_helpers import ProducedLog, producer, send_all
+from collector_helpers import ProducedLog, producer, running, send_all
 from waiting import wait_until
 
 from sagascope.collector import Collector
@@ -45,8 +45,7 @@ def test_every_matching_topic_is_stored_once_new_topics_included(
         p.send(skipped, b"never").get(timeout=30)
     settings = collector_settings(include=f"{prefix}.*", exclude=".*skip", metrics_port=free_port())
     collector = Collector(store, bootstrap_servers, settings)
-    collector.start()
-    try:
+    with running(collector):
         wait_until(
             lambda: len(stored_offsets(store, "messages", prefix)) >= 60, 60, "60 stored rows"
         )
@@ -73,8 +72,6 @@ def test_every_matching_topic_is_stored_once_new_topics_included(
             30,
             "progress rows for the 3 partitions",
         )
-    finally:
-        collector.stop()
     rows = stored_offsets(store, "messages", prefix)
     assert sorted(rows) == sorted(log.acked)
     assert collector.metrics.value("stored") == 65
@@ -129,8 +126,7 @@ def test_bad_records_are_stored_with_their_parse_error_and_spans_go_to_spans(
         telemetry_topic=telemetry,
     )
     collector = Collector(store, bootstrap_servers, settings)
-    collector.start()
-    try:
+    with running(collector):
         wait_until(
             lambda: (
                 len(stored_offsets(store, "messages", topic)) == 6
@@ -139,8 +135,6 @@ def test_bad_records_are_stored_with_their_parse_error_and_spans_go_to_spans(
             60,
             "6 messages and 2 spans",
         )
-    finally:
-        collector.stop()
     errors = dict(
         ((topic, int(p), int(o)), e)
         for p, o, e in store.query(

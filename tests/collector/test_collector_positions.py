@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from collector_helpers import ProducedLog, producer, send_all
+from collector_helpers import ProducedLog, producer, running, send_all
 from kafka import KafkaConsumer, TopicPartition
 from waiting import wait_until
 
@@ -85,8 +85,7 @@ def test_start_from_latest_skips_what_kafka_held_before(
         for _ in range(10):
             send_all(p, [(topic, None, b'{"old": true}', [], "")], ProducedLog())
     collector = Collector(store, bootstrap_servers, collector_settings(include=topic, start_from="latest"))
-    collector.start()
-    try:
+    with running(collector):
         wait_until(
             lambda: store.query(
                 "SELECT count() FROM progress WHERE topic = {t:String} AND stored_offset = 10",
@@ -98,8 +97,6 @@ def test_start_from_latest_skips_what_kafka_held_before(
         with producer(bootstrap_servers) as p:
             send_all(p, [(topic, None, b'{"new": true}', [], "")] * 5, log)
         wait_until(lambda: len(stored(store, topic)) == 5, 60, "the 5 new rows")
-    finally:
-        collector.stop()
     assert stored(store, topic) == log.acked == {(topic, 0, o) for o in range(10, 15)}
     (partition,) = verify(store, topic).partitions
     assert partition.ok and partition.never_stored == (0, 9)
@@ -113,12 +110,8 @@ def test_the_collector_says_where_it_stores_and_where_each_partition_starts(
         send_all(p, [(topic, None, b'{"n": 1}', [], "")] * 4, ProducedLog())
     collector = Collector(store, bootstrap_servers, collector_settings(include=topic))
     caplog.clear()  # the test's producer's warnings
-    with caplog.at_level(logging.INFO):
-        collector.start()
-        try:
-            wait_until(lambda: len(stored(store, topic)) == 4, 60, "4 rows")
-        finally:
-            collector.stop()
+    with caplog.at_level(logging.INFO), running(collector):
+        wait_until(lambda: len(stored(store, topic)) == 4, 60, "4 rows")
     lines = [r.getMessage() for r in caplog.records]
     assert f"store: chdb at {store.path}, database {store.database}" in lines
     assert any(line.startswith(f"broker: {bootstrap_servers}, client ") for line in lines)
@@ -136,11 +129,8 @@ def test_a_row_deleted_by_hand_from_a_collected_partition_is_reported_as_deleted
     with producer(bootstrap_servers) as p:
         send_all(p, [(topic, None, b'{"n": 1}', [], "")] * 10, ProducedLog())
     collector = Collector(store, bootstrap_servers, collector_settings(include=topic))
-    collector.start()
-    try:
+    with running(collector):
         wait_until(lambda: len(stored(store, topic)) == 10, 60, "10 rows")
-    finally:
-        collector.stop()
     store.command(
         "ALTER TABLE messages DELETE WHERE topic = {t:String} AND offset = 5 "
         "SETTINGS mutations_sync = 2", {"t": topic},

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from chdb_http import ChdbHttpServer
-from collector_helpers import ProducedLog, producer, send_all
+from collector_helpers import ProducedLog, producer, running, send_all
 from waiting import stays_true, wait_until
 
 from sagascope.collector import Collector
@@ -129,11 +129,8 @@ def test_a_row_the_store_refuses_does_not_block_its_partition(
         send_all(p, records(topic, 31, 60), log)
     refusing = RefusingStore(store, "POISON")
     collector = Collector(refusing, bootstrap_servers, collector_settings(include=topic))
-    collector.start()
-    try:
+    with running(collector):
         wait_until(lambda: len(offsets(store, topic)) == 60, 60, "all 60 rows")
-    finally:
-        collector.stop()
     assert refusing.refused >= 3
     (error,) = store.query(
         "SELECT parse_error FROM messages WHERE topic = {t:String} AND offset = 30", {"t": topic}
@@ -207,8 +204,7 @@ def test_a_collector_started_before_its_broker_connects_once_it_is_up(
     port = free_port()
     topic = "late.broker"
     collector = Collector(store, f"127.0.0.1:{port}", collector_settings(include=topic))
-    collector.start()
-    try:
+    with running(collector):
         wait_until(
             lambda: collector.metrics.value("errors", kind="broker") > 0, 30, "a failed connect"
         )
@@ -220,6 +216,4 @@ def test_a_collector_started_before_its_broker_connects_once_it_is_up(
                 send_all(p, records(topic, 0, 20), log)
             wait_until(lambda: len(offsets(store, topic)) == 20, 60, "rows from the late broker")
             collector.stop()
-    finally:
-        collector.stop()
     assert set(offsets(store, topic)) == log.acked

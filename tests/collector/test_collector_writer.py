@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from collector_helpers import ProducedLog, producer, send_all
+from collector_helpers import ProducedLog, producer, running, send_all
 from waiting import poll_until, wait_until
 
 from sagascope.collector import Collector
@@ -88,11 +88,8 @@ def test_a_failed_insert_while_the_next_batch_is_decoded_loses_and_duplicates_no
     failing = FailFirstInsert(store, error, read_past=150)
     collector = Collector(failing, bootstrap_servers, collector_settings(include=topic, batch_rows=100))
     failing.collector = collector
-    collector.start()
-    try:
+    with running(collector):
         poll_until(lambda: len(offsets(store, topic)) >= 300, 60)
-    finally:
-        collector.stop()
     assert failing.failed.is_set()
     assert failing.overlapped, "the next batch was not read while the first was being inserted"
     stored = offsets(store, topic)

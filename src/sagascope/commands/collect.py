@@ -8,19 +8,14 @@ import signal
 import threading
 from typing import Any
 
-from sagascope.commands._flags import setting_flag
+from sagascope.commands._flags import add_collector_topic_flags, setting_flag
 from sagascope.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    setting_flag(parser, "--group-id", setting="collector.group_id", metavar="GROUP",
-                 help="consumer group")
-    setting_flag(parser, "--include", setting="collector.include", metavar="REGEX",
-                 help="topics to consume")
-    setting_flag(parser, "--exclude", setting="collector.exclude", metavar="REGEX",
-                 help="topics never consumed")
+    add_collector_topic_flags(parser)
     setting_flag(parser, "--metrics-port", setting="collector.metrics_port", type=int,
                  metavar="PORT", help="serve Prometheus metrics on this port; 0 disables")
     setting_flag(parser, "--batch-rows", setting="collector.batch_rows", type=int, metavar="N",

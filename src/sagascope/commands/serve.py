@@ -22,19 +22,14 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlparse
 
-from sagascope.commands._flags import setting_flag
+from sagascope.commands._flags import add_collector_topic_flags, setting_flag
 from sagascope.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    setting_flag(parser, "--group-id", setting="collector.group_id", metavar="GROUP",
-                 help="the collector's consumer group")
-    setting_flag(parser, "--include", setting="collector.include", metavar="REGEX",
-                 help="topics to collect")
-    setting_flag(parser, "--exclude", setting="collector.exclude", metavar="REGEX",
-                 help="topics never collected")
+    add_collector_topic_flags(parser)
     add_machine_arguments(parser)
 
 
