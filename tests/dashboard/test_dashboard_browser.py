@@ -177,6 +177,23 @@ def test_open_a_stalled_saga_and_read_why(served: Any, browser_page: Any, shots:
     page.screenshot(path=str(shots / "task_why_stalled.png"), full_page=True)
 
 
+def test_a_failure_cause_opens_only_its_failing_sagas(served: Any, browser_page: Any,
+                                                     shots: Path) -> None:
+    page = browser_page
+    page.goto(f"{served.url}/failures?range=all")
+    _settled(page, "Failing sagas by cause")
+    tile = page.locator('[data-testid="stMetric"]', has_text="Sagas that failed").first
+    failed = int(re.sub(r"\D", "", tile.locator('[data-testid="stMetricValue"]').inner_text()))
+    _click_row(page, 0, 0)
+    page.wait_for_url(re.compile(r"/sagas\?.*cause="), timeout=30000)
+    _settled(page, "sagas match")
+    page.screenshot(path=str(shots / "task_failure_cause.png"), full_page=True)
+    # The cause's own sagas, not every saga that passed its step, and the user's filters kept.
+    assert 0 < _matches(page) <= failed
+    assert "type=" not in page.url.replace("cause_type=", "")
+    assert "All saga types" in _selectbox_text(page, "Saga type")
+
+
 def test_click_a_process_map_step_and_land_on_its_sagas(served: Any, browser_page: Any,
                                                         shots: Path) -> None:
     page = browser_page
