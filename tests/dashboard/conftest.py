@@ -11,26 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import streamlit as st
+from app_pages import app_pages
 from seeding import SagaScript, order_saga, seed
 from served_dashboard import CHROMIUM, CHROMIUM_ARGS, ServedDashboard, serve_seeded
 from streamlit.testing.v1 import AppTest
 
-from sagascope.dashboard import APP_PATH, runtime
-from sagascope.dashboard.cached_queries import forget_watermarks
-from sagascope.settings import Settings
 from sagascope.store import ChdbStore, ensure_schema
 
-PAGES = {
-    "overview": "views/overview.py",
-    "flow": "views/flow_explorer.py",
-    "stalled": "views/stalled_sagas.py",
-    "sagas": "views/sagas.py",
-    "time": "views/time_spent.py",
-    "failures": "views/failures.py",
-    "process_map": "views/process_map.py",
-    "alerts": "views/alerts.py",
-}
 TRIP_FLOW = "trip-booking"
 _db_counter = itertools.count()
 
@@ -100,24 +87,8 @@ def empty_store(chdb_path: str) -> Iterator[ChdbStore]:
 @pytest.fixture
 def open_page() -> Iterator[Callable[..., AppTest]]:
     """Run the real app on a page against a store: ``open_page("flow", store, saga="x")``."""
-
-    def run(page: str, store: Any, settings: Settings | None = None, **query: str) -> AppTest:
-        st.cache_data.clear()
-        st.cache_resource.clear()
-        forget_watermarks()
-        runtime.configure(settings or Settings(), store)
-        at = AppTest.from_file(str(APP_PATH), default_timeout=60)
-        at.run()
-        if page != "overview":
-            at.switch_page(PAGES[page])
-        for key, value in query.items():
-            at.query_params[key] = value
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    yield run
-    runtime.reset()
+    with app_pages() as run:
+        yield run
 
 
 # ---- the real server in a subprocess (its own chDB directory) ---------------------------

@@ -68,58 +68,36 @@ def _undos(truth: SagaTruth) -> Counter[str]:
     return states
 
 
-def _page(store: Any) -> Any:
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
-
-    from sagascope.dashboard import APP_PATH, runtime
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    runtime.configure(Settings(alerts=AlertSettings(default_threshold_s=6.0)), store)
-    at = AppTest.from_file(str(APP_PATH), default_timeout=120)
-    at.run()
-    at.switch_page("views/failures.py")
-    at.query_params["range"] = "all"
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def test_failures_page_matches_the_demo_ground_truth(demo_store: Any) -> None:
+def test_failures_page_matches_the_demo_ground_truth(demo_store: Any, open_page: Any) -> None:
     store, truths = demo_store
     failing = [t for t in truths if _failing(t)]
     expected_causes = Counter(
         (t.plan.saga_type, CAUSES[(t.plan.saga_type, t.plan.scenario)]) for t in failing
     )
     assert len(expected_causes) >= 4, "the run must fail sagas of most flows"
-    at = _page(store)
-    try:
-        shown = {m.label: m.value for m in at.metric}
-        assert shown["Sagas that failed"] == str(len(failing))
-        causes = next(f.value for f in at.dataframe if "cause" in f.value.columns)
-        got = Counter()
-        for row in causes.to_dict("records"):
-            got[(row["saga type"], row["cause"])] += int(row["sagas"])
-        assert got == expected_causes
-        # A full hotel gives no reason; an earlier attempt's error carried along in the trip's
-        # payload is not this failure's reason.
-        assert not [r for r in causes.to_dict("records")
-                    if r["cause"] == "HotelUnavailable" and r["reason"]]
-        # Undo commands are compensations, never causes.
-        assert not {"RefundPayment", "CancelFlight", "ReimbursePayment"} & set(causes["cause"])
+    at = open_page("failures", store, Settings(alerts=AlertSettings(default_threshold_s=6.0)),
+                   timeout_s=120, range="all")
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Sagas that failed"] == str(len(failing))
+    causes = next(f.value for f in at.dataframe if "cause" in f.value.columns)
+    got = Counter()
+    for row in causes.to_dict("records"):
+        got[(row["saga type"], row["cause"])] += int(row["sagas"])
+    assert got == expected_causes
+    # A full hotel gives no reason; an earlier attempt's error carried along in the trip's
+    # payload is not this failure's reason.
+    assert not [r for r in causes.to_dict("records")
+                if r["cause"] == "HotelUnavailable" and r["reason"]]
+    # Undo commands are compensations, never causes.
+    assert not {"RefundPayment", "CancelFlight", "ReimbursePayment"} & set(causes["cause"])
 
-        expected_undos: Counter[str] = Counter()
-        for truth in failing:
-            expected_undos.update(_undos(truth))
-        assert expected_undos["completed"] > 0
-        assert shown["Undos completed"] == f"{expected_undos['completed']:,}"
-        assert shown["Undos pending"] == f"{expected_undos['pending']:,}"
-        assert shown["Failed undos"] == "0"
-    finally:
-        from sagascope.dashboard import runtime
-
-        runtime.reset()
+    expected_undos: Counter[str] = Counter()
+    for truth in failing:
+        expected_undos.update(_undos(truth))
+    assert expected_undos["completed"] > 0
+    assert shown["Undos completed"] == f"{expected_undos['completed']:,}"
+    assert shown["Undos pending"] == f"{expected_undos['pending']:,}"
+    assert shown["Failed undos"] == "0"
 
 
 def test_sql_pairing_equals_the_python_pairing_on_the_demo_store(demo_store: Any) -> None:

@@ -3,45 +3,30 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
-import streamlit as st
+from app_pages import app_pages
 from streamlit.testing.v1 import AppTest
 from truth_generator import THRESHOLD_S
 from truth_store import FIXED_SEEDS, Seeded
 
-from sagascope.dashboard import APP_PATH, runtime
 from sagascope.dashboard.views.failures import cause_link
 from sagascope.queries.formatting import format_duration
 from sagascope.settings import AlertSettings, Settings
 
 #: Systems whose pages are opened (each page run takes seconds).
 PAGE_SEEDS = (FIXED_SEEDS[4], FIXED_SEEDS[5])  # mixed, stepless; README-like, compensating
-PAGES = {"sagas": "views/sagas.py", "failures": "views/failures.py",
-         "process_map": "views/process_map.py"}
 
 
 @pytest.fixture
-def page(truth: Seeded) -> Iterator[Any]:
-    def run(name: str, **query: str) -> AppTest:
-        st.cache_data.clear()
-        st.cache_resource.clear()
-        runtime.configure(Settings(alerts=AlertSettings(default_threshold_s=THRESHOLD_S)),
-                          truth.store)
-        at = AppTest.from_file(str(APP_PATH), default_timeout=90)
-        at.run()
-        at.switch_page(PAGES[name])
-        for key, value in query.items():
-            at.query_params[key] = value
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    yield run
-    runtime.reset()
+def page(truth: Seeded) -> Iterator[Callable[..., AppTest]]:
+    """``page("sagas", type=..., range="all")``: a page of the app over the truth store."""
+    settings = Settings(alerts=AlertSettings(default_threshold_s=THRESHOLD_S))
+    with app_pages() as run:
+        yield lambda name, **query: run(name, truth.store, settings, timeout_s=90, **query)
 
 
 def _table(at: AppTest, column: str) -> pd.DataFrame:
