@@ -8,27 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+from alert_rows import STOCK, order_alert
 from streamlit.testing.v1 import AppTest
 
 from sagascope.queries import acknowledge
-
-PAYMENT = "PaymentReceived (reply to RetrievePayment)"
-STOCK = "StockReserved (reply to ReserveStock)"
-
-
-def _alert(alert_id: str, *, now: datetime, step: str = "payment", state: str = "open",
-           waiting_for: str = PAYMENT, resolved_ago_s: float | None = None,
-           saga_type: str = "order-fulfillment") -> dict[str, Any]:
-    opened = now - timedelta(minutes=30)
-    resolved = now - timedelta(seconds=resolved_ago_s) if resolved_ago_s is not None else None
-    return {
-        "alert_id": alert_id, "state": state, "saga_id": f"order-{alert_id}",
-        "saga_type": saga_type, "step": step, "waiting_for": waiting_for,
-        "since": opened - timedelta(minutes=5), "threshold_s": 300.0, "opened_at": opened,
-        "resolved_at": resolved, "resolution": "moved on" if resolved else "",
-        "link": f"http://127.0.0.1:8501/flow_explorer?saga=order-{alert_id}",
-        "updated_at": resolved or opened,
-    }
 
 
 def _metrics(at: AppTest) -> dict[str, str]:
@@ -49,11 +32,11 @@ def _groups(at: AppTest) -> pd.DataFrame:
 def _storm(store: Any, now: datetime) -> None:
     """Payment: 7 + 2 open alerts waiting for two messages; stock: 3 open; shipping: resolved."""
     store.insert("alerts", [
-        *(_alert(f"pay-{i}", now=now) for i in range(7)),
-        *(_alert(f"pay-stock-{i}", now=now, waiting_for=STOCK) for i in range(2)),
-        *(_alert(f"stock-{i}", now=now, step="stock", waiting_for=STOCK) for i in range(3)),
-        _alert("ship-old", now=now, step="shipping", state="resolved", resolved_ago_s=1200),
-        _alert("bill-new", now=now, step="billing", state="resolved", resolved_ago_s=60),
+        *(order_alert(f"pay-{i}", now=now) for i in range(7)),
+        *(order_alert(f"pay-stock-{i}", now=now, waiting_for=STOCK) for i in range(2)),
+        *(order_alert(f"stock-{i}", now=now, step="stock", waiting_for=STOCK) for i in range(3)),
+        order_alert("ship-old", now=now, step="shipping", state="resolved", resolved_ago_s=1200),
+        order_alert("bill-new", now=now, step="billing", state="resolved", resolved_ago_s=60),
     ])
 
 
@@ -146,7 +129,7 @@ def test_an_acknowledgement_needs_a_name(empty_store: Any, open_page: Any) -> No
 
 def test_an_open_alert_is_listed_with_its_saga(empty_store: Any, open_page: Any) -> None:
     now = datetime.now(UTC)
-    empty_store.insert("alerts", [_alert("only", now=now)])
+    empty_store.insert("alerts", [order_alert("only", now=now)])
     at = open_page("alerts", empty_store, range="all")
     assert list(_table(at, "saga")["saga"]) == ["order-only"]
     assert _metrics(at)["Open alerts"] == "1"
@@ -160,7 +143,7 @@ def test_the_page_and_the_cli_count_the_same_alerts(empty_store: Any, open_page:
     monkeypatch.chdir(tmp_path)  # no stray ./sagascope.toml for the CLI
     now = datetime.now(UTC)
     _storm(empty_store, now)
-    empty_store.insert("alerts", [_alert("ship-days-ago", now=now, step="shipping",
+    empty_store.insert("alerts", [order_alert("ship-days-ago", now=now, step="shipping",
                                          state="resolved", resolved_ago_s=30 * 3600)])
     acknowledge(empty_store, "order-fulfillment", "stock", action="silenced", by="dana",
                 until=now + timedelta(hours=1))

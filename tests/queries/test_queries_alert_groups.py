@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from alert_rows import STOCK, alert_row
+
 from sagascope.queries import (
     AlertCounts,
     acknowledge,
@@ -14,24 +16,6 @@ from sagascope.queries import (
     list_alerts,
 )
 
-PAYMENT = "PaymentReceived (reply to RetrievePayment)"
-STOCK = "StockReserved (reply to ReserveStock)"
-
-
-def _alert(alert_id: str, *, now: datetime, state: str = "open", saga_type: str = "orders",
-           step: str = "payment", waiting_for: str = PAYMENT, opened_ago_s: float = 600,
-           resolved_ago_s: float | None = None) -> dict[str, Any]:
-    opened = now - timedelta(seconds=opened_ago_s)
-    resolved = now - timedelta(seconds=resolved_ago_s) if resolved_ago_s is not None else None
-    return {
-        "alert_id": alert_id, "state": state, "saga_id": f"saga-{alert_id}",
-        "saga_type": saga_type, "step": step, "waiting_for": waiting_for,
-        "since": opened - timedelta(seconds=300), "threshold_s": 300.0, "opened_at": opened,
-        "resolved_at": resolved, "resolution": "moved on" if resolved else "",
-        "link": f"http://dash/flow_explorer?saga=saga-{alert_id}",
-        "updated_at": resolved or opened,
-    }
-
 
 def _groups(store: Any, now: datetime, **kwargs: Any) -> dict[tuple[str, str], Any]:
     return {(g.saga_type, g.step): g for g in alert_groups(store, now=now, **kwargs)}
@@ -40,12 +24,12 @@ def _groups(store: Any, now: datetime, **kwargs: Any) -> dict[tuple[str, str], A
 def test_a_group_counts_what_its_open_alerts_wait_for_per_message_type(
         store: Any, now: datetime) -> None:
     store.insert("alerts", [
-        *(_alert(f"p{i}", now=now) for i in range(5)),
+        *(alert_row(f"p{i}", now=now) for i in range(5)),
         # The same message after another last message: counted with the others.
-        *(_alert(f"q{i}", now=now, waiting_for="PaymentReceived") for i in range(2)),
-        *(_alert(f"s{i}", now=now, waiting_for=STOCK) for i in range(2)),
-        _alert("c1", now=now, waiting_for="reply to ChargeCard"),
-        _alert("r1", now=now, state="resolved", waiting_for="Shipped", resolved_ago_s=60),
+        *(alert_row(f"q{i}", now=now, waiting_for="PaymentReceived") for i in range(2)),
+        *(alert_row(f"s{i}", now=now, waiting_for=STOCK) for i in range(2)),
+        alert_row("c1", now=now, waiting_for="reply to ChargeCard"),
+        alert_row("r1", now=now, state="resolved", waiting_for="Shipped", resolved_ago_s=60),
     ])
     (group,) = alert_groups(store, now=now)
     assert group.waiting_for == (
@@ -56,8 +40,8 @@ def test_a_group_counts_what_its_open_alerts_wait_for_per_message_type(
 
 def test_a_resolved_group_says_what_its_alerts_waited_for(store: Any, now: datetime) -> None:
     store.insert("alerts", [
-        _alert("r1", now=now, state="resolved", resolved_ago_s=60),
-        _alert("r2", now=now, state="resolved", waiting_for="", resolved_ago_s=30),
+        alert_row("r1", now=now, state="resolved", resolved_ago_s=60),
+        alert_row("r2", now=now, state="resolved", waiting_for="", resolved_ago_s=30),
     ])
     (group,) = alert_groups(store, now=now)
     assert group.state == "resolved"
@@ -67,8 +51,8 @@ def test_a_resolved_group_says_what_its_alerts_waited_for(store: Any, now: datet
 
 def test_a_silenced_group_is_apart_and_not_counted_as_open(store: Any, now: datetime) -> None:
     store.insert("alerts", [
-        *(_alert(f"p{i}", now=now) for i in range(3)),
-        *(_alert(f"s{i}", now=now, step="stock", waiting_for=STOCK) for i in range(2)),
+        *(alert_row(f"p{i}", now=now) for i in range(3)),
+        *(alert_row(f"s{i}", now=now, step="stock", waiting_for=STOCK) for i in range(2)),
     ])
     silence = acknowledge(store, "orders", "stock", action="silenced", by="dana",
                           until=now + timedelta(hours=1), note="supplier outage", now=now)
@@ -82,7 +66,7 @@ def test_a_silenced_group_is_apart_and_not_counted_as_open(store: Any, now: date
 
 
 def test_a_silence_that_has_ended_leaves_the_group_open(store: Any, now: datetime) -> None:
-    store.insert("alerts", [_alert("p1", now=now)])
+    store.insert("alerts", [alert_row("p1", now=now)])
     acknowledge(store, "orders", "payment", action="silenced", by="dana",
                 until=now - timedelta(minutes=1), now=now - timedelta(minutes=5))
     (group,) = alert_groups(store, now=now)
@@ -92,7 +76,7 @@ def test_a_silence_that_has_ended_leaves_the_group_open(store: Any, now: datetim
 
 def test_an_acknowledged_group_says_who_and_when_and_stays_open(store: Any,
                                                                  now: datetime) -> None:
-    store.insert("alerts", [_alert("p1", now=now), _alert("p2", now=now)])
+    store.insert("alerts", [alert_row("p1", now=now), alert_row("p2", now=now)])
     ack = acknowledge(store, "orders", "payment", action="acknowledged", by="sam", now=now)
     (group,) = alert_groups(store, now=now)
     assert (group.state, group.handled_action, group.handled_by, group.handled_at) == (
@@ -106,15 +90,15 @@ def test_an_acknowledgement_of_an_earlier_episode_does_not_hide_new_alerts(
     acknowledge(store, "orders", "payment", action="acknowledged", by="sam",
                 now=now - timedelta(hours=1))
     store.insert("alerts", [
-        _alert("old", now=now, state="resolved", opened_ago_s=4000, resolved_ago_s=1800),
-        _alert("new", now=now, opened_ago_s=600),
+        alert_row("old", now=now, state="resolved", opened_ago_s=4000, resolved_ago_s=1800),
+        alert_row("new", now=now, opened_ago_s=600),
     ])
     (group,) = alert_groups(store, now=now)
     assert (group.state, group.handled_by) == ("open", "")
 
 
 def test_clearing_ends_the_handling(store: Any, now: datetime) -> None:
-    store.insert("alerts", [_alert("p1", now=now)])
+    store.insert("alerts", [alert_row("p1", now=now)])
     acknowledge(store, "orders", "payment", action="acknowledged", by="sam",
                 now=now - timedelta(seconds=2))
     acknowledge(store, "orders", "payment", action="cleared", by="sam",
@@ -126,12 +110,12 @@ def test_clearing_ends_the_handling(store: Any, now: datetime) -> None:
 def test_groups_come_open_then_acknowledged_then_silenced_then_recently_resolved(
         store: Any, now: datetime) -> None:
     store.insert("alerts", [
-        _alert("a1", now=now, step="acked"),
-        _alert("s1", now=now, step="silenced"),
-        _alert("o1", now=now, step="open-one"),
-        _alert("o2", now=now, step="open-two"), _alert("o3", now=now, step="open-two"),
-        _alert("r1", now=now, step="resolved-long-ago", state="resolved", resolved_ago_s=900),
-        _alert("r2", now=now, step="resolved-lately", state="resolved", resolved_ago_s=60),
+        alert_row("a1", now=now, step="acked"),
+        alert_row("s1", now=now, step="silenced"),
+        alert_row("o1", now=now, step="open-one"),
+        alert_row("o2", now=now, step="open-two"), alert_row("o3", now=now, step="open-two"),
+        alert_row("r1", now=now, step="resolved-long-ago", state="resolved", resolved_ago_s=900),
+        alert_row("r2", now=now, step="resolved-lately", state="resolved", resolved_ago_s=60),
     ])
     acknowledge(store, "orders", "acked", action="acknowledged", by="sam", now=now)
     acknowledge(store, "orders", "silenced", action="silenced", by="sam",
@@ -147,9 +131,9 @@ def test_groups_come_open_then_acknowledged_then_silenced_then_recently_resolved
 def test_open_alerts_count_whenever_they_opened_resolved_ones_only_in_the_range(
         store: Any, now: datetime) -> None:
     store.insert("alerts", [
-        _alert("open-for-days", now=now, opened_ago_s=3 * 86400),
-        _alert("resolved-lately", now=now, state="resolved", resolved_ago_s=60),
-        _alert("resolved-yesterday", now=now, state="resolved", opened_ago_s=90000,
+        alert_row("open-for-days", now=now, opened_ago_s=3 * 86400),
+        alert_row("resolved-lately", now=now, state="resolved", resolved_ago_s=60),
+        alert_row("resolved-yesterday", now=now, state="resolved", opened_ago_s=90000,
                resolved_ago_s=86400),
     ])
     (group,) = alert_groups(store, now=now, since=now - timedelta(hours=1))
@@ -185,9 +169,9 @@ def test_the_latest_action_wins_even_when_it_has_no_end(store: Any, now: datetim
 def test_resolved_alerts_are_listed_most_recently_resolved_first(store: Any,
                                                                  now: datetime) -> None:
     store.insert("alerts", [
-        _alert("opened-last-resolved-first", now=now, state="resolved", opened_ago_s=600,
+        alert_row("opened-last-resolved-first", now=now, state="resolved", opened_ago_s=600,
                resolved_ago_s=500),
-        _alert("opened-first-resolved-last", now=now, state="resolved", opened_ago_s=3000,
+        alert_row("opened-first-resolved-last", now=now, state="resolved", opened_ago_s=3000,
                resolved_ago_s=30),
     ])
     assert [a.alert_id for a in list_alerts(store, state="resolved")] == [
