@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alert_rows import order_alert
+from processes import end
 from seeding import order_saga, seed
 
 from sagascope.cli import main
@@ -56,25 +58,13 @@ def test_alert_once_applies_rules_from_the_config_file(store, cli_args, tmp_path
     assert (alert["saga_id"], alert["state"], alert["threshold_s"]) == ("order-cli-1", "open", 90.0)
 
 
-def _alert(alert_id: str, step: str, now: datetime, state: str = "open") -> dict[str, object]:
-    opened = now - timedelta(minutes=30)
-    resolved = now - timedelta(minutes=5) if state == "resolved" else None
-    return {
-        "alert_id": alert_id, "state": state, "saga_id": f"order-{alert_id}",
-        "saga_type": "order-fulfillment", "step": step,
-        "waiting_for": "PaymentReceived (reply to RetrievePayment)",
-        "since": opened - timedelta(minutes=5), "threshold_s": 300.0, "opened_at": opened,
-        "resolved_at": resolved, "resolution": "moved on" if resolved else "",
-        "link": f"http://dash/flow_explorer?saga=order-{alert_id}", "updated_at": resolved or opened,
-    }
-
-
 def test_alerts_lists_and_counts_silenced_ones_apart_from_open_ones(store, cli_args, capsys):
     from sagascope.queries import acknowledge
 
     now = datetime.now(UTC)
-    store.insert("alerts", [_alert("p1", "payment", now), _alert("p2", "payment", now),
-                            _alert("s1", "shipping", now), _alert("r1", "payment", now, "resolved")])
+    store.insert("alerts", [order_alert("p1", now=now), order_alert("p2", now=now),
+                            order_alert("s1", now=now, step="shipping"),
+                            order_alert("r1", now=now, state="resolved", resolved_ago_s=300)])
     acknowledge(store, "order-fulfillment", "shipping", action="silenced", by="dana",
                 until=now + timedelta(hours=1))
     assert main(["alerts", *cli_args]) == 0
@@ -96,7 +86,7 @@ def test_alerts_groups_say_who_handles_them_and_what_they_wait_for(store, cli_ar
     from sagascope.queries import acknowledge
 
     now = datetime.now(UTC)
-    store.insert("alerts", [_alert("p1", "payment", now), _alert("p2", "payment", now)])
+    store.insert("alerts", [order_alert("p1", now=now), order_alert("p2", now=now)])
     acknowledge(store, "order-fulfillment", "payment", action="acknowledged", by="sam",
                 note="on it")
     assert main(["alerts", "--groups", *cli_args]) == 0
@@ -166,7 +156,5 @@ def test_alert_command_runs_until_sigterm_and_posts_to_the_webhook(tmp_path, rec
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        end(proc)
     assert "alert opened saga_id=order-proc-1" in (proc.stderr.read() if proc.stderr else "")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import end
 from waiting import read_lines_until
 
 
@@ -56,9 +57,7 @@ def test_dashboard_command_serves_until_interrupted(tmp_path: Path, served: Any)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 130
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        end(process)
 
     # A port already taken is a clear start-up error, not a hang.
     taken = int(served.url.rsplit(":", 1)[1])
@@ -66,9 +65,7 @@ def test_dashboard_command_serves_until_interrupted(tmp_path: Path, served: Any)
     try:
         _, err = second.communicate(timeout=60)
     finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
+        end(second)
     assert second.returncode == 1
     assert f"could not listen on 127.0.0.1:{taken}" in err
 
