@@ -135,23 +135,41 @@ def stored(metrics_port: int) -> int:
     ))
 
 
+@contextmanager
+def running_sagascope(
+    args: list[str], cwd: str, stderr: int = subprocess.DEVNULL
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``sagascope *args`` in ``cwd``, in a session of its own, stopped on leaving as Ctrl-C
+    stops it (SIGINT; SIGKILL if it is still running 60 s later)."""
+    process = subprocess.Popen(
+        [SAGASCOPE, *args], stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def collect_run(bootstrap: str, topic: str, records: int, client: str) -> dict[str, float]:
     """Run ``sagascope collect`` until it stored every record; its peaks and time."""
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
-        command = [
-            SAGASCOPE, "collect", "--bootstrap-servers", bootstrap, "--store-path", data,
+        args = [
+            "collect", "--bootstrap-servers", bootstrap, "--store-path", data,
             "--include", f"^{topic}$", "--metrics-port", str(port), "--client", client,
             "--group-id", f"mem-{client}-{time.time_ns()}",
         ]
-        process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=data
-        )
-        peaks = Peaks(process.pid)
-        started = time.monotonic()
-        last = 0.0
-        deadline = time.monotonic() + 900
-        try:
+        with running_sagascope(args, data, stderr=subprocess.PIPE) as process:
+            peaks = Peaks(process.pid)
+            started = time.monotonic()
+            last = 0.0
+            deadline = time.monotonic() + 900
             while time.monotonic() < deadline:
                 peaks.sample()
                 if stored(port) >= records:
@@ -162,13 +180,6 @@ def collect_run(bootstrap: str, topic: str, records: int, client: str) -> dict[s
                 time.sleep(0.1)
             else:
                 raise RuntimeError("collect did not store every record in 900 s")
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
     return {
         "rss_mb": round(peaks.own), "anon_rss_mb": round(peaks.own_anon),
         "decoders_rss_mb": round(peaks.children), "total_rss_mb": round(peaks.total),
@@ -187,14 +198,9 @@ def long_run(
     samples: list[Sample] = []
     with tempfile.TemporaryDirectory() as data:
         command = command.replace("{store}", data).replace("{bootstrap}", bootstrap)
-        argv = [SAGASCOPE, *shlex.split(command)]
-        process = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=data,
-            start_new_session=True,
-        )
-        started = time.monotonic()
-        next_line = 60.0
-        try:
+        with running_sagascope(shlex.split(command), data) as process:
+            started = time.monotonic()
+            next_line = 60.0
             while (at := time.monotonic() - started) < seconds:
                 if process.poll() is not None:
                     raise RuntimeError(f"sagascope {command} exited with {process.returncode}")
@@ -210,13 +216,6 @@ def long_run(
                     )
                     next_line += 60.0
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - started - at)))
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
     if out:
         Path(out).write_text(json.dumps([
             {"at_s": round(s.at_s, 1), "own_anon": round(s.own_anon, 1),
@@ -245,21 +244,11 @@ def long_run(
 @contextmanager
 def demo_traffic(bootstrap: str, rate: float) -> Iterator[None]:
     """``sagascope demo`` at ``rate`` sagas/s on ``bootstrap`` (its own store, no dashboard)."""
-    with tempfile.TemporaryDirectory() as data:
-        process = subprocess.Popen(
-            [SAGASCOPE, "demo", "--bootstrap-servers", bootstrap, "--rate", str(rate),
-             "--no-dashboard", "--store-path", data],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=data, start_new_session=True,
-        )
-        try:
-            yield
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with tempfile.TemporaryDirectory() as data, running_sagascope(
+        ["demo", "--bootstrap-servers", bootstrap, "--rate", str(rate), "--no-dashboard",
+         "--store-path", data], data,
+    ):
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:
