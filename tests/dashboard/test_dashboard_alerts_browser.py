@@ -4,14 +4,13 @@ acknowledging marks the row, silenced groups are apart."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from served_dashboard import CHROMIUM, CHROMIUM_ARGS, serve_script
+from served_dashboard import serve_script
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,24 +28,10 @@ def storm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(storm_url: str) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser.new_page(viewport=VIEWPORT)
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go: $SAGASCOPE_SCREENSHOT_DIR, else a temporary directory."""
-    target = os.environ.get("SAGASCOPE_SCREENSHOT_DIR")
-    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def page(storm_url: str, chromium: Any) -> Iterator[Any]:
+    page = chromium.new_page(viewport=VIEWPORT)
+    yield page
+    page.close()
 
 
 def _settled(page: Any) -> None:

@@ -25,20 +25,40 @@ PAGES = {
 
 
 @pytest.fixture(scope="module")
-def browser_page(chromium: Any) -> Iterator[Any]:
+def page(chromium: Any) -> Iterator[Any]:
     # Streamlit scrolls inside its own container, so a tall viewport shows the whole page.
     page = chromium.new_page(viewport={"width": 1400, "height": 2200})
     yield page
     page.close()
 
 
+def _shown(locator: Any) -> Any:
+    """The locator's first match, once the page shows it."""
+    first = locator.first
+    first.wait_for(timeout=30000)
+    return first
+
+
 def _settled(page: Any, text: str) -> None:
     """Wait until the page shows ``text`` and Streamlit has finished running the script."""
-    page.get_by_text(text.replace("**", ""), exact=False).first.wait_for(timeout=30000)
+    _shown(page.get_by_text(text.replace("**", ""), exact=False))
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30000
     )
     page.wait_for_timeout(300)  # let Plotly finish drawing before the screenshot
+
+
+def _open(page: Any, url: str, text: str) -> None:
+    """Go to ``url`` and wait until the page is done, showing ``text``."""
+    page.goto(url)
+    _settled(page, text)
+
+
+def _landed(page: Any, url_pattern: str, text: str) -> None:
+    """Wait until a click has taken the page to a URL matching ``url_pattern`` and the page
+    there is done, showing ``text``."""
+    page.wait_for_url(re.compile(url_pattern), timeout=30000)
+    _settled(page, text)
 
 
 def _assert_no_error(page: Any, where: str) -> None:
@@ -46,35 +66,33 @@ def _assert_no_error(page: Any, where: str) -> None:
         assert page.locator(selector).count() == 0, f"{where}: {page.locator(selector).first.inner_text()}"
 
 
-def test_every_page_loads_without_error(served: Any, browser_page: Any, shots: Path) -> None:
+def test_every_page_loads_without_error(served: Any, page: Any, shots: Path) -> None:
     for path, (text, name) in PAGES.items():
-        browser_page.goto(f"{served.url}/{path}")
-        _settled(browser_page, text)
-        _assert_no_error(browser_page, name)
-        browser_page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        _open(page, f"{served.url}/{path}", text)
+        _assert_no_error(page, name)
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
         assert (shots / f"{name}.png").stat().st_size > 10000
 
 
-def test_search_an_order_id(served: Any, browser_page: Any, shots: Path) -> None:
-    browser_page.goto(f"{served.url}/flow_explorer")
-    _settled(browser_page, "Search an order")
-    box = browser_page.get_by_label("Order / saga id, trace id, traceparent or message id")
+def test_search_an_order_id(served: Any, page: Any, shots: Path) -> None:
+    _open(page, f"{served.url}/flow_explorer", "Search an order")
+    box = page.get_by_label("Order / saga id, trace id, traceparent or message id")
     box.fill(served.ids["failed"])
-    browser_page.get_by_role("button", name="Search").click()
-    _settled(browser_page, "Audit trail")
-    _assert_no_error(browser_page, "flow search")
-    assert re.search(r"saga=order-failed", browser_page.url)
+    page.get_by_role("button", name="Search").click()
+    _settled(page, "Audit trail")
+    _assert_no_error(page, "flow search")
+    assert re.search(r"saga=order-failed", page.url)
     # The flow's parts render one after another: wait for its failed step (a clean-clone run
     # once counted it right after "Audit trail" appeared, before it was drawn).
-    browser_page.get_by_text("PaymentFailed").first.wait_for(timeout=30000)
-    assert browser_page.get_by_text("PaymentFailed").count() > 0
-    browser_page.screenshot(path=str(shots / "flow_search.png"), full_page=True)
+    _shown(page.get_by_text("PaymentFailed"))
+    assert page.get_by_text("PaymentFailed").count() > 0
+    page.screenshot(path=str(shots / "flow_search.png"), full_page=True)
 
 
-def test_unknown_order_id_is_a_friendly_message(served: Any, browser_page: Any) -> None:
-    browser_page.goto(f"{served.url}/flow_explorer?saga=no-such-order")
-    _settled(browser_page, "No saga, trace or message matches")
-    _assert_no_error(browser_page, "unknown id")
+def test_unknown_order_id_is_a_friendly_message(served: Any, page: Any) -> None:
+    _open(page, f"{served.url}/flow_explorer?saga=no-such-order",
+          "No saga, trace or message matches")
+    _assert_no_error(page, "unknown id")
 
 
 # ---- tasks as a user does them ------------------------------------------------------------
@@ -106,42 +124,34 @@ def _matches(page: Any) -> int:
     return int(found.group(1).replace(",", ""))
 
 
-def test_find_the_failed_sagas_of_one_type_and_open_one(served: Any, browser_page: Any,
+def test_find_the_failed_sagas_of_one_type_and_open_one(served: Any, page: Any,
                                                         shots: Path) -> None:
-    page = browser_page
-    page.goto(f"{served.url}/sagas?range=all")
-    _settled(page, "sagas match")
+    _open(page, f"{served.url}/sagas?range=all", "sagas match")
     total = _matches(page)
     page.get_by_label("Status").first.click()
     page.get_by_role("option", name="failed", exact=True).click()
-    page.wait_for_url(re.compile(r"status=failed"), timeout=30000)
-    _settled(page, "sagas match")
+    _landed(page, r"status=failed", "sagas match")
     page.wait_for_function(
         f"() => !document.body.innerText.includes('{total:,} sagas match')", timeout=30000)
     failed = _matches(page)
     assert 0 < failed < total
     page.screenshot(path=str(shots / "task_failed_sagas.png"), full_page=True)
     _click_row(page, 0, 0)
-    page.wait_for_url(re.compile(r"flow_explorer\?saga=order-"), timeout=30000)
-    _settled(page, "Audit trail")
+    _landed(page, r"flow_explorer\?saga=order-", "Audit trail")
     assert page.get_by_text("Failed at step").count() > 0
     assert "/sagas" not in page.url  # same tab, same session
 
 
-def test_search_by_attribute_and_by_id_prefix(served: Any, browser_page: Any) -> None:
-    page = browser_page
-    page.goto(f"{served.url}/sagas?range=all")
-    _settled(page, "sagas match")
+def test_search_by_attribute_and_by_id_prefix(served: Any, page: Any) -> None:
+    _open(page, f"{served.url}/sagas?range=all", "sagas match")
     box = page.get_by_role("textbox", name="Attribute")
     box.fill("error=card declined")
     box.press("Enter")
-    page.wait_for_url(re.compile(r"attr=error"), timeout=30000)
-    _settled(page, "sagas match")
+    _landed(page, r"attr=error", "sagas match")
     page.wait_for_function("() => document.body.innerText.includes('sagas match')")
     by_attribute = _matches(page)
     assert by_attribute >= 1
-    page.goto(f"{served.url}/sagas?range=all")
-    _settled(page, "sagas match")
+    _open(page, f"{served.url}/sagas?range=all", "sagas match")
     prefix = page.get_by_role("textbox", name="Saga id starts with")
     prefix.fill("order-100")
     prefix.press("Enter")
@@ -151,10 +161,9 @@ def test_search_by_attribute_and_by_id_prefix(served: Any, browser_page: Any) ->
     assert _matches(page) == 10  # order-1000 .. order-1009
 
 
-def test_reload_a_filtered_url_gives_the_same_view(served: Any, browser_page: Any) -> None:
-    page = browser_page
-    page.goto(f"{served.url}/sagas?range=all&status=completed&sort=saga_id&order=asc")
-    _settled(page, "sagas match")
+def test_reload_a_filtered_url_gives_the_same_view(served: Any, page: Any) -> None:
+    _open(page, f"{served.url}/sagas?range=all&status=completed&sort=saga_id&order=asc",
+          "sagas match")
     first = _matches(page)
     page.reload()
     _settled(page, "sagas match")
@@ -164,29 +173,22 @@ def test_reload_a_filtered_url_gives_the_same_view(served: Any, browser_page: An
     assert "completed" in _selectbox_text(page, "Status")
 
 
-def test_open_a_stalled_saga_and_read_why(served: Any, browser_page: Any, shots: Path) -> None:
-    page = browser_page
-    page.goto(f"{served.url}/stalled_sagas")
-    _settled(page, "Stalled after step")
+def test_open_a_stalled_saga_and_read_why(served: Any, page: Any, shots: Path) -> None:
+    _open(page, f"{served.url}/stalled_sagas", "Stalled after step")
     _click_row(page, 0, 0)
-    page.wait_for_url(re.compile(r"flow_explorer\?saga=order-stalled"), timeout=30000)
-    _settled(page, "Audit trail")
+    _landed(page, r"flow_explorer\?saga=order-stalled", "Audit trail")
     for text in ("Stalled after step payment", "Waiting for", "Silent for", "threshold",
                  "alerts.default_threshold_s"):
         assert page.get_by_text(text, exact=False).count() > 0, text
     page.screenshot(path=str(shots / "task_why_stalled.png"), full_page=True)
 
 
-def test_a_failure_cause_opens_only_its_failing_sagas(served: Any, browser_page: Any,
-                                                     shots: Path) -> None:
-    page = browser_page
-    page.goto(f"{served.url}/failures?range=all")
-    _settled(page, "Failing sagas by cause")
+def test_a_failure_cause_opens_only_its_failing_sagas(served: Any, page: Any, shots: Path) -> None:
+    _open(page, f"{served.url}/failures?range=all", "Failing sagas by cause")
     tile = page.locator('[data-testid="stMetric"]', has_text="Sagas that failed").first
     failed = int(re.sub(r"\D", "", tile.locator('[data-testid="stMetricValue"]').inner_text()))
     _click_row(page, 0, 0)
-    page.wait_for_url(re.compile(r"/sagas\?.*cause="), timeout=30000)
-    _settled(page, "sagas match")
+    _landed(page, r"/sagas\?.*cause=", "sagas match")
     page.screenshot(path=str(shots / "task_failure_cause.png"), full_page=True)
     # The cause's own sagas, not every saga that passed its step, and the user's filters kept.
     assert 0 < _matches(page) <= failed
@@ -194,39 +196,29 @@ def test_a_failure_cause_opens_only_its_failing_sagas(served: Any, browser_page:
     assert "All saga types" in _selectbox_text(page, "Saga type")
 
 
-def test_click_a_process_map_step_and_land_on_its_sagas(served: Any, browser_page: Any,
+def test_click_a_process_map_step_and_land_on_its_sagas(served: Any, page: Any,
                                                         shots: Path) -> None:
-    page = browser_page
-    page.goto(f"{served.url}/process_map?range=all")
-    _settled(page, "Variants")
-    node = page.locator('svg a[href*="step=payment"], svg a[*|href*="step=payment"]').first
-    node.wait_for(timeout=30000)
+    _open(page, f"{served.url}/process_map?range=all", "Variants")
+    node = _shown(page.locator('svg a[href*="step=payment"], svg a[*|href*="step=payment"]'))
     page.screenshot(path=str(shots / "task_process_map.png"), full_page=True)
     node.click()
-    page.wait_for_url(re.compile(r"/sagas\?.*step=payment"), timeout=30000)
-    _settled(page, "sagas match")
+    _landed(page, r"/sagas\?.*step=payment", "sagas match")
     assert _matches(page) > 0
     assert "payment" in _selectbox_text(page, "Passed through step")
 
 
-def test_acknowledge_an_alert_group(served: Any, browser_page: Any, shots: Path) -> None:
-    page = browser_page
-    page.goto(f"{served.url}/alerts?range=all")
-    _settled(page, "By saga type and step")
+def test_acknowledge_an_alert_group(served: Any, page: Any, shots: Path) -> None:
+    _open(page, f"{served.url}/alerts?range=all", "By saga type and step")
     _click_row(page, 0, 0)
     page.get_by_label("Your name").fill("dana")
     page.get_by_role("button", name="Acknowledge", exact=True).click()
-    page.get_by_text("acknowledged by dana", exact=False).first.wait_for(timeout=30000)
+    _shown(page.get_by_text("acknowledged by dana", exact=False))
     page.screenshot(path=str(shots / "task_acknowledged.png"), full_page=True)
 
 
-def test_a_skewed_saga_is_drawn_in_causal_order(served: Any, browser_page: Any,
-                                                shots: Path) -> None:
-    page = browser_page
-    page.goto(f"{served.url}/flow_explorer?saga={served.ids['skewed']}")
-    _settled(page, "Audit trail")
-    skewed = page.locator("svg text", has_text="StockReserved (skewed)").first
-    skewed.wait_for(timeout=30000)
+def test_a_skewed_saga_is_drawn_in_causal_order(served: Any, page: Any, shots: Path) -> None:
+    _open(page, f"{served.url}/flow_explorer?saga={served.ids['skewed']}", "Audit trail")
+    skewed = _shown(page.locator("svg text", has_text="StockReserved (skewed)"))
     cause = page.locator("svg text", has_text=re.compile(r"^ReserveStock$")).first
     skewed_box, cause_box = skewed.bounding_box(), cause.bounding_box()
     assert skewed_box is not None and cause_box is not None
@@ -236,13 +228,9 @@ def test_a_skewed_saga_is_drawn_in_causal_order(served: Any, browser_page: Any,
     page.screenshot(path=str(shots / "task_skewed.png"), full_page=True)
 
 
-def test_a_flow_shows_its_trace_as_a_span_waterfall(served: Any, browser_page: Any,
-                                                    shots: Path) -> None:
-    page = browser_page
-    page.goto(f"{served.url}/flow_explorer?saga={served.ids['traced_failed']}")
-    _settled(page, "Audit trail")
-    chart = page.locator('[data-testid="stPlotlyChart"]', has_text="waiting in Kafka").first
-    chart.wait_for(timeout=30000)
+def test_a_flow_shows_its_trace_as_a_span_waterfall(served: Any, page: Any, shots: Path) -> None:
+    _open(page, f"{served.url}/flow_explorer?saga={served.ids['traced_failed']}", "Audit trail")
+    chart = _shown(page.locator('[data-testid="stPlotlyChart"]', has_text="waiting in Kafka"))
     # Every span is a row, named by its service; the payment handler that declined is marked.
     for label in ("orders · OrderPlaced send", "inventory · ReserveStock process",
                   "⚠ ↳ payment · RetrievePayment process"):
@@ -252,11 +240,9 @@ def test_a_flow_shows_its_trace_as_a_span_waterfall(served: Any, browser_page: A
     page.screenshot(path=str(shots / "flow_waterfall.png"), full_page=True)
 
 
-def test_where_time_goes_opens_the_slow_sagas_and_their_trace(served: Any, browser_page: Any,
+def test_where_time_goes_opens_the_slow_sagas_and_their_trace(served: Any, page: Any,
                                                               shots: Path) -> None:
-    page = browser_page
-    page.goto(f"{served.url}/time_spent?range=all")
-    _settled(page, "Handler runs")
+    _open(page, f"{served.url}/time_spent?range=all", "Handler runs")
     _click_row(page, 0, 0)
     _settled(page, "Slowest handlings of")
     page.screenshot(path=str(shots / "task_time_exemplars.png"), full_page=True)
@@ -270,18 +256,14 @@ def test_where_time_goes_opens_the_slow_sagas_and_their_trace(served: Any, brows
     trace = link.search(linked[0])
     assert trace is not None
     # The waterfall drawn is that trace's.
-    page.locator('[data-testid="stPlotlyChart"]', has_text=f"Trace {trace.group(1)}").first \
-        .wait_for(timeout=30000)
+    _shown(page.locator('[data-testid="stPlotlyChart"]', has_text=f"Trace {trace.group(1)}"))
     page.screenshot(path=str(shots / "task_time_trace.png"), full_page=True)
 
 
-def test_where_time_goes_lists_the_sagas_of_a_step(served: Any, browser_page: Any) -> None:
-    page = browser_page
-    page.goto(f"{served.url}/time_spent?range=all")
-    _settled(page, "Handler runs")
+def test_where_time_goes_lists_the_sagas_of_a_step(served: Any, page: Any) -> None:
+    _open(page, f"{served.url}/time_spent?range=all", "Handler runs")
     _click_row(page, 0, 0)
     _settled(page, "Slowest handlings of")
     page.get_by_role("button", name="Open its sagas").click()
-    page.wait_for_url(re.compile(r"/sagas\?.*step=.*service="), timeout=30000)
-    _settled(page, "sagas match")
+    _landed(page, r"/sagas\?.*step=.*service=", "sagas match")
     assert _matches(page) > 0
