@@ -105,6 +105,8 @@ class DemoService:
     instrumented: ClassVar[bool] = True
     #: The Kafka client this service is written with.
     client: ClassVar[str] = KAFKA_PYTHON
+    #: The forward steps it takes: message type -> (topic, command) that takes the saga on.
+    next_commands: ClassVar[Mapping[str, tuple[str, str]]] = {}
 
     def __init__(self, env: ServiceEnv) -> None:
         self.env = env
@@ -191,6 +193,15 @@ class DemoService:
         """Send a command; the saga step it asks for is named after it."""
         self.send(topic_name, command, data, saga_id=saga_id, kind="command", step=command,
                   compensates=compensates)
+
+    def take_next_step(self, message: Message) -> bool:
+        """Send the command :attr:`next_commands` names for ``message``; False where it names none."""
+        step = self.next_commands.get(message.type)
+        if step is None:
+            return False
+        topic_name, command = step
+        self.command(topic_name, command, message.data, saga_id=message.saga_id)
+        return True
 
     def compensate(self, topic_name: str, command: str, data: dict[str, Any], *, saga_id: str,
                    compensates: str) -> None:
