@@ -13,6 +13,7 @@ failed transiently, and fires timers (the payment flow's long wait) in the same 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import json
@@ -20,7 +21,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -105,6 +106,8 @@ class DemoService:
     instrumented: ClassVar[bool] = True
     #: The Kafka client this service is written with.
     client: ClassVar[str] = KAFKA_PYTHON
+    #: The forward steps it takes: message type -> (topic, command) that takes the saga on.
+    next_commands: ClassVar[Mapping[str, tuple[str, str]]] = {}
 
     def __init__(self, env: ServiceEnv) -> None:
         self.env = env
@@ -191,6 +194,15 @@ class DemoService:
         """Send a command; the saga step it asks for is named after it."""
         self.send(topic_name, command, data, saga_id=saga_id, kind="command", step=command,
                   compensates=compensates)
+
+    def take_next_step(self, message: Message) -> bool:
+        """Send the command :attr:`next_commands` names for ``message``; False where it names none."""
+        step = self.next_commands.get(message.type)
+        if step is None:
+            return False
+        topic_name, command = step
+        self.command(topic_name, command, message.data, saga_id=message.saga_id)
+        return True
 
     def compensate(self, topic_name: str, command: str, data: dict[str, Any], *, saga_id: str,
                    compensates: str) -> None:
@@ -409,50 +421,31 @@ class DemoService:
             message.saga_id, f"crash:{message.type}:{self.attempt(message)}", run
         )
 
+    # The synchronous and the asyncio loop differ only in awaiting the handler: what a run
+    # means (retry an injected failure, count a success, log any other failure) is _runs'.
     def _process(self, record: Any) -> None:
-        message = self._admit(record)
-        if message is None:
-            return
-        for run in range(1, MAX_HANDLER_ATTEMPTS + 1):
-            try:
-                # A crash goes through the decorated handler: the failed run is an errored span.
-                self._crash_next = self._crashes(message, run)
+        for run in self._runs(record):
+            with run:
                 self._handle(record)
-                self.handled += 1
-                return
-            except InjectedFailure:
-                self._log_retry(message, run)
-            except Exception:
-                self._log_failure(message)
-                return
 
-    # The asyncio twin of _process (and _fire_timers_async of _fire_timers), kept on purpose:
-    # the one difference is the ``await``, and a loop body cannot be shared across it without
-    # running the synchronous clients' handlers on an event loop too.
     async def _process_async(self, record: Any) -> None:
+        for run in self._runs(record):
+            with run:
+                await self._handle(record)
+
+    def _runs(self, record: Any) -> Iterator[_HandlerRun]:
+        """The runs of the handler on ``record``, each to be made inside its ``with``: none for
+        a record skipped, another after an injected failure (up to MAX_HANDLER_ATTEMPTS)."""
         message = self._admit(record)
         if message is None:
             return
-        for run in range(1, MAX_HANDLER_ATTEMPTS + 1):
-            try:
-                self._crash_next = self._crashes(message, run)
-                await self._handle(record)
-                self.handled += 1
+        for number in range(1, MAX_HANDLER_ATTEMPTS + 1):
+            # A crash goes through the decorated handler: the failed run is an errored span.
+            self._crash_next = self._crashes(message, number)
+            run = _HandlerRun(self, message, number)
+            yield run
+            if not run.injected_failure:
                 return
-            except InjectedFailure:
-                self._log_retry(message, run)
-            except Exception:
-                self._log_failure(message)
-                return
-
-    def _log_retry(self, message: Message, run: int) -> None:
-        log.info("%s: injected failure handling %s of saga %s (run %d), retrying",
-                 self.name, message.type, message.saga_id, run)
-
-    def _log_failure(self, message: Message) -> None:
-        self.failed += 1
-        log.exception("%s: handler failed on %s of saga %s", self.name, message.type,
-                      message.saga_id)
 
     def _handle_record(self, record: Any) -> None:
         if self._crash_next:
@@ -491,21 +484,55 @@ class DemoService:
 
     def _fire_timers(self) -> None:
         for message in self._due_timers():
-            self._current = message
-            try:
+            with self._timer_run(message):
                 self._handle_timer(message.record)
-            except Exception:
-                self.failed += 1
-                log.exception("%s: timer failed for saga %s", self.name, message.saga_id)
 
     async def _fire_timers_async(self) -> None:
         for message in self._due_timers():
-            self._current = message
-            try:
+            with self._timer_run(message):
                 await self._handle_timer(message.record)
-            except Exception:
-                self.failed += 1
-                log.exception("%s: timer failed for saga %s", self.name, message.saga_id)
+
+    @contextlib.contextmanager
+    def _timer_run(self, message: Message) -> Iterator[None]:
+        self._current = message
+        try:
+            yield
+        except Exception:
+            self.failed += 1
+            log.exception("%s: timer failed for saga %s", self.name, message.saga_id)
+
+
+class _HandlerRun:
+    """One run of a service's handler on a message, made as ``with run: handler(record)``:
+    counts a success, and logs and swallows a failure (noting whether it was injected)."""
+
+    def __init__(self, service: DemoService, message: Message, number: int) -> None:
+        self.service = service
+        self.message = message
+        self.number = number
+        self.injected_failure = False
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
+        if exc_type is None:
+            self.service.handled += 1
+            return False
+        service, message = self.service, self.message
+        if issubclass(exc_type, InjectedFailure):
+            self.injected_failure = True
+            log.info("%s: injected failure handling %s of saga %s (run %d), retrying",
+                     service.name, message.type, message.saga_id, self.number)
+            return True
+        if issubclass(exc_type, Exception):
+            service.failed += 1
+            log.exception("%s: handler failed on %s of saga %s", service.name, message.type,
+                          message.saga_id)
+            return True
+        return False
 
 
 #: librdkafka's own log lines (connection chatter) go through logging, not to stderr.

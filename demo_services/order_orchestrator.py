@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from sagascope.demo_services import _topics as t
 from sagascope.demo_services._runtime import DemoService, Message
-
-#: The forward steps: event -> (topic, command) that takes the saga on.
-_NEXT_COMMAND: dict[str, tuple[str, str]] = {
-    "PlaceOrder": (t.PAYMENTS_COMMANDS, "ConfirmPayment"),
-    "PaymentConfirmed": (t.INVENTORY_COMMANDS, "CheckStock"),
-    "StockAvailable": (t.INVENTORY_COMMANDS, "DeductStock"),
-}
 
 
 class OrderOrchestrator(DemoService):
@@ -19,13 +15,18 @@ class OrderOrchestrator(DemoService):
     name = "order-orchestrator"
     topics = (t.ORDERS_COMMANDS, t.PAYMENTS_EVENTS, t.INVENTORY_EVENTS)
     saga_types = frozenset({t.ORDER})
+    next_commands: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "PlaceOrder": (t.PAYMENTS_COMMANDS, "ConfirmPayment"),
+        "PaymentConfirmed": (t.INVENTORY_COMMANDS, "CheckStock"),
+        "StockAvailable": (t.INVENTORY_COMMANDS, "DeductStock"),
+    }
 
     def on_message(self, message: Message) -> None:
+        if self.take_next_step(message):
+            return
         order = message.data
         saga_id = message.saga_id
-        if message.type in _NEXT_COMMAND:
-            self.command(*_NEXT_COMMAND[message.type], order, saga_id=saga_id)
-        elif message.type == "PaymentDeclined":
+        if message.type == "PaymentDeclined":
             self._cancel(order, saga_id, "insufficient funds", saga_status="failed")
         elif message.type == "StockUnavailable":
             # The payment was taken: undo it before cancelling.

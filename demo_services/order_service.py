@@ -8,29 +8,28 @@ no headers: the saga is picked up again from the business key in its payload.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from sagascope.demo_services import _topics as t
 from sagascope.demo_services._runtime import DemoService, Message
 from sagascope.instrumentation import start_saga
-
-#: The forward steps: event -> (topic, command) that takes the saga on.
-_NEXT_COMMAND: dict[str, tuple[str, str]] = {
-    "OrderPlaced": (t.PAYMENTS_COMMANDS, "RetrievePayment"),
-    "PaymentRetrieved": (t.WAREHOUSE_COMMANDS, "FetchGoods"),
-}
 
 
 class OrderService(DemoService):
     name = "order-service"
     topics = (t.CHECKOUT_EVENTS, t.PAYMENTS_EVENTS, t.LEGACY_WMS_EVENTS)
     saga_types = frozenset({t.ORDER_FULFILLMENT})
+    next_commands: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "OrderPlaced": (t.PAYMENTS_COMMANDS, "RetrievePayment"),
+        "PaymentRetrieved": (t.WAREHOUSE_COMMANDS, "FetchGoods"),
+    }
 
     def on_message(self, message: Message) -> None:
-        order = message.data
-        saga_id = message.saga_id
-        if message.type in _NEXT_COMMAND:
-            self.command(*_NEXT_COMMAND[message.type], order, saga_id=saga_id)
-        elif message.type == "PaymentRefunded":
-            self.send(t.ORDERS_EVENTS, "OrderCancelled", order, saga_id=saga_id,
+        if self.take_next_step(message):
+            return
+        if message.type == "PaymentRefunded":
+            self.send(t.ORDERS_EVENTS, "OrderCancelled", message.data, saga_id=message.saga_id,
                       step="CancelOrder", saga_status="compensated")
         elif message.type in ("GoodsPicked", "GoodsOutOfStock"):
             self._on_warehouse(message)

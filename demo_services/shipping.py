@@ -7,20 +7,22 @@ order with compensating transactions: refund, cancel, notify.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from sagascope.demo_services import _topics as t
 from sagascope.demo_services._runtime import DemoService, Message
-
-#: The forward steps of ``shipment``: event -> (topic, command) that takes the saga on.
-_NEXT_COMMAND: dict[str, tuple[str, str]] = {
-    "ShipOrder": (t.PAYMENTS_COMMANDS, "ChargePayment"),
-    "PaymentCharged": (t.INVENTORY_COMMANDS, "ReserveInventory"),
-}
 
 
 class Shipping(DemoService):
     name = "shipping"
     topics = (t.SHIPPING_COMMANDS, t.PAYMENTS_EVENTS, t.INVENTORY_EVENTS)
     saga_types = frozenset({t.ORDER_FULFILLMENT, t.SHIPMENT})
+    #: The forward steps of ``shipment``.
+    next_commands: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "ShipOrder": (t.PAYMENTS_COMMANDS, "ChargePayment"),
+        "PaymentCharged": (t.INVENTORY_COMMANDS, "ReserveInventory"),
+    }
 
     def on_message(self, message: Message) -> None:
         order = message.data
@@ -28,10 +30,8 @@ class Shipping(DemoService):
         customer_id = order.get("customer_id")
         if message.type == "ShipGoods":
             self.send(t.SHIPPING_EVENTS, "GoodsShipped", order, saga_id=saga_id, step="ShipGoods")
-        elif message.saga_type != t.SHIPMENT:
+        elif message.saga_type != t.SHIPMENT or self.take_next_step(message):
             return
-        elif message.type in _NEXT_COMMAND:
-            self.command(*_NEXT_COMMAND[message.type], order, saga_id=saga_id)
         elif message.type == "InventoryReserved":
             self.send(t.SHIPPING_EVENTS, "OrderShipped", order, saga_id=saga_id, step="Ship")
             self.notify_customer(saga_id, customer_id, "shipped", "completed")

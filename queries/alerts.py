@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from sagascope.queries.exceptions import QueryError
 from sagascope.queries.results import GROUP_STATES, AlertGroup
+from sagascope.queries.rows import from_store_columns
 from sagascope.store import Store, StoreReader
 from sagascope.store.timetext import as_utc, format_time
 
@@ -145,22 +146,7 @@ def list_alerts(
 
 
 def _alert_from_row(row: Mapping[str, Any]) -> Alert:
-    resolved_at = row["resolved_at"]
-    return Alert(
-        alert_id=row["alert_id"],
-        state=row["state"],
-        saga_id=row["saga_id"],
-        saga_type=row["saga_type"],
-        step=row["step"],
-        waiting_for=row["waiting_for"],
-        since=as_utc(row["since"]),
-        threshold_s=float(row["threshold_s"]),
-        opened_at=as_utc(row["opened_at"]),
-        link=row["link"],
-        updated_at=as_utc(row["updated_at"]),
-        resolved_at=as_utc(resolved_at) if resolved_at is not None else None,
-        resolution=row["resolution"],
-    )
+    return from_store_columns(Alert, row)
 
 
 #: What a person can do to an alert group.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sagascope.queries.rows import from_columns
 from sagascope.store.headers import rebuild
 
 #: Every status a saga can have; the first four come from ``ce_sagastatus`` or status rules.
@@ -108,32 +109,14 @@ class FlowMessage:
     ) -> FlowMessage:
         """A message from its ``messages`` row (``FLOW_COLUMNS``, with ``duplicates`` and
         ``copies`` added by duplicate folding) and its place in the causal order."""
-        return cls(
-            message_id=r["message_id"],
-            causation_id=r["causation_id"],
-            saga_id=r["saga_id"],
-            saga_type=r["saga_type"],
-            trace_id=r["trace_id"],
-            span_id=r["span_id"],
-            kind=r["kind"],
-            type=r["type"],
-            source=r["source"],
-            step=r["step"],
-            saga_status=r["saga_status"],
-            compensates=r["compensates"],
-            event_time=r["event_time"],
-            kafka_time=r["kafka_time"],
-            topic=r["topic"],
+        return from_columns(
+            cls, r,
             partition=int(r["partition"]),
             offset=int(r["offset"]),
             # The headers as received: the stored rest plus those the columns reproduce.
             headers=rebuild(r),
-            payload=r["payload"],
             payload_size=int(r["payload_size"]),
             payload_truncated=bool(r["payload_truncated"]),
-            correlation=r["correlation"],
-            parse_error=r["parse_error"],
-            duplicates=r["duplicates"],
             copies=tuple(r["copies"]),
             cause_missing=cause_missing,
             skew_s=skew_s,

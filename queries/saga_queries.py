@@ -46,6 +46,7 @@ from sagascope.queries.results import (
     Transition,
     Variant,
 )
+from sagascope.queries.rows import from_store_columns
 from sagascope.queries.state import StateQuery, state_sql
 from sagascope.settings import AlertSettings, StatusRule
 from sagascope.store.base import StoreReader
@@ -546,20 +547,7 @@ class SagaQueries:
 
 
 def _summary(r: dict[str, Any]) -> SagaSummary:
-    return SagaSummary(
-        saga_id=r["saga_id"],
-        saga_type=r["saga_type"],
-        status=r["status"],
-        started=as_utc(r["started"]),
-        last_event=as_utc(r["last_event"]),
-        last_kafka_time=as_utc(r["last_kafka_time"]),
-        duration_s=float(r["duration_s"]),
-        messages=int(r["message_count"]),
-        last_step=r["last_step"],
-        last_type=r["last_type"],
-        last_source=r["last_source"],
-        silent_s=float(r["silent_s"]),
-    )
+    return from_store_columns(SagaSummary, r, messages=int(r["message_count"]))
 
 
 def _waiting_text(row: dict[str, Any], usual_next: str) -> str:

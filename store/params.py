@@ -14,31 +14,30 @@ def server_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None
     """Parameters as clickhouse-connect sends them for ``{name:Type}`` server-side binding."""
     if not params:
         return None
-    out: dict[str, Any] = {}
-    for key, value in params.items():
+    for key in params:
         check_identifier(key)
-        out[key] = value
-    return out
+    return dict(params)
 
 
 def chdb_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Parameters for chDB, which takes scalars as they are but containers as ClickHouse text."""
-    if not params:
+    # The names are checked as for a server; only the values are written differently.
+    checked = server_parameters(params)
+    if checked is None:
         return None
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        check_identifier(key)
-        if isinstance(value, (list, tuple, set, frozenset, dict)):
-            out[key] = _literal(value)
-        elif isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        elif isinstance(value, datetime):
-            out[key] = clickhouse_literal(value)
-        elif isinstance(value, str):
-            out[key] = _escaped(value)
-        else:
-            out[key] = value
-    return out
+    return {key: _chdb_value(value) for key, value in checked.items()}
+
+
+def _chdb_value(value: Any) -> Any:
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        return _literal(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return clickhouse_literal(value)
+    if isinstance(value, str):
+        return _escaped(value)
+    return value
 
 
 #: ClickHouse's escaped text format, in which chDB reads a scalar ``{name:Type}`` value (as a

@@ -11,11 +11,13 @@ Imports only the base modules (and kafka-python's SASL mechanisms lazily).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import socket
 import ssl
 import struct
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from sagascope.connections import (
@@ -76,29 +78,23 @@ def _check_connection(broker: BrokerSettings, sock: socket.socket, host: str, se
     stream: socket.socket = sock
     if uses_tls(broker):
         stream = _tls_handshake(broker, sock, host, server)
-    try:
-        _api_versions(stream)
-    except ssl.SSLError as exc:
-        # TLS 1.3 servers check the client certificate after the handshake: the refusal
-        # arrives with the first read.
-        raise BrokerConnectionError(_tls_refusal(broker, server, exc)) from None
-    except TimeoutError:
-        raise BrokerConnectionError(
+    # TLS 1.3 servers check the client certificate after the handshake: the refusal arrives
+    # with the first read, as a TLS error of this step.
+    with _failures_named(
+        broker, server, during="on a Kafka request",
+        silent=(
             f"broker {server} did not answer a Kafka request within broker.connect_timeout_s "
             f"({broker.connect_timeout_s:g} s) with broker.security_protocol="
             f"{broker.security_protocol.upper()}: "
             + ("does the listener expect TLS (SSL or SASL_SSL)?" if not uses_tls(broker) else
                "is it a Kafka listener?")
-        ) from None
-    except (ConnectionError, EOFError, OSError) as exc:
-        hint = (
+        ),
+        advice="; " + (
             "the listener probably expects TLS: set broker.security_protocol to SSL or SASL_SSL"
             if not uses_tls(broker) else "check broker.ssl_certfile (mutual TLS) and the listener"
-        )
-        raise BrokerConnectionError(
-            f"broker {server} closed the connection on a Kafka request "
-            f"({type(exc).__name__}); {hint}"
-        ) from None
+        ),
+    ):
+        _api_versions(stream)
     if uses_sasl(broker):
         mechanism = broker.sasl_mechanism.upper()
         try:
@@ -113,32 +109,47 @@ def _check_connection(broker: BrokerSettings, sock: socket.socket, host: str, se
 
 def _tls_handshake(broker: BrokerSettings, sock: socket.socket, host: str, server: str) -> ssl.SSLSocket:
     context = ssl_context(broker)
-    try:
-        return context.wrap_socket(sock, server_hostname=host)
-    except ssl.SSLCertVerificationError as exc:
-        if "match" in str(exc.verify_message) or "Hostname" in str(exc):
+    with _failures_named(
+        broker, server, during="during the TLS handshake",
+        silent=(
+            f"broker {server}: no TLS handshake within broker.connect_timeout_s "
+            f"({broker.connect_timeout_s:g} s); is broker.security_protocol right?"
+        ),
+        advice=": does the listener speak TLS? check broker.security_protocol",
+    ):
+        try:
+            return context.wrap_socket(sock, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            if "match" in str(exc.verify_message) or "Hostname" in str(exc):
+                raise BrokerConnectionError(
+                    f"broker {server}: its certificate does not name {host!r} "
+                    f"({exc.verify_message}); fix broker.bootstrap_servers or set "
+                    "broker.ssl_check_hostname = false"
+                ) from None
             raise BrokerConnectionError(
-                f"broker {server}: its certificate does not name {host!r} "
-                f"({exc.verify_message}); fix broker.bootstrap_servers or set "
-                "broker.ssl_check_hostname = false"
+                f"broker {server}: TLS certificate verification failed ({exc.verify_message}); "
+                + (f"broker.ssl_cafile ({broker.ssl_cafile}) did not sign the broker's certificate"
+                   if broker.ssl_cafile else
+                   "set broker.ssl_cafile to the CA that signed the broker's certificate")
             ) from None
-        raise BrokerConnectionError(
-            f"broker {server}: TLS certificate verification failed ({exc.verify_message}); "
-            + (f"broker.ssl_cafile ({broker.ssl_cafile}) did not sign the broker's certificate"
-               if broker.ssl_cafile else
-               "set broker.ssl_cafile to the CA that signed the broker's certificate")
-        ) from None
+
+
+@contextlib.contextmanager
+def _failures_named(
+    broker: BrokerSettings, server: str, *, during: str, silent: str, advice: str
+) -> Iterator[None]:
+    """Turn a step of the conversation with ``server`` failing into the error naming what to
+    check: the broker refused our TLS, said nothing in time (``silent``), or closed the
+    connection ``during`` the step (then ``advice``)."""
+    try:
+        yield
     except ssl.SSLError as exc:
         raise BrokerConnectionError(_tls_refusal(broker, server, exc)) from None
     except TimeoutError:
+        raise BrokerConnectionError(silent) from None
+    except (ConnectionError, EOFError, OSError) as exc:
         raise BrokerConnectionError(
-            f"broker {server}: no TLS handshake within broker.connect_timeout_s "
-            f"({broker.connect_timeout_s:g} s); is broker.security_protocol right?"
-        ) from None
-    except (ConnectionError, OSError) as exc:
-        raise BrokerConnectionError(
-            f"broker {server} closed the connection during the TLS handshake "
-            f"({type(exc).__name__}): does the listener speak TLS? check broker.security_protocol"
+            f"broker {server} closed the connection {during} ({type(exc).__name__}){advice}"
         ) from None
 
 
