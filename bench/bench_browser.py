@@ -162,11 +162,18 @@ def served_store(sagas: int, workdir: str) -> Iterator[Served]:
 
 @contextmanager
 def served_empty(workdir: str) -> Iterator[Served]:
+    with served_app(workdir, EMPTY_APP) as served:
+        yield served
+
+
+@contextmanager
+def served_app(workdir: str, source: str) -> Iterator[Served]:
+    """A Streamlit app of ``source`` served with the dashboard's Streamlit options."""
     from sagascope.dashboard.server import _streamlit_options
     from sagascope.settings import load_settings
 
-    script = Path(workdir) / "empty_app.py"
-    script.write_text(EMPTY_APP)
+    script = Path(workdir) / f"app_{abs(hash(source))}.py"
+    script.write_text(source)
     port = _free_port()
     settings = load_settings(overrides={"dashboard.host": "127.0.0.1"}, environ={})
     flags = [f"--{key}={value}" for key, value in _streamlit_options(settings, port).items()]

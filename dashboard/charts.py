@@ -1,7 +1,7 @@
 """Light charts: Vega-Lite specs (pure functions, data in, spec out) for the pages a person
 opens most. Plotly's script is ~4.7 MB that a browser must parse before drawing anything;
 Vega-Lite's is a sixth of it, which is most of a first visit's wait (bench_browser.py).
-Plotly stays on the flow page only: its swimlane and trace waterfall.
+The flow page's swimlane and trace waterfall are SVG drawn on the server (:mod:`svg`).
 
 Bars that lead somewhere carry a point selection named :data:`PICK`: a page passes
 ``on_select="rerun"`` and reads the picked row with :func:`picked`.

@@ -228,7 +228,8 @@ def _trace(flow: Flow) -> None:
     cols[3].metric("Failed spans", int(totals["errors"]))
     if len(frame) > waterfall.MAX_SPANS:
         st.caption(f"Showing the first {waterfall.MAX_SPANS} of {len(frame):,} spans.")
-    st.plotly_chart(waterfall.trace_waterfall(frame, title=f"Trace {chosen}"), key="waterfall")
+    # Markdown, not st.html: st.html sanitizes SVG away.
+    st.markdown(waterfall.trace_waterfall(frame, title=f"Trace {chosen}"), unsafe_allow_html=True)
 
 
 def render() -> None:
@@ -262,7 +263,7 @@ def render() -> None:
                    "message that caused them (a clock running behind): drawn just after their "
                    "cause and marked ⚠ skewed.")
     silent = diagnosis.silent_s if diagnosis is not None and now is not None else None
-    st.plotly_chart(figures.swimlane(frame, now=now, silent_s=silent), key="swimlane")
+    st.markdown(figures.swimlane(frame, now=now, silent_s=silent), unsafe_allow_html=True)
     _trace(flow)
 
     pairs = _compensations(flow)

@@ -38,7 +38,7 @@ def _settled(page: Any, text: str) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30000
     )
-    page.wait_for_timeout(300)  # let Plotly finish drawing before the screenshot
+    page.wait_for_timeout(300)  # let the charts finish drawing before the screenshot
 
 
 def _assert_no_error(page: Any, where: str) -> None:
@@ -241,7 +241,7 @@ def test_a_flow_shows_its_trace_as_a_span_waterfall(served: Any, browser_page: A
     page = browser_page
     page.goto(f"{served.url}/flow_explorer?saga={served.ids['traced_failed']}")
     _settled(page, "Audit trail")
-    chart = page.locator('[data-testid="stPlotlyChart"]', has_text="waiting in Kafka").first
+    chart = page.locator('svg[aria-label^="Trace "]', has_text="waiting in Kafka").first
     chart.wait_for(timeout=30000)
     # Every span is a row, named by its service; the payment handler that declined is marked.
     for label in ("orders · OrderPlaced send", "inventory · ReserveStock process",
@@ -270,8 +270,7 @@ def test_where_time_goes_opens_the_slow_sagas_and_their_trace(served: Any, brows
     trace = link.search(linked[0])
     assert trace is not None
     # The waterfall drawn is that trace's.
-    page.locator('[data-testid="stPlotlyChart"]', has_text=f"Trace {trace.group(1)}").first \
-        .wait_for(timeout=30000)
+    page.locator(f'svg[aria-label="Trace {trace.group(1)}"]').first.wait_for(timeout=30000)
     page.screenshot(path=str(shots / "task_time_trace.png"), full_page=True)
 
 

@@ -1,9 +1,10 @@
 """The light charts are pure functions: hand-made data in, the expected Vega-Lite spec out;
-the trace waterfall likewise, spans in, rows and a Plotly figure out."""
+the trace waterfall likewise, spans in, rows and an SVG out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from xml.etree import ElementTree
 
 import pandas as pd
 
@@ -100,6 +101,10 @@ def test_waterfall_rows_in_tree_order_with_the_wait_in_kafka() -> None:
 def test_waterfall_figure_labels_each_span_and_marks_failures() -> None:
     spans = [_span("send1", "", "PRODUCER", 0, 1),
              _span("handle1", "send1", "CONSUMER", 21, 30, status="ERROR")]
-    fig = waterfall.trace_waterfall(waterfall.waterfall_frame(spans))
-    labels = list(fig.layout.yaxis.ticktext)
+    root = ElementTree.fromstring(waterfall.trace_waterfall(waterfall.waterfall_frame(spans)))
+    texts = list(root.iter("{http://www.w3.org/2000/svg}text"))
+    labels = [t.text for t in texts if t.get("class") == "span-label"]
     assert labels == ["svc-send1 · send1", "⚠ ↳ svc-handle1 · handle1"]
+    bars = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "span-bar"]
+    assert bars[1].get("fill") == waterfall.COLORS["error"]
+    assert [t.text for t in texts if t.get("class") == "span-duration"] == ["1.0 ms", "9.0 ms"]
