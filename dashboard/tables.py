@@ -1,11 +1,14 @@
 """Query results as tables and text: DataFrames from result lists, Markdown-safe text, the
-row a grid selected."""
+row a grid selected, plain HTML tables whose rows are links."""
 
 from __future__ import annotations
 
 import dataclasses
+import html
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -56,3 +59,44 @@ def selected_row(event: Any) -> int | None:
     except AttributeError:
         return None
     return int(rows[0]) if rows else None
+
+
+def html_table(table: pd.DataFrame, *, row_link: Callable[[int], str] | None = None,
+               time_format: str = "%m-%d %H:%M:%S", numeric: Sequence[str] = (),
+               label: str = "") -> str:
+    """``table`` as a plain HTML table (shown with ``st.html``): no data-grid script for the
+    browser to load, every column at its text's width, and each row, when ``row_link`` gives
+    its URL (by the row's position), a link in this tab.
+
+    Times are written with ``time_format`` (UTC); ``numeric`` columns align right with
+    thousands separators; missing values are blank.
+    """
+    head = "".join(f"<th{_NUMERIC if c in numeric else ''}>{html.escape(str(c))}</th>"
+                   for c in table.columns)
+    rows = []
+    for i, values in enumerate(table.itertuples(index=False, name=None)):
+        href = f' href="{html.escape(row_link(i))}"' if row_link else ""
+        cells = "".join(
+            f"<td{_NUMERIC if c in numeric else ''}>"
+            + (f"<a{href}>{_cell(v, time_format)}</a>" if href else _cell(v, time_format))
+            + "</td>"
+            for c, v in zip(table.columns, values, strict=True))
+        rows.append(f"<tr>{cells}</tr>")
+    caption = f' aria-label="{html.escape(label)}"' if label else ""
+    return (f'<div class="sg-table-wrap"><table class="sg-table{" sg-links" if row_link else ""}"'
+            f"{caption}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+_NUMERIC = ' class="num"'
+
+
+def _cell(value: object, time_format: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return ""
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else value
+        full = moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+        return f'<span title="{full}">{html.escape(moment.strftime(time_format))}</span>'
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
+    return html.escape(str(value))

@@ -83,9 +83,13 @@ ROW_PX = 35
 
 
 def _click_row(page: Any, table: int, row: int) -> None:
-    """Select row ``row`` (0-based) of the ``table``-th data grid on the page (its row marker)."""
-    grid = page.locator('[data-testid="stDataFrame"]').nth(table)
+    """Click row ``row`` (0-based) of the ``table``-th table on the page: a plain table's row
+    link, or a data grid's row marker."""
+    grid = page.locator('[data-testid="stDataFrame"], table.sg-table').nth(table)
     grid.scroll_into_view_if_needed()
+    if grid.evaluate("e => e.tagName") == "TABLE":
+        grid.locator("tbody tr").nth(row).locator("a").first.click()
+        return
     box = grid.bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + 14, box["y"] + ROW_PX * (row + 1) + ROW_PX / 2)
@@ -125,7 +129,8 @@ def test_find_the_failed_sagas_of_one_type_and_open_one(served: Any, browser_pag
     page.wait_for_url(re.compile(r"flow_explorer\?saga=order-"), timeout=30000)
     _settled(page, "Audit trail")
     assert page.get_by_text("Failed at step").count() > 0
-    assert "/sagas" not in page.url  # same tab, same session
+    assert "/sagas" not in page.url  # same tab
+    assert "range=all" in page.url  # the sidebar's range kept
 
 
 def test_search_by_attribute_and_by_id_prefix(served: Any, browser_page: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from xml.etree import ElementTree
 
 import pandas as pd
 from streamlit.testing.v1 import AppTest
@@ -29,9 +30,32 @@ _TABLE_COLUMNS = {
 }
 
 
+def html_tables(at: AppTest) -> list[pd.DataFrame]:
+    """The page's plain HTML tables (``tables.html_table``): cells as text, and each row's
+    link in a ``link`` column when its rows are links."""
+    frames = []
+    for element in at.html:
+        if 'class="sg-table' not in element.value:
+            continue
+        root = ElementTree.fromstring(element.value)
+        head = ["".join(th.itertext()) for th in root.iter("th")]
+        rows, hrefs = [], []
+        for tr in root.find("table/tbody") or []:
+            cells = list(tr.iter("td"))
+            rows.append(["".join(td.itertext()) for td in cells])
+            anchor = cells[0].find("a") if cells else None
+            hrefs.append(anchor.get("href") if anchor is not None else None)
+        frame = pd.DataFrame(rows, columns=head)
+        if any(hrefs):
+            frame["link"] = hrefs
+        frames.append(frame)
+    return frames
+
+
 def table(at: AppTest, name: str) -> pd.DataFrame:
-    """The page's table ``name`` (found by a column only it has)."""
-    frames = [f.value for f in at.dataframe]
+    """The page's table ``name`` (a data grid or a plain table, found by a column only it
+    has)."""
+    frames = [f.value for f in at.dataframe] + html_tables(at)
     found = [f for f in frames if _TABLE_COLUMNS[name] in f.columns]
     if not found:
         raise AssertionError(f"no table {name!r} on the page")
@@ -204,6 +228,13 @@ def test_saga_list_filters_by_id_prefix_and_attribute(seeded: Seeded, open_page:
     assert set(table(at, "saga_list")["saga"]) == {"order-compensated", "order-compensating"}
     at = open_page("sagas", seeded.store, attr="error=card declined", range="all")
     assert list(table(at, "saga_list")["saga"]) == ["order-failed"]
+
+
+def test_saga_list_rows_open_their_flow_with_the_sidebar_filters(seeded: Seeded,
+                                                               open_page: Any) -> None:
+    at = open_page("sagas", seeded.store, status="failed", range="all", type="order-fulfillment")
+    row = table(at, "saga_list").iloc[0]
+    assert row["link"] == "/flow_explorer?saga=order-failed&range=all&type=order-fulfillment"
 
 
 def test_saga_list_sorts_and_counts_exactly(seeded: Seeded, open_page: Any) -> None:
