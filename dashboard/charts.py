@@ -196,34 +196,6 @@ def cycle_time_multiples(frame: pd.DataFrame, percentile: str, width_s: int,
     )
 
 
-def count_bars(frame: pd.DataFrame, label: str, value: str = "count", *, title: str = "",
-               color: str = "#e03131", top: int = 25) -> tuple[Spec, int]:
-    """Horizontal bars of ``value`` by ``label``, largest first, at most ``top``; returns the
-    spec and how many labels there are in all (the page says when some are left out)."""
-    if frame.empty:
-        return empty_chart("Nothing to show"), 0
-    sums = frame.groupby(label, as_index=False)[value].sum()
-    rows = sums.nlargest(top, value)
-    rows = rows.assign(**{label: rows[label].astype(str)})
-    order = list(rows[label])
-    spec = _spec(
-        _records(rows), title=title, height={"step": 26},
-        encoding={"y": {"field": label, "type": "nominal", "sort": order, "title": None,
-                        "axis": {"labelLimit": 320}},
-                  "x": {"field": value, "type": "quantitative", "title": None,
-                        "axis": {"tickMinStep": 1}}},
-        layer=[
-            {"params": [{"name": PICK, "select": {"type": "point", "fields": [label]}}],
-             "mark": {"type": "bar", "color": color, "cursor": "pointer",
-                      "cornerRadiusEnd": 3},
-             "encoding": {"tooltip": [{"field": label}, {"field": value, "format": ","}]}},
-            {"mark": {"type": "text", "align": "left", "dx": 4, "color": "#343a40"},
-             "encoding": {"text": {"field": value, "format": ","}}},
-        ],
-    )
-    return spec, len(sums)
-
-
 def variant_bars(variants: pd.DataFrame) -> Spec:
     """Variants by frequency (columns ``activities``, the activity sequence, and ``count``),
     most frequent first, labelled V1, V2, ... as the variants table is; the path on hover."""

@@ -7,7 +7,8 @@ names), never a store or a query object, so each chart is testable with hand-mad
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from html import escape
 from typing import Any
 
 import pandas as pd
@@ -195,6 +196,43 @@ def _message_hover(row: Mapping[str, Any]) -> str:
     if row.get("duplicate"):
         parts.append("duplicate delivery")
     return "\n".join(parts)
+
+
+def count_bars(frame: pd.DataFrame, label: str, value: str = "count", *, title: str = "",
+               color: str = "#e03131", top: int = 25, width: int = 520,
+               link: Callable[[str], str] | None = None) -> tuple[str, int]:
+    """Horizontal bars of ``value`` by ``label``, largest first, at most ``top``, as SVG;
+    returns it and how many labels there are in all (the page says when some are left out).
+    ``link(label)``: the URL a bar opens (in this tab)."""
+    if frame.empty:
+        return svg.empty("Nothing to show", width=width), 0
+    sums = frame.groupby(label, as_index=False)[value].sum()
+    rows = sums.nlargest(top, value)
+    names = [str(n) for n in rows[label]]
+    values = [float(v) for v in rows[value]]
+    label_px = min(_BAR_LABEL_PX, width * 0.4)
+    scale = svg.Scale(0.0, max(values) * 1.15 or 1.0, label_px, width - 10)
+    top_px = 34 if title else 8
+    parts = [svg.text(0, 18, title, size=14, weight="600")] if title else []
+    for i, (name, amount) in enumerate(zip(names, values, strict=True)):
+        y = top_px + i * _BAR_ROW
+        shown = f"{int(amount):,}" if amount.is_integer() else f"{amount:,.2f}"
+        bar = (svg.text(label_px - 8, y + 16, svg.clipped(name, int(label_px / 6.6)),
+                        anchor="end", extra=' class="bar-label"')
+               + svg.rect(label_px, y + 4, scale(amount) - label_px, _BAR_ROW - 8, color,
+                          hover=f"{name}: {shown}")
+               + svg.text(scale(amount) + 4, y + 16, shown, color=svg.MUTED))
+        if link is not None:
+            bar = (f'<a href="{escape(link(name))}" target="_self" class="bar-link">'
+                   f"{svg.tooltip(f'{name}: {shown}')}{bar}</a>")
+        parts.append(bar)
+    height = top_px + _BAR_ROW * len(names) + 6
+    return svg.document(width, height, parts, label=title or label), len(sums)
+
+
+#: Count bars: each bar's row height, and the labels' column at most.
+_BAR_ROW = 26
+_BAR_LABEL_PX = 220.0
 
 
 def _dot_text(text: object) -> str:

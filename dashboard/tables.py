@@ -63,31 +63,36 @@ def selected_row(event: Any) -> int | None:
 
 def html_table(table: pd.DataFrame, *, row_link: Callable[[int], str] | None = None,
                time_format: str = "%m-%d %H:%M:%S", numeric: Sequence[str] = (),
-               label: str = "") -> str:
+               key: str = "saga", label: str = "") -> str:
     """``table`` as a plain HTML table (shown with ``st.html``): no data-grid script for the
     browser to load, every column at its text's width, and each row, when ``row_link`` gives
     its URL (by the row's position), a link in this tab.
 
     Times are written with ``time_format`` (UTC); ``numeric`` columns align right with
-    thousands separators; missing values are blank.
+    thousands separators; the ``key`` column, when rows are links, reads as one; missing
+    values are blank.
     """
-    head = "".join(f"<th{_NUMERIC if c in numeric else ''}>{html.escape(str(c))}</th>"
-                   for c in table.columns)
+    classes = {c: ' class="num"' if c in numeric else ' class="key"' if c == key else ""
+               for c in table.columns}
+    head = "".join(f"<th{classes[c]}>{html.escape(str(c))}</th>" for c in table.columns)
     rows = []
     for i, values in enumerate(table.itertuples(index=False, name=None)):
         href = f' href="{html.escape(row_link(i))}"' if row_link else ""
         cells = "".join(
-            f"<td{_NUMERIC if c in numeric else ''}>"
+            f"<td{classes[c]}>"
             + (f"<a{href}>{_cell(v, time_format)}</a>" if href else _cell(v, time_format))
             + "</td>"
             for c, v in zip(table.columns, values, strict=True))
         rows.append(f"<tr>{cells}</tr>")
     caption = f' aria-label="{html.escape(label)}"' if label else ""
-    return (f'<div class="sg-table-wrap"><table class="sg-table{" sg-links" if row_link else ""}"'
+    # A long table scrolls in its own box (its header stays), not the page to its end.
+    wrap = "sg-table-wrap sg-scroll" if len(rows) > _ROWS_BEFORE_SCROLL else "sg-table-wrap"
+    return (f'<div class="{wrap}"><table class="sg-table{" sg-links" if row_link else ""}"'
             f"{caption}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
-_NUMERIC = ' class="num"'
+#: More rows than this (the saga list's page of 50 is fewer) scroll in the table's own box.
+_ROWS_BEFORE_SCROLL = 60
 
 
 def _cell(value: object, time_format: str) -> str:

@@ -8,11 +8,12 @@ from xml.etree import ElementTree
 
 import pandas as pd
 
-from sagascope.dashboard import charts, waterfall
+from sagascope.dashboard import charts, figures, waterfall
 from sagascope.dashboard.figures import STATUS_COLORS
 from sagascope.queries import TraceSpan
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _bars(spec: dict) -> dict:
@@ -63,8 +64,11 @@ def test_cycle_times_one_small_chart_per_type_for_the_chosen_percentile() -> Non
 
 def test_count_bars_sums_by_label_largest_first_and_counts_what_is_left_out() -> None:
     frame = pd.DataFrame({"step": ["pay", "ship", "pay", "pack"], "count": [1, 3, 4, 1]})
-    spec, total = charts.count_bars(frame, "step", top=2)
-    assert [(r["step"], r["count"]) for r in spec["data"]["values"]] == [("pay", 5), ("ship", 3)]
+    drawn, total = figures.count_bars(frame, "step", top=2, link=lambda step: f"sagas?at={step}")
+    root = ElementTree.fromstring(drawn)
+    bars = [(a.get("href"), [t.text for t in a.iter(f"{SVG}text")])
+            for a in root.iter(f"{SVG}a")]
+    assert bars == [("sagas?at=pay", ["pay", "5"]), ("sagas?at=ship", ["ship", "3"])]
     assert total == 3
 
 

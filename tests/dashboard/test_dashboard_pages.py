@@ -31,8 +31,8 @@ _TABLE_COLUMNS = {
 
 
 def html_tables(at: AppTest) -> list[pd.DataFrame]:
-    """The page's plain HTML tables (``tables.html_table``): cells as text, and each row's
-    link in a ``link`` column when its rows are links."""
+    """The page's plain HTML tables (``tables.html_table``): cells as text (numbers in
+    numeric columns), and each row's link in a ``link`` column when its rows are links."""
     frames = []
     for element in at.html:
         if 'class="sg-table' not in element.value:
@@ -46,6 +46,10 @@ def html_tables(at: AppTest) -> list[pd.DataFrame]:
             anchor = cells[0].find("a") if cells else None
             hrefs.append(anchor.get("href") if anchor is not None else None)
         frame = pd.DataFrame(rows, columns=head)
+        for th in root.iter("th"):
+            if th.get("class") == "num":
+                column = "".join(th.itertext())
+                frame[column] = [int(v.replace(",", "")) for v in frame[column]]
         if any(hrefs):
             frame["link"] = hrefs
         frames.append(frame)
@@ -245,6 +249,15 @@ def test_saga_list_sorts_and_counts_exactly(seeded: Seeded, open_page: Any) -> N
 
 
 # ---- Failures & compensations -----------------------------------------------------------
+
+
+def test_stalled_sagas_step_bars_and_rows_lead_to_the_sagas(seeded: Seeded,
+                                                             open_page: Any) -> None:
+    at = open_page("stalled", seeded.store, range="all")
+    bars = [m.value for m in at.markdown if "Stalled after step" in str(m.value)]
+    assert 'href="sagas?status=stalled&amp;at=payment&amp;range=all"' in bars[0]
+    row = table(at, "stalled_table").iloc[0]
+    assert row["link"] == "/flow_explorer?saga=order-stalled&range=all"
 
 
 def test_failures_count_sagas_by_their_cause(seeded: Seeded, open_page: Any) -> None:
