@@ -68,9 +68,9 @@ def html_table(table: pd.DataFrame, *, row_link: Callable[[int], str] | None = N
     browser to load, every column at its text's width, and each row, when ``row_link`` gives
     its URL (by the row's position), a link in this tab.
 
-    Times are written with ``time_format`` (UTC); ``numeric`` columns align right with
-    thousands separators; the ``key`` column, when rows are links, reads as one; missing
-    values are blank.
+    Times are written with ``time_format`` (UTC; a final ``%f`` gives milliseconds);
+    ``numeric`` columns align right with thousands separators; the ``key`` column, when rows
+    are links, reads as one; missing values are blank.
     """
     classes = {c: ' class="num"' if c in numeric else ' class="key"' if c == key else ""
                for c in table.columns}
@@ -101,7 +101,12 @@ def _cell(value: object, time_format: str) -> str:
     if isinstance(value, datetime):
         moment = value.astimezone(UTC) if value.tzinfo else value
         full = moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
-        return f'<span title="{full}">{html.escape(moment.strftime(time_format))}</span>'
+        shown = moment.strftime(time_format)
+        if time_format.endswith("%f"):  # milliseconds, not microseconds
+            shown = shown[:-3]
+        return f'<span title="{full}">{html.escape(shown)}</span>'
     if isinstance(value, int | float) and not isinstance(value, bool):
         return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
-    return html.escape(str(value))
+    text = html.escape(str(value))
+    # A cell cut by the column's width shows the whole text on hover.
+    return f'<span title="{text}">{text}</span>' if len(text) > 40 else text

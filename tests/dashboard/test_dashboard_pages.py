@@ -20,6 +20,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 #: A column that identifies each table of the pages.
 _TABLE_COLUMNS = {
     "audit_trail": "caused by",
+    "flow_compensations": "undoes step",
     "stalled_table": "stalled after",
     "saga_list": "current step",
     "steps_table": "stalled now",
@@ -140,7 +141,7 @@ def test_search_by_order_id_shows_flow_and_sets_the_link(seeded: Seeded,
     assert list(audit["type"])[-1] == "StockReleased"
     assert audit["headers"].str.contains("ce_sagaid").all()
     # The compensation pairing of this saga: payment and reserve-stock undone.
-    pairs = at.dataframe[0].value
+    pairs = table(at, "flow_compensations")
     assert set(pairs["undoes step"]) == {"payment", "reserve-stock"}
     assert dict(zip(pairs["undo"], pairs["completed by"], strict=True)) == {
         "RefundPayment": "PaymentRefunded", "ReleaseStock": "StockReleased"}
