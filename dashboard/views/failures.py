@@ -11,7 +11,7 @@ from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import CompensationSummary, SagaFilter
 
 #: Rows shown per table; the counts above each table cover all.
-MAX_ROWS = 500
+MAX_ROWS = 100
 
 
 def causes_table(failures: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from sagascope.dashboard import chrome, figures, links, tables, url_state
 from sagascope.dashboard.cached_queries import ask
 
 #: Rows shown in the table; the counts above it cover all.
-MAX_ROWS = 500
+MAX_ROWS = 100
 
 
 def stalled_table(stalled: pd.DataFrame) -> pd.DataFrame:
