@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from xml.etree import ElementTree
 
 import pandas as pd
+from page_tables import html_tables
 from streamlit.testing.v1 import AppTest
 
 TRIP_FLOW = "trip-booking"
@@ -21,6 +21,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 _TABLE_COLUMNS = {
     "audit_trail": "caused by",
     "flow_compensations": "undoes step",
+    "cycle_times": "finished",
     "stalled_table": "stalled after",
     "saga_list": "current step",
     "steps_table": "stalled now",
@@ -29,32 +30,6 @@ _TABLE_COLUMNS = {
     "variants_table": "path",
     "transitions_table": "from",
 }
-
-
-def html_tables(at: AppTest) -> list[pd.DataFrame]:
-    """The page's plain HTML tables (``tables.html_table``): cells as text (numbers in
-    numeric columns), and each row's link in a ``link`` column when its rows are links."""
-    frames = []
-    for element in at.html:
-        if 'class="sg-table' not in element.value:
-            continue
-        root = ElementTree.fromstring(element.value)
-        head = ["".join(th.itertext()) for th in root.iter("th")]
-        rows, hrefs = [], []
-        for tr in root.find("table/tbody") or []:
-            cells = list(tr.iter("td"))
-            rows.append(["".join(td.itertext()) for td in cells])
-            anchor = cells[0].find("a") if cells else None
-            hrefs.append(anchor.get("href") if anchor is not None else None)
-        frame = pd.DataFrame(rows, columns=head)
-        for th in root.iter("th"):
-            if th.get("class") == "num":
-                column = "".join(th.itertext())
-                frame[column] = [int(v.replace(",", "")) for v in frame[column]]
-        if any(hrefs):
-            frame["link"] = hrefs
-        frames.append(frame)
-    return frames
 
 
 def table(at: AppTest, name: str) -> pd.DataFrame:
@@ -92,7 +67,7 @@ def test_overview_counts_sagas_by_status(seeded: Seeded, open_page: Any) -> None
 
 def test_overview_shows_cycle_times_per_saga_type(seeded: Seeded, open_page: Any) -> None:
     at = open_page("overview", seeded.store)
-    stats = at.dataframe[0].value
+    stats = table(at, "cycle_times")
     by_type = dict(zip(stats["saga type"], stats["finished"], strict=True))
     assert by_type == {"all types": 5, "order-fulfillment": 4, TRIP_FLOW: 1}
     trip = stats[stats["saga type"] == TRIP_FLOW].iloc[0]
