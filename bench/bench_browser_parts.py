@@ -3,6 +3,7 @@ Chromium the way ``bench_browser.py`` times the dashboard's pages (a fresh brows
 visit, until the page is idle with its content drawn).
 
     python bench/bench_browser_parts.py [--runs 5] [--parts empty,dataframe,...]
+    python bench/bench_browser_parts.py --messages http://127.0.0.1:8501/stalled_sagas "Stalled"
 
 One Streamlit app (served with the dashboard's options) draws, by its ``?part=`` query, an
 empty page or that page plus one element: a 20-row ``st.dataframe`` (the glide data grid), a
@@ -91,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--messages", nargs=2, metavar=("URL", "TEXT"),
+                        help="instead: count one cold visit's websocket messages of a running "
+                        "dashboard page, before it is idle showing TEXT and for 12 s after")
     args = parser.parse_args(argv)
+    if args.messages:
+        print(count_messages(args.messages[0], args.messages[1], after_s=12.0))
+        return 0
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     from playwright.sync_api import sync_playwright
 
@@ -151,7 +158,4 @@ def count_messages(url: str, text: str, after_s: float) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--messages":
-        print(count_messages(sys.argv[2], sys.argv[3], float(sys.argv[4])))
-        sys.exit(0)
     sys.exit(main())
