@@ -1,6 +1,10 @@
 """What a person waits for: every dashboard page timed in Chromium, against an empty page.
 
     python bench/bench_browser.py [--stores 5000,1000000] [--runs 3] [--pages overview,alerts]
+    python bench/bench_browser.py --url http://127.0.0.1:8501 --saga <id> [--range 1h]
+
+``--url`` times a dashboard already running (``sagascope demo``'s, under its traffic) instead
+of generated stores; the empty page is still served here as the floor.
 
 Playwright drives Debian's Chromium (``/usr/bin/chromium``; never ``playwright install``).
 Each store is generated in SQL (``bench_dashboard.build_store``: sagas of eight messages over
@@ -24,7 +28,8 @@ A page is **idle** when all of these hold at once: Streamlit's script state on t
 is ``notRunning`` (``[data-testid=stApp][data-test-script-state]``) and its running indicator
 (``stStatusWidget``) is gone; no element is marked stale (``[data-stale=true]``, what a
 rerun greys out) and no skeleton is shown; the page's own content text is on screen; every
-The clock runs from the navigation (``goto`` or the click) to the first animation frame at
+visible Plotly, Vega-Lite and Graphviz chart and data grid is drawn.
+
 The clock runs from the navigation (``goto`` or the click) to the first animation frame at
 which the page is idle.
 """
@@ -162,11 +167,18 @@ def served_store(sagas: int, workdir: str) -> Iterator[Served]:
 
 @contextmanager
 def served_empty(workdir: str) -> Iterator[Served]:
+    with served_app(workdir, EMPTY_APP) as served:
+        yield served
+
+
+@contextmanager
+def served_app(workdir: str, source: str) -> Iterator[Served]:
+    """A Streamlit app of ``source`` served with the dashboard's Streamlit options."""
     from sagascope.dashboard.server import _streamlit_options
     from sagascope.settings import load_settings
 
-    script = Path(workdir) / "empty_app.py"
-    script.write_text(EMPTY_APP)
+    script = Path(workdir) / f"app_{abs(hash(source))}.py"
+    script.write_text(source)
     port = _free_port()
     settings = load_settings(overrides={"dashboard.host": "127.0.0.1"}, environ={})
     flags = [f"--{key}={value}" for key, value in _streamlit_options(settings, port).items()]
@@ -333,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--range", default="all", dest="time_range",
                         help="the sidebar's time range (URL value; default all: every saga)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--url", help="time a dashboard already running there (e.g. "
+                        "`sagascope demo`'s) instead of generated stores")
+    parser.add_argument("--saga", default="order-1", help="the saga the flow page opens")
     parser.add_argument("--serve-store", nargs=2, metavar=("DIR", "SAGAS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_store:
@@ -345,12 +360,27 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    PAGES["flow_explorer"] = (f"flow_explorer?saga={args.saga}", *PAGES["flow_explorer"][1:])
     workdir = tempfile.mkdtemp(prefix="bench-browser-")
     load_before = os.getloadavg()
     results: dict[str, Any] = {"load_before": load_before, "stores": {}}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        for sagas in _store_sizes(args.stores):
+        if args.url:
+            with served_empty(workdir) as empty:
+                floor_cold, floor_warm = measure_floor(browser, empty.url, args.runs)
+                print(f"  {'empty page':<15} cold {floor_cold:5.2f}  warm {floor_warm:5.2f}",
+                      flush=True)
+                times = measure_pages(browser, args.url.rstrip("/"), pages, args.runs,
+                                      args.time_range)
+                load = os.getloadavg()
+            results["stores"][args.url] = {
+                "floor": [floor_cold, floor_warm], "load": load,
+                "pages": {n: [t.first, t.cold, t.warm] for n, t in times.items()},
+            }
+            _table(f"the dashboard at {args.url}", floor_cold, floor_warm, times, load,
+                   args.runs)
+        for sagas in [] if args.url else _store_sizes(args.stores):
             label = f"{sagas:,} sagas ({sagas * MESSAGES_PER_SAGA:,} messages)"
             print(f"\nstore of {label}: generating and serving...", flush=True)
             with served_store(sagas, workdir) as store, served_empty(workdir) as empty:

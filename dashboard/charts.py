@@ -1,7 +1,7 @@
 """Light charts: Vega-Lite specs (pure functions, data in, spec out) for the pages a person
 opens most. Plotly's script is ~4.7 MB that a browser must parse before drawing anything;
 Vega-Lite's is a sixth of it, which is most of a first visit's wait (bench_browser.py).
-Plotly stays on the flow page only: its swimlane and trace waterfall.
+The flow page's swimlane and trace waterfall are SVG drawn on the server (:mod:`svg`).
 
 Bars that lead somewhere carry a point selection named :data:`PICK`: a page passes
 ``on_select="rerun"`` and reads the picked row with :func:`picked`.
@@ -194,34 +194,6 @@ def cycle_time_multiples(frame: pd.DataFrame, percentile: str, width_s: int,
             },
         },
     )
-
-
-def count_bars(frame: pd.DataFrame, label: str, value: str = "count", *, title: str = "",
-               color: str = "#e03131", top: int = 25) -> tuple[Spec, int]:
-    """Horizontal bars of ``value`` by ``label``, largest first, at most ``top``; returns the
-    spec and how many labels there are in all (the page says when some are left out)."""
-    if frame.empty:
-        return empty_chart("Nothing to show"), 0
-    sums = frame.groupby(label, as_index=False)[value].sum()
-    rows = sums.nlargest(top, value)
-    rows = rows.assign(**{label: rows[label].astype(str)})
-    order = list(rows[label])
-    spec = _spec(
-        _records(rows), title=title, height={"step": 26},
-        encoding={"y": {"field": label, "type": "nominal", "sort": order, "title": None,
-                        "axis": {"labelLimit": 320}},
-                  "x": {"field": value, "type": "quantitative", "title": None,
-                        "axis": {"tickMinStep": 1}}},
-        layer=[
-            {"params": [{"name": PICK, "select": {"type": "point", "fields": [label]}}],
-             "mark": {"type": "bar", "color": color, "cursor": "pointer",
-                      "cornerRadiusEnd": 3},
-             "encoding": {"tooltip": [{"field": label}, {"field": value, "format": ","}]}},
-            {"mark": {"type": "text", "align": "left", "dx": 4, "color": "#343a40"},
-             "encoding": {"text": {"field": value, "format": ","}}},
-        ],
-    )
-    return spec, len(sums)
 
 
 def variant_bars(variants: pd.DataFrame) -> Spec:

@@ -40,6 +40,21 @@ _CSS = """
   /* A rerun replaces the page's content in place: what is on screen stays readable until
      then, never greyed out (Streamlit dims "stale" elements while a script runs). */
   [data-stale="true"] {opacity: 1 !important; transition: none !important;}
+  /* Plain tables (tables.html_table): a whole row is one link, in this tab. */
+  .sg-table-wrap {overflow-x: auto; border: 1px solid #e9ecef; border-radius: 8px;}
+  .sg-table-wrap.sg-scroll {max-height: 38rem; overflow-y: auto;}
+  .sg-table {border-collapse: collapse; width: 100%; font-size: 0.875rem;}
+  .sg-table th {position: sticky; top: 0; background: #f8f9fb; color: #5c6370;
+      font-weight: 600; text-align: left; white-space: nowrap;}
+  .sg-table th, .sg-table td {padding: 6px 10px; border-bottom: 1px solid #f1f3f5;}
+  .sg-table td {white-space: nowrap; max-width: 28rem; overflow: hidden;
+      text-overflow: ellipsis;}
+  .sg-table .num {text-align: right; font-variant-numeric: tabular-nums;}
+  .sg-table.sg-links td {padding: 0;}
+  .sg-table.sg-links td a {display: block; padding: 6px 10px; color: inherit;
+      text-decoration: none;}
+  .sg-table.sg-links tr:hover td {background: #edf2ff; cursor: pointer;}
+  .sg-table.sg-links td.key a {color: #3b5bdb; font-weight: 500;}
   /* The data grid's toolbar floats above the grid, not over the content above it. */
   div[data-testid="stElementToolbar"] {top: -2.1rem;}
 </style>

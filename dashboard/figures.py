@@ -1,4 +1,5 @@
-"""The dashboard's charts: pure functions, data in, Plotly figure out.
+"""The flow page's swimlane (SVG, drawn here: see :mod:`svg`) and the process map's Graphviz
+DOT: pure functions, data in, chart out.
 
 Each function takes plain data (a mapping or a pandas DataFrame with the columns its docstring
 names), never a store or a query object, so each chart is testable with hand-made rows.
@@ -6,12 +7,13 @@ names), never a store or a query object, so each chart is testable with hand-mad
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from html import escape
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 
+from sagascope.dashboard import svg
 from sagascope.queries.formatting import format_duration
 
 #: One colour per saga status, used by every chart and badge.
@@ -24,45 +26,13 @@ STATUS_COLORS: dict[str, str] = {
     "stalled": "#868e96",
 }
 STATUS_ORDER: tuple[str, ...] = tuple(STATUS_COLORS)
-_KIND_SYMBOLS = {"command": "square", "event": "circle"}
-_FONT = "Inter, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"
-
-
-def _base(fig: go.Figure, *, height: int = 320, title: str = "") -> go.Figure:
-    fig.update_layout(
-        template="plotly_white",
-        height=height,
-        margin={"l": 10, "r": 10, "t": 44 if title else 10, "b": 10},
-        font={"family": _FONT, "size": 13},
-        title={"text": title, "x": 0, "font": {"size": 15}} if title else None,
-        # Legends go under the plot, so they never cover the title.
-        legend={"orientation": "h", "yanchor": "top", "y": -0.24, "x": 0, "title": None},
-        hoverlabel={"font": {"family": _FONT}},
-    )
-    return fig
-
-
-def style_figure(fig: go.Figure, *, height: int = 320, title: str = "") -> go.Figure:
-    """The house layout (font, margins, legend under the plot) for a page's own figure."""
-    return _base(fig, height=height, title=title)
-
-
-def empty_figure(message: str, *, height: int = 240) -> go.Figure:
-    """A blank chart that says why it is blank."""
-    fig = go.Figure()
-    fig.add_annotation(
-        text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-        font={"size": 14, "color": "#868e96"},
-    )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _base(fig, height=height)
 
 
 def swimlane(messages: pd.DataFrame, now: Any = None,
-             silent_s: float | None = None) -> go.Figure:
-    """The flow of one saga: one lane per service, one marker per message, an arrow from each
-    message to the messages it caused, compensations marked.
+             silent_s: float | None = None) -> str:
+    """The flow of one saga as SVG: one lane per service, one marker per message (a square
+    for a command, a circle for an event, a cross for a compensation), an arrow from each
+    message to the messages it caused. Hovering a marker tells the message.
 
     Columns: ``seq`` (causal order), ``event_time``, ``source``, ``type``, ``kind``,
     ``message_id``, ``causation_id``, and optionally ``position`` (where to draw it: a time that
@@ -73,10 +43,11 @@ def swimlane(messages: pd.DataFrame, now: Any = None,
     message.
     """
     if messages.empty:
-        return empty_figure("No messages")
+        return svg.empty("No messages")
     frame = messages.copy()
     if "position" not in frame:
         frame["position"] = frame["event_time"]
+    frame["position"] = pd.to_datetime(frame["position"], utc=True)
     skew = frame.get("skew_s", pd.Series([0.0] * len(frame), index=frame.index)).fillna(0.0)
     frame["skewed"] = skew > 0
     frame["source"] = frame["source"].fillna("").replace("", "(unknown)")
@@ -85,39 +56,79 @@ def swimlane(messages: pd.DataFrame, now: Any = None,
     frame["lane"] = frame["source"].map(lane_of)
     compensates = frame.get("compensates", pd.Series([""] * len(frame), index=frame.index))
     frame["is_compensation"] = compensates.fillna("").astype(str) != ""
-    status = frame.get("saga_status", pd.Series([""] * len(frame), index=frame.index)).fillna("")
-
-    fig = go.Figure()
-    _cause_arrows(fig, frame)
-    _message_markers(fig, frame, status)
-    fig.update_yaxes(
-        tickmode="array", tickvals=list(range(len(lanes))), ticktext=lanes,
-        range=[len(lanes) - 0.4, -0.6], showgrid=True, gridcolor="#e9ecef", zeroline=False,
-        title_text="",
-    )
+    frame["status"] = frame.get("saga_status",
+                                pd.Series([""] * len(frame), index=frame.index)).fillna("")
+    origin = frame["position"].min()
+    frame["at_s"] = (frame["position"] - origin).dt.total_seconds()
+    last_s = float(frame["at_s"].max())
+    span_s = max(last_s, 1.0)
+    now_s: float | None = None
     if now is not None:
-        _mark_now(fig, frame, now, silent_s)
-    fig.update_xaxes(title_text="event time (a consequence never drawn before its cause)",
-                     showgrid=False)
-    return _base(fig, height=140 + 70 * len(lanes), title="Swimlane")
+        moment = pd.Timestamp(now)
+        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment
+        now_s = max((moment - origin).total_seconds(), last_s)
+    # The "now" line is drawn when the silence does not dwarf the flow (else an arrow says it).
+    shown_now = now_s is not None and now_s - last_s <= 3 * span_s
+    high = max(now_s if shown_now and now_s is not None else last_s, 0.001)
+    pad = 0.04 * high
+    scale = svg.Scale(-pad, high + pad, _LANE_LABEL, _SWIM_WIDTH - 20)
+    height = _SWIM_TOP + _LANE * len(lanes) + 40
+    bottom = _SWIM_TOP + _LANE * len(lanes) - _LANE / 2
+    parts = [svg.text(0, 18, "Swimlane", size=15, weight="600")]
+    for i, name in enumerate(lanes):
+        y = _lane_y(i)
+        parts += [svg.line(_LANE_LABEL, y, _SWIM_WIDTH - 20, y),
+                  svg.text(_LANE_LABEL - 12, y + 4, svg.clipped(name, 17), anchor="end",
+                           extra=' class="lane"')]
+    ticks = [max(value, 0.0) for value in svg.Scale(0.0, high, 0, 1).ticks()]
+    for i, value in enumerate(ticks):
+        when = origin + pd.Timedelta(seconds=value)
+        parts.append(svg.text(scale(value), bottom + 20, when.strftime("%H:%M:%S.%f")[:-3],
+                              size=11, color=svg.MUTED,
+                              anchor="end" if i == len(ticks) - 1 else "middle"))
+    parts.append(svg.text(_LANE_LABEL, bottom + 38, "event time (UTC; a consequence never "
+                          "drawn before its cause)", size=11, color=svg.MUTED))
+    parts += _cause_arrows(frame, scale)
+    parts += _message_markers(frame, scale)
+    if now_s is not None:
+        parts += _mark_now(scale, now_s if shown_now else None, bottom,
+                           silent_s if silent_s is not None else now_s - last_s)
+    return svg.document(_SWIM_WIDTH, height, parts, label="Swimlane")
 
 
-def _cause_arrows(fig: go.Figure, frame: pd.DataFrame) -> None:
-    """An arrow from each message to every message it caused."""
+#: Swimlane layout, in the SVG's own pixels: width, the lane labels' column, the first lane's
+#: top and each lane's height.
+_SWIM_WIDTH = 960
+_LANE_LABEL = 130.0
+_SWIM_TOP = 52
+_LANE = 72
+
+
+def _lane_y(lane: int) -> float:
+    return _SWIM_TOP + _LANE * lane + _LANE / 2 - 6
+
+
+def _cause_arrows(frame: pd.DataFrame, scale: svg.Scale) -> list[str]:
+    """An arrow from each message to every message it caused (``data-lanes``: from, to)."""
     position = {
-        str(mid): (t, lane)
-        for mid, t, lane in zip(frame["message_id"], frame["position"], frame["lane"],
-                                strict=True)
+        str(mid): (scale(at), int(lane))
+        for mid, at, lane in zip(frame["message_id"], frame["at_s"], frame["lane"], strict=True)
         if mid
     }
+    parts = []
     for cause, mid in zip(frame["causation_id"], frame["message_id"], strict=True):
         if cause and str(cause) in position and str(mid) in position:
-            (x0, y0), (x1, y1) = position[str(cause)], position[str(mid)]
-            fig.add_annotation(
-                x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
-                showarrow=True, arrowhead=2, arrowsize=1.1, arrowwidth=1.3,
-                arrowcolor="#adb5bd", standoff=7, startstandoff=7, text="",
-            )
+            (x0, lane0), (x1, lane1) = position[str(cause)], position[str(mid)]
+            y0, y1 = _lane_y(lane0), _lane_y(lane1)
+            length = max(((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5, 1.0)
+            if length < 20:
+                continue  # the two markers touch: an arrow would not show
+            dx, dy = (x1 - x0) / length * 9, (y1 - y0) / length * 9
+            parts.append(svg.line(
+                x0 + dx, y0 + dy, x1 - dx, y1 - dy, color="#adb5bd", width=1.3,
+                extra=f' marker-end="url(#arrowhead)" class="cause" '
+                      f'data-lanes="{lane0},{lane1}"'))
+    return parts
 
 
 def _marker_color(row_status: str, is_comp: bool, kind: str) -> str:
@@ -128,63 +139,54 @@ def _marker_color(row_status: str, is_comp: bool, kind: str) -> str:
     return "#3b5bdb" if kind == "command" else "#1098ad"
 
 
-def _message_markers(fig: go.Figure, frame: pd.DataFrame, status: pd.Series) -> None:
-    """One trace per kind (command, event, compensation), skewed messages labelled."""
-    groups = [
-        ("command", (frame["kind"] == "command") & ~frame["is_compensation"]),
-        ("event", (frame["kind"] != "command") & ~frame["is_compensation"]),
-        ("compensation", frame["is_compensation"]),
-    ]
-    for name, mask in groups:
-        part = frame[mask]
-        if part.empty:
-            continue
-        symbol = "x" if name == "compensation" else _KIND_SYMBOLS.get(name, "circle")
-        colors = [
-            _marker_color(str(s), bool(c), str(k))
-            for s, c, k in zip(status[mask], part["is_compensation"], part["kind"], strict=True)
-        ]
-        hover = [
-            _message_hover(row) for row in part.to_dict("records")
-        ]
-        fig.add_trace(
-            go.Scatter(
-                x=part["position"], y=part["lane"], mode="markers+text", name=name,
-                text=[f"⚠ {t} (skewed)" if sk else str(t)
-                      for t, sk in zip(part["type"], part["skewed"], strict=True)],
-                textposition="top center",
-                textfont={"size": 11},
-                marker={"symbol": symbol, "size": 13, "color": colors,
-                        "line": {"width": 1, "color": "white"}},
-                hovertext=hover, hoverinfo="text",
-            )
-        )
+def _message_markers(frame: pd.DataFrame, scale: svg.Scale) -> list[str]:
+    """A marker per message, its type written above it (below, for every second message
+    of a lane, so neighbours do not overwrite each other)."""
+    parts = []
+    placed: dict[int, int] = {}
+    for row in frame.sort_values("seq").to_dict("records"):
+        lane = int(row["lane"])
+        nth = placed.get(lane, 0)
+        placed[lane] = nth + 1
+        x, y = scale(float(row["at_s"])), _lane_y(lane)
+        compensation = bool(row["is_compensation"])
+        name = "compensation" if compensation else (
+            "command" if row["kind"] == "command" else "event")
+        color = _marker_color(str(row["status"]), compensation, str(row["kind"]))
+        if compensation:
+            shape = (f'<path d="M {x - 6:.1f} {y - 6:.1f} L {x + 6:.1f} {y + 6:.1f} '
+                     f'M {x - 6:.1f} {y + 6:.1f} L {x + 6:.1f} {y - 6:.1f}" stroke="{color}" '
+                     'stroke-width="3.5" stroke-linecap="round"/>')
+        elif name == "command":
+            shape = (f'<rect x="{x - 6.5:.1f}" y="{y - 6.5:.1f}" width="13" height="13" '
+                     f'fill="{color}" stroke="white"/>')
+        else:
+            shape = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="7" fill="{color}" stroke="white"/>'
+        label = f"⚠ {row['type']} (skewed)" if row["skewed"] else str(row["type"])
+        label_y = y - 13 if nth % 2 == 0 else y + 23
+        parts.append(
+            f'<g class="message {name}" data-kind="{name}">{svg.tooltip(_message_hover(row))}'
+            f"{shape}{svg.text(x, label_y, label, size=12, anchor='middle')}</g>")
+    return parts
 
 
-def _mark_now(fig: go.Figure, frame: pd.DataFrame, now: Any, silent_s: float | None) -> None:
-    """A dashed "now" line; when the silence dwarfs the flow, an arrow at the right edge
-    saying how much later now is, so the messages are not squashed to the left."""
-    first, last = pd.Timestamp(frame["position"].min()), pd.Timestamp(frame["position"].max())
-    moment = pd.Timestamp(now)
-    if moment.tzinfo is None and last.tzinfo is not None:
-        moment = moment.tz_localize(last.tzinfo)
-    silence_s = max((moment - last).total_seconds(), 0.0)
-    span_s = max((last - first).total_seconds(), 1.0)
+def _mark_now(scale: svg.Scale, now_s: float | None, bottom: float,
+              silence_s: float) -> list[str]:
+    """A dashed "now" line; when the silence dwarfs the flow (``now_s`` None), text at the
+    right edge saying how much later now is, so the messages are not squashed to the left."""
     color = STATUS_COLORS["stalled"]
-    if silence_s <= 3 * span_s:
-        fig.add_shape(type="line", x0=moment, x1=moment, y0=0, y1=1, xref="x", yref="paper",
-                      line={"color": color, "width": 2, "dash": "dash"})
-        fig.add_annotation(x=moment, y=1, xref="x", yref="paper", text="now", showarrow=False,
-                           yanchor="bottom", font={"color": color})
-        return
-    shown_s = silent_s if silent_s is not None else silence_s
-    fig.add_annotation(x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="bottom",
-                       showarrow=False, font={"color": color},
-                       text=f"now: silent for {format_duration(shown_s)} →")
+    if now_s is not None:
+        x = scale(now_s)
+        return [svg.line(x, _SWIM_TOP - 8, x, bottom, color=color, width=2, dash="6 4"),
+                svg.text(x, _SWIM_TOP - 12, "now", color=color, anchor="middle",
+                         extra=' class="now"')]
+    return [svg.text(_SWIM_WIDTH - 20, _SWIM_TOP - 12,
+                     f"now: silent for {format_duration(silence_s)} →", color=color,
+                     anchor="end", extra=' class="now"')]
 
 
 def _message_hover(row: Mapping[str, Any]) -> str:
-    parts = [f"<b>{row.get('type', '')}</b> ({row.get('kind', '')})",
+    parts = [f"{row.get('type', '')} ({row.get('kind', '')})",
              f"#{row.get('seq', '')} at {row.get('event_time')}"]
     if row.get("skew_s"):
         parts.append(f"clock skew: event time {row['skew_s']:.3f} s before its cause")
@@ -193,7 +195,44 @@ def _message_hover(row: Mapping[str, Any]) -> str:
             parts.append(f"{key}: {row[key]}")
     if row.get("duplicate"):
         parts.append("duplicate delivery")
-    return "<br>".join(parts)
+    return "\n".join(parts)
+
+
+def count_bars(frame: pd.DataFrame, label: str, value: str = "count", *, title: str = "",
+               color: str = "#e03131", top: int = 25, width: int = 520,
+               link: Callable[[str], str] | None = None) -> tuple[str, int]:
+    """Horizontal bars of ``value`` by ``label``, largest first, at most ``top``, as SVG;
+    returns it and how many labels there are in all (the page says when some are left out).
+    ``link(label)``: the URL a bar opens (in this tab)."""
+    if frame.empty:
+        return svg.empty("Nothing to show", width=width), 0
+    sums = frame.groupby(label, as_index=False)[value].sum()
+    rows = sums.nlargest(top, value)
+    names = [str(n) for n in rows[label]]
+    values = [float(v) for v in rows[value]]
+    label_px = min(_BAR_LABEL_PX, width * 0.4)
+    scale = svg.Scale(0.0, max(values) * 1.15 or 1.0, label_px, width - 10)
+    top_px = 34 if title else 8
+    parts = [svg.text(0, 18, title, size=14, weight="600")] if title else []
+    for i, (name, amount) in enumerate(zip(names, values, strict=True)):
+        y = top_px + i * _BAR_ROW
+        shown = f"{int(amount):,}" if amount.is_integer() else f"{amount:,.2f}"
+        bar = (svg.text(label_px - 8, y + 16, svg.clipped(name, int(label_px / 6.6)),
+                        anchor="end", extra=' class="bar-label"')
+               + svg.rect(label_px, y + 4, scale(amount) - label_px, _BAR_ROW - 8, color,
+                          hover=f"{name}: {shown}")
+               + svg.text(scale(amount) + 4, y + 16, shown, color=svg.MUTED))
+        if link is not None:
+            bar = (f'<a href="{escape(link(name))}" target="_self" class="bar-link">'
+                   f"{svg.tooltip(f'{name}: {shown}')}{bar}</a>")
+        parts.append(bar)
+    height = top_px + _BAR_ROW * len(names) + 6
+    return svg.document(width, height, parts, label=title or label), len(sums)
+
+
+#: Count bars: each bar's row height, and the labels' column at most.
+_BAR_ROW = 26
+_BAR_LABEL_PX = 220.0
 
 
 def _dot_text(text: object) -> str:

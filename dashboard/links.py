@@ -23,9 +23,11 @@ def open_sagas(**params: str) -> None:
     st.switch_page(SAGAS_PAGE, query_params={k: v for k, v in params.items() if v})
 
 
-def flow_url(saga_id: str) -> str:
-    """Relative link to a saga's flow (the deep link alerts point to)."""
-    return flow_link("", saga_id)
+def flow_url(saga_id: str, **params: str) -> str:
+    """Relative link to a saga's flow (the deep link alerts point to), with ``params``
+    (empty values left out)."""
+    extra = urlencode({k: v for k, v in params.items() if v})
+    return flow_link("", saga_id) + (f"&{extra}" if extra else "")
 
 
 def sagas_url(**params: str) -> str:

@@ -132,6 +132,12 @@ def range_params() -> dict[str, str]:
     return params
 
 
+def sidebar_params() -> dict[str, str]:
+    """The sidebar's filters (range, saga type) as URL parameters: a link that opens another
+    page (a new session) keeps them."""
+    return {**range_params(), "type": value("type")}
+
+
 def anchor() -> datetime:
     """Ranges end at the newest data, so a replayed historical log shows its own last hour."""
     as_of = st.session_state.get("_data_as_of")

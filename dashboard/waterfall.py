@@ -1,6 +1,7 @@
 """A trace as a waterfall: each span a bar at its time, under the span that caused it, and
 each message's wait in Kafka (from its PRODUCER span's end to its handler's start) beside
-the handling. Pure functions, data in, Plotly figure out, like :mod:`figures`.
+the handling. Pure functions, data in, SVG out (:mod:`svg`: no chart script for the
+browser to load).
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from sagascope.dashboard.figures import STATUS_COLORS, empty_figure, style_figure
+from sagascope.dashboard import svg
+from sagascope.dashboard.figures import STATUS_COLORS
 
 #: Spans drawn at most; a longer trace says how many are left out.
 MAX_SPANS = 150
@@ -80,78 +80,101 @@ def ms_text(value: float) -> str:
     return f"{value / 60_000:.1f} min"
 
 
-def trace_waterfall(frame: pd.DataFrame, *, title: str = "Trace") -> go.Figure:
-    """The waterfall of :func:`waterfall_frame`'s rows (at most :data:`MAX_SPANS`).
+def trace_waterfall(frame: pd.DataFrame, *, title: str = "Trace") -> str:
+    """The waterfall of :func:`waterfall_frame`'s rows (at most :data:`MAX_SPANS`), as SVG.
 
     Left, *when*: each span a bar at its time since the trace began (a tick marks spans too
-    short to see at that scale). Right, *how long*, on its own scale: each handler's wait in
-    Kafka and its handling, stacked; each send's duration. Failed spans are red and marked ⚠.
+    short to see at that scale), a handler's wait in Kafka drawn before it. Right, *how long*,
+    on its own scale: each handler's wait in Kafka and its handling, stacked; each send's
+    duration, printed. Failed spans are red and marked ⚠. Hovering a bar tells it all.
     """
     if frame.empty:
-        return empty_figure("No spans stored for this trace")
+        return svg.empty("No spans stored for this trace")
     rows = frame.head(MAX_SPANS).reset_index(drop=True)
-    labels = [
-        f"{'⚠ ' if f else ''}{'↳ ' if d else ''}{s or '(unknown)'} · {n}"
-        for d, f, s, n in zip(rows["depth"], rows["failed"], rows["service"], rows["name"],
-                              strict=True)
-    ]
-    # Rows are indexed, not labelled: two spans may read the same.
-    y = list(range(len(rows)))
-    colors = [COLORS["error"] if f else COLORS.get(k, COLORS["other"])
-              for f, k in zip(rows["failed"], rows["kind"], strict=True)]
-    hover = [
-        f"<b>{s}</b> · {n}<br>{k.lower() or 'span'} {ms_text(d)}"
-        + (f"<br>waited in Kafka {ms_text(w)}" if w == w else "")
-        + (f"<br><b>error</b> {m}" if f else "")
-        for s, n, k, d, w, f, m in zip(rows["service"], rows["name"], rows["kind"],
-                                       rows["duration_ms"], rows["wait_ms"], rows["failed"],
-                                       rows["status_message"], strict=True)
-    ]
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, column_widths=[0.62, 0.38],
-                        horizontal_spacing=0.03,
-                        subplot_titles=("when (since the trace's first span)",
-                                        "how long: waiting in Kafka, then handling"))
-    waits = rows[rows["wait_ms"].notna()]
-    if not waits.empty:
-        fig.add_trace(go.Bar(
-            y=list(waits.index), x=waits["wait_ms"], base=waits["start_ms"] - waits["wait_ms"],
-            orientation="h", marker_color=COLORS["wait"], opacity=0.5, showlegend=False,
-            hovertext=[f"waited in Kafka {ms_text(w)}" for w in waits["wait_ms"]],
-            hoverinfo="text"), row=1, col=1)
-    fig.add_trace(go.Bar(
-        y=y, x=rows["duration_ms"], base=rows["start_ms"], orientation="h", showlegend=False,
-        marker={"color": colors, "line": {"color": colors, "width": 1}},
-        hovertext=hover, hoverinfo="text"), row=1, col=1)
-    # Spans of a millisecond in a trace of seconds stay visible as a tick at their start.
-    fig.add_trace(go.Scatter(
-        y=y, x=rows["start_ms"], mode="markers", showlegend=False, hoverinfo="skip",
-        marker={"symbol": "line-ns", "size": 12, "color": colors,
-                "line": {"width": 2, "color": colors}}), row=1, col=1)
-    fig.add_trace(go.Bar(
-        y=list(waits.index), x=waits["wait_ms"], orientation="h", name="waiting in Kafka",
-        marker_color=COLORS["wait"], hovertext=[f"waited in Kafka {ms_text(w)}"
-                                                for w in waits["wait_ms"]],
-        hoverinfo="text"), row=1, col=2)
-    fig.add_trace(go.Bar(
-        y=y, x=rows["duration_ms"], orientation="h", name="handling / sending",
-        marker_color=colors, text=[ms_text(d) for d in rows["duration_ms"]],
-        textposition="outside", cliponaxis=False, hovertext=hover, hoverinfo="text"),
-        row=1, col=2)
+    top = 78
+    height = top + _ROW * len(rows) + 44
+    end_ms = float((rows["start_ms"] + rows["duration_ms"]).max()) or 1.0
+    when = svg.Scale(0.0, end_ms, _WHEN[0], _WHEN[1])
+    longest = float((rows["wait_ms"].fillna(0) + rows["duration_ms"]).max()) or 1.0
+    how_long = svg.Scale(0.0, longest * 1.25, _HOW_LONG[0], _HOW_LONG[1])
+    parts = [svg.text(0, 18, title, size=15, weight="600"), *_legend(),
+             svg.text(_WHEN[0], top - 8, "when (since the trace's first span)", size=12,
+                      color=svg.MUTED),
+             svg.text(_HOW_LONG[0], top - 8, "how long: waiting in Kafka, then handling",
+                      size=12, color=svg.MUTED)]
+    bottom = top + _ROW * len(rows)
+    for value in when.ticks():
+        x = when(value)
+        parts += [svg.line(x, top, x, bottom),
+                  svg.text(x, bottom + 16, ms_text(value) if value else "0", size=11, color=svg.MUTED,
+                           anchor="middle")]
+    parts.append(svg.line(_HOW_LONG[0], top, _HOW_LONG[0], bottom))
+    for i, row in enumerate(rows.to_dict("records")):
+        parts += _span_row(row, top + i * _ROW, when, how_long)
+    return svg.document(_WIDTH, height, parts, label=title)
+
+
+#: Layout, in the SVG's own pixels: the whole width, each row's height, and where the span
+#: labels, the *when* and the *how long* panels sit.
+_WIDTH = 960
+_ROW = 24
+#: A label's characters are about 6.2 px wide at its 12 px font.
+_CHAR_PX = 6.2
+_WHEN = (300.0, 690.0)
+_HOW_LONG = (715.0, 880.0)
+
+
+def _legend() -> list[str]:
+    parts = []
+    x = _WHEN[0]
     for name, color in (("handling (consumer span)", COLORS["CONSUMER"]),
                         ("sending (producer span)", COLORS["PRODUCER"]),
-                        ("failed", COLORS["error"])):
-        fig.add_trace(go.Bar(y=[None], x=[None], name=name, marker_color=color,
-                             orientation="h"), row=1, col=2)
-    fig.update_traces(selector={"name": "handling / sending"}, showlegend=False)
-    fig.update_yaxes(tickmode="array", tickvals=y, ticktext=labels, autorange="reversed",
-                     automargin=True, tickfont={"size": 11}, row=1, col=1)
-    fig.update_xaxes(title_text="ms", rangemode="tozero", row=1, col=1)
-    longest = float((rows["wait_ms"].fillna(0) + rows["duration_ms"]).max()) or 1.0
-    # Room for the duration printed after the longest bar.
-    fig.update_xaxes(title_text="ms", range=[0, longest * 1.3], row=1, col=2)
-    fig.update_layout(barmode="stack", bargap=0.3)
-    fig.update_annotations(font={"size": 12, "color": "#5c6370"})
-    return style_figure(fig, height=140 + 24 * len(rows), title=title)
+                        ("waiting in Kafka", COLORS["wait"]), ("failed", COLORS["error"])):
+        parts += [svg.rect(x, 31, 12, 12, color), svg.text(x + 17, 41, name, size=12)]
+        x += 26 + 6.5 * len(name)
+    return parts
+
+
+def _span_row(row: dict[str, Any], y: float, when: svg.Scale, how_long: svg.Scale) -> list[str]:
+    failed = bool(row["failed"])
+    color = COLORS["error"] if failed else COLORS.get(str(row["kind"]), COLORS["other"])
+    service = str(row["service"] or "(unknown)")
+    label = f"{'⚠ ' if failed else ''}{'↳ ' if row['depth'] else ''}{service} · {row['name']}"
+    wait, duration, start = float(row["wait_ms"]), float(row["duration_ms"]), float(row["start_ms"])
+    waited = wait == wait  # NaN: not a handler of a sent message
+    hover = "\n".join([
+        f"{service} · {row['name']}",
+        f"{str(row['kind']).lower() or 'span'} {ms_text(duration)}, from {ms_text(start)}",
+        *([f"waited in Kafka {ms_text(wait)}"] if waited else []),
+        *([f"error: {row['status_message']}"] if failed else []),
+    ])
+    indent = 10 * min(int(row["depth"]), 5)
+    room = int((_WHEN[0] - 8 - indent) / _CHAR_PX)
+    mid = y + _ROW / 2
+    parts = [svg.text(indent, mid + 4, svg.clipped(label, room), size=12,
+                      color=COLORS["error"] if failed else "#343a40",
+                      extra=' class="span-label"'),
+             svg.line(_WHEN[0], y + _ROW, _HOW_LONG[1], y + _ROW, color="#f1f3f5")]
+    bar_y, bar_h = y + 5, _ROW - 10
+    if waited:
+        parts.append(svg.rect(when(start - wait), bar_y, when(start) - when(start - wait),
+                              bar_h, COLORS["wait"], opacity=0.5,
+                              hover=f"waited in Kafka {ms_text(wait)}"))
+    x0 = when(start)
+    # Spans of a millisecond in a trace of seconds stay visible: at least 2 px wide.
+    parts.append(svg.rect(x0, bar_y, max(when(start + duration) - x0, 2.0), bar_h, color,
+                          hover=hover, extra=' class="span-bar"'))
+    x = _HOW_LONG[0]
+    if waited:
+        width = how_long(wait) - how_long(0)
+        parts.append(svg.rect(x, bar_y, width, bar_h, COLORS["wait"],
+                              hover=f"waited in Kafka {ms_text(wait)}"))
+        x += width
+    width = max(how_long(duration) - how_long(0), 1.0)
+    parts += [svg.rect(x, bar_y, width, bar_h, color, hover=hover),
+              svg.text(x + width + 4, mid + 4, ms_text(duration), size=11, color=svg.MUTED,
+                       extra=' class="span-duration"')]
+    return parts
 
 
 def trace_summary(frame: pd.DataFrame) -> dict[str, float]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import charts, chrome, links, tables, url_state
+from sagascope.dashboard import chrome, figures, links, tables, url_state
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import CompensationSummary, SagaFilter
 
 #: Rows shown per table; the counts above each table cover all.
-MAX_ROWS = 500
+MAX_ROWS = 100
 
 
 def causes_table(failures: pd.DataFrame) -> pd.DataFrame:
@@ -71,26 +71,19 @@ def _failures(filters: SagaFilter) -> None:
                                (by_step, "step", "Failing sagas by step"),
                                (by_service, "service", "Failing sagas by service")):
         with tab:
-            spec, total = charts.count_bars(failures, column, "sagas", title=title)
-            st.vega_lite_chart(spec, width="stretch", key=f"failures_by_{column}")
+            drawn, total = figures.count_bars(failures, column, "sagas", title=title,
+                                              width=900)
+            st.markdown(drawn, unsafe_allow_html=True)
             if total > 25:
                 st.caption(f"The 25 largest of {total} shown; the table lists every one.")
-    table = causes_table(failures)
-    event = st.dataframe(
-        table.head(MAX_ROWS), hide_index=True, width="stretch", key="failures_table",
-        on_select="rerun", selection_mode="single-row",
-        column_config={
-            "last seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-            # Wide enough for "card not updated in time"; the full text shows on hover.
-            "reason": st.column_config.TextColumn(width="medium"),
-        },
-    )
-    chosen = tables.selected_row(event)
-    if chosen is not None:
-        row = table.iloc[chosen]
-        # Exactly the sagas the row counts; the sidebar's saga type and range stay as chosen.
-        links.open_sagas(**cause_link(row), **url_state.range_params())
-    st.caption("Select a cause to list its sagas. Statuses: " + ", ".join(
+    table = causes_table(failures).head(MAX_ROWS)
+    keep = url_state.sidebar_params()
+    # Each row opens exactly the sagas it counts; the sidebar's saga type and range kept.
+    st.html(tables.html_table(
+        table, numeric=("sagas",), time_format="%Y-%m-%d %H:%M:%S", key="cause",
+        label="Failure causes",
+        row_link=lambda i: links.sagas_url(**cause_link(table.iloc[i]), **keep)))
+    st.caption("Click a cause to list its sagas. Statuses: " + ", ".join(
         f"{status} {int(n):,}" for status, n in by_status.items()))
 
 
@@ -114,20 +107,10 @@ def _compensations(filters: SagaFilter) -> None:
     if summary.total > len(summary.pairs):
         st.caption(f"Showing {len(summary.pairs):,} of {summary.total:,} pairs, problems first.")
     table = pairing_table(summary)
-    event = st.dataframe(
-        table, hide_index=True, width="stretch", key="compensations_table",
-        on_select="rerun", selection_mode="single-row",
-        column_config={
-            # Every column fits at 1440 px: times without the year, the state narrow.
-            "state": st.column_config.TextColumn(width="small"),
-            "done at": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
-            "undo asked at": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
-            "completed at": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
-        },
-    )
-    chosen = tables.selected_row(event)
-    if chosen is not None:
-        links.open_flow(str(table["saga"].iloc[chosen]))
+    keep = url_state.sidebar_params()
+    st.html(tables.html_table(
+        table, label="Compensation pairing",
+        row_link=lambda i: links.flow_url(str(table["saga"].iloc[i]), **keep)))
 
 
 def render() -> None:

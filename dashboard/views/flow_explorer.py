@@ -20,6 +20,10 @@ from sagascope.queries import Flow, NotFound, SagaDiagnosis, causal_times
 MAX_KEY_LENGTH = 16_384
 
 
+#: The flow page's times, to the millisecond (UTC).
+_MILLISECONDS = "%Y-%m-%d %H:%M:%S.%f"
+
+
 def audit_table(flow: Flow) -> pd.DataFrame:
     """The flow's messages in causal order, one row each, as the audit trail shows them."""
     rows = []
@@ -228,7 +232,8 @@ def _trace(flow: Flow) -> None:
     cols[3].metric("Failed spans", int(totals["errors"]))
     if len(frame) > waterfall.MAX_SPANS:
         st.caption(f"Showing the first {waterfall.MAX_SPANS} of {len(frame):,} spans.")
-    st.plotly_chart(waterfall.trace_waterfall(frame, title=f"Trace {chosen}"), key="waterfall")
+    # Markdown, not st.html: st.html sanitizes SVG away.
+    st.markdown(waterfall.trace_waterfall(frame, title=f"Trace {chosen}"), unsafe_allow_html=True)
 
 
 def render() -> None:
@@ -262,32 +267,21 @@ def render() -> None:
                    "message that caused them (a clock running behind): drawn just after their "
                    "cause and marked ⚠ skewed.")
     silent = diagnosis.silent_s if diagnosis is not None and now is not None else None
-    st.plotly_chart(figures.swimlane(frame, now=now, silent_s=silent), key="swimlane")
+    st.markdown(figures.swimlane(frame, now=now, silent_s=silent), unsafe_allow_html=True)
     _trace(flow)
 
     pairs = _compensations(flow)
     if pairs:
         st.subheader("Compensations")
-        st.dataframe(pd.DataFrame(pairs), hide_index=True, width="stretch", column_config={
-            "step done at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
-            "undo at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
-            "completed at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
-        })
+        st.html(tables.html_table(pd.DataFrame(pairs), time_format=_MILLISECONDS,
+                                  label="Compensations"))
 
     st.subheader("Audit trail")
     st.caption("Messages in causal order (a consequence never before its cause), then by "
                "event time. Payloads are stored redacted.")
-    table = audit_table(flow)
-    st.dataframe(
-        table, hide_index=True, width="stretch", key="audit_trail",
-        # Every message visible without scrolling, up to 25 rows.
-        height=35 * (min(len(table), 25) + 1) + 3,
-        column_config={
-            "event time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
-            "headers": st.column_config.TextColumn(width="medium"),
-            "payload": st.column_config.TextColumn(width="medium"),
-        },
-    )
+    # Plain tables: no data grid script for a first visit to load.
+    st.html(tables.html_table(audit_table(flow), time_format=_MILLISECONDS,
+                              numeric=("#", "copies"), label="Audit trail"))
     labels = [f"#{i} {m.type} ({m.source})" for i, m in enumerate(flow.messages, start=1)]
     chosen = st.selectbox("Message details", range(len(labels)), format_func=labels.__getitem__,
                           key=f"flow_message_{flow.saga_id or flow.key}")

@@ -99,7 +99,8 @@ def render() -> None:
     for column in ("p50_s", "p95_s", "p99_s", "max_s"):
         table[column] = table[column].map(figures.format_duration)
     table.columns = ["saga type", "finished", "p50", "p95", "p99", "max"]
-    st.dataframe(table, hide_index=True, width="stretch")
+    # A plain table: no data grid script for a first visit to load.
+    st.html(tables.html_table(table, numeric=("finished",), label="Cycle time by saga type"))
 
 
 if __name__ == "__main__":

@@ -134,24 +134,13 @@ def render() -> None:
                 icon=":material/filter_alt_off:")
         return
     table = saga_table(page)
-    event = st.dataframe(
-        table, hide_index=True, width="stretch", key="saga_list", on_select="rerun",
-        selection_mode="single-row", height=35 * (len(table) + 1) + 3,
-        # Every column fits at 1440 px: times without the year (a hover shows it), the
-        # short columns narrow.
-        column_config={
-            "started": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
-            "last heard": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
-            "status": st.column_config.TextColumn(width="small"),
-            "cycle time": st.column_config.TextColumn(width="small"),
-            "silent for": st.column_config.TextColumn(width="small"),
-            "messages": st.column_config.NumberColumn(width="small"),
-        },
-    )
-    st.caption("Select a row to open its flow.")
-    chosen = tables.selected_row(event)
-    if chosen is not None:
-        links.open_flow(str(table["saga"].iloc[chosen]))
+    keep = url_state.sidebar_params()
+    # A plain table, not a data grid: no grid script for a first visit to load, and every
+    # column fits at 1440 px. Each row opens its flow (the sidebar's filters kept).
+    st.html(tables.html_table(
+        table, numeric=("messages",), label="Sagas",
+        row_link=lambda i: links.flow_url(str(table["saga"].iloc[i]), **keep)))
+    st.caption("Click a row to open its flow.")
 
 
 if __name__ == "__main__":

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import charts, chrome, figures, links, tables, url_state
+from sagascope.dashboard import chrome, figures, links, tables, url_state
 from sagascope.dashboard.cached_queries import ask
 
 #: Rows shown in the table; the counts above it cover all.
-MAX_ROWS = 500
+MAX_ROWS = 100
 
 
 def stalled_table(stalled: pd.DataFrame) -> pd.DataFrame:
@@ -45,38 +45,31 @@ def render() -> None:
     cols[0].metric("Stalled sagas", f"{len(stalled):,}")
     cols[1].metric("Longest silence", figures.format_duration(float(stalled["silent_s"].max())))
     cols[2].metric("Steps affected", stalled["step"].nunique())
+    keep = url_state.sidebar_params()
     left, right = st.columns(2)
     with left:
         by_step = stalled.groupby("step", as_index=False).size().rename(columns={"size": "count"})
-        spec, steps = charts.count_bars(by_step, "step",
-                                        title="Stalled after step (click to list them)",
-                                        color=figures.STATUS_COLORS["stalled"])
-        picked = st.vega_lite_chart(spec, width="stretch", key="stalled_by_step",
-                                    on_select="rerun")
+        drawn, steps = figures.count_bars(
+            by_step, "step", title="Stalled after step (click to list them)",
+            color=figures.STATUS_COLORS["stalled"],
+            link=lambda step: links.sagas_url(status="stalled", at=step, **keep))
+        # SVG drawn here, shown as Markdown: no chart script for a first visit to load.
+        st.markdown(drawn, unsafe_allow_html=True)
         _shown_of(steps)
-        step = charts.picked(picked, "step")
-        if step:
-            links.open_sagas(status="stalled", at=step, type=url_state.value("type"),
-                             **url_state.range_params())
     with right:
         by_wait = (stalled.groupby("waiting_for", as_index=False).size()
                    .rename(columns={"size": "count"}))
-        spec, waits = charts.count_bars(by_wait, "waiting_for", title="Waiting for",
-                                        color="#f08c00")
-        st.vega_lite_chart(spec, width="stretch", key="stalled_waiting_for")
+        drawn, waits = figures.count_bars(by_wait, "waiting_for", title="Waiting for",
+                                          color="#f08c00")
+        st.markdown(drawn, unsafe_allow_html=True)
         _shown_of(waits)
     if len(stalled) > MAX_ROWS:
         st.caption(f"Showing the {MAX_ROWS} longest silent of {len(stalled):,}.")
     table = stalled_table(stalled)
-    event = st.dataframe(
-        table, hide_index=True, width="stretch", key="stalled_table", on_select="rerun",
-        selection_mode="single-row",
-        column_config={"since": st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss")},
-    )
-    st.caption("Select a row to open its flow and read why it is stalled.")
-    chosen = tables.selected_row(event)
-    if chosen is not None:
-        links.open_flow(str(table["saga"].iloc[chosen]))
+    st.html(tables.html_table(
+        table, label="Stalled sagas",
+        row_link=lambda i: links.flow_url(str(table["saga"].iloc[i]), **keep)))
+    st.caption("Click a row to open its flow and read why it is stalled.")
 
 if __name__ == "__main__":
     chrome.live(render)

@@ -45,7 +45,7 @@ def _settled(page: Any, text: str) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30000
     )
-    page.wait_for_timeout(300)  # let Plotly finish drawing before the screenshot
+    page.wait_for_timeout(300)  # let the charts finish drawing before the screenshot
 
 
 def _open(page: Any, url: str, text: str) -> None:
@@ -101,9 +101,13 @@ ROW_PX = 35
 
 
 def _click_row(page: Any, table: int, row: int) -> None:
-    """Select row ``row`` (0-based) of the ``table``-th data grid on the page (its row marker)."""
-    grid = page.locator('[data-testid="stDataFrame"]').nth(table)
+    """Click row ``row`` (0-based) of the ``table``-th table on the page: a plain table's row
+    link, or a data grid's row marker."""
+    grid = page.locator('[data-testid="stDataFrame"], table.sg-table').nth(table)
     grid.scroll_into_view_if_needed()
+    if grid.evaluate("e => e.tagName") == "TABLE":
+        grid.locator("tbody tr").nth(row).locator("a").first.click()
+        return
     box = grid.bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + 14, box["y"] + ROW_PX * (row + 1) + ROW_PX / 2)
@@ -139,7 +143,8 @@ def test_find_the_failed_sagas_of_one_type_and_open_one(served: Any, page: Any,
     _click_row(page, 0, 0)
     _landed(page, r"flow_explorer\?saga=order-", "Audit trail")
     assert page.get_by_text("Failed at step").count() > 0
-    assert "/sagas" not in page.url  # same tab, same session
+    assert "/sagas" not in page.url  # same tab
+    assert "range=all" in page.url  # the sidebar's range kept
 
 
 def test_search_by_attribute_and_by_id_prefix(served: Any, page: Any) -> None:
@@ -230,7 +235,7 @@ def test_a_skewed_saga_is_drawn_in_causal_order(served: Any, page: Any, shots: P
 
 def test_a_flow_shows_its_trace_as_a_span_waterfall(served: Any, page: Any, shots: Path) -> None:
     _open(page, f"{served.url}/flow_explorer?saga={served.ids['traced_failed']}", "Audit trail")
-    chart = _shown(page.locator('[data-testid="stPlotlyChart"]', has_text="waiting in Kafka"))
+    chart = _shown(page.locator('svg[aria-label^="Trace "]', has_text="waiting in Kafka"))
     # Every span is a row, named by its service; the payment handler that declined is marked.
     for label in ("orders · OrderPlaced send", "inventory · ReserveStock process",
                   "⚠ ↳ payment · RetrievePayment process"):
@@ -256,7 +261,7 @@ def test_where_time_goes_opens_the_slow_sagas_and_their_trace(served: Any, page:
     trace = link.search(linked[0])
     assert trace is not None
     # The waterfall drawn is that trace's.
-    _shown(page.locator('[data-testid="stPlotlyChart"]', has_text=f"Trace {trace.group(1)}"))
+    _shown(page.locator(f'svg[aria-label="Trace {trace.group(1)}"]'))
     page.screenshot(path=str(shots / "task_time_trace.png"), full_page=True)
 
 

@@ -1,17 +1,19 @@
 """The light charts are pure functions: hand-made data in, the expected Vega-Lite spec out;
-the trace waterfall likewise, spans in, rows and a Plotly figure out."""
+the trace waterfall likewise, spans in, rows and an SVG out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from xml.etree import ElementTree
 
 import pandas as pd
 
-from sagascope.dashboard import charts, waterfall
+from sagascope.dashboard import charts, figures, waterfall
 from sagascope.dashboard.figures import STATUS_COLORS
 from sagascope.queries import TraceSpan
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _bars(spec: dict) -> dict:
@@ -62,8 +64,11 @@ def test_cycle_times_one_small_chart_per_type_for_the_chosen_percentile() -> Non
 
 def test_count_bars_sums_by_label_largest_first_and_counts_what_is_left_out() -> None:
     frame = pd.DataFrame({"step": ["pay", "ship", "pay", "pack"], "count": [1, 3, 4, 1]})
-    spec, total = charts.count_bars(frame, "step", top=2)
-    assert [(r["step"], r["count"]) for r in spec["data"]["values"]] == [("pay", 5), ("ship", 3)]
+    drawn, total = figures.count_bars(frame, "step", top=2, link=lambda step: f"sagas?at={step}")
+    root = ElementTree.fromstring(drawn)
+    bars = [(a.get("href"), [t.text for t in a.iter(f"{SVG}text")])
+            for a in root.iter(f"{SVG}a")]
+    assert bars == [("sagas?at=pay", ["pay", "5"]), ("sagas?at=ship", ["ship", "3"])]
     assert total == 3
 
 
@@ -100,6 +105,10 @@ def test_waterfall_rows_in_tree_order_with_the_wait_in_kafka() -> None:
 def test_waterfall_figure_labels_each_span_and_marks_failures() -> None:
     spans = [_span("send1", "", "PRODUCER", 0, 1),
              _span("handle1", "send1", "CONSUMER", 21, 30, status="ERROR")]
-    fig = waterfall.trace_waterfall(waterfall.waterfall_frame(spans))
-    labels = list(fig.layout.yaxis.ticktext)
+    root = ElementTree.fromstring(waterfall.trace_waterfall(waterfall.waterfall_frame(spans)))
+    texts = list(root.iter("{http://www.w3.org/2000/svg}text"))
+    labels = [t.text for t in texts if t.get("class") == "span-label"]
     assert labels == ["svc-send1 · send1", "⚠ ↳ svc-handle1 · handle1"]
+    bars = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "span-bar"]
+    assert bars[1].get("fill") == waterfall.COLORS["error"]
+    assert [t.text for t in texts if t.get("class") == "span-duration"] == ["1.0 ms", "9.0 ms"]

@@ -1,8 +1,9 @@
-"""The charts are pure functions: hand-made data in, the expected Plotly figure out."""
+"""The charts are pure functions: hand-made data in, the expected SVG (or DOT) out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from xml.etree import ElementTree
 
 import pandas as pd
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from sagascope.dashboard import figures
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.mark.parametrize(
@@ -37,24 +39,45 @@ def _flow() -> pd.DataFrame:
     ])
 
 
+def _svg(markup: str) -> ElementTree.Element:
+    return ElementTree.fromstring(markup)
+
+
+def _texts(root: ElementTree.Element, cls: str = "") -> list[str]:
+    return [t.text or "" for t in root.iter(f"{SVG}text") if not cls or t.get("class") == cls]
+
+
+def _messages(root: ElementTree.Element, kind: str) -> list[ElementTree.Element]:
+    return [g for g in root.iter(f"{SVG}g") if g.get("data-kind") == kind]
+
+
+def _label(message: ElementTree.Element) -> str:
+    return next(message.iter(f"{SVG}text")).text or ""
+
+
 def test_swimlane_one_lane_per_service_in_order_of_appearance() -> None:
-    fig = figures.swimlane(_flow())
-    assert list(fig.layout.yaxis.ticktext) == ["orders", "orchestrator", "payment"]
+    root = _svg(figures.swimlane(_flow()))
+    assert _texts(root, "lane") == ["orders", "orchestrator", "payment"]
 
 
 def test_swimlane_draws_an_arrow_from_each_cause_to_its_consequence() -> None:
-    fig = figures.swimlane(_flow())
-    arrows = [(a.ay, a.y) for a in fig.layout.annotations if a.showarrow]
+    root = _svg(figures.swimlane(_flow()))
+    arrows = [line.get("data-lanes") for line in root.iter(f"{SVG}line")
+              if line.get("class") == "cause"]
     # lanes: orders 0, orchestrator 1, payment 2; m1->m2->m3->m4->m5
-    assert arrows == [(0, 1), (1, 2), (2, 1), (1, 2)]
+    assert arrows == ["0,1", "1,2", "2,1", "1,2"]
 
 
 def test_swimlane_marks_compensations() -> None:
-    fig = figures.swimlane(_flow())
-    by_name = {t.name: t for t in fig.data}
-    assert list(by_name["compensation"].text) == ["RefundPayment", "PaymentRefunded"]
-    assert by_name["compensation"].marker.symbol == "x"
-    assert list(by_name["command"].text) == ["RetrievePayment"]
+    root = _svg(figures.swimlane(_flow()))
+    compensations = _messages(root, "compensation")
+    assert [_label(g) for g in compensations] == ["RefundPayment", "PaymentRefunded"]
+    assert all(g.find(f"{SVG}path") is not None for g in compensations)  # drawn as a cross
+    assert [_label(g) for g in _messages(root, "command")] == ["RetrievePayment"]
+
+
+def _x(message: ElementTree.Element) -> float:
+    return float(next(message.iter(f"{SVG}text")).get("x", "nan"))
 
 
 def test_swimlane_draws_a_skewed_message_after_its_cause_and_marks_it() -> None:
@@ -64,14 +87,22 @@ def test_swimlane_draws_a_skewed_message_after_its_cause_and_marks_it() -> None:
     flow["position"] = flow["event_time"]
     flow.loc[2, "position"] = T0 + timedelta(seconds=1.5)
     flow["skew_s"] = [0.0, 0.0, 29.0, 0.0, 0.0]
-    fig = figures.swimlane(flow, now=T0 + timedelta(seconds=10))
-    event = next(t for t in fig.data if t.name == "event")
-    assert "⚠ PaymentReceived (skewed)" in list(event.text)
-    drawn_at = pd.Timestamp(list(event.x)[1]).tz_localize(None)
-    assert drawn_at == pd.Timestamp(T0 + timedelta(seconds=1.5)).tz_localize(None)
-    assert any(a.text == "now" for a in fig.layout.annotations)
-    long_silence = figures.swimlane(flow, now=T0 + timedelta(hours=1))
-    assert any(str(a.text).startswith("now: silent for 59 min") for a in long_silence.layout.annotations)
+    root = _svg(figures.swimlane(flow, now=T0 + timedelta(seconds=10)))
+    events = {_label(g): g for g in _messages(root, "event")}
+    skewed = events["⚠ PaymentReceived (skewed)"]
+    cause = _messages(root, "command")[0]
+    assert _x(events["OrderPlaced"]) < _x(cause) < _x(skewed)
+    assert _texts(root, "now") == ["now"]
+    long_silence = _svg(figures.swimlane(flow, now=T0 + timedelta(hours=1)))
+    assert _texts(long_silence, "now")[0].startswith("now: silent for 59 min")
+
+
+def test_swimlane_tells_each_message_on_hover() -> None:
+    root = _svg(figures.swimlane(_flow()))
+    hover = _messages(root, "compensation")[1].find(f"{SVG}title")
+    assert hover is not None and hover.text is not None
+    assert hover.text.startswith("PaymentRefunded (event)")
+    assert "compensates: payment" in hover.text
 
 
 def test_process_map_dot_links_every_step_and_labels_arrows() -> None:
@@ -91,6 +122,5 @@ def test_process_map_dot_links_every_step_and_labels_arrows() -> None:
 
 
 def test_an_empty_swimlane_says_why() -> None:
-    fig = figures.swimlane(pd.DataFrame())
-    assert not fig.data
-    assert fig.layout.annotations[0].text
+    root = _svg(figures.swimlane(pd.DataFrame()))
+    assert _texts(root) == ["No messages"]

@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo"))
 
 from demo_expect import make_faulty_demo_settings
+from page_tables import html_tables
 from truth_runs import settled_demo_run
 
 from sagascope.demo_services import SagaTruth
@@ -79,7 +80,7 @@ def test_failures_page_matches_the_demo_ground_truth(demo_store: Any, open_page:
                    timeout_s=120, range="all")
     shown = {m.label: m.value for m in at.metric}
     assert shown["Sagas that failed"] == str(len(failing))
-    causes = next(f.value for f in at.dataframe if "cause" in f.value.columns)
+    causes = next(f for f in html_tables(at) if "cause" in f.columns)
     got = Counter()
     for row in causes.to_dict("records"):
         got[(row["saga type"], row["cause"])] += int(row["sagas"])

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pandas as pd
+from page_tables import html_tables
 from streamlit.testing.v1 import AppTest
 
 TRIP_FLOW = "trip-booking"
@@ -19,6 +20,8 @@ def metrics(at: AppTest) -> dict[str, str]:
 #: A column that identifies each table of the pages.
 _TABLE_COLUMNS = {
     "audit_trail": "caused by",
+    "flow_compensations": "undoes step",
+    "cycle_times": "finished",
     "stalled_table": "stalled after",
     "saga_list": "current step",
     "steps_table": "stalled now",
@@ -30,8 +33,9 @@ _TABLE_COLUMNS = {
 
 
 def table(at: AppTest, name: str) -> pd.DataFrame:
-    """The page's table ``name`` (found by a column only it has)."""
-    frames = [f.value for f in at.dataframe]
+    """The page's table ``name`` (a data grid or a plain table, found by a column only it
+    has)."""
+    frames = [f.value for f in at.dataframe] + html_tables(at)
     found = [f for f in frames if _TABLE_COLUMNS[name] in f.columns]
     if not found:
         raise AssertionError(f"no table {name!r} on the page")
@@ -63,7 +67,7 @@ def test_overview_counts_sagas_by_status(seeded: Seeded, open_page: Any) -> None
 
 def test_overview_shows_cycle_times_per_saga_type(seeded: Seeded, open_page: Any) -> None:
     at = open_page("overview", seeded.store)
-    stats = at.dataframe[0].value
+    stats = table(at, "cycle_times")
     by_type = dict(zip(stats["saga type"], stats["finished"], strict=True))
     assert by_type == {"all types": 5, "order-fulfillment": 4, TRIP_FLOW: 1}
     trip = stats[stats["saga type"] == TRIP_FLOW].iloc[0]
@@ -112,7 +116,7 @@ def test_search_by_order_id_shows_flow_and_sets_the_link(seeded: Seeded,
     assert list(audit["type"])[-1] == "StockReleased"
     assert audit["headers"].str.contains("ce_sagaid").all()
     # The compensation pairing of this saga: payment and reserve-stock undone.
-    pairs = at.dataframe[0].value
+    pairs = table(at, "flow_compensations")
     assert set(pairs["undoes step"]) == {"payment", "reserve-stock"}
     assert dict(zip(pairs["undo"], pairs["completed by"], strict=True)) == {
         "RefundPayment": "PaymentRefunded", "ReleaseStock": "StockReleased"}
@@ -206,6 +210,13 @@ def test_saga_list_filters_by_id_prefix_and_attribute(seeded: Seeded, open_page:
     assert list(table(at, "saga_list")["saga"]) == ["order-failed"]
 
 
+def test_saga_list_rows_open_their_flow_with_the_sidebar_filters(seeded: Seeded,
+                                                               open_page: Any) -> None:
+    at = open_page("sagas", seeded.store, status="failed", range="all", type="order-fulfillment")
+    row = table(at, "saga_list").iloc[0]
+    assert row["link"] == "/flow_explorer?saga=order-failed&range=all&type=order-fulfillment"
+
+
 def test_saga_list_sorts_and_counts_exactly(seeded: Seeded, open_page: Any) -> None:
     at = open_page("sagas", seeded.store, sort="saga_id", order="asc", range="all")
     ids = list(table(at, "saga_list")["saga"])
@@ -214,6 +225,15 @@ def test_saga_list_sorts_and_counts_exactly(seeded: Seeded, open_page: Any) -> N
 
 
 # ---- Failures & compensations -----------------------------------------------------------
+
+
+def test_stalled_sagas_step_bars_and_rows_lead_to_the_sagas(seeded: Seeded,
+                                                             open_page: Any) -> None:
+    at = open_page("stalled", seeded.store, range="all")
+    bars = [m.value for m in at.markdown if "Stalled after step" in str(m.value)]
+    assert 'href="sagas?status=stalled&amp;at=payment&amp;range=all"' in bars[0]
+    row = table(at, "stalled_table").iloc[0]
+    assert row["link"] == "/flow_explorer?saga=order-stalled&range=all"
 
 
 def test_failures_count_sagas_by_their_cause(seeded: Seeded, open_page: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from app_pages import app_pages
+from page_tables import html_tables
 from streamlit.testing.v1 import AppTest
 from truth_generator import THRESHOLD_S
 from truth_store import FIXED_SEEDS, Seeded
@@ -30,7 +31,7 @@ def page(truth: Seeded) -> Iterator[Callable[..., AppTest]]:
 
 
 def _table(at: AppTest, column: str) -> pd.DataFrame:
-    frames = [f.value for f in at.dataframe]
+    frames = [f.value for f in at.dataframe] + html_tables(at)
     found = [f for f in frames if column in f.columns]
     assert found, [list(f.columns) for f in frames]
     return found[0]
