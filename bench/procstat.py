@@ -32,6 +32,22 @@ def rss_split_mb(pid: int | str = "self") -> tuple[float, float]:
     return (found["RssAnon:"] + found["RssShmem:"]) / 1024, found["RssFile:"] / 1024
 
 
+def pss_split_mb(pid: int | str = "self") -> tuple[float, float]:
+    """(anonymous, file-backed) proportional set size of one process in MB, from
+    ``/proc/<pid>/smaps_rollup``: each shared page counts 1/n in each of the n processes that
+    map it, so the PSS of a set of processes counts a page they share once (a shared library
+    mapped by a process outside the set counts in part only). (0, 0) once it is gone."""
+    found = {"Pss_Anon:": 0, "Pss_File:": 0, "Pss_Shmem:": 0}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            head = line.split(None, 1)[0] if line else ""
+            if head in found:
+                found[head] = int(line.split()[1])
+    except OSError:
+        pass
+    return (found["Pss_Anon:"] + found["Pss_Shmem:"]) / 1024, found["Pss_File:"] / 1024
+
+
 def command_line(pid: int) -> str:
     """The command line of a process ('' once it is gone)."""
     try:

@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 #: Default of ``store.chdb_cache_mb``.
 DEFAULT_CACHE_MB = 64
 
+#: MergeTree setting of the embedded store's tables: outdated parts (chDB keeps none, merges
+#: make hundreds a minute at a few hundred rows a second) are removed by the table's cleanup
+#: thread, not by a burst of up to 128 threads: chDB's global pool keeps every thread a
+#: burst started (it ignores ``max_thread_pool_free_size``), 130 idle threads after the first
+#: cleanup, about 40 MB with their stacks and allocator caches.
+SERIAL_PART_REMOVAL = "concurrent_part_removal_threshold = 1000000000"
+
 
 def cache_limits(cache_mb: int) -> dict[str, int]:
     """chDB's cache sizes (bytes) within ``cache_mb``: ClickHouse's defaults are sized for a

@@ -58,3 +58,13 @@ def test_the_settings_size_the_caches_and_the_memory_limit(tmp_path):
 def test_bad_memory_settings_are_refused_naming_them(tmp_path, field, value):
     with pytest.raises(ConfigError, match=f"store.{field}"):
         open_store_from_settings(StoreSettings(path=str(tmp_path), **{field: value}))
+
+
+def test_embedded_tables_remove_outdated_parts_without_a_thread_burst(store):
+    """chDB's global thread pool keeps every thread a concurrent part removal starts."""
+    rows = store.query(
+        "SELECT name, engine_full FROM system.tables WHERE database = {db:String} "
+        "AND engine LIKE '%MergeTree'", {"db": store.database},
+    ).rows
+    assert rows
+    assert all("concurrent_part_removal_threshold = 1000000000" in full for _, full in rows)
