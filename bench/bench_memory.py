@@ -1,25 +1,27 @@
 """Resident memory of a long-running sagascope command (its process tree), and of a stand-alone
 ``sagascope collect`` at full speed.
 
-    python bench/bench_memory.py long [--command "demo --rate 20 ..."] [--seconds 1800]
-                                      [--warmup-s 300] [--out samples.json]
-                                      [--traffic-rate 20]
+    python bench/bench_memory.py long [--command "serve ..."] [--traffic-rate 20]
+                                      [--seconds 1800] [--warmup-s 300] [--out samples.json]
     python bench/bench_memory.py collect [--records 150000] [--partitions 4]
                                          [--clients kafka-python,confluent-kafka]
 
-``long``: runs ``sagascope <command>`` (default ``demo --rate 20``: broker, store, demo
-traffic at 20 sagas/s, collector, alerter, dashboard server; ``serve`` takes the same place
-when given as the command) on a fresh store directory (``{store}`` in the command) for
-``--seconds``, and samples the resident memory of the process and each descendant every
-second from ``/proc``: the sagascope process (anonymous and file-backed pages apart: chDB's
-engine is a 555 MB shared library whose mapped code counts as resident), the decoding
-processes, the embedded broker, other children. It prints a line a minute, then the peak of
-the tree and of the tree without the broker (against a user's own Kafka there is none), and
-the growth after the warm-up: the mean of the last minute against the mean of the minute after
-``--warmup-s`` (targets: at most 10 % growth, peak at most 512 MB). With ``--traffic-rate`` an
-embedded broker (``{bootstrap}``) carries demo traffic from a process of its own, not measured:
-e.g. ``--command "collect --bootstrap-servers {bootstrap} --store-path {store}"`` measures
-the collector and its store alone, as they would run against a user's Kafka.
+``long``: runs ``sagascope <command>`` (default: ``serve`` with the packaged demo
+configuration as its ``sagascope.toml``, ``{demo_config}``) on a fresh store directory
+(``{store}``) for ``--seconds``. With ``--traffic-rate`` (default 20 sagas/s) an embedded
+broker (``{bootstrap}``) carries the demo's services and traffic, run by a process of their
+own that is not measured and holds no store (so it shares no chDB pages with the measured
+process), as a user's own system on their own Kafka would. ``--traffic-rate 0 --command
+"demo --rate 20 --port 0 --metrics-port 0 --store-path {store}"`` measures the demo instead.
+
+Every second it samples, from ``/proc``, the command's process and each descendant (the
+decoding processes, other children): resident memory (RSS; anonymous and file-backed pages
+apart: chDB's engine is a shared library whose mapped code counts as resident) and
+proportional memory (PSS, ``smaps_rollup``: a page shared by n processes counts 1/n in
+each, so the PSS summed over the tree counts the tree's shared pages once). It prints a
+line a minute, then the peak of the tree (sum of RSS, and sum of PSS) and the growth after
+the warm-up: the mean of the last minute against the mean of the minute after
+``--warmup-s`` (targets: at most 10 % growth, peak at most 512 MB).
 
 ``collect``: for each client the embedded broker (started here) is filled with ``--records``
 records (the 300-byte JSON values with the 10 contract headers of ``bench_collector.py``),
@@ -56,7 +58,10 @@ from procstat import command_line, descendants, pss_split_mb, rss_mb, rss_split_
 from sagascope.embedded import EmbeddedBroker, create_topics
 
 SAGASCOPE = str(Path(sys.executable).with_name("sagascope"))
-DEFAULT_LONG_COMMAND = "demo --rate 20 --port 0 --metrics-port 0 --store-path {store}"
+DEFAULT_LONG_COMMAND = (
+    "serve --config {demo_config} --bootstrap-servers {bootstrap} --store-path {store} "
+    "--port 0 --metrics-port 0"
+)
 
 
 def free_port() -> int:
@@ -317,16 +322,17 @@ def demo_traffic(bootstrap: str, rate: float) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     modes = parser.add_subparsers(dest="mode", required=True)
-    long = modes.add_parser("long", help="a long run of one command (default: demo at 20 sagas/s)")
+    long = modes.add_parser("long", help="a long run of one command (default: serve at 20 sagas/s)")
     long.add_argument("--command", default=DEFAULT_LONG_COMMAND,
-                      help="sagascope arguments; {store} becomes a fresh store directory")
+                      help="sagascope arguments; {store} becomes a fresh store directory, "
+                      "{bootstrap} the broker's address, {demo_config} the demo's configuration")
     long.add_argument("--seconds", type=float, default=1800.0)
     long.add_argument("--warmup-s", type=float, default=300.0)
     long.add_argument("--out", default="", help="write every sample to this JSON file")
     long.add_argument(
-        "--traffic-rate", type=float, default=0.0,
-        help="also start an embedded broker ({bootstrap} in the command) and, in a process of "
-        "its own and not measured, demo traffic at this many sagas/s on it",
+        "--traffic-rate", type=float, default=20.0,
+        help="start an embedded broker ({bootstrap} in the command) and, in a process of its "
+        "own and not measured, the demo's traffic at this many sagas/s on it (0: neither)",
     )
     traffic = modes.add_parser("traffic", help="(internal) the demo's traffic for `long`")
     traffic.add_argument("--bootstrap", required=True)

@@ -23,12 +23,19 @@ log = logging.getLogger(__name__)
 #: Default of ``store.chdb_cache_mb``.
 DEFAULT_CACHE_MB = 64
 
-#: MergeTree setting of the embedded store's tables: outdated parts (chDB keeps none, merges
-#: make hundreds a minute at a few hundred rows a second) are removed by the table's cleanup
-#: thread, not by a burst of up to 128 threads: chDB's global pool keeps every thread a
-#: burst started (it ignores ``max_thread_pool_free_size``), 130 idle threads after the first
-#: cleanup, about 40 MB with their stacks and allocator caches.
-SERIAL_PART_REMOVAL = "concurrent_part_removal_threshold = 1000000000"
+#: MergeTree settings of the embedded store's tables, for the memory of the process that
+#: holds it. Outdated parts (chDB keeps none; merges make hundreds a minute at a few hundred
+#: rows a second) are removed by the table's cleanup thread, not by a burst of up to 128
+#: threads: chDB's global pool keeps every thread a burst started (it ignores
+#: ``max_thread_pool_free_size``), ~130 idle threads after the first cleanup. Merges are
+#: vertical (one column at a time after the sorting key) whatever the parts' size: a
+#: horizontal merge of six small ``spans`` parts held 130-175 MB, a vertical one a few MB.
+TABLE_SETTINGS = (
+    "concurrent_part_removal_threshold = 1000000000, "
+    "vertical_merge_algorithm_min_rows_to_activate = 1, "
+    "vertical_merge_algorithm_min_bytes_to_activate = 0, "
+    "vertical_merge_algorithm_min_columns_to_activate = 1"
+)
 
 
 def cache_limits(cache_mb: int) -> dict[str, int]:

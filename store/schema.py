@@ -381,8 +381,8 @@ def ensure_schema(store: Store, cluster: str = "") -> None:
                         f"ADD COLUMN IF NOT EXISTS `{name}` {ctype}"
                     )
     if store.backend == "chdb":
-        from sagascope.store.chdb import SERIAL_PART_REMOVAL
+        from sagascope.store.chdb import TABLE_SETTINGS
 
         for table in TABLES:
-            store.command(f"ALTER TABLE {db}.{table.name} MODIFY SETTING {SERIAL_PART_REMOVAL}")
+            store.command(f"ALTER TABLE {db}.{table.name} MODIFY SETTING {TABLE_SETTINGS}")
     _ensure_views(store, cluster)
