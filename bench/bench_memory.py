@@ -1,25 +1,27 @@
 """Resident memory of a long-running sagascope command (its process tree), and of a stand-alone
 ``sagascope collect`` at full speed.
 
-    python bench/bench_memory.py long [--command "demo --rate 20 ..."] [--seconds 1800]
-                                      [--warmup-s 300] [--out samples.json]
-                                      [--traffic-rate 20]
+    python bench/bench_memory.py long [--command "serve ..."] [--traffic-rate 20]
+                                      [--seconds 1800] [--warmup-s 300] [--out samples.json]
     python bench/bench_memory.py collect [--records 150000] [--partitions 4]
                                          [--clients kafka-python,confluent-kafka]
 
-``long``: runs ``sagascope <command>`` (default ``demo --rate 20``: broker, store, demo
-traffic at 20 sagas/s, collector, alerter, dashboard server; ``serve`` takes the same place
-when given as the command) on a fresh store directory (``{store}`` in the command) for
-``--seconds``, and samples the resident memory of the process and each descendant every
-second from ``/proc``: the sagascope process (anonymous and file-backed pages apart: chDB's
-engine is a 555 MB shared library whose mapped code counts as resident), the decoding
-processes, the embedded broker, other children. It prints a line a minute, then the peak of
-the tree and of the tree without the broker (against a user's own Kafka there is none), and
-the growth after the warm-up: the mean of the last minute against the mean of the minute after
-``--warmup-s`` (targets: at most 10 % growth, peak at most 512 MB). With ``--traffic-rate`` an
-embedded broker (``{bootstrap}``) carries demo traffic from a process of its own, not measured:
-e.g. ``--command "collect --bootstrap-servers {bootstrap} --store-path {store}"`` measures
-the collector and its store alone, as they would run against a user's Kafka.
+``long``: runs ``sagascope <command>`` (default: ``serve`` with the packaged demo
+configuration as its ``sagascope.toml``, ``{demo_config}``) on a fresh store directory
+(``{store}``) for ``--seconds``. With ``--traffic-rate`` (default 20 sagas/s) an embedded
+broker (``{bootstrap}``) carries the demo's services and traffic, run by a process of their
+own that is not measured and holds no store (so it shares no chDB pages with the measured
+process), as a user's own system on their own Kafka would. ``--traffic-rate 0 --command
+"demo --rate 20 --port 0 --metrics-port 0 --store-path {store}"`` measures the demo instead.
+
+Every second it samples, from ``/proc``, the command's process and each descendant (the
+decoding processes, other children): resident memory (RSS; anonymous and file-backed pages
+apart: chDB's engine is a shared library whose mapped code counts as resident) and
+proportional memory (PSS, ``smaps_rollup``: a page shared by n processes counts 1/n in
+each, so the PSS summed over the tree counts the tree's shared pages once). It prints a
+line a minute, then the peak of the tree (sum of RSS, and sum of PSS) and the growth after
+the warm-up: the mean of the last minute against the mean of the minute after
+``--warmup-s`` (targets: at most 10 % growth, peak at most 512 MB).
 
 ``collect``: for each client the embedded broker (started here) is filled with ``--records``
 records (the 300-byte JSON values with the 10 contract headers of ``bench_collector.py``),
@@ -31,6 +33,7 @@ all at full speed; its tree's memory is sampled every 0.1 s until its
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -43,18 +46,22 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_collector import produce
-from procstat import command_line, descendants, rss_mb, rss_split_mb
+from procstat import command_line, descendants, pss_split_mb, rss_mb, rss_split_mb
 
 from sagascope.embedded import EmbeddedBroker, create_topics
 
 SAGASCOPE = str(Path(sys.executable).with_name("sagascope"))
-DEFAULT_LONG_COMMAND = "demo --rate 20 --port 0 --metrics-port 0 --store-path {store}"
+DEFAULT_LONG_COMMAND = (
+    "serve --config {demo_config} --bootstrap-servers {bootstrap} --store-path {store} "
+    "--port 0 --metrics-port 0"
+)
 
 
 def free_port() -> int:
@@ -75,20 +82,34 @@ def kind_of(pid: int) -> str:
 
 @dataclass
 class Sample:
-    """One look at the tree, in MB."""
+    """One look at the tree, in MB: the sagascope process's resident (RSS) and proportional
+    (PSS) memory, anonymous and file-backed apart, and each kind of descendant's."""
 
     at_s: float
     own_anon: float
     own_file: float
+    own_pss_anon: float = 0.0
+    own_pss_file: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)
+    parts_pss: dict[str, float] = field(default_factory=dict)
 
     @property
     def own(self) -> float:
         return self.own_anon + self.own_file
 
     @property
+    def own_pss(self) -> float:
+        return self.own_pss_anon + self.own_pss_file
+
+    @property
     def total(self) -> float:
+        """The sum of RSS over the tree: a page mapped by n of its processes counts n times."""
         return self.own + sum(self.parts.values())
+
+    @property
+    def total_pss(self) -> float:
+        """The sum of PSS over the tree: a page its processes share counts once."""
+        return self.own_pss + sum(self.parts_pss.values())
 
     @property
     def without_broker(self) -> float:
@@ -97,11 +118,14 @@ class Sample:
 
 def sample(pid: int, at_s: float) -> Sample:
     anon, file = rss_split_mb(pid)
+    pss_anon, pss_file = pss_split_mb(pid)
     parts: dict[str, float] = {}
+    parts_pss: dict[str, float] = {}
     for child in descendants(pid):
         kind = kind_of(child)
         parts[kind] = parts.get(kind, 0.0) + rss_mb(child)
-    return Sample(at_s, anon, file, parts)
+        parts_pss[kind] = parts_pss.get(kind, 0.0) + sum(pss_split_mb(child))
+    return Sample(at_s, anon, file, pss_anon, pss_file, parts, parts_pss)
 
 
 class Peaks:
@@ -113,6 +137,7 @@ class Peaks:
         self.own_anon = 0.0
         self.children = 0.0
         self.total = 0.0
+        self.total_pss = 0.0
 
     def sample(self) -> None:
         s = sample(self.pid, 0.0)
@@ -120,6 +145,7 @@ class Peaks:
         self.own_anon = max(self.own_anon, s.own_anon)
         self.children = max(self.children, sum(s.parts.values()))
         self.total = max(self.total, s.total)
+        self.total_pss = max(self.total_pss, s.total_pss)
 
 
 def stored(metrics_port: int) -> int:
@@ -136,14 +162,13 @@ def stored(metrics_port: int) -> int:
 
 
 @contextmanager
-def running_sagascope(
-    args: list[str], cwd: str, stderr: int = subprocess.DEVNULL
+def running(
+    argv: list[str], cwd: str | None = None, stderr: int = subprocess.DEVNULL
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``sagascope *args`` in ``cwd``, in a session of its own, stopped on leaving as Ctrl-C
-    stops it (SIGINT; SIGKILL if it is still running 60 s later)."""
+    """``argv`` run in ``cwd``, in a session of its own, stopped on leaving as Ctrl-C stops it
+    (SIGINT; SIGKILL if it is still running 60 s later)."""
     process = subprocess.Popen(
-        [SAGASCOPE, *args], stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd,
-        start_new_session=True,
+        argv, stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd, start_new_session=True,
     )
     try:
         yield process
@@ -154,6 +179,13 @@ def running_sagascope(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def running_sagascope(
+    args: list[str], cwd: str, stderr: int = subprocess.DEVNULL
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """``sagascope *args`` in ``cwd``, as :func:`running` runs it."""
+    return running([SAGASCOPE, *args], cwd, stderr)
 
 
 def collect_run(bootstrap: str, topic: str, records: int, client: str) -> dict[str, float]:
@@ -183,6 +215,7 @@ def collect_run(bootstrap: str, topic: str, records: int, client: str) -> dict[s
     return {
         "rss_mb": round(peaks.own), "anon_rss_mb": round(peaks.own_anon),
         "decoders_rss_mb": round(peaks.children), "total_rss_mb": round(peaks.total),
+        "total_pss_mb": round(peaks.total_pss),
         "seconds": round(last - started, 1),
     }
 
@@ -197,7 +230,8 @@ def long_run(
     """Run ``sagascope <command>`` for ``seconds``, sampling its tree every second."""
     samples: list[Sample] = []
     with tempfile.TemporaryDirectory() as data:
-        command = command.replace("{store}", data).replace("{bootstrap}", bootstrap)
+        command = (command.replace("{store}", data).replace("{bootstrap}", bootstrap)
+                   .replace("{demo_config}", demo_config()))
         with running_sagascope(shlex.split(command), data) as process:
             started = time.monotonic()
             next_line = 60.0
@@ -208,10 +242,12 @@ def long_run(
                 if at >= next_line:
                     s = samples[-1]
                     print(
-                        f"  {at / 60:4.0f} min: tree {s.total:.0f} MB (sagascope {s.own:.0f}: "
-                        f"anon {s.own_anon:.0f}, file {s.own_file:.0f}; "
+                        f"  {at / 60:4.0f} min: RSS tree {s.total:.0f} MB (sagascope "
+                        f"{s.own:.0f}: anon {s.own_anon:.0f}, file {s.own_file:.0f}; "
                         + ", ".join(f"{k} {v:.0f}" for k, v in sorted(s.parts.items()))
-                        + f"); without broker {s.without_broker:.0f} MB",
+                        + f"); without broker {s.without_broker:.0f} MB; PSS tree "
+                        f"{s.total_pss:.0f} MB (sagascope anon {s.own_pss_anon:.0f}, file "
+                        f"{s.own_pss_file:.0f})",
                         flush=True,
                     )
                     next_line += 60.0
@@ -219,7 +255,10 @@ def long_run(
     if out:
         Path(out).write_text(json.dumps([
             {"at_s": round(s.at_s, 1), "own_anon": round(s.own_anon, 1),
-             "own_file": round(s.own_file, 1), **{k: round(v, 1) for k, v in s.parts.items()}}
+             "own_file": round(s.own_file, 1), "own_pss_anon": round(s.own_pss_anon, 1),
+             "own_pss_file": round(s.own_pss_file, 1),
+             **{k: round(v, 1) for k, v in s.parts.items()},
+             **{f"{k}_pss": round(v, 1) for k, v in s.parts_pss.items()}}
             for s in samples
         ]))
     after_warmup = [s for s in samples if warmup_s <= s.at_s < warmup_s + 60]
@@ -230,8 +269,9 @@ def long_run(
         "peak_without_broker_mb": round(max(s.without_broker for s in samples)),
         "peak_sagascope_mb": round(max(s.own for s in samples)),
         "peak_sagascope_anon_mb": round(max(s.own_anon for s in samples)),
+        "peak_tree_pss_mb": round(max(s.total_pss for s in samples)),
     }
-    for attr in ("total", "without_broker", "own_anon"):
+    for attr in ("total", "without_broker", "own_anon", "total_pss"):
         first, last = _mean(after_warmup, attr), _mean(last_minute, attr)
         result[f"{attr}_after_warmup_mb"] = round(first)
         result[f"{attr}_last_minute_mb"] = round(last)
@@ -241,36 +281,67 @@ def long_run(
     return result
 
 
+def demo_config() -> str:
+    """The packaged demo configuration (its correlation rules, alert thresholds), which a
+    measured ``serve`` reads as a user's own ``sagascope.toml`` (``{demo_config}``)."""
+    return str(resources.files("sagascope.demo_services").joinpath("demo.toml"))
+
+
+def run_traffic(bootstrap: str, rate: float) -> None:
+    """The demo's services and traffic alone (no collector, no store: nothing of sagascope's
+    reading side shares pages with the measured process), on the demo's own topic names,
+    until SIGINT."""
+    from sagascope.demo_services import DemoRunner
+    from sagascope.settings import load_settings
+
+    settings = load_settings(demo_config(), {})
+    runner = DemoRunner(
+        dataclasses.replace(settings.demo, rate=rate), bootstrap,
+        telemetry_topic=settings.collector.telemetry_topic,
+    )
+    runner.start()
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        runner.stop()
+
+
 @contextmanager
 def demo_traffic(bootstrap: str, rate: float) -> Iterator[None]:
-    """``sagascope demo`` at ``rate`` sagas/s on ``bootstrap`` (its own store, no dashboard)."""
-    with tempfile.TemporaryDirectory() as data, running_sagascope(
-        ["demo", "--bootstrap-servers", bootstrap, "--rate", str(rate), "--no-dashboard",
-         "--store-path", data], data,
-    ):
+    """The demo's traffic at ``rate`` sagas/s on ``bootstrap``, from a process of its own."""
+    with running([sys.executable, __file__, "traffic", "--bootstrap", bootstrap,
+                  "--rate", str(rate)]):
         yield
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     modes = parser.add_subparsers(dest="mode", required=True)
-    long = modes.add_parser("long", help="a long run of one command (default: demo at 20 sagas/s)")
+    long = modes.add_parser("long", help="a long run of one command (default: serve at 20 sagas/s)")
     long.add_argument("--command", default=DEFAULT_LONG_COMMAND,
-                      help="sagascope arguments; {store} becomes a fresh store directory")
+                      help="sagascope arguments; {store} becomes a fresh store directory, "
+                      "{bootstrap} the broker's address, {demo_config} the demo's configuration")
     long.add_argument("--seconds", type=float, default=1800.0)
     long.add_argument("--warmup-s", type=float, default=300.0)
     long.add_argument("--out", default="", help="write every sample to this JSON file")
     long.add_argument(
-        "--traffic-rate", type=float, default=0.0,
-        help="also start an embedded broker ({bootstrap} in the command) and, in a process of "
-        "its own and not measured, demo traffic at this many sagas/s on it",
+        "--traffic-rate", type=float, default=20.0,
+        help="start an embedded broker ({bootstrap} in the command) and, in a process of its "
+        "own and not measured, the demo's traffic at this many sagas/s on it (0: neither)",
     )
+    traffic = modes.add_parser("traffic", help="(internal) the demo's traffic for `long`")
+    traffic.add_argument("--bootstrap", required=True)
+    traffic.add_argument("--rate", type=float, required=True)
     collect = modes.add_parser("collect", help="a full-speed collect per client")
     collect.add_argument("--records", type=int, default=150_000)
     collect.add_argument("--partitions", type=int, default=4)
     collect.add_argument("--clients", default="kafka-python,confluent-kafka")
     args = parser.parse_args(argv)
     results: dict[str, dict[str, float]] = {}
+    if args.mode == "traffic":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        run_traffic(args.bootstrap, args.rate)
+        return 0
     if args.mode == "long":
         print(f"sagascope {args.command} for {args.seconds:.0f} s:", flush=True)
         with ExitStack() as stack:
@@ -287,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
             f"anonymous {r['peak_sagascope_anon_mb']} MB); after {args.warmup_s:.0f} s: tree "
             f"{r['total_after_warmup_mb']} -> {r['total_last_minute_mb']} MB "
             f"({r['total_growth_pct']:+.1f} %), without broker {r['without_broker_after_warmup_mb']}"
-            f" -> {r['without_broker_last_minute_mb']} MB ({r['without_broker_growth_pct']:+.1f} %)"
+            f" -> {r['without_broker_last_minute_mb']} MB ({r['without_broker_growth_pct']:+.1f} %)."
+            f" Sum of PSS over the tree: peak {r['peak_tree_pss_mb']} MB; after "
+            f"{args.warmup_s:.0f} s {r['total_pss_after_warmup_mb']} -> "
+            f"{r['total_pss_last_minute_mb']} MB ({r['total_pss_growth_pct']:+.1f} %)"
         )
     else:
         with EmbeddedBroker() as broker:
@@ -303,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"sagascope collect ({client}), {args.records:,} records at full speed: all "
                     f"stored {found['seconds']} s after launch; peak RSS {found['rss_mb']} MB (of "
                     f"it anonymous {found['anon_rss_mb']} MB), decoding processes "
-                    f"{found['decoders_rss_mb']} MB, together {found['total_rss_mb']} MB",
+                    f"{found['decoders_rss_mb']} MB, together {found['total_rss_mb']} MB (sum of RSS; "
+                    f"sum of PSS {found['total_pss_mb']} MB)",
                     flush=True,
                 )
     print(f"load average: {os.getloadavg()}")

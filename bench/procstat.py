@@ -6,30 +6,39 @@ import os
 from pathlib import Path
 
 
-def rss_kb(pid: int | str = "self") -> int:
-    """Resident memory of one process in kB (0 once it is gone)."""
+def _fields_kb(path: str, *names: str) -> dict[str, int]:
+    """Fields of a ``/proc`` file of ``Name:  value kB`` lines (each 0 once the process is gone)."""
+    found = dict.fromkeys(names, 0)
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+        for line in Path(path).read_text().splitlines():
+            head = line.split(None, 1)[0] if line else ""
+            if head in found:
+                found[head] = int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return found
+
+
+def rss_kb(pid: int | str = "self") -> int:
+    """Resident memory of one process in kB (0 once it is gone)."""
+    return _fields_kb(f"/proc/{pid}/status", "VmRSS:")["VmRSS:"]
 
 
 def rss_split_mb(pid: int | str = "self") -> tuple[float, float]:
     """(anonymous, file-backed) resident memory of one process in MB; file-backed pages are
     mapped files such as shared libraries (chDB's engine is one), shared with other
     processes that map the same file. (0, 0) once it is gone."""
-    found = {"RssAnon:": 0, "RssFile:": 0, "RssShmem:": 0}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            head = line.split(None, 1)[0] if line else ""
-            if head in found:
-                found[head] = int(line.split()[1])
-    except OSError:
-        pass
+    found = _fields_kb(f"/proc/{pid}/status", "RssAnon:", "RssFile:", "RssShmem:")
     return (found["RssAnon:"] + found["RssShmem:"]) / 1024, found["RssFile:"] / 1024
+
+
+def pss_split_mb(pid: int | str = "self") -> tuple[float, float]:
+    """(anonymous, file-backed) proportional set size of one process in MB, from
+    ``/proc/<pid>/smaps_rollup``: each shared page counts 1/n in each of the n processes that
+    map it, so the PSS of a set of processes counts a page they share once (a shared library
+    mapped by a process outside the set counts in part only). (0, 0) once it is gone."""
+    found = _fields_kb(f"/proc/{pid}/smaps_rollup", "Pss_Anon:", "Pss_File:", "Pss_Shmem:")
+    return (found["Pss_Anon:"] + found["Pss_Shmem:"]) / 1024, found["Pss_File:"] / 1024
 
 
 def command_line(pid: int) -> str:

@@ -6,6 +6,7 @@ import atexit
 import logging
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sagascope.store.base import (
@@ -22,6 +23,20 @@ log = logging.getLogger(__name__)
 
 #: Default of ``store.chdb_cache_mb``.
 DEFAULT_CACHE_MB = 64
+
+#: MergeTree settings of the embedded store's tables, for the memory of the process that
+#: holds it. Outdated parts (chDB keeps none; merges make hundreds a minute at a few hundred
+#: rows a second) are removed by the table's cleanup thread, not by a burst of up to 128
+#: threads: chDB's global pool keeps every thread a burst started (it ignores
+#: ``max_thread_pool_free_size``), ~130 idle threads after the first cleanup. Merges are
+#: vertical (one column at a time after the sorting key) whatever the parts' size: a
+#: horizontal merge of six small ``spans`` parts held 130-175 MB, a vertical one a few MB.
+TABLE_SETTINGS = (
+    "concurrent_part_removal_threshold = 1000000000, "
+    "vertical_merge_algorithm_min_rows_to_activate = 1, "
+    "vertical_merge_algorithm_min_bytes_to_activate = 0, "
+    "vertical_merge_algorithm_min_columns_to_activate = 1"
+)
 
 
 def cache_limits(cache_mb: int) -> dict[str, int]:
@@ -41,12 +56,23 @@ def cache_limits(cache_mb: int) -> dict[str, int]:
     }
 
 
-def _startup_options(cache_mb: int, memory_limit_mb: int) -> str:
-    """chDB's server settings, as its connection string takes them (``path?name=value&...``)."""
-    options = cache_limits(cache_mb)
-    if memory_limit_mb > 0:
-        options["max_server_memory_usage"] = memory_limit_mb * 1024 * 1024
-    return "?" + "&".join(f"{name}={value}" for name, value in options.items())
+@dataclass(frozen=True)
+class ChdbLimits:
+    """What the embedded store may hold (``store.chdb_cache_mb``, ``store.chdb_memory_limit_mb``);
+    applies when this process opens the directory first."""
+
+    #: Memory chDB's caches may hold together (see :func:`cache_limits`).
+    cache_mb: int = DEFAULT_CACHE_MB
+    #: chDB's total memory limit (queries and inserts beyond it fail); 0: chDB's own (90 % of
+    #: the machine's memory).
+    memory_limit_mb: int = 0
+
+    def startup_options(self) -> str:
+        """chDB's server settings, as its connection string takes them (``?name=value&...``)."""
+        options = cache_limits(self.cache_mb)
+        if self.memory_limit_mb > 0:
+            options["max_server_memory_usage"] = self.memory_limit_mb * 1024 * 1024
+        return "?" + "&".join(f"{name}={value}" for name, value in options.items())
 
 
 class ChdbStore(Store):
@@ -64,17 +90,10 @@ class ChdbStore(Store):
         database: str = "sagascope",
         *,
         read_only: bool = False,
-        cache_mb: int = DEFAULT_CACHE_MB,
-        memory_limit_mb: int = 0,
+        limits: ChdbLimits | None = None,
     ) -> None:
-        """Open (or share) the process's chDB session on ``path``.
-
-        Args:
-            cache_mb: memory chDB's caches may hold together (see :func:`cache_limits`);
-                applies when this process opens the directory first.
-            memory_limit_mb: chDB's total memory limit (queries and inserts beyond it fail);
-                0: chDB's own (90 % of the machine's memory).
-        """
+        """Open (or share) the process's chDB session on ``path``, within ``limits`` (default
+        :class:`ChdbLimits`)."""
         from chdb import session as chdb_session
 
         self.path = path
@@ -90,7 +109,7 @@ class ChdbStore(Store):
                         f"a process can open one directory only (asked for {path})"
                     )
                 try:
-                    sess = chdb_session.Session(path + _startup_options(cache_mb, memory_limit_mb))
+                    sess = chdb_session.Session(path + (limits or ChdbLimits()).startup_options())
                 except Exception as exc:  # chDB raises bare RuntimeErrors
                     raise StoreError(f"cannot open chDB directory {path}: {exc}") from exc
                 if not ChdbStore._sessions:

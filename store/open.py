@@ -16,7 +16,7 @@ import time
 from sagascope.exceptions import ConfigError
 from sagascope.settings import StoreSettings, secret
 from sagascope.store.base import Store
-from sagascope.store.chdb import DEFAULT_CACHE_MB, ChdbStore
+from sagascope.store.chdb import ChdbLimits, ChdbStore
 from sagascope.store.exceptions import StoreError, StoreHeld
 from sagascope.store.owner import (
     StoreOwner,
@@ -45,16 +45,14 @@ def open_store(
     password: str = "",
     ca_file: str = "",
     verify_tls: bool = True,
-    chdb_cache_mb: int = DEFAULT_CACHE_MB,
-    chdb_memory_limit_mb: int = 0,
+    chdb: ChdbLimits | None = None,
 ) -> Store:
     """The store the settings name: a server when ``url`` is set, else embedded chDB at ``path``.
 
     Args:
         serve_reads: when this call opens the chDB directory, serve it to other processes
             (:func:`store_owner` has the address); ``serve``, ``collect``, ``demo``, ``alert``.
-        chdb_cache_mb: what the embedded store's caches may hold together.
-        chdb_memory_limit_mb: the embedded store's memory limit (0: chDB's own).
+        chdb: what the embedded store may hold (default :class:`ChdbLimits`).
 
     Raises:
         StoreHeld: the directory is held by a process that does not serve it.
@@ -74,10 +72,7 @@ def open_store(
                 raise
             # Nobody holds the directory: the file's pid lives on in another process.
             discard_owner_file(path, owner)
-    store = _open_chdb(
-        path, database, read_only=read_only, cache_mb=chdb_cache_mb,
-        memory_limit_mb=chdb_memory_limit_mb,
-    )
+    store = _open_chdb(path, database, read_only=read_only, limits=chdb or ChdbLimits())
     if isinstance(store, ChdbStore) and serve_reads:
         with _owners_lock:
             if path not in _owners:
@@ -102,22 +97,19 @@ def open_store_from_settings(
     return open_store(
         cfg.url, cfg.path, cfg.database, read_only=read_only, serve_reads=serve_reads,
         username=cfg.username, password=secret(cfg, "password", "store"), ca_file=cfg.ca_file,
-        verify_tls=cfg.verify_tls, chdb_cache_mb=cfg.chdb_cache_mb,
-        chdb_memory_limit_mb=cfg.chdb_memory_limit_mb,
+        verify_tls=cfg.verify_tls,
+        chdb=ChdbLimits(cfg.chdb_cache_mb, cfg.chdb_memory_limit_mb),
     )
 
 
 def _open_chdb(
-    path: str, database: str, *, read_only: bool, cache_mb: int, memory_limit_mb: int
+    path: str, database: str, *, read_only: bool, limits: ChdbLimits
 ) -> Store:
     # Asked first, so a held directory does not cost chDB's own lock error on stderr.
     held_by = holder(path)
     if held_by is None:
         try:
-            return ChdbStore(
-                path, database, read_only=read_only, cache_mb=cache_mb,
-                memory_limit_mb=memory_limit_mb,
-            )
+            return ChdbStore(path, database, read_only=read_only, limits=limits)
         except StoreError as exc:
             opened_error = exc
         held_by = holder(path)
@@ -137,10 +129,7 @@ def _open_chdb(
         if owner is not None:
             return StoreThroughOwner(owner, database, read_only=read_only)
         if holder(path) is None:
-            return ChdbStore(
-                path, database, read_only=read_only, cache_mb=cache_mb,
-                memory_limit_mb=memory_limit_mb,
-            )
+            return ChdbStore(path, database, read_only=read_only, limits=limits)
         time.sleep(0.1)
     pid, command = held_by
     raise StoreHeld(

@@ -380,4 +380,9 @@ def ensure_schema(store: Store, cluster: str = "") -> None:
                         f"ALTER TABLE {db}.{target}{on_cluster} "
                         f"ADD COLUMN IF NOT EXISTS `{name}` {ctype}"
                     )
+    if store.backend == "chdb":
+        from sagascope.store.chdb import TABLE_SETTINGS
+
+        for table in TABLES:
+            store.command(f"ALTER TABLE {db}.{table.name} MODIFY SETTING {TABLE_SETTINGS}")
     _ensure_views(store, cluster)

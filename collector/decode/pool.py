@@ -58,8 +58,11 @@ DecodeRules = tuple[tuple[CorrelationRule, ...], tuple[RedactionRule, ...], int]
 _ANSWER_TIMEOUT_S = 30.0
 #: Child deaths after which decoding stays in the collector thread.
 _MAX_RESTARTS = 3
-#: Records in one poll that make a backlog, for which the decoding processes start.
-BACKLOG_RECORDS = 500
+#: Records in one poll that make a backlog, for which the decoding processes start: well
+#: beyond what a pause of a few seconds piles up at a steady few hundred records a second
+#: (an insert slowed by a busy machine), which the calling thread decodes in milliseconds;
+#: started, the processes stay and hold ~40 MB each.
+BACKLOG_RECORDS = 5000
 #: What the child interpreter runs: stdin and stdout are the request and answer pipes.
 _CHILD = (
     # Ctrl-C in a terminal reaches the whole process group: the collector decides when the
