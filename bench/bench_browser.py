@@ -54,9 +54,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# When a page is idle is the browser tests' definition, measured to here.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "dashboard"))
+import browser_harness
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CHROMIUM, CHROMIUM_ARGS = browser_harness.CHROMIUM, browser_harness.CHROMIUM_ARGS
 VIEWPORT = {"width": 1440, "height": 900}
 #: Pages: URL path (with the page's own query), sidebar title, and the text the page shows
 #: once its content is there (the last section each page draws, or a late metric's label).
@@ -77,30 +79,6 @@ MESSAGES_PER_SAGA = 8
 TARGET_COLD_OVER_FLOOR_S = 0.5
 TARGET_WARM_S = 0.5
 TIMEOUT_MS = 120_000
-
-IDLE_JS = """
-(text) => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-  if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
-  if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
-  if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"]')) return false;
-  const main = document.querySelector('[data-testid="stMain"]') || document.body;
-  if (!main.innerText.includes(text)) return false;
-  // Only what is on the page to see: a collapsed expander or hidden tab draws nothing.
-  const shown = (selector) => [...main.querySelectorAll(selector)]
-    .filter(e => !e.closest('details:not([open])') && e.getClientRects().length > 0);
-  for (const c of shown('[data-testid="stPlotlyChart"]'))
-    if (!c.querySelector('.main-svg')) return false;
-  for (const c of shown('[data-testid="stVegaLiteChart"]'))
-    if (!c.querySelector('canvas, svg')) return false;
-  for (const g of shown('[data-testid="stDataFrame"]'))
-    if (!g.querySelector('canvas')) return false;
-  for (const g of shown('[data-testid="stGraphVizChart"]'))
-    if (!g.querySelector('svg')) return false;
-  return true;
-}
-"""
 
 EMPTY_APP = textwrap.dedent('''
     import streamlit as st
@@ -129,7 +107,6 @@ def _serve_store(directory: str, sagas: int) -> int:
     """Child process: generate the store, serve the dashboard on it, print ``URL <url>``."""
     import bench_dashboard
 
-    from sagascope.dashboard import serve
     from sagascope.settings import load_settings
 
     started = time.perf_counter()
@@ -137,10 +114,7 @@ def _serve_store(directory: str, sagas: int) -> int:
                                         7 * 86400, spans=True, alerts=True)
     print(f"GENERATED {time.perf_counter() - started:.1f}", flush=True)
     settings = load_settings(overrides={"dashboard.host": "127.0.0.1"}, environ={})
-    handle = serve(settings, store, port=0, block=False)
-    print(f"URL {handle.url}", flush=True)
-    sys.stdin.read()
-    handle.stop()
+    browser_harness.serve_until_stdin_closes(store, settings)
     return 0
 
 
@@ -231,7 +205,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 def wait_idle(page: Any, text: str) -> None:
     """Block until the page is idle (see the module docstring) showing ``text``."""
-    page.wait_for_function(IDLE_JS, arg=text, polling="raf", timeout=TIMEOUT_MS)
+    browser_harness.wait_idle(page, text, TIMEOUT_MS)
 
 
 def _nav_link(page: Any, title: str) -> Any:

@@ -41,27 +41,25 @@ class _Context:
 
 _lock = threading.Lock()
 _context: _Context | None = None
-_opened: Store | None = None
-_opened_writer: Store | None = None
+#: Stores this process opened itself from the settings, by ``read_only``.
+_opened: dict[bool, Store] = {}
 
 
 def configure(settings: Settings, store: Store | None = None, writer: Store | None = None) -> None:
     """Set what the pages use: the settings and, optionally, a store already open in this
     process (read by the pages) and a writable one (for alert acknowledgements only)."""
-    global _context, _opened, _opened_writer
+    global _context
     with _lock:
         _context = _Context(settings=settings, store=store, writer=writer)
-        _opened = None
-        _opened_writer = None
+        _opened.clear()
 
 
 def reset() -> None:
     """Forget the configured context (tests)."""
-    global _context, _opened, _opened_writer
+    global _context
     with _lock:
         _context = None
-        _opened = None
-        _opened_writer = None
+        _opened.clear()
 
 
 def settings() -> Settings:
@@ -75,27 +73,28 @@ def settings() -> Settings:
 
 def store() -> Store:
     """The configured store, else the settings' store opened read-only once per process."""
-    global _opened
     current = settings()
     with _lock:
         if _context is not None and _context.store is not None:
             return _context.store
-        if _opened is None:
-            cfg = current.store
-            log.info("dashboard opening store backend=%s", "server" if cfg.url else "chdb")
-            _opened = open_store_from_settings(cfg, read_only=True)
-        return _opened
+        return _open_once(current, read_only=True)
 
 
 def writer() -> Store:
     """A writable store for the dashboard's one write (alert acknowledgements)."""
-    global _opened_writer
     current = settings()
     with _lock:
         if _context is not None and _context.writer is not None:
             return _context.writer
         if _context is not None and _context.store is not None and not _context.store.read_only:
             return _context.store
-        if _opened_writer is None:
-            _opened_writer = open_store_from_settings(current.store, read_only=False)
-        return _opened_writer
+        return _open_once(current, read_only=False)
+
+
+def _open_once(current: Settings, read_only: bool) -> Store:
+    """The store the settings name, opened by this process on first use (under ``_lock``)."""
+    if read_only not in _opened:
+        log.info("dashboard opening store backend=%s read_only=%s",
+                 "server" if current.store.url else "chdb", read_only)
+        _opened[read_only] = open_store_from_settings(current.store, read_only=read_only)
+    return _opened[read_only]

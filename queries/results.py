@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -422,6 +422,16 @@ class AlertGroup:
     def waiting_text(self) -> str:
         """``PaymentReceived ×7, StockReserved ×2`` (``unknown`` for alerts that do not say)."""
         return ", ".join(f"{what or 'unknown'} ×{n}" for what, n in self.waiting_for)
+
+    def handled_text(self, when: Callable[[datetime], str]) -> str:
+        """``sam at 08:12 UTC``, and a silence's end (``, until 09:12 UTC``); empty when
+        nobody handles the group. ``when`` writes a moment (each view its own way)."""
+        if not self.handled_by or self.handled_at is None:
+            return ""
+        text = f"{self.handled_by} at {when(self.handled_at)} UTC"
+        if self.silenced_until is not None:
+            text += f", until {when(self.silenced_until)} UTC"
+        return text
 
 
 @dataclass(frozen=True)

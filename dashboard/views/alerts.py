@@ -94,13 +94,8 @@ def _when(moment: datetime, now: datetime) -> str:
 
 
 def handled_text(group: AlertGroup, now: datetime) -> str:
-    """``sam at 08:12 UTC``; a silence adds ``until 09:12``; empty when nobody handles it."""
-    if not group.handled_by or group.handled_at is None:
-        return ""
-    text = f"{group.handled_by} at {_when(group.handled_at, now)} UTC"
-    if group.silenced_until is not None:
-        text += f", until {_when(group.silenced_until, now)}"
-    return text
+    """``sam at 08:12 UTC``; a silence adds ``, until 09:12 UTC``; empty when nobody handles it."""
+    return group.handled_text(lambda moment: _when(moment, now))
 
 
 def groups_table(groups: Sequence[AlertGroup], now: datetime) -> pd.DataFrame:

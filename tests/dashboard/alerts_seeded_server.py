@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from browser_harness import serve_until_stdin_closes
 from seeding import ORDER_FLOW, SagaScript, order_saga, seed
 
 from sagascope.alerter import Alerter
-from sagascope.dashboard import serve
 from sagascope.queries import SagaQueries, acknowledge
 from sagascope.settings import AlertSettings, load_settings
 from sagascope.store import ChdbStore, ensure_schema
@@ -97,10 +97,7 @@ def main() -> int:
     ensure_schema(store)
     seed_storm(store, datetime.now(UTC))
     settings = load_settings(overrides={"dashboard.host": "127.0.0.1"}, environ={})
-    handle = serve(settings, store, port=0, block=False)
-    print(f"URL {handle.url}", flush=True)
-    sys.stdin.read()
-    handle.stop()
+    serve_until_stdin_closes(store, settings)
     return 0
 
 

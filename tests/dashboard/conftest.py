@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from app_pages import app_pages
+from browser_harness import CHROMIUM, CHROMIUM_ARGS
 from seeding import SagaScript, order_saga, seed
-from served_dashboard import CHROMIUM, CHROMIUM_ARGS, ServedDashboard, serve_seeded
+from served_dashboard import ServedDashboard, serve_seeded
 from streamlit.testing.v1 import AppTest
 
 from sagascope.store import ChdbStore, ensure_schema

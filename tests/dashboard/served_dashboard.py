@@ -1,5 +1,5 @@
-"""The real dashboard served in a subprocess over a seeded store, and how a test waits for a
-page in Chromium to be idle (the definition ``bench/bench_browser.py`` measures to)."""
+"""The real dashboard served in a subprocess over a seeded store (when a page in Chromium is
+idle is ``browser_harness``'s, the definition ``bench/bench_browser.py`` measures to)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from typing import Any
 
 import pytest
 from waiting import read_lines_until
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @dataclass
@@ -81,35 +78,3 @@ def serve_script(
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-#: True once the page is idle: Streamlit's script finished and connected, its running
-#: indicator gone, nothing stale or still loading, every chart and grid drawn, ``text`` shown.
-IDLE_JS = """
-(text) => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-  if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
-  if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
-  if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"]')) return false;
-  const main = document.querySelector('[data-testid="stMain"]') || document.body;
-  if (!main.innerText.includes(text)) return false;
-  // Only what is on the page to see: a collapsed expander or hidden tab draws nothing.
-  const shown = (selector) => [...main.querySelectorAll(selector)]
-    .filter(e => !e.closest('details:not([open])') && e.getClientRects().length > 0);
-  for (const c of shown('[data-testid="stPlotlyChart"]'))
-    if (!c.querySelector('.main-svg')) return false;
-  for (const c of shown('[data-testid="stVegaLiteChart"]'))
-    if (!c.querySelector('canvas, svg')) return false;
-  for (const g of shown('[data-testid="stDataFrame"]'))
-    if (!g.querySelector('canvas')) return false;
-  for (const g of shown('[data-testid="stGraphVizChart"]'))
-    if (!g.querySelector('svg')) return false;
-  return true;
-}
-"""
-
-
-def wait_idle(page: Any, text: str, timeout_ms: int = 60000) -> None:
-    """Wait until the page is idle (``IDLE_JS``) and shows ``text``."""
-    page.wait_for_function(IDLE_JS, arg=text, timeout=timeout_ms)

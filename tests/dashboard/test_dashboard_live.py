@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from served_dashboard import ServedDashboard, serve_seeded, wait_idle
+from browser_harness import wait_idle
+from served_dashboard import ServedDashboard, serve_seeded
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -88,8 +88,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.groups:
         _print_table(
             ("STATE", "TYPE", "STEP", "OPEN", "RESOLVED", "HANDLED BY", "WAITING FOR"),
-            [(g.state, g.saga_type, g.step, str(g.open), str(g.resolved), _handled(g),
-              g.waiting_text) for g in shown_groups],
+            [(g.state, g.saga_type, g.step, str(g.open), str(g.resolved),
+              g.handled_text(_minute), g.waiting_text) for g in shown_groups],
         )
         return 0
     rows = []
@@ -107,13 +107,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _handled(group: AlertGroup) -> str:
-    if not group.handled_by or group.handled_at is None:
-        return ""
-    text = f"{group.handled_by} at {group.handled_at:%Y-%m-%d %H:%M} UTC"
-    if group.silenced_until is not None:
-        text += f" until {group.silenced_until:%Y-%m-%d %H:%M} UTC"
-    return text
+def _minute(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}"
 
 
 def _group_json(group: AlertGroup) -> dict[str, Any]:
