@@ -13,6 +13,7 @@ import pandas as pd
 
 from sagascope.dashboard import svg
 from sagascope.dashboard.figures import STATUS_COLORS
+from sagascope.queries.formatting import format_span_duration
 
 #: Spans drawn at most; a longer trace says how many are left out.
 MAX_SPANS = 150
@@ -70,14 +71,8 @@ def waterfall_frame(spans: Sequence[Any]) -> pd.DataFrame:
 
 
 def ms_text(value: float) -> str:
-    """A duration given in milliseconds, in the unit that reads best."""
-    if value < 1:
-        return f"{value * 1000:.0f} µs"
-    if value < 1000:
-        return f"{value:.1f} ms"
-    if value < 60_000:
-        return f"{value / 1000:.2f} s"
-    return f"{value / 60_000:.1f} min"
+    """A duration given in milliseconds (the spans' unit), as every page writes a span's."""
+    return format_span_duration(value / 1000)
 
 
 def trace_waterfall(frame: pd.DataFrame, *, title: str = "Trace") -> str:

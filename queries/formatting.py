@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["format_duration"]
+__all__ = ["format_duration", "format_span_duration"]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -23,3 +23,13 @@ def format_duration(seconds: float | None) -> str:
     if s < 86400:
         return f"{sign}{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
     return f"{sign}{int(s // 86400)} d {int(s % 86400 // 3600)} h"
+
+
+def format_span_duration(seconds: float) -> str:
+    """A handler's or a span's duration: ``350 µs`` and ``12.5 ms`` below a second (where
+    :func:`format_duration` would say ``0.00 s``), :func:`format_duration` above."""
+    if seconds < 0.001:
+        return f"{seconds * 1_000_000:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    return format_duration(seconds)

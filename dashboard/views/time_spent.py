@@ -6,29 +6,23 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import charts, chrome, figures, links, tables, url_state
+from sagascope.dashboard import charts, chrome, links, tables, url_state
 from sagascope.dashboard.cached_queries import ask
+from sagascope.queries.formatting import format_span_duration
 
 #: Bars drawn (largest total first) and slow handlings listed per row.
 TOP_ROWS = 20
 EXEMPLARS = 10
 
 
-def short_duration(seconds: float) -> str:
-    """Handlers run for milliseconds: say so instead of ``0.00 s``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.1f} ms"
-    return figures.format_duration(seconds)
-
-
 def time_table(times: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "saga type": times["saga_type"], "step": times["step"], "service": times["service"],
         "handled": times["count"],
-        "waiting p50": times["wait_p50_s"].map(short_duration),
-        "waiting p95": times["wait_p95_s"].map(short_duration),
-        "handling p50": times["handle_p50_s"].map(short_duration),
-        "handling p95": times["handle_p95_s"].map(short_duration),
+        "waiting p50": times["wait_p50_s"].map(format_span_duration),
+        "waiting p95": times["wait_p95_s"].map(format_span_duration),
+        "handling p50": times["handle_p50_s"].map(format_span_duration),
+        "handling p95": times["handle_p95_s"].map(format_span_duration),
     })
 
 
@@ -42,7 +36,7 @@ def time_bars(times: pd.DataFrame) -> charts.Spec:
     order = list(frame["label"])
     rows = [
         {"label": label, "panel": panel, "measure": measure, "pct": measure[-3:],
-         "ms": float(value) * 1000, "shown": short_duration(float(value))}
+         "ms": float(value) * 1000, "shown": format_span_duration(float(value))}
         for label, w50, w95, h50, h95 in zip(frame["label"], frame["wait_p50_s"],
                                             frame["wait_p95_s"], frame["handle_p50_s"],
                                             frame["handle_p95_s"], strict=True)
@@ -81,9 +75,9 @@ def time_bars(times: pd.DataFrame) -> charts.Spec:
 
 def slow_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
-        "saga": rows["saga_id"], "waited in Kafka": rows["wait_s"].map(short_duration),
-        "handling": rows["handle_s"].map(short_duration),
-        "total": (rows["wait_s"] + rows["handle_s"]).map(short_duration),
+        "saga": rows["saga_id"], "waited in Kafka": rows["wait_s"].map(format_span_duration),
+        "handling": rows["handle_s"].map(format_span_duration),
+        "total": (rows["wait_s"] + rows["handle_s"]).map(format_span_duration),
         "sent at": rows["kafka_time"], "trace": rows["trace_id"],
     })
 
@@ -129,8 +123,8 @@ def render() -> None:
         return
     cols = st.columns(3)
     cols[0].metric("Handler runs", f"{int(times['count'].sum()):,}")
-    cols[1].metric("Slowest wait (p95)", short_duration(float(times["wait_p95_s"].max())))
-    cols[2].metric("Slowest handler (p95)", short_duration(float(times["handle_p95_s"].max())))
+    cols[1].metric("Slowest wait (p95)", format_span_duration(float(times["wait_p95_s"].max())))
+    cols[2].metric("Slowest handler (p95)", format_span_duration(float(times["handle_p95_s"].max())))
     st.vega_lite_chart(time_bars(times), key="time_bars")
     table = time_table(times)
     event = st.dataframe(table, hide_index=True, width="stretch", key="time_table",

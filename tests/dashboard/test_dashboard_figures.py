@@ -8,7 +8,8 @@ from xml.etree import ElementTree
 import pandas as pd
 import pytest
 
-from sagascope.dashboard import figures
+from sagascope.dashboard import figures, waterfall
+from sagascope.queries.formatting import format_span_duration
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -21,6 +22,17 @@ SVG = "{http://www.w3.org/2000/svg}"
 )
 def test_format_duration(seconds: float | None, text: str) -> None:
     assert figures.format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.00035, "350 µs"), (0.0125, "12.5 ms"), (0.25, "250.0 ms"), (1.5, "1.50 s"),
+     (65, "1 min 05 s")],
+)
+def test_span_durations_read_in_the_unit_that_fits(seconds: float, text: str) -> None:
+    """A handler's milliseconds are never ``0.00 s``; the waterfall and Where time goes agree."""
+    assert format_span_duration(seconds) == text
+    assert waterfall.ms_text(seconds * 1000) == text
 
 
 def _flow() -> pd.DataFrame:
