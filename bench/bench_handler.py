@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from bench_producer import VALUE, DiscardingExporter, contract_headers
@@ -35,6 +36,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from sagascope.instrumentation import saga_handler
+
+# Reading a record back by assignment is the instrumentation tests' (tests/instrumentation).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "instrumentation"))
+import kafka_clients
 
 KEY = b"order-123456"
 TARGET_US = 30.0
@@ -60,41 +66,22 @@ def _kafka_python_record(servers: str, topic: str) -> Any:
 
 
 def _confluent_record(servers: str, topic: str) -> Any:
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+    from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": servers, "log_level": 3})
     producer.produce(topic, VALUE, KEY, headers=contract_headers())
     producer.flush(30)
-    consumer = Consumer({"bootstrap.servers": servers, "group.id": "bench-handler",
-                         "enable.auto.commit": False, "log_level": 3})
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                return message
-    finally:
-        consumer.close()
-    raise RuntimeError(f"no message read back from {topic}")
+    return kafka_clients.read_confluent(servers, topic, 1)[0]
 
 
 async def _aiokafka_record(servers: str, topic: str) -> Any:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=servers)
     await producer.start()
     await producer.send_and_wait(topic, VALUE, key=KEY, headers=contract_headers())
     await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        return await asyncio.wait_for(consumer.getone(), timeout=30)
-    finally:
-        await consumer.stop()
+    return (await kafka_clients.read_aiokafka(servers, topic, 1))[0]
 
 
 def records(servers: str) -> dict[str, Any]:
