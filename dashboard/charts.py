@@ -1,98 +1,35 @@
-"""Light charts: Vega-Lite specs (pure functions, data in, spec out) for the pages a person
-opens most. Plotly's script is ~4.7 MB that a browser must parse before drawing anything;
-Vega-Lite's is a sixth of it, which is most of a first visit's wait (bench_browser.py).
-The flow page's swimlane and trace waterfall are SVG drawn on the server (:mod:`svg`).
-
-Bars that lead somewhere carry a point selection named :data:`PICK`: a page passes
-``on_select="rerun"`` and reads the picked row with :func:`picked`.
+"""Overview's charts, drawn on the server as SVG (:mod:`svg`): the browser loads no chart
+library for the page a person opens first (a Vega-Lite chart cost a cold visit 0.6-0.9 s,
+bench_browser_parts.py). Pure functions, data in, SVG out. The process map's variant bars too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from html import escape
 
 import pandas as pd
 
-from sagascope.dashboard.figures import STATUS_COLORS, STATUS_ORDER
+from sagascope.dashboard import svg
+from sagascope.dashboard.figures import STATUS_COLORS, STATUS_ORDER, bars
 from sagascope.queries.formatting import format_duration
 
-#: The selection a clickable chart declares (``event.selection[PICK]``).
-PICK = "pick"
 #: Percentiles the cycle-time chart offers (column -> label).
 PERCENTILES = {"p50_s": "p50", "p90_s": "p90", "p95_s": "p95", "p99_s": "p99"}
-_FONT = "Inter, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"
-Spec = dict[str, Any]
 
 
-def _spec(rows: list[dict[str, Any]], *, title: str = "",
-          height: int | str | dict[str, int] = 280,
-          **parts: Any) -> Spec:
-    spec: Spec = {
-        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-        "data": {"values": rows},
-        "height": height,
-        "config": {"font": _FONT, "view": {"stroke": None},
-                   "axis": {"labelFontSize": 12, "titleFontSize": 12, "titleColor": "#5c6370"},
-                   "legend": {"orient": "bottom", "labelFontSize": 12, "title": None}},
-        **parts,
-    }
-    if title:
-        spec["title"] = {"text": title, "anchor": "start", "fontSize": 15, "fontWeight": 600}
-    return spec
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for row in frame.to_dict("records"):
-        out.append({k: (v.isoformat() if isinstance(v, datetime | pd.Timestamp) else v)
-                    for k, v in row.items()})
-    return out
-
-
-def empty_chart(message: str) -> Spec:
-    """A blank chart that says why it is blank."""
-    return _spec([{"text": message}], height=120, mark={"type": "text", "fontSize": 14,
-                                                        "color": "#868e96"},
-                 encoding={"text": {"field": "text"}})
-
-
-def picked(event: Any, field: str) -> str | None:
-    """The ``field`` of the bar a click picked in a chart with the :data:`PICK` selection."""
-    try:
-        points = event.selection[PICK]
-    except (AttributeError, KeyError, TypeError):
-        return None
-    if not points:
-        return None
-    value = points[0].get(field)
-    return None if value is None else str(value)
-
-
-def status_bars(counts: Mapping[str, int]) -> Spec:
-    """Sagas by status, one clickable bar per status present, in the canonical order."""
+def status_bars(counts: Mapping[str, int], link: Callable[[str], str]) -> str:
+    """Sagas by status, one bar per status present, in the canonical order, each opening
+    ``link(status)``."""
     present = [s for s in STATUS_ORDER if counts.get(s)] + sorted(
         s for s, n in counts.items() if n and s not in STATUS_ORDER)
     if not present:
-        return empty_chart("No sagas in this range")
-    rows = [{"status": s, "sagas": int(counts[s])} for s in present]
-    color = {"field": "status", "type": "nominal", "legend": None,
-             "scale": {"domain": present,
-                       "range": [STATUS_COLORS.get(s, "#495057") for s in present]}}
-    return _spec(
-        rows, title="Sagas by status (click a bar to list them)", height={"step": 30},
-        encoding={"y": {"field": "status", "type": "nominal", "sort": present, "title": None},
-                  "x": {"field": "sagas", "type": "quantitative", "title": None}},
-        layer=[
-            {"params": [{"name": PICK, "select": {"type": "point", "fields": ["status"]}}],
-             "mark": {"type": "bar", "cursor": "pointer", "cornerRadiusEnd": 3},
-             "encoding": {"color": color, "tooltip": [{"field": "status"},
-                                                      {"field": "sagas", "format": ","}]}},
-            {"mark": {"type": "text", "align": "left", "dx": 4, "color": "#343a40"},
-             "encoding": {"text": {"field": "sagas", "format": ","}}},
-        ],
-    )
+        return svg.empty("No sagas in this range", width=_STATUS_WIDTH)
+    return bars(present, [float(counts[s]) for s in present],
+                colors=[STATUS_COLORS.get(s, "#495057") for s in present],
+                title="Sagas by status (click a bar to list them)", width=_STATUS_WIDTH,
+                link=link)
 
 
 def zero_filled(frame: pd.DataFrame, columns: list[str], width_s: int, start: datetime | None,
@@ -117,104 +54,150 @@ def zero_filled(frame: pd.DataFrame, columns: list[str], width_s: int, start: da
 
 
 def throughput_bars(frame: pd.DataFrame, width_s: int, start: datetime | None,
-                    end: datetime, bucket_text: str) -> Spec:
+                    end: datetime, bucket_text: str) -> str:
     """Sagas started and finished per bucket (columns ``bucket``, ``sagas_started``,
-    ``sagas_finished``), every bucket drawn (zeros too), the last one marked while it fills."""
+    ``sagas_finished``) as steps, every bucket drawn (zeros too), the last one shaded while
+    it fills; a bucket's counts on hover."""
     full = zero_filled(frame, ["sagas_started", "sagas_finished"], width_s, start, end)
     if full.empty:
-        return empty_chart("No traffic in this range")
-    last = full["bucket"].max()
-    partial = last + pd.Timedelta(seconds=width_s) > pd.Timestamp(end)
-    long = full.melt(id_vars="bucket", value_vars=["sagas_started", "sagas_finished"],
-                     var_name="measure", value_name="sagas")
-    long["measure"] = long["measure"].str.replace("sagas_", "", regex=False)
+        return svg.empty("No traffic in this range", width=_THROUGHPUT_WIDTH)
+    width = pd.Timedelta(seconds=width_s)
+    buckets = [pd.Timestamp(b) for b in full["bucket"]]
+    partial = buckets[-1] + width > pd.Timestamp(end)
     title = f"Sagas started / finished per {bucket_text}"
-    layers: list[Spec] = [{
-        "mark": {"type": "line", "interpolate": "step-after", "point": {"size": 14}},
-        "encoding": {
-            "x": {"field": "bucket", "type": "temporal", "title": None},
-            "y": {"field": "sagas", "type": "quantitative",
-                  "title": f"sagas per {bucket_text}"},
-            "color": {"field": "measure", "type": "nominal",
-                      "scale": {"domain": ["started", "finished"],
-                                "range": ["#4c6ef5", "#2f9e44"]}},
-            "tooltip": [{"field": "bucket", "type": "temporal", "format": "%Y-%m-%d %H:%M:%S"},
-                        {"field": "measure"}, {"field": "sagas", "format": ","}],
-        },
-    }]
     if partial:
         title += " · shaded: the last bucket, still filling"
-        until = last + pd.Timedelta(seconds=width_s)
-        layers.insert(0, {
-            "data": {"values": [{"from": last.isoformat(), "until": until.isoformat()}]},
-            "mark": {"type": "rect", "color": "#adb5bd", "opacity": 0.25},
-            "encoding": {"x": {"field": "from", "type": "temporal"},
-                         "x2": {"field": "until"}},
-        })
-    return _spec(_records(long), title=title, height=260, layer=layers)
+    started, finished = list(full["sagas_started"]), list(full["sagas_finished"])
+    x = _time_scale(buckets[0], buckets[-1] + width, _THROUGHPUT_WIDTH)
+    y = svg.Scale(0.0, max(max(started), max(finished), 1) * 1.1, _TOP + _PLOT, _TOP)
+    parts = [svg.text(0, 18, title, size=14, weight="600"),
+             *_value_axis(y, x, lambda v: f"{v:,.0f}"), *_time_axis(x, _TOP + _PLOT + 16)]
+    if partial:
+        parts.append(svg.rect(x(buckets[-1].timestamp()), _TOP, x.right - x(buckets[-1].timestamp()),
+                              _PLOT, "#adb5bd", opacity=0.3, extra=' class="filling"',
+                              hover="the last bucket, still filling"))
+    for name, values, color in (("started", started, _STARTED), ("finished", finished, _FINISHED)):
+        steps = [(x(t), y(float(v))) for b, v in zip(buckets, values, strict=True)
+                 for t in (b.timestamp(), (b + width).timestamp())]
+        parts.append(_polyline(steps, color, name))
+    for b, s, f in zip(buckets, started, finished, strict=True):
+        left = x(b.timestamp())
+        parts.append(svg.rect(left, _TOP, x((b + width).timestamp()) - left, _PLOT, "#fff",
+                              opacity=0, hover=f"{_when(b)}: {s:,} started, {f:,} finished"))
+    parts += _legend([("started", _STARTED), ("finished", _FINISHED)], _TOP + _PLOT + 36)
+    return svg.document(_THROUGHPUT_WIDTH, _TOP + _PLOT + 46, parts, label=title)
 
 
 def cycle_time_multiples(frame: pd.DataFrame, percentile: str, width_s: int,
-                         start: datetime | None, end: datetime, bucket_text: str) -> Spec:
+                         start: datetime | None, end: datetime, bucket_text: str) -> str:
     """One small chart per saga type: the chosen cycle-time percentile per bucket of finishing
-    time (columns ``bucket``, ``saga_type``, ``count`` and the percentile's column). Buckets
-    where no saga finished are gaps, not zeros (no time was measured there)."""
+    time (columns ``bucket``, ``saga_type``, ``count`` and the percentile's column), each on
+    its own scale. Buckets where no saga finished are gaps, not zeros (no time was measured
+    there)."""
     if frame.empty or percentile not in frame:
-        return empty_chart("No finished sagas in this range")
+        return svg.empty("No finished sagas in this range", width=_WIDE)
     rows = frame[frame["saga_type"] != "*"] if (frame["saga_type"] != "*").any() else frame
-    data = rows.assign(
-        bucket=pd.to_datetime(rows["bucket"], utc=True),
-        value=rows[percentile].astype(float),
-        shown=[format_duration(v) for v in rows[percentile]],
-    )[["bucket", "saga_type", "count", "value", "shown"]]
+    data = rows.assign(bucket=pd.to_datetime(rows["bucket"], utc=True),
+                       value=rows[percentile].astype(float)).sort_values("bucket")
     label = PERCENTILES.get(percentile, percentile)
-    types = sorted(data["saga_type"].unique())
-    low = pd.Timestamp(start).isoformat() if start is not None else None
-    domain = {"domain": [low, pd.Timestamp(end).isoformat()]} if low else {}
-    return _spec(
-        _records(data), title=f"Cycle time {label} per {bucket_text}, by saga type",
-        height=110, facet={"row": {"field": "saga_type", "type": "nominal", "title": None,
-                                   "sort": types, "header": {"labelAngle": 0,
-                                                             "labelAlign": "left",
-                                                             "labelFontSize": 12}}},
-        resolve={"scale": {"y": "independent"}},
-        spec={
-            "height": 110,
-            "width": 760,
-            "mark": {"type": "line", "point": {"size": 18}, "color": "#3b5bdb"},
-            "encoding": {
-                "x": {"field": "bucket", "type": "temporal", "title": None,
-                      "scale": domain},
-                "y": {"field": "value", "type": "quantitative", "title": f"{label} (s)",
-                      "scale": {"zero": True}},
-                "tooltip": [{"field": "bucket", "type": "temporal",
-                             "format": "%Y-%m-%d %H:%M"},
-                            {"field": "shown", "title": label},
-                            {"field": "count", "title": "finished", "format": ","}],
-            },
-        },
-    )
+    title = f"Cycle time {label} per {bucket_text}, by saga type"
+    width = pd.Timedelta(seconds=width_s)
+    first = pd.Timestamp(start).floor(width) if start is not None else data["bucket"].min()
+    x = _time_scale(first, pd.Timestamp(end), _WIDE)
+    parts = [svg.text(0, 18, title, size=14, weight="600")]
+    top = _TOP
+    for saga_type, points in data.groupby("saga_type", sort=True):
+        parts.append(svg.text(x.left, top + 4, str(saga_type), weight="600",
+                              extra=' class="panel"'))
+        y = svg.Scale(0.0, float(points["value"].max()) * 1.1 or 1.0, top + 10 + _PANEL, top + 10)
+        parts += _value_axis(y, x, format_duration)
+        parts += _time_axis(x, top + 10 + _PANEL + 16)
+        line: list[tuple[float, float]] = []
+        previous: pd.Timestamp | None = None
+        for row in points.itertuples():
+            if previous is not None and row.bucket - previous > width and line:
+                parts.append(_polyline(line, _CYCLE, str(saga_type)))
+                line = []  # no sagas finished in between: a gap
+            line.append((x(row.bucket.timestamp()), y(row.value)))
+            previous = row.bucket
+            parts.append(_dot(*line[-1], _CYCLE, f"{_when(row.bucket)}: {label} "
+                              f"{format_duration(row.value)} ({int(row.count):,} finished)"))
+        parts.append(_polyline(line, _CYCLE, str(saga_type)))
+        top += _PANEL + 48
+    return svg.document(_WIDE, top, parts, label=title)
 
 
-def variant_bars(variants: pd.DataFrame) -> Spec:
+#: Layout, in the SVG's own pixels (about the page's: the column of the status bars and of
+#: throughput, the whole width for cycle times): widths, a plot's left edge and right margin,
+#: the first plot's top, a plot's and a small multiple's height; the colours of started,
+#: finished and cycle time.
+_STATUS_WIDTH = 400
+_THROUGHPUT_WIDTH = 600
+_WIDE = 960
+_LEFT, _MARGIN = 74.0, 14.0
+_TOP = 40
+_PLOT = 180
+_PANEL = 90
+_STARTED, _FINISHED, _CYCLE = "#4c6ef5", "#2f9e44", "#3b5bdb"
+
+
+def _time_scale(first: pd.Timestamp, until: pd.Timestamp, width: int) -> svg.Scale:
+    return svg.Scale(first.timestamp(), until.timestamp(), _LEFT, width - _MARGIN)
+
+
+def _when(moment: pd.Timestamp) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _time_axis(x: svg.Scale, y: float) -> list[str]:
+    """Five time labels under a plot, as precise as the range needs (UTC)."""
+    span_s = x.high - x.low
+    shape = "%H:%M:%S" if span_s < 600 else "%H:%M" if span_s <= 86400 else "%m-%d %H:%M"
+    ticks = x.ticks()
+    return [svg.text(x(t), y, datetime.fromtimestamp(t, UTC).strftime(shape), size=11,
+                     color=svg.MUTED,
+                     anchor="start" if i == 0 else "end" if i == len(ticks) - 1 else "middle")
+            for i, t in enumerate(ticks)]
+
+
+def _value_axis(y: svg.Scale, x: svg.Scale, shown: Callable[[float], str]) -> list[str]:
+    """Three grid lines across a plot (``y`` maps values to its bottom..top), labelled."""
+    return [svg.line(x.left, y(v), x.right, y(v)) + svg.text(_LEFT - 6, y(v) + 4, shown(v),
+                                                           size=11, color=svg.MUTED,
+                                                           anchor="end")
+            for v in y.ticks(3)]
+
+
+def _polyline(points: Sequence[tuple[float, float]], color: str, name: str) -> str:
+    joined = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+    return (f'<polyline points="{joined}" fill="none" stroke="{color}" stroke-width="2" '
+            f'stroke-linejoin="round" class="series" data-series="{escape(name)}"/>')
+
+
+def _dot(px: float, py: float, color: str, hover: str) -> str:
+    return (f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}" class="point">'
+            f"{svg.tooltip(hover)}</circle>")
+
+
+def _legend(entries: Sequence[tuple[str, str]], y: float) -> list[str]:
+    parts, left = [], _LEFT
+    for name, color in entries:
+        parts += [svg.line(left, y - 4, left + 18, y - 4, color=color, width=3),
+                  svg.text(left + 24, y, name, color=svg.MUTED)]
+        left += 24 + 8 * len(name) + 24
+    return parts
+
+
+def variant_bars(variants: pd.DataFrame) -> str:
     """Variants by frequency (columns ``activities``, the activity sequence, and ``count``),
     most frequent first, labelled V1, V2, ... as the variants table is; the path on hover."""
     if variants.empty:
-        return empty_chart("No variants in this range")
+        return svg.empty("No variants in this range", width=_STATUS_WIDTH)
     frame = variants.sort_values("count", ascending=False).reset_index(drop=True)
-    rows = [{"variant": f"V{i + 1}", "count": int(c),
-             "path": " → ".join(map(str, a)) if isinstance(a, list | tuple) else str(a)}
-            for i, (a, c) in enumerate(zip(frame["activities"], frame["count"], strict=True))]
-    order = [r["variant"] for r in rows]
-    return _spec(
-        rows, title="Variants", height={"step": 24},
-        encoding={"y": {"field": "variant", "type": "nominal", "sort": order, "title": None},
-                  "x": {"field": "count", "type": "quantitative", "title": "sagas"}},
-        layer=[
-            {"mark": {"type": "bar", "color": "#3b5bdb", "cornerRadiusEnd": 3},
-             "encoding": {"tooltip": [{"field": "variant"}, {"field": "count", "format": ","},
-                                      {"field": "path"}]}},
-            {"mark": {"type": "text", "align": "left", "dx": 4, "color": "#343a40"},
-             "encoding": {"text": {"field": "count", "format": ","}}},
-        ],
-    )
+    paths = [" → ".join(map(str, a)) if isinstance(a, list | tuple) else str(a)
+             for a in frame["activities"]]
+    counts = [float(c) for c in frame["count"]]
+    return bars([f"V{i + 1}" for i in range(len(frame))], counts,
+                colors=[_CYCLE] * len(frame), title="Variants", width=_STATUS_WIDTH,
+                hovers=[f"V{i + 1}: {int(c):,} sagas\n{path}"
+                        for i, (c, path) in enumerate(zip(counts, paths, strict=True))])

@@ -7,7 +7,7 @@ names), never a store or a query object, so each chart is testable with hand-mad
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -209,25 +209,37 @@ def count_bars(frame: pd.DataFrame, label: str, value: str = "count", *, title: 
     sums = frame.groupby(label, as_index=False)[value].sum()
     rows = sums.nlargest(top, value)
     names = [str(n) for n in rows[label]]
-    values = [float(v) for v in rows[value]]
+    drawn = bars(names, [float(v) for v in rows[value]], colors=[color] * len(names),
+                 title=title or label, width=width, link=link, titled=bool(title))
+    return drawn, len(sums)
+
+
+def bars(names: Sequence[str], values: Sequence[float], *, colors: Sequence[str],
+         title: str, width: int = 520, link: Callable[[str], str] | None = None,
+         hovers: Sequence[str] | None = None, titled: bool = True) -> str:
+    """Horizontal bars in the order given, each its value written beside it, as SVG.
+    ``link(name)``: the URL a bar opens (in this tab); ``hovers``: each bar's hover text
+    (else its name and value); ``titled``: write ``title`` above the bars (else it only
+    labels the chart for screen readers)."""
     label_px = min(_BAR_LABEL_PX, width * 0.4)
-    scale = svg.Scale(0.0, max(values) * 1.15 or 1.0, label_px, width - 10)
-    top_px = 34 if title else 8
-    parts = [svg.text(0, 18, title, size=14, weight="600")] if title else []
+    scale = svg.Scale(0.0, max(values, default=0.0) * 1.15 or 1.0, label_px, width - 10)
+    top_px = 34 if titled else 8
+    parts = [svg.text(0, 18, title, size=14, weight="600")] if titled else []
     for i, (name, amount) in enumerate(zip(names, values, strict=True)):
         y = top_px + i * _BAR_ROW
-        shown = f"{int(amount):,}" if amount.is_integer() else f"{amount:,.2f}"
+        shown = f"{int(amount):,}" if float(amount).is_integer() else f"{amount:,.2f}"
+        hover = hovers[i] if hovers is not None else f"{name}: {shown}"
         bar = (svg.text(label_px - 8, y + 16, svg.clipped(name, int(label_px / 6.6)),
                         anchor="end", extra=' class="bar-label"')
-               + svg.rect(label_px, y + 4, scale(amount) - label_px, _BAR_ROW - 8, color,
-                          hover=f"{name}: {shown}")
+               + svg.rect(label_px, y + 4, scale(amount) - label_px, _BAR_ROW - 8, colors[i],
+                          hover=hover)
                + svg.text(scale(amount) + 4, y + 16, shown, color=svg.MUTED))
         if link is not None:
             bar = (f'<a href="{escape(link(name))}" target="_self" class="bar-link">'
-                   f"{svg.tooltip(f'{name}: {shown}')}{bar}</a>")
+                   f"{svg.tooltip(hover)}{bar}</a>")
         parts.append(bar)
     height = top_px + _BAR_ROW * len(names) + 6
-    return svg.document(width, height, parts, label=title or label), len(sums)
+    return svg.document(width, height, parts, label=title)
 
 
 #: Count bars: each bar's row height, and the labels' column at most.

@@ -53,9 +53,10 @@ def _cycle_times(filters: SagaFilter, width_s: int) -> None:
     percentile = str(st.session_state.get(key) or "p95_s")
     over_time = tables.frame(ask().cycle_times_over_time(filters, width_s))
     start, end = url_state.range_bounds()
-    st.vega_lite_chart(charts.cycle_time_multiples(
+    # SVG drawn here, shown as Markdown with HTML (st.html strips SVG): no chart script.
+    st.markdown(charts.cycle_time_multiples(
         over_time, percentile, width_s, start or st.session_state.get("_data_since"),
-        end or url_state.anchor(), url_state.describe_bucket(width_s)), width="stretch")
+        end or url_state.anchor(), url_state.describe_bucket(width_s)), unsafe_allow_html=True)
 
 
 def render() -> None:
@@ -76,16 +77,15 @@ def render() -> None:
     start, end = url_state.range_bounds()
     left, right = st.columns([2, 3])
     with left:
-        event = st.vega_lite_chart(charts.status_bars(counts), width="stretch",
-                                   key="status_bars", on_select="rerun")
-        status = charts.picked(event, "status")
-        if status:
-            links.open_sagas(**_list_params(status))
+        st.markdown(charts.status_bars(
+            counts, lambda status: links.sagas_url(**_list_params(status))),
+            unsafe_allow_html=True)
     with right:
         points = tables.frame(answers.throughput(filters, width_s))
-        st.vega_lite_chart(charts.throughput_bars(
+        st.markdown(charts.throughput_bars(
             points, width_s, start or st.session_state.get("_data_since"),
-            end or url_state.anchor(), url_state.describe_bucket(width_s)), width="stretch")
+            end or url_state.anchor(), url_state.describe_bucket(width_s)),
+            unsafe_allow_html=True)
 
     _cycle_times(filters, width_s)
 

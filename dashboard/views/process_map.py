@@ -127,7 +127,7 @@ def _variants(filters: SagaFilter) -> None:
     if variants.empty:
         st.caption("No variants.")
         return
-    st.vega_lite_chart(charts.variant_bars(variants), width="stretch", key="variants")
+    st.markdown(charts.variant_bars(variants), unsafe_allow_html=True)
     st.dataframe(
         variants_table(variants), hide_index=True, width="stretch", key="variants_table",
         column_config={

@@ -1,5 +1,5 @@
-"""The light charts are pure functions: hand-made data in, the expected Vega-Lite spec out;
-the trace waterfall likewise, spans in, rows and an SVG out."""
+"""The charts are pure functions: hand-made data in, the expected SVG out; the trace
+waterfall likewise, spans in, rows and an SVG out."""
 
 from __future__ import annotations
 
@@ -16,21 +16,27 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def _bars(spec: dict) -> dict:
-    return spec["layer"][0]
+def _svg(drawn: str) -> ElementTree.Element:
+    return ElementTree.fromstring(drawn)
 
 
-def test_status_bars_in_canonical_order_without_zeros_and_clickable() -> None:
-    spec = charts.status_bars({"failed": 2, "completed": 7, "running": 0, "weird": 1})
-    assert [r["status"] for r in spec["data"]["values"]] == ["completed", "failed", "weird"]
-    color = _bars(spec)["encoding"]["color"]["scale"]
-    assert color["range"][:2] == [STATUS_COLORS["completed"], STATUS_COLORS["failed"]]
-    assert _bars(spec)["params"][0]["name"] == charts.PICK
+def _texts(root: ElementTree.Element) -> list[str]:
+    return [t.text or "" for t in root.iter(f"{SVG}text")]
+
+
+def test_status_bars_in_canonical_order_without_zeros_and_open_their_sagas() -> None:
+    root = _svg(charts.status_bars({"failed": 2, "completed": 7, "running": 0, "weird": 1},
+                                   link=lambda status: f"sagas?status={status}"))
+    bars = [(a.get("href"), a.find(f"{SVG}text").text, a.find(f"{SVG}rect").get("fill"))
+            for a in root.iter(f"{SVG}a")]
+    assert bars == [("sagas?status=completed", "completed", STATUS_COLORS["completed"]),
+                    ("sagas?status=failed", "failed", STATUS_COLORS["failed"]),
+                    ("sagas?status=weird", "weird", "#495057")]
 
 
 def test_status_bars_without_sagas_says_so() -> None:
-    spec = charts.status_bars({"running": 0})
-    assert spec["data"]["values"] == [{"text": "No sagas in this range"}]
+    assert _texts(_svg(charts.status_bars({"running": 0}, link=str))) == [
+        "No sagas in this range"]
 
 
 def test_throughput_draws_empty_buckets_as_zero_not_the_previous_value() -> None:
@@ -39,15 +45,22 @@ def test_throughput_draws_empty_buckets_as_zero_not_the_previous_value() -> None
     full = charts.zero_filled(frame, ["sagas_started", "sagas_finished"], 60, None,
                               T0 + timedelta(minutes=3, seconds=10))
     assert list(full["sagas_started"]) == [3, 0, 0, 4]
+    root = _svg(charts.throughput_bars(frame, 60, None, T0 + timedelta(minutes=4), "1 min"))
+    hovers = [t.text for t in root.iter(f"{SVG}title")]
+    assert "2026-01-01 12:01:00 UTC: 0 started, 0 finished" in hovers
+    assert "2026-01-01 12:03:00 UTC: 4 started, 5 finished" in hovers
 
 
 def test_throughput_marks_the_last_bucket_while_it_fills() -> None:
     frame = pd.DataFrame({"bucket": [T0], "sagas_started": [3], "sagas_finished": [1]})
-    filling = charts.throughput_bars(frame, 60, T0, T0 + timedelta(seconds=30), "1 min")
-    assert "still filling" in filling["title"]["text"]
-    assert filling["layer"][0]["mark"]["type"] == "rect"
-    done = charts.throughput_bars(frame, 60, T0, T0 + timedelta(seconds=60), "1 min")
-    assert "still filling" not in done["title"]["text"]
+
+    def shaded(root: ElementTree.Element) -> list[ElementTree.Element]:
+        return [r for r in root.iter(f"{SVG}rect") if r.get("class") == "filling"]
+
+    filling = _svg(charts.throughput_bars(frame, 60, T0, T0 + timedelta(seconds=30), "1 min"))
+    assert "still filling" in _texts(filling)[0] and len(shaded(filling)) == 1
+    done = _svg(charts.throughput_bars(frame, 60, T0, T0 + timedelta(seconds=60), "1 min"))
+    assert "still filling" not in _texts(done)[0] and not shaded(done)
 
 
 def test_cycle_times_one_small_chart_per_type_for_the_chosen_percentile() -> None:
@@ -55,11 +68,25 @@ def test_cycle_times_one_small_chart_per_type_for_the_chosen_percentile() -> Non
         "bucket": [T0, T0, T0 + timedelta(hours=1)], "saga_type": ["order", "trip", "order"],
         "count": [1, 2, 3], "p50_s": [1.0, 2.0, 3.0], "p95_s": [4.0, 5.0, 6.0],
     })
-    spec = charts.cycle_time_multiples(frame, "p95_s", 3600, None, T0 + timedelta(hours=2),
-                                       "1 h")
-    assert spec["facet"]["row"]["field"] == "saga_type"
-    assert [r["value"] for r in spec["data"]["values"]] == [4.0, 5.0, 6.0]
-    assert "p95" in spec["title"]["text"]
+    root = _svg(charts.cycle_time_multiples(frame, "p95_s", 3600, None,
+                                            T0 + timedelta(hours=2), "1 h"))
+    assert "p95" in _texts(root)[0]
+    assert [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "panel"] == [
+        "order", "trip"]
+    hovers = [c.find(f"{SVG}title").text for c in root.iter(f"{SVG}circle")]
+    assert hovers == ["2026-01-01 12:00:00 UTC: p95 4.00 s (1 finished)",
+                      "2026-01-01 13:00:00 UTC: p95 6.00 s (3 finished)",
+                      "2026-01-01 12:00:00 UTC: p95 5.00 s (2 finished)"]
+
+
+def test_cycle_times_leave_a_gap_where_no_saga_finished() -> None:
+    frame = pd.DataFrame({"bucket": [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=3)],
+                          "saga_type": ["order"] * 3, "count": [1, 1, 1],
+                          "p95_s": [4.0, 5.0, 6.0]})
+    root = _svg(charts.cycle_time_multiples(frame, "p95_s", 3600, None,
+                                            T0 + timedelta(hours=4), "1 h"))
+    lines = [p.get("points").split() for p in root.iter(f"{SVG}polyline")]
+    assert [len(points) for points in lines] == [2, 1]
 
 
 def test_count_bars_sums_by_label_largest_first_and_counts_what_is_left_out() -> None:
@@ -74,11 +101,12 @@ def test_count_bars_sums_by_label_largest_first_and_counts_what_is_left_out() ->
 
 def test_variant_bars_most_frequent_first_with_the_path_on_hover() -> None:
     variants = pd.DataFrame({"activities": [("A", "C"), ("A", "B", "C")], "count": [2, 9]})
-    spec = charts.variant_bars(variants)
-    assert [(r["variant"], r["count"], r["path"]) for r in spec["data"]["values"]] == [
-        ("V1", 9, "A → B → C"), ("V2", 2, "A → C")]
-    assert charts.variant_bars(pd.DataFrame())["data"]["values"] == [
-        {"text": "No variants in this range"}]
+    root = _svg(charts.variant_bars(variants))
+    labels = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "bar-label"]
+    assert labels == ["V1", "V2"]
+    assert [t.text for t in root.iter(f"{SVG}title")] == ["V1: 9 sagas\nA → B → C",
+                                                         "V2: 2 sagas\nA → C"]
+    assert _texts(_svg(charts.variant_bars(pd.DataFrame()))) == ["No variants in this range"]
 
 
 def _span(span_id: str, parent: str, kind: str, start_ms: int, end_ms: int,

@@ -74,6 +74,12 @@ def test_overview_shows_cycle_times_per_saga_type(seeded: Seeded, open_page: Any
     assert trip["p50"] == "4.00 s"  # BookFlight -> FlightBooked 3 s -> TripConfirmed 1 s
 
 
+def test_overview_status_bars_open_the_saga_list(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("overview", seeded.store, range="all", type="order-fulfillment")
+    bars = [m.value for m in at.markdown if "Sagas by status" in str(m.value)]
+    assert 'href="sagas?status=failed&amp;type=order-fulfillment&amp;range=all"' in bars[0]
+
+
 def test_saga_type_filter_narrows_every_number(seeded: Seeded, open_page: Any) -> None:
     at = open_page("overview", seeded.store)
     at.selectbox(key="url_type").select(TRIP_FLOW).run()
