@@ -32,4 +32,13 @@ def flow_url(saga_id: str, **params: str) -> str:
 
 def sagas_url(**params: str) -> str:
     """Relative link to the saga list with these filters (empty values left out)."""
-    return "sagas?" + urlencode({k: v for k, v in params.items() if v})
+    return _page_url("sagas", params)
+
+
+def time_spent_url(**params: str) -> str:
+    """Relative link to Where time goes with these parameters (empty values left out)."""
+    return _page_url("time_spent", params)
+
+
+def _page_url(path: str, params: dict[str, str]) -> str:
+    return path + "?" + urlencode({k: v for k, v in params.items() if v})

@@ -29,6 +29,8 @@ _TABLE_COLUMNS = {
     "compensations_table": "step undone",
     "variants_table": "path",
     "transitions_table": "from",
+    "time_table": "handling p50",
+    "slowest_handlings": "waited in Kafka",
 }
 
 
@@ -321,11 +323,13 @@ def test_unreachable_store_is_a_message_not_a_traceback(open_page: Any) -> None:
 # ---- Where time goes --------------------------------------------------------------------
 
 
-def test_where_time_goes_splits_waiting_from_handling(empty_store: Any, open_page: Any) -> None:
+def _seed_two_handlings(store: Any) -> None:
+    """One order saga whose ReserveStock waited 2 s for inventory, its RetrievePayment 3 s
+    for payment; each handled in 250 ms, on traces t0 and t1."""
     from seeding import order_saga, seed
 
-    seed(empty_store, order_saga("o-time", "completed"))
-    rows = empty_store.query(
+    seed(store, order_saga("o-time", "completed"))
+    rows = store.query(
         "SELECT message_id, kafka_time, saga_id FROM messages WHERE type IN "
         "('ReserveStock', 'RetrievePayment') ORDER BY type").dicts()
     spans = []
@@ -341,14 +345,33 @@ def test_where_time_goes_splits_waiting_from_handling(empty_store: Any, open_pag
             "topic": "telemetry", "partition": 0, "offset": i, "parse_error": "",
             "payload": "",
         })
-    empty_store.insert("spans", spans)
+    store.insert("spans", spans)
+
+
+def test_where_time_goes_splits_waiting_from_handling(empty_store: Any, open_page: Any) -> None:
+    _seed_two_handlings(empty_store)
     at = open_page("time", empty_store, range="all")
-    times = at.dataframe[0].value
+    times = table(at, "time_table")
     by_step = {r["service"]: r for r in times.to_dict("records")}
     assert by_step["payment"]["waiting p50"] == "3.00 s"
     assert by_step["inventory"]["waiting p50"] == "2.00 s"
     assert by_step["inventory"]["handling p50"] == "250.0 ms"
     assert metrics(at)["Handler runs"] == "2"
+    # Each row opens its slowest handlings on this page, the sidebar's range kept.
+    assert by_step["payment"]["link"] == (
+        "time_spent?range=all&step_type=order-fulfillment&step=payment&service=payment")
+
+
+def test_where_time_goes_row_lists_its_slowest_handlings_each_opening_its_trace(
+        empty_store: Any, open_page: Any) -> None:
+    _seed_two_handlings(empty_store)
+    at = open_page("time", empty_store, range="all", step_type="order-fulfillment",
+                   step="payment", service="payment")
+    assert "Slowest handlings of payment by payment" in texts(at)
+    slow = table(at, "slowest_handlings")
+    assert list(slow["saga"]) == ["o-time"]
+    assert slow["waited in Kafka"].iloc[0] == "3.00 s"
+    assert slow["link"].iloc[0] == "/flow_explorer?saga=o-time&trace=t1&range=all"
 
 
 def test_the_search_looks_up_the_id_as_typed_not_trimmed(seeded: Seeded, open_page: Any) -> None:
