@@ -21,7 +21,7 @@ def variants_table(variants: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "variant": [f"V{i + 1}" for i in range(len(variants))],
         "sagas": variants["count"],
-        "share": variants["share"],
+        "share": [f"{share:.1%}" for share in variants["share"]],
         "median cycle time": variants["median_cycle_s"].map(figures.format_duration),
         "path": [" → ".join(map(str, a)) for a in variants["activities"]],
     })
@@ -103,21 +103,16 @@ def _map(graph: ProcessMap, live: dict[str, dict[str, int]], saga_type: str, ove
 
 def _steps(nodes: pd.DataFrame, live: dict[str, dict[str, int]], saga_type: str,
            time_range: str) -> None:
-    """The steps table; selecting a step opens its stalled sagas, else those through it."""
+    """The steps table; a step opens its stalled sagas, else those through it."""
     st.subheader("Steps")
     table = steps_table(nodes, live, saga_type, time_range)
-    event = st.dataframe(
-        table.drop(columns=["sagas through it", "stalled here"]), hide_index=True,
-        width="stretch", key="steps_table", on_select="rerun", selection_mode="single-row",
-    )
-    st.caption("Select a step to list the sagas stalled there (or, with none stalled, the "
+    opens = [stalled if int(n) else through for n, stalled, through in zip(
+        table["stalled now"], table["stalled here"], table["sagas through it"], strict=True)]
+    st.html(tables.html_table(
+        table.drop(columns=["sagas through it", "stalled here"]), key="step", label="Steps",
+        numeric=("sagas", "times", "waiting now", "stalled now"), row_link=lambda i: opens[i]))
+    st.caption("Click a step to list the sagas stalled there (or, with none stalled, the "
                "sagas that passed through it).")
-    chosen = tables.selected_row(event)
-    if chosen is not None:
-        row = table.iloc[chosen]
-        if int(row["stalled now"]):
-            links.open_sagas(type=saga_type, at=str(row["step"]), status="stalled", range="all")
-        links.open_sagas(type=saga_type, step=str(row["step"]), range=time_range)
 
 
 def _variants(filters: SagaFilter) -> None:
@@ -128,14 +123,7 @@ def _variants(filters: SagaFilter) -> None:
         st.caption("No variants.")
         return
     st.markdown(charts.variant_bars(variants), unsafe_allow_html=True)
-    st.dataframe(
-        variants_table(variants), hide_index=True, width="stretch", key="variants_table",
-        column_config={
-            "share": st.column_config.ProgressColumn(format="percent", min_value=0.0,
-                                                     max_value=1.0, width="small"),
-            "path": st.column_config.TextColumn(width="large"),
-        },
-    )
+    st.html(tables.html_table(variants_table(variants), numeric=("sagas",), label="Variants"))
     with st.expander("Variant paths in full", expanded=False):
         for i, row in enumerate(variants.to_dict("records"), start=1):
             st.markdown(f"**V{i}** · {int(row['count']):,} sagas · "
@@ -145,14 +133,11 @@ def _variants(filters: SagaFilter) -> None:
 def _transition_times(edges: pd.DataFrame) -> None:
     with st.expander("Transition times"):
         table = edges.sort_values("count", ascending=False)
-        st.dataframe(
-            pd.DataFrame({
-                "from": table["source"], "to": table["target"], "count": table["count"],
-                "median": table["median_s"].map(figures.format_duration),
-                "p95": table["p95_s"].map(figures.format_duration),
-            }),
-            hide_index=True, width="stretch", key="transitions_table",
-        )
+        st.html(tables.html_table(pd.DataFrame({
+            "from": table["source"], "to": table["target"], "count": table["count"],
+            "median": table["median_s"].map(figures.format_duration),
+            "p95": table["p95_s"].map(figures.format_duration),
+        }), numeric=("count",), label="Transition times"))
 
 
 def render() -> None:

@@ -283,6 +283,10 @@ def test_process_map_shows_one_saga_type_with_live_counts(seeded: Seeded,
     steps = table(at, "steps_table")
     payment = steps[steps["step"] == "payment"].iloc[0]
     assert payment["stalled now"] == 1
+    # A step with a stalled saga opens those sagas; the others, the sagas through them.
+    assert payment["link"] == "sagas?type=order-fulfillment&at=payment&status=stalled&range=all"
+    shipping = steps[steps["step"] == "shipping"].iloc[0]
+    assert shipping["link"] == "sagas?type=order-fulfillment&step=shipping&range=all"
     variants = table(at, "variants_table")
     assert variants.iloc[0]["path"].startswith("place-order → reserve-stock")
     dot = at.get("graphviz_chart")[0].proto.spec
