@@ -4,7 +4,7 @@
 (``dashboard/views``, one script each) are thin: they ask the query layer through
 ``cached_queries`` (each cached question written once), keep their filters in the URL
 (``url_state``), share the chrome (``chrome``: sidebar, watermark, live refresh) and draw with
-pure functions (``charts``: Vega-Lite; ``figures`` and ``waterfall``: SVG drawn on the server).
+pure functions (``charts``, ``figures`` and ``waterfall``: SVG drawn on the server).
 """
 
 from sagascope.dashboard.exceptions import DashboardError
