@@ -39,7 +39,9 @@ def _tiles(counts: dict[str, int], total: int) -> None:
             st.page_link(links.SAGAS_PAGE, label="List them", icon=":material/list:",
                          query_params=_list_params(status))
     rate = failure_rate(counts)
-    cols[-1].metric("Failure rate", "–" if rate is None else f"{rate:.1%}",
+    # Whole percents from 10 % up: "33.3%" does not fit a tile of seven at 1440 px.
+    cols[-1].metric("Failure rate", "–" if rate is None else f"{rate:.0%}" if rate >= 0.1
+                    else f"{rate:.1%}",
                     help="failed, compensating or compensated, among sagas with an outcome")
 
 

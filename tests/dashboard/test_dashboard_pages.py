@@ -64,7 +64,7 @@ def test_overview_counts_sagas_by_status(seeded: Seeded, open_page: Any) -> None
     assert shown["Failed"] == "1"
     assert shown["Compensated"] == "1"
     # failed + compensating + compensated (3) among sagas with an outcome (6)
-    assert shown["Failure rate"] == "50.0%"
+    assert shown["Failure rate"] == "50%"
 
 
 def test_overview_shows_cycle_times_per_saga_type(seeded: Seeded, open_page: Any) -> None:
