@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from sagascope.store.allocator import configure_allocators
 from sagascope.store.base import (
     Store,
     _quote,
@@ -94,6 +95,7 @@ class ChdbStore(Store):
     ) -> None:
         """Open (or share) the process's chDB session on ``path``, within ``limits`` (default
         :class:`ChdbLimits`)."""
+        configure_allocators()
         from chdb import session as chdb_session
 
         self.path = path
