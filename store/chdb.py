@@ -32,11 +32,15 @@ DEFAULT_CACHE_MB = 64
 #: ``max_thread_pool_free_size``), ~130 idle threads after the first cleanup. Merges are
 #: vertical (one column at a time after the sorting key) whatever the parts' size: a
 #: horizontal merge of six small ``spans`` parts held 130-175 MB, a vertical one a few MB.
+#: A merge reads and writes blocks of at most 1,024 rows or 2 MB (ClickHouse's 8,192 rows or
+#: 10 MB): ``serve`` at 20 sagas/s peaked at 217 MB of anonymous memory, 257 MB with the defaults.
 TABLE_SETTINGS = (
     "concurrent_part_removal_threshold = 1000000000, "
     "vertical_merge_algorithm_min_rows_to_activate = 1, "
     "vertical_merge_algorithm_min_bytes_to_activate = 0, "
-    "vertical_merge_algorithm_min_columns_to_activate = 1"
+    "vertical_merge_algorithm_min_columns_to_activate = 1, "
+    "merge_max_block_size = 1024, "
+    "merge_max_block_size_bytes = 2097152"
 )
 
 
