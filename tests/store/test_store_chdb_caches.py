@@ -62,7 +62,8 @@ def test_bad_memory_settings_are_refused_naming_them(tmp_path, field, value):
 
 def test_embedded_tables_merge_and_clean_up_in_little_memory(store):
     """chDB's global thread pool keeps every thread a concurrent part removal starts, and a
-    horizontal merge of small wide parts holds buffers for every column at once."""
+    horizontal merge of small wide parts holds buffers for every column at once; a merge's
+    blocks are small."""
     rows = store.query(
         "SELECT name, engine_full FROM system.tables WHERE database = {db:String} "
         "AND engine LIKE '%MergeTree'", {"db": store.database},
@@ -70,5 +71,7 @@ def test_embedded_tables_merge_and_clean_up_in_little_memory(store):
     assert rows
     for setting in ("concurrent_part_removal_threshold = 1000000000",
                     "vertical_merge_algorithm_min_rows_to_activate = 1",
-                    "vertical_merge_algorithm_min_columns_to_activate = 1"):
+                    "vertical_merge_algorithm_min_columns_to_activate = 1",
+                    "merge_max_block_size = 1024",
+                    "merge_max_block_size_bytes = 2097152"):
         assert all(setting in full for _, full in rows), setting
