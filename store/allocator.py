@@ -8,7 +8,7 @@ returned only when the same arena allocates again. An embedded store's merges, i
 queries run on ever-different pool threads, so the pages freed in arenas no thread is using
 stay resident. Under ``sagascope serve`` at 20 sagas/s (``bench/bench_memory.py long``,
 7 minutes, see docs/benchmarks.md "Memory (issue 23)"), anonymous memory grew 6.5 MB a minute
-after the warm-up and peaked at 333 MB as configured by default; 4.0 MB a minute and 277 MB
+after the warm-up and peaked at 333 MB as configured by default; 1.8 MB a minute and 257 MB
 as configured here.
 """
 
