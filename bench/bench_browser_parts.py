@@ -66,6 +66,40 @@ PART_APP = textwrap.dedent('''
             st.html(rows.to_html(index=False))
         if part == "markdown_table":
             st.markdown(rows.to_markdown(index=False) if hasattr(rows, "to_markdown") else "")
+        if part == "chrome_links":
+            from sagascope.dashboard import chrome
+            st.set_page_config(page_title="Part · sagascope", page_icon=chrome.favicon(),
+                               layout="wide", initial_sidebar_state="expanded")
+            st.markdown(chrome._CSS, unsafe_allow_html=True)
+            with st.sidebar:
+                st.markdown("### sagascope")
+                st.markdown("".join(f'<a href="?part=chrome_links&range={r}">{r}</a> '
+                                    for r in ("15m", "1h", "6h", "24h", "all")),
+                            unsafe_allow_html=True)
+                st.markdown("".join(f'<a href="?part=chrome_links&type={t}">{t}</a> '
+                                    for t in ("all", "order", "refund")),
+                            unsafe_allow_html=True)
+            st.fragment(run_every=5)(lambda: None)()
+        if part == "markdown_html":
+            st.markdown(rows.to_html(index=False).replace(chr(10), ""), unsafe_allow_html=True)
+        if part == "tiles_html":
+            st.markdown("".join(f'<a href="two"><div><p>Tile {n}</p><b>{n * 100:,}</b></div></a>'
+                                for n in range(6)), unsafe_allow_html=True)
+        if part == "columns":
+            for col, n in zip(st.columns(6), range(6)):
+                col.markdown(f"Tile {n}")
+        if part == "segmented":
+            st.segmented_control("Percentile", ["p50", "p95", "p99"], default="p95")
+        if part == "tabs":
+            a, b = st.tabs(["One", "Two"])
+            a.markdown("in a tab")
+        if part == "expander":
+            with st.expander("More"):
+                st.markdown("inside")
+        if part == "info":
+            st.info("A note")
+        if part == "material_icon":
+            st.markdown("### :material/travel_explore: sagascope")
         if part == "metrics":
             for col, n in zip(st.columns(6), range(6)):
                 col.metric(f"Tile {n}", f"{n * 100:,}")
@@ -85,7 +119,8 @@ PART_APP = textwrap.dedent('''
 ''')
 
 PARTS = ["empty", "chrome", "metrics", "dataframe", "dataframe_select", "plotly", "vega",
-         "graphviz", "html_table"]
+         "graphviz", "html_table", "chrome_links", "markdown_html", "tiles_html", "columns",
+         "segmented", "tabs", "expander", "info", "material_icon"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from sagascope.dashboard import freshness, runtime, url_state
+from sagascope.dashboard import freshness, runtime, tiles, url_state
 from sagascope.dashboard.cached_queries import ask, data_as_of, queries
 from sagascope.dashboard.figures import STATUS_COLORS
 from sagascope.exceptions import SagascopeError
@@ -57,6 +57,7 @@ _CSS = """
   .sg-table.sg-links td.key a {color: #3b5bdb; font-weight: 500;}
   /* The data grid's toolbar floats above the grid, not over the content above it. */
   div[data-testid="stElementToolbar"] {top: -2.1rem;}
+""" + tiles.CSS + """
 </style>
 """
 
