@@ -1,5 +1,5 @@
-"""The flow page's swimlane (SVG, drawn here: see :mod:`svg`) and the process map's Graphviz
-DOT: pure functions, data in, chart out.
+"""The flow page's swimlane and the count bars (SVG, drawn here: see :mod:`svg`): pure
+functions, data in, chart out (the process map's: :mod:`process_graph`).
 
 Each function takes plain data (a mapping or a pandas DataFrame with the columns its docstring
 names), never a store or a query object, so each chart is testable with hand-made rows.
@@ -245,81 +245,3 @@ def bars(names: Sequence[str], values: Sequence[float], *, colors: Sequence[str]
 #: Count bars: each bar's row height, and the labels' column at most.
 _BAR_ROW = 26
 _BAR_LABEL_PX = 220.0
-
-
-def _dot_text(text: object) -> str:
-    """A DOT quoted string."""
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def process_map_dot(
-    nodes: pd.DataFrame,
-    edges: pd.DataFrame,
-    *,
-    overlay: str = "frequency",
-    live: Mapping[str, Mapping[str, int]] | None = None,
-    node_link: Any = None,
-    edge_link: Any = None,
-) -> str:
-    """The directly-follows graph as Graphviz DOT, laid out top to bottom by ``dot``.
-
-    ``nodes``: ``activity``, ``count``, ``starts``, ``ends``; ``edges``: ``source``,
-    ``target``, ``count``, ``median_s``, ``p95_s``. ``overlay``: ``frequency`` (counts on the
-    arrows) or ``duration`` (median and p95); ``sagas`` (when given) is what a node's or an
-    arrow's link opens, and the label says it. ``live``: activity -> {"running": n,
-    "compensating": n, "stalled": n} drawn on the node (running and compensating as
-    waiting). ``node_link(activity)`` and ``edge_link(a, b)`` give each node and arrow a URL
-    (clickable in the browser).
-    """
-    live = live or {}
-    lines = [
-        "digraph process {",
-        '  rankdir=TB; nodesep=0.35; ranksep=0.45; bgcolor="transparent";',
-        '  node [shape=box, style="rounded,filled", fillcolor="#edf2ff", color="#3b5bdb", '
-        'fontname="Helvetica", fontsize=11, margin="0.15,0.06"];',
-        '  edge [fontname="Helvetica", fontsize=10, color="#5c7cfa", fontcolor="#343a40", '
-        'arrowsize=0.7];',
-        '  "__start" [shape=circle, label="", width=0.22, style=filled, fillcolor="#2f9e44", '
-        'color="#2f9e44"];',
-        '  "__end" [shape=doublecircle, label="", width=0.18, style=filled, '
-        'fillcolor="#343a40", color="#343a40"];',
-    ]
-    top = max(float(edges["count"].max()) if not edges.empty else 1.0,
-              float(nodes["starts"].max()) if not nodes.empty else 1.0, 1.0)
-    for row in nodes.to_dict("records"):
-        name = str(row["activity"])
-        # Labelled with what its link opens (the sagas through it), and how often it ran.
-        times, sagas = int(row["count"]), int(row.get("sagas", row["count"]))
-        label = f"{name}\n{sagas:,} sagas" + (f" · {times:,} times" if times != sagas else "")
-        counts = live.get(name, {})
-        waiting = int(counts.get("running", 0)) + int(counts.get("compensating", 0))
-        stalled = int(counts.get("stalled", 0))
-        extra = ""
-        if waiting or stalled:
-            label += f"\n{waiting} waiting · {stalled} stalled"
-            if stalled:
-                extra = ', fillcolor="#fff4e6", color="#f08c00", penwidth=2'
-        link = f", URL={_dot_text(node_link(name))}, target=\"_self\"" if node_link else ""
-        lines.append(f"  {_dot_text(name)} [label={_dot_text(label)}, "
-                     f"tooltip={_dot_text('open the sagas that passed through ' + name)}"
-                     f"{link}{extra}];")
-        if int(row.get("starts", 0)):
-            lines.append(f"  \"__start\" -> {_dot_text(name)} [label={_dot_text(int(row['starts']))}, "
-                         'style=dashed, color="#adb5bd"];')
-        if int(row.get("ends", 0)):
-            lines.append(f"  {_dot_text(name)} -> \"__end\" [label={_dot_text(int(row['ends']))}, "
-                         'style=dashed, color="#adb5bd"];')
-    for row in edges.to_dict("records"):
-        a, b = str(row["source"]), str(row["target"])
-        if overlay == "duration":
-            label = (f"{format_duration(row.get('median_s')) or '0 s'} · "
-                     f"p95 {format_duration(row.get('p95_s')) or '0 s'}")
-        else:
-            times, sagas = int(row["count"]), int(row.get("sagas", row["count"]))
-            label = f"{sagas:,}" if times == sagas else f"{sagas:,} sagas · {times:,} times"
-        width = 1 + 4 * float(row["count"]) / top
-        link = f", URL={_dot_text(edge_link(a, b))}, target=\"_self\"" if edge_link else ""
-        lines.append(f"  {_dot_text(a)} -> {_dot_text(b)} [label={_dot_text(' ' + label)}, "
-                     f"penwidth={width:.2f}, tooltip={_dot_text(f'{a} → {b}')}{link}];")
-    lines.append("}")
-    return "\n".join(lines)

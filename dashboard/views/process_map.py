@@ -1,16 +1,22 @@
-"""Process map: one saga type's directly-follows graph laid out by Graphviz, its variants.
+"""Process map: one saga type's directly-follows graph, laid out and drawn as SVG on the
+server (:mod:`process_graph`: no graph script for the browser to load), and its variants.
 
 Each step links to the saga list filtered to it; the live counts say how many sagas wait or
-stall at each step right now.
+stall at each step right now. Plain links and HTML only: every widget type a page shows
+costs a first visit its own scripts.
 """
 
 from __future__ import annotations
 
+from html import escape
+from urllib.parse import urlencode
+
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import charts, chrome, figures, links, tables, url_state
+from sagascope.dashboard import charts, chrome, figures, links, tables, tiles, url_state
 from sagascope.dashboard.cached_queries import ask
+from sagascope.dashboard.process_graph import process_map_svg
 from sagascope.queries import ProcessMap, SagaFilter
 
 VARIANT_LIMIT = 20
@@ -69,36 +75,45 @@ def _choose_type() -> str | None:
 
 
 def _choose_overlay() -> str:
-    """The arrows' overlay (frequency or duration), bound to the URL."""
-    key = url_state.url_bound("overlay", "frequency", strict=True)
-    if st.session_state.get(key) not in _OVERLAYS:
-        st.session_state[key] = "frequency"
-    st.segmented_control("Arrows show", list(_OVERLAYS), key=key,
-                         format_func=lambda name: _OVERLAYS.get(name, name))
-    url_state.sync_url({"overlay": "frequency"})
-    return str(st.session_state.get(key) or "frequency")
+    """The arrows' overlay (frequency or duration), from the URL; links switch it."""
+    chosen = str(st.query_params.get("overlay", "frequency"))
+    overlay = chosen if chosen in _OVERLAYS else "frequency"
+    choices = []
+    for name, label in _OVERLAYS.items():
+        if name == overlay:
+            choices.append(f"<b>{escape(label)}</b>")
+        else:
+            query = urlencode({k: v for k, v in {**url_state.sidebar_params(),
+                                                 "overlay": name}.items() if v})
+            choices.append(f'<a href="process_map?{escape(query)}" target="_self">'
+                           f"{escape(label)}</a>")
+    st.markdown(f'<div class="pm-overlay">Arrows show: {" · ".join(choices)}</div>',
+                unsafe_allow_html=True)
+    return overlay
 
 
 def _map(graph: ProcessMap, live: dict[str, dict[str, int]], saga_type: str, overlay: str,
          time_range: str) -> None:
     """The counts above the map and the map itself, every step and arrow a link."""
-    cols = st.columns(4)
-    cols[0].metric("Sagas", f"{graph.sagas:,}")
-    cols[1].metric("Steps", len(graph.nodes))
-    cols[2].metric("Waiting now", sum(_waiting(c) for c in live.values()),
-                   help="running or compensating sagas whose last message was of that step")
-    cols[3].metric("Stalled now", sum(c.get("stalled", 0) for c in live.values()))
-    dot = figures.process_map_dot(
+    tiles.tiles([
+        tiles.Tile("Sagas", graph.sagas),
+        tiles.Tile("Steps", len(graph.nodes)),
+        tiles.Tile("Waiting now", sum(_waiting(c) for c in live.values()),
+                   help="running or compensating sagas whose last message was of that step"),
+        tiles.Tile("Stalled now", sum(c.get("stalled", 0) for c in live.values())),
+    ])
+    drawn = process_map_svg(
         tables.frame(graph.nodes), tables.frame(graph.edges), overlay=overlay, live=live,
         node_link=lambda a: links.sagas_url(type=saga_type, step=a, range=time_range),
         edge_link=lambda a, b: links.sagas_url(**{"type": saga_type, "from": a, "to": b,
                                               "range": time_range}),
     )
-    st.graphviz_chart(dot, width="stretch")
-    st.caption("Laid out by Graphviz (dot). Each step and arrow says how many sagas passed "
-               "through it (and how often, when some did more than once): click a step to open "
-               "those sagas, an arrow (or its label) to open the sagas that took it. Orange "
-               "steps have stalled sagas right now (live, whatever the time range).")
+    # SVG drawn here, shown as Markdown (st.html strips SVG).
+    st.markdown(drawn, unsafe_allow_html=True)
+    st.caption("Each step and arrow says how many sagas passed through it (and how often, "
+               "when some did more than once): click a step to open those sagas, an arrow to "
+               "open the sagas that took it; arrows pointing up are loops back. Orange steps "
+               "have stalled sagas right now (live, whatever the time range).")
 
 
 def _steps(nodes: pd.DataFrame, live: dict[str, dict[str, int]], saga_type: str,
@@ -124,20 +139,22 @@ def _variants(filters: SagaFilter) -> None:
         return
     st.markdown(charts.variant_bars(variants), unsafe_allow_html=True)
     st.html(tables.html_table(variants_table(variants), numeric=("sagas",), label="Variants"))
-    with st.expander("Variant paths in full", expanded=False):
-        for i, row in enumerate(variants.to_dict("records"), start=1):
-            st.markdown(f"**V{i}** · {int(row['count']):,} sagas · "
-                        + " → ".join(f"`{a}`" for a in row["activities"]))
+    paths = "".join(
+        f"<li><b>V{i}</b> · {int(row['count']):,} sagas · "
+        + " → ".join(f"<code>{escape(str(a))}</code>" for a in row["activities"]) + "</li>"
+        for i, row in enumerate(variants.to_dict("records"), start=1))
+    st.markdown(f"<details><summary>Variant paths in full</summary><ul>{paths}</ul></details>",
+                unsafe_allow_html=True)
 
 
 def _transition_times(edges: pd.DataFrame) -> None:
-    with st.expander("Transition times"):
-        table = edges.sort_values("count", ascending=False)
-        st.html(tables.html_table(pd.DataFrame({
-            "from": table["source"], "to": table["target"], "count": table["count"],
-            "median": table["median_s"].map(figures.format_duration),
-            "p95": table["p95_s"].map(figures.format_duration),
-        }), numeric=("count",), label="Transition times"))
+    st.subheader("Transition times")
+    table = edges.sort_values("count", ascending=False)
+    st.html(tables.html_table(pd.DataFrame({
+        "from": table["source"], "to": table["target"], "count": table["count"],
+        "median": table["median_s"].map(figures.format_duration),
+        "p95": table["p95_s"].map(figures.format_duration),
+    }), numeric=("count",), label="Transition times"))
 
 
 def render() -> None:
@@ -146,15 +163,14 @@ def render() -> None:
         return
     saga_type = _choose_type()
     if saga_type is None:
-        st.info("No saga types yet.", icon=":material/account_tree:")
+        st.caption("No saga types yet.")
         return
     overlay = _choose_overlay()
     filters = url_state.current_filter(saga_type=saga_type)
     answers = ask()
     graph = answers.process_map(filters, by="step")
     if not graph.edges:
-        st.info(f"No transitions of {saga_type} in this range yet.",
-                icon=":material/account_tree:")
+        st.caption(f"No transitions of {saga_type} in this range yet.")
         return
     live = answers.waiting_by_step(SagaFilter(saga_type=saga_type))
     time_range = str(st.session_state.get(url_state.url_key("range"), ""))

@@ -1,4 +1,4 @@
-"""The charts are pure functions: hand-made data in, the expected SVG (or DOT) out."""
+"""The charts are pure functions: hand-made data in, the expected SVG out."""
 
 from __future__ import annotations
 
@@ -115,22 +115,6 @@ def test_swimlane_tells_each_message_on_hover() -> None:
     assert hover is not None and hover.text is not None
     assert hover.text.startswith("PaymentRefunded (event)")
     assert "compensates: payment" in hover.text
-
-
-def test_process_map_dot_links_every_step_and_labels_arrows() -> None:
-    nodes = pd.DataFrame({"activity": ["A", "B", "C"], "count": [10, 10, 4],
-                          "starts": [10, 0, 0], "ends": [0, 6, 4]})
-    edges = pd.DataFrame({"source": ["A", "B"], "target": ["B", "C"], "count": [10, 4],
-                          "median_s": [2.0, 65.0], "p95_s": [3.0, 70.0]})
-    dot = figures.process_map_dot(nodes, edges, live={"B": {"running": 2, "stalled": 1}},
-                                  node_link=lambda a: f"sagas?step={a}",
-                                  edge_link=lambda a, b: f"sagas?step={b}")
-    assert dot.startswith("digraph")
-    assert 'URL="sagas?step=A", target="_self"' in dot
-    assert '"A" -> "B" [label=" 10"' in dot
-    assert "2 waiting · 1 stalled" in dot
-    durations = figures.process_map_dot(nodes, edges, overlay="duration")
-    assert "1 min 05 s · p95 1 min 10 s" in durations
 
 
 def test_an_empty_swimlane_says_why() -> None:

@@ -270,28 +270,7 @@ def test_compensation_pairing_flags_missing_and_pending_undos(seeded: Seeded,
     assert metrics(at)["Undos completed"] == "2"
 
 
-# ---- Process map ------------------------------------------------------------------------
-
-
-def test_process_map_shows_one_saga_type_with_live_counts(seeded: Seeded,
-                                                         open_page: Any) -> None:
-    at = open_page("process_map", seeded.store, range="all")
-    # One saga-type picker, the sidebar's: with none chosen, the map takes the first type.
-    assert at.selectbox(key="url_type").value == "order-fulfillment"
-    assert not [s for s in at.selectbox if s.label == "Saga type" and s.key != "url_type"]
-    assert metrics(at)["Sagas"] == "7"
-    steps = table(at, "steps_table")
-    payment = steps[steps["step"] == "payment"].iloc[0]
-    assert payment["stalled now"] == 1
-    # A step with a stalled saga opens those sagas; the others, the sagas through them.
-    assert payment["link"] == "sagas?type=order-fulfillment&at=payment&status=stalled&range=all"
-    shipping = steps[steps["step"] == "shipping"].iloc[0]
-    assert shipping["link"] == "sagas?type=order-fulfillment&step=shipping&range=all"
-    variants = table(at, "variants_table")
-    assert variants.iloc[0]["path"].startswith("place-order → reserve-stock")
-    dot = at.get("graphviz_chart")[0].proto.spec
-    assert 'URL="sagas?type=order-fulfillment&step=payment' in dot
-    assert 'URL="sagas?type=order-fulfillment&from=payment&to=shipping' in dot
+# ---- Process map (its own page test: test_dashboard_process_map.py) -----------------
 
 
 def test_saga_list_filters_by_a_process_map_arrow(seeded: Seeded, open_page: Any) -> None:
