@@ -40,5 +40,11 @@ def time_spent_url(**params: str) -> str:
     return _page_url("time_spent", params)
 
 
+def page_url(page: str, **params: str) -> str:
+    """Relative link to a page (its URL path, e.g. ``alerts``) with these parameters (empty
+    values left out)."""
+    return _page_url(page, params)
+
+
 def _page_url(path: str, params: dict[str, str]) -> str:
     return path + "?" + urlencode({k: v for k, v in params.items() if v})

@@ -1,17 +1,22 @@
 """Alerts: grouped by saga type and step (a storm reads as a handful of lines), each group's
 state and who handles it first on its row; open, silenced and resolved groups apart; each alert
-opens its flow; the history of acknowledgements and silences below."""
+opens its flow; the history of acknowledgements and silences below.
+
+Plain HTML tables and links: a group's row opens ``?handle_type=&handle_step=``, the one place
+with widgets (the acknowledge/silence form for that group), so a first visit loads no data
+grid and no widget scripts (bench_browser_parts.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from html import escape
 
 import pandas as pd
 import streamlit as st
-from pandas.io.formats.style import Styler
 
-from sagascope.dashboard import cached_queries, chrome, figures, links, runtime, tables, url_state
+from sagascope.dashboard import cached_queries, chrome, figures, links, runtime, tables, tiles, url_state
 from sagascope.queries import (
     Acknowledgement,
     Alert,
@@ -51,39 +56,17 @@ _COLUMNS_IN_VIEW: dict[str, tuple[str, ...]] = {
             "silent since", "resolved", "last resolved", "note", "example"),
 }
 
-#: A group's state as its row shows it: a marker that reads without colour, and its colours.
+#: A group's state as its row shows it: a marker that reads without colour.
 STATE_MARKS = {
     "open": "● open",
     "acknowledged": "◐ acknowledged",
     "silenced": "◌ silenced",
     "resolved": "✓ resolved",
 }
-_STATE_STYLE = {
-    "open": "background-color: #ffe3e3; color: #a51d2d; font-weight: 600",
-    "acknowledged": "background-color: #fff3bf; color: #7a5500; font-weight: 600",
-    "silenced": "background-color: #e9ecef; color: #495057",
-    "resolved": "background-color: #d3f9d8; color: #2b7a3d",
-}
-#: Rows of silenced and resolved groups are greyed: nobody needs to act on them.
-_QUIET_ROW = "color: #868e96"
-
-_TIME = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")
-#: Wide enough for "◐ acknowledged".
-_STATUS_PX = 135
-_GROUP_COLUMNS = {
-    "status": st.column_config.TextColumn(width=_STATUS_PX, pinned=True,
-                                          help="open · acknowledged · silenced · resolved"),
-    "handled by": st.column_config.TextColumn(
-        width="medium",
-        help="who acknowledged or silenced the group, when (UTC), and until when"),
-    "open": st.column_config.NumberColumn(width="small", help="alerts open now"),
-    "waiting for": st.column_config.TextColumn(
-        width="large", help="what the group's open alerts wait for, counted per message"),
-    "silent since": _TIME,
-    "resolved": st.column_config.NumberColumn(width="small",
-                                              help="alerts resolved in the time range"),
-    "last resolved": _TIME,
-}
+#: The URL parameters naming the group being handled.
+HANDLE_TYPE, HANDLE_STEP = "handle_type", "handle_step"
+#: Alerts listed (newest first); the counts above cover all.
+ALERTS_SHOWN = 100
 
 
 def _when(moment: datetime, now: datetime) -> str:
@@ -114,17 +97,6 @@ def groups_table(groups: Sequence[AlertGroup], now: datetime) -> pd.DataFrame:
         "example": [g.example_saga_id for g in groups],
     }, columns=["status", "handled by", "saga type", "step", "open", "waiting for", "silent since",
                 "resolved", "last resolved", "note", "example"])
-
-
-def _styled(table: pd.DataFrame, states: Sequence[str]) -> Styler:
-    """The status cell coloured by state; rows nobody needs to act on greyed."""
-
-    def row_style(row: pd.Series) -> list[str]:
-        state = states[int(str(row.name))]
-        quiet = _QUIET_ROW if state in ("silenced", "resolved") else ""
-        return [_STATE_STYLE[state] if col == "status" else quiet for col in row.index]
-
-    return table.style.apply(row_style, axis=1)
 
 
 def alerts_table(alerts: Sequence[Alert], states: dict[tuple[str, str], str]) -> pd.DataFrame:
@@ -170,18 +142,24 @@ def history_table(history: Sequence[Acknowledgement]) -> pd.DataFrame:
     }, columns=["at", "action", "by", "saga type", "step", "until", "note"])
 
 
+def _page_url(**params: str) -> str:
+    """This page with the sidebar's filters and ``params``."""
+    return links.page_url("alerts", **url_state.sidebar_params(), **params)
+
+
 def _choose_view(groups: Sequence[AlertGroup]) -> str:
-    key = url_state.url_bound("show", DEFAULT_VIEW, strict=True)
-    if st.session_state.get(key) not in VIEWS:
-        st.session_state[key] = DEFAULT_VIEW
-    in_view = {view: sum(1 for g in groups if g.state in states)
-               for view, states in VIEWS.items()}
-    st.segmented_control("Show", list(VIEWS), key=key, required=True,
-                         format_func=lambda view: f"{view} ({_groups_text(in_view[view])})",
-                         help="open groups include acknowledged ones; silenced groups are "
-                              "apart until their silence ends")
-    url_state.sync_url({"show": DEFAULT_VIEW})
-    return str(st.session_state.get(key) or DEFAULT_VIEW)
+    """Which groups to show (``?show=``), and links to the other views with their counts."""
+    chosen = str(st.query_params.get("show", DEFAULT_VIEW))
+    view = chosen if chosen in VIEWS else DEFAULT_VIEW
+    choices = []
+    for name, states in VIEWS.items():
+        text = escape(f"{name} ({_groups_text(sum(1 for g in groups if g.state in states))})")
+        choices.append(f"<b>{text}</b>" if name == view else
+                       f'<a href="{escape(_page_url(show=name))}" target="_self">{text}</a>')
+    st.markdown(f'<div class="alert-views" title="open groups include acknowledged ones; '
+                f'silenced groups are apart until their silence ends">Show: '
+                f'{" · ".join(choices)}</div>', unsafe_allow_html=True)
+    return view
 
 
 def _groups_text(n: int) -> str:
@@ -192,34 +170,30 @@ def _group_key(group: AlertGroup) -> str:
     return f"{group.saga_type} · {group.step}"
 
 
-def _groups_grid(shown: Sequence[AlertGroup], now: datetime, view: str) -> None:
-    """The groups, selectable: selecting one picks it for the actions below."""
+def _handle_url(group: AlertGroup, view: str) -> str:
+    return _page_url(show=view if view != DEFAULT_VIEW else "",
+                     **{HANDLE_TYPE: group.saga_type, HANDLE_STEP: group.step})
+
+
+def _groups(shown: Sequence[AlertGroup], now: datetime, view: str) -> None:
+    """The groups; a row opens the form that acknowledges or silences that group."""
     table = groups_table(shown, now)[list(_COLUMNS_IN_VIEW[view])]
-    generation = int(st.session_state.get("_alert_groups_generation", 0))
-    event = st.dataframe(
-        _styled(table, [g.state for g in shown]), hide_index=True, width="stretch",
-        key=f"alert_groups_{generation}", on_select="rerun", selection_mode="single-row",
-        column_config=_GROUP_COLUMNS,
-    )
-    chosen = tables.selected_row(event)
-    # Follow a new selection only: a refresh that reorders the rows keeps the group picked.
-    if chosen is not None and chosen != st.session_state.get("_alert_groups_row"):
-        st.session_state["alert_group"] = _group_key(shown[chosen])
-    st.session_state["_alert_groups_row"] = chosen
+    st.html(tables.html_table(table, key="status", numeric=("open", "resolved"),
+                              label="Alert groups",
+                              row_link=lambda i: _handle_url(shown[i], view)))
+    st.caption("Click a group to acknowledge or silence it.")
 
 
-def _group_actions(groups: Sequence[AlertGroup], now: datetime) -> None:
-    by_key = {_group_key(g): g for g in groups}
-    if st.session_state.get("alert_group") not in by_key:
-        st.session_state["alert_group"] = None
+def _handled(groups: Sequence[AlertGroup]) -> AlertGroup | None:
+    """The group the URL asks to handle, if it is one of these."""
+    saga_type, step = st.query_params.get(HANDLE_TYPE), st.query_params.get(HANDLE_STEP)
+    return next((g for g in groups if (g.saga_type, g.step) == (saga_type, step)), None)
+
+
+def _handling_form(group: AlertGroup, now: datetime, view: str) -> None:
+    """Acknowledge, silence or clear one group; the name, a note, how long a silence lasts."""
     with st.container(border=True):
-        picked = st.selectbox("Acknowledge or silence a group", list(by_key), key="alert_group",
-                              placeholder="select a row above, or pick a group here")
-        if picked is None:
-            return
-        group = by_key[str(picked)]
-        state = group.state
-        summary = f"**{STATE_MARKS[state]}**"
+        summary = f"**{tables.escape_md(_group_key(group))}**: {STATE_MARKS[group.state]}"
         if group.handled_by:
             summary += f" by {tables.escape_md(handled_text(group, now))}"
         summary += f" · {group.open} open, {group.resolved} resolved"
@@ -227,7 +201,10 @@ def _group_actions(groups: Sequence[AlertGroup], now: datetime) -> None:
             summary += f" · waiting for {tables.escape_md(group.waiting_text)}"
         if group.note:
             summary += f" · note: {tables.escape_md(group.note)}"
-        st.markdown(summary)
+        sagas = links.sagas_url(type=group.saga_type, at=group.step, status="stalled",
+                                range="all")
+        back = _page_url(show=view if view != DEFAULT_VIEW else "")
+        st.markdown(f"{summary}  \n[Open its stalled sagas]({sagas}) · [Close]({back})")
         cols = st.columns([1.5, 2, 1, 1, 1], vertical_alignment="bottom")
         who = cols[0].text_input("Your name", key="ack_by", placeholder="who is handling it")
         note = cols[1].text_input("Note", key="ack_note", placeholder="why, what you are doing")
@@ -237,27 +214,23 @@ def _group_actions(groups: Sequence[AlertGroup], now: datetime) -> None:
             action = ("acknowledged", None)
         if cols[4].button("Silence", key="silence_button"):
             action = ("silenced", datetime.now(UTC) + SILENCES[str(silence)])
-        more = st.columns([1, 1, 4])
-        if group.handled_by and more[0].button("Clear", key="ack_clear",
-                                               help="end the acknowledgement or silence"):
+        if group.handled_by and st.button("Clear", key="ack_clear",
+                                          help="end the acknowledgement or silence"):
             action = ("cleared", None)
-        if more[1].button("Open its sagas", key="group_sagas"):
-            links.open_sagas(type=group.saga_type, at=group.step, status="stalled", range="all")
-        if action is not None:
-            try:
-                acknowledge(runtime.writer(), group.saga_type, group.step, action=action[0],
-                            by=who, until=action[1], note=note)
-            except QueryError as exc:
-                st.warning(str(exc), icon=":material/person:")
-                return
-            st.toast(f"{_group_key(group)}: {action[0]} by {who.strip()}",
-                     icon=":material/check:")
-            # A new grid: its rows may move, so no stale row stays highlighted.
-            st.session_state["_alert_groups_generation"] = (
-                int(st.session_state.get("_alert_groups_generation", 0)) + 1)
-            st.session_state["_alert_groups_row"] = None
-            del st.session_state["ack_note"]  # the note was for this action; the name stays
-            st.rerun()
+        if action is None:
+            return
+        try:
+            acknowledge(runtime.writer(), group.saga_type, group.step, action=action[0],
+                        by=who, until=action[1], note=note)
+        except QueryError as exc:
+            st.warning(str(exc), icon=":material/person:")
+            return
+        st.toast(f"{_group_key(group)}: {action[0]} by {who.strip()}", icon=":material/check:")
+        del st.session_state["ack_note"]  # the note was for this action; the name stays
+        # Done: back to the list, where the group's row shows who handles it.
+        for param in (HANDLE_TYPE, HANDLE_STEP):
+            del st.query_params[param]
+        st.rerun()
 
 
 def _alerts_of_view(view: str, groups: Sequence[AlertGroup], saga_type: str | None,
@@ -277,19 +250,17 @@ def _alerts_of_view(view: str, groups: Sequence[AlertGroup], saga_type: str | No
     if not alerts:
         st.caption(f"No {view} alerts." if view != "all" else "No alerts.")
         return
-    table = alerts_table(alerts, states)
+    if len(alerts) > ALERTS_SHOWN:
+        st.caption(f"The {ALERTS_SHOWN} listed first of {len(alerts):,}.")
+    shown = alerts[:ALERTS_SHOWN]
+    table = alerts_table(shown, states)
     if view in ("open", "silenced"):
         table = table.drop(columns=["resolved", "resolution"])
-    alert_states = [_state_of(a, states) for a in alerts]
-    event = st.dataframe(
-        _styled(table, alert_states), hide_index=True, width="stretch", key=f"alerts_{view}",
-        on_select="rerun", selection_mode="single-row",
-        column_config={"status": st.column_config.TextColumn(width=_STATUS_PX, pinned=True),
-                       **{name: _TIME for name in ("silent since", "opened")}},
-    )
-    chosen = tables.selected_row(event)
-    if chosen is not None:
-        links.open_flow(str(table["saga"].iloc[chosen]))
+    keep = url_state.sidebar_params()
+    st.html(tables.html_table(
+        table, label="Alerts",
+        row_link=lambda i: links.flow_url(shown[i].saga_id, **keep)))
+    st.caption("Click an alert to open its saga's flow.")
 
 
 def render() -> None:
@@ -301,14 +272,15 @@ def render() -> None:
     now = datetime.now(UTC)
     groups = q.alert_groups(since=since, saga_type=saga_type, now=now)
     counts = AlertCounts.of(groups)
-    cols = st.columns(4)
-    cols[0].metric("Open alerts", f"{counts.open:,}",
-                   help="open alerts not under a silence, acknowledged ones included")
-    cols[1].metric("Acknowledged (of open)", f"{counts.acknowledged:,}",
-                   help="open alerts of groups someone acknowledged")
-    cols[2].metric("Silenced alerts", f"{counts.silenced:,}",
-                   help="open alerts of silenced groups: not counted as open, not notified")
-    cols[3].metric("Resolved alerts", f"{counts.resolved:,}")
+    tiles.tiles([
+        tiles.Tile("Open alerts", counts.open,
+                   help="open alerts not under a silence, acknowledged ones included"),
+        tiles.Tile("Acknowledged (of open)", counts.acknowledged,
+                   help="open alerts of groups someone acknowledged"),
+        tiles.Tile("Silenced alerts", counts.silenced,
+                   help="open alerts of silenced groups: not counted as open, not notified"),
+        tiles.Tile("Resolved alerts", counts.resolved),
+    ])
     st.caption(f"Open and silenced alerts whenever they opened; resolved ones: "
                f"{url_state.time_range_label().lower()}.")
     if not groups:
@@ -316,18 +288,20 @@ def render() -> None:
         return
     st.subheader("By saga type and step")
     view = _choose_view(groups)
+    handled = _handled(groups)
+    if handled is not None:
+        _handling_form(handled, now, view)
     shown = [g for g in groups if g.state in VIEWS[view]]
     if shown:
-        _groups_grid(shown, now, view)
+        _groups(shown, now, view)
     else:
-        st.success(f"No {view} groups.", icon=":material/notifications_off:")
-    _group_actions(groups, now)
+        st.caption(f"No {view} groups.")
     _alerts_of_view(view, groups, saga_type, since)
     st.subheader("Acknowledgements and silences")
     history = q.acknowledgement_history(saga_type=saga_type, since=since, limit=HISTORY_LIMIT)
     if history:
-        st.dataframe(history_table(history), hide_index=True, width="stretch",
-                     key="ack_history", column_config={"at": _TIME})
+        st.html(tables.html_table(history_table(history), label="Acknowledgements and silences",
+                                  key="action", time_format="%Y-%m-%d %H:%M:%S"))
     else:
         st.caption("Nobody acknowledged or silenced a group in this range.")
 

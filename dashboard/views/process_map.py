@@ -9,7 +9,6 @@ costs a first visit its own scripts.
 from __future__ import annotations
 
 from html import escape
-from urllib.parse import urlencode
 
 import pandas as pd
 import streamlit as st
@@ -83,10 +82,8 @@ def _choose_overlay() -> str:
         if name == overlay:
             choices.append(f"<b>{escape(label)}</b>")
         else:
-            query = urlencode({k: v for k, v in {**url_state.sidebar_params(),
-                                                 "overlay": name}.items() if v})
-            choices.append(f'<a href="process_map?{escape(query)}" target="_self">'
-                           f"{escape(label)}</a>")
+            href = links.page_url("process_map", **url_state.sidebar_params(), overlay=name)
+            choices.append(f'<a href="{escape(href)}" target="_self">{escape(label)}</a>')
     st.markdown(f'<div class="pm-overlay">Arrows show: {" · ".join(choices)}</div>',
                 unsafe_allow_html=True)
     return overlay

@@ -1,6 +1,6 @@
 """The Alerts page rendered by AppTest over a real chDB store: groups with their state and
 handling first, silenced groups apart and not counted as open, what a group waits for, resolved
-ones, and the history of acknowledgements and silences."""
+ones, the history of acknowledgements and silences, and handling a group from its row's link."""
 
 from __future__ import annotations
 
@@ -9,18 +9,20 @@ from typing import Any
 
 import pandas as pd
 from alert_rows import STOCK, order_alert
+from page_tables import html_tables
+from page_tiles import tile_values
 from streamlit.testing.v1 import AppTest
 
 from sagascope.queries import acknowledge
 
 
 def _metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    return tile_values(at)
 
 
 def _table(at: AppTest, column: str) -> pd.DataFrame:
     """The first table on the page with this column."""
-    found = [f.value for f in at.dataframe if column in f.value.columns]
+    found = [f for f in html_tables(at) if column in f.columns]
     assert found, f"no table with a {column!r} column"
     return found[0]
 
@@ -96,22 +98,44 @@ def test_resolved_groups_come_most_recently_resolved_first(empty_store: Any,
     assert list(resolved["saga"]) == ["order-bill-new", "order-ship-old"]
 
 
-def test_acknowledging_on_the_page_shows_on_the_row_and_in_the_history(
-        empty_store: Any, open_page: Any) -> None:
+def _handle(store: Any, open_page: Any, step: str) -> AppTest:
+    """Open the handling form of the order group stalled at ``step``, as its row's link does."""
+    at = open_page("alerts", store, range="all")
+    link = _groups(at).set_index("step").loc[step, "link"]
+    assert link == ("alerts?range=all&handle_type=order-fulfillment&handle_step="
+                    + step)
+    return open_page("alerts", store, range="all", handle_type="order-fulfillment",
+                     handle_step=step)
+
+
+def test_the_list_has_no_widgets_until_a_group_is_handled(empty_store: Any,
+                                                         open_page: Any) -> None:
     now = datetime.now(UTC)
     _storm(empty_store, now)
     at = open_page("alerts", empty_store, range="all")
-    at.selectbox(key="alert_group").select("order-fulfillment · payment").run()
+    assert not at.text_input and not at.button and not at.dataframe
+    at = _handle(empty_store, open_page, "stock")
+    assert [t.label for t in at.text_input] == ["Your name", "Note"]
+    assert "**order-fulfillment · stock**" in " ".join(m.value for m in at.markdown)
+
+
+def test_acknowledging_a_group_from_its_row_marks_exactly_that_group(
+        empty_store: Any, open_page: Any) -> None:
+    now = datetime.now(UTC)
+    _storm(empty_store, now)
+    at = _handle(empty_store, open_page, "payment")
     at.text_input(key="ack_by").input("kim")
     at.text_input(key="ack_note").input("PSP slow, ticket OPS-12")
     at.button(key="ack_button").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    payment = _groups(at).set_index("step").loc["payment"]
-    assert payment["status"] == "◐ acknowledged"
-    assert payment["handled by"].startswith("kim at ")
-    assert payment["note"] == "PSP slow, ticket OPS-12"
+    # Back to the list: the form is gone, the row says who handles the group.
+    assert "handle_type" not in at.query_params and not at.text_input
+    groups = _groups(at).set_index("step")
+    assert groups.loc["payment", "status"] == "◐ acknowledged"
+    assert groups.loc["payment", "handled by"].startswith("kim at ")
+    assert groups.loc["payment", "note"] == "PSP slow, ticket OPS-12"
+    assert (groups.loc["stock", "status"], groups.loc["stock", "handled by"]) == ("● open", "")
     assert _metrics(at)["Acknowledged (of open)"] == "9"
-    assert at.text_input(key="ack_note").value == ""
     history = _table(at, "action")
     assert [tuple(r) for r in history[["action", "by", "step", "note"]].to_numpy()] == [
         ("acknowledged", "kim", "payment", "PSP slow, ticket OPS-12")]
@@ -120,8 +144,7 @@ def test_acknowledging_on_the_page_shows_on_the_row_and_in_the_history(
 def test_an_acknowledgement_needs_a_name(empty_store: Any, open_page: Any) -> None:
     now = datetime.now(UTC)
     _storm(empty_store, now)
-    at = open_page("alerts", empty_store, range="all")
-    at.selectbox(key="alert_group").select("order-fulfillment · stock").run()
+    at = _handle(empty_store, open_page, "stock")
     at.button(key="ack_button").click().run()
     assert "needs a name" in " ".join(w.value for w in at.warning)
     assert _groups(at).set_index("step").loc["stock"]["status"] == "● open"

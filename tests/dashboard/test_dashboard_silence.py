@@ -1,6 +1,6 @@
 """A group silenced on the Alerts page is not notified by the alerter; the other groups are.
 
-The silence is set as a user sets it (select the group's row, press "Silence") on the real
+The silence is set as a user sets it (open the group's row link, press "Silence") on the real
 page, written to the store through the dashboard's one write; the real alerter then evaluates
 the same store and notifies a recording sink.
 """
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from alert_sinks import RecordingSink
+from page_tables import html_tables
 from seeding import SagaScript, order_saga, seed
 
 from sagascope.alerter import Alerter
@@ -41,21 +43,20 @@ def test_a_group_silenced_on_the_page_is_not_notified(empty_store: Any, open_pag
     assert len(sink.sent) == 2
 
     # On call, silence the order group for an hour, as a user does on the page.
-    at = open_page("alerts", store, Settings(alerts=alert_settings), range="all")
-    groups = next(f.value for f in at.dataframe if "handled by" in f.columns)
-    row = next(i for i, r in enumerate(groups.to_dict("records"))
-               if r["saga type"] == "order-fulfillment")
-    at.session_state["alert_groups_0"] = {"selection": {"rows": [row], "columns": [],
-                                                        "cells": []}}
-    at.run()
+    settings = Settings(alerts=alert_settings)
+    at = open_page("alerts", store, settings, range="all")
+    groups = next(f for f in html_tables(at) if "handled by" in f.columns)
+    link = next(r["link"] for r in groups.to_dict("records")
+                if r["saga type"] == "order-fulfillment")
+    query = dict(parse_qsl(urlsplit(link).query))
+    at = open_page("alerts", store, settings, **query)
     at.text_input(key="ack_by").input("dana")
     at.selectbox(key="silence_for").select("1 hour")
     at.button(key="silence_button").click().run()
     assert not at.exception, [e.value for e in at.exception]
     # The group left the open ones for the silenced ones, with who silenced it until when.
-    at.query_params["show"] = "silenced"
-    at.run()
-    (silenced,) = next(f.value for f in at.dataframe if "handled by" in f.columns).to_dict("records")
+    at = open_page("alerts", store, settings, range="all", show="silenced")
+    (silenced,) = next(f for f in html_tables(at) if "handled by" in f.columns).to_dict("records")
     assert (silenced["saga type"], silenced["status"]) == ("order-fulfillment", "◌ silenced")
     assert silenced["handled by"].startswith("dana at ") and ", until " in silenced["handled by"]
 
