@@ -46,21 +46,12 @@ class Box:
 @dataclass(frozen=True)
 class Link:
     """A link to route; ``weight`` keeps heavy links straight and pointing down; its label's
-    size (0 when none) is kept free beside the link's line."""
+    size (width, height; none by default) is kept free beside the link's line."""
 
     source: str
     target: str
     weight: float = 1.0
-    label_width: float = 0.0
-    label_height: float = 0.0
-
-
-@dataclass(frozen=True)
-class Placed:
-    """A box's centre."""
-
-    x: float
-    y: float
+    label_size: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -78,10 +69,11 @@ class Route:
 
 @dataclass(frozen=True)
 class Layout:
-    boxes: dict[str, Placed]
+    """Each box's centre (x, y) by key, each link's route, and the drawing's size."""
+
+    boxes: dict[str, tuple[float, float]]
     routes: list[Route]
-    width: float
-    height: float
+    size: tuple[float, float]
 
 
 @dataclass
@@ -118,7 +110,7 @@ def layered(boxes: Sequence[Box], links: Sequence[Link], *, first: str = "",
     loop_room: dict[str, float] = defaultdict(float)
     for loop in loops:
         loop_room[loop.source] = max(loop_room[loop.source],
-                                     LOOP_PX + LABEL_OFFSET + loop.label_width)
+                                     LOOP_PX + LABEL_OFFSET + loop.label_size[0])
     slots = {key: _Slot(key, 2 * rank[key], box.width / 2, box.width / 2 + loop_room[key],
                         box.height) for key, box in by_key.items()}
     chains = [_chain(slots, link, ends, i) for i, (link, ends) in
@@ -140,8 +132,8 @@ def layered(boxes: Sequence[Box], links: Sequence[Link], *, first: str = "",
     routes += [_loop_route(loop, slots[loop.source]) for loop in loops]
     width = max((s.x + s.right for layer in layers for s in layer), default=0.0) + MARGIN
     height = tops[-1] + heights[-1] + MARGIN if layers else 2 * MARGIN
-    placed = {key: Placed(slots[key].x, slots[key].y) for key in by_key}
-    return Layout(placed, routes, width, height)
+    centres = {key: (slots[key].x, slots[key].y) for key in by_key}
+    return Layout(centres, routes, (width, height))
 
 
 def _back_links(keys: list[str], links: list[Link], first: str) -> set[int]:
@@ -203,8 +195,8 @@ def _chain(slots: dict[str, _Slot], link: Link, ends: tuple[str, str],
         labelled = layer == top.layer + 1
         chain.append(_Slot(
             f"\0{index}:{layer}", layer, 4.0,
-            LABEL_OFFSET + link.label_width + 4.0 if labelled else 4.0,
-            link.label_height if labelled else 0.0))
+            LABEL_OFFSET + link.label_size[0] + 4.0 if labelled else 4.0,
+            link.label_size[1] if labelled else 0.0))
     chain.append(bottom)
     for upper, lower in itertools.pairwise(chain):
         upper.down.append((lower, link.weight))

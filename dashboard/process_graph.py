@@ -34,6 +34,8 @@ _DEFS = (
         for name, color in (("pm-arrow", _ARROW), ("pm-arrow-quiet", _QUIET)))
     + "</defs>"
 )
+#: The page's links are underlined; a step's or an arrow's text reads better without.
+_NO_UNDERLINE = 'style="text-decoration:none"'
 #: How far an arrow's line stops short of its box: the arrowhead fills the rest.
 _HEAD_PX = 9.0
 
@@ -76,8 +78,8 @@ def process_map_svg(
         key = (str(row["source"]), str(row["target"]))
         labels[key], weights[key] = _arrow_label(row, overlay), float(row["count"])
     layout = layered(boxes, [Link(a, b, weights[(a, b)],
-                                  _SMALL_PX * max(map(len, text.split("\n"))),
-                                  _LABEL_LINE_PX * (text.count("\n") + 1))
+                                  (_SMALL_PX * max(map(len, text.split("\n"))),
+                                   _LABEL_LINE_PX * (text.count("\n") + 1)))
                              for (a, b), text in labels.items()], first=START, last=END)
     top = max(weights.values(), default=1.0) or 1.0
     facts = {(str(r["source"]), str(r["target"])): r for r in arrows}
@@ -93,7 +95,7 @@ def process_map_svg(
         name = str(row["activity"])
         parts.append(_step(layout, name, lines[name], row, live.get(name, {}),
                            link=node_link(name) if node_link else None))
-    return svg.document(int(layout.width) + 1, int(layout.height) + 1, parts,
+    return svg.document(int(layout.size[0]) + 1, int(layout.size[1]) + 1, parts,
                         label="Process map")
 
 
@@ -170,7 +172,7 @@ def _arrow(route: Route, label: str, width: float, *, quiet: bool, hover: str,
             f'data-to="{escape(_shown(route.link.target))}"')
     if link is None:
         return f"<g {data}>{body}</g>"
-    return f'<a href="{escape(link)}" target="_self" {data}>{body}</a>'
+    return f'<a href="{escape(link)}" target="_self" {_NO_UNDERLINE} {data}>{body}</a>'
 
 
 def _shown(key: str) -> str:
@@ -191,37 +193,37 @@ def _label(route: Route, label: str) -> str:
 
 
 def _endpoints(layout: Layout) -> list[str]:
-    start, end = layout.boxes[START], layout.boxes[END]
+    (start_x, start_y), (end_x, end_y) = layout.boxes[START], layout.boxes[END]
     r = _ENDPOINT_PX / 2
     return [
-        f'<circle cx="{start.x:.1f}" cy="{start.y:.1f}" r="{r - 1:.1f}" fill="#2f9e44">'
+        f'<circle cx="{start_x:.1f}" cy="{start_y:.1f}" r="{r - 1:.1f}" fill="#2f9e44">'
         f"{svg.tooltip('start')}</circle>",
-        f'<g>{svg.tooltip("end")}<circle cx="{end.x:.1f}" cy="{end.y:.1f}" r="{r:.1f}" '
-        f'fill="none" stroke="#343a40" stroke-width="1.5"/><circle cx="{end.x:.1f}" '
-        f'cy="{end.y:.1f}" r="{r - 3:.1f}" fill="#343a40"/></g>',
+        f'<g>{svg.tooltip("end")}<circle cx="{end_x:.1f}" cy="{end_y:.1f}" r="{r:.1f}" '
+        f'fill="none" stroke="#343a40" stroke-width="1.5"/><circle cx="{end_x:.1f}" '
+        f'cy="{end_y:.1f}" r="{r - 3:.1f}" fill="#343a40"/></g>',
     ]
 
 
 def _step(layout: Layout, name: str, text: list[str], row: Mapping[str, Any],
           counts: Mapping[str, int], *, link: str | None) -> str:
     """A step's box and its lines; a link to its sagas."""
-    centre = layout.boxes[name]
+    centre_x, centre_y = layout.boxes[name]
     width, height = _box_width(text), _LINE_PX * len(text) + 10
     look = _STALLED if int(counts.get("stalled", 0)) else _STEP
     sagas = int(row.get("sagas") or row["count"])
     hover = f"{name}: {sagas:,} sagas passed through it ({int(row['count']):,} times)"
     if link:
         hover += "\nclick to open them"
-    x, y = centre.x - width / 2, centre.y - height / 2
+    x, y = centre_x - width / 2, centre_y - height / 2
     body = [svg.tooltip(hover),
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" rx="7" '
             f'fill="{look["fill"]}" stroke="{look["stroke"]}" stroke-width="{look["width"]}"/>']
     for i, line in enumerate(text):
-        body.append(svg.text(centre.x, y + 5 + _LINE_PX * (i + 1) - 3, line,
+        body.append(svg.text(centre_x, y + 5 + _LINE_PX * (i + 1) - 3, line,
                              size=12 if i == 0 else 11, anchor="middle",
                              weight="600" if i == 0 else "normal",
                              color="#212529" if i == 0 else svg.MUTED))
     data = f'class="pm-node" data-step="{escape(name)}"'
     if link is None:
         return f"<g {data}>{''.join(body)}</g>"
-    return f'<a href="{escape(link)}" target="_self" {data}>{"".join(body)}</a>'
+    return f'<a href="{escape(link)}" target="_self" {_NO_UNDERLINE} {data}>{"".join(body)}</a>'
