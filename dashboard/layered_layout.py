@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 #: Horizontal room between neighbours in a layer, and between layers.
 GAP_X = 26.0
-GAP_Y = 14.0
+GAP_Y = 18.0
 MARGIN = 12.0
 #: A link's label starts this far right of its line.
 LABEL_OFFSET = 5.0
@@ -279,10 +279,17 @@ def _place(layers: list[list[_Slot]]) -> None:
         for layer in layers[1:] + layers[::-1]:
             targets = []
             for slot in layer:
-                near = slot.up + slot.down
+                near = [(s, w * _pull(slot, s)) for s, w in slot.up + slot.down]
                 weight = sum(w for _, w in near)
                 targets.append(sum(s.x * w for s, w in near) / weight if weight else slot.x)
             _closest_in_order(layer, targets)
+
+
+def _pull(slot: _Slot, other: _Slot) -> float:
+    """How hard a neighbour pulls: a long link's virtual nodes pull each other hardest, so it
+    runs straight rather than wiggling (Graphviz weighs them 1, 2, 8 the same way)."""
+    virtual = slot.key.startswith("\0") + other.key.startswith("\0")
+    return (1.0, 2.0, 8.0)[virtual]
 
 
 def _closest_in_order(layer: list[_Slot], targets: list[float]) -> None:
@@ -330,7 +337,10 @@ def _port(slot: _Slot, others: list[tuple[_Slot, float]], other: _Slot) -> float
 def _route(link: Link, chain: list[_Slot], back: bool, slots: dict[str, _Slot]) -> Route:
     top, bottom = chain[0], chain[-1]
     points = [(_port(top, top.down, chain[1]), top.y + top.height / 2)]
-    points += [(s.x, s.y) for s in chain[1:-1]]
+    for slot in chain[1:-1]:
+        # Along its label the line runs straight down, beside the text rather than under it.
+        half = slot.height / 2
+        points += [(slot.x, slot.y - half), (slot.x, slot.y + half)] if half else [(slot.x, slot.y)]
     points.append((_port(bottom, bottom.up, chain[-2]), bottom.y - bottom.height / 2))
     label = chain[1]
     label_at = (label.x + LABEL_OFFSET, label.y + 4.0)
