@@ -106,7 +106,7 @@ def layered(boxes: Sequence[Box], links: Sequence[Link], *, first: str = "",
     loops = [k for k in links if k.source == k.target and k.source in by_key]
     back = _back_links(list(by_key), plain, first)
     downward = [(k.target, k.source) if id(k) in back else (k.source, k.target) for k in plain]
-    rank = _ranks(list(by_key), downward, last)
+    rank = _ranks(list(by_key), downward, first, last)
     loop_room: dict[str, float] = defaultdict(float)
     for loop in loops:
         loop_room[loop.source] = max(loop_room[loop.source],
@@ -163,11 +163,14 @@ def _back_links(keys: list[str], links: list[Link], first: str) -> set[int]:
     return back
 
 
-def _ranks(keys: list[str], downward: list[tuple[str, str]], last: str) -> dict[str, int]:
-    """Longest path from the sources of the (now acyclic) graph; ``last`` on the bottom."""
+def _ranks(keys: list[str], downward: list[tuple[str, str]], first: str,
+           last: str) -> dict[str, int]:
+    """Longest path from the sources of the (now acyclic) graph; ``first`` alone on top,
+    ``last`` on the bottom."""
     preds: dict[str, list[str]] = defaultdict(list)
     succs: dict[str, list[str]] = defaultdict(list)
-    for a, b in downward:
+    above_all = [(first, k) for k in keys if k != first] if first in keys else []
+    for a, b in downward + above_all:
         preds[b].append(a)
         succs[a].append(b)
     missing = {k: len(preds[k]) for k in keys}

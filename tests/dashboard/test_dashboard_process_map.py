@@ -3,6 +3,8 @@ link, loops and retries drawn readably; and the page over a real chDB store."""
 
 from __future__ import annotations
 
+import itertools
+import random
 import re
 from typing import Any
 from xml.etree import ElementTree
@@ -11,6 +13,7 @@ import pandas as pd
 from page_tables import html_tables
 from page_tiles import tile_values
 
+from sagascope.dashboard.layered_layout import Box, Link, layered
 from sagascope.dashboard.process_graph import process_map_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -149,3 +152,47 @@ def test_the_overlay_is_chosen_by_a_link_that_keeps_the_filters(seeded: Seeded,
                    overlay="duration")
     drawn = next(m.value for m in at.markdown if 'aria-label="Process map"' in m.value)
     assert re.search(r">p95 [^<]+</text>", drawn)
+
+
+def _branching_map(seed: int) -> tuple[list[str], list[Link]]:
+    """About 22 steps in 9 stages of 1-4 alternatives, each reached from the stage before,
+    some stages skipped, some loops back and some retries."""
+    rng = random.Random(seed)
+    stages = [[f"s{k}-{i}" for i in range(rng.randint(1, 4))] for k in range(9)]
+    steps = [s for stage in stages for s in stage]
+    label = (40.0, 13.0)
+    links = []
+    for here, there in itertools.pairwise(stages):
+        for target in there:
+            links.append(Link(rng.choice(here), target, rng.uniform(50, 500), label))
+        links += [Link(s, rng.choice(there), rng.uniform(5, 50), label) for s in here]
+    links += [Link(stages[k][0], stages[k + 2][-1], 15.0, label) for k in range(0, 7, 2)]
+    links += [Link(stages[k][-1], stages[k - 2][0], 10.0, label) for k in range(3, 9, 2)]
+    links += [Link(s, s, 5.0, (20.0, 13.0)) for s in rng.sample(steps, 3)]
+    links = list({(k.source, k.target): k for k in links}.values())
+    links += [Link("start", s) for s in stages[0]] + [Link(s, "end") for s in stages[-1]]
+    return steps, links
+
+
+def test_a_large_map_with_retries_and_loops_keeps_every_box_apart() -> None:
+    """No two steps of one layer overlap (a retry's loop and its label beside its step), and
+    every step sits below the start and above the end."""
+    steps, links = _branching_map(7)
+    assert len(steps) >= 15
+    boxes = [Box(s, 120.0, 42.0) for s in steps] + [Box("start", 16, 16), Box("end", 16, 16)]
+    layout = layered(boxes, links, first="start", last="end")
+    # A retry's loop and its label take room right of its step.
+    loop_room = {s: max((24 + 5 + k.label_size[0] for k in links if k.source == k.target == s),
+                        default=0.0) for s in steps}
+    side_by_side = 0
+    for a, b in itertools.combinations(steps, 2):
+        (xa, ya), (xb, yb) = layout.boxes[a], layout.boxes[b]
+        if abs(ya - yb) < 42:
+            side_by_side += 1
+            left = a if xa < xb else b
+            assert abs(xa - xb) >= 120 + loop_room[left], (a, b)
+    assert side_by_side >= 10
+    start_y, end_y = layout.boxes["start"][1], layout.boxes["end"][1]
+    assert all(start_y < layout.boxes[s][1] < end_y for s in steps)
+    assert len(layout.routes) == len(links)
+    assert sum(r.back for r in layout.routes) >= 3
