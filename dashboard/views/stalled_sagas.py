@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import chrome, figures, links, tables, url_state
+from sagascope.dashboard import chrome, figures, links, tables, tiles, url_state
 from sagascope.dashboard.cached_queries import ask
 
 #: Rows shown in the table; the counts above it cover all.
@@ -41,11 +41,13 @@ def render() -> None:
         st.success("No saga is stalled: every unfinished saga was heard from within its "
                    "threshold.", icon=":material/check_circle:")
         return
-    cols = st.columns(3)
-    cols[0].metric("Stalled sagas", f"{len(stalled):,}")
-    cols[1].metric("Longest silence", figures.format_duration(float(stalled["silent_s"].max())))
-    cols[2].metric("Steps affected", stalled["step"].nunique())
     keep = url_state.sidebar_params()
+    tiles.tiles([
+        tiles.Tile("Stalled sagas", len(stalled), more="List them",
+                   href=links.sagas_url(status="stalled", **keep)),
+        tiles.Tile("Longest silence", figures.format_duration(float(stalled["silent_s"].max()))),
+        tiles.Tile("Steps affected", stalled["step"].nunique()),
+    ])
     left, right = st.columns(2)
     with left:
         by_step = stalled.groupby("step", as_index=False).size().rename(columns={"size": "count"})
