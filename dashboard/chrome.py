@@ -19,8 +19,8 @@ from typing import Any
 
 import streamlit as st
 
-from sagascope.dashboard import choice_links, freshness, runtime, tiles, url_state
-from sagascope.dashboard.cached_queries import ask, data_as_of, queries
+from sagascope.dashboard import cached_queries, choice_links, freshness, runtime, tiles, url_state
+from sagascope.dashboard.cached_queries import ask, data_as_of
 from sagascope.dashboard.figures import STATUS_COLORS
 from sagascope.exceptions import SagascopeError
 from sagascope.store import StoreError, StoreUnavailable
@@ -112,7 +112,7 @@ def data_as_of_line() -> None:
     if st.session_state.get("_store_down"):
         return  # the page itself says the store cannot be reached
     as_of = st.session_state.get("_data_as_of")
-    freshness.show(queries(), as_of if isinstance(as_of, datetime) else None,
+    freshness.show(cached_queries.freshness, as_of if isinstance(as_of, datetime) else None,
                    runtime.settings().dashboard.stale_after_s)
 
 
