@@ -75,17 +75,12 @@ def render() -> None:
 
     width_s = url_state.bucket_seconds()
     start, end = url_state.range_bounds()
-    left, right = st.columns([2, 3])
-    with left:
-        st.markdown(charts.status_bars(
-            counts, lambda status: links.sagas_url(**_list_params(status))),
-            unsafe_allow_html=True)
-    with right:
-        points = tables.frame(answers.throughput(filters, width_s))
-        st.markdown(charts.throughput_bars(
-            points, width_s, start or st.session_state.get("_data_since"),
-            end or url_state.anchor(), url_state.describe_bucket(width_s)),
-            unsafe_allow_html=True)
+    points = tables.frame(answers.throughput(filters, width_s))
+    st.markdown(figures.side_by_side(
+        (charts.status_bars(counts, lambda status: links.sagas_url(**_list_params(status))), 2),
+        (charts.throughput_bars(points, width_s, start or st.session_state.get("_data_since"),
+                                end or url_state.anchor(), url_state.describe_bucket(width_s)),
+         3)), unsafe_allow_html=True)
 
     _cycle_times(filters, width_s)
 
