@@ -4,7 +4,8 @@ A cached question is a :class:`SagaQueries` method named in :class:`CachedQuerie
 (``status_counts = cached(SagaQueries.status_counts)``): its signature and its result type are
 the query layer's own, and its answer is kept for the same store, the same watermark and the
 same arguments. The watermark itself (the one query a live page repeats) is read at most once
-per :data:`WATERMARK_MAX_AGE_S` per process, however many pages are open.
+per :data:`WATERMARK_MAX_AGE_S` per process, however many pages are open, and the freshness
+check once per :data:`FRESHNESS_MAX_AGE_S`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 import streamlit as st
 
 from sagascope.dashboard import runtime
-from sagascope.queries import Acknowledgement, SagaQueries
+from sagascope.queries import Acknowledgement, Freshness, SagaQueries
 from sagascope.store import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -117,16 +118,36 @@ def ask() -> CachedQueries:
     return CachedQueries(queries(), (id(current), st.session_state.get("_data_as_of")))
 
 
-# ---- the watermark ---------------------------------------------------------------------------
+# ---- the watermark and freshness: read at most once a while per process -------------------
 
-_watermark_lock = threading.Lock()
-_watermarks: dict[int, tuple[float, datetime | None]] = {}
+#: The freshness check (collector progress, newest message) behind every page's "data as of"
+#: line is reused this long by every session of this process: its warning speaks of minutes,
+#: and the check counts every stored message (15-60 ms at 1,000,000 messages, on each run).
+FRESHNESS_MAX_AGE_S = 5.0
+
+_recent_lock = threading.Lock()
+_recent: dict[tuple[str, int], tuple[float, Any]] = {}
 
 
 def forget_watermarks() -> None:
-    """Drop the remembered watermarks (tests that change the store under a page)."""
-    with _watermark_lock:
-        _watermarks.clear()
+    """Drop the remembered watermarks and freshness checks (tests that change the store under
+    a page)."""
+    with _recent_lock:
+        _recent.clear()
+
+
+def _read_recently(name: str, max_age_s: float, read: Callable[[], R]) -> R:
+    """``read()``'s answer for the runtime's store, reused for ``max_age_s`` by every session."""
+    key = (name, id(runtime.store()))
+    now = time.monotonic()
+    with _recent_lock:
+        seen = _recent.get(key)
+        if seen is not None and now - seen[0] < max_age_s:
+            return seen[1]
+    value = read()
+    with _recent_lock:
+        _recent[key] = (now, value)
+    return value
 
 
 def data_as_of() -> datetime | None:
@@ -136,12 +157,10 @@ def data_as_of() -> datetime | None:
     Raises:
         StoreUnavailable: the store cannot be reached.
     """
-    store = runtime.store()
-    now = time.monotonic()
-    with _watermark_lock:
-        seen = _watermarks.get(id(store))
-        if seen is not None and now - seen[0] < WATERMARK_MAX_AGE_S:
-            return seen[1]
+    return _read_recently("watermark", WATERMARK_MAX_AGE_S, _read_watermark)
+
+
+def _read_watermark() -> datetime | None:
     try:
         value = queries().data_as_of()
     except StoreUnavailable:
@@ -150,7 +169,14 @@ def data_as_of() -> datetime | None:
         # A database without sagascope's tables yet: nothing collected so far.
         log.warning("dashboard data_as_of failed: %s", exc)
         value = None
-    as_of = value if isinstance(value, datetime) else None
-    with _watermark_lock:
-        _watermarks[id(store)] = (now, as_of)
-    return as_of
+    return value if isinstance(value, datetime) else None
+
+
+def freshness() -> Freshness:
+    """:meth:`SagaQueries.freshness`, read at most once per :data:`FRESHNESS_MAX_AGE_S` in
+    this process.
+
+    Raises:
+        StoreError: the store could not answer.
+    """
+    return _read_recently("freshness", FRESHNESS_MAX_AGE_S, lambda: queries().freshness())

@@ -113,6 +113,7 @@ def cycle_time_multiples(frame: pd.DataFrame, percentile: str, width_s: int,
         parts += _value_axis(y, x, format_duration)
         parts += _time_axis(x, top + 10 + _PANEL + 16)
         line: list[tuple[float, float]] = []
+        dots: list[str] = []
         previous: pd.Timestamp | None = None
         for row in points.itertuples():
             if previous is not None and row.bucket - previous > width and line:
@@ -120,9 +121,11 @@ def cycle_time_multiples(frame: pd.DataFrame, percentile: str, width_s: int,
                 line = []  # no sagas finished in between: a gap
             line.append((x(row.bucket.timestamp()), y(row.value)))
             previous = row.bucket
-            parts.append(_dot(*line[-1], _CYCLE, f"{_when(row.bucket)}: {label} "
-                              f"{format_duration(row.value)} ({int(row.count):,} finished)"))
+            dots.append(_dot(*line[-1], f"{_when(row.bucket)}: {label} "
+                             f"{format_duration(row.value)} ({int(row.count):,} finished)"))
         parts.append(_polyline(line, _CYCLE, str(saga_type)))
+        # The dots' colour once for the panel: this SVG is sent as Markdown on every visit.
+        parts.append(f'<g fill="{_CYCLE}" class="points">{"".join(dots)}</g>')
         top += _PANEL + 48
     return svg.document(_WIDE, top, parts, label=title)
 
@@ -174,9 +177,8 @@ def _polyline(points: Sequence[tuple[float, float]], color: str, name: str) -> s
             f'stroke-linejoin="round" class="series" data-series="{escape(name)}"/>')
 
 
-def _dot(px: float, py: float, color: str, hover: str) -> str:
-    return (f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}" class="point">'
-            f"{svg.tooltip(hover)}</circle>")
+def _dot(px: float, py: float, hover: str) -> str:
+    return f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3">{svg.tooltip(hover)}</circle>'
 
 
 def _legend(entries: Sequence[tuple[str, str]], y: float) -> list[str]:

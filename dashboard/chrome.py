@@ -19,8 +19,8 @@ from typing import Any
 
 import streamlit as st
 
-from sagascope.dashboard import freshness, runtime, tiles, url_state
-from sagascope.dashboard.cached_queries import ask, data_as_of, queries
+from sagascope.dashboard import cached_queries, choice_links, freshness, runtime, tiles, url_state
+from sagascope.dashboard.cached_queries import ask, data_as_of
 from sagascope.dashboard.figures import STATUS_COLORS
 from sagascope.exceptions import SagascopeError
 from sagascope.store import StoreError, StoreUnavailable
@@ -57,7 +57,7 @@ _CSS = """
   .sg-table.sg-links td.key a {color: #3b5bdb; font-weight: 500;}
   /* The data grid's toolbar floats above the grid, not over the content above it. */
   div[data-testid="stElementToolbar"] {top: -2.1rem;}
-""" + tiles.CSS + """
+""" + tiles.CSS + choice_links.CSS + """
 </style>
 """
 
@@ -112,70 +112,98 @@ def data_as_of_line() -> None:
     if st.session_state.get("_store_down"):
         return  # the page itself says the store cannot be reached
     as_of = st.session_state.get("_data_as_of")
-    freshness.show(queries(), as_of if isinstance(as_of, datetime) else None,
+    freshness.show(cached_queries.freshness, as_of if isinstance(as_of, datetime) else None,
                    runtime.settings().dashboard.stale_after_s)
 
 
 # ---- the sidebar -------------------------------------------------------------------------
 
-#: A page that needs one saga type sets this; the sidebar's picker takes it on the next run.
+#: A page that needs one saga type sets this; the sidebar takes it on the next run.
 PENDING_TYPE = "_pending_saga_type"
-
+#: The live-refresh switch in the URL: ``?live=0`` pauses it (on by default).
+LIVE = "live"
+#: Saga types shown as links before they fold into a ``<details>`` (a long list would push
+#: the refresh link off screen).
+SHOWN_TYPES = 8
+_DRAWN_WITH = "_sidebar_drawn_with"
+_FULL_RUN = "_full_run"
+_SIDEBAR_PARAMS = {"range": url_state.DEFAULT_TIME_RANGE, "type": url_state.ALL, LIVE: "1"}
 
 
 def sidebar() -> None:
-    """The global filters (time range, saga type) in the URL."""
-    with st.sidebar:
-        st.markdown("### :material/travel_explore: sagascope")
-        _time_range()
-        type_key = url_state.url_bound("type", url_state.ALL)
-        if PENDING_TYPE in st.session_state:
-            st.session_state[type_key] = st.session_state.pop(PENDING_TYPE)
-        types = [url_state.ALL, *_safe_saga_types()]
-        if st.session_state.get(type_key) not in types:
-            types.append(str(st.session_state.get(type_key)))
-        st.selectbox("Saga type", types, key=type_key,
-                     format_func=lambda t: t or "All saga types")
-        st.toggle(f"Refresh when new data arrives (checked every "
-                  f"{runtime.settings().dashboard.refresh_s:g} s)", value=True,
-                  key="auto_refresh")
-    url_state.sync_url({"range": url_state.DEFAULT_TIME_RANGE, "type": url_state.ALL})
-    fixed = url_state.time_range() == "fixed"
-    url_state.sync_url({url_state.SINCE: "", url_state.UNTIL: ""} if fixed else {})
-    if not fixed:
-        for param in (url_state.SINCE, url_state.UNTIL):
-            if param in st.query_params:
-                del st.query_params[param]
+    """The global filters (time range, saga type) and the live-refresh switch, in the URL.
 
-
-def _time_range() -> None:
+    Plain links, not widgets: Streamlit loads each widget type's scripts on a first visit
+    (the sidebar's select boxes and toggle cost +0.24 s over an empty page, links +0.11, quiet
+    machine, ``bench_browser_parts.py``). A link opens this page in this tab with one
+    parameter changed and every other one kept. They are drawn by :func:`run_page` after the
+    page ran, so they carry the parameters the page wrote to the URL.
+    """
+    type_key = url_state.url_bound("type", url_state.ALL)
+    if PENDING_TYPE in st.session_state:
+        st.session_state[type_key] = st.session_state.pop(PENDING_TYPE)
     range_key = url_state.url_bound("range", url_state.DEFAULT_TIME_RANGE)
-    since_key = url_state.url_bound(url_state.SINCE)
-    until_key = url_state.url_bound(url_state.UNTIL)
     if st.session_state.get(range_key) not in url_state.TIME_RANGES:
         st.session_state[range_key] = url_state.DEFAULT_TIME_RANGE
-    st.selectbox("Time range", list(url_state.TIME_RANGES), key=range_key,
-                 format_func=lambda k: url_state.TIME_RANGES[k][0], on_change=_pin_range,
-                 args=(st.session_state.get(range_key),))
-    if st.session_state.get(range_key) == "fixed":
-        left, right = st.columns(2)
-        left.text_input("From (UTC)", key=since_key, placeholder="2026-12-07 08:00")
-        right.text_input("Until (UTC)", key=until_key, placeholder="now")
-        for key in (since_key, until_key):
-            if st.session_state.get(key) and url_state.parse_time(str(st.session_state[key])) is None:
-                st.warning(f"Not a time: {st.session_state[key]!r} (e.g. 2026-12-07 08:00).")
+    url_state.url_bound(LIVE, "1")
+    url_state.sync_url(_SIDEBAR_PARAMS)
+    with st.sidebar:
+        st.session_state["_sidebar_ranges"] = st.empty()
+        _fixed_range_inputs()
+        st.session_state["_sidebar_rest"] = st.empty()
 
 
-def _pin_range(previous: str | None) -> None:
-    """Choosing "Fixed" starts from the window shown so far, so a shared link shows it."""
-    if st.session_state.get(url_state.url_key("range")) != "fixed":
+def _fixed_range_inputs() -> None:
+    """From/Until, only while the range is fixed; outside it the URL carries neither."""
+    fixed = url_state.time_range() == "fixed"
+    if not fixed:
+        for param in (url_state.SINCE, url_state.UNTIL):
+            st.query_params.pop(param, None)
         return
-    window = url_state.TIME_RANGES.get(previous or "", ("", None))[1]
+    since_key = url_state.url_bound(url_state.SINCE)
+    until_key = url_state.url_bound(url_state.UNTIL)
+    left, right = st.columns(2)
+    left.text_input("From (UTC)", key=since_key, placeholder="2026-12-07 08:00")
+    right.text_input("Until (UTC)", key=until_key, placeholder="now")
+    for key in (since_key, until_key):
+        if st.session_state.get(key) and url_state.parse_time(str(st.session_state[key])) is None:
+            st.warning(f"Not a time: {st.session_state[key]!r} (e.g. 2026-12-07 08:00).")
+    url_state.sync_url({url_state.SINCE: "", url_state.UNTIL: ""})
+
+
+def live_refresh() -> bool:
+    """Whether the page reruns by itself when new data arrives (``?live=0`` pauses it)."""
+    return url_state.value(LIVE) != "0"
+
+
+def _draw_choice_links() -> None:
+    """Fill the sidebar's link blocks with the URL as the page left it."""
+    ranges, rest = (st.session_state.pop(k, None) for k in ("_sidebar_ranges", "_sidebar_rest"))
+    if ranges is None or rest is None:
+        return
+    current = st.query_params.to_dict()
+    st.session_state[_DRAWN_WITH] = current
+    ranges.markdown(choice_links.range_links(current, _fixed_window()),
+                    unsafe_allow_html=True)
+    rest.markdown(
+        choice_links.type_links(current, _safe_saga_types(), SHOWN_TYPES)
+        + choice_links.live_link(current, runtime.settings().dashboard.refresh_s),
+        unsafe_allow_html=True)
+
+
+def _fixed_window() -> dict[str, str]:
+    """The since/until a "Fixed" link carries: the window shown now, to the minute, so a shared
+    link keeps showing it (a fixed range already chosen keeps its own)."""
+    if url_state.time_range() == "fixed":
+        return {url_state.SINCE: url_state.value(url_state.SINCE),
+                url_state.UNTIL: url_state.value(url_state.UNTIL)}
+    window = url_state.TIME_RANGES[url_state.time_range()][1]
     end = url_state.anchor()
     start = end - window if window is not None else st.session_state.get("_data_since")
+    pinned = {url_state.UNTIL: _minute(end, up=True)}
     if isinstance(start, datetime):
-        st.session_state[url_state.url_key(url_state.SINCE)] = _minute(start)
-    st.session_state[url_state.url_key(url_state.UNTIL)] = _minute(end, up=True)
+        pinned[url_state.SINCE] = _minute(start)
+    return pinned
 
 
 def _minute(moment: datetime, *, up: bool = False) -> str:
@@ -196,9 +224,13 @@ def _safe_saga_types() -> list[str]:
 
 
 def run_page(page: Any) -> None:
-    """Run the selected page; store trouble becomes a message, not a traceback."""
+    """Run the selected page; store trouble becomes a message, not a traceback. Then draw the
+    sidebar's links, with the parameters the page wrote to the URL."""
+    st.session_state[_FULL_RUN] = True
     data_as_of_line()
     guarded(page.run)
+    _draw_choice_links()
+    st.session_state[_FULL_RUN] = False
 
 
 def guarded(body: Callable[[], None]) -> None:
@@ -214,10 +246,19 @@ def guarded(body: Callable[[], None]) -> None:
 
 def live(render: Callable[[], None]) -> None:
     """Run a page's ``render`` (a fragment: its own clicks rerun only it), and rerun the page
-    when the store's watermark moves (see the module docstring)."""
-    st.fragment(guarded)(render)
-    if st.session_state.get("auto_refresh", True):
+    when the store's watermark moves (see the module docstring), unless ``?live=0``."""
+    st.fragment(_render_in_place)(render)
+    if live_refresh():
         st.fragment(run_every=runtime.settings().dashboard.refresh_s)(_rerun_on_new_data)()
+
+
+def _render_in_place(render: Callable[[], None]) -> None:
+    guarded(render)
+    # A click inside the page that changed its URL (a filter) reran only this fragment: the
+    # whole page reruns once, so the sidebar's links carry the new parameters too.
+    if (not st.session_state.get(_FULL_RUN, True)
+            and st.query_params.to_dict() != st.session_state.get(_DRAWN_WITH)):
+        st.rerun()
 
 
 def _rerun_on_new_data() -> None:

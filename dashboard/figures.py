@@ -198,6 +198,25 @@ def _message_hover(row: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def side_by_side(*panels: tuple[str, float]) -> str:
+    """HTML panels (markup, relative width) in one row that wraps on a narrow screen, shown as
+    one Markdown block: ``st.columns`` loads scripts of its own on a first visit (+0.07 s over
+    an empty page, quiet machine, ``bench_browser_parts.py``)."""
+    cells = "".join(f'<div style="flex: {weight:g} 1 0; min-width: 16rem">{markup}</div>'
+                    for markup, weight in panels)
+    return ('<div style="display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; '
+            'margin-bottom: 1rem">'
+            f"{cells}</div>")
+
+
+def shown_of(total: int, top: int = 25) -> str:
+    """A note under a chart that shows only its ``top`` largest of ``total`` (else nothing)."""
+    if total <= top:
+        return ""
+    return (f'<div style="color: #5c6370; font-size: 0.875rem">The {top} largest of {total} '
+            "shown; the table below lists every one.</div>")
+
+
 def count_bars(frame: pd.DataFrame, label: str, value: str = "count", *, title: str = "",
                color: str = "#e03131", top: int = 25, width: int = 520,
                link: Callable[[str], str] | None = None) -> tuple[str, int]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 import streamlit as st
 
-from sagascope.queries import SagaQueries
+from sagascope.queries import Freshness
 from sagascope.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -24,14 +25,15 @@ _LINE = ('<div class="data-as-of" style="margin-top: 1.6rem; color: #5c6370; '
          'font-size: 0.875rem;">{text}</div>')
 
 
-def show(queries: SagaQueries, as_of: datetime | None, stale_after_s: float) -> None:
-    """The "data as of" line and, if the data is stale, a warning saying why."""
+def show(check: Callable[[], Freshness], as_of: datetime | None, stale_after_s: float) -> None:
+    """The "data as of" line and, if the data is stale (by ``check()``), a warning saying
+    why."""
     text = as_of.strftime("%Y-%m-%d %H:%M:%S UTC") if as_of else "no data yet"
     st.html(_LINE.format(text=f"Data as of <b>{html.escape(text)}</b>"))
     if as_of is None:
         return
     try:
-        warning = queries.freshness().warning(stale_after_s)
+        warning = check().warning(stale_after_s)
     except StoreError as exc:  # the page itself says when the store is down
         log.warning("dashboard freshness failed: %s", exc)
         return

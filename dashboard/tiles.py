@@ -13,11 +13,15 @@ import streamlit as st
 
 #: The tiles' look, part of the page's style (chrome._CSS).
 CSS = """
-  .sg-tiles {display: grid; grid-template-columns: repeat(auto-fit, minmax(8.5rem, 1fr));
+  .sg-tiles {display: grid; grid-template-columns: repeat(auto-fit, minmax(7.5rem, 1fr));
       gap: 0.75rem; margin: 0.25rem 0 1rem 0;}
   .sg-tile {display: block; background: #f8f9fb; border: 1px solid #e9ecef;
       border-radius: 10px; padding: 10px 14px; color: inherit; text-decoration: none;}
   a.sg-tile:hover {border-color: #3b5bdb; background: #edf2ff;}
+  /* Markdown styles its links (blue, underlined): a tile is a link as a whole, not text. */
+  a.sg-tile, a.sg-tile div {color: inherit !important; text-decoration: none !important;}
+  a.sg-tile .sg-tile-label {color: #5c6370 !important;}
+  a.sg-tile .sg-tile-more {color: #3b5bdb !important;}
   .sg-tile-label {color: #5c6370; font-size: 0.85rem; white-space: nowrap; overflow: hidden;
       text-overflow: ellipsis;}
   .sg-tile-value {font-size: 1.9rem; line-height: 1.3; font-weight: 400;

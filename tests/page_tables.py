@@ -1,8 +1,10 @@
-"""The dashboard's plain HTML tables read back from an AppTest run, as DataFrames (the page,
-ground-truth and truth tests)."""
+"""The dashboard's plain HTML read back from an AppTest run: its tables as DataFrames, its
+number tiles, and its links (the page, ground-truth and truth tests)."""
 
 from __future__ import annotations
 
+import re
+from html import unescape
 from xml.etree import ElementTree
 
 import pandas as pd
@@ -33,3 +35,38 @@ def html_tables(at: AppTest) -> list[pd.DataFrame]:
             frame["link"] = hrefs
         frames.append(frame)
     return frames
+
+
+def tile_values(at: AppTest) -> dict[str, str]:
+    """The page's number tiles (``tiles.tiles``, and any ``st.metric`` left): label -> value."""
+    shown = {m.label: m.value for m in at.metric}
+    for tile in tile_elements(at):
+        shown[tile["label"]] = tile["value"]
+    return shown
+
+
+def tile_links(at: AppTest) -> dict[str, str]:
+    """The page's linked tiles: label -> the link they open."""
+    return {t["label"]: t["href"] for t in tile_elements(at) if t.get("href")}
+
+
+def tile_elements(at: AppTest) -> list[dict[str, str]]:
+    """Each tile as ``label``, ``value`` and, when it is a link, ``href``."""
+    found = []
+    for element in at.markdown:
+        if 'class="sg-tiles"' not in str(element.value):
+            continue
+        root = ElementTree.fromstring(str(element.value))
+        for tile in root:
+            parts = {div.get("class"): "".join(div.itertext()) for div in tile.iter("div")}
+            item = {"label": parts["sg-tile-label"], "value": parts["sg-tile-value"]}
+            if tile.get("href") is not None:
+                item["href"] = str(tile.get("href"))
+            found.append(item)
+    return found
+
+
+def link_hrefs(markup: str, text: str) -> list[str]:
+    """The targets of the links in ``markup`` whose text is ``text``."""
+    return [unescape(href) for href, label in re.findall(r'<a [^>]*href="([^"]*)"[^>]*>([^<]*)</a>',
+                                                          markup) if unescape(label) == text]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import chrome, figures, links, tables, url_state
+from sagascope.dashboard import chrome, figures, links, tables, tiles, url_state
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import CompensationSummary, SagaFilter
 
@@ -59,13 +59,13 @@ def _failures(filters: SagaFilter) -> None:
         st.success("No saga failed in this range.", icon=":material/check_circle:")
         return
     by_status = failures.groupby("status")["sagas"].sum()
-    cols = st.columns(5)
-    cols[0].metric("Sagas that failed", f"{int(failures['sagas'].sum()):,}",
-                   help="each counted once, at the message that failed it")
-    cols[1].metric("Failed", f"{int(by_status.get('failed', 0)):,}")
-    cols[2].metric("Compensated", f"{int(by_status.get('compensated', 0)):,}")
-    cols[3].metric("Compensating", f"{int(by_status.get('compensating', 0)):,}")
-    cols[4].metric("Stalled while failing", f"{int(by_status.get('stalled', 0)):,}")
+    tiles.tiles([
+        tiles.Tile("Sagas that failed", int(failures["sagas"].sum()),
+                   help="each counted once, at the message that failed it"),
+        *(tiles.Tile(label, int(by_status.get(status, 0))) for label, status in (
+            ("Failed", "failed"), ("Compensated", "compensated"),
+            ("Compensating", "compensating"), ("Stalled while failing", "stalled"))),
+    ])
     by_cause, by_step, by_service = st.tabs(["By cause", "By step", "By service"])
     for tab, column, title in ((by_cause, "error", "Failing sagas by cause"),
                                (by_step, "step", "Failing sagas by step"),
@@ -93,13 +93,14 @@ def _compensations(filters: SagaFilter) -> None:
         st.caption("No compensations in this range.")
         return
     counts = summary.counts
-    cols = st.columns(5)
-    cols[0].metric("Undos completed", f"{int(counts.get('completed', 0)):,}")
-    cols[1].metric("Undos pending", f"{int(counts.get('pending', 0)):,}",
-                   help="asked, completion event not (yet) received")
-    cols[2].metric("Missing undos", f"{int(counts.get('missing', 0)):,}")
-    cols[3].metric("Failed undos", f"{int(counts.get('failed', 0)):,}")
-    cols[4].metric("Undone twice or more", f"{int(counts.get('duplicated', 0)):,}")
+    tiles.tiles([
+        tiles.Tile("Undos completed", int(counts.get("completed", 0))),
+        tiles.Tile("Undos pending", int(counts.get("pending", 0)),
+                   help="asked, completion event not (yet) received"),
+        tiles.Tile("Missing undos", int(counts.get("missing", 0))),
+        tiles.Tile("Failed undos", int(counts.get("failed", 0))),
+        tiles.Tile("Undone twice or more", int(counts.get("duplicated", 0))),
+    ])
     problems = int(counts.get("missing", 0) + counts.get("failed", 0))
     if problems:
         st.warning(f"{problems} step(s) of compensating sagas were not undone cleanly.",

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import chrome, figures, links, runtime, tables, url_state, waterfall
+from sagascope.dashboard import chrome, figures, links, runtime, tables, tiles, url_state, waterfall
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import Flow, NotFound, SagaDiagnosis, causal_times
 
@@ -114,12 +114,13 @@ def _header(flow: Flow) -> None:
         f"<span style='color:#5c6370'>{html.escape(flow.saga_type)}</span>",
         unsafe_allow_html=True,
     )
-    cols = st.columns(4)
-    cols[0].metric("Cycle time", figures.format_duration(flow.duration_s) or "–",
-                   help="first to last event, as the Overview and `sagascope flow` count it")
-    cols[1].metric("Messages", len(flow.messages))
-    cols[2].metric("Traces", len(flow.trace_ids))
-    cols[3].metric("Duplicate deliveries", flow.duplicates)
+    tiles.tiles([
+        tiles.Tile("Cycle time", figures.format_duration(flow.duration_s) or "–",
+                   help="first to last event, as the Overview and `sagascope flow` count it"),
+        tiles.Tile("Messages", len(flow.messages)),
+        tiles.Tile("Traces", len(flow.trace_ids)),
+        tiles.Tile("Duplicate deliveries", flow.duplicates),
+    ])
     # On the causal timeline, so a clock running behind cannot make the saga start early.
     positions = causal_times(flow)
     started = positions[0].strftime("%Y-%m-%d %H:%M:%S") if positions else "–"
@@ -223,13 +224,14 @@ def _trace(flow: Flow) -> None:
     chosen = str(st.session_state[key])
     frame = waterfall.waterfall_frame([s for s in spans if s.trace_id == chosen])
     totals = waterfall.trace_summary(frame)
-    cols = st.columns(4)
-    cols[0].metric("Spans", f"{int(totals['spans']):,}")
-    cols[1].metric("Handling", waterfall.ms_text(totals["handling_ms"]),
-                   help="sum of the handler (CONSUMER) spans")
-    cols[2].metric("Waiting in Kafka", waterfall.ms_text(totals["waiting_ms"]),
-                   help="from each message's PRODUCER span end to its handler's start")
-    cols[3].metric("Failed spans", int(totals["errors"]))
+    tiles.tiles([
+        tiles.Tile("Spans", int(totals["spans"])),
+        tiles.Tile("Handling", waterfall.ms_text(totals["handling_ms"]),
+                   help="sum of the handler (CONSUMER) spans"),
+        tiles.Tile("Waiting in Kafka", waterfall.ms_text(totals["waiting_ms"]),
+                   help="from each message's PRODUCER span end to its handler's start"),
+        tiles.Tile("Failed spans", int(totals["errors"])),
+    ])
     if len(frame) > waterfall.MAX_SPANS:
         st.caption(f"Showing the first {waterfall.MAX_SPANS} of {len(frame):,} spans.")
     # Markdown, not st.html: st.html sanitizes SVG away.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sagascope.dashboard import charts, chrome, figures, links, tables, url_state
+from sagascope.dashboard import charts, choice_links, chrome, figures, links, tables, tiles, url_state
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import SagaFilter
 
@@ -31,28 +31,26 @@ def _list_params(status: str = "") -> dict[str, str]:
 
 
 def _tiles(counts: dict[str, int], total: int) -> None:
-    cols = st.columns(len(_TILES) + 1)
-    for col, (label, status) in zip(cols, _TILES.items(), strict=False):
-        value = total if not status else counts.get(status, 0)
-        with col:
-            st.metric(label, f"{value:,}")
-            st.page_link(links.SAGAS_PAGE, label="List them", icon=":material/list:",
-                         query_params=_list_params(status))
+    items = [tiles.Tile(label, total if not status else counts.get(status, 0),
+                        href=links.sagas_url(**_list_params(status)), more="List them")
+             for label, status in _TILES.items()]
     rate = failure_rate(counts)
     # Whole percents from 10 % up: "33.3%" does not fit a tile of seven at 1440 px.
-    cols[-1].metric("Failure rate", "–" if rate is None else f"{rate:.0%}" if rate >= 0.1
-                    else f"{rate:.1%}",
-                    help="failed, compensating or compensated, among sagas with an outcome")
+    items.append(tiles.Tile(
+        "Failure rate", "–" if rate is None else f"{rate:.0%}" if rate >= 0.1 else f"{rate:.1%}",
+        help="failed, compensating or compensated, among sagas with an outcome"))
+    tiles.tiles(items)
 
 
 def _cycle_times(filters: SagaFilter, width_s: int) -> None:
     key = url_state.url_bound("pct", "p95_s", strict=True)
     if st.session_state.get(key) not in charts.PERCENTILES:
         st.session_state[key] = "p95_s"
-    st.segmented_control("Cycle-time percentile", list(charts.PERCENTILES), key=key,
-                         format_func=lambda c: charts.PERCENTILES.get(c, c))
     url_state.sync_url({"pct": "p95_s"})
     percentile = str(st.session_state.get(key) or "p95_s")
+    st.markdown(choice_links.choices(st.query_params.to_dict(), "pct", charts.PERCENTILES,
+                                     "p95_s", title="Cycle-time percentile"),
+                unsafe_allow_html=True)
     over_time = tables.frame(ask().cycle_times_over_time(filters, width_s))
     start, end = url_state.range_bounds()
     # SVG drawn here, shown as Markdown with HTML (st.html strips SVG): no chart script.
@@ -77,17 +75,12 @@ def render() -> None:
 
     width_s = url_state.bucket_seconds()
     start, end = url_state.range_bounds()
-    left, right = st.columns([2, 3])
-    with left:
-        st.markdown(charts.status_bars(
-            counts, lambda status: links.sagas_url(**_list_params(status))),
-            unsafe_allow_html=True)
-    with right:
-        points = tables.frame(answers.throughput(filters, width_s))
-        st.markdown(charts.throughput_bars(
-            points, width_s, start or st.session_state.get("_data_since"),
-            end or url_state.anchor(), url_state.describe_bucket(width_s)),
-            unsafe_allow_html=True)
+    points = tables.frame(answers.throughput(filters, width_s))
+    st.markdown(figures.side_by_side(
+        (charts.status_bars(counts, lambda status: links.sagas_url(**_list_params(status))), 2),
+        (charts.throughput_bars(points, width_s, start or st.session_state.get("_data_since"),
+                                end or url_state.anchor(), url_state.describe_bucket(width_s)),
+         3)), unsafe_allow_html=True)
 
     _cycle_times(filters, width_s)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import chrome, figures, links, tables, url_state
+from sagascope.dashboard import chrome, figures, links, tables, tiles, url_state
 from sagascope.dashboard.cached_queries import ask
 
 #: Rows shown in the table; the counts above it cover all.
@@ -27,11 +27,6 @@ def stalled_table(stalled: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _shown_of(total: int, top: int = 25) -> None:
-    if total > top:
-        st.caption(f"The {top} largest of {total} shown; the table below lists every one.")
-
-
 def render() -> None:
     st.title("Stalled sagas")
     if chrome.empty_store_notice():
@@ -41,28 +36,26 @@ def render() -> None:
         st.success("No saga is stalled: every unfinished saga was heard from within its "
                    "threshold.", icon=":material/check_circle:")
         return
-    cols = st.columns(3)
-    cols[0].metric("Stalled sagas", f"{len(stalled):,}")
-    cols[1].metric("Longest silence", figures.format_duration(float(stalled["silent_s"].max())))
-    cols[2].metric("Steps affected", stalled["step"].nunique())
     keep = url_state.sidebar_params()
-    left, right = st.columns(2)
-    with left:
-        by_step = stalled.groupby("step", as_index=False).size().rename(columns={"size": "count"})
-        drawn, steps = figures.count_bars(
-            by_step, "step", title="Stalled after step (click to list them)",
-            color=figures.STATUS_COLORS["stalled"],
-            link=lambda step: links.sagas_url(status="stalled", at=step, **keep))
-        # SVG drawn here, shown as Markdown: no chart script for a first visit to load.
-        st.markdown(drawn, unsafe_allow_html=True)
-        _shown_of(steps)
-    with right:
-        by_wait = (stalled.groupby("waiting_for", as_index=False).size()
-                   .rename(columns={"size": "count"}))
-        drawn, waits = figures.count_bars(by_wait, "waiting_for", title="Waiting for",
+    tiles.tiles([
+        tiles.Tile("Stalled sagas", len(stalled), more="List them",
+                   href=links.sagas_url(status="stalled", **keep)),
+        tiles.Tile("Longest silence", figures.format_duration(float(stalled["silent_s"].max()))),
+        tiles.Tile("Steps affected", stalled["step"].nunique()),
+    ])
+    by_step = stalled.groupby("step", as_index=False).size().rename(columns={"size": "count"})
+    step_bars, steps = figures.count_bars(
+        by_step, "step", title="Stalled after step (click to list them)",
+        color=figures.STATUS_COLORS["stalled"],
+        link=lambda step: links.sagas_url(status="stalled", at=step, **keep))
+    by_wait = (stalled.groupby("waiting_for", as_index=False).size()
+               .rename(columns={"size": "count"}))
+    wait_bars, waits = figures.count_bars(by_wait, "waiting_for", title="Waiting for",
                                           color="#f08c00")
-        st.markdown(drawn, unsafe_allow_html=True)
-        _shown_of(waits)
+    # SVG drawn here, shown as Markdown: no chart script for a first visit to load.
+    st.markdown(figures.side_by_side((step_bars + figures.shown_of(steps), 1),
+                                     (wait_bars + figures.shown_of(waits), 1)),
+                unsafe_allow_html=True)
     if len(stalled) > MAX_ROWS:
         st.caption(f"Showing the {MAX_ROWS} longest silent of {len(stalled):,}.")
     table = stalled_table(stalled)

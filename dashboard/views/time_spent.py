@@ -10,7 +10,7 @@ from html import escape
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import chrome, links, svg, tables, url_state
+from sagascope.dashboard import chrome, links, svg, tables, tiles, url_state
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries.formatting import format_span_duration
 
@@ -148,10 +148,12 @@ def render() -> None:
         st.info("No handler spans in this range: services instrumented with sagascope's "
                 "`saga_handler` report them.", icon=":material/timer_off:")
         return
-    cols = st.columns(3)
-    cols[0].metric("Handler runs", f"{int(times['count'].sum()):,}")
-    cols[1].metric("Slowest wait (p95)", format_span_duration(float(times["wait_p95_s"].max())))
-    cols[2].metric("Slowest handler (p95)", format_span_duration(float(times["handle_p95_s"].max())))
+    tiles.tiles([
+        tiles.Tile("Handler runs", int(times["count"].sum())),
+        tiles.Tile("Slowest wait (p95)", format_span_duration(float(times["wait_p95_s"].max()))),
+        tiles.Tile("Slowest handler (p95)",
+                   format_span_duration(float(times["handle_p95_s"].max()))),
+    ])
     # SVG drawn here, shown as Markdown with HTML (st.html strips SVG): no chart script.
     st.markdown(time_bars(times, picked_url), unsafe_allow_html=True)
     table = time_table(times)

@@ -4,6 +4,7 @@ parent closes its stdin."""
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -39,6 +40,12 @@ IDLE_JS = """
   return true;
 }
 """
+
+
+def tile_value(page: Any, label: str) -> int:
+    """The number a tile (``tiles.tiles``) labelled ``label`` shows."""
+    tile = page.locator(".sg-tile", has=page.locator(".sg-tile-label", has_text=label)).first
+    return int(re.sub(r"\D", "", tile.locator(".sg-tile-value").inner_text()))
 
 
 def wait_idle(page: Any, text: str, timeout_ms: int = 60000) -> None:

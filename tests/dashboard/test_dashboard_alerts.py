@@ -9,8 +9,7 @@ from typing import Any
 
 import pandas as pd
 from alert_rows import STOCK, order_alert
-from page_tables import html_tables
-from page_tiles import tile_values
+from page_tables import html_tables, tile_values
 from streamlit.testing.v1 import AppTest
 
 from sagascope.queries import acknowledge

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_harness import tile_value
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -190,15 +191,35 @@ def test_open_a_stalled_saga_and_read_why(served: Any, page: Any, shots: Path) -
 
 def test_a_failure_cause_opens_only_its_failing_sagas(served: Any, page: Any, shots: Path) -> None:
     _open(page, f"{served.url}/failures?range=all", "Failing sagas by cause")
-    tile = page.locator('[data-testid="stMetric"]', has_text="Sagas that failed").first
-    failed = int(re.sub(r"\D", "", tile.locator('[data-testid="stMetricValue"]').inner_text()))
+    failed = tile_value(page, "Sagas that failed")
     _click_row(page, 0, 0)
     _landed(page, r"/sagas\?.*cause=", "sagas match")
     page.screenshot(path=str(shots / "task_failure_cause.png"), full_page=True)
     # The cause's own sagas, not every saga that passed its step, and the user's filters kept.
     assert 0 < _matches(page) <= failed
     assert "type=" not in page.url.replace("cause_type=", "")
-    assert "All saga types" in _selectbox_text(page, "Saga type")
+    assert page.locator('[aria-current="true"]', has_text="All saga types").count() == 1
+
+
+def test_a_sidebar_link_changes_the_range_and_keeps_the_filters(served: Any, page: Any,
+                                                                shots: Path) -> None:
+    _open(page, f"{served.url}/sagas?range=all", "sagas match")
+    # A filter chosen on the page (its fragment reruns) reaches the sidebar's links too.
+    page.get_by_label("Status").first.click()
+    page.get_by_role("option", name="failed", exact=True).click()
+    _landed(page, r"status=failed", "sagas match")
+    week = page.locator('[data-testid="stSidebar"] a', has_text="Last 7 days")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stSidebar\"] a')]"
+                           ".some(a => a.href.includes('status=failed'))", timeout=30000)
+    page.screenshot(path=str(shots / "sidebar.png"), clip={"x": 0, "y": 0, "width": 420,
+                                                          "height": 900})
+    week.click()
+    _landed(page, r"range=7d", "sagas match")
+    assert "status=failed" in page.url and "/sagas" in page.url
+    page.locator('[data-testid="stSidebar"] a', has_text="Pause live refresh").click()
+    _landed(page, r"live=0", "sagas match")
+    assert "range=7d" in page.url and "status=failed" in page.url
+    assert page.get_by_text("Live refresh paused").count() == 1
 
 
 def test_click_a_process_map_step_and_land_on_its_sagas(served: Any, page: Any,

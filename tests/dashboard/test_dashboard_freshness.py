@@ -43,3 +43,18 @@ def test_no_collector_warning_while_the_collector_reports(empty_store: Any, open
     at = open_page("overview", empty_store)
     assert "Data as of" in _html(at)
     assert not any("collector" in w.value for w in at.warning)
+
+
+def test_the_freshness_check_is_shared_by_runs_within_its_age(empty_store: Any, open_page: Any,
+                                                              monkeypatch: Any) -> None:
+    from sagascope.queries import SagaQueries
+
+    _stale(empty_store, minutes=15)
+    checks: list[str] = []
+    check = SagaQueries.freshness
+    monkeypatch.setattr(SagaQueries, "freshness",
+                        lambda self: checks.append("checked") or check(self))
+    at = open_page("overview", empty_store)  # two runs: the app's first page, then this one
+    at.run()
+    assert checks == ["checked"]
+    assert any("collector has not reported progress" in w.value for w in at.warning)

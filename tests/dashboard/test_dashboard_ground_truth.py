@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo"))
 
 from demo_expect import make_faulty_demo_settings
-from page_tables import html_tables
+from page_tables import html_tables, tile_values
 from truth_runs import settled_demo_run
 
 from sagascope.demo_services import SagaTruth
@@ -78,7 +78,7 @@ def test_failures_page_matches_the_demo_ground_truth(demo_store: Any, open_page:
     assert len(expected_causes) >= 4, "the run must fail sagas of most flows"
     at = open_page("failures", store, Settings(alerts=AlertSettings(default_threshold_s=6.0)),
                    timeout_s=120, range="all")
-    shown = {m.label: m.value for m in at.metric}
+    shown = tile_values(at)
     assert shown["Sagas that failed"] == str(len(failing))
     causes = next(f for f in html_tables(at) if "cause" in f.columns)
     got = Counter()

@@ -3,13 +3,12 @@ refreshes in place, never stale (greyed) for longer than one refresh."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_harness import wait_idle
+from browser_harness import tile_value, wait_idle
 from served_dashboard import ServedDashboard, serve_seeded
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -46,11 +45,6 @@ def live_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDash
         yield dashboard
 
 
-def _sagas_metric(page: Any) -> int:
-    label = page.locator('[data-testid="stMetric"]', has_text="Sagas").first
-    return int(re.sub(r"\D", "", label.locator('[data-testid="stMetricValue"]').inner_text()))
-
-
 def test_a_page_open_on_a_frozen_store_asks_no_query(live_served: ServedDashboard,
                                                      chromium: Any) -> None:
     page = chromium.new_page(viewport={"width": 1440, "height": 900})
@@ -76,13 +70,14 @@ def test_under_traffic_no_element_stays_stale_longer_than_one_refresh(
         wait_idle(page, "Cycle time by saga type")
         page.evaluate(STALE_WATCH_JS)
         for _ in range(3):
-            shown = _sagas_metric(page)
+            shown = tile_value(page, "Sagas")
             assert live_served.command("traffic").startswith("TRAFFIC ")
             # The new saga appears without a click: the page refreshed by itself.
             page.wait_for_function(
-                """(n) => [...document.querySelectorAll('[data-testid="stMetric"]')]
-                     .some(m => m.innerText.startsWith('Sagas') &&
-                                parseInt(m.innerText.replace(/\\D/g, '')) === n)""",
+                """(n) => [...document.querySelectorAll('.sg-tile')]
+                     .some(m => m.querySelector('.sg-tile-label').innerText === 'Sagas' &&
+                                parseInt(m.querySelector('.sg-tile-value').innerText
+                                         .replace(/\\D/g, '')) === n)""",
                 arg=shown + 1, timeout=30000)
             wait_idle(page, "Cycle time by saga type")
         longest_ms = page.evaluate("() => window.__stale.longest")

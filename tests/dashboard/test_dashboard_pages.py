@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pandas as pd
-from page_tables import html_tables
+from page_tables import html_tables, link_hrefs, tile_links, tile_values
 from streamlit.testing.v1 import AppTest
 
 TRIP_FLOW = "trip-booking"
@@ -14,7 +14,12 @@ Seeded = Any  # tests/dashboard/conftest.py: Seeded(store, now, ids, skewed_type
 
 
 def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    return tile_values(at)
+
+
+def sidebar(at: AppTest) -> str:
+    """The sidebar's links, as the page drew them."""
+    return "\n".join(str(m.value) for m in at.sidebar.markdown)
 
 
 #: A column that identifies each table of the pages.
@@ -82,17 +87,61 @@ def test_overview_status_bars_open_the_saga_list(seeded: Seeded, open_page: Any)
     assert 'href="sagas?status=failed&amp;type=order-fulfillment&amp;range=all"' in bars[0]
 
 
+def test_overview_tiles_open_the_saga_list_they_count(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("overview", seeded.store, range="all", type="order-fulfillment")
+    opens = tile_links(at)
+    assert opens["Failed"] == "sagas?status=failed&type=order-fulfillment&range=all"
+    assert opens["Sagas"] == "sagas?type=order-fulfillment&range=all"
+    assert "Failure rate" not in opens  # a share, not a list
+
+
 def test_saga_type_filter_narrows_every_number(seeded: Seeded, open_page: Any) -> None:
-    at = open_page("overview", seeded.store)
-    at.selectbox(key="url_type").select(TRIP_FLOW).run()
+    at = open_page("overview", seeded.store, type=TRIP_FLOW)
     shown = metrics(at)
     assert shown["Sagas"] == "1"
     assert shown["Completed"] == "1"
 
 
+def test_sidebar_links_keep_the_pages_other_parameters(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("sagas", seeded.store, status="failed", range="all", sort="saga_id")
+    links = sidebar(at)
+    assert link_hrefs(links, "Last 15 minutes") == ["?status=failed&range=15m&sort=saga_id"]
+    assert link_hrefs(links, TRIP_FLOW) == [f"?status=failed&range=all&sort=saga_id&type={TRIP_FLOW}"]
+    # The current choice is marked, not a link; the default range leaves the URL.
+    assert link_hrefs(links, "All time") == []
+    assert 'aria-current="true">All time<' in links
+    assert link_hrefs(links, "Last hour") == ["?status=failed&sort=saga_id"]
+
+
+def test_the_fixed_range_link_pins_the_window_shown(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("overview", seeded.store, range="15m")
+    (fixed,) = link_hrefs(sidebar(at), "Fixed")
+    anchor = seeded.store.query("SELECT max(kafka_time) FROM messages").scalar()
+    since = (anchor - timedelta(minutes=15)).strftime("%Y-%m-%d+%H%%3A%M")
+    assert f"since={since}" in fixed and "range=fixed" in fixed and "until=" in fixed
+
+
+def test_the_live_link_pauses_the_refresh(seeded: Seeded, open_page: Any,
+                                          monkeypatch: Any) -> None:
+    from sagascope.dashboard import chrome
+
+    checks: list[str] = []
+    asked = chrome.data_as_of
+    monkeypatch.setattr(chrome, "data_as_of", lambda: checks.append("asked") or asked())
+    at = open_page("overview", seeded.store, range="all")
+    assert link_hrefs(sidebar(at), "Pause live refresh") == ["?range=all&live=0"]
+    live_checks = len(checks)
+    checks.clear()
+    paused = open_page("overview", seeded.store, range="all", live="0")
+    assert link_hrefs(sidebar(paused), "Resume live refresh") == ["?range=all"]
+    assert "Live refresh paused" in sidebar(paused)
+    # Live, the refresh fragment checks the watermark as well as the page's own read (each
+    # of the two runs of open_page); paused, only the page reads it.
+    assert len(checks) < live_checks
+
+
 def test_time_range_filter_excludes_old_sagas(seeded: Seeded, open_page: Any) -> None:
-    at = open_page("overview", seeded.store)
-    at.selectbox(key="url_range").select("15m").run()
+    at = open_page("overview", seeded.store, range="15m")
     # Ranges end at the newest data: only the running and compensating sagas (seconds old)
     # and the trip (started 15 min before the seeding, its first message a second later).
     assert metrics(at)["Sagas"] == "3"
