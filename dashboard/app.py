@@ -37,6 +37,7 @@ def main() -> None:
     auth.gate(access)
     chrome.read_watermark()
     chrome.sidebar()
+    auth.logout_button(access)
     chrome.run_page(page)
 
 
