@@ -37,7 +37,7 @@ def main() -> None:
     auth.gate(access)
     chrome.read_watermark()
     chrome.sidebar()
-    auth.logout_button(access)
+    auth.session_controls(access)
     chrome.run_page(page)
 
 

@@ -194,9 +194,9 @@ def gate(settings: DashboardSettings) -> None:
             st.button("Log in", type="primary", on_click=st.login)
             st.stop()
         return
-    _write_cookie(st)
     if _admission_token(st) is not None:
         return
+    _write_cookie(st, st)  # after a logout: clears the cookie
     st.title("sagascope")
     with st.form("sagascope_login", border=False):
         given = st.text_input("Password", type="password", key="_sagascope_password")
@@ -211,14 +211,17 @@ def gate(settings: DashboardSettings) -> None:
     st.stop()
 
 
-def logout_button(settings: DashboardSettings) -> None:
-    """A "Log out" button in the sidebar, when a login is required."""
+def session_controls(settings: DashboardSettings) -> None:
+    """The sidebar's foot, when a login is required: "Log out", and (shared password) the
+    admission cookie a session that just logged in writes, where its element shifts nothing."""
     import streamlit as st
 
     if not login_required(settings):
         return
     st.sidebar.button("Log out", key="_sagascope_logout",
                       on_click=st.logout if uses_oidc(settings) else _log_out)
+    if not uses_oidc(settings):
+        _write_cookie(st, st.sidebar)
 
 
 def _log_out() -> None:
@@ -240,7 +243,7 @@ def _admission_token(st: Any) -> str | None:
     return None
 
 
-def _write_cookie(st: Any) -> None:
+def _write_cookie(st: Any, container: Any) -> None:
     """Set (or, empty, clear) the admission cookie in the browser, on every run of a session
     that logged in or out: a rerun right after would otherwise unmount the script unrun.
 
@@ -252,7 +255,7 @@ def _write_cookie(st: Any) -> None:
     if token is None:
         return
     lifetime = f"max-age={ADMISSION_TTL_S}" if token else "max-age=0"
-    st.html(
+    container.html(
         "<script>document.cookie = "
         f"'{ADMISSION_COOKIE}={token}; path=/; {lifetime}; SameSite=Strict'"
         " + (location.protocol === 'https:' ? '; Secure' : '');</script>",
