@@ -169,6 +169,18 @@ def _logged_in_context(browser: Any, url: str) -> Any:
     return context
 
 
+def _admits(browser: Any, url: str, token: str) -> bool:
+    """True when a fresh browser holding only ``token`` as its admission cookie sees the pages."""
+    context = browser.new_context()
+    try:
+        context.add_cookies([{"name": auth.ADMISSION_COOKIE, "url": url, "value": token}])
+        page = context.new_page()
+        page.goto(url)
+        return _shows_pages(page)
+    finally:
+        context.close()
+
+
 def _shows_pages(page: Any) -> bool:
     """True once the page shows the navigation, False once it asks for the password."""
     page.get_by_role("link", name="Flow explorer").or_(
@@ -202,7 +214,6 @@ def test_right_password_admits_to_the_pages(guarded_dashboard: str, browser: Any
         page.close()
 
 
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_a_login_holds_across_page_loads_and_tabs(guarded_dashboard: str, browser: Any) -> None:
@@ -223,15 +234,7 @@ def test_a_login_holds_across_page_loads_and_tabs(guarded_dashboard: str, browse
 @pytest.mark.browser
 @pytest.mark.slow
 def test_a_forged_admission_cookie_is_refused(guarded_dashboard: str, browser: Any) -> None:
-    context = browser.new_context()
-    try:
-        context.add_cookies([{"name": auth.ADMISSION_COOKIE, "url": guarded_dashboard,
-                              "value": f"99999999999.forged.{'0' * 64}"}])
-        page = context.new_page()
-        page.goto(guarded_dashboard)
-        assert not _shows_pages(page)
-    finally:
-        context.close()
+    assert not _admits(browser, guarded_dashboard, f"99999999999.forged.{'0' * 64}")
 
 
 @pytest.mark.browser
@@ -241,14 +244,12 @@ def test_logging_out_asks_for_the_password_again(guarded_dashboard: str, browser
     context = _logged_in_context(browser, guarded_dashboard)
     try:
         token = _admission_cookie(context)
+        assert _admits(browser, guarded_dashboard, token)  # so the refusal below means the logout
         page = context.new_page()
         page.goto(f"{guarded_dashboard}/sagas")
         page.get_by_role("button", name="Log out").click()
         page.get_by_label("Password", exact=True).wait_for(timeout=30000)
         wait_until(lambda: not _admission_cookie(context), what="the cookie cleared")
-        context.add_cookies([{"name": auth.ADMISSION_COOKIE, "url": guarded_dashboard,
-                              "value": token}])
-        page.goto(f"{guarded_dashboard}/sagas")
-        assert not _shows_pages(page)
     finally:
         context.close()
+    assert not _admits(browser, guarded_dashboard, token)
