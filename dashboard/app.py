@@ -37,6 +37,7 @@ def main() -> None:
     auth.gate(access)
     chrome.read_watermark()
     chrome.sidebar()
+    auth.session_controls(access)
     chrome.run_page(page)
 
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 from seeding import message_row
+from waiting import wait_until
 
 from sagascope.embedded import EmbeddedBroker, free_port
 from sagascope.store import ClickHouseStore, ensure_schema
@@ -184,14 +185,17 @@ def _dashboard_pages(tmp_path: Path, env: dict[str, str]) -> str:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
             page = browser.new_page()
+            page.goto(base)
+            page.get_by_label("Password", exact=True).fill(SECRET)
+            page.get_by_role("button", name="Log in").click()
+            page.get_by_role("link", name="Flow explorer").wait_for(timeout=30000)
+            # What the viewer typed stays in their own page until the run replaces it.
+            page.get_by_label("Password", exact=True).wait_for(state="detached", timeout=30000)
+            wait_until(page.context.cookies, what="the dashboard's admission cookie")
             for path in ("", "flow_explorer?saga=order-planted", "stalled_sagas", "alerts"):
-                # Each page load is a new Streamlit session: the login is asked again.
+                # Each page load is a new Streamlit session, admitted by the login's cookie.
                 page.goto(f"{base}/{path}")
-                page.get_by_label("Password", exact=True).fill(SECRET)
-                page.get_by_role("button", name="Log in").click()
                 page.get_by_role("link", name="Flow explorer").wait_for(timeout=30000)
-                # What the viewer typed stays in their own page until the run replaces it.
-                page.get_by_label("Password", exact=True).wait_for(state="detached", timeout=30000)
                 page.wait_for_function(
                     "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                     timeout=30000,
