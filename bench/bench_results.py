@@ -54,7 +54,7 @@ def arrow_rows(store: ChdbStore, rows: int) -> list[tuple[Any, ...]]:
         _SELECT.replace("{rows:UInt64}", str(rows)) + _ARROW_SETTINGS, "ArrowStream"
     )
     table = pa.ipc.open_stream(data).read_all()
-    columns = []
+    columns: list[list[Any]] = []
     for column in table.columns:
         if pa.types.is_timestamp(column.type):  # as the store did: milliseconds to datetimes
             columns.append([
