@@ -88,6 +88,8 @@ def converter_for(type_name: str) -> Converter | None:
         return None if inner is None else _nullable(inner)
     if name == "LowCardinality":
         return converter_for(args[0])
+    if name == "SimpleAggregateFunction":  # (function, value type): the value as it is
+        return converter_for(args[1]) if len(args) == 2 else _tuple(args[1:])
     if name in _SCALARS:
         return _SCALARS[name]
     if name == "DateTime64" and len(args) > 1:
@@ -172,6 +174,10 @@ def _identity(value: Any) -> Any:
 
 _SCALARS: dict[str, Converter] = {
     **{f"{sign}Int{bits}": int for sign in ("", "U") for bits in (64, 128, 256)},
+    **{f"Interval{unit}": int for unit in (
+        "Nanosecond", "Microsecond", "Millisecond", "Second", "Minute", "Hour", "Day", "Week",
+        "Month", "Quarter", "Year",
+    )},
     "Float64": float,
     "Float32": _float32,
     "Date": date.fromisoformat,

@@ -48,6 +48,17 @@ def test_tuples_read_as_dicts_by_element_name_or_position(store):
     )
 
 
+def test_aggregate_state_columns_read_as_their_values(store):
+    row = _row(
+        store,
+        "CAST(8 AS SimpleAggregateFunction(sum, UInt64)),"
+        " CAST((toDateTime64('2026-01-01 00:00:00', 3, 'UTC'), 1)"
+        " AS SimpleAggregateFunction(max, Tuple(DateTime64(3, 'UTC'), UInt8))),"
+        " toIntervalSecond(5)",
+    )
+    assert row == (8, {"1": datetime(2026, 1, 1, tzinfo=UTC), "2": 1}, 5)
+
+
 def test_float_columns_read_as_floats_even_whole_or_not_finite(store):
     whole, not_a_number, infinite, narrow = _row(store, "toFloat64(1), nan, -inf, toFloat32(0.1)")
     assert type(whole) is float and whole == 1.0
