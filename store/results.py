@@ -95,7 +95,9 @@ def converter_for(type_name: str) -> Converter | None:
     if name == "DateTime64" and len(args) > 1:
         return _in_zone(ZoneInfo(_unquote(args[1])))
     if name == "DateTime64":
-        return _naive_datetime
+        # Without a zone of its own the column is in the server's; the Arrow output gave that
+        # zone (the machine's for chDB), this gives the same instant, aware, in UTC.
+        return datetime.fromisoformat
     if name == "DateTime":
         # ClickHouse's Arrow output gives a DateTime as its epoch seconds (UInt32).
         return _epoch_seconds
@@ -109,7 +111,7 @@ def converter_for(type_name: str) -> Converter | None:
         return _map(args[0], converter_for(args[1]))
     if name == "Tuple":
         return _tuple(args)
-    return None  # String, FixedString, UUID as text, Bool, small integers
+    return None  # String, FixedString, Bool, small integers
 
 
 def _nullable(convert: Converter) -> Converter:
@@ -120,10 +122,6 @@ def _in_zone(zone: ZoneInfo) -> Converter:
     if zone.key == "UTC":  # the same instant, 3x faster than astimezone
         return lambda text: datetime.fromisoformat(text).replace(tzinfo=zone)
     return lambda text: datetime.fromisoformat(text).astimezone(zone)
-
-
-def _naive_datetime(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=None)
 
 
 def _epoch_seconds(text: str) -> int:

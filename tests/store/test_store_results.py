@@ -34,6 +34,15 @@ def test_the_schemas_column_types_read_as_python_values(store):
     )
 
 
+def test_a_datetime64_without_a_zone_reads_as_an_aware_instant(store):
+    moment, epoch_seconds = _row(
+        store, "toDateTime64('2026-12-07 12:00:00.5', 3, 'UTC')::DateTime64(3),"
+        " toDateTime('2026-12-07 12:00:00', 'UTC')",
+    )
+    assert moment == datetime(2026, 12, 7, 12, 0, 0, 500000, tzinfo=UTC)
+    assert epoch_seconds == 1796644800  # a DateTime: its epoch seconds, as the Arrow output gave
+
+
 def test_tuples_read_as_dicts_by_element_name_or_position(store):
     row = _row(
         store,
