@@ -92,6 +92,10 @@ class Sample:
     own_pss_file: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)
     parts_pss: dict[str, float] = field(default_factory=dict)
+    #: the sagascope process's threads (chDB's idle pool threads keep their stacks)
+    threads: int = 0
+    #: the machine's one-minute load average
+    load: float = 0.0
 
     @property
     def own(self) -> float:
@@ -125,7 +129,17 @@ def sample(pid: int, at_s: float) -> Sample:
         kind = kind_of(child)
         parts[kind] = parts.get(kind, 0.0) + rss_mb(child)
         parts_pss[kind] = parts_pss.get(kind, 0.0) + sum(pss_split_mb(child))
-    return Sample(at_s, anon, file, pss_anon, pss_file, parts, parts_pss)
+    return Sample(at_s, anon, file, pss_anon, pss_file, parts, parts_pss, thread_count(pid),
+                  os.getloadavg()[0])
+
+
+def thread_count(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines()
+                 if line.startswith("Threads:")), 0)
 
 
 class Peaks:
@@ -247,7 +261,7 @@ def long_run(
                         + ", ".join(f"{k} {v:.0f}" for k, v in sorted(s.parts.items()))
                         + f"); without broker {s.without_broker:.0f} MB; PSS tree "
                         f"{s.total_pss:.0f} MB (sagascope anon {s.own_pss_anon:.0f}, file "
-                        f"{s.own_pss_file:.0f})",
+                        f"{s.own_pss_file:.0f}); {s.threads} threads; load {s.load:.1f}",
                         flush=True,
                     )
                     next_line += 60.0
@@ -256,7 +270,8 @@ def long_run(
         Path(out).write_text(json.dumps([
             {"at_s": round(s.at_s, 1), "own_anon": round(s.own_anon, 1),
              "own_file": round(s.own_file, 1), "own_pss_anon": round(s.own_pss_anon, 1),
-             "own_pss_file": round(s.own_pss_file, 1),
+             "own_pss_file": round(s.own_pss_file, 1), "threads": s.threads,
+             "load": round(s.load, 2),
              **{k: round(v, 1) for k, v in s.parts.items()},
              **{f"{k}_pss": round(v, 1) for k, v in s.parts_pss.items()}}
             for s in samples

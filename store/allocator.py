@@ -1,15 +1,15 @@
 """The memory allocators of a process that holds the embedded store, configured as it opens it.
 
-Three allocators share such a process: chDB's engine has a jemalloc of its own, pyarrow (the
-query results) one of its own (mimalloc), and Python and the libraries' threads glibc's
-malloc. Each is tuned by its makers for a short process or a server with memory to spare: an
-arena per CPU (jemalloc) or up to eight per core (glibc), freed pages kept for a while and
-returned only when the same arena allocates again. An embedded store's merges, inserts and
-queries run on ever-different pool threads, so the pages freed in arenas no thread is using
-stay resident. Under ``sagascope serve`` at 20 sagas/s (``bench/bench_memory.py long``,
-7 minutes, see docs/benchmarks.md "Memory (issue 23)"), anonymous memory grew 6.5 MB a minute
-after the warm-up and peaked at 333 MB as configured by default; 1.8 MB a minute and 257 MB
-as configured here.
+Two allocators share such a process: chDB's engine has a jemalloc of its own, and Python and
+the libraries' threads use glibc's malloc (pyarrow, with a third, is not loaded: query results
+are decoded without it, ``store.results``). Each is tuned by its makers for a short process
+or a server with memory to spare: an arena per CPU (jemalloc) or up to eight per core
+(glibc), freed pages kept for a while and returned only when the same arena allocates again.
+An embedded store's merges, inserts and queries run on ever-different pool threads, so the
+pages freed in arenas no thread is using stay resident. Under ``sagascope serve`` at 20
+sagas/s (``bench/bench_memory.py long``, 7 minutes, see docs/benchmarks.md "Memory (issue
+23)"), anonymous memory grew 6.5 MB a minute after the warm-up and peaked at 333 MB as
+configured by default; 1.8 MB a minute and 257 MB as configured here.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ CHDB_JEMALLOC_CONF = (
     "percpu_arena:disabled,narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true"
 )
 
-#: glibc malloc's arenas, at most (glibc's ``MALLOC_ARENA_MAX``). With pyarrow allocating
-#: through it too, it alone slowed the growth (6.5 → 4.0 MB a minute).
+#: glibc malloc's arenas, at most (glibc's ``MALLOC_ARENA_MAX``). It alone (with pyarrow, then
+#: loaded, allocating through it too) slowed the growth (6.5 → 4.0 MB a minute).
 GLIBC_ARENA_MAX = 2
 
 #: ``mallopt``'s parameter number for ``M_ARENA_MAX`` (glibc's malloc.h).
@@ -41,7 +41,7 @@ _M_ARENA_MAX = -8
 
 
 def configure_allocators() -> None:
-    """Configure the three allocators; chDB's only before chDB is first imported in this
+    """Configure the allocators; chDB's only before chDB is first imported in this
     process (its allocator reads ``JE_MALLOC_CONF`` once, when the library loads) and unless
     ``JE_MALLOC_CONF`` is set."""
     if "chdb" in sys.modules:
@@ -49,7 +49,6 @@ def configure_allocators() -> None:
     else:
         os.environ.setdefault(JEMALLOC_CONF_VARIABLE, CHDB_JEMALLOC_CONF)
     _limit_glibc_arenas()
-    _arrow_through_glibc()
 
 
 def _limit_glibc_arenas() -> None:
@@ -61,14 +60,3 @@ def _limit_glibc_arenas() -> None:
     mallopt = getattr(ctypes.CDLL(libc_name), "mallopt", None)
     if mallopt is None or not mallopt(_M_ARENA_MAX, GLIBC_ARENA_MAX):
         log.debug("glibc's arenas left as they are (no mallopt M_ARENA_MAX here)")
-
-
-def _arrow_through_glibc() -> None:
-    """pyarrow's buffers in glibc's (now few) arenas rather than in a third allocator's."""
-    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
-        return  # the user's choice, read by pyarrow
-    try:
-        import pyarrow as pa
-    except ImportError:
-        return
-    pa.set_memory_pool(pa.system_memory_pool())

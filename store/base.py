@@ -1,9 +1,9 @@
-"""The store interface, described once, and what both backends share: results decoded from
-Arrow, rows encoded as JSONEachRow, query settings and the read-only guard.
+"""The store interface, described once, and what both backends share: results decoded
+(``store.results``), rows encoded as JSONEachRow, query settings and the read-only guard.
 
 Both backends run the same SQL text with server-side parameters (``{name:Type}``), return
-results decoded from the same Arrow stream, and insert rows as the same JSONEachRow bytes,
-so there is one schema, one SQL and one type mapping.
+results in the same ``JSONCompact`` output, decoded once, and insert rows as the same
+JSONEachRow bytes, so there is one schema, one SQL and one type mapping.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from sagascope.store.exceptions import StoreError
+from sagascope.store.results import RESULT_SETTINGS, decode_result
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -31,7 +31,7 @@ def check_identifier(name: str) -> str:
 
 @dataclass(frozen=True)
 class QueryResult:
-    """Rows of a query, typed from the Arrow stream both backends return."""
+    """Rows of a query, typed from the result both backends return (``store.results``)."""
 
     column_names: tuple[str, ...]
     rows: list[tuple[Any, ...]]
@@ -70,7 +70,7 @@ class StoreReader(Protocol):
 class Store(StoreReader, abc.ABC):
     """What every part uses to talk to ClickHouse; the one description of the interface.
 
-    Backends (``ChdbStore``, ``ClickHouseStore``) implement ``_arrow_query``, ``command``,
+    Backends (``ChdbStore``, ``ClickHouseStore``) implement ``_result_query``, ``command``,
     ``insert_encoded`` and ``close``; the rest is shared. Implementations are thread-safe.
     """
 
@@ -87,13 +87,14 @@ class Store(StoreReader, abc.ABC):
         settings: Mapping[str, Any] | None = None,
     ) -> QueryResult:
         """Run a SELECT; ``settings`` are query-level ClickHouse settings (never in ``sql``)."""
-        return _arrow_to_result(self._arrow_query(sql, params, _query_settings(self.read_only, settings)))
+        data = self._result_query(sql, params, _query_settings(self.read_only, settings))
+        return QueryResult(*decode_result(data))
 
     @abc.abstractmethod
-    def _arrow_query(
+    def _result_query(
         self, sql: str, params: Mapping[str, Any] | None, settings: Mapping[str, Any]
     ) -> bytes:
-        """The result of a SELECT as an Arrow stream, run with exactly these settings."""
+        """The result of a SELECT in ``RESULT_FORMAT``, run with exactly these settings."""
 
     @abc.abstractmethod
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -171,61 +172,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-def _arrow_to_result(data: bytes) -> QueryResult:
-    import pyarrow as pa
-
-    if not data:
-        return QueryResult((), [])
-    table = pa.ipc.open_stream(data).read_all()
-    columns = [_arrow_column(table.column(i)) for i in range(table.num_columns)]
-    return QueryResult(tuple(table.column_names), list(zip(*columns, strict=True)))
-
-
-def _arrow_column(col: Any) -> list[Any]:
-    import pyarrow as pa
-
-    if pa.types.is_timestamp(col.type):
-        return _timestamps(col)
-    values = col.to_pylist()
-    if pa.types.is_binary(col.type) or pa.types.is_fixed_size_binary(col.type):
-        # ClickHouse String goes out as Arrow binary unless told otherwise.
-        return [v.decode("utf-8", errors="replace") if v is not None else None for v in values]
-    if pa.types.is_map(col.type):
-        return [dict(v) if v is not None else None for v in values]
-    return values
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECONDS = {"s": 1_000_000, "ms": 1_000, "us": 1}
-
-
-def _timestamps(col: Any) -> list[datetime | None]:
-    """The datetimes of a timestamp column, as pyarrow's ``to_pylist`` gives them (aware in
-    the column's zone, naive without one; nanoseconds cut to microseconds). Not through
-    pyarrow's: it imports pandas to look for its Timestamp type, ~50 MB resident that the
-    collector, alerter and metrics never use."""
-    import pyarrow as pa
-
-    zone = ZoneInfo(col.type.tz) if col.type.tz else None
-    unit = col.type.unit
-    found: list[datetime | None] = []
-    for value in col.cast(pa.int64()).to_pylist():
-        if value is None:
-            found.append(None)
-            continue
-        micros = value // 1_000 if unit == "ns" else value * _MICROSECONDS[unit]
-        moment = _EPOCH + timedelta(microseconds=micros)
-        found.append(moment.astimezone(zone) if zone else moment.replace(tzinfo=None))
-    return found
-
-
-_ARROW_SETTINGS = {
-    "output_format_arrow_string_as_string": 1,
-    "output_format_arrow_low_cardinality_as_dictionary": 0,
-}
-
-# readonly=2: no writes, but query-level settings (the Arrow ones) may still be set.
-_READ_ONLY_SETTINGS = {**_ARROW_SETTINGS, "readonly": 2}
+# readonly=2: no writes, but query-level settings (the result format's) may still be set.
+_READ_ONLY_SETTINGS = {**RESULT_SETTINGS, "readonly": 2}
 
 
 def _quote(value: str) -> str:
@@ -233,8 +181,8 @@ def _quote(value: str) -> str:
 
 
 def _query_settings(read_only: bool, extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The Arrow output settings (and readonly) every query needs, plus the caller's own."""
-    base = _READ_ONLY_SETTINGS if read_only else _ARROW_SETTINGS
+    """The result format's settings (and readonly) every query needs, plus the caller's own."""
+    base = _READ_ONLY_SETTINGS if read_only else RESULT_SETTINGS
     if extra and "readonly" in extra:
         raise StoreError("the readonly setting belongs to the store, not to a query")
     return {**base, **(extra or {})}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from sagascope.store.base import (
 )
 from sagascope.store.exceptions import StoreError
 from sagascope.store.params import chdb_parameters
+from sagascope.store.results import RESULT_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ class ChdbStore(Store):
         """Open (or share) the process's chDB session on ``path``, within ``limits`` (default
         :class:`ChdbLimits`)."""
         configure_allocators()
-        from chdb import session as chdb_session
+        chdb_session = _chdb_session_module()
 
         self.path = path
         self.database = check_identifier(database)
@@ -136,10 +138,10 @@ class ChdbStore(Store):
             except Exception as exc:
                 raise StoreError(f"query failed: {exc}") from exc
 
-    def _arrow_query(
+    def _result_query(
         self, sql: str, params: Mapping[str, Any] | None, settings: Mapping[str, Any]
     ) -> bytes:
-        result: bytes = self._run(_with_settings(sql, settings), params, "ArrowStream").bytes()
+        result: bytes = self._run(_with_settings(sql, settings), params, RESULT_FORMAT).bytes()
         return result
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -213,6 +215,26 @@ class ChdbStore(Store):
 
     def close(self) -> None:
         """Sessions stay open for the life of the process (chDB cannot reopen another path)."""
+
+
+def _chdb_session_module() -> Any:
+    """chDB's session module, imported without pyarrow unless this process has it already.
+
+    chDB imports pyarrow whenever it is installed, for its Arrow and DataFrame outputs alone
+    (it works without: pyarrow is optional to it); the store reads ``JSONCompact``. Hidden
+    only while chDB loads, so a dashboard session that draws a table still imports it.
+    """
+    if "pyarrow" in sys.modules or "chdb.session" in sys.modules:
+        from chdb import session
+
+        return session
+    sys.modules["pyarrow"] = None  # type: ignore[assignment]  # import pyarrow -> ImportError
+    try:
+        from chdb import session
+
+        return session
+    finally:
+        sys.modules.pop("pyarrow", None)
 
 
 def _close_chdb_sessions() -> None:

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from sagascope.store.base import Store, check_identifier
 from sagascope.store.exceptions import StoreError, StoreUnavailable
 from sagascope.store.params import server_parameters
+from sagascope.store.results import RESULT_FORMAT
 
 
 class ClickHouseStore(Store):
@@ -76,7 +77,7 @@ class ClickHouseStore(Store):
             ) from None
         self._client = admin
 
-    def _arrow_query(
+    def _result_query(
         self, sql: str, params: Mapping[str, Any] | None, settings: Mapping[str, Any]
     ) -> bytes:
         try:
@@ -85,7 +86,7 @@ class ClickHouseStore(Store):
                     sql,
                     parameters=server_parameters(params),
                     settings=dict(settings),
-                    fmt="ArrowStream",
+                    fmt=RESULT_FORMAT,
                 )
         except Exception as exc:
             raise _map_error(exc) from exc

@@ -169,8 +169,8 @@ def test_the_request_clickhouse_connect_sends(loopback):
     query, insert = loopback.requests[before:]
     assert "{topics:Array(String)}" in query.query and "a'b" not in query.query
     assert query.params == {"topics": "['a\\'b', 'c']", "o": "7"}
-    assert query.query.rstrip().endswith("FORMAT ArrowStream")
-    assert query.settings["output_format_arrow_string_as_string"] == "1"
+    assert query.query.rstrip().endswith("FORMAT JSONCompact")
+    assert query.settings["date_time_output_format"] == "iso"
     assert query.settings["database"] == s.database
     assert insert.query.startswith("INSERT INTO messages (`topic`, `partition`, `offset`")
     assert insert.query.endswith("FORMAT JSONEachRow")

@@ -1,5 +1,5 @@
 """Opening the embedded store configures the process's allocators (chDB's jemalloc before
-chDB loads, glibc's arenas, pyarrow's pool), leaving a user's own configuration alone.
+chDB loads, glibc's arenas), leaving a user's own configuration alone.
 
 Each case runs in a process of its own: the allocators read their configuration once."""
 
@@ -44,15 +44,6 @@ with tempfile.NamedTemporaryFile() as out:
     print(open(out.name).read().count("<heap nr="))
 """
 
-_ARROW_POOL = """
-import sys
-import pyarrow as pa
-from sagascope.store.chdb import ChdbStore
-ChdbStore(sys.argv[1]).query("SELECT 1")
-print(pa.default_memory_pool().backend_name)
-"""
-
-
 def _child(code: str, tmp_path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "store"), _REFUSED_CONF],
@@ -80,9 +71,3 @@ def test_opening_the_store_bounds_glibcs_arenas(tmp_path):
     child = _child(_COUNT_GLIBC_ARENAS, tmp_path, _env_without("MALLOC_ARENA_MAX"))
     assert child.returncode == 0, child.stderr
     assert int(child.stdout.strip().splitlines()[-1]) <= 2
-
-
-def test_pyarrow_allocates_through_glibc_once_the_store_is_open(tmp_path):
-    child = _child(_ARROW_POOL, tmp_path, _env_without("ARROW_DEFAULT_MEMORY_POOL"))
-    assert child.returncode == 0, child.stderr
-    assert child.stdout.strip().splitlines()[-1] == "system"
