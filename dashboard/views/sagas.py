@@ -6,10 +6,13 @@ a row opens its flow in this tab.
 
 from __future__ import annotations
 
+import html
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import chrome, figures, links, tables, url_state
+from sagascope.dashboard import choice_links, chrome, figures, links, tables, url_state
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import FINISHED_STATUSES, SAGA_SORT_KEYS, STATUSES, SagaPage
 
@@ -47,7 +50,7 @@ def saga_table(page: SagaPage) -> pd.DataFrame:
     })
 
 
-def _filters_form() -> None:
+def _filters_form() -> Any:
     keys = {p: url_state.url_bound(p, d, strict=True) for p, d in FILTERS.items()}
     # Values from a hand-edited URL that no widget offers fall back to the default.
     if st.session_state[keys["status"]] not in ("", *STATUSES):
@@ -73,10 +76,24 @@ def _filters_form() -> None:
     row[4].text_input("Attribute", key=keys["attr"], placeholder="customer_id=C-2779",
                       help="key=value of a header or a JSON payload field (a.b for nested)")
     row[5].text_input("Saga id starts with", key=keys["prefix"], placeholder="order-10")
-    sort_row = st.columns([1.4, 1, 4])
+    sort_row = st.columns([1.4, 1, 4], vertical_alignment="bottom")
     sort_row[0].selectbox("Sort by", list(SAGA_SORT_KEYS), key=keys["sort"],
                           format_func=lambda key: _SORT_LABELS.get(key, key))
-    sort_row[1].segmented_control("Order", ["desc", "asc"], key=keys["order"])
+    # Links, drawn once the URL holds this run's filters (render fills it): no widget script.
+    return sort_row[1].empty()
+
+
+#: The list's order, as links: value -> label.
+_ORDERS = {"desc": "desc", "asc": "asc"}
+
+
+def _page_links(current: dict[str, str], number: int, pages: int) -> str:
+    """"Previous" and "Next" as links to the neighbouring pages (none past either end)."""
+    def link(label: str, to: int) -> str:
+        target = choice_links.href(current, page="" if to == 1 else str(to))
+        return f' · <a href="{html.escape(target)}" target="_self">{label}</a>'
+    return ((link("‹ Previous", number - 1) if number > 1 else "")
+            + (link("Next ›", number + 1) if number < pages else ""))
 
 
 def _with(options: list[str], key: str) -> list[str]:
@@ -88,7 +105,7 @@ def render() -> None:
     st.title("Sagas")
     if chrome.empty_store_notice():
         return
-    _filters_form()
+    order_slot = _filters_form()
     attribute = url_state.value("attr").strip()
     if attribute and "=" not in attribute:
         st.warning("An attribute filter is key=value, e.g. `customer_id=C-2779`.",
@@ -123,12 +140,13 @@ def render() -> None:
     if number > pages:
         number = pages
         st.session_state[url_state.url_key("page")] = pages
-    nav = st.columns([3, 1])
-    nav[0].markdown(f"**{page.total:,} sagas** match ({url_state.time_range_label().lower()})"
-                    f" · page {number} of {pages:,}")
-    nav[1].number_input("Page", min_value=1, max_value=pages, step=1,
-                        key=url_state.url_key("page"), label_visibility="collapsed")
     url_state.sync_url(FILTERS)
+    current = st.query_params.to_dict()
+    order_slot.markdown(choice_links.choices(current, "order", _ORDERS, "desc", title="Order"),
+                        unsafe_allow_html=True)
+    st.markdown(f"**{page.total:,} sagas** match ({url_state.time_range_label().lower()})"
+                f" · page {number} of {pages:,}{_page_links(current, number, pages)}",
+                unsafe_allow_html=True)
     if not page.sagas:
         st.info("No saga matches these filters. Widen the time range or clear a filter.",
                 icon=":material/filter_alt_off:")

@@ -281,6 +281,24 @@ def test_saga_list_sorts_and_counts_exactly(seeded: Seeded, open_page: Any) -> N
     assert "**8 sagas** match" in texts(at)
 
 
+def test_saga_list_order_is_a_link_keeping_the_filters(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("sagas", seeded.store, status="failed", sort="saga_id", range="all")
+    shown = "\n".join(str(m.value) for m in at.markdown)
+    assert link_hrefs(shown, "asc") == ["?status=failed&sort=saga_id&range=all&order=asc"]
+    assert 'aria-current="true">desc<' in shown  # the current order, marked, not a link
+    assert not at.get("segmented_control") and not at.get("number_input")
+
+
+def test_saga_list_pages_are_previous_and_next_links() -> None:
+    from sagascope.dashboard.views.sagas import _page_links
+
+    current = {"status": "failed", "page": "2"}
+    middle = _page_links(current, 2, 3)
+    assert link_hrefs(middle, "‹ Previous") == ["?status=failed"]
+    assert link_hrefs(middle, "Next ›") == ["?status=failed&page=3"]
+    assert _page_links({}, 1, 1) == ""
+
+
 # ---- Failures & compensations -----------------------------------------------------------
 
 
