@@ -41,6 +41,14 @@ _CSS = """
      then, never greyed out (Streamlit dims "stale" elements while a script runs). */
   [data-stale="true"] {opacity: 1 !important; transition: none !important;}
   /* Plain tables (tables.html_table): a whole row is one link, in this tab. */
+  /* A flow's messages, each opened in place (flow_explorer.message_details). */
+  .sg-messages details {border-bottom: 1px solid #f1f3f5; padding: 4px 0;}
+  .sg-messages summary {cursor: pointer; font-size: 0.9rem;}
+  .sg-msg {display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; margin: 6px 0 8px 0;}
+  .sg-msg .sg-pre {background: #f8f9fb; border-radius: 6px; padding: 8px 10px; font-size: 0.8rem;
+      font-family: "Source Code Pro", ui-monospace, monospace; white-space: pre-wrap;
+      word-break: break-all; max-height: 24rem; overflow: auto;}
+  .sg-msg-error {color: #c92a2a;}
   .sg-table-wrap {overflow-x: auto; border: 1px solid #e9ecef; border-radius: 8px;}
   .sg-table-wrap.sg-scroll {max-height: 38rem; overflow-y: auto;}
   .sg-table {border-collapse: collapse; width: 100%; font-size: 0.875rem;}

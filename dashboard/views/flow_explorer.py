@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -90,6 +91,40 @@ def _search_box() -> str:
     # The URL names the saga, so it can be shared and reloaded.
     url_state.sync_url({"saga": ""})
     return key
+
+
+#: Messages whose details the page carries (a saga with more lists its first ones).
+MAX_DETAILS = 500
+
+
+def message_details(messages: Sequence[Any]) -> str:
+    """Each message's headers and payload in a collapsed ``<details>``: opened in the browser
+    at a click, with no widget script to load and no rerun."""
+    items = []
+    for i, message in enumerate(messages[:MAX_DETAILS], start=1):
+        try:
+            payload = json.dumps(json.loads(message.payload), indent=2, ensure_ascii=False)
+        except (TypeError, ValueError):
+            payload = message.payload or "(empty)"
+        about = "redacted" + (", truncated" if message.payload_truncated else "")
+        error = (f'<p class="sg-msg-error">Stored with a parse error: '
+                 f"{html.escape(str(message.parse_error))}</p>" if message.parse_error else "")
+        headers = json.dumps(message.headers, indent=2, ensure_ascii=False, sort_keys=True)
+        items.append(
+            f"<details><summary>#{i} {html.escape(str(message.type))} "
+            f"({html.escape(str(message.source))})</summary><div class=\"sg-msg\">"
+            f"<div><b>Headers</b>{_pre(headers)}</div>"
+            f"<div><b>Payload</b> ({about}, {message.payload_size:,} bytes){_pre(payload)}"
+            f"{error}</div></div></details>")
+    more = (f"<p>Showing the first {MAX_DETAILS:,} of {len(messages):,} messages.</p>"
+            if len(messages) > MAX_DETAILS else "")
+    return f'<div class="sg-messages">{"".join(items)}</div>{more}'
+
+
+def _pre(text: str) -> str:
+    # Line breaks as character references: a blank line would end Markdown's HTML block. A
+    # <div>, not <pre>: Streamlit's Markdown draws a <pre> as its own code block.
+    return '<div class="sg-pre">' + html.escape(text).replace("\n", "&#10;") + "</div>"
 
 
 #: A W3C ``traceparent`` header value, as copied from a message: version-trace-span-flags.
@@ -284,24 +319,8 @@ def render() -> None:
     # Plain tables: no data grid script for a first visit to load.
     st.html(tables.html_table(audit_table(flow), time_format=_MILLISECONDS,
                               numeric=("#", "copies"), label="Audit trail"))
-    labels = [f"#{i} {m.type} ({m.source})" for i, m in enumerate(flow.messages, start=1)]
-    chosen = st.selectbox("Message details", range(len(labels)), format_func=labels.__getitem__,
-                          key=f"flow_message_{flow.saga_id or flow.key}")
-    message = flow.messages[int(chosen or 0)]
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Headers**")
-        # Plain text: a JSON viewer or highlighter costs a first visit megabytes of script.
-        st.text(json.dumps(message.headers, indent=2, ensure_ascii=False, sort_keys=True))
-    with right:
-        st.markdown("**Payload** (redacted" + (", truncated" if message.payload_truncated else "")
-                    + f", {message.payload_size:,} bytes)")
-        try:
-            st.text(json.dumps(json.loads(message.payload), indent=2, ensure_ascii=False))
-        except ValueError:
-            st.text(message.payload or "(empty)")
-        if message.parse_error:
-            st.warning(f"Stored with a parse error: {message.parse_error}")
+    st.markdown("**Message details**: click a message for its headers and payload.")
+    st.markdown(message_details(flow.messages), unsafe_allow_html=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -158,6 +159,19 @@ def test_deep_link_opens_the_saga_in_causal_order(seeded: Seeded, open_page: Any
     assert list(audit["type"]) == seeded.skewed_types
     assert list(audit["#"]) == list(range(1, len(seeded.skewed_types) + 1))
     assert "completed" in texts(at)
+
+
+def test_every_message_opens_in_place_with_its_headers_and_payload(seeded: Seeded,
+                                                                   open_page: Any) -> None:
+    at = open_page("flow", seeded.store, saga=seeded.ids["compensated"])
+    details = next(str(m.value) for m in at.markdown if 'class="sg-messages"' in str(m.value))
+    summaries = re.findall(r"<summary>#(\d+) ([^ <]+) ", details)
+    audit = table(at, "audit_trail")
+    assert [(int(n), kind) for n, kind in summaries] == list(zip(audit["#"], audit["type"],
+                                                                  strict=True))
+    assert details.count('<b>Headers</b><div class="sg-pre">') == len(audit)
+    assert "ce_sagaid" in details and "\n\n" not in details  # one Markdown HTML block
+    assert not at.selectbox  # no widget to pick a message
 
 
 def test_search_by_order_id_shows_flow_and_sets_the_link(seeded: Seeded,
