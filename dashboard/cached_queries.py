@@ -4,7 +4,7 @@ A cached question is a :class:`SagaQueries` method named in :class:`CachedQuerie
 (``status_counts = cached(SagaQueries.status_counts)``): its signature and its result type are
 the query layer's own, and its answer is kept for the same store, the same watermark and the
 same arguments. The watermark itself (the one query a live page repeats) is read at most once
-per :data:`WATERMARK_MAX_AGE_S` per process, however many pages are open, and the freshness
+per :func:`watermark_max_age_s` per process, however many pages are open, and the freshness
 check once per :data:`FRESHNESS_MAX_AGE_S`.
 """
 
@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 RESULT_TTL_S = 300.0
 #: Answers kept per question (filters, ranges, pages of the saga list...).
 MAX_ENTRIES = 256
-#: A watermark read this recently is reused by every session of this process.
+#: A watermark read this recently is reused by every session of this process: at least this
+#: long, and up to half the live refresh (:func:`watermark_max_age_s`).
 WATERMARK_MAX_AGE_S = 1.0
 
 #: What a cached answer depends on besides its arguments: the store and its watermark.
@@ -152,12 +153,25 @@ def _read_recently(name: str, max_age_s: float, read: Callable[[], R]) -> R:
 
 def data_as_of() -> datetime | None:
     """The store's watermark (:meth:`SagaQueries.data_as_of`), read at most once per
-    :data:`WATERMARK_MAX_AGE_S` in this process; None while the store holds nothing.
+    :func:`watermark_max_age_s` in this process; None while the store holds nothing.
 
     Raises:
         StoreUnavailable: the store cannot be reached.
     """
-    return _read_recently("watermark", WATERMARK_MAX_AGE_S, _read_watermark)
+    return _read_recently("watermark", watermark_max_age_s(), _read_watermark)
+
+
+def watermark_max_age_s() -> float:
+    """How long every session of this process reuses one watermark reading: half of
+    ``dashboard.refresh_s`` (5 s by default), never under :data:`WATERMARK_MAX_AGE_S`.
+
+    The watermark keys every cached answer. Under live traffic it moves with each insert,
+    so read afresh on each run it would make every visit ask every question again (0.1-0.6 s
+    each on a demo store, more under load); reused for half a refresh, the visits of that
+    window share their answers, and data still reaches a live page within one and a half
+    refreshes of being stored.
+    """
+    return max(WATERMARK_MAX_AGE_S, runtime.settings().dashboard.refresh_s / 2)
 
 
 def _read_watermark() -> datetime | None:

@@ -3,7 +3,7 @@ global filters, the data's watermark, live refresh, and friendly errors.
 
 Live refresh: a page runs once per visit or click. A small fragment checks the store's
 watermark every ``dashboard.refresh_s`` (one cheap query per process at most every
-:data:`~sagascope.dashboard.cached_queries.WATERMARK_MAX_AGE_S`) and reruns the page only when
+:func:`~sagascope.dashboard.cached_queries.watermark_max_age_s`) and reruns the page only when
 it moved; on a store where nothing changes, nothing else is asked. While a rerun redraws,
 the previous content stays readable (never greyed out) and is replaced in place.
 """

@@ -58,3 +58,18 @@ def test_the_freshness_check_is_shared_by_runs_within_its_age(empty_store: Any, 
     at.run()
     assert checks == ["checked"]
     assert any("collector has not reported progress" in w.value for w in at.warning)
+
+
+def test_one_watermark_reading_serves_half_a_refresh(monkeypatch: Any) -> None:
+    """Under live traffic the watermark moves with every insert: read once per half refresh,
+    it lets the visits of that window share their cached answers."""
+    from sagascope.dashboard import cached_queries, runtime
+    from sagascope.settings import Settings, load_settings
+
+    monkeypatch.setattr(runtime, "settings", lambda: load_settings(
+        None, {"dashboard.refresh_s": 12.0}))
+    assert cached_queries.watermark_max_age_s() == 6.0
+    monkeypatch.setattr(runtime, "settings", lambda: load_settings(
+        None, {"dashboard.refresh_s": 1.0}))
+    assert cached_queries.watermark_max_age_s() == cached_queries.WATERMARK_MAX_AGE_S
+    assert Settings().dashboard.refresh_s / 2 == 5.0
