@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sagascope.alerter.registry import build_sinks, refresh_all, send_to_all
+from sagascope.alerter.registry import ResendingSink, build_sinks, refresh_all, send_to_all
 from sagascope.alerter.retrying import AlertSink
 from sagascope.alerter.thresholds import (
     StepDurations,
@@ -38,6 +38,7 @@ from sagascope.queries import (
     alert_row,
     flow_link,
     list_alerts,
+    open_alert_since,
 )
 from sagascope.settings import AlertSettings, Settings
 from sagascope.store import Store, StoreError
@@ -174,21 +175,26 @@ class Alerter:
         if self._thresholds_due():
             self.refresh_thresholds(now)
         stalled = {s.saga_id: s for s in self._stalled()}
-        open_alerts = {a.saga_id: a for a in self.open_alerts()}
+        # Whole alerts only of the sagas whose alert changes: thousands can be open while a
+        # system is stuck, and each evaluation held them all (serve's memory grew with them).
+        open_since = open_alert_since(self.store)
+        fresh = [s for sid, s in stalled.items()
+                 if open_since.get(sid) != epoch_ms(as_utc(s.since))]
+        quiet_ids = [sid for sid in open_since if sid not in stalled]
+        changing = [s.saga_id for s in fresh if s.saga_id in open_since] + quiet_ids
+        open_alerts = {a.saga_id: a for a in self._open_alerts_of(changing)}
 
         opened: list[Alert] = []
         resolved: list[Alert] = []
-        for saga_id, saga in stalled.items():
+        for saga in fresh:
             since = as_utc(saga.since)
-            existing = open_alerts.get(saga_id)
-            if existing is not None and epoch_ms(existing.since) == epoch_ms(since):
-                continue
+            existing = open_alerts.get(saga.saga_id)
             if existing is not None:
                 # Silent again, after a later message: the old stall is over.
                 resolved.append(self._resolved(existing, RESOLVED_MOVED_ON, now))
             opened.append(self._opened(saga, since, now))
 
-        quiet = [a for sid, a in open_alerts.items() if sid not in stalled]
+        quiet = [open_alerts[sid] for sid in quiet_ids if sid in open_alerts]
         if quiet:
             current = self.queries.summaries([a.saga_id for a in quiet])
             for alert in quiet:
@@ -212,15 +218,13 @@ class Alerter:
                     held += 1
                     continue
                 send_to_all(self.sinks, alert)
-        still_open = {a.alert_id: a for a in open_alerts.values()}
-        for alert in resolved:
-            still_open.pop(alert.alert_id, None)
-        still_open.update((a.alert_id, a) for a in opened)
-        # After the changes, so a resolved alert is never re-sent as open. A silenced group's
-        # alerts are not re-sent either, so Alertmanager lets them lapse until the silence ends.
-        refresh_all(self.sinks, [a for a in still_open.values()
-                                 if (a.saga_type, a.step) not in silenced_groups])
-        open_count = len(still_open)
+        if any(isinstance(sink, ResendingSink) for sink in self.sinks):
+            # Read after the changes are written, so a resolved alert is never re-sent as
+            # open. A silenced group's alerts are not re-sent either, so Alertmanager lets
+            # them lapse until the silence ends.
+            refresh_all(self.sinks, [a for a in self.open_alerts()
+                                     if (a.saga_type, a.step) not in silenced_groups])
+        open_count = len(open_since) - len(resolved) + len(opened)
         self.evaluations += 1
         if changes:
             log.info(
@@ -269,6 +273,11 @@ class Alerter:
     def open_alerts(self) -> list[Alert]:
         """Alerts open now (latest state of each alert)."""
         return list_alerts(self.store, state=STATE_OPEN, limit=None)
+
+    def _open_alerts_of(self, saga_ids: Sequence[str]) -> list[Alert]:
+        if not saga_ids:
+            return []
+        return list_alerts(self.store, state=STATE_OPEN, limit=None, saga_ids=saga_ids)
 
     # -- loop ---------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
                                       [--seconds 1800] [--warmup-s 300] [--out samples.json]
     python bench/bench_memory.py collect [--records 150000] [--partitions 4]
                                          [--clients kafka-python,confluent-kafka]
+    python bench/bench_memory.py alerter [--open-alerts 5000] [--repeat 3]
 
 ``long``: runs ``sagascope <command>`` (default: ``serve`` with the packaged demo
 configuration as its ``sagascope.toml``, ``{demo_config}``) on a fresh store directory
@@ -28,6 +29,11 @@ records (the 300-byte JSON values with the 10 contract headers of ``bench_collec
 then ``sagascope collect`` runs as its own process on a fresh chDB directory and reads them
 all at full speed; its tree's memory is sampled every 0.1 s until its
 ``sagascope_collector_stored_total`` metric reaches the record count.
+
+``alerter``: one alerter evaluation in this process, on a fresh chDB directory holding
+``--open-alerts`` stalled sagas whose alerts are open already (so nothing changes, as in most
+evaluations of a long run): the most Python memory it held at once (``tracemalloc``) and its
+time, the best of ``--repeat``. Its share of ``serve``'s memory grows with the open alerts.
 """
 
 from __future__ import annotations
@@ -44,10 +50,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 import urllib.request
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -329,6 +337,45 @@ def demo_traffic(bootstrap: str, rate: float) -> Iterator[None]:
         yield
 
 
+def alerter_run(open_alerts: int, repeat: int) -> dict[str, float]:
+    """One alerter evaluation with ``open_alerts`` sagas stalled, each with its alert open
+    (nothing changes): the most Python memory it held at once (tracemalloc) and its time."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "alerter"))
+    from alert_sinks import RecordingSink
+    from seeding import order_saga, seed
+
+    from sagascope.alerter import Alerter
+    from sagascope.queries import SagaQueries
+    from sagascope.settings import AlertSettings
+    from sagascope.store import ChdbStore, ensure_schema
+
+    with tempfile.TemporaryDirectory() as data:
+        store = ChdbStore(data, "bench")
+        ensure_schema(store)
+        now = datetime.now(UTC).replace(microsecond=0)
+        for first in range(0, open_alerts, 1000):
+            seed(store, [order_saga(f"order-{i}", "stalled", start=now - timedelta(hours=1))
+                         for i in range(first, min(open_alerts, first + 1000))])
+        store.insert("progress", [{
+            "group_id": "g", "collector_id": "c", "topic": "orders", "partition": 0,
+            "stored_offset": 0, "end_offset": 0, "read_until": now, "updated_at": now,
+        }])
+        alerter = Alerter(store, SagaQueries(store), AlertSettings(default_threshold_s=60.0),
+                          [RecordingSink()], "http://dashboard.example/")
+        alerter.evaluate_once()  # opens them all
+        peaks, times = [], []
+        for _ in range(repeat):
+            tracemalloc.start()
+            started = time.perf_counter()
+            evaluation = alerter.evaluate_once()
+            times.append(time.perf_counter() - started)
+            peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
+            tracemalloc.stop()
+        assert evaluation.open == open_alerts and not evaluation.opened, evaluation
+    return {"peak_python_mb": round(min(peaks), 1), "seconds": round(min(times), 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     modes = parser.add_subparsers(dest="mode", required=True)
@@ -351,8 +398,18 @@ def main(argv: list[str] | None = None) -> int:
     collect.add_argument("--records", type=int, default=150_000)
     collect.add_argument("--partitions", type=int, default=4)
     collect.add_argument("--clients", default="kafka-python,confluent-kafka")
+    alerter = modes.add_parser("alerter", help="one alerter evaluation with many open alerts")
+    alerter.add_argument("--open-alerts", type=int, default=5000)
+    alerter.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     results: dict[str, dict[str, float]] = {}
+    if args.mode == "alerter":
+        results["alerter"] = r = alerter_run(args.open_alerts, args.repeat)
+        print(f"alerter evaluation, {args.open_alerts:,} stalled sagas with their alerts open: "
+              f"Python memory at most {r['peak_python_mb']} MB, {r['seconds']} s (best of "
+              f"{args.repeat})")
+        print(json.dumps(results))
+        return 0
     if args.mode == "traffic":
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         run_traffic(args.bootstrap, args.rate)

@@ -22,6 +22,7 @@ from sagascope.queries.alerts import (
     alert_row,
     flow_link,
     list_alerts,
+    open_alert_since,
 )
 from sagascope.queries.exceptions import NotFound, QueryError
 from sagascope.queries.flows import causal_times
@@ -103,4 +104,5 @@ __all__ = [
     "causal_times",
     "flow_link",
     "list_alerts",
+    "open_alert_since",
 ]

@@ -29,6 +29,7 @@ __all__ = [
     "alert_row",
     "flow_link",
     "list_alerts",
+    "open_alert_since",
     "waited_message",
 ]
 
@@ -112,6 +113,7 @@ def list_alerts(
     since: datetime | None = None,
     limit: int | None = 100,
     saga_type: str | None = None,
+    saga_ids: Sequence[str] | None = None,
 ) -> list[Alert]:
     """Alerts in their latest state: open ones first (newest opened first), then resolved ones
     (most recently resolved first).
@@ -121,6 +123,7 @@ def list_alerts(
         since: only alerts opened or changed at or after this time.
         limit: at most this many; None for all.
         saga_type: only alerts of this saga type; None for all.
+        saga_ids: only alerts of these sagas; None for all.
     """
     if state not in (None, STATE_OPEN, STATE_RESOLVED):
         raise QueryError(f"alert state must be 'open' or 'resolved', got {state!r}")
@@ -131,11 +134,16 @@ def list_alerts(
         "saga_type": saga_type or "",
         "since": _epoch_s(since),
     }
+    of_sagas = ""
+    if saga_ids is not None:
+        of_sagas = "AND saga_id IN {saga_ids:Array(String)} "
+        params["saga_ids"] = list(saga_ids)
     sql = (
         f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts FINAL "
         "WHERE ({state:String} = '' OR state = {state:String}) "
         "AND ({saga_type:String} = '' OR saga_type = {saga_type:String}) "
         "AND updated_at >= toDateTime64({since:Float64}, 3, 'UTC') "
+        f"{of_sagas}"
         "ORDER BY state = 'open' DESC, coalesce(resolved_at, opened_at) DESC, alert_id"
     )
     if limit is not None:
@@ -143,6 +151,17 @@ def list_alerts(
         params["limit"] = limit
     rows = store.query(sql, params).dicts()
     return [_alert_from_row(row) for row in rows]
+
+
+def open_alert_since(store: StoreReader) -> dict[str, int]:
+    """Each saga with an open alert, and when it went silent (the alert's ``since``, epoch
+    milliseconds): what the alerter compares with the stalled sagas, without whole alerts."""
+    rows = store.query(
+        "SELECT saga_id, toUnixTimestamp64Milli(since) FROM alerts FINAL "
+        "WHERE state = {state:String}",
+        {"state": STATE_OPEN},
+    ).rows
+    return {saga_id: int(since_ms) for saga_id, since_ms in rows}
 
 
 def _alert_from_row(row: Mapping[str, Any]) -> Alert:

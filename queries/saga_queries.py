@@ -272,7 +272,11 @@ class SagaQueries:
         """
         f = dataclasses.replace(filters or SagaFilter(), status="stalled")
         sql, params = self._q.sagas_sql(f, ref=as_of)
-        rows = self._q.run(f"{sql} ORDER BY silent_s DESC, saga_id", params).dicts()
+        # Only the columns a stall needs: the alerter asks every few seconds, and every
+        # stalled saga is a row (thousands while a system is stuck).
+        rows = self._q.run(
+            f"SELECT {_STALL_COLUMNS} FROM ({sql}) ORDER BY silent_s DESC, saga_id", params
+        ).dicts()
         successors = _analytics.usual_next(self._q, {(r["saga_type"], r["last_type"]) for r in rows})
         out = []
         for r in rows:
@@ -548,6 +552,11 @@ class SagaQueries:
 
 def _summary(r: dict[str, Any]) -> SagaSummary:
     return from_store_columns(SagaSummary, r, messages=int(r["message_count"]))
+
+
+_STALL_COLUMNS = (
+    "saga_id, saga_type, last_step, last_type, last_kind, last_kafka_time, threshold_s, silent_s"
+)
 
 
 def _waiting_text(row: dict[str, Any], usual_next: str) -> str:
