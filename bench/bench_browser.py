@@ -14,13 +14,17 @@ the stalled sagas' alerts), then served by the real dashboard in its own process
 and *messages* otherwise: the default is a 5,000-saga store and a 1,000,000-message one.
 
 The floor is an empty Streamlit app of two pages (a line of text each) served with the
-dashboard's Streamlit options and measured in the same run, the same way.
+dashboard's Streamlit options and measured in the same run, the same way: once on its own
+(the table's first line), and again between each page's cold visits (each page's floor).
+With ``--url`` the target is the one under load: every page cold at most 3 s.
 
 Per page:
 
 - **first**: a fresh browser context (no cache, no cookies, a new session) opens the page's
   URL, the first time the server sees this page (its answers are not cached yet);
-- **cold**: the same, again, ``--runs`` times (median): a new visitor;
+- **cold**: the same, again, ``--runs`` times (median): a new visitor. Each of these visits
+  follows a cold visit to the empty page, and the median of those is this page's **floor**:
+  a machine that gets busier or quieter during the run moves a page and its floor alike;
 - **warm**: in the same tab, a click on another page in the sidebar, then on this page's
   link (median of ``--runs``): a second visit.
 
@@ -78,6 +82,8 @@ MESSAGES_PER_SAGA = 8
 #: The issue's targets: cold at most floor + 0.5 s, warm at most 0.5 s.
 TARGET_COLD_OVER_FLOOR_S = 0.5
 TARGET_WARM_S = 0.5
+#: Under ``sagascope demo``'s traffic (``--url``): cold at most 3 s.
+TARGET_UNDER_LOAD_COLD_S = 3.0
 TIMEOUT_MS = 120_000
 
 EMPTY_APP = textwrap.dedent('''
@@ -273,14 +279,18 @@ class PageTimes:
     first: float
     cold: float
     warm: float
+    #: The empty page's cold visits taken between this page's own (median): its floor.
+    floor: float = math.nan
 
 
 def with_range(path: str, time_range: str) -> str:
     return f"{path}{'&' if '?' in path else '?'}range={time_range}"
 
 
-def measure_pages(browser: Any, base: str, pages: list[str], runs: int,
-                  time_range: str) -> dict[str, PageTimes]:
+def measure_pages(browser: Any, base: str, pages: list[str], runs: int, time_range: str,
+                  floor_url: str) -> dict[str, PageTimes]:
+    """Each page's visits; its cold visits alternate with the empty page's, so a machine
+    that gets busier or quieter during the run moves a page and its floor alike."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     out = {}
@@ -289,15 +299,19 @@ def measure_pages(browser: Any, base: str, pages: list[str], runs: int,
         url = f"{base}/{with_range(path, time_range)}"
         try:
             first = cold_visit(browser, url, text)
-            cold = [cold_visit(browser, url, text) for _ in range(runs)]
+            cold, floor = [], []
+            for _ in range(runs):
+                floor.append(cold_visit(browser, floor_url, "Empty page one"))
+                cold.append(cold_visit(browser, url, text))
             warm = warm_visits(browser, base, name, runs, time_range)
         except PlaywrightTimeout:
             print(f"  {name:<15} not idle within {TIMEOUT_MS / 1000:.0f} s", flush=True)
             out[name] = PageTimes(math.inf, math.inf, math.inf)
             continue
-        out[name] = PageTimes(first, statistics.median(cold), statistics.median(warm))
+        out[name] = PageTimes(first, statistics.median(cold), statistics.median(warm),
+                              statistics.median(floor))
         print(f"  {name:<15} first {first:5.2f}  cold {out[name].cold:5.2f}  "
-              f"warm {out[name].warm:5.2f}", flush=True)
+              f"(empty page {out[name].floor:4.2f})  warm {out[name].warm:5.2f}", flush=True)
     return out
 
 
@@ -346,11 +360,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {'empty page':<15} cold {floor_cold:5.2f}  warm {floor_warm:5.2f}",
                       flush=True)
                 times = measure_pages(browser, args.url.rstrip("/"), pages, args.runs,
-                                      args.time_range)
+                                      args.time_range, empty.url)
                 load = os.getloadavg()
             results["stores"][args.url] = {
                 "floor": [floor_cold, floor_warm], "load": load,
-                "pages": {n: [t.first, t.cold, t.warm] for n, t in times.items()},
+                "pages": {n: [t.first, t.cold, t.warm, t.floor] for n, t in times.items()},
             }
             _table(f"the dashboard at {args.url}", floor_cold, floor_warm, times, load,
                    args.runs)
@@ -362,23 +376,28 @@ def main(argv: list[str] | None = None) -> int:
                 floor_cold, floor_warm = measure_floor(browser, empty.url, args.runs)
                 print(f"  {'empty page':<15} cold {floor_cold:5.2f}  warm {floor_warm:5.2f}",
                       flush=True)
-                times = measure_pages(browser, store.url, pages, args.runs, args.time_range)
+                times = measure_pages(browser, store.url, pages, args.runs, args.time_range,
+                                      empty.url)
                 load = os.getloadavg()
             results["stores"][label] = {
                 "floor": [floor_cold, floor_warm], "load": load,
-                "pages": {n: [t.first, t.cold, t.warm] for n, t in times.items()},
+                "pages": {n: [t.first, t.cold, t.warm, t.floor] for n, t in times.items()},
             }
             _table(label, floor_cold, floor_warm, times, load, args.runs)
         browser.close()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
-    worst = [
-        (r["pages"][n][1] - r["floor"][0], r["pages"][n][2])
-        for r in results["stores"].values() for n in r["pages"]
-    ]
-    ok = all(c <= TARGET_COLD_OVER_FLOOR_S and w <= TARGET_WARM_S for c, w in worst)
-    print(f"\ntargets (cold <= floor + {TARGET_COLD_OVER_FLOOR_S:g} s, warm <= "
-          f"{TARGET_WARM_S:g} s): {'OK' if ok else 'OVER'}")
+    figures = [t for r in results["stores"].values() for t in r["pages"].values()]
+    if args.url:
+        # A dashboard under its own traffic (the demo's): the target is the cold visit alone.
+        ok = all(cold <= TARGET_UNDER_LOAD_COLD_S for _, cold, *_ in figures)
+        print(f"\ntarget under load (cold <= {TARGET_UNDER_LOAD_COLD_S:g} s): "
+              f"{'OK' if ok else 'OVER'}")
+    else:
+        ok = all(cold - floor <= TARGET_COLD_OVER_FLOOR_S and warm <= TARGET_WARM_S
+                 for _, cold, warm, floor in figures)
+        print(f"\ntargets (cold <= its floor + {TARGET_COLD_OVER_FLOOR_S:g} s, warm <= "
+              f"{TARGET_WARM_S:g} s): {'OK' if ok else 'OVER'}")
     return 0 if ok else 1
 
 
@@ -386,12 +405,15 @@ def _table(label: str, floor_cold: float, floor_warm: float, times: dict[str, Pa
            load: tuple[float, float, float], runs: int) -> None:
     print(f"\n{label}; seconds, median of {runs}; load average {load[0]:.1f} {load[1]:.1f} "
           f"{load[2]:.1f}")
-    print(f"{'page':<15}{'first':>7}{'cold':>7}{'- floor':>9}{'x floor':>9}{'warm':>7}"
-          f"{'- floor':>9}")
-    print(f"{'(empty page)':<15}{'':>7}{floor_cold:>7.2f}{'':>9}{'':>9}{floor_warm:>7.2f}")
+    print("cold: a new visitor; its floor: the empty page's cold visits taken between them; "
+          "warm: a second visit in the same tab")
+    print(f"{'page':<15}{'first':>7}{'cold':>7}{'floor':>7}{'- floor':>9}{'x floor':>9}"
+          f"{'warm':>7}{'- floor':>9}")
+    print(f"{'(empty page)':<15}{'':>7}{floor_cold:>7.2f}{'':>7}{'':>9}{'':>9}"
+          f"{floor_warm:>7.2f}")
     for name, t in times.items():
-        print(f"{name:<15}{t.first:>7.2f}{t.cold:>7.2f}{t.cold - floor_cold:>+9.2f}"
-              f"{t.cold / floor_cold:>8.1f}x{t.warm:>7.2f}{t.warm - floor_warm:>+9.2f}")
+        print(f"{name:<15}{t.first:>7.2f}{t.cold:>7.2f}{t.floor:>7.2f}{t.cold - t.floor:>+9.2f}"
+              f"{t.cold / t.floor:>8.1f}x{t.warm:>7.2f}{t.warm - floor_warm:>+9.2f}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,15 @@ from typing import Any
 
 import streamlit as st
 
-from sagascope.dashboard import cached_queries, choice_links, freshness, runtime, tiles, url_state
+from sagascope.dashboard import (
+    cached_queries,
+    choice_links,
+    freshness,
+    html_form,
+    runtime,
+    tiles,
+    url_state,
+)
 from sagascope.dashboard.cached_queries import ask, data_as_of
 from sagascope.dashboard.figures import STATUS_COLORS
 from sagascope.exceptions import SagascopeError
@@ -29,7 +37,7 @@ log = logging.getLogger(__name__)
 
 _CSS = """
 <style>
-  .block-container {padding-top: 2.2rem; padding-bottom: 2rem; max-width: 1500px;}
+  .block-container {padding: 2.2rem 2.5rem 2rem 2.5rem; max-width: 1500px;}
   div[data-testid="stMetric"] {background: #f8f9fb; border: 1px solid #e9ecef;
       border-radius: 10px; padding: 10px 14px;}
   div[data-testid="stMetricLabel"] p {color: #5c6370; font-size: 0.85rem;}
@@ -65,7 +73,7 @@ _CSS = """
   .sg-table.sg-links td.key a {color: #3b5bdb; font-weight: 500;}
   /* The data grid's toolbar floats above the grid, not over the content above it. */
   div[data-testid="stElementToolbar"] {top: -2.1rem;}
-""" + tiles.CSS + choice_links.CSS + """
+""" + tiles.CSS + choice_links.CSS + html_form.CSS + """
 </style>
 """
 

@@ -70,3 +70,31 @@ def link_hrefs(markup: str, text: str) -> list[str]:
     """The targets of the links in ``markup`` whose text is ``text``."""
     return [unescape(href) for href, label in re.findall(r'<a [^>]*href="([^"]*)"[^>]*>([^<]*)</a>',
                                                           markup) if unescape(label) == text]
+
+
+def html_forms(at: AppTest) -> list[dict[str, str]]:
+    """The page's plain HTML forms (``html_form.form``), each as the parameters a browser
+    would send if submitted untouched: field name -> value (a select's chosen option)."""
+    forms = []
+    for element in [*at.html, *at.markdown]:
+        if 'class="sg-form"' not in str(element.value):
+            continue
+        root = ElementTree.fromstring(str(element.value))
+        sent = {field.get("name", ""): field.get("value", "") for field in root.iter("input")}
+        for select in root.iter("select"):
+            options = list(select.iter("option"))
+            chosen = [o for o in options if o.get("selected")] or options[:1]
+            sent[select.get("name", "")] = chosen[0].get("value", "") if chosen else ""
+        forms.append(sent)
+    return forms
+
+
+def form_options(at: AppTest, name: str) -> list[str]:
+    """The values a form's drop-down ``name`` offers."""
+    for element in at.html:
+        if 'class="sg-form"' not in element.value:
+            continue
+        for select in ElementTree.fromstring(element.value).iter("select"):
+            if select.get("name") == name:
+                return [o.get("value", "") for o in select.iter("option")]
+    raise AssertionError(f"no drop-down {name!r} in a form on the page")

@@ -12,7 +12,18 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import chrome, figures, links, runtime, tables, tiles, url_state, waterfall
+from sagascope.dashboard import (
+    choice_links,
+    chrome,
+    figures,
+    html_form,
+    links,
+    runtime,
+    tables,
+    tiles,
+    url_state,
+    waterfall,
+)
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import Flow, NotFound, SagaDiagnosis, causal_times
 
@@ -64,33 +75,24 @@ def swimlane_frame(flow: Flow) -> pd.DataFrame:
 
 
 def _search_box() -> str:
-    """The search box; the saga searched is in the URL (``?saga=``) and kept by the session,
-    so coming back to this page shows it again."""
+    """The search box, a plain HTML form (no widget script for a first visit to load): the
+    saga searched is in the URL (``?saga=``), which the session keeps, so coming back to this
+    page shows it again."""
     url_state.url_bound("saga")
     linked = url_state.value("saga")
     if len(linked) > MAX_KEY_LENGTH:
         st.error(f"The link's saga id is longer than {MAX_KEY_LENGTH:,} characters: not an id.")
         linked = ""
         st.session_state[url_state.url_key("saga")] = ""
-    if "flow_key" not in st.session_state or st.session_state.get("_flow_linked") != linked:
-        st.session_state["flow_key"] = linked
-        st.session_state["_flow_linked"] = linked
-    with st.form("flow_search", border=False):
-        left, right = st.columns([5, 1], vertical_alignment="bottom")
-        left.text_input(
-            "Order / saga id, trace id, traceparent or message id", key="flow_key",
-            max_chars=MAX_KEY_LENGTH, placeholder="e.g. order-1042",
-        )
-        submitted = right.form_submit_button("Search", type="primary", width="stretch")
-    typed = str(st.session_state.get("flow_key", ""))
-    # Not stripped: ids may hold any character; the query layer tries the exact key first.
-    key = typed if typed.strip() else ""
-    if submitted and key != linked:
-        st.session_state[url_state.url_key("saga")] = key
-        st.session_state["_flow_linked"] = key
     # The URL names the saga, so it can be shared and reloaded.
     url_state.sync_url({"saga": ""})
-    return key
+    keep = {k: v for k, v in st.query_params.to_dict().items() if k not in ("saga", "trace")}
+    st.html(html_form.form(
+        [html_form.Text("saga", "Order / saga id, trace id, traceparent or message id", linked,
+                        placeholder="e.g. order-1042", maxlength=MAX_KEY_LENGTH, wide=True)],
+        keep=keep, submit="Search", label="Find a flow"))
+    # Not stripped: ids may hold any character; the query layer tries the exact key first.
+    return linked if linked.strip() else ""
 
 
 #: Messages whose details the page carries (a saga with more lists its first ones).
@@ -252,10 +254,12 @@ def _trace(flow: Flow) -> None:
     key = url_state.url_bound("trace", traces[0], strict=True)
     if st.session_state.get(key) not in traces:
         st.session_state[key] = traces[0]
-    if len(traces) > 1:
-        st.selectbox(f"Trace ({len(traces)} with spans)", traces, key=key,
-                     format_func=lambda t: f"{t} ({sum(s.trace_id == t for s in spans)} spans)")
     url_state.sync_url({"trace": traces[0]})
+    if len(traces) > 1:
+        labels = {t: f"{t[:16]}… ({sum(s.trace_id == t for s in spans)} spans)" for t in traces}
+        st.markdown(choice_links.choices(st.query_params.to_dict(), "trace", labels, traces[0],
+                                         title=f"Trace ({len(traces)} with spans)"),
+                    unsafe_allow_html=True)
     chosen = str(st.session_state[key])
     frame = waterfall.waterfall_frame([s for s in spans if s.trace_id == chosen])
     totals = waterfall.trace_summary(frame)

@@ -7,19 +7,26 @@ a row opens its flow in this tab.
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from sagascope.dashboard import choice_links, chrome, figures, links, tables, url_state
+from sagascope.dashboard import (
+    choice_links,
+    chrome,
+    figures,
+    html_form,
+    links,
+    tables,
+    url_state,
+)
 from sagascope.dashboard.cached_queries import ask
 from sagascope.queries import FINISHED_STATUSES, SAGA_SORT_KEYS, STATUSES, SagaPage
 
 PAGE_SIZE = 50
 #: URL parameter -> default, for this page's own filters.
 FILTERS: dict[str, str] = {
-    "status": "", "at": "", "step": "", "service": "", "attr": "", "prefix": "",
+    "status": "", "at": "", "step": "", "service": "", "attr": "", "id_prefix": "",
     "from": "", "to": "",
     # A failure cause, as the Failures page's table names it (all five, or none).
     "cause_type": "", "cause_step": "", "cause_service": "", "cause": "", "reason": "",
@@ -50,9 +57,12 @@ def saga_table(page: SagaPage) -> pd.DataFrame:
     })
 
 
-def _filters_form() -> Any:
+def _filter_values() -> None:
+    """Bind this page's filters to the URL; a value no filter offers falls back to its default
+    (a hand-edited URL)."""
+    if "prefix" in st.query_params:  # its name in links before the filters were a form
+        st.query_params["id_prefix"] = st.query_params.pop("prefix")
     keys = {p: url_state.url_bound(p, d, strict=True) for p, d in FILTERS.items()}
-    # Values from a hand-edited URL that no widget offers fall back to the default.
     if st.session_state[keys["status"]] not in ("", *STATUSES):
         st.session_state[keys["status"]] = ""
     if st.session_state[keys["sort"]] not in SAGA_SORT_KEYS:
@@ -63,28 +73,43 @@ def _filters_form() -> Any:
         st.session_state[keys["page"]] = max(1, int(st.session_state[keys["page"]] or 1))
     except (TypeError, ValueError):
         st.session_state[keys["page"]] = 1
+
+
+#: The list's order: value -> label.
+_ORDERS = {"desc": "descending", "asc": "ascending"}
+
+
+def _any(options: list[str], label: str = "any") -> dict[str, str]:
+    return {"": label, **{option: option for option in options}}
+
+
+def filters_form(current: dict[str, str]) -> str:
+    """The filters as one HTML form (no widget script for a first visit to load): "Apply"
+    opens the first page of what they match, the URL's other parameters kept."""
     choices = ask().filter_choices(url_state.saga_type())
-    row = st.columns([1.2, 1.4, 1.4, 1.4, 2, 1.4])
-    row[0].selectbox("Status", ["", *STATUSES], key=keys["status"],
-                     format_func=lambda s: s or "any status")
-    row[1].selectbox("Current step", _with(choices["steps"], keys["at"]), key=keys["at"],
-                     format_func=lambda s: s or "any", help="the step of the last message heard")
-    row[2].selectbox("Passed through step", _with(choices["steps"], keys["step"]),
-                     key=keys["step"], format_func=lambda s: s or "any")
-    row[3].selectbox("Service", _with(choices["services"], keys["service"]),
-                     key=keys["service"], format_func=lambda s: s or "any")
-    row[4].text_input("Attribute", key=keys["attr"], placeholder="customer_id=C-2779",
-                      help="key=value of a header or a JSON payload field (a.b for nested)")
-    row[5].text_input("Saga id starts with", key=keys["prefix"], placeholder="order-10")
-    sort_row = st.columns([1.4, 1, 4], vertical_alignment="bottom")
-    sort_row[0].selectbox("Sort by", list(SAGA_SORT_KEYS), key=keys["sort"],
-                          format_func=lambda key: _SORT_LABELS.get(key, key))
-    # Links, drawn once the URL holds this run's filters (render fills it): no widget script.
-    return sort_row[1].empty()
-
-
-#: The list's order, as links: value -> label.
-_ORDERS = {"desc": "desc", "asc": "asc"}
+    value = url_state.value
+    fields: list[html_form.Select | html_form.Text] = [
+        html_form.Select("status", "Status", _any(list(STATUSES), "any status"), value("status")),
+        html_form.Select("at", "Current step", _any(choices["steps"]), value("at"),
+                         help="the step of the last message heard"),
+        html_form.Select("step", "Passed through step", _any(choices["steps"]), value("step")),
+        html_form.Select("service", "Service", _any(choices["services"]), value("service")),
+        html_form.Text("attr", "Attribute", value("attr"), placeholder="customer_id=C-2779",
+                       help="key=value of a header or a JSON payload field (a.b for nested)",
+                       wide=True),
+        html_form.Text("id_prefix", "Saga id starts with", value("id_prefix"),
+                       placeholder="order-10"),
+        html_form.Select("sort", "Sort by",
+                         {key: _SORT_LABELS.get(key, key) for key in SAGA_SORT_KEYS},
+                         value("sort") or FILTERS["sort"]),
+        html_form.Select("order", "Order", _ORDERS, value("order") or FILTERS["order"]),
+    ]
+    # A new filter starts at page 1; a failure cause or a process-map arrow stays until
+    # cleared, like the sidebar's range and type.
+    keep = {k: v for k, v in current.items() if k != "page"}
+    clear = choice_links.href(current, **dict.fromkeys(FILTERS, ""))
+    return html_form.form(fields, keep=keep, submit="Apply", label="Saga filters",
+                          clear_href=clear if any(current.get(k) for k in FILTERS) else "")
 
 
 def _page_links(current: dict[str, str], number: int, pages: int) -> str:
@@ -96,16 +121,12 @@ def _page_links(current: dict[str, str], number: int, pages: int) -> str:
             + (link("Next ›", number + 1) if number < pages else ""))
 
 
-def _with(options: list[str], key: str) -> list[str]:
-    current = str(st.session_state.get(key) or "")
-    return ["", *options] + ([current] if current and current not in options else [])
-
-
 def render() -> None:
     st.title("Sagas")
     if chrome.empty_store_notice():
         return
-    order_slot = _filters_form()
+    _filter_values()
+    form_slot = st.empty()
     attribute = url_state.value("attr").strip()
     if attribute and "=" not in attribute:
         st.warning("An attribute filter is key=value, e.g. `customer_id=C-2779`.",
@@ -129,7 +150,7 @@ def render() -> None:
         transition=transition, cause=cause,
         status=url_state.value("status") or None, current_step=url_state.value("at") or None,
         step=url_state.value("step") or None, service=url_state.value("service") or None,
-        attribute=attribute or None, saga_id_prefix=url_state.value("prefix").strip() or None,
+        attribute=attribute or None, saga_id_prefix=url_state.value("id_prefix").strip() or None,
     )
     number = int(st.session_state[url_state.url_key("page")])
     sort = url_state.value("sort") if url_state.value("sort") in SAGA_SORT_KEYS else "last_heard"
@@ -142,8 +163,7 @@ def render() -> None:
         st.session_state[url_state.url_key("page")] = pages
     url_state.sync_url(FILTERS)
     current = st.query_params.to_dict()
-    order_slot.markdown(choice_links.choices(current, "order", _ORDERS, "desc", title="Order"),
-                        unsafe_allow_html=True)
+    form_slot.html(filters_form(current))
     st.markdown(f"**{page.total:,} sagas** match ({url_state.time_range_label().lower()})"
                 f" · page {number} of {pages:,}{_page_links(current, number, pages)}",
                 unsafe_allow_html=True)

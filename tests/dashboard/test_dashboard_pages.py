@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pandas as pd
-from page_tables import html_tables, link_hrefs, tile_links, tile_values
+from page_tables import form_options, html_forms, html_tables, link_hrefs, tile_links, tile_values
 from streamlit.testing.v1 import AppTest
 
 TRIP_FLOW = "trip-booking"
@@ -153,7 +153,7 @@ def test_time_range_filter_excludes_old_sagas(seeded: Seeded, open_page: Any) ->
 
 def test_deep_link_opens_the_saga_in_causal_order(seeded: Seeded, open_page: Any) -> None:
     at = open_page("flow", seeded.store, saga="order-skewed")
-    assert at.text_input(key="flow_key").value == "order-skewed"
+    assert html_forms(at)[0]["saga"] == "order-skewed"  # the search box shows it
     audit = table(at, "audit_trail")
     # StockReserved's clock runs 30 s behind, yet it shows after ReserveStock, its cause.
     assert list(audit["type"]) == seeded.skewed_types
@@ -176,11 +176,12 @@ def test_every_message_opens_in_place_with_its_headers_and_payload(seeded: Seede
 
 def test_search_by_order_id_shows_flow_and_sets_the_link(seeded: Seeded,
                                                          open_page: Any) -> None:
-    at = open_page("flow", seeded.store)
+    at = open_page("flow", seeded.store, range="all")
     assert "Search an order" in texts(at)
-    at.text_input(key="flow_key").input(seeded.ids["compensated"])
-    at.button[0].click().run()
-    assert not at.exception
+    # The search box is a plain form: what a browser sends when the id is typed in it.
+    sent = {**html_forms(at)[0], "saga": seeded.ids["compensated"]}
+    assert sent == {"range": "all", "saga": seeded.ids["compensated"]}
+    at = open_page("flow", seeded.store, **sent)
     assert at.query_params["saga"] in (seeded.ids["compensated"], [seeded.ids["compensated"]])
     audit = table(at, "audit_trail")
     assert list(audit["type"])[:2] == ["OrderPlaced", "ReserveStock"]
@@ -275,8 +276,12 @@ def test_saga_list_filters_by_status_from_the_url(seeded: Seeded, open_page: Any
 
 
 def test_saga_list_filters_by_id_prefix_and_attribute(seeded: Seeded, open_page: Any) -> None:
+    at = open_page("sagas", seeded.store, id_prefix="order-compens", range="all")
+    assert set(table(at, "saga_list")["saga"]) == {"order-compensated", "order-compensating"}
+    # The parameter's name in links made before the filters were a form.
     at = open_page("sagas", seeded.store, prefix="order-compens", range="all")
     assert set(table(at, "saga_list")["saga"]) == {"order-compensated", "order-compensating"}
+    assert at.query_params["id_prefix"] in ("order-compens", ["order-compens"])
     at = open_page("sagas", seeded.store, attr="error=card declined", range="all")
     assert list(table(at, "saga_list")["saga"]) == ["order-failed"]
 
@@ -295,12 +300,22 @@ def test_saga_list_sorts_and_counts_exactly(seeded: Seeded, open_page: Any) -> N
     assert "**8 sagas** match" in texts(at)
 
 
-def test_saga_list_order_is_a_link_keeping_the_filters(seeded: Seeded, open_page: Any) -> None:
-    at = open_page("sagas", seeded.store, status="failed", sort="saga_id", range="all")
-    shown = "\n".join(str(m.value) for m in at.markdown)
-    assert link_hrefs(shown, "asc") == ["?status=failed&sort=saga_id&range=all&order=asc"]
-    assert 'aria-current="true">desc<' in shown  # the current order, marked, not a link
-    assert not at.get("segmented_control") and not at.get("number_input")
+def test_saga_list_filters_are_one_form_keeping_the_other_parameters(seeded: Seeded,
+                                                                     open_page: Any) -> None:
+    at = open_page("sagas", seeded.store, status="failed", sort="saga_id", range="all",
+                   cause="x", cause_type="t", cause_step="s", cause_service="v")
+    # What "Apply" sends untouched: the chosen filters, the sidebar's range and the failure
+    # cause (kept until cleared).
+    assert html_forms(at) == [{
+        "range": "all", "cause": "x", "cause_type": "t", "cause_step": "s",
+        "cause_service": "v", "status": "failed", "at": "", "step": "", "service": "",
+        "attr": "", "id_prefix": "", "sort": "saga_id", "order": "desc"}]
+    assert form_options(at, "status")[:2] == ["", "running"]
+    assert "payment" in form_options(at, "step") and "orders" in form_options(at, "service")
+    shown = "\n".join(str(e.value) for e in at.html)
+    assert link_hrefs(shown, "Clear filters") == ["?range=all"]
+    # No widget: each widget type loads its own scripts on a first visit.
+    assert not at.selectbox and not at.text_input and not at.button
 
 
 def test_saga_list_pages_are_previous_and_next_links() -> None:
@@ -451,9 +466,7 @@ def test_the_search_looks_up_the_id_as_typed_not_trimmed(seeded: Seeded, open_pa
             "SELECT message_id FROM messages WHERE saga_id = {s:String}", {"s": saga_id}
         ).column("message_id"))
 
-    at = open_page("flow", seeded.store)
     for key in (padded, "order-padded"):
-        at.text_input(key="flow_key").input(key)
-        at.button[0].click().run()
-        assert not at.exception
+        at = open_page("flow", seeded.store, saga=key)
+        assert html_forms(at)[0]["saga"] == key
         assert set(table(at, "audit_trail")["message id"]) == message_ids(key), repr(key)
