@@ -45,8 +45,11 @@ def pairing_table(summary: CompensationSummary) -> pd.DataFrame:
         "saga type": table["saga_type"],
         "step undone": table["step"],
         "done at": table["done_at"],
-        "undo": [", ".join(t) if isinstance(t, (list, tuple)) else str(t)
-                 for t in table["undo_types"]],
+        # The undo's own messages; the one completing it has a column of its own.
+        "undo": [", ".join(t for t in (types if isinstance(types, (list, tuple)) else [types])
+                           if t != done)
+                 for types, done in zip(table["undo_types"], table["completion_type"],
+                                        strict=True)],
         "undo asked at": table["undo_at"],
         "completed by": table["completion_type"],
         "completed at": table["completed_at"],

@@ -470,3 +470,26 @@ def test_the_search_looks_up_the_id_as_typed_not_trimmed(seeded: Seeded, open_pa
         at = open_page("flow", seeded.store, saga=key)
         assert html_forms(at)[0]["saga"] == key
         assert set(table(at, "audit_trail")["message id"]) == message_ids(key), repr(key)
+
+
+def test_a_flow_with_two_traces_picks_one_by_a_link(empty_store: Any, open_page: Any) -> None:
+    from seeded_spans import span_rows
+    from seeding import SagaScript, seed
+
+    saga = SagaScript("o-traces", "order-fulfillment")
+    saga.event("OrderPlaced", "orders", step="place-order", after_s=0)
+    saga.command("ReserveStock", "orchestrator", step="reserve-stock")
+    saga.event("StockReserved", "inventory", step="reserve-stock")
+    # A retry started a new trace: payment's messages are on a second one.
+    saga.command("RetrievePayment", "orchestrator", step="payment", new_trace=True)
+    saga.event("PaymentReceived", "payment", step="payment")
+    seed(empty_store, saga)
+    empty_store.insert("spans", span_rows(saga))
+    first, second = dict.fromkeys(r["trace_id"] for r in saga.rows)
+    at = open_page("flow", empty_store, saga="o-traces", trace=second, range="all")
+    shown = "\n".join(str(m.value) for m in at.markdown)
+    assert 'aria-label="Trace (2 with spans)"' in shown
+    # The other trace is a link keeping the saga and the range; the one shown is marked.
+    assert link_hrefs(shown, f"{first[:16]}… (6 spans)") == ["?saga=o-traces&range=all"]
+    assert f'aria-current="true">{second[:16]}… (' in shown
+    assert f"Trace {second}" in shown and not at.selectbox
