@@ -142,6 +142,7 @@ LIVE = "live"
 #: the refresh link off screen).
 SHOWN_TYPES = 8
 _DRAWN_WITH = "_sidebar_drawn_with"
+_DRAWN_HTML = "_sidebar_drawn_html"
 _FULL_RUN = "_full_run"
 _SIDEBAR_PARAMS = {"range": url_state.DEFAULT_TIME_RANGE, "type": url_state.ALL, LIVE: "1"}
 
@@ -163,10 +164,20 @@ def sidebar() -> None:
         st.session_state[range_key] = url_state.DEFAULT_TIME_RANGE
     url_state.url_bound(LIVE, "1")
     url_state.sync_url(_SIDEBAR_PARAMS)
+    # Each block shows what it showed at the end of the last run until this run redraws it:
+    # a live rerun never blanks the sidebar while the page's queries run.
+    shown = st.session_state.get(_DRAWN_HTML, ("", ""))
     with st.sidebar:
-        st.session_state["_sidebar_ranges"] = st.empty()
+        st.session_state["_sidebar_ranges"] = _slot(shown[0])
         _fixed_range_inputs()
-        st.session_state["_sidebar_rest"] = st.empty()
+        st.session_state["_sidebar_rest"] = _slot(shown[1])
+
+
+def _slot(markup: str) -> Any:
+    slot = st.empty()
+    if markup:
+        slot.markdown(markup, unsafe_allow_html=True)
+    return slot
 
 
 def _fixed_range_inputs() -> None:
@@ -199,12 +210,12 @@ def _draw_choice_links() -> None:
         return
     current = st.query_params.to_dict()
     st.session_state[_DRAWN_WITH] = current
-    ranges.markdown(choice_links.range_links(current, _fixed_window()),
-                    unsafe_allow_html=True)
-    rest.markdown(
-        choice_links.type_links(current, _safe_saga_types(), SHOWN_TYPES)
-        + choice_links.live_link(current, runtime.settings().dashboard.refresh_s),
-        unsafe_allow_html=True)
+    markup = (choice_links.range_links(current, _fixed_window()),
+              choice_links.type_links(current, _safe_saga_types(), SHOWN_TYPES)
+              + choice_links.live_link(current, runtime.settings().dashboard.refresh_s))
+    st.session_state[_DRAWN_HTML] = markup
+    ranges.markdown(markup[0], unsafe_allow_html=True)
+    rest.markdown(markup[1], unsafe_allow_html=True)
 
 
 def _fixed_window() -> dict[str, str]:

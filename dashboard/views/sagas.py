@@ -126,7 +126,11 @@ def render() -> None:
     if chrome.empty_store_notice():
         return
     _filter_values()
-    form_slot = st.empty()
+    number = int(st.session_state[url_state.url_key("page")])
+    # The URL first, then the form with it: drawn in place at once (never blanked while the
+    # list is asked for, so a live refresh keeps what is being typed in it).
+    url_state.sync_url(FILTERS)
+    st.html(filters_form(st.query_params.to_dict()))
     attribute = url_state.value("attr").strip()
     if attribute and "=" not in attribute:
         st.warning("An attribute filter is key=value, e.g. `customer_id=C-2779`.",
@@ -152,18 +156,16 @@ def render() -> None:
         step=url_state.value("step") or None, service=url_state.value("service") or None,
         attribute=attribute or None, saga_id_prefix=url_state.value("id_prefix").strip() or None,
     )
-    number = int(st.session_state[url_state.url_key("page")])
     sort = url_state.value("sort") if url_state.value("sort") in SAGA_SORT_KEYS else "last_heard"
     descending = url_state.value("order") != "asc"
     page = ask().saga_page(filters, sort=sort, descending=descending,
-                                 offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+                           offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     pages = max(1, -(-page.total // PAGE_SIZE))
     if number > pages:
         number = pages
         st.session_state[url_state.url_key("page")] = pages
-    url_state.sync_url(FILTERS)
+        url_state.sync_url(FILTERS)
     current = st.query_params.to_dict()
-    form_slot.html(filters_form(current))
     st.markdown(f"**{page.total:,} sagas** match ({url_state.time_range_label().lower()})"
                 f" · page {number} of {pages:,}{_page_links(current, number, pages)}",
                 unsafe_allow_html=True)

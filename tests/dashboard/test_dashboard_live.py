@@ -85,3 +85,43 @@ def test_under_traffic_no_element_stays_stale_longer_than_one_refresh(
     finally:
         page.close()
     assert longest_ms < REFRESH_S * 1000, f"an element stayed stale for {longest_ms:.0f} ms"
+
+
+#: Records, in the page, the fewest sidebar links seen at once (sampled every 20 ms).
+SIDEBAR_WATCH_JS = """
+() => {
+  window.__fewestLinks = Infinity;
+  setInterval(() => {
+    const n = document.querySelectorAll('[data-testid="stSidebar"] .sg-pill').length;
+    window.__fewestLinks = Math.min(window.__fewestLinks, n);
+  }, 20);
+}
+"""
+
+
+def test_a_refresh_keeps_the_sidebar_and_what_is_typed_in_a_form(
+        live_served: ServedDashboard, chromium: Any) -> None:
+    page = chromium.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        page.goto(f"{live_served.url}/sagas?range=all")
+        wait_idle(page, "sagas match")
+        page.evaluate(SIDEBAR_WATCH_JS)
+        # Typed, not applied yet: a person half-way through choosing filters.
+        page.get_by_role("textbox", name="Attribute").fill("customer_id=C-1")
+        page.get_by_label("Status", exact=True).select_option("failed")
+        for _ in range(2):
+            matches = page.get_by_text("sagas match").first.inner_text()
+            assert live_served.command("traffic").startswith("TRAFFIC ")
+            # The list refreshed by itself with the new saga.
+            page.wait_for_function(
+                "(before) => [...document.querySelectorAll('p')].some(p => "
+                "p.innerText.includes('sagas match') && p.innerText !== before)",
+                arg=matches, timeout=30000)
+            wait_idle(page, "sagas match")
+        fewest = page.evaluate("() => window.__fewestLinks")
+        typed = page.get_by_role("textbox", name="Attribute").input_value()
+        status = page.get_by_label("Status", exact=True).input_value()
+    finally:
+        page.close()
+    assert fewest >= 7, f"the sidebar's links went down to {fewest} during a refresh"
+    assert (typed, status) == ("customer_id=C-1", "failed")
