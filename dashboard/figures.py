@@ -241,12 +241,14 @@ def bars(names: Sequence[str], values: Sequence[float], *, colors: Sequence[str]
     (else its name and value); ``titled``: write ``title`` above the bars (else it only
     labels the chart for screen readers)."""
     label_px = min(_BAR_LABEL_PX, width * 0.4)
-    scale = svg.Scale(0.0, max(values, default=0.0) * 1.15 or 1.0, label_px, width - 10)
+    texts = [f"{int(v):,}" if float(v).is_integer() else f"{v:,.2f}" for v in values]
+    # The longest bar ends where its value still fits beside it (about 7 px a character).
+    value_px = 7.5 * max(map(len, texts), default=1) + 10
+    scale = svg.Scale(0.0, max(values, default=0.0) or 1.0, label_px, width - value_px)
     top_px = 34 if titled else 8
     parts = [svg.text(0, 18, title, size=14, weight="600")] if titled else []
-    for i, (name, amount) in enumerate(zip(names, values, strict=True)):
+    for i, (name, amount, shown) in enumerate(zip(names, values, texts, strict=True)):
         y = top_px + i * _BAR_ROW
-        shown = f"{int(amount):,}" if float(amount).is_integer() else f"{amount:,.2f}"
         hover = hovers[i] if hovers is not None else f"{name}: {shown}"
         bar = (svg.text(label_px - 8, y + 16, svg.clipped(name, int(label_px / 6.6)),
                         anchor="end", extra=' class="bar-label"')

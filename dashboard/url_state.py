@@ -147,8 +147,9 @@ def anchor() -> datetime:
     return now
 
 
-def bucket_seconds() -> int:
-    """Bucket width for charts over time: about 60 to 180 buckets over the range shown.
+def bucket_seconds(most: int = 180) -> int:
+    """Bucket width for charts over time: at most ``most`` buckets over the range shown (about
+    a third of that at least).
 
     "All time" (and an open fixed range) is measured from ``first_data`` (the oldest data) to
     the newest, so a long history is not squeezed into one bucket.
@@ -161,7 +162,7 @@ def bucket_seconds() -> int:
         return 3600
     span_s = (end - start).total_seconds()
     for width in (10, 30, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400):
-        if span_s / width <= 180:
+        if span_s / width <= most:
             return width
     return 30 * 86400
 

@@ -82,7 +82,9 @@ def render() -> None:
                                 end or url_state.anchor(), url_state.describe_bucket(width_s)),
          3)), unsafe_allow_html=True)
 
-    _cycle_times(filters, width_s)
+    # Fewer, wider buckets for the percentiles: steadier figures, and a dot (with its
+    # figures on hover) per bucket stays light to draw (at most 60 per saga type).
+    _cycle_times(filters, url_state.bucket_seconds(most=60))
 
     st.subheader("Cycle time by saga type")
     stats = tables.frame(answers.cycle_times(filters))
