@@ -1,8 +1,8 @@
 """A page's own filters and search box as a plain HTML form (``method="get"``), not widgets.
 
-Streamlit loads each widget type's scripts on a first visit: the Sagas page's select boxes
-and text boxes cost about +0.3 s over an empty page at 1,000,000 messages (quiet machine,
-``bench_browser.py``). A GET form needs no script: submitting it opens this page with the
+Streamlit loads each widget type's scripts on a first visit (``bench_browser_parts.py``
+measures each), and the Sagas page had four select boxes and two text boxes, the flow page a
+form with a text box. A GET form needs no script: submitting it opens this page with the
 form's values as URL parameters, in this tab, and every other parameter of the URL kept as
 a hidden field, so the result is a link that can be shared or reloaded like any other.
 Empty values drop out of the URL when the page writes it back (``url_state.sync_url``).
@@ -14,7 +14,6 @@ The markup is well-formed XML as well as HTML, so tests read it back as a browse
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from html import escape as _escape
 
 #: Blanks inside attribute values as character references: an id is sent as typed, and an
@@ -24,6 +23,7 @@ _BLANKS = str.maketrans({"\t": "&#9;", "\n": "&#10;", "\r": "&#13;"})
 
 def escape(text: str) -> str:
     return _escape(text).translate(_BLANKS)
+
 
 #: The form's look, part of the page's style (chrome._CSS): close to Streamlit's own inputs.
 CSS = """
@@ -45,62 +45,52 @@ CSS = """
 """
 
 
-@dataclass(frozen=True)
-class Select:
-    """A drop-down of ``options`` (value -> label); ``value`` is the one chosen."""
-
-    name: str
-    label: str
-    options: Mapping[str, str]
-    value: str = ""
-    help: str = ""
+#: One field of a form: its name (the URL parameter it sends) and its markup.
+Field = tuple[str, str]
 
 
-@dataclass(frozen=True)
-class Text:
-    """A text box; ``wide`` takes about three times a drop-down's width."""
-
-    name: str
-    label: str
-    value: str = ""
-    placeholder: str = ""
-    help: str = ""
-    maxlength: int | None = None
-    wide: bool = False
-
-
-def _field(field: Select | Text) -> str:
+def _named(label: str, help: str) -> str:
     # Named by aria-label: a wrapping <label> would name it with the chosen option's text too.
-    title = f' aria-label="{escape(field.label)}"' + (
-        f' title="{escape(field.help)}"' if field.help else "")
-    if isinstance(field, Select):
-        options = field.options if field.value in field.options else {
-            **field.options, field.value: field.value}
-        chosen = ' selected="selected"'
-        choices = "".join(
-            f'<option value="{escape(value)}"{chosen if value == field.value else ""}>'
-            f"{escape(label)}</option>" for value, label in options.items())
-        control = f'<select name="{escape(field.name)}"{title}>{choices}</select>'
-        wide = ""
-    else:
-        limit = f' maxlength="{field.maxlength}"' if field.maxlength else ""
-        control = (f'<input type="text" name="{escape(field.name)}" '
-                   f'value="{escape(field.value)}" placeholder="{escape(field.placeholder)}"'
-                   f'{limit}{title} autocomplete="off" spellcheck="false" />')
-        wide = " sg-wide" if field.wide else ""
-    return f'<label class="sg-field{wide}"><span>{escape(field.label)}</span>{control}</label>'
+    return f' aria-label="{escape(label)}"' + (f' title="{escape(help)}"' if help else "")
 
 
-def form(fields: Sequence[Select | Text], *, keep: Mapping[str, str], submit: str,
-         label: str, clear_href: str = "") -> str:
+def _labelled(label: str, control: str, *, wide: bool = False) -> str:
+    return (f'<label class="sg-field{" sg-wide" if wide else ""}"><span>{escape(label)}</span>'
+            f"{control}</label>")
+
+
+def select(name: str, label: str, options: Mapping[str, str], value: str = "", *,
+           help: str = "") -> Field:
+    """A drop-down of ``options`` (value -> label), ``value`` chosen (offered even when
+    ``options`` lacks it: a value from a hand-edited or older link)."""
+    offered = options if value in options else {**options, value: value}
+    chosen = ' selected="selected"'
+    choices = "".join(f'<option value="{escape(v)}"{chosen if v == value else ""}>'
+                      f"{escape(text)}</option>" for v, text in offered.items())
+    return name, _labelled(label, f'<select name="{escape(name)}"{_named(label, help)}>'
+                                  f"{choices}</select>")
+
+
+def text(name: str, label: str, value: str = "", *, placeholder: str = "", help: str = "",
+         maxlength: int | None = None, wide: bool = False) -> Field:
+    """A text box; ``wide`` takes about three times a drop-down's width."""
+    limit = f' maxlength="{maxlength}"' if maxlength else ""
+    return name, _labelled(label, (
+        f'<input type="text" name="{escape(name)}" value="{escape(value)}" '
+        f'placeholder="{escape(placeholder)}"{limit}{_named(label, help)} autocomplete="off" '
+        'spellcheck="false" />'), wide=wide)
+
+
+def form(fields: Sequence[Field], *, keep: Mapping[str, str], submit: str, label: str,
+         clear_href: str = "") -> str:
     """The form: ``fields``, a ``submit`` button, and ``keep`` (the URL's other parameters,
     name -> value) as hidden fields. ``clear_href``: a link that clears the fields."""
-    names = {f.name for f in fields}
+    names = {name for name, _ in fields}
     hidden = "".join(f'<input type="hidden" name="{escape(name)}" value="{escape(value)}" />'
                      for name, value in keep.items() if value and name not in names)
     clear = (f'<a href="{escape(clear_href)}" target="_self">Clear filters</a>'
              if clear_href else "")
     return (f'<form class="sg-form" method="get" role="search" aria-label="{escape(label)}">'
-            f'{hidden}{"".join(_field(f) for f in fields)}'
+            f'{hidden}{"".join(markup for _, markup in fields)}'
             f'<div class="sg-form-actions"><button type="submit">{escape(submit)}</button>'
             f"{clear}</div></form>")

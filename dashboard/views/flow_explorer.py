@@ -88,7 +88,7 @@ def _search_box() -> str:
     url_state.sync_url({"saga": ""})
     keep = {k: v for k, v in st.query_params.to_dict().items() if k not in ("saga", "trace")}
     st.html(html_form.form(
-        [html_form.Text("saga", "Order / saga id, trace id, traceparent or message id", linked,
+        [html_form.text("saga", "Order / saga id, trace id, traceparent or message id", linked,
                         placeholder="e.g. order-1042", maxlength=MAX_KEY_LENGTH, wide=True)],
         keep=keep, submit="Search", label="Find a flow"))
     # Not stripped: ids may hold any character; the query layer tries the exact key first.

@@ -88,21 +88,21 @@ def filters_form(current: dict[str, str]) -> str:
     opens the first page of what they match, the URL's other parameters kept."""
     choices = ask().filter_choices(url_state.saga_type())
     value = url_state.value
-    fields: list[html_form.Select | html_form.Text] = [
-        html_form.Select("status", "Status", _any(list(STATUSES), "any status"), value("status")),
-        html_form.Select("at", "Current step", _any(choices["steps"]), value("at"),
+    fields = [
+        html_form.select("status", "Status", _any(list(STATUSES), "any status"), value("status")),
+        html_form.select("at", "Current step", _any(choices["steps"]), value("at"),
                          help="the step of the last message heard"),
-        html_form.Select("step", "Passed through step", _any(choices["steps"]), value("step")),
-        html_form.Select("service", "Service", _any(choices["services"]), value("service")),
-        html_form.Text("attr", "Attribute", value("attr"), placeholder="customer_id=C-2779",
+        html_form.select("step", "Passed through step", _any(choices["steps"]), value("step")),
+        html_form.select("service", "Service", _any(choices["services"]), value("service")),
+        html_form.text("attr", "Attribute", value("attr"), placeholder="customer_id=C-2779",
                        help="key=value of a header or a JSON payload field (a.b for nested)",
                        wide=True),
-        html_form.Text("id_prefix", "Saga id starts with", value("id_prefix"),
+        html_form.text("id_prefix", "Saga id starts with", value("id_prefix"),
                        placeholder="order-10"),
-        html_form.Select("sort", "Sort by",
+        html_form.select("sort", "Sort by",
                          {key: _SORT_LABELS.get(key, key) for key in SAGA_SORT_KEYS},
                          value("sort") or FILTERS["sort"]),
-        html_form.Select("order", "Order", _ORDERS, value("order") or FILTERS["order"]),
+        html_form.select("order", "Order", _ORDERS, value("order") or FILTERS["order"]),
     ]
     # A new filter starts at page 1; a failure cause or a process-map arrow stays until
     # cleared, like the sidebar's range and type.
