@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,8 @@ WAKE_AT = 512
 #: This many pending spans (the drain thread has not had its turn) are drained by the sender
 #: itself, still within the default processor's 2,048.
 LAGGING = 3 * WAKE_AT
+#: A drain hands its spans over in parts of WAKE_AT, this long apart.
+YIELD_S = 0.001
 #: Past this many pending spans, new ones are dropped (and counted) until the next drain.
 MAX_PENDING = 100_000
 
@@ -252,11 +255,19 @@ class ProducerSpanRecorder:
             del pending[:taken]
         if not batch:
             return 0
+        emitted, part = 0, WAKE_AT * FIELDS
         try:
-            return self._emit(batch)
+            for start in range(0, len(batch), part):
+                if start:
+                    # A batch processor's worker, woken by the part just handed over, gets the
+                    # interpreter to export it before the next: handed over in one go, a burst
+                    # outran the worker and filled the default 2,048-span queue (1 run in 6).
+                    time.sleep(YIELD_S)
+                emitted += self._emit(batch[start:start + part])
+            return emitted
         except Exception:
-            log.exception("could not record %d producer spans", len(batch) // FIELDS)
-            return 0
+            log.exception("could not record %d producer spans", len(batch) // FIELDS - emitted)
+            return emitted
 
     def close(self) -> None:
         self._stopping = True
