@@ -21,7 +21,8 @@ from html import escape as _escape
 _BLANKS = str.maketrans({"\t": "&#9;", "\n": "&#10;", "\r": "&#13;"})
 
 
-def escape(text: str) -> str:
+def _attr(text: str) -> str:
+    """``text`` escaped for the markup, blanks kept as character references."""
     return _escape(text).translate(_BLANKS)
 
 
@@ -51,11 +52,11 @@ Field = tuple[str, str]
 
 def _named(label: str, help: str) -> str:
     # Named by aria-label: a wrapping <label> would name it with the chosen option's text too.
-    return f' aria-label="{escape(label)}"' + (f' title="{escape(help)}"' if help else "")
+    return f' aria-label="{_attr(label)}"' + (f' title="{_attr(help)}"' if help else "")
 
 
 def _labelled(label: str, control: str, *, wide: bool = False) -> str:
-    return (f'<label class="sg-field{" sg-wide" if wide else ""}"><span>{escape(label)}</span>'
+    return (f'<label class="sg-field{" sg-wide" if wide else ""}"><span>{_attr(label)}</span>'
             f"{control}</label>")
 
 
@@ -65,9 +66,9 @@ def select(name: str, label: str, options: Mapping[str, str], value: str = "", *
     ``options`` lacks it: a value from a hand-edited or older link)."""
     offered = options if value in options else {**options, value: value}
     chosen = ' selected="selected"'
-    choices = "".join(f'<option value="{escape(v)}"{chosen if v == value else ""}>'
-                      f"{escape(text)}</option>" for v, text in offered.items())
-    return name, _labelled(label, f'<select name="{escape(name)}"{_named(label, help)}>'
+    choices = "".join(f'<option value="{_attr(v)}"{chosen if v == value else ""}>'
+                      f"{_attr(shown)}</option>" for v, shown in offered.items())
+    return name, _labelled(label, f'<select name="{_attr(name)}"{_named(label, help)}>'
                                   f"{choices}</select>")
 
 
@@ -76,8 +77,8 @@ def text(name: str, label: str, value: str = "", *, placeholder: str = "", help:
     """A text box; ``wide`` takes about three times a drop-down's width."""
     limit = f' maxlength="{maxlength}"' if maxlength else ""
     return name, _labelled(label, (
-        f'<input type="text" name="{escape(name)}" value="{escape(value)}" '
-        f'placeholder="{escape(placeholder)}"{limit}{_named(label, help)} autocomplete="off" '
+        f'<input type="text" name="{_attr(name)}" value="{_attr(value)}" '
+        f'placeholder="{_attr(placeholder)}"{limit}{_named(label, help)} autocomplete="off" '
         'spellcheck="false" />'), wide=wide)
 
 
@@ -86,11 +87,11 @@ def form(fields: Sequence[Field], *, keep: Mapping[str, str], submit: str, label
     """The form: ``fields``, a ``submit`` button, and ``keep`` (the URL's other parameters,
     name -> value) as hidden fields. ``clear_href``: a link that clears the fields."""
     names = {name for name, _ in fields}
-    hidden = "".join(f'<input type="hidden" name="{escape(name)}" value="{escape(value)}" />'
+    hidden = "".join(f'<input type="hidden" name="{_attr(name)}" value="{_attr(value)}" />'
                      for name, value in keep.items() if value and name not in names)
-    clear = (f'<a href="{escape(clear_href)}" target="_self">Clear filters</a>'
+    clear = (f'<a href="{_attr(clear_href)}" target="_self">Clear filters</a>'
              if clear_href else "")
-    return (f'<form class="sg-form" method="get" role="search" aria-label="{escape(label)}">'
+    return (f'<form class="sg-form" method="get" role="search" aria-label="{_attr(label)}">'
             f'{hidden}{"".join(markup for _, markup in fields)}'
-            f'<div class="sg-form-actions"><button type="submit">{escape(submit)}</button>'
+            f'<div class="sg-form-actions"><button type="submit">{_attr(submit)}</button>'
             f"{clear}</div></form>")

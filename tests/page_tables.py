@@ -72,14 +72,17 @@ def link_hrefs(markup: str, text: str) -> list[str]:
                                                           markup) if unescape(label) == text]
 
 
+def _form_roots(at: AppTest) -> list[ElementTree.Element]:
+    """The page's plain HTML forms (``html_form.form``), parsed."""
+    return [ElementTree.fromstring(str(e.value)) for e in [*at.html, *at.markdown]
+            if 'class="sg-form"' in str(e.value)]
+
+
 def html_forms(at: AppTest) -> list[dict[str, str]]:
-    """The page's plain HTML forms (``html_form.form``), each as the parameters a browser
-    would send if submitted untouched: field name -> value (a select's chosen option)."""
+    """The page's plain HTML forms, each as the parameters a browser would send if submitted
+    untouched: field name -> value (a select's chosen option)."""
     forms = []
-    for element in [*at.html, *at.markdown]:
-        if 'class="sg-form"' not in str(element.value):
-            continue
-        root = ElementTree.fromstring(str(element.value))
+    for root in _form_roots(at):
         sent = {field.get("name", ""): field.get("value", "") for field in root.iter("input")}
         for select in root.iter("select"):
             options = list(select.iter("option"))
@@ -91,10 +94,8 @@ def html_forms(at: AppTest) -> list[dict[str, str]]:
 
 def form_options(at: AppTest, name: str) -> list[str]:
     """The values a form's drop-down ``name`` offers."""
-    for element in at.html:
-        if 'class="sg-form"' not in element.value:
-            continue
-        for select in ElementTree.fromstring(element.value).iter("select"):
+    for root in _form_roots(at):
+        for select in root.iter("select"):
             if select.get("name") == name:
                 return [o.get("value", "") for o in select.iter("option")]
     raise AssertionError(f"no drop-down {name!r} in a form on the page")
